@@ -1,0 +1,54 @@
+# nanobench: `make bench DEVICE=cpu` and `make test` are all a fresh clone needs.
+# Every target installs what is missing into $(VENV) first.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+# The torch requirement. The default pin installs a CPU wheel here and the CUDA build from
+# PyPI on a Linux machine with a GPU; override for another build, e.g.
+#   make bench DEVICE=cuda TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH    ?= torch==2.13.0
+DEVICE   ?= cpu
+DTYPE    ?= fp32
+SCENARIO ?= shakespeare_char_cpu
+RESULTS  ?= results
+REPORT   ?= reports/latest
+ARGS     ?=
+PYTEST_ARGS ?=
+
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.nanobench-installed
+
+.PHONY: install bench compare report test bench-micro gpu-check clean
+
+# Reinstalls when pyproject.toml changes or TORCH names another spec than last time.
+install:
+	@if [ ! -f $(STAMP) ] || [ pyproject.toml -nt $(STAMP) ] || [ "$$(cat $(STAMP))" != '$(TORCH)' ]; then \
+		set -e; \
+		test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+		echo "installing $(TORCH) and nanobench into $(VENV)" >&2; \
+		$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH); \
+		$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"; \
+		echo '$(TORCH)' > $(STAMP); \
+	fi
+
+bench: install
+	$(BIN)/nanobench run $(SCENARIO) --device $(DEVICE) --dtype $(DTYPE) --out $(RESULTS) $(ARGS)
+
+compare: install
+	$(BIN)/nanobench compare $(RESULTS) $(ARGS)
+
+report: install
+	$(BIN)/nanobench report $(RESULTS) -o $(REPORT) $(ARGS)
+	@echo "open $(REPORT)/index.html"
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench-micro: install
+	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds $(PYTEST_ARGS)
+
+gpu-check: install
+	bash scripts/gpu-check.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks

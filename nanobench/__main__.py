@@ -1,0 +1,5 @@
+import sys
+
+from nanobench.cli import main
+
+sys.exit(main())

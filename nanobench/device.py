@@ -1,0 +1,165 @@
+"""Everything that differs between devices: resolving a device string, precision, autocast,
+synchronisation, timers, memory and optimizer choices. Every `if cuda` lives here.
+
+Nothing is probed at import time; each function asks the hardware when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import sys
+
+import torch
+
+from nanobench.errors import InputError
+from nanobench.metrics import CudaEventTimer, PerfCounterTimer
+
+DTYPES = ("fp32", "tf32", "bf16", "fp16")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _mps_available() -> bool:
+    return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+
+
+def available_kinds() -> list[str]:
+    kinds = ["cpu"]
+    if torch.cuda.is_available():
+        kinds.append("cuda")
+    if _mps_available():
+        kinds.append("mps")
+    return kinds
+
+
+def resolve(spec: str) -> torch.device:
+    """`cpu`, `cuda`, `cuda:N`, `mps` or `auto` -> a torch.device that exists here."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise InputError(f"--device {spec}: not a device (use cpu, cuda, cuda:N, mps or auto)") from None
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {spec}: CUDA is not available on this machine (devices here: {', '.join(available_kinds())})")
+        index = 0 if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise InputError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return torch.device("cuda", index)
+    if dev.type == "mps":
+        if not _mps_available():
+            raise InputError(f"--device {spec}: MPS is not available on this machine (devices here: {', '.join(available_kinds())})")
+        return torch.device("mps")
+    raise InputError(f"--device {spec}: unsupported device type '{dev.type}' (use cpu, cuda, cuda:N, mps or auto)")
+
+
+def check_dtype(device: torch.device, dtype: str) -> None:
+    """Refuse precisions the device cannot run, before anything is trained."""
+    if dtype not in DTYPES:
+        raise InputError(f"--dtype {dtype}: unknown (use {', '.join(DTYPES)})")
+    if dtype == "tf32" and not (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8):
+        raise InputError(f"--dtype tf32: TF32 needs an NVIDIA GPU of compute capability 8.0+ (Ampere); not {device}")
+    if dtype == "fp16" and device.type == "cpu":
+        raise InputError("--dtype fp16: fp16 training needs a GPU (cuda or mps); on cpu use bf16")
+    if dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError(f"--dtype bf16: {torch.cuda.get_device_name(device)} does not support bfloat16")
+
+
+def configure_precision(device: torch.device, dtype: str) -> dict:
+    """Set the global matmul precision for the run's dtype and return the flags, for metadata.
+
+    fp32 means true fp32: TF32 is switched *off* so that 'fp32' on an Ampere GPU is not
+    silently TF32. tf32 switches it on for matmuls and cuDNN.
+    """
+    tf32 = dtype == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    return {
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+    }
+
+
+def autocast(device: torch.device, dtype: str):
+    """Autocast for bf16/fp16; a no-op context for fp32 and tf32."""
+    if dtype in _AUTOCAST_DTYPES:
+        return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[dtype])
+    return contextlib.nullcontext()
+
+
+def grad_scaler(device: torch.device, dtype: str) -> torch.amp.GradScaler:
+    """A loss scaler for fp16 (its gradients underflow without one); disabled otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=(dtype == "fp16"))
+
+
+def fused_adamw(device: torch.device) -> bool:
+    """Whether to ask AdamW for its fused kernel: one kernel for all parameters on CUDA.
+
+    On CPU the default (foreach) path is used: it keeps CPU results identical to the
+    reference implementation's, and fused CPU AdamW is an opt-in run option.
+    """
+    return device.type == "cuda"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def step_timer(device: torch.device):
+    """CUDA events on CUDA (no host sync per step); perf_counter after a sync elsewhere."""
+    if device.type == "cuda":
+        return CudaEventTimer(device)
+    return PerfCounterTimer(lambda: sync(device))
+
+
+def host_read_interval(device: torch.device) -> int:
+    """Iterations between host reads of losses and timings.
+
+    On the CPU every value is already on the host, so read every step. On a GPU each read is
+    a CPU-GPU sync that stalls the launch queue, so values are read in batches.
+    """
+    return 1 if device.type == "cpu" else 10
+
+
+def memory_bytes(device: torch.device) -> tuple[int, int]:
+    """(in use, peak so far): CPU process RSS and peak RSS; CUDA allocator allocated and
+    max allocated; MPS current allocated (its peak is not exposed, so in use is reported)."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device), torch.cuda.max_memory_allocated(device)
+    if device.type == "mps":
+        now = torch.mps.current_allocated_memory()
+        return now, now
+    import psutil
+
+    rss = psutil.Process().memory_info().rss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
+    return rss, max(rss, peak)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def name(device: torch.device) -> str:
+    """A human name for the device: the GPU model, or the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (mps)"
+    from nanobench.environment import cpu_model
+
+    return cpu_model()
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()

@@ -1,0 +1,293 @@
+"""Storage: one parquet file per run, written crash-safe, read version-checked.
+
+While a run is going, its rows live in `OUT/.partial/<run_id>/` as closed parquet segment
+files (each written to a temporary name, then renamed) plus `meta.json`. A segment is
+flushed every FLUSH_EVERY_ITERS iterations or FLUSH_EVERY_S seconds, whichever comes
+first, so a SIGKILL or power loss loses at most that window. When the run ends, the
+segments are joined into `OUT/<run_id>.parquet`, again through a temporary name and a
+rename: a result file under its final name is always complete. `recover()` turns a
+partial folder left by a killed run into a result with status `killed`.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nanobench.errors import InputError
+
+SCHEMA_VERSION = 1
+META_KEY = b"nanobench"
+PARTIAL_DIR = ".partial"
+FLUSH_EVERY_ITERS = 100
+FLUSH_EVERY_S = 10.0
+STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed")
+
+SCHEMA = pa.schema(
+    [
+        ("iter", pa.int64()),
+        ("loss", pa.float64()),
+        ("lr", pa.float64()),
+        ("step_time_s", pa.float64()),
+        ("train_time_s", pa.float64()),
+        ("wall_time_s", pa.float64()),
+        ("tokens", pa.int64()),
+        ("tokens_per_s", pa.float64()),
+        ("mfu", pa.float64()),
+        ("mfu_measured", pa.float64()),
+        ("grad_norm", pa.float64()),
+        ("mem_bytes", pa.int64()),
+        ("mem_peak_bytes", pa.int64()),
+        ("energy_j", pa.float64()),
+        ("eval_train_loss", pa.float64()),
+        ("eval_val_loss", pa.float64()),
+        ("warmup", pa.bool_()),
+    ]
+)
+COLUMNS = tuple(SCHEMA.names)
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def _table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
+
+
+def _publish(out_dir: Path, run_id: str, table: pa.Table, meta: dict) -> Path:
+    """Write the final file under a temporary name, then rename: never seen half-written."""
+    final = out_dir / f"{run_id}.parquet"
+    tmp = out_dir / f".{run_id}.parquet.tmp"
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
+    return final
+
+
+class RunWriter:
+    """Buffers rows and flushes them to segment files; `finish` publishes the result."""
+
+    def __init__(self, out_dir: Path, run_id: str, meta: dict,
+                 flush_every_iters: int = FLUSH_EVERY_ITERS, flush_every_s: float = FLUSH_EVERY_S):
+        self.out_dir = Path(out_dir)
+        self.run_id = run_id
+        self.meta = dict(meta, schema_version=SCHEMA_VERSION, run_id=run_id, status="running")
+        self.flush_every_iters = flush_every_iters
+        self.flush_every_s = flush_every_s
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.partial = self.out_dir / PARTIAL_DIR / run_id
+            self.partial.mkdir(parents=True, exist_ok=False)  # a clash is a bug in run-id making
+        except OSError as exc:
+            raise InputError(f"--out {self.out_dir}: cannot create the results folder ({exc.strerror})") from None
+        _write_json_atomic(self.partial / "meta.json", self.meta)
+        self._buffer: list[dict] = []
+        self._n_segments = 0
+        self.n_rows_flushed = 0
+        self._last_flush = time.monotonic()
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_rows_flushed + len(self._buffer)
+
+    def append(self, rows: list[dict]) -> None:
+        self._buffer.extend(rows)
+        if len(self._buffer) >= self.flush_every_iters or time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._buffer:
+            return
+        seg = self.partial / f"seg-{self._n_segments:06d}.parquet"
+        tmp = seg.with_name(seg.name + ".tmp")
+        try:
+            pq.write_table(_table(self._buffer), tmp)
+            os.replace(tmp, seg)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise InputError(
+                f"{seg}: could not write results ({exc.strerror}); the {self.n_rows_flushed} rows "
+                f"flushed before are intact in {self.partial}; free space, then `nanobench recover {self.out_dir}`"
+            ) from None
+        self._n_segments += 1
+        self.n_rows_flushed += len(self._buffer)
+        self._buffer = []
+
+    def update_meta(self, **fields) -> None:
+        self.meta.update(fields)
+        _write_json_atomic(self.partial / "meta.json", self.meta)
+
+    def finish(self, status: str, reason: str | None = None, **fields) -> Path:
+        """Flush, join the segments into the final file, and remove the partial folder."""
+        assert status in STATUSES, status
+        self.flush()
+        self.meta.update(fields, status=status, status_reason=reason, finished_at=utc_now())
+        _write_json_atomic(self.partial / "meta.json", self.meta)
+        path = _publish(self.out_dir, self.run_id, _read_segments(self.partial), self.meta)
+        shutil.rmtree(self.partial, ignore_errors=True)
+        return path
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _read_segments(partial: Path) -> pa.Table:
+    tables = []
+    for seg in sorted(partial.glob("seg-*.parquet")):
+        try:
+            tables.append(pq.read_table(seg, schema=SCHEMA))
+        except (OSError, pa.ArrowInvalid):
+            continue  # only a segment torn mid-rename could fail; later rows are lost with it
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+
+
+def find_partials(out_dir: Path) -> list[Path]:
+    """Partial folders left by runs that did not finish (killed, or still running)."""
+    root = Path(out_dir) / PARTIAL_DIR
+    return sorted(p for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(partial: Path, *, force: bool = False) -> Path | None:
+    """Publish what a killed run recorded, with status `killed`. Skips a run still alive
+    (its pid and host are in meta.json) unless force is set; returns None then."""
+    meta = json.loads((partial / "meta.json").read_text())
+    same_host = meta.get("pid_host") == os.uname().nodename
+    if not force and same_host and _pid_alive(meta.get("pid")) and meta.get("pid") != os.getpid():
+        return None
+    table = _read_segments(partial)
+    last = table.column("iter")[-1].as_py() if table.num_rows else None
+    reason = (
+        f"the process ended without finishing (SIGKILL, crash or power loss); recovered "
+        f"{table.num_rows} rows, last iteration {last}; up to {FLUSH_EVERY_ITERS} iterations "
+        f"or {FLUSH_EVERY_S:g} s after it were lost"
+    )
+    meta.update(status="killed", status_reason=reason, recovered_at=utc_now())
+    path = _publish(partial.parent.parent, meta["run_id"], table, meta)
+    shutil.rmtree(partial, ignore_errors=True)
+    return path
+
+
+@dataclass
+class Run:
+    path: Path
+    meta: dict
+    rows: "pandas.DataFrame"  # noqa: F821
+
+    @property
+    def run_id(self) -> str:
+        return self.meta["run_id"]
+
+
+def read_meta(path: Path) -> dict:
+    """The `nanobench` metadata of a result file, checked. Raises InputError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give result files or let compare search it")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes), not a nanobench result; delete it")
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(-4, os.SEEK_END)
+        tail = f.read(4)
+    if head != b"PAR1":
+        raise InputError(f"{path}: not a parquet file (a CSV or other file renamed?); not a nanobench result")
+    if tail != b"PAR1":
+        raise InputError(
+            f"{path}: truncated parquet file (no footer); if a run was killed, "
+            f"`nanobench recover` rebuilds results from its .partial folder"
+        )
+    try:
+        kv = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: unreadable parquet file ({exc}); not a nanobench result") from None
+    if META_KEY not in kv:
+        raise InputError(f"{path}: a parquet file without nanobench metadata; not a nanobench result")
+    try:
+        meta = json.loads(kv[META_KEY])
+    except ValueError:
+        raise InputError(f"{path}: nanobench metadata is not valid JSON; the file is damaged") from None
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise InputError(
+                f"{path}: schema_version {version} is newer than this nanobench reads "
+                f"({SCHEMA_VERSION}); upgrade nanobench (pip install -U nanobench) to read it"
+            )
+        raise InputError(
+            f"{path}: schema_version {version!r} is not one this nanobench reads ({SCHEMA_VERSION}); "
+            f"re-run the scenario with this version"
+        )
+    return meta
+
+
+def read_run(path: Path) -> Run:
+    """Load one result file: metadata (checked) and rows (a pandas DataFrame)."""
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        rows = pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: rows unreadable ({exc}); the file is damaged") from None
+    missing = [c for c in ("iter", "loss", "step_time_s", "eval_val_loss") if c not in rows.columns]
+    if missing:
+        raise InputError(f"{path}: missing columns {missing}; not a nanobench result of schema {SCHEMA_VERSION}")
+    return Run(path=path, meta=meta, rows=rows)
+
+
+def expand_paths(specs: list[str]) -> list[Path]:
+    """Files, folders (searched recursively for *.parquet) and globs -> result paths.
+
+    A glob or folder that matches nothing is an error naming it; partial folders of
+    running or killed runs are skipped (see `recover`).
+    """
+    out: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*.parquet") if PARTIAL_DIR not in q.parts)
+            if not found:
+                raise InputError(f"{spec}: folder holds no .parquet result files")
+            out.extend(found)
+        elif any(ch in spec for ch in "*?["):
+            found = sorted(Path(q) for q in globlib.glob(spec, recursive=True))
+            if not found:
+                raise InputError(f"{spec}: no file matches this pattern")
+            out.extend(found)
+        else:
+            if not p.exists():
+                raise InputError(f"{spec}: no such file")
+            out.append(p)
+    seen, unique = set(), []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique

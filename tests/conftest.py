@@ -1,0 +1,39 @@
+"""Shared test setup: GPU tests skip themselves without CUDA; slow tests are opt-in."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_configure(config):
+    # Point the loader at the shared corpus when the environment has not chosen one.
+    if not os.environ.get("NANOBENCH_DATA_DIR") and SHARED_DATA.is_dir():
+        os.environ["NANOBENCH_DATA_DIR"] = str(SHARED_DATA)
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none here"))
+        if "slow" in item.keywords and not config.getoption("--slow"):
+            item.add_marker(pytest.mark.skip(reason="slow; run with --slow"))
+
+
+@pytest.fixture
+def has_tinyshakespeare():
+    from nanobench.data import DATA_DIR_ENV
+
+    d = os.environ.get(DATA_DIR_ENV)
+    if not d or not (Path(d) / "tinyshakespeare" / "input.txt").is_file():
+        pytest.skip("tinyshakespeare not in NANOBENCH_DATA_DIR")
