@@ -180,6 +180,31 @@ def cmd_recover(args) -> int:
     return EXIT_OK
 
 
+def cmd_parity(args) -> int:
+    from nanobench import scenario as scen
+
+    scenario = scen.load(args.scenario, args.set or [])
+    from nanobench.parity import Side, run_parity
+
+    a, b = Side.parse(args.a, "--a"), Side.parse(args.b, "--b")
+    every = max(1, args.iters // 10)
+
+    def progress(row, total):
+        if not args.quiet and (row["iter"] + 1) % every == 0:
+            print(f"iter {row['iter']}: loss {row['loss_a']:.5f} vs {row['loss_b']:.5f} "
+                  f"(diff {row['loss_diff']:+.2e}), parameter drift {row['param_rel_drift']:.2e}", file=sys.stderr)
+
+    path, summary = run_parity(scenario, a, b, args.iters, args.out, seed=args.seed, progress=progress)
+    if args.json:
+        print(json.dumps({"path": str(path), **summary}, indent=1))
+    else:
+        print(f"{path}\n  {a.label()} vs {b.label()} over {summary['iters']} iterations: "
+              f"max |loss diff| {summary['max_abs_loss_diff']:.3e} (iteration {summary['max_abs_loss_diff_iter']}), "
+              f"final loss diff {summary['final_loss_diff']:+.3e}, final parameter drift {summary['final_param_rel_drift']:.3e}"
+              + (" - bit-identical losses" if summary["bit_identical_losses"] else ""))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanobench", description="CPU-vs-GPU convergence benchmarks for GPT training.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--calibrate", action="store_true", help="re-measure the matmul peaks")
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
+
+    par = sub.add_parser("parity", help="train two device:dtype configurations in lockstep and record their drift")
+    par.add_argument("scenario")
+    par.add_argument("--a", required=True, help="first side, DEVICE:DTYPE (e.g. cpu:fp32)")
+    par.add_argument("--b", required=True, help="second side, DEVICE:DTYPE (e.g. cpu:bf16)")
+    par.add_argument("--iters", type=int, default=200, help="lockstep iterations (default 200)")
+    par.add_argument("--seed", type=int, help="seed (default: the scenario's)")
+    par.add_argument("--set", action="append", metavar="KEY=VALUE")
+    par.add_argument("--out", default="results/parity")
+    par.add_argument("--quiet", action="store_true")
+    par.add_argument("--json", action="store_true")
+    par.set_defaults(func=cmd_parity)
 
     rec = sub.add_parser("recover", help="publish the rows of killed runs as results with status `killed`")
     rec.add_argument("folders", nargs="*", default=["results"])

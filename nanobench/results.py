@@ -233,6 +233,8 @@ def read_meta(path: Path) -> dict:
         meta = json.loads(kv[META_KEY])
     except ValueError:
         raise InputError(f"{path}: nanobench metadata is not valid JSON; the file is damaged") from None
+    if meta.get("kind", "run") != "run":
+        raise InputError(f"{path}: a nanobench {meta['kind']} record, not a run result; leave it out of compare/report")
     version = meta.get("schema_version")
     if version != SCHEMA_VERSION:
         if isinstance(version, int) and version > SCHEMA_VERSION:
@@ -271,7 +273,9 @@ def expand_paths(specs: list[str]) -> list[Path]:
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*.parquet") if PARTIAL_DIR not in q.parts)
+            # Folders hold run results; parity records (*.parity.parquet) are another kind.
+            found = sorted(q for q in p.rglob("*.parquet")
+                           if PARTIAL_DIR not in q.parts and not q.name.endswith(".parity.parquet"))
             if not found:
                 raise InputError(f"{spec}: folder holds no .parquet result files")
             out.extend(found)
