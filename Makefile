@@ -13,6 +13,7 @@ SCENARIO ?= shakespeare_char_cpu
 RESULTS  ?= results
 REPORT   ?= reports/latest
 ARGS     ?=
+NPROC    ?=
 PYTEST_ARGS ?=
 
 BIN   := $(VENV)/bin
@@ -32,7 +33,7 @@ install:
 	fi
 
 bench: install
-	$(BIN)/nanobench run $(SCENARIO) --device $(DEVICE) --dtype $(DTYPE) --out $(RESULTS) $(ARGS)
+	$(BIN)/nanobench run $(SCENARIO) --device $(DEVICE) --dtype $(DTYPE) --out $(RESULTS) $(if $(NPROC),--nproc $(NPROC)) $(ARGS)
 
 compare: install
 	$(BIN)/nanobench compare $(RESULTS) $(ARGS)

@@ -95,6 +95,11 @@ def cmd_run(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads}: must be >= 1")
 
+    from nanobench import distributed
+
+    if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
+        return launch_distributed(args, scenario)
+
     from nanobench import results
     from nanobench.train import RunOptions, train
 
@@ -113,13 +118,47 @@ def cmd_run(args) -> int:
         with Progress(label, args.quiet) as progress:
             outcome = train(scenario, opts, progress)
         outcomes.append(outcome)
+        if outcome.path is None:  # a torchrun worker other than rank 0: it records nothing
+            continue
         if not args.json:
             _print_outcome(outcome)
         if outcome.status == "interrupted":
             break
-    if args.json:
+    if args.json and any(o.path for o in outcomes):
         print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
     return EXIT_OK if all(o.status == "completed" for o in outcomes) else 130 if outcomes[-1].status == "interrupted" else EXIT_GATE
+
+
+def launch_distributed(args, scenario) -> int:
+    """Re-run this command under torchrun, one worker per rank; rank 0 prints the outcome."""
+    import subprocess
+
+    from nanobench import distributed
+
+    distributed.check_launch(args.nproc, args.nnodes or 1, args.device, scenario.train.batch_size, scenario.train.grad_accum)
+    run_args = [args.scenario, "--device", args.device, "--dtype", args.dtype, "--out", args.out,
+                "--compile" if args.compile else "--no-compile"]
+    for flag, value in (("--threads", args.threads), ("--seeds", args.seeds), ("--max-iters", args.max_iters)):
+        if value is not None:
+            run_args += [flag, str(value)]
+    for item in args.set or []:
+        run_args += ["--set", item]
+    run_args += ["--quiet"] * args.quiet + ["--json"] * args.json
+    rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
+            "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
+    env = dict(os.environ, **{distributed.CHILD_ENV: "1"})
+    if args.threads is None and "OMP_NUM_THREADS" not in env:  # share the cores out, not 1 each
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.nproc))
+    cmd = distributed.torchrun_command(args.nproc, rdzv, run_args)
+    print(f"launching {args.nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
+    # torchrun and its workers share this terminal's process group: Ctrl-C reaches every
+    # rank, and rank 0 completes its result file as `interrupted`.
+    proc = subprocess.Popen(cmd, env=env)
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return proc.wait()
 
 
 def _print_outcome(outcome) -> None:
@@ -221,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="folder for result files (default results/)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--json", action="store_true", help="print outcomes as JSON")
+    ddp = run.add_argument_group("data-parallel (torchrun, DistributedDataParallel)")
+    ddp.add_argument("--nproc", type=int, help="ranks on this machine: gloo on cpu, NCCL on cuda (one GPU each)")
+    ddp.add_argument("--nnodes", type=int, help="machines in the job (torchrun --nnodes)")
+    ddp.add_argument("--node-rank", type=int, help="this machine's rank (torchrun --node-rank)")
+    ddp.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous (torchrun --rdzv-endpoint)")
+    ddp.add_argument("--rdzv-backend", default=None, help="rendezvous backend (torchrun default: c10d)")
+    ddp.add_argument("--rdzv-id", help="job id shared by every machine (torchrun --rdzv-id)")
     run.set_defaults(func=cmd_run)
 
     scen = sub.add_parser("scenarios", help="list shipped scenarios")

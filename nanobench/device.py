@@ -56,6 +56,24 @@ def resolve(spec: str) -> torch.device:
     raise InputError(f"--device {spec}: unsupported device type '{dev.type}' (use cpu, cuda, cuda:N, mps or auto)")
 
 
+def for_rank(device: torch.device, local_rank: int) -> torch.device:
+    """A torchrun worker's device: its own GPU (cuda:LOCAL_RANK); the CPU is shared."""
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def ddp_device_ids(device: torch.device) -> list[int] | None:
+    return [device.index] if device.type == "cuda" else None
+
+
+def devices_in_job(device: torch.device, world_size: int) -> int:
+    """How many devices' peaks a data-parallel job can use: one GPU per rank; on the CPU
+    all ranks share the one processor whose peak is already the whole machine's."""
+    return world_size if device.type == "cuda" else 1
+
+
 def check_dtype(device: torch.device, dtype: str) -> None:
     """Refuse precisions the device cannot run, before anything is trained."""
     if dtype not in DTYPES:

@@ -50,6 +50,7 @@ SCHEMA = pa.schema(
         ("eval_train_loss", pa.float64()),
         ("eval_val_loss", pa.float64()),
         ("warmup", pa.bool_()),
+        ("rank_step_time_s", pa.list_(pa.float64())),
     ]
 )
 COLUMNS = tuple(SCHEMA.names)

@@ -7,10 +7,13 @@ file (see results.py). Runs on different devices differ only in what cannot be i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
+import signal
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 import torch
 
 from nanobench import device as dev
-from nanobench import environment, peaks
+from nanobench import distributed, environment, peaks
 from nanobench.data import Batches, derive_seed, generator, load_dataset
 from nanobench.errors import InputError
 from nanobench.metrics import PendingStep, flops_per_token, to_host
@@ -108,9 +111,13 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     """Train `scenario` on `opts.device`, recording every iteration. Returns where it went.
 
     `progress`, if given, has `.update(row)` and `.log(text)`; it only displays.
+    Under torchrun (`--nproc`) every rank trains its share; rank 0 alone records.
     """
     # ---- platform -----------------------------------------------------------------------
     device = dev.resolve(opts.device)
+    ddp = distributed.from_environment(device.type)  # None unless launched by `--nproc`
+    if ddp:
+        device = dev.for_rank(device, ddp.local_rank)
     dev.check_dtype(device, opts.dtype)
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -129,16 +136,23 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     optimizer = make_optimizer(model, t, fused=dev.fused_adamw(device))
     scaler = dev.grad_scaler(device, opts.dtype)
     step_model = torch.compile(model) if opts.compile else model
-    torch.manual_seed(derive_seed(seed, "dropout"))  # dropout masks: the device's own generator
+    if ddp:  # gradients all-reduced across ranks during backward
+        step_model = torch.nn.parallel.DistributedDataParallel(step_model, device_ids=dev.ddp_device_ids(device))
+    eval_model = model if ddp else step_model  # every rank scores the full fixed set alike
+    rank = ddp.rank if ddp else 0
+    progress = progress if rank == 0 else None
+    torch.manual_seed(derive_seed(seed, "dropout", rank))  # dropout masks: the device's own generator
+    shard = ddp.shard(t.batch_size) if ddp else slice(None)  # this rank's part of each micro-batch
 
     tokens_per_iter = t.batch_size * t.grad_accum * m.block_size
     n_params = model.num_params()
     flops_per_iter = flops_per_token(n_params, m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size) * tokens_per_iter
     spec_peak = peaks.spec_peak(device, opts.dtype)
     measured_peak = peaks.measured_peak(device, opts.dtype)
+    peak_scale = dev.devices_in_job(device, ddp.world_size if ddp else 1)  # MFU of the whole job
 
     run_id = make_run_id(scenario.name, device.type, opts.dtype, seed)
-    writer = RunWriter(Path(opts.out_dir), run_id, {
+    meta = {
         "scenario": scenario.to_dict(),
         "options": dict(asdict(opts), seed=seed, max_iters=max_iters),
         "started_at": utc_now(),
@@ -157,7 +171,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             "kernel choice and reduction order (floating-point sums differ in the last bits)",
         ],
         "warmup_iters": WARMUP_ITERS,
-    })
+        "distributed": ddp.describe() if ddp else None,
+    }
+    writer = RunWriter(Path(opts.out_dir), run_id, meta) if rank == 0 else None  # rank 0 records
     timer = dev.step_timer(device)
     read_every = dev.host_read_interval(device)
 
@@ -170,6 +186,11 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
 
     def record(rows: list[dict]) -> None:
         """Derived columns (cumulative time, tokens, MFU) for rows read to the host."""
+        if ddp and rows and rows[0].get("step_time_s") is not None:
+            per_rank = ddp.gather_step_times([r["step_time_s"] for r in rows])  # (world, window)
+            for i, row in enumerate(rows):  # an iteration lasts as long as its slowest rank
+                row["rank_step_time_s"] = [times[i] for times in per_rank]
+                row["step_time_s"] = max(row["rank_step_time_s"])
         for row in rows:
             step_s = row.get("step_time_s")
             if step_s is not None:
@@ -178,8 +199,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             row["train_time_s"] = state["train_time_s"]
             row["tokens"] = state["tokens"]
             row["tokens_per_s"] = tokens_per_iter / step_s if step_s else None
-            row["mfu"] = flops_per_iter / step_s / spec_peak.flops if step_s and spec_peak.flops else None
-            row["mfu_measured"] = flops_per_iter / step_s / measured_peak.flops if step_s and measured_peak.flops else None
+            row["mfu"] = flops_per_iter / step_s / (spec_peak.flops * peak_scale) if step_s and spec_peak.flops else None
+            row["mfu_measured"] = (flops_per_iter / step_s / (measured_peak.flops * peak_scale)
+                                   if step_s and measured_peak.flops else None)
             row["warmup"] = row["iter"] < WARMUP_ITERS
             if step_s is not None:
                 state["last_loss"] = row["loss"]
@@ -189,13 +211,14 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             if ev:
                 row["eval_train_loss"], row["eval_val_loss"] = ev["train"], ev["val"]
                 state["vals"].append((row["iter"], ev["val"]))
-        writer.append(rows)
+        if writer:
+            writer.append(rows)
         state["rows"] += len(rows)
 
     try:
         for it in range(max_iters + 1):
             if it % e.interval == 0 or it == max_iters:  # evaluation sees the model after `it` steps
-                evals[it] = evaluate(step_model, eval_sets, autocast)
+                evals[it] = evaluate(eval_model, eval_sets, autocast)
                 if progress:
                     progress.log(f"iter {it}: train {evals[it]['train']:.4f}, val {evals[it]['val']:.4f}")
             if it == max_iters:  # the last row carries the final evaluation only: no step
@@ -208,12 +231,14 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             lr = lr_at(it, t)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = batches.train(it)  # (grad_accum, B, T) int64 on the CPU
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = batches.train(it)  # (grad_accum, B, T) int64 on the CPU: the global batch
+            x, y = x[:, shard].to(device, non_blocking=True), y[:, shard].to(device, non_blocking=True)
 
             timer.start()
             loss_sum = torch.zeros((), device=device)
             for micro in range(t.grad_accum):
+                if ddp:  # all-reduce gradients only on the last micro-step
+                    step_model.require_backward_grad_sync = micro == t.grad_accum - 1
                 with autocast:
                     _, loss = step_model(x[micro], y[micro])
                 scaler.scale(loss / t.grad_accum).backward()
@@ -225,8 +250,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             optimizer.zero_grad(set_to_none=True)
             timing = timer.stop()
 
+            loss_mean = ddp.mean(loss_sum / t.grad_accum) if ddp else loss_sum / t.grad_accum
             mem, mem_peak = dev.memory_bytes(device)
-            pending.append(PendingStep(it, lr, loss_sum / t.grad_accum, grad_norm, timing,
+            pending.append(PendingStep(it, lr, loss_mean, grad_norm, timing,
                                        time.perf_counter() - t0, mem, mem_peak))
             if len(pending) >= read_every:
                 rows = to_host(pending, timer)  # the one CPU-GPU sync point per read window
@@ -241,19 +267,41 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     except KeyboardInterrupt:
         status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {state['rows'] + len(pending)} iterations"
     except Exception as exc:
-        if not dev.is_out_of_memory(exc):
-            writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        if dev.is_out_of_memory(exc):
+            status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
+        elif ddp and distributed.is_comm_error(exc):
+            status, reason = "failed", f"a collective failed (another rank died?): {str(exc).splitlines()[0]}"
+        else:
+            if writer:
+                writer.finish("failed", f"{type(exc).__name__}: {exc}")
             raise  # a bug: keep the rows, and the traceback
-        status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
         pending = []  # values still on the device may be lost with it
 
     # ---- finish: keep every row, say how it ended ----------------------------------------
     if status != "failed":
         record(to_host(pending, timer))
-    sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
     summary = summarize(state, tokens_per_iter)
-    path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
+    path = None
+    if writer:
+        sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
+        with signals_held():  # a second Ctrl-C, or torchrun's SIGTERM, must not cut the file short
+            path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
+    distributed.shutdown(ddp)
     return Outcome(path, status, reason, summary)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ignore SIGINT and SIGTERM while a result file is being published (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def summarize(state: dict, tokens_per_iter: int) -> dict:

@@ -1,0 +1,129 @@
+"""Data-parallel runs through PyTorch's own launcher (torchrun) and DistributedDataParallel.
+
+`nanobench run --nproc N` re-launches itself under `python -m torch.distributed.run`;
+each worker finds its rank in the environment torchrun sets (RANK, WORLD_SIZE,
+LOCAL_RANK) and joins the process group here. The scenario's global batch is split
+across ranks, so the loss curve does not depend on N beyond reduction order. Rank 0
+records; the step time of an iteration is the slowest rank's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from nanobench.errors import InputError
+
+CHILD_ENV = "NANOBENCH_DDP_CHILD"  # set by the launcher: this process is a torchrun worker
+
+
+@dataclass
+class Dist:
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str
+
+    @property
+    def is_rank0(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, batch_size: int) -> slice:
+        """This rank's slice of each micro-batch (B,): contiguous, equal-sized."""
+        per_rank = batch_size // self.world_size
+        return slice(self.rank * per_rank, (self.rank + 1) * per_rank)
+
+    def mean(self, value):
+        """All-reduce average of a 0-d tensor (the step's loss) across ranks."""
+        import torch.distributed as tdist
+
+        value = value.clone()
+        tdist.all_reduce(value, op=tdist.ReduceOp.AVG if self.backend == "nccl" else tdist.ReduceOp.SUM)
+        return value if self.backend == "nccl" else value / self.world_size  # gloo has no AVG
+
+    def gather_step_times(self, step_times_s: list[float]) -> list[list[float]]:
+        """Every rank's step times for the same window: (world, window) as nested lists."""
+        import torch
+        import torch.distributed as tdist
+
+        local = torch.tensor(step_times_s, dtype=torch.float64)
+        if self.backend == "nccl":
+            local = local.cuda(self.local_rank)
+        gathered = [torch.empty_like(local) for _ in range(self.world_size)]
+        tdist.all_gather(gathered, local)
+        return [g.cpu().tolist() for g in gathered]
+
+    def describe(self) -> dict:
+        return {"world_size": self.world_size, "backend": self.backend,
+                "nnodes": int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1),
+                "local_world_size": int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world_size)))}
+
+
+def from_environment(device_type: str) -> Dist | None:
+    """Join the process group when this process is a nanobench torchrun worker."""
+    if not os.environ.get(CHILD_ENV) or int(os.environ.get("WORLD_SIZE", "1")) < 1:
+        return None
+    import torch.distributed as tdist
+
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend=backend)
+    return Dist(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend)
+
+
+def shutdown(dist: Dist | None) -> None:
+    if dist is None:
+        return
+    import torch.distributed as tdist
+
+    if tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
+def is_comm_error(exc: BaseException) -> bool:
+    """A collective failed: another rank died or the network broke."""
+    import torch.distributed as tdist
+
+    return isinstance(exc, getattr(tdist, "DistError", ())) or any(
+        word in str(exc) for word in ("Connection closed by peer", "Connection reset", "NCCL", "Gloo", "gloo")
+    )
+
+
+def check_launch(nproc: int, nnodes: int, device_spec: str, batch_size: int, grad_accum: int) -> None:
+    """Refuse, before anything starts, a world the device or the batch cannot take."""
+    if nproc < 1:
+        raise InputError(f"--nproc {nproc}: must be >= 1")
+    world = nproc * nnodes
+    if batch_size % world:
+        raise InputError(
+            f"--nproc {nproc}: the global batch (train.batch_size = {batch_size}, x grad_accum {grad_accum}) "
+            f"does not split evenly over {world} ranks; choose N dividing {batch_size}"
+        )
+    kind = device_spec.split(":")[0]
+    if kind == "cuda":
+        import torch
+
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if nproc > have:
+            raise InputError(f"--nproc {nproc}: more CUDA ranks than GPUs on this machine ({have})")
+        if ":" in device_spec:
+            raise InputError(f"--device {device_spec}: with --nproc each rank takes cuda:LOCAL_RANK; use --device cuda")
+    elif kind == "cpu":
+        cores = os.cpu_count() or 1
+        if nproc > cores:
+            raise InputError(f"--nproc {nproc}: more CPU ranks than cores ({cores}); each rank would share a core")
+    else:
+        raise InputError(f"--device {device_spec}: --nproc supports cpu (gloo) and cuda (nccl)")
+
+
+def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
+    """`python -m torch.distributed.run [launcher options] -m nanobench run ...`."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--max-restarts=0"]
+    if rdzv.get("rdzv_endpoint") or (rdzv.get("nnodes") or 1) > 1:
+        for key in ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id"):
+            if rdzv.get(key) is not None:
+                cmd.append(f"--{key.replace('_', '-')}={rdzv[key]}")
+    else:
+        cmd.append("--standalone")  # one machine: torchrun picks a free local port
+    return [*cmd, "-m", "nanobench", "run", *run_args]
