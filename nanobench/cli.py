@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 
@@ -111,9 +112,12 @@ def cmd_run(args) -> int:
     # SIGTERM ends a run like Ctrl-C: the result file is completed with status `interrupted`.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     outcomes = []
+    # One id for the runs of this invocation; NANOBENCH_GROUP_ID joins separate invocations.
+    group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
     for seed in seeds:
         opts = RunOptions(device=args.device, dtype=args.dtype, compile=args.compile, threads=args.threads,
-                          seed=seed, max_iters=args.max_iters, overrides=tuple(args.set or []), out_dir=args.out)
+                          seed=seed, max_iters=args.max_iters, overrides=tuple(args.set or []), out_dir=args.out,
+                          group_id=group_id)
         label = f"{scenario.name} {args.device} {args.dtype}" + (f" s{seed}" if seed is not None else "")
         with Progress(label, args.quiet) as progress:
             outcome = train(scenario, opts, progress)

@@ -44,6 +44,7 @@ class RunOptions:
     max_iters: int | None = None  # truncate the scenario's schedule (the lr schedule is kept)
     overrides: tuple[str, ...] = ()  # the --set strings, recorded as given
     out_dir: str = "results"
+    group_id: str | None = None  # shared by the runs of one `--seeds` invocation
 
 
 @dataclass
@@ -155,6 +156,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     meta = {
         "scenario": scenario.to_dict(),
         "options": dict(asdict(opts), seed=seed, max_iters=max_iters),
+        "group_id": opts.group_id or run_id,
         "started_at": utc_now(),
         "pid": os.getpid(),
         "pid_host": os.uname().nodename,

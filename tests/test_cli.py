@@ -59,6 +59,10 @@ def test_seeds_make_one_file_each(tmp_path):
     assert out.returncode == 0, out.stderr
     names = sorted(p.name for p in tmp_path.glob("*.parquet"))
     assert len(names) == 2 and "-s1-" in names[0] + names[1] and "-s2-" in names[0] + names[1]
+    from nanobench.results import read_meta
+
+    groups = {read_meta(p)["group_id"] for p in tmp_path.glob("*.parquet")}
+    assert len(groups) == 1 and groups.pop().startswith("smoke-")
 
 
 def test_scenarios_lists_shipped():
