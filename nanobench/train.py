@@ -168,10 +168,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "peak_flops": {"spec": asdict(spec_peak), "measured": asdict(measured_peak)},
         "precision": precision_flags,
         "environment": environment.collect(device),
-        "not_identical_across_devices": [
-            "dropout masks (drawn by the device's generator)" if m.dropout > 0 else None,
-            "kernel choice and reduction order (floating-point sums differ in the last bits)",
-        ],
+        "not_identical_across_devices": (["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else [])
+        + ["kernel choice and reduction order (floating-point sums differ in the last bits)"],
         "warmup_iters": WARMUP_ITERS,
         "distributed": ddp.describe() if ddp else None,
     }
