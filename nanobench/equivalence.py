@@ -137,3 +137,66 @@ def band(values: list[float]) -> tuple[float, float, float, str]:
         half = t_quantile(0.975, len(values) - 1) * sd / math.sqrt(len(values))
         return mean, mean - half, mean + half, "95% CI"
     return mean, min(values), max(values), "min-max"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One configuration's evaluations: iteration -> (val loss, train seconds to get there)."""
+
+    label: str
+    points: dict[int, tuple[float, float]]
+
+    @property
+    def last_iter(self) -> int:
+        return max(self.points)
+
+
+def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None) -> dict:
+    """Split the val-loss gap between A's and B's final evaluations into iterations, precision
+    and device, and say how long each took to reach the same iteration.
+
+    gap = [B(i) - A(i)] + [B(final) - B(i)], i = the last evaluation both have:
+    the first bracket is what the hardware and precision change at equal iterations, the
+    second what B's extra iterations bought. When `precision_ref` is a run on A's device in
+    B's dtype, the first bracket splits further into precision (ref(i) - A(i)) and device
+    (the rest: kernels, reduction order, dropout masks).
+    """
+    common = sorted(set(a.points) & set(b.points))
+    if not common:
+        return {"sentences": [f"{a.label} and {b.label} share no evaluation iteration; nothing to compare."]}
+    i = common[-1]
+    la, ta = a.points[i]
+    lb_i, tb = b.points[i]
+    lb_final = b.points[b.last_iter][0]
+    la_final = a.points[a.last_iter][0]
+    out = {
+        "iter": i,
+        "total_gap": lb_final - la_final,
+        "at_equal_iters": lb_i - la,
+        "from_iterations": lb_final - lb_i,
+        "precision": None,
+        "device": None,
+        "train_time_s_to_iter": {a.label: ta, b.label: tb},
+        "speedup_to_iter": ta / tb if tb > 0 else None,
+    }
+    sentences = [
+        f"{b.label} ended at val {lb_final:.4f} (iteration {b.last_iter}), {a.label} at {la_final:.4f} "
+        f"(iteration {a.last_iter}): a gap of {lb_final - la_final:+.4f}.",
+        f"At equal iterations ({i}) the gap is {lb_i - la:+.4f}: that much is hardware and precision.",
+    ]
+    if b.last_iter != i or a.last_iter != i:
+        sentences.append(f"The other {out['from_iterations']:+.4f} comes from {b.label}'s iterations after {i}.")
+    if precision_ref is not None and i in precision_ref.points:
+        out["precision"] = precision_ref.points[i][0] - la
+        out["device"] = (lb_i - la) - out["precision"]
+        sentences.append(
+            f"Of the equal-iteration gap, {out['precision']:+.4f} is precision ({precision_ref.label} vs {a.label}) "
+            f"and {out['device']:+.4f} the device itself (kernels, reduction order, dropout masks)."
+        )
+    if out["speedup_to_iter"]:
+        faster, slower = (b.label, a.label) if tb < ta else (a.label, b.label)
+        ratio = max(ta, tb) / min(ta, tb) if min(ta, tb) > 0 else float("inf")
+        sentences.append(f"{faster} reached iteration {i} in {min(ta, tb):.1f} s of training, "
+                         f"{ratio:.2f}x sooner than {slower} ({max(ta, tb):.1f} s).")
+    out["sentences"] = sentences
+    return out

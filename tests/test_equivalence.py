@@ -47,3 +47,24 @@ def test_band_kinds():
     mean, lo, hi, kind = eq.band([1.0, 2.0, 3.0, 4.0, 5.0])
     # sd = 1.5811, t(0.975, 4) = 2.776: half-width = 2.776 * 1.5811 / sqrt(5) = 1.963
     assert kind == "95% CI" and mean == 3.0 and lo == pytest.approx(1.037, abs=1e-3) and hi == pytest.approx(4.963, abs=1e-3)
+
+
+def test_explain_gap_splits_iterations_precision_and_device():
+    # The README's question: laptop 1.89 after 2000 iterations, GPU 1.70 after 5000.
+    cpu = eq.Curve("cpu fp32", {0: (4.17, 0.0), 2000: (1.89, 60.0)})
+    gpu = eq.Curve("cuda bf16", {0: (4.17, 0.0), 2000: (1.88, 10.0), 5000: (1.70, 25.0)})
+    cpu_bf16 = eq.Curve("cpu bf16", {0: (4.17, 0.0), 2000: (1.885, 58.0)})
+    out = eq.explain_gap(cpu, gpu, precision_ref=cpu_bf16)
+    assert out["iter"] == 2000
+    assert out["total_gap"] == pytest.approx(-0.19)
+    assert out["at_equal_iters"] == pytest.approx(-0.01)
+    assert out["from_iterations"] == pytest.approx(-0.18)
+    assert out["precision"] == pytest.approx(-0.005) and out["device"] == pytest.approx(-0.005)
+    assert out["speedup_to_iter"] == pytest.approx(6.0)
+    text = " ".join(out["sentences"])
+    assert "6.00x sooner than cpu fp32" in text and "after 2000" in text
+
+
+def test_explain_gap_without_common_iterations():
+    out = eq.explain_gap(eq.Curve("a", {0: (1.0, 0.0)}), eq.Curve("b", {5: (1.0, 1.0)}))
+    assert "share no evaluation" in out["sentences"][0]
