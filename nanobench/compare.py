@@ -456,18 +456,18 @@ def verdict(p: PairComparison) -> str:
         t = min(both, key=lambda t: t.target)  # the hardest target both reached
         r = t.train_time_ratio
         way = f"{_times(r)} sooner" if r >= 1 else f"{_times(1 / r)} later"
-        parts.append(f"{o} reached val {t.target:g} {way} than {b} (train time {_fmt_s(t.other.train_time_s)} "
+        parts.append(f"{o} reached val {t.target:.2f} {way} than {b} (train time {_fmt_s(t.other.train_time_s)} "
                      f"vs {_fmt_s(t.base.train_time_s)})")
     else:
         one = [t for t in p.targets if (t.base is None) != (t.other is None)]
         if one:
             t = min(one, key=lambda t: t.target)
             who, hit, never, never_cs = (o, t.other, b, p.base) if t.other else (b, t.base, o, p.other)
-            parts.append(f"{who} reached val {t.target:g} after {_fmt_s(hit.train_time_s)} of training; "
+            parts.append(f"{who} reached val {t.target:.2f} after {_fmt_s(hit.train_time_s)} of training; "
                          f"{never} never did (best {never_cs.best_val_loss:.4f})")
         elif p.targets:
             t = min(p.targets, key=lambda t: t.target)
-            parts.append(f"neither reached val {t.target:g}")
+            parts.append(f"neither reached val {t.target:.2f}")
     if p.equal_iter:
         e = p.equal_iter
         parts.append(f"at equal iterations ({int(e.at)}) their val loss differs by {e.diff:+.4f} ({o} minus {b})")

@@ -3,6 +3,8 @@ so tests render into a StringIO at a fixed width and compare with a golden file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -38,46 +40,49 @@ def fmt_ms(s) -> str:
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 1000 else f"{ms:,.0f}"
 
 
-def runs_table(group: Group) -> Table:
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in [("scenario", "left"), ("device", "left"), ("dtype", "left"), ("seed", "right"),
-                          ("iters", "right"), ("train loss", "right"), ("val loss", "right"), ("best val", "right"),
-                          ("ms/iter p50", "right"), ("p90", "right"), ("tokens/s", "right"), ("MFU", "right"),
-                          ("peak mem", "right"), ("energy", "right"), ("status", "left")]:
-        t.add_column(name, justify=justify)
+@dataclass
+class TableSpec:
+    """A table as plain strings, rendered by rich here and as HTML by report.py."""
+
+    columns: list[tuple[str, str]]  # (heading, "left" | "right")
+    rows: list[list[str]]
+
+
+def runs_spec(group: Group) -> TableSpec:
+    cols = [("scenario", "left"), ("device name", "left"), ("dtype", "left"), ("seed", "right"), ("iters", "right"),
+            ("train loss", "right"), ("val loss", "right"), ("best val", "right"), ("ms/iter p50", "right"),
+            ("p90", "right"), ("tokens/s", "right"), ("MFU", "right"), ("peak mem", "right"), ("energy", "right"),
+            ("status", "left")]
+    rows = []
     for cs in group.configs:
         for r in cs.runs:
-            t.add_row(
-                escape(r.scenario), escape(f"{r.config.device_type} {r.config.device_name}"),
-                escape(r.config.dtype + (" compiled" if r.config.compile else "")), str(r.seed),
+            rows.append([
+                r.scenario, r.config.device_name,
+                r.config.dtype + (" compiled" if r.config.compile else ""), str(r.seed),
                 str(r.iterations), fmt(r.final_train_loss), fmt(r.final_val_loss), fmt(r.best_val_loss),
                 fmt_ms(r.median_step_s), fmt_ms(r.p90_step_s), fmt(r.tokens_per_s, ",.0f"),
-                fmt(r.mfu * 100 if r.mfu is not None else None, ".1f") + ("%" if r.mfu is not None else ""),
-                fmt_bytes(r.mem_peak_bytes), fmt(r.energy_j, ",.0f") + (" J" if r.energy_j is not None else ""),
-                escape(r.status),
-            )
-    return t
+                "-" if r.mfu is None else f"{r.mfu * 100:.1f}%",
+                fmt_bytes(r.mem_peak_bytes), "-" if r.energy_j is None else f"{r.energy_j:,.0f} J",
+                r.status,
+            ])
+    return TableSpec(cols, rows)
 
 
-def speed_table(group: Group) -> Table:
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in [("configuration", "left"), ("runs", "right"), ("ms/iter p50", "right"), ("IQR", "right"),
-                          ("speedup", "right"), ("range", "right"), ("val @ iter", "right"), ("val @ train time", "right")]:
-        t.add_column(name, justify=justify)
+def speed_spec(group: Group) -> TableSpec:
+    cols = [("configuration", "left"), ("runs", "right"), ("ms/iter p50", "right"), ("IQR", "right"),
+            ("speedup", "right"), ("range", "right"), ("val @ iter", "right"), ("val @ train time", "right")]
     base = group.baseline
-    t.add_row(escape(base.label) + " (baseline)", str(len(base.runs)), fmt_ms(base.median_step_s),
-              f"{fmt_ms(base.q1_step_s)}-{fmt_ms(base.q3_step_s)}", "1.00x", "", "", "")
+    rows = [[base.label + " (baseline)", str(len(base.runs)), fmt_ms(base.median_step_s),
+             f"{fmt_ms(base.q1_step_s)}-{fmt_ms(base.q3_step_s)}", "1.00x", "", "", ""]]
     for p in group.pairs:
-        o = p.other
-        s = p.speedup
-        ei, et = p.equal_iter, p.equal_time
-        t.add_row(
-            escape(o.label), str(len(o.runs)), fmt_ms(o.median_step_s), f"{fmt_ms(o.q1_step_s)}-{fmt_ms(o.q3_step_s)}",
+        o, s, ei, et = p.other, p.speedup, p.equal_iter, p.equal_time
+        rows.append([
+            o.label, str(len(o.runs)), fmt_ms(o.median_step_s), f"{fmt_ms(o.q1_step_s)}-{fmt_ms(o.q3_step_s)}",
             fmt_ratio(s.ratio if s else None), f"{s.low:.2f}-{s.high:.2f}x" if s else "-",
             f"{ei.other_val:.4f} vs {ei.base_val:.4f} @{int(ei.at)}" if ei else "-",
             f"{et.other_val:.4f} vs {et.base_val:.4f} @{fmt_time(et.at)}" if et else "-",
-        )
-    return t
+        ])
+    return TableSpec(cols, rows)
 
 
 def _hit_cells(h: Hit | None, reached: int, n: int) -> list[str]:
@@ -86,27 +91,29 @@ def _hit_cells(h: Hit | None, reached: int, n: int) -> list[str]:
     return [f"{h.iter:g}", fmt_time(h.train_time_s), fmt_time(h.wall_time_s)]
 
 
-def targets_table(group: Group) -> Table | None:
+def targets_spec(group: Group) -> TableSpec | None:
+    """Time to each target: the baseline's row, then each configuration with base/other ratios."""
     if not group.targets:
         return None
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in [("target val", "right"), ("configuration", "left"), ("iters", "right"), ("train time", "right"),
-                          ("wall time", "right"), ("iters ratio", "right"), ("train ratio", "right"), ("wall ratio", "right")]:
-        t.add_column(name, justify=justify)
+    cols = [("target val", "right"), ("configuration", "left"), ("iters", "right"), ("train time", "right"),
+            ("wall time", "right"), ("iters ratio", "right"), ("train ratio", "right"), ("wall ratio", "right")]
+    rows = []
     for target in group.targets:
-        base_done = False
-        for p in group.pairs or [None]:
-            tr = next(x for x in p.targets if x.target == target) if p else None
-            if not base_done:
-                if tr is not None:
-                    bh, bn = tr.base, tr.base_reached
-                else:
-                    bh, bn = config_hit(group.baseline, target)
-                t.add_row(f"{target:g}", escape(group.baseline.label), *_hit_cells(bh, bn, len(group.baseline.runs)), "", "", "")
-                base_done = True
-            if tr is not None:
-                t.add_row("", escape(p.other.label), *_hit_cells(tr.other, tr.other_reached, len(p.other.runs)),
-                          fmt_ratio(tr.iter_ratio), fmt_ratio(tr.train_time_ratio), fmt_ratio(tr.wall_time_ratio))
+        bh, bn = config_hit(group.baseline, target)
+        rows.append([f"{target:.2f}", group.baseline.label, *_hit_cells(bh, bn, len(group.baseline.runs)), "", "", ""])
+        for p in group.pairs:
+            tr = next(x for x in p.targets if x.target == target)
+            rows.append(["", p.other.label, *_hit_cells(tr.other, tr.other_reached, len(p.other.runs)),
+                         fmt_ratio(tr.iter_ratio), fmt_ratio(tr.train_time_ratio), fmt_ratio(tr.wall_time_ratio)])
+    return TableSpec(cols, rows)
+
+
+def to_rich(spec: TableSpec) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name, justify in spec.columns:
+        t.add_column(name, justify=justify)
+    for row in spec.rows:
+        t.add_row(*(escape(cell) for cell in row))
     return t
 
 
@@ -117,14 +124,14 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
         console.print()
         console.print(f"[bold]{escape(g.scenario)}[/bold] on {escape(g.dataset)} (sha256 {escape(g.dataset_sha256[:12])}), "
                       f"{len(g.runs)} run{'s' if len(g.runs) != 1 else ''}; baseline: {escape(g.baseline.label)}")
-        console.print(runs_table(g))
+        console.print(to_rich(runs_spec(g)))
         if g.pairs:
             console.print()
-            console.print(speed_table(g))
-        tt = targets_table(g)
+            console.print(to_rich(speed_spec(g)))
+        tt = targets_spec(g)
         if tt is not None:
             console.print()
-            console.print(tt)
+            console.print(to_rich(tt))
         if g.pairs:
             console.print()
             for p in g.pairs:
