@@ -76,10 +76,6 @@ class RunStats:
     step_times_s: np.ndarray = field(repr=False)  # warm-up excluded, (n_steps,)
 
 
-def _num(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 def percentile(values, q: float) -> float | None:
     """The q-th percentile (0-100), linear interpolation between order statistics
     (numpy's default, Hyndman-Fan type 7). None for no values."""
@@ -87,38 +83,53 @@ def percentile(values, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
+def _col(rows, name: str) -> np.ndarray:
+    """A column as float64 with NaN for null (or all NaN when the column is absent): plain
+    numpy, because pandas indexing per column costs more than the statistics here."""
+    if name not in rows:
+        return np.full(len(rows), np.nan)
+    return rows[name].to_numpy(dtype=float, na_value=np.nan)
+
+
+def _warmup(rows) -> np.ndarray:
+    if "warmup" not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    col = rows["warmup"]
+    if col.dtype == bool:
+        return col.to_numpy()
+    return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
+
+
 def step_times(rows) -> np.ndarray:
     """Timed steps with warm-up rows excluded; the final evaluation-only row has no step."""
-    steps = rows[rows["step_time_s"].notna()]
-    if "warmup" in steps:
-        steps = steps[~steps["warmup"].fillna(False).astype(bool)]
-    return steps["step_time_s"].to_numpy(dtype=float)
+    step = _col(rows, "step_time_s")
+    return step[~np.isnan(step) & ~_warmup(rows)]
 
 
 def evaluations(rows) -> tuple[Evaluation, ...]:
     """Evaluation points in iteration order, each with the time its model was reached."""
-    ev = rows[rows["eval_val_loss"].notna()]
-    if ev.empty:
+    val = _col(rows, "eval_val_loss")
+    at = ~np.isnan(val)
+    if not at.any():
         return ()
-    step = ev["step_time_s"].fillna(0.0).to_numpy(dtype=float)
-    train_t = ev["train_time_s"].to_numpy(dtype=float) - step if "train_time_s" in ev else np.full(len(ev), np.nan)
-    wall_t = ev["wall_time_s"].to_numpy(dtype=float) - step if "wall_time_s" in ev else np.full(len(ev), np.nan)
-    tl = ev["eval_train_loss"].to_numpy(dtype=float) if "eval_train_loss" in ev else np.full(len(ev), np.nan)
+    step = np.nan_to_num(_col(rows, "step_time_s")[at], nan=0.0)
+    train_t = _col(rows, "train_time_s")[at] - step
+    wall_t = _col(rows, "wall_time_s")[at] - step
+    tl = _col(rows, "eval_train_loss")[at]
+    its = rows["iter"].to_numpy()[at]
     return tuple(
-        Evaluation(int(i), float(v), _num(t), float(a), float(w))
-        for i, v, t, a, w in zip(ev["iter"].to_numpy(), ev["eval_val_loss"].to_numpy(dtype=float), tl, train_t, wall_t)
+        Evaluation(int(i), float(v), None if math.isnan(t) else float(t), float(a), float(w))
+        for i, v, t, a, w in zip(its, val[at], tl, train_t, wall_t)
     )
 
 
-def _last(rows, column: str) -> float | None:
-    if column not in rows:
-        return None
-    s = rows[column].dropna()
-    return _num(s.iloc[-1]) if len(s) else None
+def _last(values: np.ndarray) -> float | None:
+    ok = values[~np.isnan(values)]
+    return float(ok[-1]) if ok.size else None
 
 
-def _max(rows, column: str) -> float:
-    return (_num(rows[column].max()) or 0.0) if column in rows else 0.0
+def _max(values: np.ndarray) -> float | None:
+    return float(np.nanmax(values)) if (~np.isnan(values)).any() else None
 
 
 def run_stats(run: results.Run) -> RunStats:
@@ -129,15 +140,16 @@ def run_stats(run: results.Run) -> RunStats:
     dev = meta.get("device") or {}
     env = meta.get("environment") or {}
     data = meta.get("dataset") or {}
-    steps_df = rows[rows["step_time_s"].notna()]
-    times = step_times(rows)
+    is_step = ~np.isnan(_col(rows, "step_time_s"))
+    timed = is_step & ~_warmup(rows)
+    times = _col(rows, "step_time_s")[timed]
     evs = evaluations(rows)
     median_s = percentile(times, 50)
-    tokens_per_iter = None
-    if "tokens" in steps_df and len(steps_df):
-        tokens_per_iter = float(steps_df["tokens"].iloc[0])  # tokens after the first step = per step
-    timed = steps_df[~steps_df["warmup"].fillna(False).astype(bool)] if "warmup" in steps_df else steps_df
-    mfu = timed["mfu"].dropna() if "mfu" in timed else []
+    tokens = _col(rows, "tokens")[is_step]
+    tokens_per_iter = float(tokens[0]) if tokens.size and not np.isnan(tokens[0]) else None  # after the first step
+    mfu = _col(rows, "mfu")[timed]
+    mfu = mfu[~np.isnan(mfu)]
+    mem_peak = _max(_col(rows, "mem_peak_bytes"))
     return RunStats(
         run_id=str(meta.get("run_id", Path(run.path).stem)),
         path=str(run.path),
@@ -151,18 +163,18 @@ def run_stats(run: results.Run) -> RunStats:
         torch_version=env.get("torch"),
         status=str(meta.get("status", "?")),
         targets=tuple(sorted((float(t) for t in (scen.get("targets") or {}).get("val_loss", [])), reverse=True)),
-        iterations=int(len(steps_df)),
-        final_train_loss=_last(steps_df, "loss"),
+        iterations=int(is_step.sum()),
+        final_train_loss=_last(_col(rows, "loss")[is_step]),
         final_val_loss=evs[-1].val_loss if evs else None,
         best_val_loss=min(e.val_loss for e in evs) if evs else None,
         median_step_s=median_s,
         p90_step_s=percentile(times, 90),
         tokens_per_s=tokens_per_iter / median_s if tokens_per_iter and median_s else None,
-        mfu=float(np.median(mfu)) if len(mfu) else None,
-        mem_peak_bytes=int(rows["mem_peak_bytes"].max()) if "mem_peak_bytes" in rows and rows["mem_peak_bytes"].notna().any() else None,
-        energy_j=_last(rows, "energy_j"),
-        train_time_s=_max(rows, "train_time_s"),
-        wall_time_s=_max(rows, "wall_time_s"),
+        mfu=float(np.median(mfu)) if mfu.size else None,
+        mem_peak_bytes=int(mem_peak) if mem_peak is not None else None,
+        energy_j=_last(_col(rows, "energy_j")),
+        train_time_s=_max(_col(rows, "train_time_s")) or 0.0,
+        wall_time_s=_max(_col(rows, "wall_time_s")) or 0.0,
         evaluations=evs,
         step_times_s=times,
     )
