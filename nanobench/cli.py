@@ -248,6 +248,42 @@ def cmd_parity(args) -> int:
     return EXIT_OK
 
 
+def _load_comparison(args):
+    from nanobench import compare
+
+    comparison, runs = compare.compare_files(args.paths, skip_bad=args.skip_bad)
+    for line in comparison.skipped:
+        print(f"nanobench: skipped: {line}", file=sys.stderr)
+    return comparison, runs
+
+
+def cmd_compare(args) -> int:
+    from nanobench import compare, tables
+
+    gates = compare.parse_gates(args.fail_on) if args.fail_on else None
+    if gates and not args.baseline:
+        raise InputError("--fail-on needs --baseline PATHS: the runs to compare against")
+    comparison, _ = _load_comparison(args)
+    results, ungated = None, None
+    if args.baseline:
+        base, _ = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
+        results, ungated = compare.check_gates(comparison, base, gates or [])
+    if args.json:
+        print(json.dumps(compare.to_json(comparison, results, ungated), indent=1))
+    else:
+        tables.render_comparison(comparison, _console(), results, ungated)
+    return EXIT_GATE if results and not all(r.passed for r in results) else EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from nanobench import report
+
+    comparison, runs = _load_comparison(args)
+    path = report.write_report(comparison, runs, args.output, title=args.title)
+    print(path)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanobench", description="CPU-vs-GPU convergence benchmarks for GPT training.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -293,6 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--quiet", action="store_true")
     par.add_argument("--json", action="store_true")
     par.set_defaults(func=cmd_parity)
+
+    cmp = sub.add_parser("compare", help="compare result files: per run, per device pair, time to target")
+    cmp.add_argument("paths", nargs="+", help="result files, folders (searched recursively) or globs")
+    cmp.add_argument("--json", action="store_true", help="machine-readable output")
+    cmp.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
+    cmp.add_argument("--baseline", nargs="+", metavar="PATH", help="earlier runs to gate against (same configurations)")
+    cmp.add_argument("--fail-on", metavar="GATES", help="e.g. ms_per_iter:5%%,val_loss:0.02; exit 1 when one fails")
+    cmp.set_defaults(func=cmd_compare)
+
+    rep = sub.add_parser("report", help="write a self-contained HTML report (index.html) of result files")
+    rep.add_argument("paths", nargs="+", help="result files, folders (searched recursively) or globs")
+    rep.add_argument("-o", "--output", default="reports/latest", help="output folder (default reports/latest)")
+    rep.add_argument("--title", default="nanobench report", help="the page title")
+    rep.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
+    rep.set_defaults(func=cmd_report)
 
     rec = sub.add_parser("recover", help="publish the rows of killed runs as results with status `killed`")
     rec.add_argument("folders", nargs="*", default=["results"])
