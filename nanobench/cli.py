@@ -22,8 +22,11 @@ EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    # rich honours NO_COLOR, TERM=dumb and non-terminals on its own.
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # rich honours NO_COLOR, TERM=dumb and non-terminals on its own. Piped into a file,
+    # tables get 160 columns (not rich's 80) unless COLUMNS says otherwise.
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 class Progress:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanobench import results
+from nanobench import equivalence, results
 from nanobench.errors import InputError
 
 # ---- one run ------------------------------------------------------------------------------
@@ -375,6 +375,8 @@ class PairComparison:
     equal_iter: EqualPoint | None
     equal_time: EqualPoint | None
     verdict: str = ""
+    equivalence: dict | None = None  # equivalence.compare_curves over the seeds
+    explanation: dict | None = None  # equivalence.explain_gap of the mean curves
 
 
 # ---- groups ------------------------------------------------------------------------------------
@@ -489,12 +491,63 @@ def verdict(p: PairComparison) -> str:
     return "; ".join(parts) + "."
 
 
-def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float, ...]) -> PairComparison:
+def seed_curves(cs: ConfigSummary) -> dict[int, list[float]]:
+    """Evaluation iteration -> the val loss of every seed evaluated there."""
+    out: dict[int, list[float]] = {}
+    for r in cs.runs:
+        for ev in r.evaluations:
+            out.setdefault(ev.iter, []).append(ev.val_loss)
+    return out
+
+
+def mean_curve(cs: ConfigSummary) -> equivalence.Curve:
+    """The seeds' mean val loss and mean train time at each evaluation all of them reached."""
+    by_iter: dict[int, list[Evaluation]] = {}
+    for r in cs.runs:
+        for ev in r.evaluations:
+            by_iter.setdefault(ev.iter, []).append(ev)
+    n = len(cs.runs)
+    return equivalence.Curve(cs.label, {
+        it: (float(np.mean([e.val_loss for e in evs])), float(np.mean([e.train_time_s for e in evs])))
+        for it, evs in sorted(by_iter.items()) if len(evs) == n
+    })
+
+
+def equivalence_sentence(eq: dict, base: str, other: str) -> str:
+    """The equivalence verdict in words: where the two leave the seed noise, and at the end."""
+    final = eq["final"]
+    if final is None:
+        return f"{other} and {base} share no evaluation iteration."
+    if final.ci95 is None:
+        return (f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); "
+                f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed spread.")
+    counts = {v: sum(1 for p in eq["points"] if p.verdict == v) for v in ("equivalent", "different", "undecided")}
+    leaves = eq["first_iter_beyond_noise"]
+    where = f"they leave the seed noise at iteration {leaves}" if leaves is not None else "they never leave the seed noise"
+    return (f"Equivalence of {other} and {base} ({final.n_b} vs {final.n_a} seeds, margin {eq['margin']:g}): "
+            f"{final.verdict} at iteration {final.iter} (difference {final.diff:+.4f}, 95% CI "
+            f"{final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}); {where}; "
+            f"{counts['equivalent']} evaluations equivalent, {counts['different']} different, {counts['undecided']} undecided.")
+
+
+def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float, ...],
+                 precision_ref: ConfigSummary | None = None) -> PairComparison:
     p = PairComparison(base, other, speedup(base.step_times_s, other.step_times_s),
                        [compare_targets(base, other, t) for t in targets],
                        equal_iteration(base, other), equal_train_time(base, other))
     p.verdict = verdict(p)
+    p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other))
+    p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
+                                            mean_curve(precision_ref) if precision_ref else None)
     return p
+
+
+def precision_reference(base: ConfigSummary, other: ConfigSummary, configs: list[ConfigSummary]) -> ConfigSummary | None:
+    """A run on the baseline's device in the other's dtype: it separates precision from device."""
+    if (other.config.device_type, other.config.device_name) == (base.config.device_type, base.config.device_name):
+        return None  # same device: the whole difference is already precision (or compile)
+    return next((c for c in configs if c.config == Config(base.config.device_type, base.config.device_name,
+                                                          other.config.dtype, base.config.compile)), None)
 
 
 def build_group(runs: list[RunStats]) -> Group:
@@ -508,7 +561,8 @@ def build_group(runs: list[RunStats]) -> Group:
     targets = runs[0].targets
     first = runs[0]
     return Group(first.scenario, first.dataset, first.dataset_sha256, runs, ordered, base,
-                 [compare_pair(base, c, targets) for c in ordered[1:]], targets, confounds(runs))
+                 [compare_pair(base, c, targets, precision_reference(base, c, ordered)) for c in ordered[1:]],
+                 targets, confounds(runs))
 
 
 def compare_runs(runs: list[RunStats]) -> Comparison:
@@ -661,6 +715,14 @@ def _run_json(r: RunStats) -> dict:
     }
 
 
+def _equivalence_json(eq: dict | None):
+    if eq is None:
+        return None
+    return {"method": eq["method"], "margin": eq["margin"], "first_iter_beyond_noise": eq["first_iter_beyond_noise"],
+            "points": [{"iter": p.iter, "n_base": p.n_a, "n_other": p.n_b, "diff": p.diff, "ci90": p.ci90,
+                        "ci95": p.ci95, "verdict": p.verdict} for p in eq["points"]]}
+
+
 def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[str] | None = None) -> dict:
     groups = []
     for g in c.groups:
@@ -685,6 +747,8 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
                 "equal_train_time": None if p.equal_time is None else {"train_time_s": p.equal_time.at, "base_val_loss": p.equal_time.base_val,
                                                                       "other_val_loss": p.equal_time.other_val, "diff": p.equal_time.diff},
                 "verdict": p.verdict,
+                "equivalence": _equivalence_json(p.equivalence),
+                "explanation": p.explanation,
             } for p in g.pairs],
         })
     out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped}

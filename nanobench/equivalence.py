@@ -155,9 +155,9 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None) -> dict:
     """Split the val-loss gap between A's and B's final evaluations into iterations, precision
     and device, and say how long each took to reach the same iteration.
 
-    gap = [B(i) - A(i)] + [B(final) - B(i)], i = the last evaluation both have:
-    the first bracket is what the hardware and precision change at equal iterations, the
-    second what B's extra iterations bought. When `precision_ref` is a run on A's device in
+    gap = [B(i) - A(i)] + [B(final) - B(i)] - [A(final) - A(i)], i = the last evaluation
+    both have: the first bracket is what the hardware and precision change at equal
+    iterations, the others what each run's iterations beyond i bought. When `precision_ref` is a run on A's device in
     B's dtype, the first bracket splits further into precision (ref(i) - A(i)) and device
     (the rest: kernels, reduction order, dropout masks).
     """
@@ -173,7 +173,7 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None) -> dict:
         "iter": i,
         "total_gap": lb_final - la_final,
         "at_equal_iters": lb_i - la,
-        "from_iterations": lb_final - lb_i,
+        "from_iterations": (lb_final - lb_i) - (la_final - la),
         "precision": None,
         "device": None,
         "train_time_s_to_iter": {a.label: ta, b.label: tb},
@@ -184,8 +184,11 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None) -> dict:
         f"(iteration {a.last_iter}): a gap of {lb_final - la_final:+.4f}.",
         f"At equal iterations ({i}) the gap is {lb_i - la:+.4f}: that much is hardware and precision.",
     ]
-    if b.last_iter != i or a.last_iter != i:
-        sentences.append(f"The other {out['from_iterations']:+.4f} comes from {b.label}'s iterations after {i}.")
+    beyond = [(c.label, c.last_iter, sign * (final - at_i)) for c, sign, final, at_i in
+              ((b, 1, lb_final, lb_i), (a, -1, la_final, la)) if c.last_iter != i]
+    if beyond:
+        sentences.append("The other {:+.4f} comes from iterations beyond {}: {}.".format(
+            out["from_iterations"], i, "; ".join(f"{label}'s {i}-{last} contribute {part:+.4f}" for label, last, part in beyond)))
     if precision_ref is not None and i in precision_ref.points:
         out["precision"] = precision_ref.points[i][0] - la
         out["device"] = (lb_i - la) - out["precision"]

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from nanobench.compare import evaluations, step_times
+from nanobench.equivalence import band
 
 MAX_POINTS = 600  # per curve: enough for the eye, keeps 5,000-iteration runs small on the page
 EMA_BETA = 0.9
@@ -92,6 +93,12 @@ def _loss_figure(series, x_column: str, eval_x, title: str, xlabel: str, log_x: 
         if log_x:
             train = [(x[x > 0], y[x > 0]) for x, y in train]
         ax.plot(*_joined(train), color=colour, lw=1, alpha=0.5)
+        if len(runs) > 1:  # seeds: the mean val loss with a band (equivalence.band)
+            x, mean, lo, hi, kind = _seed_band(runs, eval_x, log_x)
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.2, lw=0)
+            ax.plot(x, mean, color=colour, ls=style, marker="o", ms=4, lw=1.2)
+            labels[i] = f"{label} ({len(runs)} seeds, {kind})"
+            continue
         evals = []
         for run in runs:
             ev = [e for e in evaluations(run.rows) if not log_x or eval_x(e) > 0]
@@ -103,6 +110,23 @@ def _loss_figure(series, x_column: str, eval_x, title: str, xlabel: str, log_x: 
     ax.grid(alpha=0.3, which="both" if log_x else "major")
     _legend(ax, labels)
     return fig
+
+
+def _seed_band(runs, eval_x, log_x: bool):
+    """Per evaluation every seed reached: x (mean over seeds), mean, low, high val loss."""
+    by_iter: dict[int, list] = {}
+    for run in runs:
+        for ev in evaluations(run.rows):
+            by_iter.setdefault(ev.iter, []).append(ev)
+    xs, means, los, his, kind = [], [], [], [], "min-max"
+    for it in sorted(by_iter):
+        evs = by_iter[it]
+        x = float(np.mean([eval_x(e) for e in evs]))
+        if len(evs) < len(runs) or (log_x and x <= 0):
+            continue
+        mean, lo, hi, kind = band([e.val_loss for e in evs])
+        xs.append(x), means.append(mean), los.append(lo), his.append(hi)
+    return np.array(xs), np.array(means), np.array(los), np.array(his), kind
 
 
 def loss_vs_iteration(series) -> Figure:

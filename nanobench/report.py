@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from nanobench import plots, results
-from nanobench.compare import Comparison, Group
+from nanobench.compare import Comparison, Group, equivalence_sentence
 from nanobench.errors import InputError
-from nanobench.tables import TableSpec, runs_spec, speed_spec, targets_spec
+from nanobench.tables import TableSpec, equivalence_spec, runs_spec, speed_spec, targets_spec
 
 FIGURE_DPI = 96
 
@@ -59,6 +59,20 @@ set of batches that is the same for every run of the scenario.</li>
 <b>Peak memory</b>: CPU peak RSS of the process, CUDA peak allocated by torch's allocator: not the same
 quantity. <b>Energy</b>: NVML or RAPL counters where readable.</li>
 </ul>
+<h3>Beyond seed noise: the equivalence verdict</h3>
+<p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference of the
+seeds' mean val loss (other minus baseline) with the seed-to-seed spread inside each configuration: a Welch t
+interval of the difference of means. Two one-sided tests (TOST, alpha 0.05) with a margin of 0.02 nats decide:
+<b>equivalent</b> when the 90% interval lies inside &plusmn;margin; <b>different</b> when the 95% interval excludes
+zero and is not inside the margin; <b>undecided</b> otherwise, and always with fewer than 2 seeds on a side.
+A configuration "leaves the noise floor" at the first evaluation whose 95% interval excludes zero. In the loss
+plots, configurations with several seeds are drawn as the mean with a band: the min-max range for 2-4 seeds, a
+95% t interval of the mean for 5 or more.</p>
+<h3>Explaining the gap</h3>
+<p>The gap between two configurations' final val losses is split at the last evaluation both have: the
+difference there is hardware and precision; the rest is the iterations one ran beyond the other. When a run on
+the baseline's device in the other's dtype exists, the equal-iteration part splits again into precision (that
+run minus the baseline) and the device itself.</p>
 <h3>What cannot be identical across devices</h3>
 <ul>
 <li>Initial weights, training batches and evaluation batches are identical on every device (drawn on the CPU
@@ -164,6 +178,12 @@ def group_html(group: Group, by_path: dict[str, results.Run]) -> tuple[str, str]
     tt = targets_spec(group)
     if tt is not None:
         parts += ["<h4>Time to target</h4>", table_html(tt)]
+    for p in group.pairs:
+        parts += [f"<h4>Beyond seed noise? {e(p.other.label)} vs {e(p.base.label)}</h4>",
+                  f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label))}</p>",
+                  table_html(equivalence_spec(p)),
+                  f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
+                  "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>"]
     series, names = _series(group, by_path)
     figs = [
         (plots.loss_vs_iteration(series), "loss against iteration"),

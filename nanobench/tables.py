@@ -9,7 +9,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from nanobench.compare import Comparison, GateResult, Group, Hit, config_hit
+from nanobench.compare import Comparison, GateResult, Group, Hit, config_hit, equivalence_sentence
 
 
 def fmt(x, spec: str = ".4f", none: str = "-") -> str:
@@ -85,6 +85,16 @@ def speed_spec(group: Group) -> TableSpec:
     return TableSpec(cols, rows)
 
 
+def equivalence_spec(pair) -> TableSpec:
+    """Per evaluation: the difference of seed means and its verdict against the seed noise."""
+    cols = [("iter", "right"), ("seeds", "right"), ("diff (other - base)", "right"), ("90% CI", "right"),
+            ("95% CI", "right"), ("verdict", "left")]
+    ci = lambda c: "-" if c is None else f"{c[0]:+.4f} to {c[1]:+.4f}"  # noqa: E731
+    rows = [[str(p.iter), f"{p.n_b} vs {p.n_a}", f"{p.diff:+.4f}", ci(p.ci90), ci(p.ci95), p.verdict]
+            for p in pair.equivalence["points"]]
+    return TableSpec(cols, rows)
+
+
 def _hit_cells(h: Hit | None, reached: int, n: int) -> list[str]:
     if h is None:
         return [f"not reached ({reached}/{n} seeds)" if n > 1 and reached else "not reached", "", ""]
@@ -136,6 +146,8 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
             console.print()
             for p in g.pairs:
                 console.print(escape(p.verdict))
+                console.print("  " + escape(equivalence_sentence(p.equivalence, p.base.label, p.other.label)))
+                console.print("  " + escape(" ".join(p.explanation["sentences"])))
         for item in g.confounds:
             console.print(f"[yellow]confound:[/yellow] {escape(item)}")
     if gates is not None:

@@ -266,3 +266,37 @@ def test_real_smoke_runs_compare(tmp_path):
     assert p.speedup is not None and p.speedup.low <= p.speedup.ratio <= p.speedup.high
     assert all(r.iterations == 12 and r.median_step_s > 0 for r in g.runs)
     assert results.read_run(runs[0].path).meta["summary"]["iterations"] == 12
+
+
+# ---- issue 6: seeds, equivalence and the gap, through compare ----------------------------------
+
+CPU_BF16 = Config("cpu", "EPYC", "bf16", False)
+
+
+def test_equivalence_and_gap_through_compare():
+    # three seeds each; at iteration 4 the configurations overlap, at 8 cuda is 0.3 lower
+    cpu = [_stats(CPU, s, [ev(0, 3.0, 0.0), ev(4, 2.4 + d, 1.0), ev(8, 2.1 + d, 2.0)], [0.1]) for s, d in
+           ((1, -0.1), (2, 0.0), (3, 0.1))]
+    gpu = [_stats(GPU, s, [ev(0, 3.0, 0.0), ev(4, 2.45 + d, 0.2), ev(8, 1.8 + d, 0.4)], [0.02]) for s, d in
+           ((1, -0.1), (2, 0.0), (3, 0.1))]
+    bf16 = [_stats(CPU_BF16, 1, [ev(0, 3.0, 0.0), ev(4, 2.4, 1.0), ev(8, 2.05, 2.0)], [0.1])]
+    [g] = compare.compare_runs(cpu + gpu + bf16).groups
+    pair = next(p for p in g.pairs if p.other.label == "cuda bf16")
+    points = {p.iter: p for p in pair.equivalence["points"]}
+    # iteration 0: all equal, zero spread -> the interval is the point 0, inside the margin
+    assert points[0].verdict == "equivalent"
+    # iteration 4: diff +0.05, sd 0.1 each, se = 0.08165, df = 4: 95% CI +0.05 +- 0.2267 spans 0
+    assert points[4].diff == pytest.approx(0.05) and points[4].verdict == "undecided"
+    # iteration 8: diff -0.3, 95% CI -0.3 +- 0.2267 = [-0.527, -0.073] excludes 0
+    assert points[8].verdict == "different" and points[8].ci95[1] == pytest.approx(-0.0733, abs=1e-3)
+    assert pair.equivalence["first_iter_beyond_noise"] == 8
+    # the gap: -0.3 at equal iterations; precision (cpu bf16 - cpu fp32 at 8) = 2.05 - 2.1 = -0.05
+    gap = pair.explanation
+    assert gap["at_equal_iters"] == pytest.approx(-0.3) and gap["precision"] == pytest.approx(-0.05)
+    assert gap["device"] == pytest.approx(-0.25) and gap["speedup_to_iter"] == pytest.approx(5.0)
+    text = compare.equivalence_sentence(pair.equivalence, "cpu fp32", "cuda bf16")
+    assert "different at iteration 8" in text and "leave the seed noise at iteration 8" in text
+    # a same-device pair has no precision split: the whole difference is precision
+    same = next(p for p in g.pairs if p.other.label == "cpu bf16")
+    assert same.explanation["precision"] is None
+    assert "undecided, 1 and 3 seed(s)" in compare.equivalence_sentence(same.equivalence, "cpu fp32", "cpu bf16")

@@ -62,7 +62,10 @@ def test_explain_gap_splits_iterations_precision_and_device():
     assert out["precision"] == pytest.approx(-0.005) and out["device"] == pytest.approx(-0.005)
     assert out["speedup_to_iter"] == pytest.approx(6.0)
     text = " ".join(out["sentences"])
-    assert "6.00x sooner than cpu fp32" in text and "after 2000" in text
+    assert "6.00x sooner than cpu fp32" in text and "cuda bf16's 2000-5000 contribute -0.1800" in text
+    # the other way round: the longer run is A, so its extra iterations count against the gap
+    back = eq.explain_gap(gpu, cpu)
+    assert back["total_gap"] == pytest.approx(0.19) and back["from_iterations"] == pytest.approx(0.18)
 
 
 def test_explain_gap_without_common_iterations():

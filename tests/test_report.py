@@ -45,10 +45,13 @@ def test_plots_return_figures_with_the_curves():
     series = [(cs.label, next(r for r in runs if str(r.path) == s.path)) for cs in c.groups[0].configs for s in cs.runs]
     fig = plots.loss_vs_iteration(series)
     ax = fig.axes[0]
-    # per configuration one train-EMA line and one evaluation line, runs joined with a NaN break:
-    # cpu: 8 steps + 1, 3 evaluations + 1; cuda (2 seeds): 2 * (8 + 1), 2 * (3 + 1)
-    assert sorted(len(line.get_xdata()) for line in ax.get_lines()) == [4, 8, 9, 18]
-    assert ax.get_legend().get_texts()[0].get_text() == "cpu fp32"
+    # per configuration one train-EMA line (runs joined with a NaN break) and one evaluation line:
+    # cpu: 8 steps + 1, 3 evaluations + 1; cuda (2 seeds): 2 * (8 + 1), and the seeds' mean at its
+    # 3 evaluations with a min-max band around it
+    assert sorted(len(line.get_xdata()) for line in ax.get_lines()) == [3, 4, 9, 18]
+    assert len(ax.collections) == 1  # the band
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["cpu fp32", "cuda bf16 (2 seeds, min-max)"]
     fig = plots.loss_vs_train_time(series, log_x=True)
     assert fig.axes[0].get_xscale() == "log"
     assert len(plots.step_time_distribution(series).axes[0].get_yticklabels()) == 3
