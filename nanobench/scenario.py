@@ -258,6 +258,12 @@ def load(name_or_path: str, overrides: list[str] = ()) -> Scenario:
         raise InputError(f"{path}: TOML syntax error: {exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text; a scenario is a TOML file") from None
+    return from_dict(raw, overrides, str(path))
+
+
+def from_dict(raw: dict, overrides: list[str] = (), where: str = "scenario") -> Scenario:
+    """A scenario from its parsed (or recorded, e.g. in a checkpoint) table, with `--set`
+    overrides applied; every problem reported at once, each prefixed with `where`."""
     for text in overrides:
         key, value = parse_override(text)
         *parents, leaf = key.split(".")
@@ -267,8 +273,8 @@ def load(name_or_path: str, overrides: list[str] = ()) -> Scenario:
             if not isinstance(table, dict):
                 raise InputError(f"--set {key}: {part} is not a table")
         table[leaf] = value
-    scenario, errors = _build(raw, str(path))
+    scenario, errors = _build(raw, where)
     if errors:
-        where = f"{path}" + (f" (with --set {', '.join(overrides)})" if overrides else "")
+        where = where + (f" (with --set {', '.join(overrides)})" if overrides else "")
         raise InputError("\n".join(f"{where}: {err}" for err in errors))
     return scenario

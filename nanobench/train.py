@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import signal
+import threading
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from nanobench import checkpoint
 from nanobench import device as dev
 from nanobench import environment, peaks
 from nanobench.data import Batches, derive_seed, generator, load_dataset
@@ -41,6 +44,8 @@ class RunOptions:
     max_iters: int | None = None  # truncate the scenario's schedule (the lr schedule is kept)
     overrides: tuple[str, ...] = ()  # the --set strings, recorded as given
     out_dir: str = "results"
+    checkpoint_every: int | None = None  # write OUT/checkpoints/<run_id>.pt every N iterations
+    resume: str | None = None  # a checkpoint to continue from (see checkpoint.py)
 
 
 @dataclass
@@ -49,6 +54,7 @@ class Outcome:
     status: str
     reason: str | None
     summary: dict = field(default_factory=dict)
+    stop_requested: bool = False  # Ctrl-C/SIGTERM came while the result was being finished
 
 
 def lr_at(it: int, t: TrainConfig) -> float:
@@ -92,6 +98,39 @@ def make_run_id(scenario: str, device_type: str, dtype: str, seed: int) -> str:
     return f"{scenario}-{stamp}-{device_type}-{dtype}-s{seed}-{secrets.token_hex(3)}"
 
 
+class _DeferSignals:
+    """Ctrl-C and SIGTERM wait while the result file is finished: a second Ctrl-C (or the
+    first, arriving just then) must not lose the run. Only the main thread can set handlers."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received = False
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+        return self
+
+    def _note(self, signum, frame):
+        self.received = True
+
+    def __exit__(self, *exc):
+        if self.old:
+            for s, handler in self.old.items():
+                signal.signal(s, handler)
+
+
+def _new_writer(out_dir: Path, scenario: str, device_type: str, dtype: str, seed: int, meta: dict) -> RunWriter:
+    """A writer under a fresh run id; another run that drew the same id (same second, same
+    random suffix) or left a file by that name makes us draw again, never overwrite."""
+    for _ in range(10):
+        try:
+            return RunWriter(out_dir, make_run_id(scenario, device_type, dtype, seed), meta)
+        except FileExistsError:
+            continue
+    raise InputError(f"--out {out_dir}: could not find an unused run id after 10 tries; is the clock or the random source stuck?")
+
+
 def sample_text(model: GPT, scenario: Scenario, dataset) -> str:
     """Generate the run's text sample on the CPU in fp32 from a fixed seed, so the sample
     depends on the final weights alone, not on the device's random generator."""
@@ -123,6 +162,12 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # ---- data and model: drawn on the CPU from the seed, then moved ---------------------
     dataset = load_dataset(scenario.data.dataset)
     batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, seed)
+    ckpt = checkpoint.load(opts.resume) if opts.resume else None
+    if ckpt:
+        checkpoint.check_compatible(ckpt, opts.resume, scenario.to_dict(), dataset.sha256, seed)
+        if ckpt["iter"] >= max_iters:
+            raise InputError(f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
+                             f"nothing is left before max_iters {max_iters}; give a larger --max-iters")
     eval_sets = {split: batches.fixed(split, e.iters).to(device) for split in ("train", "val")}
     cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
     model = GPT(cfg, generator(seed, "init")).to(device)
@@ -130,6 +175,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     scaler = dev.grad_scaler(device, opts.dtype)
     step_model = torch.compile(model) if opts.compile else model
     torch.manual_seed(derive_seed(seed, "dropout"))  # dropout masks: the device's own generator
+    start_it = 0
+    if ckpt:  # weights, moments, scaler and random streams as they were before iteration start_it
+        same_stream = checkpoint.restore(ckpt, model, optimizer, scaler, device)
+        start_it = ckpt["iter"]
 
     tokens_per_iter = t.batch_size * t.grad_accum * m.block_size
     n_params = model.num_params()
@@ -137,8 +186,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     spec_peak = peaks.spec_peak(device, opts.dtype)
     measured_peak = peaks.measured_peak(device, opts.dtype)
 
-    run_id = make_run_id(scenario.name, device.type, opts.dtype, seed)
-    writer = RunWriter(Path(opts.out_dir), run_id, {
+    parent = ckpt["info"] if ckpt else None
+    writer = _new_writer(Path(opts.out_dir), scenario.name, device.type, opts.dtype, seed, {
         "scenario": scenario.to_dict(),
         "options": dict(asdict(opts), seed=seed, max_iters=max_iters),
         "started_at": utc_now(),
@@ -157,7 +206,15 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             "kernel choice and reduction order (floating-point sums differ in the last bits)",
         ],
         "warmup_iters": WARMUP_ITERS,
+        # Lineage: this file continues `run_id` from `iter`; its rows start there.
+        "resumed_from": None if not ckpt else {
+            "run_id": parent["run_id"], "iter": start_it, "checkpoint": str(opts.resume),
+            "device": parent["device"], "dtype": parent["options"]["dtype"],
+            "same_random_streams": same_stream,
+        },
     })
+    run_id = writer.run_id
+    ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every else None
     timer = dev.step_timer(device)
     read_every = dev.host_read_interval(device)
 
@@ -165,8 +222,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     pending: list[PendingStep] = []
     evals: dict[int, dict] = {}
     state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None}
+    if ckpt:  # times and tokens continue from the parent's totals
+        state.update({k: v for k, v in parent["recorder"].items() if k in state})
     status, reason = "completed", None
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - (parent["recorder"]["wall_time_s"] if ckpt else 0.0)
 
     def record(rows: list[dict]) -> None:
         """Derived columns (cumulative time, tokens, MFU) for rows read to the host."""
@@ -193,7 +252,17 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         state["rows"] += len(rows)
 
     try:
-        for it in range(max_iters + 1):
+        for it in range(start_it, max_iters + 1):
+            if ckpt_path and it > start_it and it % opts.checkpoint_every == 0:
+                # Before iteration `it`; every earlier row was read at the end of the last step.
+                checkpoint.save(ckpt_path, it=it, model=model, optimizer=optimizer, scaler=scaler, device=device, info={
+                    "run_id": run_id, "scenario": scenario.to_dict(), "model_config": asdict(cfg),
+                    "dataset_sha256": dataset.sha256, "seed": seed, "options": writer.meta["options"],
+                    "device": writer.meta["device"],
+                    "recorder": {k: state[k] for k in ("train_time_s", "tokens", "vals", "last_loss")}
+                    | {"wall_time_s": time.perf_counter() - t0},
+                })
+                writer.update_meta(checkpoint={"path": str(ckpt_path), "iter": it})
             if it % e.interval == 0 or it == max_iters:  # evaluation sees the model after `it` steps
                 evals[it] = evaluate(step_model, eval_sets, autocast)
                 if progress:
@@ -228,7 +297,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             mem, mem_peak = dev.memory_bytes(device)
             pending.append(PendingStep(it, lr, loss_sum / t.grad_accum, grad_norm, timing,
                                        time.perf_counter() - t0, mem, mem_peak))
-            if len(pending) >= read_every:
+            checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
+            if len(pending) >= read_every or checkpoint_next:
                 rows = to_host(pending, timer)  # the one CPU-GPU sync point per read window
                 pending = []
                 record(rows)
@@ -242,18 +312,22 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {state['rows'] + len(pending)} iterations"
     except Exception as exc:
         if not dev.is_out_of_memory(exc):
-            writer.finish("failed", f"{type(exc).__name__}: {exc}")
-            raise  # a bug: keep the rows, and the traceback
+            try:
+                writer.finish("failed", f"{type(exc).__name__}: {exc}")
+            except InputError:
+                pass  # the disk refuses writes: the original error says so, the rows stay in .partial
+            raise  # a bug keeps its traceback; a failed write (InputError) is one line
         status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
         pending = []  # values still on the device may be lost with it
 
     # ---- finish: keep every row, say how it ended ----------------------------------------
-    if status != "failed":
-        record(to_host(pending, timer))
-    sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
-    summary = summarize(state, tokens_per_iter)
-    path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
-    return Outcome(path, status, reason, summary)
+    with _DeferSignals() as deferred:
+        if status != "failed":
+            record(to_host(pending, timer))
+        sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
+        summary = summarize(state, tokens_per_iter)
+        path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
+    return Outcome(path, status, reason, summary, stop_requested=deferred.received)
 
 
 def summarize(state: dict, tokens_per_iter: int) -> dict:
