@@ -57,8 +57,12 @@ COLUMNS = tuple(SCHEMA.names)
 
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _table(rows: list[dict]) -> pa.Table:
@@ -160,7 +164,15 @@ class RunWriter:
                 f"{self.n_rows_flushed} rows are intact in {self.partial}; free space, then `nanobench recover {self.out_dir}`"
             ) from None
         shutil.rmtree(self.partial, ignore_errors=True)
+        _remove_if_empty(self.partial.parent)
         return path
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds when empty: another run's partial keeps it
+    except OSError:
+        pass
 
 
 def utc_now() -> str:
@@ -220,6 +232,7 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
     except OSError as exc:
         raise InputError(f"{partial}: could not write the recovered result ({exc.strerror}); free space and retry") from None
     shutil.rmtree(partial, ignore_errors=True)
+    _remove_if_empty(partial.parent)
     return path
 
 
