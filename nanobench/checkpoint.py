@@ -79,6 +79,8 @@ def load(path: str | Path) -> dict:
         head = f.read(4)
     if head == b"PAR1":
         raise InputError(f"--resume {path}: a result file, not a checkpoint; resume from OUT/{CHECKPOINT_DIR}/<run_id>.pt")
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; its directory is at the end
+        raise InputError(f"--resume {path}: not a readable checkpoint (truncated, or another kind of file)")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -175,10 +175,12 @@ def _build(raw: dict, where: str) -> tuple[Scenario | None, list[str]]:
         kwargs[key] = cls(**section_kwargs)
     if "name" not in kwargs:
         errors.append("name: missing (every scenario has a name)")
-    if errors:
-        return None, errors
-    scenario = Scenario(**kwargs)
-    return scenario, _check_values(scenario)
+    # Values are checked even when some keys were malformed (those keep their defaults), so
+    # one pass reports everything; rules that involve a malformed key are left out.
+    scenario = Scenario(**{"name": "?", **kwargs})
+    bad_keys = {err.split(":")[0] for err in errors}
+    errors += [err for err in _check_values(scenario) if not any(k in err for k in bad_keys)]
+    return (None if errors else scenario), errors
 
 
 def _check_values(s: Scenario) -> list[str]:
