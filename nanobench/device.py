@@ -162,7 +162,9 @@ def name(device: torch.device) -> str:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    """CUDA's OutOfMemoryError, MPS's and the CPU allocator's ("can't allocate memory")."""
+    text = str(exc).lower()
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 def rng_state(device: torch.device) -> torch.Tensor | None:

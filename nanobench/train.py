@@ -7,12 +7,13 @@ file (see results.py). Runs on different devices differ only in what cannot be i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
 import signal
-import threading
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,6 +121,18 @@ class _DeferSignals:
                 signal.signal(s, handler)
 
 
+@contextlib.contextmanager
+def _setup_out_of_memory(device):
+    """Out of memory before the first step: no rows to keep, so one line saying what to shrink."""
+    try:
+        yield
+    except Exception as exc:
+        if not dev.is_out_of_memory(exc):
+            raise
+        raise InputError(f"--device {device}: out of memory placing the model and evaluation batches "
+                         f"({str(exc).splitlines()[0][:120]}); use a smaller model or eval.iters, or another device") from None
+
+
 def _new_writer(out_dir: Path, scenario: str, device_type: str, dtype: str, seed: int, meta: dict) -> RunWriter:
     """A writer under a fresh run id; another run that drew the same id (same second, same
     random suffix) or left a file by that name makes us draw again, never overwrite."""
@@ -168,9 +181,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         if ckpt["iter"] >= max_iters:
             raise InputError(f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
                              f"nothing is left before max_iters {max_iters}; give a larger --max-iters")
-    eval_sets = {split: batches.fixed(split, e.iters).to(device) for split in ("train", "val")}
     cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
-    model = GPT(cfg, generator(seed, "init")).to(device)
+    with _setup_out_of_memory(device):
+        eval_sets = {split: batches.fixed(split, e.iters).to(device) for split in ("train", "val")}
+        model = GPT(cfg, generator(seed, "init")).to(device)
     optimizer = make_optimizer(model, t, fused=dev.fused_adamw(device))
     scaler = dev.grad_scaler(device, opts.dtype)
     step_model = torch.compile(model) if opts.compile else model
@@ -318,7 +332,11 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 pass  # the disk refuses writes: the original error says so, the rows stay in .partial
             raise  # a bug keeps its traceback; a failed write (InputError) is one line
         status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
-        pending = []  # values still on the device may be lost with it
+        try:  # steps finished before the failing one hold valid values: keep them if readable
+            record(to_host(pending, timer))
+        except Exception:
+            pass
+        pending = []
 
     # ---- finish: keep every row, say how it ended ----------------------------------------
     with _DeferSignals() as deferred:

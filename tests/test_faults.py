@@ -171,3 +171,31 @@ def test_rows_reach_disk_within_the_time_window(tmp_path):
     time.sleep(0.06)
     w.append([{"iter": 1, "loss": 1.0}])  # two slow iterations: the time window flushes them
     assert w.n_rows_flushed == 2 and len(list(w.partial.glob("seg-*.parquet"))) == 1
+
+
+CUDA_FULL_AT_30 = textwrap.dedent("""
+    # The GPU "fills up" at iteration 30: the allocator may keep only what it holds now.
+    import sys, torch
+    from nanobench import cli
+    log = cli.Progress.log
+    def log_and_cap(self, text):
+        if text.startswith("iter 30:"):
+            torch.cuda.empty_cache()
+            total = torch.cuda.get_device_properties(0).total_memory
+            torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_allocated() + 1) / total)
+            torch.cuda.empty_cache()
+        log(self, text)
+    cli.Progress.log = log_and_cap
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
+@pytest.mark.gpu
+def test_cuda_out_of_memory_fails_with_reason_and_keeps_rows(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", CUDA_FULL_AT_30, *LONG, "--device", "cuda", "--max-iters", "100",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    run = only_result(tmp_path)
+    assert run.meta["status"] == "failed" and "out of memory on cuda" in run.meta["status_reason"]
+    iters = run.rows["iter"].tolist()
+    assert iters == list(range(len(iters))) and len(iters) >= 30
