@@ -85,43 +85,95 @@ def _parse_seeds(text: str | None) -> list[int | None]:
     return seeds
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopOnce:
+    """Ctrl-C or SIGTERM: the first stops the run (KeyboardInterrupt, which completes the
+    result file with status `interrupted`); later ones only say that it is finishing."""
+
+    def __init__(self):
+        self.stopping = False
+
+    def __call__(self, signum, frame):
+        if self.stopping:
+            print("nanobench: finishing the result file; it is written in a moment", file=sys.stderr, flush=True)
+            return
+        self.stopping = True
+        raise KeyboardInterrupt
+
+
+def _resume_defaults(args) -> tuple:
+    """With --resume, the scenario and any run option not given come from the checkpoint."""
+    from nanobench import checkpoint
+    from nanobench import scenario as scen
+
+    ckpt = checkpoint.load(args.resume)
+    info = ckpt["info"]
+    if args.seeds:
+        raise InputError(f"--seeds {args.seeds}: a resumed run keeps its checkpoint's seed ({info['seed']}); drop --seeds")
+    if args.scenario:
+        scenario = scen.load(args.scenario, args.set or [])
+    else:
+        scenario = scen.from_dict(info["scenario"], args.set or [], f"{args.resume} (its scenario)")
+    parent = info["options"]
+    same_kind = args.device is None or args.device.split(":")[0] == info["device"]["type"]
+    return scenario, [info["seed"]], {
+        "device": args.device or parent["device"],
+        "dtype": args.dtype or parent["dtype"],
+        "compile": parent["compile"] if args.compile is None else args.compile,
+        # Thread count changes CPU sums: keep the parent's on the same kind of device.
+        "threads": args.threads or (parent["threads"] if same_kind else None),
+        "checkpoint_every": args.checkpoint_every or parent.get("checkpoint_every"),
+    }
 
 
 def cmd_run(args) -> int:
     from nanobench import scenario as scen
 
-    scenario = scen.load(args.scenario, args.set or [])
-    seeds = _parse_seeds(args.seeds)
+    if args.resume:
+        scenario, seeds, platform = _resume_defaults(args)
+    elif not args.scenario:
+        raise InputError("run: give a SCENARIO (see `nanobench scenarios`) or --resume CHECKPOINT")
+    else:
+        scenario = scen.load(args.scenario, args.set or [])
+        seeds = _parse_seeds(args.seeds)
+        platform = {"device": args.device or "cpu", "dtype": args.dtype or "fp32", "compile": bool(args.compile),
+                    "threads": args.threads, "checkpoint_every": args.checkpoint_every}
     if args.max_iters is not None and args.max_iters < 1:
         raise InputError(f"--max-iters {args.max_iters}: must be >= 1")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads}: must be >= 1")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise InputError(f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)")
 
     from nanobench import distributed
 
     if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
-        return launch_distributed(args, scenario)
+        if args.resume or args.checkpoint_every:
+            raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
+        return launch_distributed(args, scenario, platform)
 
     from nanobench import results
     from nanobench.train import RunOptions, train
 
     for partial in results.find_partials(args.out):
-        recovered = results.recover(partial)
+        try:
+            recovered = results.recover(partial)
+        except InputError as exc:  # a damaged leftover must not block new runs
+            print(f"nanobench: warning: {exc}", file=sys.stderr)
+            continue
         if recovered:
             print(f"recovered a killed run: {recovered}", file=sys.stderr)
 
     # SIGTERM ends a run like Ctrl-C: the result file is completed with status `interrupted`.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    stop = _StopOnce()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     outcomes = []
     # One id for the runs of this invocation; NANOBENCH_GROUP_ID joins separate invocations.
     group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
     for seed in seeds:
-        opts = RunOptions(device=args.device, dtype=args.dtype, compile=args.compile, threads=args.threads,
-                          seed=seed, max_iters=args.max_iters, overrides=tuple(args.set or []), out_dir=args.out,
-                          group_id=group_id)
-        label = f"{scenario.name} {args.device} {args.dtype}" + (f" s{seed}" if seed is not None else "")
+        opts = RunOptions(**platform, seed=seed, max_iters=args.max_iters, overrides=tuple(args.set or []),
+                          out_dir=args.out, resume=args.resume, group_id=group_id)
+        label = f"{scenario.name} {opts.device} {opts.dtype}" + (f" s{seed}" if seed is not None else "")
         with Progress(label, args.quiet) as progress:
             outcome = train(scenario, opts, progress)
         outcomes.append(outcome)
@@ -129,22 +181,26 @@ def cmd_run(args) -> int:
             continue
         if not args.json:
             _print_outcome(outcome)
-        if outcome.status == "interrupted":
+        if outcome.status == "interrupted" or outcome.stop_requested:
             break
     if args.json and any(o.path for o in outcomes):
         print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
-    return EXIT_OK if all(o.status == "completed" for o in outcomes) else 130 if outcomes[-1].status == "interrupted" else EXIT_GATE
+    last = outcomes[-1]
+    if last.status == "interrupted" or last.stop_requested:
+        return 130
+    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
 
 
-def launch_distributed(args, scenario) -> int:
+def launch_distributed(args, scenario, platform: dict) -> int:
     """Re-run this command under torchrun, one worker per rank; rank 0 prints the outcome."""
     import subprocess
 
     from nanobench import distributed
 
-    distributed.check_launch(args.nproc, args.nnodes or 1, args.device, scenario.train.batch_size, scenario.train.grad_accum)
-    run_args = [args.scenario, "--device", args.device, "--dtype", args.dtype, "--out", args.out,
-                "--compile" if args.compile else "--no-compile"]
+    device = platform["device"]
+    distributed.check_launch(args.nproc, args.nnodes or 1, device, scenario.train.batch_size, scenario.train.grad_accum)
+    run_args = [args.scenario, "--device", device, "--dtype", platform["dtype"], "--out", args.out,
+                "--compile" if platform["compile"] else "--no-compile"]
     for flag, value in (("--threads", args.threads), ("--seeds", args.seeds), ("--max-iters", args.max_iters)):
         if value is not None:
             run_args += [flag, str(value)]
@@ -214,6 +270,8 @@ def cmd_recover(args) -> int:
 
     found = 0
     for folder in args.folders:
+        if not os.path.isdir(folder):
+            raise InputError(f"{folder}: no such folder; give the --out folder of the killed run (default results/)")
         for partial in results.find_partials(folder):
             path = results.recover(partial, force=args.force)
             if path is None:
@@ -292,10 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a scenario on a device, one result file per seed")
-    run.add_argument("scenario", help="a shipped scenario name (see `nanobench scenarios`) or a .toml path")
-    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu)")
-    run.add_argument("--dtype", default="fp32", help="fp32, tf32, bf16 or fp16 (default fp32)")
-    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False, help="torch.compile the model")
+    run.add_argument("scenario", nargs="?", help="a shipped scenario name (see `nanobench scenarios`) or a .toml path")
+    run.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default cpu; with --resume the checkpoint's)")
+    run.add_argument("--dtype", help="fp32, tf32, bf16 or fp16 (default fp32; with --resume the checkpoint's)")
+    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
     run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     run.add_argument("--seeds", help="comma-separated seeds, one run each (default: the scenario's seed)")
     run.add_argument("--max-iters", type=int, help="stop after N iterations (the schedule is unchanged)")
@@ -303,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="folder for result files (default results/)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--json", action="store_true", help="print outcomes as JSON")
+    run.add_argument("--checkpoint-every", type=int, metavar="N",
+                     help="write OUT/checkpoints/<run_id>.pt every N iterations (replaced each time)")
+    run.add_argument("--resume", metavar="CHECKPOINT",
+                     help="continue the run of a checkpoint in a new result file (same device: bit-identical)")
     ddp = run.add_argument_group("data-parallel (torchrun, DistributedDataParallel)")
     ddp.add_argument("--nproc", type=int, help="ranks on this machine: gloo on cpu, NCCL on cuda (one GPU each)")
     ddp.add_argument("--nnodes", type=int, help="machines in the job (torchrun --nnodes)")

@@ -219,6 +219,16 @@ class Batches:
             "train": _windows(dataset.train, block_size, "train"),
             "val": _windows(dataset.val, block_size, "val"),
         }
+        # A batch holding more tokens than a split repeats text within one step: the split is
+        # too small for the scenario, which is a mistake to say now, not after training.
+        tokens = batch_size * block_size
+        for split, ids in (("train", dataset.train), ("val", dataset.val)):
+            if tokens > ids.numel():
+                raise InputError(
+                    f"train.batch_size x model.block_size = {batch_size} x {block_size} = {tokens} tokens "
+                    f"is larger than the {split} split of '{dataset.name}' ({ids.numel()} tokens); "
+                    f"use a smaller batch or a larger dataset"
+                )
 
     def _draw(self, split: str, n: int, gen: torch.Generator) -> torch.Tensor:
         windows = self._windows[split]

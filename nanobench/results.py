@@ -58,8 +58,12 @@ COLUMNS = tuple(SCHEMA.names)
 
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _table(rows: list[dict]) -> pa.Table:
@@ -86,17 +90,24 @@ class RunWriter:
         self.meta = dict(meta, schema_version=SCHEMA_VERSION, run_id=run_id, status="running")
         self.flush_every_iters = flush_every_iters
         self.flush_every_s = flush_every_s
+        self.partial = self.out_dir / PARTIAL_DIR / run_id
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.partial = self.out_dir / PARTIAL_DIR / run_id
-            self.partial.mkdir(parents=True, exist_ok=False)  # a clash is a bug in run-id making
+            (self.out_dir / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"--out {self.out_dir}: cannot create the results folder ({exc.strerror})") from None
-        _write_json_atomic(self.partial / "meta.json", self.meta)
+        if (self.out_dir / f"{run_id}.parquet").exists():
+            raise FileExistsError(run_id)  # a result by that name: the caller draws another id
+        try:
+            self.partial.mkdir(exist_ok=False)  # atomic: of two runs drawing one id, only one gets it
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise InputError(f"--out {self.out_dir}: cannot create {self.partial} ({exc.strerror})") from None
         self._buffer: list[dict] = []
         self._n_segments = 0
         self.n_rows_flushed = 0
         self._last_flush = time.monotonic()
+        self._write_meta()
 
     @property
     def n_rows(self) -> int:
@@ -126,19 +137,43 @@ class RunWriter:
         self.n_rows_flushed += len(self._buffer)
         self._buffer = []
 
+    def _write_meta(self) -> None:
+        try:
+            _write_json_atomic(self.partial / "meta.json", self.meta)
+        except OSError as exc:
+            raise InputError(
+                f"{self.partial / 'meta.json'}: could not write ({exc.strerror}); the {self.n_rows_flushed} rows "
+                f"flushed before are intact in {self.partial}; free space, then `nanobench recover {self.out_dir}`"
+            ) from None
+
     def update_meta(self, **fields) -> None:
         self.meta.update(fields)
-        _write_json_atomic(self.partial / "meta.json", self.meta)
+        self._write_meta()
 
     def finish(self, status: str, reason: str | None = None, **fields) -> Path:
         """Flush, join the segments into the final file, and remove the partial folder."""
         assert status in STATUSES, status
         self.flush()
         self.meta.update(fields, status=status, status_reason=reason, finished_at=utc_now())
-        _write_json_atomic(self.partial / "meta.json", self.meta)
-        path = _publish(self.out_dir, self.run_id, _read_segments(self.partial), self.meta)
+        self._write_meta()
+        try:
+            path = _publish(self.out_dir, self.run_id, _read_segments(self.partial), self.meta)
+        except OSError as exc:
+            (self.out_dir / f".{self.run_id}.parquet.tmp").unlink(missing_ok=True)
+            raise InputError(
+                f"{self.out_dir / self.run_id}.parquet: could not write the result ({exc.strerror}); its "
+                f"{self.n_rows_flushed} rows are intact in {self.partial}; free space, then `nanobench recover {self.out_dir}`"
+            ) from None
         shutil.rmtree(self.partial, ignore_errors=True)
+        _remove_if_empty(self.partial.parent)
         return path
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only succeeds when empty: another run's partial keeps it
+    except OSError:
+        pass
 
 
 def utc_now() -> str:
@@ -176,7 +211,12 @@ def _pid_alive(pid) -> bool:
 def recover(partial: Path, *, force: bool = False) -> Path | None:
     """Publish what a killed run recorded, with status `killed`. Skips a run still alive
     (its pid and host are in meta.json) unless force is set; returns None then."""
-    meta = json.loads((partial / "meta.json").read_text())
+    try:
+        meta = json.loads((partial / "meta.json").read_text())
+        meta["run_id"], meta["schema_version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{partial / 'meta.json'}: damaged, so this partial run cannot be recovered; "
+                         f"its rows are in {partial}/seg-*.parquet; move the folder away") from None
     same_host = meta.get("pid_host") == os.uname().nodename
     if not force and same_host and _pid_alive(meta.get("pid")) and meta.get("pid") != os.getpid():
         return None
@@ -188,8 +228,12 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
         f"or {FLUSH_EVERY_S:g} s after it were lost"
     )
     meta.update(status="killed", status_reason=reason, recovered_at=utc_now())
-    path = _publish(partial.parent.parent, meta["run_id"], table, meta)
+    try:
+        path = _publish(partial.parent.parent, meta["run_id"], table, meta)
+    except OSError as exc:
+        raise InputError(f"{partial}: could not write the recovered result ({exc.strerror}); free space and retry") from None
     shutil.rmtree(partial, ignore_errors=True)
+    _remove_if_empty(partial.parent)
     return path
 
 

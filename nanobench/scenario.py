@@ -175,10 +175,12 @@ def _build(raw: dict, where: str) -> tuple[Scenario | None, list[str]]:
         kwargs[key] = cls(**section_kwargs)
     if "name" not in kwargs:
         errors.append("name: missing (every scenario has a name)")
-    if errors:
-        return None, errors
-    scenario = Scenario(**kwargs)
-    return scenario, _check_values(scenario)
+    # Values are checked even when some keys were malformed (those keep their defaults), so
+    # one pass reports everything; rules that involve a malformed key are left out.
+    scenario = Scenario(**{"name": "?", **kwargs})
+    bad_keys = {err.split(":")[0] for err in errors}
+    errors += [err for err in _check_values(scenario) if not any(k in err for k in bad_keys)]
+    return (None if errors else scenario), errors
 
 
 def _check_values(s: Scenario) -> list[str]:
@@ -258,6 +260,12 @@ def load(name_or_path: str, overrides: list[str] = ()) -> Scenario:
         raise InputError(f"{path}: TOML syntax error: {exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text; a scenario is a TOML file") from None
+    return from_dict(raw, overrides, str(path))
+
+
+def from_dict(raw: dict, overrides: list[str] = (), where: str = "scenario") -> Scenario:
+    """A scenario from its parsed (or recorded, e.g. in a checkpoint) table, with `--set`
+    overrides applied; every problem reported at once, each prefixed with `where`."""
     for text in overrides:
         key, value = parse_override(text)
         *parents, leaf = key.split(".")
@@ -267,8 +275,8 @@ def load(name_or_path: str, overrides: list[str] = ()) -> Scenario:
             if not isinstance(table, dict):
                 raise InputError(f"--set {key}: {part} is not a table")
         table[leaf] = value
-    scenario, errors = _build(raw, str(path))
+    scenario, errors = _build(raw, where)
     if errors:
-        where = f"{path}" + (f" (with --set {', '.join(overrides)})" if overrides else "")
+        where = where + (f" (with --set {', '.join(overrides)})" if overrides else "")
         raise InputError("\n".join(f"{where}: {err}" for err in errors))
     return scenario

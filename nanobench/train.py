@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from nanobench import checkpoint
 from nanobench import device as dev
 from nanobench import distributed, environment, peaks
 from nanobench.data import Batches, derive_seed, generator, load_dataset
@@ -45,6 +46,8 @@ class RunOptions:
     overrides: tuple[str, ...] = ()  # the --set strings, recorded as given
     out_dir: str = "results"
     group_id: str | None = None  # shared by the runs of one `--seeds` invocation
+    checkpoint_every: int | None = None  # write OUT/checkpoints/<run_id>.pt every N iterations
+    resume: str | None = None  # a checkpoint to continue from (see checkpoint.py)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Outcome:
     status: str
     reason: str | None
     summary: dict = field(default_factory=dict)
+    stop_requested: bool = False  # Ctrl-C/SIGTERM came while the result was being finished
 
 
 def lr_at(it: int, t: TrainConfig) -> float:
@@ -96,6 +100,51 @@ def make_run_id(scenario: str, device_type: str, dtype: str, seed: int) -> str:
     return f"{scenario}-{stamp}-{device_type}-{dtype}-s{seed}-{secrets.token_hex(3)}"
 
 
+class _DeferSignals:
+    """Ctrl-C and SIGTERM wait while the result file is finished: a second Ctrl-C (or the
+    first, arriving just then) must not lose the run. Only the main thread can set handlers."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received = False
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+        return self
+
+    def _note(self, signum, frame):
+        self.received = True
+
+    def __exit__(self, *exc):
+        if self.old:
+            for s, handler in self.old.items():
+                signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def _setup_out_of_memory(device):
+    """Out of memory before the first step: no rows to keep, so one line saying what to shrink."""
+    try:
+        yield
+    except Exception as exc:
+        if not dev.is_out_of_memory(exc):
+            raise
+        raise InputError(f"--device {device}: out of memory placing the model and evaluation batches "
+                         f"({str(exc).splitlines()[0][:120]}); use a smaller model or eval.iters, or another device") from None
+
+
+def _new_writer(out_dir: Path, scenario: str, device_type: str, dtype: str, seed: int, meta: dict) -> RunWriter:
+    """A writer under a fresh run id; another run that drew the same id (same second, same
+    random suffix) or left a file by that name makes us draw again, never overwrite."""
+    for _ in range(10):
+        try:
+            return RunWriter(out_dir, make_run_id(scenario, device_type, dtype, seed), meta)
+        except FileExistsError:
+            continue
+    raise InputError(f"--out {out_dir}: could not find an unused run id after 10 tries; is the clock or the random source stuck?")
+
+
 def sample_text(model: GPT, scenario: Scenario, dataset) -> str:
     """Generate the run's text sample on the CPU in fp32 from a fixed seed, so the sample
     depends on the final weights alone, not on the device's random generator."""
@@ -131,18 +180,29 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # ---- data and model: drawn on the CPU from the seed, then moved ---------------------
     dataset = load_dataset(scenario.data.dataset)
     batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, seed)
-    eval_sets = {split: batches.fixed(split, e.iters).to(device) for split in ("train", "val")}
+    ckpt = checkpoint.load(opts.resume) if opts.resume else None
+    if ckpt:
+        checkpoint.check_compatible(ckpt, opts.resume, scenario.to_dict(), dataset.sha256, seed)
+        if ckpt["iter"] >= max_iters:
+            raise InputError(f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
+                             f"nothing is left before max_iters {max_iters}; give a larger --max-iters")
     cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
-    model = GPT(cfg, generator(seed, "init")).to(device)
+    with _setup_out_of_memory(device):
+        eval_sets = {split: batches.fixed(split, e.iters).to(device) for split in ("train", "val")}
+        model = GPT(cfg, generator(seed, "init")).to(device)
     optimizer = make_optimizer(model, t, fused=dev.fused_adamw(device))
     scaler = dev.grad_scaler(device, opts.dtype)
     step_model = torch.compile(model) if opts.compile else model
-    if ddp:  # gradients all-reduced across ranks during backward
-        step_model = torch.nn.parallel.DistributedDataParallel(step_model, device_ids=dev.ddp_device_ids(device))
-    eval_model = model if ddp else step_model  # every rank scores the full fixed set alike
     rank = ddp.rank if ddp else 0
     progress = progress if rank == 0 else None
     torch.manual_seed(derive_seed(seed, "dropout", rank))  # dropout masks: the device's own generator
+    start_it = 0
+    if ckpt:  # weights, moments, scaler and random streams as they were before iteration start_it
+        same_stream = checkpoint.restore(ckpt, model, optimizer, scaler, device)
+        start_it = ckpt["iter"]
+    if ddp:  # gradients all-reduced across ranks during backward
+        step_model = torch.nn.parallel.DistributedDataParallel(step_model, device_ids=dev.ddp_device_ids(device))
+    eval_model = model if ddp else step_model  # every rank scores the full fixed set alike
     shard = ddp.shard(t.batch_size) if ddp else slice(None)  # this rank's part of each micro-batch
 
     tokens_per_iter = t.batch_size * t.grad_accum * m.block_size
@@ -152,11 +212,11 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     measured_peak = peaks.measured_peak(device, opts.dtype)
     peak_scale = dev.devices_in_job(device, ddp.world_size if ddp else 1)  # MFU of the whole job
 
-    run_id = make_run_id(scenario.name, device.type, opts.dtype, seed)
+    parent = ckpt["info"] if ckpt else None
     meta = {
         "scenario": scenario.to_dict(),
         "options": dict(asdict(opts), seed=seed, max_iters=max_iters),
-        "group_id": opts.group_id or run_id,
+        "group_id": opts.group_id or f"{scenario.name}-{secrets.token_hex(4)}",
         "started_at": utc_now(),
         "pid": os.getpid(),
         "pid_host": os.uname().nodename,
@@ -172,8 +232,17 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         + ["kernel choice and reduction order (floating-point sums differ in the last bits)"],
         "warmup_iters": WARMUP_ITERS,
         "distributed": ddp.describe() if ddp else None,
+        # Lineage: this file continues `run_id` from `iter`; its rows start there.
+        "resumed_from": None if not ckpt else {
+            "run_id": parent["run_id"], "iter": start_it, "checkpoint": str(opts.resume),
+            "device": parent["device"], "dtype": parent["options"]["dtype"],
+            "same_random_streams": same_stream,
+        },
     }
-    writer = RunWriter(Path(opts.out_dir), run_id, meta) if rank == 0 else None  # rank 0 records
+    # rank 0 records; the other ranks of a torchrun job only train
+    writer = _new_writer(Path(opts.out_dir), scenario.name, device.type, opts.dtype, seed, meta) if rank == 0 else None
+    run_id = writer.run_id if writer else None
+    ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
     timer = dev.step_timer(device)
     read_every = dev.host_read_interval(device)
 
@@ -181,8 +250,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     pending: list[PendingStep] = []
     evals: dict[int, dict] = {}
     state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None}
+    if ckpt:  # times and tokens continue from the parent's totals
+        state.update({k: v for k, v in parent["recorder"].items() if k in state})
     status, reason = "completed", None
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - (parent["recorder"]["wall_time_s"] if ckpt else 0.0)
 
     def record(rows: list[dict]) -> None:
         """Derived columns (cumulative time, tokens, MFU) for rows read to the host."""
@@ -216,7 +287,17 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         state["rows"] += len(rows)
 
     try:
-        for it in range(max_iters + 1):
+        for it in range(start_it, max_iters + 1):
+            if ckpt_path and it > start_it and it % opts.checkpoint_every == 0:
+                # Before iteration `it`; every earlier row was read at the end of the last step.
+                checkpoint.save(ckpt_path, it=it, model=model, optimizer=optimizer, scaler=scaler, device=device, info={
+                    "run_id": run_id, "scenario": scenario.to_dict(), "model_config": asdict(cfg),
+                    "dataset_sha256": dataset.sha256, "seed": seed, "options": writer.meta["options"],
+                    "device": writer.meta["device"],
+                    "recorder": {k: state[k] for k in ("train_time_s", "tokens", "vals", "last_loss")}
+                    | {"wall_time_s": time.perf_counter() - t0},
+                })
+                writer.update_meta(checkpoint={"path": str(ckpt_path), "iter": it})
             if it % e.interval == 0 or it == max_iters:  # evaluation sees the model after `it` steps
                 evals[it] = evaluate(eval_model, eval_sets, autocast)
                 if progress:
@@ -254,7 +335,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             mem, mem_peak = dev.memory_bytes(device)
             pending.append(PendingStep(it, lr, loss_mean, grad_norm, timing,
                                        time.perf_counter() - t0, mem, mem_peak))
-            if len(pending) >= read_every:
+            checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
+            if len(pending) >= read_every or checkpoint_next:
                 rows = to_host(pending, timer)  # the one CPU-GPU sync point per read window
                 pending = []
                 record(rows)
@@ -269,39 +351,34 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     except Exception as exc:
         if dev.is_out_of_memory(exc):
             status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
+            if not ddp:
+                try:  # steps finished before the failing one hold valid values: keep them if readable
+                    record(to_host(pending, timer))
+                except Exception:
+                    pass
         elif ddp and distributed.is_comm_error(exc):
             status, reason = "failed", f"a collective failed (another rank died?): {str(exc).splitlines()[0]}"
         else:
             if writer:
-                writer.finish("failed", f"{type(exc).__name__}: {exc}")
-            raise  # a bug: keep the rows, and the traceback
+                try:
+                    writer.finish("failed", f"{type(exc).__name__}: {exc}")
+                except InputError:
+                    pass  # the disk refuses writes: the original error says so, the rows stay in .partial
+            raise  # a bug keeps its traceback; a failed write (InputError) is one line
         pending = []  # values still on the device may be lost with it
 
     # ---- finish: keep every row, say how it ended ----------------------------------------
-    if status != "failed":
-        record(to_host(pending, timer))
-    summary = summarize(state, tokens_per_iter)
-    path = None
-    if writer:
-        sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
-        with signals_held():  # a second Ctrl-C, or torchrun's SIGTERM, must not cut the file short
+    # A second Ctrl-C, or torchrun's SIGTERM, waits until the result file is complete.
+    with _DeferSignals() as deferred:
+        if status != "failed":
+            record(to_host(pending, timer))
+        summary = summarize(state, tokens_per_iter)
+        path = None
+        if writer:
+            sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
             path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
     distributed.shutdown(ddp)
-    return Outcome(path, status, reason, summary)
-
-
-@contextlib.contextmanager
-def signals_held():
-    """Ignore SIGINT and SIGTERM while a result file is being published (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return Outcome(path, status, reason, summary, stop_requested=deferred.received)
 
 
 def summarize(state: dict, tokens_per_iter: int) -> dict:
