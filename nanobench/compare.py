@@ -32,10 +32,26 @@ class Config:
     device_name: str
     dtype: str
     compile: bool
+    continues: str = ""  # a resumed run: "cpu fp32 @1000", the configuration and iteration it took over
 
     def label(self, with_name: bool = False) -> str:
         text = f"{self.device_type} {self.dtype}" + (" compiled" if self.compile else "")
-        return f"{text} ({self.device_name})" if with_name else text
+        text = f"{text} ({self.device_name})" if with_name else text
+        return f"{text} continuing {self.continues}" if self.continues else text
+
+
+def _continues(meta: dict) -> str:
+    """'cpu fp32 @1000' for a run resumed from a checkpoint of a cpu fp32 run at iteration 1000.
+
+    A continuation is its own configuration: its history is its parent's, so it is never
+    averaged with runs that trained from scratch; plots draw it on from its parent's curve.
+    """
+    parent = meta.get("resumed_from") or None
+    if not parent:
+        return ""
+    device = parent.get("device")
+    kind = device.get("type", "?") if isinstance(device, dict) else str(device)
+    return f"{kind} {parent.get('dtype', '?')} @{parent.get('iter', '?')}"
 
 
 @dataclass(frozen=True)
@@ -145,8 +161,15 @@ def run_stats(run: results.Run) -> RunStats:
     times = _col(rows, "step_time_s")[timed]
     evs = evaluations(rows)
     median_s = percentile(times, 50)
+    # tokens is cumulative, from the parent's count in a resumed run: take a step's increment
     tokens = _col(rows, "tokens")[is_step]
-    tokens_per_iter = float(tokens[0]) if tokens.size and not np.isnan(tokens[0]) else None  # after the first step
+    tokens = tokens[~np.isnan(tokens)]
+    if tokens.size >= 2:
+        tokens_per_iter = float(tokens[1] - tokens[0])
+    elif tokens.size == 1 and int(rows["iter"].to_numpy()[is_step][0]) == 0:
+        tokens_per_iter = float(tokens[0])
+    else:
+        tokens_per_iter = None
     mfu = _col(rows, "mfu")[timed]
     mfu = mfu[~np.isnan(mfu)]
     mem_peak = _max(_col(rows, "mem_peak_bytes"))
@@ -157,7 +180,7 @@ def run_stats(run: results.Run) -> RunStats:
         dataset=str(data.get("name", "?")),
         dataset_sha256=str(data.get("sha256", "?")),
         config=Config(str(dev.get("type", opts.get("device", "?"))), str(dev.get("name", "?")),
-                      str(opts.get("dtype", "?")), bool(opts.get("compile", False))),
+                      str(opts.get("dtype", "?")), bool(opts.get("compile", False)), _continues(meta)),
         seed=opts.get("seed"),
         threads=env.get("torch_num_threads"),
         torch_version=env.get("torch"),
@@ -413,9 +436,10 @@ def choose_baseline(configs: list[ConfigSummary]) -> ConfigSummary:
     missing timings broken by label, so the choice never depends on file order."""
     slowest_first = sorted(configs, key=lambda c: (-(c.median_step_s or 0.0), c.label, c.config))
     for c in slowest_first:
-        if c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile:
+        if c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile and not c.config.continues:
             return c
-    return slowest_first[0]
+    fresh = [c for c in slowest_first if not c.config.continues]  # a continuation is never the baseline
+    return (fresh or slowest_first)[0]
 
 
 def _labels(configs: list[Config]) -> dict[Config, str]:

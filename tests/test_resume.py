@@ -78,3 +78,24 @@ def test_checkpoint_of_another_model_shape_is_refused(runs, tmp_path):
 def test_resume_beyond_max_iters_is_refused(runs, tmp_path):
     with pytest.raises(InputError, match="nothing is left before max_iters 20"):
         train(load("smoke", SETS), RunOptions(out_dir=str(tmp_path), threads=1, max_iters=20, resume=str(runs["ckpt"])))
+
+
+def test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs(tmp_path):
+    """A resumed run is drawn on from its parent: its own configuration, labelled with lineage."""
+    from nanobench import compare
+
+    out = tmp_path / "r"
+    first = subprocess.run([sys.executable, "-m", "nanobench", "run", "smoke", "--threads", "1", "--max-iters", "20",
+                            "--checkpoint-every", "10", "--out", str(out), "--quiet"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    [ckpt] = (out / "checkpoints").glob("*.pt")
+    second = subprocess.run([sys.executable, "-m", "nanobench", "run", "--resume", str(ckpt), "--max-iters", "30",
+                             "--out", str(out), "--quiet"], capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    comparison, _ = compare.compare_files([str(out)])
+    [group] = comparison.groups
+    labels = sorted(cs.label for cs in group.configs)
+    assert labels == ["cpu fp32", "cpu fp32 continuing cpu fp32 @20"]  # the last checkpoint, before iteration 20
+    assert group.baseline.label == "cpu fp32"
+    child = next(cs for cs in group.configs if cs.config.continues)
+    assert child.runs[0].evaluations[0].iter == 20  # its rows start where the parent's checkpoint was
