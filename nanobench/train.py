@@ -21,7 +21,7 @@ from nanobench import device as dev
 from nanobench import environment, peaks
 from nanobench.data import Batches, derive_seed, generator, load_dataset
 from nanobench.errors import InputError
-from nanobench.metrics import PendingStep, flops_per_token, to_host
+from nanobench.metrics import PendingStep, flops_per_token, interpolate_energy, to_host
 from nanobench.model import GPT, GPTConfig
 from nanobench.results import RunWriter, utc_now
 from nanobench.scenario import Scenario, TrainConfig
@@ -136,6 +136,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     flops_per_iter = flops_per_token(n_params, m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size) * tokens_per_iter
     spec_peak = peaks.spec_peak(device, opts.dtype)
     measured_peak = peaks.measured_peak(device, opts.dtype)
+    energy = dev.energy_meter(device)  # read once per host-read window, like device memory
+    device_memory = dev.device_memory_reader(device)
 
     run_id = make_run_id(scenario.name, device.type, opts.dtype, seed)
     writer = RunWriter(Path(opts.out_dir), run_id, {
@@ -149,7 +151,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "model": {"n_params": n_params, "n_params_with_pos_emb": model.num_params(False)},
         "flops": {"per_iter": flops_per_iter, "per_token": flops_per_iter // tokens_per_iter,
                   "method": "6N + 12*L*H*Q*T per token (nanoGPT, PaLM appendix B)"},
-        "peak_flops": {"spec": asdict(spec_peak), "measured": asdict(measured_peak)},
+        "peak_flops": {"spec": asdict(spec_peak), "measured": asdict(measured_peak),
+                       "note": peaks.consistency_note(spec_peak, measured_peak)},
+        "energy": energy.describe(),
         "precision": precision_flags,
         "environment": environment.collect(device),
         "not_identical_across_devices": [
@@ -164,13 +168,20 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # ---- the loop ------------------------------------------------------------------------
     pending: list[PendingStep] = []
     evals: dict[int, dict] = {}
-    state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None}
+    state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None,
+             "first_step_s": None, "energy_at": (0.0, 0.0)}
     status, reason = "completed", None
     t0 = time.perf_counter()
 
     def record(rows: list[dict]) -> None:
-        """Derived columns (cumulative time, tokens, MFU) for rows read to the host."""
+        """Derived columns (cumulative time, tokens, MFU, energy) for rows read to the host."""
+        energy_now = (time.perf_counter() - t0, energy.read_j())  # one counter read per window
+        if energy_now[1] is not None and rows:
+            interpolate_energy(rows, state["energy_at"], energy_now)
+            state["energy_at"] = energy_now
+        mem_device = device_memory() if rows else None
         for row in rows:
+            row["mem_device_bytes"] = mem_device
             step_s = row.get("step_time_s")
             if step_s is not None:
                 state["train_time_s"] += step_s
@@ -182,6 +193,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             row["mfu_measured"] = flops_per_iter / step_s / measured_peak.flops if step_s and measured_peak.flops else None
             row["warmup"] = row["iter"] < WARMUP_ITERS
             if step_s is not None:
+                state["first_step_s"] = state["first_step_s"] or step_s
                 state["last_loss"] = row["loss"]
                 if not row["warmup"]:
                     state["step_times"].append(step_s)
@@ -225,9 +237,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             optimizer.zero_grad(set_to_none=True)
             timing = timer.stop()
 
-            mem, mem_peak = dev.memory_bytes(device)
+            mem, mem_peak, mem_reserved = dev.memory_sample(device)
             pending.append(PendingStep(it, lr, loss_sum / t.grad_accum, grad_norm, timing,
-                                       time.perf_counter() - t0, mem, mem_peak))
+                                       time.perf_counter() - t0, mem, mem_peak, mem_reserved))
             if len(pending) >= read_every:
                 rows = to_host(pending, timer)  # the one CPU-GPU sync point per read window
                 pending = []
@@ -251,15 +263,22 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     if status != "failed":
         record(to_host(pending, timer))
     sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
-    summary = summarize(state, tokens_per_iter)
+    summary = summarize(state, tokens_per_iter, compiled=opts.compile)
     path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
     return Outcome(path, status, reason, summary)
 
 
-def summarize(state: dict, tokens_per_iter: int) -> dict:
-    """Headline numbers for the metadata and the command line (warm-up steps excluded)."""
+def summarize(state: dict, tokens_per_iter: int, compiled: bool = False) -> dict:
+    """Headline numbers for the metadata and the command line (warm-up steps excluded).
+
+    compile_time_s (with --compile): the first step's time minus the median steady step,
+    i.e. what tracing and compiling the training graph cost. Compiling the evaluation graph
+    happens in the first evaluation, outside step times; it shows in wall_time_s only.
+    """
     steps, vals = state["step_times"], state["vals"]
     median_s = statistics.median(steps) if steps else None
+    first_s = state.get("first_step_s")
+    energy_j = state.get("energy_at", (0.0, None))[1]
     return {
         "iterations": state["tokens"] // tokens_per_iter,
         "final_loss": state["last_loss"],
@@ -269,4 +288,7 @@ def summarize(state: dict, tokens_per_iter: int) -> dict:
         "median_step_time_s": median_s,
         "median_tokens_per_s": tokens_per_iter / median_s if median_s else None,
         "train_time_s": state["train_time_s"],
+        "first_step_time_s": first_s,
+        "compile_time_s": max(0.0, first_s - median_s) if compiled and first_s and median_s else None,
+        "energy_j": energy_j if state.get("energy_at", (0.0, None))[0] > 0 else None,
     }
