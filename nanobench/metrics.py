@@ -67,6 +67,13 @@ def flops_per_token(n_params: int, n_layer: int, n_head: int, head_size: int, bl
     token embedding counts once: it is the LM head's matmul). 12·L·H·Q·T: attention scores
     and weighted values, forward and backward, at the full context T. Causal masking is not
     discounted, as in nanoGPT, so MFU figures stay comparable with its own.
+
+    Cross-checked in tests/test_flops.py against torch.utils.flop_counter.FlopCounterMode
+    under the MATH attention backend (within 0.7% for the shipped scenarios; the difference
+    is LayerNorm weights, which N counts and no matmul uses). Under the default backend the
+    counter undercounts: the fused CPU attention kernel
+    (`_scaled_dot_product_flash_attention_for_cpu`) has no FLOP formula upstream and counts
+    as 0 (pytorch/pytorch#195460).
     """
     return 6 * n_params + 12 * n_layer * n_head * head_size * block_size
 

@@ -228,7 +228,7 @@ def _store(path: Path, key: str, entry: dict) -> None:
         pass  # a read-only home still gets its measurement, just not cached
 
 
-def calibrate(device, dtype: str, n: int | None = None, budget_s: float = CALIBRATION_BUDGET_S) -> dict:
+def calibrate(device, dtype: str, n: int | None = None, budget_s: float | None = None) -> dict:
     """Time (n, n) @ (n, n) matmuls in `dtype` on `device`; return the best rate seen.
 
     fp32 runs with TF32 off, tf32 with it on (restored afterwards); bf16/fp16 multiply
@@ -239,6 +239,7 @@ def calibrate(device, dtype: str, n: int | None = None, budget_s: float = CALIBR
     from nanobench import device as dev
 
     n = n or CALIBRATION_N.get(device.type, 2048)
+    budget_s = CALIBRATION_BUDGET_S if budget_s is None else budget_s
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(device=device, dtype=torch_dtype)  # (n, n)
