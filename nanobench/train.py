@@ -278,7 +278,7 @@ def summarize(state: dict, tokens_per_iter: int, compiled: bool = False) -> dict
     steps, vals = state["step_times"], state["vals"]
     median_s = statistics.median(steps) if steps else None
     first_s = state.get("first_step_s")
-    energy_j = state.get("energy_at", (0.0, None))[1]
+    energy_read_at_s, energy_j = state.get("energy_at", (0.0, 0.0))  # (0, 0) until a counter was read
     return {
         "iterations": state["tokens"] // tokens_per_iter,
         "final_loss": state["last_loss"],
@@ -290,5 +290,5 @@ def summarize(state: dict, tokens_per_iter: int, compiled: bool = False) -> dict
         "train_time_s": state["train_time_s"],
         "first_step_time_s": first_s,
         "compile_time_s": max(0.0, first_s - median_s) if compiled and first_s and median_s else None,
-        "energy_j": energy_j if state.get("energy_at", (0.0, None))[0] > 0 else None,
+        "energy_j": energy_j if energy_read_at_s > 0 else None,
     }

@@ -182,3 +182,26 @@ def test_smoke_run_records_both_mfus_and_null_without_a_peak(tmp_path, monkeypat
     run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(tmp_path / "b"), threads=1, max_iters=8)).path)
     assert run.rows["mfu"].isna().all() and run.rows["mfu_measured"].iloc[:-1].notna().all()
     assert run.meta["peak_flops"]["spec"] == {"flops": None, "source": "no datasheet entry for 'X'"}
+
+
+def test_env_report_lists_peaks_per_dtype_and_why_not(fast_calibration):
+    import io
+
+    from rich.console import Console
+
+    from nanobench import envreport
+
+    report = envreport.collect()
+    cpu = next(d for d in report["devices"] if d["device"] == "cpu")
+    assert cpu["memory_bytes"] > 0 and cpu["energy"]["source"] in ("rapl", None)
+    assert cpu["peaks"]["tf32"] == {"supported": False, "why": pytest.approx(cpu["peaks"]["tf32"]["why"])}
+    assert "TF32 needs an NVIDIA GPU" in cpu["peaks"]["tf32"]["why"]
+    fp32 = cpu["peaks"]["fp32"]
+    assert fp32["measured_flops"] > 0 and "measured now" in fp32["measured_source"]
+    assert (fp32["spec_flops"] or 0) > 0 or fp32["spec_source"]  # a number, or why not
+    again = envreport.collect()["devices"][0]["peaks"]["fp32"]
+    assert "cached" in again["measured_source"] and again["measured_flops"] == fp32["measured_flops"]
+    assert "measured now" in envreport.collect(calibrate=True)["devices"][0]["peaks"]["fp32"]["measured_source"]
+    out = io.StringIO()
+    envreport.print_report(report, Console(file=out, width=200, _environ={}))
+    assert "fp32" in out.getvalue() and "not supported" in out.getvalue() and str(fast_calibration) in out.getvalue()
