@@ -164,7 +164,14 @@ def device_memory_reader(device: torch.device):
             pynvml, handle = nvml.handle(device)
         except nvml.NvmlUnavailable:
             return lambda: None
-        return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used
+
+        def used_bytes():
+            try:
+                return pynvml.nvmlDeviceGetMemoryInfo(handle).used
+            except pynvml.NVMLError:  # a transient driver error costs one sample, not the run
+                return None
+
+        return used_bytes
     return lambda: None
 
 

@@ -152,8 +152,11 @@ class NvmlEnergyMeter:
         self._read = lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(handle)  # mJ, 64-bit
         self._start_mj = self._read()
 
-    def read_j(self) -> float:
-        return (self._read() - self._start_mj) / 1e3
+    def read_j(self) -> float | None:
+        try:
+            return (self._read() - self._start_mj) / 1e3
+        except Exception:  # pynvml.NVMLError mid-run: this window's rows get null energy
+            return None
 
     def describe(self) -> dict:
         return {"source": "nvml", "reason": None, "what": "GPU board energy (nvmlDeviceGetTotalEnergyConsumption)"}

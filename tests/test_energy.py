@@ -98,3 +98,18 @@ def test_cpu_memory_sample_has_no_reserved_or_device_counter():
     mem, peak, reserved = dev.memory_sample(torch.device("cpu"))
     assert 0 < mem <= peak and reserved is None
     assert dev.device_memory_reader(torch.device("cpu"))() is None
+
+
+def test_nvml_error_mid_run_costs_one_sample_not_the_run():
+    import pynvml
+
+    class Flaky:  # a driver that answers once, then fails (GPU fell off the bus)
+        calls = 0
+
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+            self.calls += 1
+            if self.calls > 1:
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+            return 1_000
+
+    assert metrics.NvmlEnergyMeter(Flaky(), "gpu0").read_j() is None
