@@ -49,7 +49,7 @@ bench-micro: install
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds $(PYTEST_ARGS)
 
 gpu-check: install
-	bash scripts/gpu-check.sh
+	VENV=$(VENV) bash scripts/gpu-check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

@@ -257,7 +257,7 @@ def cmd_scenarios(args) -> int:
 def cmd_env(args) -> int:
     from nanobench import envreport
 
-    report = envreport.collect(calibrate=args.calibrate)
+    report = envreport.collect(calibrate=args.calibrate, log=lambda text: print(text, file=sys.stderr) if args.calibrate else None)
     if args.json:
         print(json.dumps(report, indent=1, default=str))
     else:

@@ -150,17 +150,76 @@ def host_read_interval(device: torch.device) -> int:
 def memory_bytes(device: torch.device) -> tuple[int, int]:
     """(in use, peak so far): CPU process RSS and peak RSS; CUDA allocator allocated and
     max allocated; MPS current allocated (its peak is not exposed, so in use is reported)."""
+    return memory_sample(device)[:2]
+
+
+def memory_sample(device: torch.device) -> tuple[int, int, int | None]:
+    """(in use, peak so far, reserved): `memory_bytes` plus the CUDA caching allocator's
+    reserved bytes (None elsewhere). On CUDA one nested allocator-stats call serves all three:
+    `torch.cuda.memory_allocated` and friends each rebuild the whole stats dict."""
     if device.type == "cuda":
-        return torch.cuda.memory_allocated(device), torch.cuda.max_memory_allocated(device)
+        stats = torch.cuda.memory_stats_as_nested_dict(device)  # no flattening: cheap per step
+        alloc, reserved = stats["allocated_bytes"]["all"], stats["reserved_bytes"]["all"]
+        return alloc["current"], alloc["peak"], reserved["current"]
     if device.type == "mps":
         now = torch.mps.current_allocated_memory()
-        return now, now
+        return now, now, None
     import psutil
 
     rss = psutil.Process().memory_info().rss
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak = peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
-    return rss, max(rss, peak)
+    return rss, max(rss, peak), None
+
+
+def device_memory_reader(device: torch.device):
+    """A callable -> bytes in use on the whole device (NVML: every process, plus the CUDA
+    context), or None where there is no such counter. Read once per host-read window."""
+    if device.type == "cuda":
+        from nanobench import nvml
+
+        try:
+            pynvml, handle = nvml.handle(device)
+        except nvml.NvmlUnavailable:
+            return lambda: None
+
+        def used_bytes():
+            try:
+                return pynvml.nvmlDeviceGetMemoryInfo(handle).used
+            except pynvml.NVMLError:  # a transient driver error costs one sample, not the run
+                return None
+
+        return used_bytes
+    return lambda: None
+
+
+def energy_meter(device: torch.device):
+    """NVML's energy counter on CUDA, RAPL package counters on the CPU, else a meter that
+    reads None and says why (metrics.py holds the meters)."""
+    from nanobench import metrics
+
+    if device.type == "cuda":
+        from nanobench import nvml
+
+        try:
+            pynvml, handle = nvml.handle(device)
+            return metrics.NvmlEnergyMeter(pynvml, handle)
+        except nvml.NvmlUnavailable as exc:
+            return metrics.NoEnergyMeter(str(exc))
+        except Exception as exc:  # pynvml.NVMLError_NotSupported: before Volta
+            return metrics.NoEnergyMeter(f"NVML energy counter unavailable on {name(device)}: {exc}")
+    if device.type == "cpu":
+        return metrics.rapl_meter()
+    return metrics.NoEnergyMeter(f"no energy counter readable for {device.type} devices")
+
+
+def sdpa_backends() -> dict:
+    """Which scaled-dot-product-attention kernels torch may pick (CUDA flags; the CPU uses its
+    fused flash kernel unless the math backend is forced)."""
+    b = torch.backends.cuda
+    flags = {"flash": b.flash_sdp_enabled, "mem_efficient": b.mem_efficient_sdp_enabled,
+             "math": b.math_sdp_enabled, "cudnn": getattr(b, "cudnn_sdp_enabled", None)}
+    return {k: (f() if f else None) for k, f in flags.items()}
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -11,7 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "KMP_AFFINITY", "GOMP_CPU_AFFINITY")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "KMP_AFFINITY", "GOMP_CPU_AFFINITY",
+                    "OMP_PROC_BIND", "OMP_PLACES", "OMP_DYNAMIC", "MKL_DYNAMIC", "KMP_BLOCKTIME")
 
 
 @lru_cache(maxsize=1)
@@ -80,6 +81,12 @@ def collect(device) -> dict:
         "torch_num_threads": torch.get_num_threads(),
         "torch_num_interop_threads": torch.get_num_interop_threads(),
         "thread_env": {k: os.environ.get(k) for k in THREAD_VARIABLES},
+        "parallel_backend": _parallel_backend(torch),
+        "cpu_clock": _cpu_clock(),
+        "sdpa_backends": _sdpa_backends(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "git": git_state(),
         "device_type": device.type,
     }
@@ -92,4 +99,28 @@ def collect(device) -> dict:
             gpu_multiprocessors=props.multi_processor_count,
             cudnn=torch.backends.cudnn.version(),
         )
+        from nanobench import nvml
+
+        env["gpu_state_at_start"] = nvml.gpu_state(device)  # clocks, power limit, driver
     return env
+
+
+def _parallel_backend(torch) -> str | None:
+    """The ATen parallel backend line of torch's build info, e.g. 'OpenMP'."""
+    for line in torch.__config__.parallel_info().splitlines():
+        if line.startswith("ATen parallel backend"):
+            return line.partition(":")[2].strip()
+    return None
+
+
+def _cpu_clock() -> dict:
+    from nanobench.peaks import cpu_clock_hz
+
+    hz, source = cpu_clock_hz()
+    return {"hz": hz, "source": source}
+
+
+def _sdpa_backends() -> dict:
+    from nanobench.device import sdpa_backends
+
+    return sdpa_backends()

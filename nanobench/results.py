@@ -46,6 +46,8 @@ SCHEMA = pa.schema(
         ("grad_norm", pa.float64()),
         ("mem_bytes", pa.int64()),
         ("mem_peak_bytes", pa.int64()),
+        ("mem_reserved_bytes", pa.int64()),
+        ("mem_device_bytes", pa.int64()),
         ("energy_j", pa.float64()),
         ("eval_train_loss", pa.float64()),
         ("eval_val_loss", pa.float64()),

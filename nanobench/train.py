@@ -25,7 +25,7 @@ from nanobench import device as dev
 from nanobench import distributed, environment, peaks
 from nanobench.data import Batches, derive_seed, generator, load_dataset
 from nanobench.errors import InputError
-from nanobench.metrics import PendingStep, flops_per_token, to_host
+from nanobench.metrics import PendingStep, flops_per_token, interpolate_energy, to_host
 from nanobench.model import GPT, GPTConfig
 from nanobench.results import RunWriter, utc_now
 from nanobench.scenario import Scenario, TrainConfig
@@ -211,6 +211,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     spec_peak = peaks.spec_peak(device, opts.dtype)
     measured_peak = peaks.measured_peak(device, opts.dtype)
     peak_scale = dev.devices_in_job(device, ddp.world_size if ddp else 1)  # MFU of the whole job
+    energy = dev.energy_meter(device)  # read once per host-read window, like device memory
+    device_memory = dev.device_memory_reader(device)
 
     parent = ckpt["info"] if ckpt else None
     meta = {
@@ -225,7 +227,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "model": {"n_params": n_params, "n_params_with_pos_emb": model.num_params(False)},
         "flops": {"per_iter": flops_per_iter, "per_token": flops_per_iter // tokens_per_iter,
                   "method": "6N + 12*L*H*Q*T per token (nanoGPT, PaLM appendix B)"},
-        "peak_flops": {"spec": asdict(spec_peak), "measured": asdict(measured_peak)},
+        "peak_flops": {"spec": asdict(spec_peak), "measured": asdict(measured_peak),
+                       "note": peaks.consistency_note(spec_peak, measured_peak)},
+        "energy": energy.describe(),
         "precision": precision_flags,
         "environment": environment.collect(device),
         "not_identical_across_devices": (["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else [])
@@ -249,20 +253,28 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # ---- the loop ------------------------------------------------------------------------
     pending: list[PendingStep] = []
     evals: dict[int, dict] = {}
-    state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None}
-    if ckpt:  # times and tokens continue from the parent's totals
+    state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None,
+             "first_step_s": None, "energy_at": (0.0, 0.0)}
+    if ckpt:  # times and tokens continue from the parent's totals (energy counts this run's only)
         state.update({k: v for k, v in parent["recorder"].items() if k in state})
     status, reason = "completed", None
     t0 = time.perf_counter() - (parent["recorder"]["wall_time_s"] if ckpt else 0.0)
+    state["energy_at"] = (time.perf_counter() - t0, 0.0)  # the energy counter starts with this run
 
     def record(rows: list[dict]) -> None:
-        """Derived columns (cumulative time, tokens, MFU) for rows read to the host."""
+        """Derived columns (cumulative time, tokens, MFU, energy) for rows read to the host."""
         if ddp and rows and rows[0].get("step_time_s") is not None:
             per_rank = ddp.gather_step_times([r["step_time_s"] for r in rows])  # (world, window)
             for i, row in enumerate(rows):  # an iteration lasts as long as its slowest rank
                 row["rank_step_time_s"] = [times[i] for times in per_rank]
                 row["step_time_s"] = max(row["rank_step_time_s"])
+        energy_now = (time.perf_counter() - t0, energy.read_j())  # one counter read per window
+        if energy_now[1] is not None and rows:
+            interpolate_energy(rows, state["energy_at"], energy_now)
+            state["energy_at"] = energy_now
+        mem_device = device_memory() if rows else None
         for row in rows:
+            row["mem_device_bytes"] = mem_device
             step_s = row.get("step_time_s")
             if step_s is not None:
                 state["train_time_s"] += step_s
@@ -275,6 +287,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                                    if step_s and measured_peak.flops else None)
             row["warmup"] = row["iter"] < WARMUP_ITERS
             if step_s is not None:
+                state["first_step_s"] = state["first_step_s"] or step_s
                 state["last_loss"] = row["loss"]
                 if not row["warmup"]:
                     state["step_times"].append(step_s)
@@ -332,9 +345,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             timing = timer.stop()
 
             loss_mean = ddp.mean(loss_sum / t.grad_accum) if ddp else loss_sum / t.grad_accum
-            mem, mem_peak = dev.memory_bytes(device)
+            mem, mem_peak, mem_reserved = dev.memory_sample(device)
             pending.append(PendingStep(it, lr, loss_mean, grad_norm, timing,
-                                       time.perf_counter() - t0, mem, mem_peak))
+                                       time.perf_counter() - t0, mem, mem_peak, mem_reserved))
             checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
             if len(pending) >= read_every or checkpoint_next:
                 rows = to_host(pending, timer)  # the one CPU-GPU sync point per read window
@@ -372,7 +385,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     with _DeferSignals() as deferred:
         if status != "failed":
             record(to_host(pending, timer))
-        summary = summarize(state, tokens_per_iter)
+        summary = summarize(state, tokens_per_iter, compiled=opts.compile)
         path = None
         if writer:
             sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
@@ -381,10 +394,17 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)
 
 
-def summarize(state: dict, tokens_per_iter: int) -> dict:
-    """Headline numbers for the metadata and the command line (warm-up steps excluded)."""
+def summarize(state: dict, tokens_per_iter: int, compiled: bool = False) -> dict:
+    """Headline numbers for the metadata and the command line (warm-up steps excluded).
+
+    compile_time_s (with --compile): the first step's time minus the median steady step,
+    i.e. what tracing and compiling the training graph cost. Compiling the evaluation graph
+    happens in the first evaluation, outside step times; it shows in wall_time_s only.
+    """
     steps, vals = state["step_times"], state["vals"]
     median_s = statistics.median(steps) if steps else None
+    first_s = state.get("first_step_s")
+    energy_read_at_s, energy_j = state.get("energy_at", (0.0, 0.0))  # (0, 0) until a counter was read
     return {
         "iterations": state["tokens"] // tokens_per_iter,
         "final_loss": state["last_loss"],
@@ -394,4 +414,7 @@ def summarize(state: dict, tokens_per_iter: int) -> dict:
         "median_step_time_s": median_s,
         "median_tokens_per_s": tokens_per_iter / median_s if median_s else None,
         "train_time_s": state["train_time_s"],
+        "first_step_time_s": first_s,
+        "compile_time_s": max(0.0, first_s - median_s) if compiled and first_s and median_s else None,
+        "energy_j": energy_j if energy_read_at_s > 0 else None,
     }

@@ -17,6 +17,10 @@ def pytest_configure(config):
     # Point the loader at the shared corpus when the environment has not chosen one.
     if not os.environ.get("NANOBENCH_DATA_DIR") and SHARED_DATA.is_dir():
         os.environ["NANOBENCH_DATA_DIR"] = str(SHARED_DATA)
+    # Matmul calibrations (peaks.json) go to a per-session cache, never the user's.
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="nanobench-test-cache-")
 
 
 def pytest_collection_modifyitems(config, items):
