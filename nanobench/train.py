@@ -230,6 +230,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "peak_flops": {"spec": asdict(spec_peak), "measured": asdict(measured_peak),
                        "note": peaks.consistency_note(spec_peak, measured_peak)},
         "energy": energy.describe(),
+        "optimizer": {"name": "AdamW", "fused": dev.fused_adamw(device),
+                      "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only"},
         "precision": precision_flags,
         "environment": environment.collect(device),
         "not_identical_across_devices": (["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else [])
@@ -254,7 +256,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     pending: list[PendingStep] = []
     evals: dict[int, dict] = {}
     state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None,
-             "first_step_s": None, "energy_at": (0.0, 0.0)}
+             "first_step_s": None, "energy_at": (0.0, 0.0), "energy_j": None}
     if ckpt:  # times and tokens continue from the parent's totals (energy counts this run's only)
         state.update({k: v for k, v in parent["recorder"].items() if k in state})
     status, reason = "completed", None
@@ -271,7 +273,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         energy_now = (time.perf_counter() - t0, energy.read_j())  # one counter read per window
         if energy_now[1] is not None and rows:
             interpolate_energy(rows, state["energy_at"], energy_now)
-            state["energy_at"] = energy_now
+            state["energy_at"], state["energy_j"] = energy_now, energy_now[1]
         mem_device = device_memory() if rows else None
         for row in rows:
             row["mem_device_bytes"] = mem_device
@@ -404,7 +406,6 @@ def summarize(state: dict, tokens_per_iter: int, compiled: bool = False) -> dict
     steps, vals = state["step_times"], state["vals"]
     median_s = statistics.median(steps) if steps else None
     first_s = state.get("first_step_s")
-    energy_read_at_s, energy_j = state.get("energy_at", (0.0, 0.0))  # (0, 0) until a counter was read
     return {
         "iterations": state["tokens"] // tokens_per_iter,
         "final_loss": state["last_loss"],
@@ -416,5 +417,5 @@ def summarize(state: dict, tokens_per_iter: int, compiled: bool = False) -> dict
         "train_time_s": state["train_time_s"],
         "first_step_time_s": first_s,
         "compile_time_s": max(0.0, first_s - median_s) if compiled and first_s and median_s else None,
-        "energy_j": energy_j if energy_read_at_s > 0 else None,
+        "energy_j": state.get("energy_j"),  # None: no counter was readable
     }
