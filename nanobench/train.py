@@ -328,7 +328,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = batches.train(it)  # (grad_accum, B, T) int64 on the CPU: the global batch
-            x, y = x[:, shard].to(device, non_blocking=True), y[:, shard].to(device, non_blocking=True)
+            x, y = dev.to_device(x[:, shard], device), dev.to_device(y[:, shard], device)
 
             timer.start()
             loss_sum = torch.zeros((), device=device)

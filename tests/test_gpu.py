@@ -100,3 +100,25 @@ def test_compile_time_is_recorded_and_its_steps_marked_warmup(tmp_path):
     assert summary["compile_time_s"] > 0
     assert summary["first_step_time_s"] > 10 * summary["median_step_time_s"]
     assert bool(run.rows["warmup"].iloc[0])
+
+
+def test_no_host_sync_per_step(tmp_path):
+    """The loop syncs once per read window (and at evaluations), never once per step: with
+    torch's sync debug mode counting every synchronising call, doubling the steps adds the
+    syncs of the extra read windows and evaluations, not one per step."""
+    import warnings
+
+    def count_syncs(iters: int) -> int:
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                train(load("smoke", ["eval.interval=1000"]), RunOptions(device="cuda", out_dir=str(tmp_path),
+                                                                         max_iters=iters))
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        return sum("synchroniz" in str(w.message).lower() for w in caught)
+
+    short, long = count_syncs(40), count_syncs(80)
+    extra_windows = 40 // dev.host_read_interval(torch.device("cuda"))
+    assert long - short <= extra_windows + 2, (short, long)
