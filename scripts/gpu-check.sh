@@ -69,6 +69,14 @@ head = ["scenario", "device", "dtype", "status", "iters", "val loss", "ms/iter",
 widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(head)] if rows else [len(h) for h in head]
 for line in [head, *rows]:
     print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+# docs/performance.md: what to expect of nanoGPT's GPU recipe in bf16 (an estimate until measured)
+EXPECTED = (0.05, 0.12)
+for row in rows:
+    if row[0] == "shakespeare_char" and row[2] == "bf16" and row[8] != "-":
+        mfu = float(row[8])
+        where = "inside" if EXPECTED[0] <= mfu <= EXPECTED[1] else "OUTSIDE"
+        print(f"shakespeare_char bf16 MFU {mfu:.3f}: {where} the expected {EXPECTED[0]:.2f}-{EXPECTED[1]:.2f} "
+              f"for an H100 SXM (docs/performance.md; other GPUs differ)")
 PYEOF
 if "$PY" -m nanobench compare --help >/dev/null 2>&1; then "$PY" -m nanobench compare "$OUT"; fi
 

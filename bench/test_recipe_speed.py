@@ -1,0 +1,83 @@
+"""The CPU recipe's ms/iter with the default run options and with the fastest ones, side by
+side in one process (issue 8). Each configuration is a model with its own optimizer; their
+steps interleave, so a busy neighbour slows all of them alike and the ratios hold.
+
+    make bench-micro PYTEST_ARGS="-k recipe -s"
+
+The median is taken over steady steps after a warm-up that includes compilation.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import torch
+
+from nanobench import device as dev
+from nanobench.data import Batches, generator, load_dataset
+from nanobench.model import GPT, GPTConfig
+from nanobench.scenario import load
+from nanobench.train import lr_at, make_optimizer
+
+CPU = torch.device("cpu")
+# (label, dtype, fused AdamW, torch.compile): the default first
+CONFIGS = [
+    ("default (fp32, fused AdamW)", "fp32", True, False),
+    ("fp32, foreach AdamW (nanoGPT's path)", "fp32", False, False),
+    ("fp32 --compile", "fp32", True, True),
+    ("--dtype bf16", "bf16", True, False),
+    ("--dtype bf16 --compile", "bf16", True, True),
+]
+
+
+def make_step(dtype: str, fused: bool, compiled: bool, scenario, dataset):
+    t, m = scenario.train, scenario.model
+    cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
+    model = GPT(cfg, generator(t.seed, "init"))
+    optimizer = make_optimizer(model, t, fused=fused)
+    step_model = torch.compile(model) if compiled else model
+    autocast = dev.autocast(CPU, dtype)
+    batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, t.seed)
+
+    def step(it: int) -> float:
+        """train.py's step (grad_accum 1): returns its seconds."""
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(it, t)
+        x, y = batches.train(it)
+        t0 = time.perf_counter()
+        with autocast:
+            _, loss = step_model(x[0], y[0])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    return step
+
+
+def test_recipe_default_vs_fastest(benchmark):
+    scenario = load("shakespeare_char_cpu")
+    dataset = load_dataset(scenario.data.dataset)
+    steps = {label: make_step(dtype, fused, compiled, scenario, dataset) for label, dtype, fused, compiled, in CONFIGS}
+    for label, step in steps.items():  # warm-up, compilation included
+        for it in range(6):
+            step(it)
+    times = {label: [] for label in steps}
+    for it in range(6, 66):
+        for label, step in steps.items():
+            times[label].append(step(it))
+    medians = {label: statistics.median(v) for label, v in times.items()}
+    base = medians[CONFIGS[0][0]]
+    print(f"\nshakespeare_char_cpu on the CPU, {torch.get_num_threads()} threads, median of 60 interleaved steps:")
+    for label, med in medians.items():
+        print(f"  {label:40s} {med * 1e3:6.1f} ms/iter  x{base / med:.2f} vs default  "
+              f"x{0.0477 / med:.2f} vs nanoGPT's 47.7 ms (FIELD_NOTES)")
+    benchmark.extra_info.update({f"{label} ms": med * 1e3 for label, med in medians.items()})
+    # pytest-benchmark's own table: the default step
+    default = steps[CONFIGS[0][0]]
+    its = iter(range(100, 10**9))
+    benchmark.pedantic(lambda: default(next(its)), rounds=20, warmup_rounds=2)
+    assert all(m > 0 for m in medians.values())
