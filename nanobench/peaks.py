@@ -322,6 +322,18 @@ def measured_peak(device, dtype: str, recalibrate: bool = False) -> Peak:
                                         f"({how}, {entry['measured_at']}; {path})")
 
 
+def spec_for_mfu(spec: Peak, measured: Peak) -> Peak:
+    """The spec peak the `mfu` column divides by: none when a measurement beats it.
+
+    A datasheet or formula figure that this machine's own matmul exceeds is provably too
+    low, and an MFU against it would read high; a null MFU is better than a wrong one.
+    """
+    if spec.flops and measured.flops and measured.flops > spec.flops:
+        return Peak(None, f"spec {spec.flops / 1e9:.0f} GFLOP/s is below the measured "
+                          f"{measured.flops / 1e9:.0f} GFLOP/s ({spec.source}); see mfu_measured")
+    return spec
+
+
 def consistency_note(spec: Peak, measured: Peak) -> str | None:
     """A warning when the measured matmul beats the spec figure: then the spec's inputs are
     off (most often a VM showing its base clock, not the boost clock) and its MFU reads high."""

@@ -205,3 +205,11 @@ def test_env_report_lists_peaks_per_dtype_and_why_not(fast_calibration):
     out = io.StringIO()
     envreport.print_report(report, Console(file=out, width=200, _environ={}))
     assert "fp32" in out.getvalue() and "not supported" in out.getvalue() and str(fast_calibration) in out.getvalue()
+
+
+def test_a_spec_peak_beaten_by_measurement_gives_no_mfu():
+    spec, measured = peaks.Peak(665e9, "formula"), peaks.Peak(1012e9, "calibration")
+    used = peaks.spec_for_mfu(spec, measured)
+    assert used.flops is None and "below the measured 1012 GFLOP/s" in used.source
+    assert peaks.spec_for_mfu(peaks.Peak(332e9, "formula"), peaks.Peak(218e9, "calibration")).flops == 332e9
+    assert peaks.spec_for_mfu(peaks.Peak(332e9, "formula"), peaks.Peak(None, "no calibration")).flops == 332e9
