@@ -17,7 +17,7 @@ import torch
 
 from nanobench import device as dev
 from nanobench.data import Batches, generator, load_dataset
-from nanobench.metrics import PendingStep, interpolate_energy, to_host
+from nanobench.metrics import PendingStep, Recorder, to_host
 from nanobench.model import GPT, GPTConfig
 from nanobench.results import RunWriter
 from nanobench.scenario import list_shipped, load
@@ -69,15 +69,18 @@ def test_batch_sampling(benchmark, name):
 
 def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
     """Steps of the default scenario, alternately bare and with train.py's whole recording
-    path (step timer, memory sample, PendingStep, host read, derived columns, energy and
-    device-memory reads, RunWriter with its parquet flushes). Ratio of the medians."""
+    path (step timer, memory sample, PendingStep, host read, metrics.Recorder's derived
+    columns with its energy and device-memory reads, RunWriter with its parquet flushes).
+    Ratio of the medians."""
     model, optimizer, batches, s = workload("shakespeare_char_cpu")
     t = s.train
-    timer, energy, device_memory = dev.step_timer(CPU), dev.energy_meter(CPU), dev.device_memory_reader(CPU)
+    timer = dev.step_timer(CPU)
     writer = RunWriter(tmp_path, "overhead", {"bench": True})
-    pending: list[PendingStep] = []
     t0 = time.perf_counter()
-    state = {"energy_at": (0.0, 0.0), "train_time_s": 0.0}
+    rec = Recorder(writer=writer, tokens_per_iter=768, flops_per_iter=3.97e9, spec_peak_flops=3.3e11,
+                   measured_peak_flops=2.2e11, warmup_iters=5, energy=dev.energy_meter(CPU),
+                   device_memory=dev.device_memory_reader(CPU), t0=t0)
+    pending: list[PendingStep] = []
 
     def bare(it):
         x, y = batches.train(it)
@@ -92,18 +95,8 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
         mem, mem_peak, mem_reserved = dev.memory_sample(CPU)
         pending.append(PendingStep(it, 1e-3, loss, grad_norm, timing, time.perf_counter() - t0, mem, mem_peak, mem_reserved))
         if len(pending) >= dev.host_read_interval(CPU):
-            rows, pending = to_host(pending, timer), []
-            now = (time.perf_counter() - t0, energy.read_j())
-            if now[1] is not None:
-                interpolate_energy(rows, state["energy_at"], now)
-                state["energy_at"] = now
-            mem_device = device_memory()
-            for row in rows:
-                state["train_time_s"] += row["step_time_s"]
-                row.update(train_time_s=state["train_time_s"], tokens_per_s=768 / row["step_time_s"],
-                           mfu=0.5, mfu_measured=0.5, warmup=False, mem_device_bytes=mem_device)
-                assert math.isfinite(row["loss"])
-            writer.append(rows)
+            rows, pending = rec.record(to_host(pending, timer)), []
+            assert math.isfinite(rows[-1]["loss"])
 
     n = 60
     for it in range(5):  # warm-up both paths
@@ -118,21 +111,14 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
     # The recording path alone, timed directly: the same work with the step replaced by a
     # finished one, so the ratio is not at the mercy of step-time noise on a shared machine.
     loss, grad_norm = torch.tensor(2.0), torch.tensor(1.0)
+    its = iter(range(10**9))
 
     def recording_only():
-        nonlocal pending
         timer.start()
         timing = timer.stop()
         mem, mem_peak, mem_reserved = dev.memory_sample(CPU)
-        pending.append(PendingStep(0, 1e-3, loss, grad_norm, timing, time.perf_counter() - t0, mem, mem_peak, mem_reserved))
-        rows, pending = to_host(pending, timer), []
-        now = (time.perf_counter() - t0, energy.read_j())
-        if now[1] is not None:
-            interpolate_energy(rows, state["energy_at"], now)
-        mem_device = device_memory()
-        for row in rows:
-            row.update(train_time_s=1.0, tokens_per_s=1.0, mfu=0.5, mfu_measured=0.5, warmup=False, mem_device_bytes=mem_device)
-        writer.append(rows)
+        done = [PendingStep(next(its), 1e-3, loss, grad_norm, timing, time.perf_counter() - t0, mem, mem_peak, mem_reserved)]
+        rec.record(to_host(done, timer))
 
     # Blocks of 100 recordings: each block holds exactly one parquet flush (every 100 rows),
     # so a block's time per recording is the amortised cost; the fastest block is the one no

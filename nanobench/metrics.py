@@ -224,3 +224,108 @@ def interpolate_energy(rows: list[dict], prev: tuple[float, float], now: tuple[f
         w = row.get("wall_time_s")
         frac = 1.0 if w is None or w1 <= w0 else min(1.0, max(0.0, (w - w0) / (w1 - w0)))
         row["energy_j"] = e0 + frac * (e1 - e0)
+
+
+class Recorder:
+    """Rows read from the device become result rows here: cumulative train time and tokens,
+    tokens/s, MFU against both peaks, energy, device memory and the evaluation losses. The
+    rows go to the writer (rank 0 only; None elsewhere), and the running totals that a
+    summary and a checkpoint need are kept in `state`.
+
+    Peaks are whole-job FLOP/s (one device's peak times the devices in the job), None when
+    unknown: MFU is then null, never a guess.
+    """
+
+    TOTALS = ("train_time_s", "tokens", "vals", "last_loss")  # what a checkpoint carries on
+
+    def __init__(self, *, writer, tokens_per_iter: int, flops_per_iter: float, spec_peak_flops: float | None,
+                 measured_peak_flops: float | None, warmup_iters: int, energy, device_memory, t0: float,
+                 ddp=None, totals: dict | None = None):
+        self.writer = writer
+        self.tokens_per_iter = tokens_per_iter
+        self.flops_per_iter = flops_per_iter
+        self.spec_peak_flops = spec_peak_flops
+        self.measured_peak_flops = measured_peak_flops
+        self.warmup_iters = warmup_iters
+        self.energy = energy
+        self.device_memory = device_memory
+        self.t0 = t0
+        self.ddp = ddp
+        self.evals: dict[int, dict] = {}  # iteration -> {"train": loss, "val": loss}, until recorded
+        self.state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None,
+                      "first_step_s": None, "energy_j": None}
+        # a resumed run's times and tokens continue its parent's
+        self.state.update({k: v for k, v in (totals or {}).items() if k in self.TOTALS})
+        self._energy_at = (time.perf_counter() - t0, 0.0)  # the energy counter starts with this run
+
+    def _mfu(self, step_s, peak_flops):
+        return self.flops_per_iter / step_s / peak_flops if step_s and peak_flops else None
+
+    def record(self, rows: list[dict]) -> list[dict]:
+        state = self.state
+        if self.ddp and rows and rows[0].get("step_time_s") is not None:
+            per_rank = self.ddp.gather_step_times([r["step_time_s"] for r in rows])  # (world, window)
+            for i, row in enumerate(rows):  # an iteration lasts as long as its slowest rank
+                row["rank_step_time_s"] = [times[i] for times in per_rank]
+                row["step_time_s"] = max(row["rank_step_time_s"])
+        energy_now = (time.perf_counter() - self.t0, self.energy.read_j())  # one counter read per window
+        if energy_now[1] is not None and rows:
+            interpolate_energy(rows, self._energy_at, energy_now)
+            self._energy_at, state["energy_j"] = energy_now, energy_now[1]
+        mem_device = self.device_memory() if rows else None
+        for row in rows:
+            row["mem_device_bytes"] = mem_device
+            step_s = row.get("step_time_s")
+            if step_s is not None:
+                state["train_time_s"] += step_s
+                state["tokens"] += self.tokens_per_iter
+            row["train_time_s"] = state["train_time_s"]
+            row["tokens"] = state["tokens"]
+            row["tokens_per_s"] = self.tokens_per_iter / step_s if step_s else None
+            row["mfu"] = self._mfu(step_s, self.spec_peak_flops)
+            row["mfu_measured"] = self._mfu(step_s, self.measured_peak_flops)
+            row["warmup"] = row["iter"] < self.warmup_iters
+            if step_s is not None:
+                state["first_step_s"] = state["first_step_s"] or step_s
+                state["last_loss"] = row["loss"]
+                if not row["warmup"]:
+                    state["step_times"].append(step_s)
+            ev = self.evals.pop(row["iter"], None)
+            if ev:
+                row["eval_train_loss"], row["eval_val_loss"] = ev["train"], ev["val"]
+                state["vals"].append((row["iter"], ev["val"]))
+        if self.writer:
+            self.writer.append(rows)
+        state["rows"] += len(rows)
+        return rows
+
+    def totals(self) -> dict:
+        """What a checkpoint needs to continue the cumulative columns."""
+        return {k: self.state[k] for k in self.TOTALS} | {"wall_time_s": time.perf_counter() - self.t0}
+
+    def summary(self, compiled: bool = False) -> dict:
+        """Headline numbers for the metadata and the command line (warm-up steps excluded).
+
+        compile_time_s (with --compile): the first step's time minus the median steady step,
+        i.e. what tracing and compiling the training graph cost. Compiling the evaluation
+        graph happens in the first evaluation, outside step times; it shows in wall_time_s.
+        """
+        import statistics
+
+        state = self.state
+        steps, vals = state["step_times"], state["vals"]
+        median_s = statistics.median(steps) if steps else None
+        first_s = state["first_step_s"]
+        return {
+            "iterations": state["tokens"] // self.tokens_per_iter,
+            "final_loss": state["last_loss"],
+            "final_val_loss": vals[-1][1] if vals else None,
+            "final_val_iter": vals[-1][0] if vals else None,
+            "best_val_loss": min(v for _, v in vals) if vals else None,
+            "median_step_time_s": median_s,
+            "median_tokens_per_s": self.tokens_per_iter / median_s if median_s else None,
+            "train_time_s": state["train_time_s"],
+            "first_step_time_s": first_s,
+            "compile_time_s": max(0.0, first_s - median_s) if compiled and first_s and median_s else None,
+            "energy_j": state["energy_j"],  # None: no counter was readable
+        }

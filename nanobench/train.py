@@ -12,7 +12,6 @@ import math
 import os
 import secrets
 import signal
-import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,7 @@ from nanobench import device as dev
 from nanobench import distributed, environment, peaks
 from nanobench.data import Batches, derive_seed, generator, load_dataset
 from nanobench.errors import InputError
-from nanobench.metrics import PendingStep, flops_per_token, interpolate_energy, to_host
+from nanobench.metrics import PendingStep, Recorder, flops_per_token, to_host
 from nanobench.model import GPT, GPTConfig
 from nanobench.results import RunWriter, utc_now
 from nanobench.scenario import Scenario, TrainConfig
@@ -213,7 +212,6 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted
     peak_scale = dev.devices_in_job(device, ddp.world_size if ddp else 1)  # MFU of the whole job
     energy = dev.energy_meter(device)  # read once per host-read window, like device memory
-    device_memory = dev.device_memory_reader(device)
 
     parent = ckpt["info"] if ckpt else None
     meta = {
@@ -255,53 +253,14 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     read_every = dev.host_read_interval(device)
 
     # ---- the loop ------------------------------------------------------------------------
-    pending: list[PendingStep] = []
-    evals: dict[int, dict] = {}
-    state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None,
-             "first_step_s": None, "energy_at": (0.0, 0.0), "energy_j": None}
-    if ckpt:  # times and tokens continue from the parent's totals (energy counts this run's only)
-        state.update({k: v for k, v in parent["recorder"].items() if k in state})
     status, reason = "completed", None
-    t0 = time.perf_counter() - (parent["recorder"]["wall_time_s"] if ckpt else 0.0)
-    state["energy_at"] = (time.perf_counter() - t0, 0.0)  # the energy counter starts with this run
-
-    def record(rows: list[dict]) -> None:
-        """Derived columns (cumulative time, tokens, MFU, energy) for rows read to the host."""
-        if ddp and rows and rows[0].get("step_time_s") is not None:
-            per_rank = ddp.gather_step_times([r["step_time_s"] for r in rows])  # (world, window)
-            for i, row in enumerate(rows):  # an iteration lasts as long as its slowest rank
-                row["rank_step_time_s"] = [times[i] for times in per_rank]
-                row["step_time_s"] = max(row["rank_step_time_s"])
-        energy_now = (time.perf_counter() - t0, energy.read_j())  # one counter read per window
-        if energy_now[1] is not None and rows:
-            interpolate_energy(rows, state["energy_at"], energy_now)
-            state["energy_at"], state["energy_j"] = energy_now, energy_now[1]
-        mem_device = device_memory() if rows else None
-        for row in rows:
-            row["mem_device_bytes"] = mem_device
-            step_s = row.get("step_time_s")
-            if step_s is not None:
-                state["train_time_s"] += step_s
-                state["tokens"] += tokens_per_iter
-            row["train_time_s"] = state["train_time_s"]
-            row["tokens"] = state["tokens"]
-            row["tokens_per_s"] = tokens_per_iter / step_s if step_s else None
-            row["mfu"] = flops_per_iter / step_s / (spec_peak.flops * peak_scale) if step_s and spec_peak.flops else None
-            row["mfu_measured"] = (flops_per_iter / step_s / (measured_peak.flops * peak_scale)
-                                   if step_s and measured_peak.flops else None)
-            row["warmup"] = row["iter"] < WARMUP_ITERS
-            if step_s is not None:
-                state["first_step_s"] = state["first_step_s"] or step_s
-                state["last_loss"] = row["loss"]
-                if not row["warmup"]:
-                    state["step_times"].append(step_s)
-            ev = evals.pop(row["iter"], None)
-            if ev:
-                row["eval_train_loss"], row["eval_val_loss"] = ev["train"], ev["val"]
-                state["vals"].append((row["iter"], ev["val"]))
-        if writer:
-            writer.append(rows)
-        state["rows"] += len(rows)
+    t0 = time.perf_counter() - (parent["recorder"]["wall_time_s"] if ckpt else 0.0)  # a resumed run's clock goes on
+    rec = Recorder(writer=writer, tokens_per_iter=tokens_per_iter, flops_per_iter=flops_per_iter,
+                   spec_peak_flops=spec_peak.flops and spec_peak.flops * peak_scale,
+                   measured_peak_flops=measured_peak.flops and measured_peak.flops * peak_scale,
+                   warmup_iters=WARMUP_ITERS, energy=energy, device_memory=dev.device_memory_reader(device),
+                   t0=t0, ddp=ddp, totals=parent["recorder"] if ckpt else None)
+    pending: list[PendingStep] = []
 
     try:
         for it in range(start_it, max_iters + 1):
@@ -311,19 +270,18 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                     "run_id": run_id, "scenario": scenario.to_dict(), "model_config": asdict(cfg),
                     "dataset_sha256": dataset.sha256, "seed": seed, "options": writer.meta["options"],
                     "device": writer.meta["device"],
-                    "recorder": {k: state[k] for k in ("train_time_s", "tokens", "vals", "last_loss")}
-                    | {"wall_time_s": time.perf_counter() - t0},
+                    "recorder": rec.totals(),
                 })
                 writer.update_meta(checkpoint={"path": str(ckpt_path), "iter": it})
             if it % e.interval == 0 or it == max_iters:  # evaluation sees the model after `it` steps
-                evals[it] = evaluate(eval_model, eval_sets, autocast)
+                ev = rec.evals[it] = evaluate(eval_model, eval_sets, autocast)
                 if progress:
-                    progress.log(f"iter {it}: train {evals[it]['train']:.4f}, val {evals[it]['val']:.4f}")
+                    progress.log(f"iter {it}: train {ev['train']:.4f}, val {ev['val']:.4f}")
             if it == max_iters:  # the last row carries the final evaluation only: no step
-                record(to_host(pending, timer))
+                rec.record(to_host(pending, timer))
                 pending = []
                 mem, mem_peak = dev.memory_bytes(device)
-                record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem, "mem_peak_bytes": mem_peak}])
+                rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem, "mem_peak_bytes": mem_peak}])
                 break
 
             lr = lr_at(it, t)
@@ -354,9 +312,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                                        time.perf_counter() - t0, mem, mem_peak, mem_reserved))
             checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
             if len(pending) >= read_every or checkpoint_next:
-                rows = to_host(pending, timer)  # the one CPU-GPU sync point per read window
+                rows = rec.record(to_host(pending, timer))  # the one CPU-GPU sync point per read window
                 pending = []
-                record(rows)
                 if progress:
                     progress.update(rows[-1], max_iters)
                 bad = next((r for r in rows if not math.isfinite(r["loss"])), None)
@@ -364,13 +321,13 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                     status, reason = "diverged", f"loss became {bad['loss']} at iteration {bad['iter']}"
                     break
     except KeyboardInterrupt:
-        status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {state['rows'] + len(pending)} iterations"
+        status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {rec.state['rows'] + len(pending)} iterations"
     except Exception as exc:
         if dev.is_out_of_memory(exc):
             status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
             if not ddp:
                 try:  # steps finished before the failing one hold valid values: keep them if readable
-                    record(to_host(pending, timer))
+                    rec.record(to_host(pending, timer))
                 except Exception:
                     pass
         elif ddp and distributed.is_comm_error(exc):
@@ -388,36 +345,11 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # A second Ctrl-C, or torchrun's SIGTERM, waits until the result file is complete.
     with _DeferSignals() as deferred:
         if status != "failed":
-            record(to_host(pending, timer))
-        summary = summarize(state, tokens_per_iter, compiled=opts.compile)
+            rec.record(to_host(pending, timer))
+        summary = rec.summary(compiled=opts.compile)
         path = None
         if writer:
             sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
             path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
     distributed.shutdown(ddp)
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)
-
-
-def summarize(state: dict, tokens_per_iter: int, compiled: bool = False) -> dict:
-    """Headline numbers for the metadata and the command line (warm-up steps excluded).
-
-    compile_time_s (with --compile): the first step's time minus the median steady step,
-    i.e. what tracing and compiling the training graph cost. Compiling the evaluation graph
-    happens in the first evaluation, outside step times; it shows in wall_time_s only.
-    """
-    steps, vals = state["step_times"], state["vals"]
-    median_s = statistics.median(steps) if steps else None
-    first_s = state.get("first_step_s")
-    return {
-        "iterations": state["tokens"] // tokens_per_iter,
-        "final_loss": state["last_loss"],
-        "final_val_loss": vals[-1][1] if vals else None,
-        "final_val_iter": vals[-1][0] if vals else None,
-        "best_val_loss": min(v for _, v in vals) if vals else None,
-        "median_step_time_s": median_s,
-        "median_tokens_per_s": tokens_per_iter / median_s if median_s else None,
-        "train_time_s": state["train_time_s"],
-        "first_step_time_s": first_s,
-        "compile_time_s": max(0.0, first_s - median_s) if compiled and first_s and median_s else None,
-        "energy_j": state.get("energy_j"),  # None: no counter was readable
-    }

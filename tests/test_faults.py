@@ -2,7 +2,6 @@
 signals while the file is being finished), divergence, a disk that refuses writes, and
 two runs that draw the same run id. Every run ends with a status and keeps its rows."""
 
-import os
 import re
 import signal
 import subprocess
