@@ -164,7 +164,9 @@ def cmd_run(args) -> int:
             print(f"recovered a killed run: {recovered}", file=sys.stderr)
 
     # SIGTERM ends a run like Ctrl-C: the result file is completed with status `interrupted`.
-    stop = _StopOnce()
+    # A torchrun worker only notes the stop: the ranks agree on it at a read window and stop
+    # together, so none is left waiting in a collective (see distributed.Dist.should_stop).
+    stop = distributed.request_stop if os.environ.get(distributed.CHILD_ENV) else _StopOnce()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     outcomes = []
@@ -177,9 +179,7 @@ def cmd_run(args) -> int:
         with Progress(label, args.quiet) as progress:
             outcome = train(scenario, opts, progress)
         outcomes.append(outcome)
-        if outcome.path is None:  # a torchrun worker other than rank 0: it records nothing
-            continue
-        if not args.json:
+        if outcome.path is not None and not args.json:  # torchrun workers other than rank 0 record nothing
             _print_outcome(outcome)
         if outcome.status == "interrupted" or outcome.stop_requested:
             break
@@ -187,7 +187,8 @@ def cmd_run(args) -> int:
         print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
     last = outcomes[-1]
     if last.status == "interrupted" or last.stop_requested:
-        return 130
+        # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
+        return EXIT_OK if os.environ.get(distributed.CHILD_ENV) else 130
     return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
 
 
@@ -214,14 +215,27 @@ def launch_distributed(args, scenario, platform: dict) -> int:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.nproc))
     cmd = distributed.torchrun_command(args.nproc, rdzv, run_args)
     print(f"launching {args.nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
-    # torchrun and its workers share this terminal's process group: Ctrl-C reaches every
-    # rank, and rank 0 completes its result file as `interrupted`.
-    proc = subprocess.Popen(cmd, env=env)
-    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        return proc.wait()
+    # torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would end its
+    # workers from outside and print its own traceback). The launcher passes the stop on to
+    # the workers: each ends its loop, rank 0 completes its file as `interrupted`, and every
+    # worker exits 0, so torchrun ends quietly.
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    stopped = []
+
+    def stop_workers(signum=None, frame=None):
+        import psutil
+
+        stopped.append(signum)
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                child.send_signal(signal.SIGINT)
+            except psutil.Error:
+                pass
+
+    signal.signal(signal.SIGINT, stop_workers)
+    signal.signal(signal.SIGTERM, stop_workers)
+    rc = proc.wait()
+    return 130 if stopped else rc
 
 
 def _print_outcome(outcome) -> None:

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass
 
 from nanobench.errors import InputError
 
 CHILD_ENV = "NANOBENCH_DDP_CHILD"  # set by the launcher: this process is a torchrun worker
+_stop = threading.Event()
+
+
+def request_stop(signum=None, frame=None) -> None:
+    """A worker's SIGINT/SIGTERM handler: note the stop; `Dist.should_stop` shares it."""
+    _stop.set()
 
 
 @dataclass
@@ -41,6 +48,18 @@ class Dist:
         value = value.clone()
         tdist.all_reduce(value, op=tdist.ReduceOp.AVG if self.backend == "nccl" else tdist.ReduceOp.SUM)
         return value if self.backend == "nccl" else value / self.world_size  # gloo has no AVG
+
+    def should_stop(self) -> bool:
+        """Whether any rank was asked to stop: every rank calls it at the same read window
+        and gets the same answer, so all leave the loop at the same iteration."""
+        import torch
+        import torch.distributed as tdist
+
+        flag = torch.tensor([1.0 if _stop.is_set() else 0.0])
+        if self.backend == "nccl":
+            flag = flag.cuda(self.local_rank)
+        tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def gather_step_times(self, step_times_s: list[float]) -> list[list[float]]:
         """Every rank's step times for the same window: (world, window) as nested lists."""

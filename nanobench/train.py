@@ -320,6 +320,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 if bad:
                     status, reason = "diverged", f"loss became {bad['loss']} at iteration {bad['iter']}"
                     break
+                if ddp and ddp.should_stop():  # Ctrl-C reached a rank: all stop at this window
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {rec.state['rows'] + len(pending)} iterations"
     except Exception as exc:

@@ -101,3 +101,28 @@ def test_a_rank_dying_keeps_rank0_rows(tmp_path):
     time.sleep(1)
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])], \
         "every rank must end"
+
+
+def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(tmp_path):
+    """A terminal's Ctrl-C (SIGINT to the launcher's process group): rank 0 publishes its rows
+    as `interrupted`, every process ends, exit 130, and no traceback from torchrun."""
+    proc = subprocess.Popen([*NB, "run", "smoke", "--nproc", "2", "--set", "train.max_iters=100000",
+                             "--set", "eval.interval=100000", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while not list((tmp_path / results.PARTIAL_DIR).glob("*/seg-*.parquet")):
+            assert time.time() < deadline and proc.poll() is None, "run did not start recording"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    [path] = tmp_path.glob("*.parquet")
+    run_ = results.read_run(path)
+    assert run_.meta["status"] == "interrupted" and len(run_.rows) >= 100
+    time.sleep(1)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
