@@ -99,3 +99,24 @@ def test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs(tmp
     assert group.baseline.label == "cpu fp32"
     child = next(cs for cs in group.configs if cs.config.continues)
     assert child.runs[0].evaluations[0].iter == 20  # its rows start where the parent's checkpoint was
+
+
+def test_resume_in_another_configuration_records_lineage(tmp_path):
+    """The cross-device path, exercised with what this machine has: resume a cpu fp32
+    checkpoint as cpu bf16. The child records its parent and compare labels it so."""
+    from nanobench import compare
+
+    out = tmp_path / "r"
+    nb = [sys.executable, "-m", "nanobench", "run"]
+    first = subprocess.run([*nb, "smoke", "--threads", "1", "--max-iters", "10", "--checkpoint-every", "10",
+                            "--out", str(out), "--quiet"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    [ckpt] = (out / "checkpoints").glob("*.pt")
+    second = subprocess.run([*nb, "--resume", str(ckpt), "--dtype", "bf16", "--max-iters", "20", "--out", str(out),
+                             "--quiet"], capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    child = next(results.read_run(p) for p in out.glob("*.parquet") if "-bf16-" in p.name)
+    assert child.meta["resumed_from"]["dtype"] == "fp32" and child.meta["resumed_from"]["iter"] == 10
+    assert child.rows["iter"].iloc[0] == 10 and child.meta["options"]["dtype"] == "bf16"
+    comparison, _ = compare.compare_files([str(out)])
+    assert "cpu bf16 continuing cpu fp32 @10" in [cs.label for cs in comparison.groups[0].configs]
