@@ -23,9 +23,9 @@ def _console(stderr: bool = False):
     from rich.console import Console
 
     # rich honours NO_COLOR, TERM=dumb and non-terminals on its own. Piped into a file,
-    # tables get 160 columns (not rich's 80) unless COLUMNS says otherwise.
+    # tables get 200 columns (not rich's 80) unless COLUMNS says otherwise.
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 

@@ -561,8 +561,9 @@ def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float
                        equal_iteration(base, other), equal_train_time(base, other))
     p.verdict = verdict(p)
     p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other))
+    same_device = (base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
     p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
-                                            mean_curve(precision_ref) if precision_ref else None)
+                                            mean_curve(precision_ref) if precision_ref else None, same_device)
     return p
 
 

@@ -151,7 +151,7 @@ class Curve:
         return max(self.points)
 
 
-def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None) -> dict:
+def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_device: bool = False) -> dict:
     """Split the val-loss gap between A's and B's final evaluations into iterations, precision
     and device, and say how long each took to reach the same iteration.
 
@@ -182,7 +182,8 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None) -> dict:
     sentences = [
         f"{b.label} ended at val {lb_final:.4f} (iteration {b.last_iter}), {a.label} at {la_final:.4f} "
         f"(iteration {a.last_iter}): a gap of {lb_final - la_final:+.4f}.",
-        f"At equal iterations ({i}) the gap is {lb_i - la:+.4f}: that much is hardware and precision.",
+        f"At equal iterations ({i}) the gap is {lb_i - la:+.4f}: that much is "
+        + ("precision (or compilation): both ran on the same device." if same_device else "hardware and precision."),
     ]
     beyond = [(c.label, c.last_iter, sign * (final - at_i)) for c, sign, final, at_i in
               ((b, 1, lb_final, lb_i), (a, -1, la_final, la)) if c.last_iter != i]

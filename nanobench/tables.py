@@ -98,7 +98,7 @@ def equivalence_spec(pair) -> TableSpec:
 def _hit_cells(h: Hit | None, reached: int, n: int) -> list[str]:
     if h is None:
         return [f"not reached ({reached}/{n} seeds)" if n > 1 and reached else "not reached", "", ""]
-    return [f"{h.iter:g}", fmt_time(h.train_time_s), fmt_time(h.wall_time_s)]
+    return [f"{h.iter:.0f}", fmt_time(h.train_time_s), fmt_time(h.wall_time_s)]  # seeds: the mean, rounded
 
 
 def targets_spec(group: Group) -> TableSpec | None:

@@ -71,3 +71,11 @@ def test_explain_gap_splits_iterations_precision_and_device():
 def test_explain_gap_without_common_iterations():
     out = eq.explain_gap(eq.Curve("a", {0: (1.0, 0.0)}), eq.Curve("b", {5: (1.0, 1.0)}))
     assert "share no evaluation" in out["sentences"][0]
+
+
+def test_explain_gap_on_one_device_calls_it_precision():
+    a = eq.Curve("cpu fp32", {0: (4.0, 0.0), 100: (2.0, 3.0)})
+    b = eq.Curve("cpu bf16", {0: (4.0, 0.0), 100: (2.01, 2.0)})
+    text = " ".join(eq.explain_gap(a, b, same_device=True)["sentences"])
+    assert "+0.0100: that much is precision (or compilation)" in text
+    assert "hardware" not in " ".join(eq.explain_gap(a, b, same_device=True)["sentences"])
