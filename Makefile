@@ -35,11 +35,13 @@ install:
 bench: install
 	$(BIN)/nanobench run $(SCENARIO) --device $(DEVICE) --dtype $(DTYPE) --out $(RESULTS) $(if $(NPROC),--nproc $(NPROC)) $(ARGS)
 
+# Top-level result files only: results/examples/ (committed, from the project's reference
+# machine) and results/gpu-check/ stay out unless named.
 compare: install
-	$(BIN)/nanobench compare $(RESULTS) $(ARGS)
+	$(BIN)/nanobench compare '$(RESULTS)/*.parquet' $(ARGS)
 
 report: install
-	$(BIN)/nanobench report $(RESULTS) -o $(REPORT) $(ARGS)
+	$(BIN)/nanobench report '$(RESULTS)/*.parquet' -o $(REPORT) $(ARGS)
 	@echo "open $(REPORT)/index.html"
 
 test: install
