@@ -467,6 +467,13 @@ def confounds(runs: list[RunStats]) -> list[str]:
         spread("threads", lambda r: r.threads, "CPU thread count changes speed and reduction order"),
         spread("torch", lambda r: r.torch_version, "kernels differ between torch versions"),
     ]
+    by_config: dict = {}
+    for r in runs:
+        by_config.setdefault(r.config, set()).add(r.evaluations[-1].iter if r.evaluations else 0)
+    for config, lengths in sorted(by_config.items()):
+        if len(lengths) > 1:
+            items.append(f"{config.label()} runs end at different iterations ({', '.join(map(str, sorted(lengths)))}): "
+                         f"their mean curve and the equivalence verdict use only the evaluations all of them reached")
     return [i for i in items if i]
 
 

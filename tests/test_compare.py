@@ -300,3 +300,11 @@ def test_equivalence_and_gap_through_compare():
     same = next(p for p in g.pairs if p.other.label == "cpu bf16")
     assert same.explanation["precision"] is None
     assert "undecided, 1 and 3 seed(s)" in compare.equivalence_sentence(same.equivalence, "cpu fp32", "cpu bf16")
+
+
+def test_runs_of_different_lengths_in_one_configuration_are_flagged():
+    long = _stats(CPU, 1, [ev(0, 3.0, 0.0), ev(4, 2.5, 0.5), ev(8, 2.0, 1.0)], [0.1])
+    short = _stats(CPU, 2, [ev(0, 3.0, 0.0), ev(4, 2.6, 0.5)], [0.1])
+    [g] = compare.compare_runs([long, short]).groups
+    assert any("cpu fp32 runs end at different iterations (4, 8)" in c for c in g.confounds)
+    assert compare.mean_curve(g.baseline).last_iter == 4  # only where both seeds got to
