@@ -328,4 +328,6 @@ class Recorder:
             "first_step_time_s": first_s,
             "compile_time_s": max(0.0, first_s - median_s) if compiled and first_s and median_s else None,
             "energy_j": state["energy_j"],  # None: no counter was readable
+            "mfu": self._mfu(median_s, self.spec_peak_flops),  # at the median step
+            "mfu_measured": self._mfu(median_s, self.measured_peak_flops),
         }

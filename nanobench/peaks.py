@@ -322,6 +322,22 @@ def measured_peak(device, dtype: str, recalibrate: bool = False) -> Peak:
                                         f"({how}, {entry['measured_at']}; {path})")
 
 
+def forget_measured(device, dtype: str) -> None:
+    """Drop the cached calibration of (device, dtype): the next run measures again. For a
+    peak that a training run beat, i.e. one calibrated while something else had the cores."""
+    from nanobench import device as dev
+
+    path = cache_path()
+    data = _load_cache(path)
+    if data.pop(_cache_key(device, dev.name(device), dtype), None) is not None:
+        try:
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+
 def spec_for_mfu(spec: Peak, measured: Peak) -> Peak:
     """The spec peak the `mfu` column divides by: none when a measurement beats it.
 

@@ -349,6 +349,14 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         if status != "failed":
             rec.record(to_host(pending, timer))
         summary = rec.summary(compiled=opts.compile)
+        if (summary["mfu_measured"] or 0) > 1.0:  # the run beat its own "peak": a calibration taken under load
+            peaks.forget_measured(device, opts.dtype)
+            reason_peak = (f"the run's median step beat the measured peak ({summary['mfu_measured']:.2f}): the "
+                           f"calibration was low (taken under load?); it is dropped, the next run measures again")
+            if writer:
+                writer.meta["peak_flops"]["measured_beaten"] = reason_peak
+            if progress:
+                progress.log(f"warning: {reason_peak}")
         path = None
         if writer:
             sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None

@@ -213,3 +213,25 @@ def test_a_spec_peak_beaten_by_measurement_gives_no_mfu():
     assert used.flops is None and "below the measured 1012 GFLOP/s" in used.source
     assert peaks.spec_for_mfu(peaks.Peak(332e9, "formula"), peaks.Peak(218e9, "calibration")).flops == 332e9
     assert peaks.spec_for_mfu(peaks.Peak(332e9, "formula"), peaks.Peak(None, "no calibration")).flops == 332e9
+
+
+def test_a_peak_the_run_beats_is_dropped_from_the_cache(tmp_path, monkeypatch):
+    """A calibration taken under load reads low; a run whose steps beat it discards it."""
+    from nanobench import results
+    from nanobench.scenario import load
+    from nanobench.train import RunOptions, train
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cpu = torch.device("cpu")
+    torch.set_num_threads(1)  # the cache key holds the thread count; the run below uses 1
+    peaks.measured_peak(cpu, "fp32")  # calibrate and cache
+    path = peaks.cache_path()
+    data = json.loads(path.read_text())
+    [key] = data
+    data[key]["flops"] = 1e6  # 1 MFLOP/s: a "peak" any real step beats
+    path.write_text(json.dumps(data))
+    outcome = train(load("smoke"), RunOptions(out_dir=str(tmp_path / "r"), threads=1, max_iters=8))
+    run = results.read_run(outcome.path)
+    assert outcome.summary["mfu_measured"] > 1
+    assert "calibration was low" in run.meta["peak_flops"]["measured_beaten"]
+    assert key not in json.loads(path.read_text())  # the next run measures again
