@@ -97,6 +97,12 @@ def shutdown(dist: Dist | None) -> None:
     import torch.distributed as tdist
 
     if tdist.is_initialized():
+        # Leave together: a rank that tears its group down while rank 0 is still writing
+        # its result file can abort at exit (gloo threads), and torchrun then kills rank 0.
+        try:
+            tdist.barrier()
+        except Exception:  # a peer is gone (the rank-died path): nothing to wait for
+            pass
         tdist.destroy_process_group()
 
 
