@@ -326,7 +326,9 @@ def cmd_parity(args) -> int:
 def _load_comparison(args):
     from nanobench import compare
 
-    comparison, runs = compare.compare_files(args.paths, skip_bad=args.skip_bad)
+    if not args.margin > 0:
+        raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
+    comparison, runs = compare.compare_files(args.paths, skip_bad=args.skip_bad, margin=args.margin)
     for line in comparison.skipped:
         print(f"nanobench: skipped: {line}", file=sys.stderr)
     return comparison, runs
@@ -415,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
     cmp.add_argument("--baseline", nargs="+", metavar="PATH", help="earlier runs to gate against (same configurations)")
     cmp.add_argument("--fail-on", metavar="GATES", help="e.g. ms_per_iter:5%%,val_loss:0.02; exit 1 when one fails")
+    cmp.add_argument("--margin", type=float, default=0.02,
+                     help="equivalence margin in nats of val loss (TOST; default 0.02)")
     cmp.set_defaults(func=cmd_compare)
 
     rep = sub.add_parser("report", help="write a self-contained HTML report (index.html) of result files")
@@ -422,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", default="reports/latest", help="output folder (default reports/latest)")
     rep.add_argument("--title", default="nanobench report", help="the page title")
     rep.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
+    rep.add_argument("--margin", type=float, default=0.02,
+                     help="equivalence margin in nats of val loss (TOST; default 0.02)")
     rep.set_defaults(func=cmd_report)
 
     rec = sub.add_parser("recover", help="publish the rows of killed runs as results with status `killed`")

@@ -562,12 +562,13 @@ def equivalence_sentence(eq: dict, base: str, other: str) -> str:
 
 
 def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float, ...],
-                 precision_ref: ConfigSummary | None = None) -> PairComparison:
+                 precision_ref: ConfigSummary | None = None,
+                 margin: float = equivalence.DEFAULT_MARGIN) -> PairComparison:
     p = PairComparison(base, other, speedup(base.step_times_s, other.step_times_s),
                        [compare_targets(base, other, t) for t in targets],
                        equal_iteration(base, other), equal_train_time(base, other))
     p.verdict = verdict(p)
-    p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other))
+    p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other), margin)
     same_device = (base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
     p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
                                             mean_curve(precision_ref) if precision_ref else None, same_device)
@@ -582,7 +583,7 @@ def precision_reference(base: ConfigSummary, other: ConfigSummary, configs: list
                                                           other.config.dtype, base.config.compile)), None)
 
 
-def build_group(runs: list[RunStats]) -> Group:
+def build_group(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN) -> Group:
     by_config: dict[Config, list[RunStats]] = {}
     for r in sorted(runs, key=lambda r: (r.config, r.seed if r.seed is not None else -1, r.run_id)):
         by_config.setdefault(r.config, []).append(r)
@@ -593,11 +594,11 @@ def build_group(runs: list[RunStats]) -> Group:
     targets = runs[0].targets
     first = runs[0]
     return Group(first.scenario, first.dataset, first.dataset_sha256, runs, ordered, base,
-                 [compare_pair(base, c, targets, precision_reference(base, c, ordered)) for c in ordered[1:]],
+                 [compare_pair(base, c, targets, precision_reference(base, c, ordered), margin) for c in ordered[1:]],
                  targets, confounds(runs))
 
 
-def compare_runs(runs: list[RunStats]) -> Comparison:
+def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN) -> Comparison:
     """Group by (scenario, dataset sha256): groups are never mixed; compare within each."""
     groups: dict[tuple[str, str], list[RunStats]] = {}
     for r in runs:
@@ -611,7 +612,7 @@ def compare_runs(runs: list[RunStats]) -> Comparison:
             warnings.append(f"{r.run_id}: status {r.status}; its numbers cover only what it recorded")
         if not r.evaluations:
             warnings.append(f"{r.run_id}: no evaluation recorded; val-loss comparisons leave it out")
-    out = [build_group(g) for _, g in sorted(groups.items())]
+    out = [build_group(g, margin) for _, g in sorted(groups.items())]
     return Comparison(out, warnings)
 
 
@@ -634,9 +635,10 @@ def load_runs(specs: list[str], skip_bad: bool = False) -> tuple[list[results.Ru
     return runs, skipped
 
 
-def compare_files(specs: list[str], skip_bad: bool = False) -> tuple[Comparison, list[results.Run]]:
+def compare_files(specs: list[str], skip_bad: bool = False,
+                  margin: float = equivalence.DEFAULT_MARGIN) -> tuple[Comparison, list[results.Run]]:
     runs, skipped = load_runs(specs, skip_bad)
-    comparison = compare_runs([run_stats(r) for r in runs])
+    comparison = compare_runs([run_stats(r) for r in runs], margin)
     comparison.skipped = skipped
     return comparison, runs
 

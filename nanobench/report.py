@@ -62,7 +62,8 @@ quantity. <b>Energy</b>: NVML or RAPL counters where readable.</li>
 <h3>Beyond seed noise: the equivalence verdict</h3>
 <p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference of the
 seeds' mean val loss (other minus baseline) with the seed-to-seed spread inside each configuration: a Welch t
-interval of the difference of means. Two one-sided tests (TOST, alpha 0.05) with a margin of 0.02 nats decide:
+interval of the difference of means. Two one-sided tests (TOST, alpha 0.05) with a margin (0.02 nats unless <code>--margin</code> says otherwise;
+each verdict names the one used) decide:
 <b>equivalent</b> when the 90% interval lies inside &plusmn;margin; <b>different</b> when the 95% interval excludes
 zero and is not inside the margin; <b>undecided</b> otherwise, and always with fewer than 2 seeds on a side.
 A configuration "leaves the noise floor" at the first evaluation whose 95% interval excludes zero. In the loss

@@ -308,3 +308,16 @@ def test_runs_of_different_lengths_in_one_configuration_are_flagged():
     [g] = compare.compare_runs([long, short]).groups
     assert any("cpu fp32 runs end at different iterations (4, 8)" in c for c in g.confounds)
     assert compare.mean_curve(g.baseline).last_iter == 4  # only where both seeds got to
+
+
+def test_margin_option_on_the_committed_example():
+    """The real example (3 seeds of cpu fp32 vs cpu bf16): at iteration 2000 the 90% interval is
+    about +-0.025, so the verdict is undecided at the default 0.02 and equivalent at 0.05."""
+    example = Path(__file__).resolve().parent.parent / "results" / "examples" / "cpu-fp32-vs-bf16"
+    default = json.loads(nb("compare", str(example), "--json").stdout)
+    wide = json.loads(nb("compare", str(example), "--json", "--margin", "0.05").stdout)
+    final = lambda out: out["groups"][0]["comparisons"][0]["equivalence"]["points"][-1]  # noqa: E731
+    assert final(default)["iter"] == 2000 and final(default)["verdict"] == "undecided"
+    assert final(wide)["verdict"] == "equivalent"
+    bad = nb("compare", str(example), "--margin", "0")
+    assert bad.returncode == 2 and "--margin 0.0: must be > 0" in bad.stderr
