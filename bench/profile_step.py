@@ -10,17 +10,19 @@ Prints ms per iteration by category, measured around the same step code as train
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections import defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from nanobench import device as dev
 from nanobench.data import Batches, generator, load_dataset
 from nanobench.model import GPT, GPTConfig
 from nanobench.scenario import load
-from nanobench.train import lr_at, make_optimizer
+from nanobench.train import lr_at, make_optimizer, train_step
+
+CPU = torch.device("cpu")
 
 # First matching substring wins: op names as the CPU profiler reports them.
 CATEGORIES = [
@@ -64,16 +66,13 @@ def main() -> None:
     opt = make_optimizer(model, t, fused=args.fused_adamw)
     step_model = torch.compile(model) if args.compile else model
 
-    def step(it: int) -> None:
+    scaler, autocast = dev.grad_scaler(CPU, "fp32"), dev.autocast(CPU, "fp32")
+
+    def step(it: int) -> None:  # train.py's own step
         for g in opt.param_groups:
             g["lr"] = lr_at(it, t)
         x, y = batches.train(it)
-        for micro in range(t.grad_accum):
-            _, loss = step_model(x[micro], y[micro])
-            (loss / t.grad_accum).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train_step(step_model, model, opt, scaler, x, y, autocast, t.grad_clip)
 
     for it in range(args.warmup):
         step(it)

@@ -21,7 +21,7 @@ from nanobench.metrics import PendingStep, Recorder, to_host
 from nanobench.model import GPT, GPTConfig
 from nanobench.results import RunWriter
 from nanobench.scenario import list_shipped, load
-from nanobench.train import make_optimizer
+from nanobench.train import make_optimizer, train_step
 
 BENCH_BATCH = {"shakespeare_char": 4}
 CPU = torch.device("cpu")
@@ -38,14 +38,12 @@ def workload(name: str):
     return model, make_optimizer(model, t, fused=False), batches, s
 
 
+SCALER, AUTOCAST = dev.grad_scaler(CPU, "fp32"), dev.autocast(CPU, "fp32")  # fp32: both no-ops
+
+
 def step(model, optimizer, x, y, grad_clip):
-    """train.py's step for grad_accum = 1, fp32: forward, backward, clip, AdamW; x, y (B, T)."""
-    _, loss = model(x, y)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.detach(), grad_norm
+    """train.py's own step (train_step), fp32; x, y (grad_accum, B, T)."""
+    return train_step(model, model, optimizer, SCALER, x, y, AUTOCAST, grad_clip)
 
 
 @pytest.mark.parametrize("name", list_shipped())
@@ -54,9 +52,9 @@ def test_train_step_cpu(benchmark, name):
     x, y = batches.train(0)
     benchmark.extra_info["batch_size"] = x.shape[1]
     if name in BENCH_BATCH:
-        benchmark.pedantic(step, args=(model, optimizer, x[0], y[0], s.train.grad_clip), rounds=3, warmup_rounds=1)
+        benchmark.pedantic(step, args=(model, optimizer, x, y, s.train.grad_clip), rounds=3, warmup_rounds=1)
     else:
-        benchmark(step, model, optimizer, x[0], y[0], s.train.grad_clip)
+        benchmark(step, model, optimizer, x, y, s.train.grad_clip)
 
 
 @pytest.mark.parametrize("name", ["shakespeare_char", "shakespeare_char_cpu"])
@@ -84,13 +82,13 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
 
     def bare(it):
         x, y = batches.train(it)
-        step(model, optimizer, x[0], y[0], t.grad_clip)
+        step(model, optimizer, x, y, t.grad_clip)
 
     def recorded(it):  # the lines train.py adds around a step, in its order
         nonlocal pending
         x, y = batches.train(it)
         timer.start()
-        loss, grad_norm = step(model, optimizer, x[0], y[0], t.grad_clip)
+        loss, grad_norm = step(model, optimizer, x, y, t.grad_clip)
         timing = timer.stop()
         mem, mem_peak, mem_reserved = dev.memory_sample(CPU)
         pending.append(PendingStep(it, 1e-3, loss, grad_norm, timing, time.perf_counter() - t0, mem, mem_peak, mem_reserved))

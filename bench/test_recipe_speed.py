@@ -9,7 +9,6 @@ The median is taken over steady steps after a warm-up that includes compilation.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 
@@ -19,7 +18,7 @@ from nanobench import device as dev
 from nanobench.data import Batches, generator, load_dataset
 from nanobench.model import GPT, GPTConfig
 from nanobench.scenario import load
-from nanobench.train import lr_at, make_optimizer
+from nanobench.train import lr_at, make_optimizer, train_step
 
 CPU = torch.device("cpu")
 # (label, dtype, fused AdamW, torch.compile): the default first
@@ -41,18 +40,15 @@ def make_step(dtype: str, fused: bool, compiled: bool, scenario, dataset):
     autocast = dev.autocast(CPU, dtype)
     batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, t.seed)
 
+    scaler = dev.grad_scaler(CPU, dtype)
+
     def step(it: int) -> float:
-        """train.py's step (grad_accum 1): returns its seconds."""
+        """train.py's own step (train_step): returns its seconds."""
         for group in optimizer.param_groups:
             group["lr"] = lr_at(it, t)
         x, y = batches.train(it)
         t0 = time.perf_counter()
-        with autocast:
-            _, loss = step_model(x[0], y[0])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        train_step(step_model, model, optimizer, scaler, x, y, autocast, t.grad_clip)
         return time.perf_counter() - t0
 
     return step

@@ -160,15 +160,11 @@ def host_read_interval(device: torch.device) -> int:
     return 1 if device.type == "cpu" else 10
 
 
-def memory_bytes(device: torch.device) -> tuple[int, int]:
-    """(in use, peak so far): CPU process RSS and peak RSS; CUDA allocator allocated and
-    max allocated; MPS current allocated (its peak is not exposed, so in use is reported)."""
-    return memory_sample(device)[:2]
-
-
 def memory_sample(device: torch.device) -> tuple[int, int, int | None]:
-    """(in use, peak so far, reserved): `memory_bytes` plus the CUDA caching allocator's
-    reserved bytes (None elsewhere). On CUDA one nested allocator-stats call serves all three:
+    """(in use, peak so far, reserved): CPU process RSS and peak RSS; CUDA allocator allocated
+    and max allocated; MPS current allocated (its peak is not exposed, so in use is reported);
+    plus the CUDA caching allocator's reserved bytes (None elsewhere). On CUDA one nested
+    allocator-stats call serves all three:
     `torch.cuda.memory_allocated` and friends each rebuild the whole stats dict."""
     if device.type == "cuda":
         stats = torch.cuda.memory_stats_as_nested_dict(device)  # no flattening: cheap per step

@@ -8,7 +8,6 @@ adds no host synchronisation per step.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -117,8 +116,6 @@ def to_host(pending: list[PendingStep], timer) -> list[dict]:
     ]
 
 
-def finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
 
 
 # ---- energy -----------------------------------------------------------------------------------

@@ -60,23 +60,15 @@ class _Trainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
         """One optimizer step on x, y of shape (grad_accum, B, T); returns the mean loss."""
+        from nanobench.train import train_step
+
         # Precision flags are global in torch: set this side's before each of its steps.
         dev.configure_precision(self.device, self.dtype)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x, y = x.to(self.device), y.to(self.device)
-        loss_sum = 0.0
-        for micro in range(self.t.grad_accum):
-            with dev.autocast(self.device, self.dtype):
-                _, loss = self.model(x[micro], y[micro])
-            self.scaler.scale(loss / self.t.grad_accum).backward()
-            loss_sum += loss.item()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t.grad_clip or math.inf)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum / self.t.grad_accum
+        loss, _ = train_step(self.model, self.model, self.optimizer, self.scaler, x.to(self.device),
+                             y.to(self.device), dev.autocast(self.device, self.dtype), self.t.grad_clip)
+        return loss.item()
 
     def params_cpu(self) -> list[torch.Tensor]:
         return [p.detach().float().cpu() for p in self.model.parameters()]

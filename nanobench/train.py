@@ -78,6 +78,31 @@ def make_optimizer(model: GPT, t: TrainConfig, fused: bool) -> torch.optim.AdamW
     return torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), fused=fused or None)
 
 
+def train_step(step_model, model, optimizer, scaler, x: torch.Tensor, y: torch.Tensor, autocast,
+               grad_clip: float, ddp=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over x, y of shape (grad_accum, B, T), already on the device:
+    forward and backward per micro-batch, clip, AdamW. Returns the mean micro-batch loss and
+    the gradient norm before clipping, both 0-d tensors still on the device (no sync).
+
+    `step_model` is what runs forward (compiled, or DDP-wrapped); `model` owns the parameters.
+    """
+    grad_accum = x.shape[0]
+    loss_sum = torch.zeros((), device=x.device)
+    for micro in range(grad_accum):
+        if ddp:  # all-reduce gradients only on the last micro-step
+            step_model.require_backward_grad_sync = micro == grad_accum - 1
+        with autocast:
+            _, loss = step_model(x[micro], y[micro])
+        scaler.scale(loss / grad_accum).backward()
+        loss_sum += loss.detach()
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum / grad_accum, grad_norm
+
+
 @torch.no_grad()
 def evaluate(model, eval_sets: dict, autocast) -> dict:
     """Mean loss over each split's fixed batches; eval_sets[split] is (n, B, T + 1)."""
@@ -280,8 +305,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             if it == max_iters:  # the last row carries the final evaluation only: no step
                 rec.record(to_host(pending, timer))
                 pending = []
-                mem, mem_peak = dev.memory_bytes(device)
-                rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem, "mem_peak_bytes": mem_peak}])
+                mem, mem_peak, mem_reserved = dev.memory_sample(device)
+                rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem,
+                             "mem_peak_bytes": mem_peak, "mem_reserved_bytes": mem_reserved}])
                 break
 
             lr = lr_at(it, t)
@@ -291,22 +317,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             x, y = dev.to_device(x[:, shard], device), dev.to_device(y[:, shard], device)
 
             timer.start()
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(t.grad_accum):
-                if ddp:  # all-reduce gradients only on the last micro-step
-                    step_model.require_backward_grad_sync = micro == t.grad_accum - 1
-                with autocast:
-                    _, loss = step_model(x[micro], y[micro])
-                scaler.scale(loss / t.grad_accum).backward()
-                loss_sum += loss.detach()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            loss, grad_norm = train_step(step_model, model, optimizer, scaler, x, y, autocast, t.grad_clip, ddp)
             timing = timer.stop()
 
-            loss_mean = ddp.mean(loss_sum / t.grad_accum) if ddp else loss_sum / t.grad_accum
+            loss_mean = ddp.mean(loss) if ddp else loss  # every rank's loss: its shard's
             mem, mem_peak, mem_reserved = dev.memory_sample(device)
             pending.append(PendingStep(it, lr, loss_mean, grad_norm, timing,
                                        time.perf_counter() - t0, mem, mem_peak, mem_reserved))
