@@ -16,11 +16,11 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from nanobench import device as dev
-from nanobench.data import Batches, generator, load_dataset
-from nanobench.model import GPT, GPTConfig
-from nanobench.scenario import load
-from nanobench.train import lr_at, make_optimizer, train_step
+from nanobench.measure import device as dev
+from nanobench.run.data import Batches, generator, load_dataset
+from nanobench.run.model import GPT, GPTConfig
+from nanobench.run.scenario import load
+from nanobench.run.train import lr_at, make_optimizer, train_step
 
 CPU = torch.device("cpu")
 

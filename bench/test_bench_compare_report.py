@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nanobench import compare, report
-from nanobench.results import RunWriter
+from nanobench.analyze import compare
+from nanobench.present import report
+from nanobench.store.results import RunWriter
 
 N_RUNS, N_ROWS, EVAL_EVERY = 100, 5000, 250
 CONFIGS = [("cpu", "AMD EPYC", "fp32", 0.030), ("cpu", "AMD EPYC", "bf16", 0.045),

@@ -15,13 +15,13 @@ import time
 import pytest
 import torch
 
-from nanobench import device as dev
-from nanobench.data import Batches, generator, load_dataset
-from nanobench.metrics import PendingStep, Recorder, to_host
-from nanobench.model import GPT, GPTConfig
-from nanobench.results import RunWriter
-from nanobench.scenario import list_shipped, load
-from nanobench.train import make_optimizer, train_step
+from nanobench.measure import device as dev
+from nanobench.run.data import Batches, generator, load_dataset
+from nanobench.measure.metrics import PendingStep, Recorder, to_host
+from nanobench.run.model import GPT, GPTConfig
+from nanobench.store.results import RunWriter
+from nanobench.run.scenario import list_shipped, load
+from nanobench.run.train import make_optimizer, train_step
 
 BENCH_BATCH = {"shakespeare_char": 4}
 CPU = torch.device("cpu")

@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from nanobench import device as dev
-from nanobench.data import Batches, generator, load_dataset
-from nanobench.model import GPT, GPTConfig
-from nanobench.scenario import load
-from nanobench.train import lr_at, make_optimizer, train_step
+from nanobench.measure import device as dev
+from nanobench.run.data import Batches, generator, load_dataset
+from nanobench.run.model import GPT, GPTConfig
+from nanobench.run.scenario import load
+from nanobench.run.train import lr_at, make_optimizer, train_step
 
 CPU = torch.device("cpu")
 # (label, dtype, fused AdamW, torch.compile): the default first

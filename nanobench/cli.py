@@ -102,8 +102,8 @@ class _StopOnce:
 
 def _resume_defaults(args) -> tuple:
     """With --resume, the scenario and any run option not given come from the checkpoint."""
-    from nanobench import checkpoint
-    from nanobench import scenario as scen
+    from nanobench.run import checkpoint
+    from nanobench.run import scenario as scen
 
     ckpt = checkpoint.load(args.resume)
     info = ckpt["info"]
@@ -126,7 +126,7 @@ def _resume_defaults(args) -> tuple:
 
 
 def cmd_run(args) -> int:
-    from nanobench import scenario as scen
+    from nanobench.run import scenario as scen
 
     if args.resume:
         scenario, seeds, platform = _resume_defaults(args)
@@ -144,15 +144,15 @@ def cmd_run(args) -> int:
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise InputError(f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)")
 
-    from nanobench import distributed
+    from nanobench.run import distributed
 
     if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
         if args.resume or args.checkpoint_every:
             raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
         return launch_distributed(args, scenario, platform)
 
-    from nanobench import results
-    from nanobench.train import RunOptions, train
+    from nanobench.store import results
+    from nanobench.run.train import RunOptions, train
 
     for partial in results.find_partials(args.out):
         try:
@@ -196,7 +196,7 @@ def launch_distributed(args, scenario, platform: dict) -> int:
     """Re-run this command under torchrun, one worker per rank; rank 0 prints the outcome."""
     import subprocess
 
-    from nanobench import distributed
+    from nanobench.run import distributed
 
     device = platform["device"]
     distributed.check_launch(args.nproc, args.nnodes or 1, device, scenario.train.batch_size, scenario.train.grad_accum)
@@ -249,7 +249,7 @@ def _print_outcome(outcome) -> None:
 
 
 def cmd_scenarios(args) -> int:
-    from nanobench import scenario as scen
+    from nanobench.run import scenario as scen
 
     rows = []
     for name in scen.list_shipped():
@@ -269,7 +269,7 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_env(args) -> int:
-    from nanobench import envreport
+    from nanobench.present import envreport
 
     report = envreport.collect(calibrate=args.calibrate, log=lambda text: print(text, file=sys.stderr) if args.calibrate else None)
     if args.json:
@@ -280,7 +280,7 @@ def cmd_env(args) -> int:
 
 
 def cmd_recover(args) -> int:
-    from nanobench import results
+    from nanobench.store import results
 
     found = 0
     for folder in args.folders:
@@ -299,10 +299,10 @@ def cmd_recover(args) -> int:
 
 
 def cmd_parity(args) -> int:
-    from nanobench import scenario as scen
+    from nanobench.run import scenario as scen
 
     scenario = scen.load(args.scenario, args.set or [])
-    from nanobench.parity import Side, run_parity
+    from nanobench.run.parity import Side, run_parity
 
     a, b = Side.parse(args.a, "--a"), Side.parse(args.b, "--b")
     every = max(1, args.iters // 10)
@@ -324,7 +324,7 @@ def cmd_parity(args) -> int:
 
 
 def _load_comparison(args):
-    from nanobench import compare
+    from nanobench.analyze import compare
 
     if not args.margin > 0:
         raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
@@ -335,7 +335,8 @@ def _load_comparison(args):
 
 
 def cmd_compare(args) -> int:
-    from nanobench import compare, tables
+    from nanobench.analyze import compare
+    from nanobench.present import tables
 
     gates = compare.parse_gates(args.fail_on) if args.fail_on else None
     if gates and not args.baseline:
@@ -353,7 +354,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from nanobench import report
+    from nanobench.present import report
 
     comparison, runs = _load_comparison(args)
     path = report.write_report(comparison, runs, args.output, title=args.title)

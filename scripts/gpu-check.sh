@@ -51,7 +51,7 @@ echo "== summary of $OUT" >&2
 import sys
 from pathlib import Path
 
-from nanobench import results
+from nanobench.store import results
 
 rows = []
 for path in sorted(Path(sys.argv[1]).glob("*.parquet")):

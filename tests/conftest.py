@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def has_tinyshakespeare():
-    from nanobench.data import DATA_DIR_ENV
+    from nanobench.run.data import DATA_DIR_ENV
 
     d = os.environ.get(DATA_DIR_ENV)
     if not d or not (Path(d) / "tinyshakespeare" / "input.txt").is_file():

@@ -1,0 +1,1 @@
+"""Analysis: runs loaded from storage, statistics, equivalence, verdicts, gates."""

@@ -1,0 +1,1 @@
+"""Measuring: the host and its devices, peaks, timers, memory, energy, the environment."""

@@ -1,0 +1,359 @@
+"""Peak FLOP rates per device and dtype: the datasheet figure (spec) and a measured one.
+
+MFU is model FLOPs per second over a peak. nanoGPT divides every device by an A100's
+312 TFLOP/s, which is how a laptop shows "MFU 0.01%". Here each device gets its own peak:
+
+- spec, GPUs: dense (no 2:4 sparsity) datasheet figures keyed by the name that
+  `torch.cuda.get_device_name` reports. fp32 is the non-tensor-core rate (fp32 runs switch
+  TF32 off), tf32/bf16/fp16 the tensor-core rates with fp32 accumulation (what autocast uses).
+- spec, CPUs: cores x clock x FLOPs per cycle per core, from the SIMD flags.
+- measured: the best rate of a square matmul in the run's dtype, timed on the device and
+  cached per machine (see `measured_peak`).
+
+A device with no known figure gets `Peak(None, why)`: a null MFU, never a wrong number.
+This module sits beside device.py (which DESIGN.md names for peak tables) so that the
+tables read as one piece; the only device `if`s here pick the calibration's clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+T = 1e12
+
+
+@dataclass(frozen=True)
+class Peak:
+    flops: float | None  # FLOP/s, or None when unknown
+    source: str  # where the number came from, or why it is unknown
+
+
+# ---- GPUs: datasheet table ----------------------------------------------------------------
+# (name pattern, matched in full against torch.cuda.get_device_name; dense TFLOP/s per dtype,
+#  None = the GPU has no such tensor-core mode). The comment on each row names its source.
+# Sparse figures on datasheets carry an asterisk and are exactly twice the dense ones.
+GPU_PEAKS_TFLOPS: list[tuple[str, dict[str, float | None]]] = [
+    # NVIDIA A100 Tensor Core GPU datasheet (SXM4 and PCIe, 40 and 80 GB: same compute figures)
+    (r"NVIDIA A100-SXM4-(40|80)GB", {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312}),
+    (r"NVIDIA A100-PCIE-(40|80)GB|NVIDIA A100 80GB PCIe", {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312}),
+    # NVIDIA H100 Tensor Core GPU architecture whitepaper, table 3 (H100 SXM5, dense)
+    (r"NVIDIA H100 80GB HBM3|NVIDIA H100 SXM5 80GB|NVIDIA H100", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    # same whitepaper, H100 PCIe column (dense)
+    (r"NVIDIA H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
+    # NVIDIA H100 NVL datasheet: 60 FP32, 835* TF32, 1,671* BF16/FP16 (* sparse)
+    (r"NVIDIA H100 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5}),
+    # NVIDIA H200 datasheet, H200 SXM: 67 FP32, 989* TF32, 1,979* BF16/FP16 (H100 SXM compute)
+    (r"NVIDIA H200", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    # NVIDIA H200 datasheet, H200 NVL: 60 FP32, 835* TF32, 1,671* BF16/FP16
+    (r"NVIDIA H200 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5}),
+    # NVIDIA L4 datasheet: 30.3 FP32, 120* TF32, 242* BF16/FP16
+    (r"NVIDIA L4", {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0}),
+    # NVIDIA L40S datasheet: 91.6 FP32, 366* TF32, 733* BF16/FP16
+    (r"NVIDIA L40S", {"fp32": 91.6, "tf32": 183.0, "bf16": 366.0, "fp16": 366.0}),
+    # NVIDIA A10 datasheet: 31.2 FP32, 62.5 | 125* TF32, 125 | 250* BF16/FP16
+    (r"NVIDIA A10", {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0}),
+    # NVIDIA T4 datasheet: 8.1 FP32, 65 FP16 mixed precision (Turing: no TF32, no BF16)
+    (r"Tesla T4", {"fp32": 8.1, "tf32": None, "bf16": None, "fp16": 65.0}),
+    # NVIDIA V100 datasheet: SXM2 15.7 FP32 / 125 tensor; PCIe 14 / 112; V100S PCIe 16.4 / 130
+    (r"Tesla V100-SXM2-(16|32)GB", {"fp32": 15.7, "tf32": None, "bf16": None, "fp16": 125.0}),
+    (r"Tesla V100-PCIE-(16|32)GB", {"fp32": 14.0, "tf32": None, "bf16": None, "fp16": 112.0}),
+    (r"Tesla V100S-PCIE-32GB", {"fp32": 16.4, "tf32": None, "bf16": None, "fp16": 130.0}),
+    # NVIDIA Ampere GA102 whitepaper, appendix A (RTX 3090): 35.6 FP32; tensor with FP32
+    # accumulate (GeForce runs it at half the FP16-accumulate rate): 35.6 TF32, 71 BF16/FP16
+    (r"NVIDIA GeForce RTX 3090", {"fp32": 35.6, "tf32": 35.6, "bf16": 71.0, "fp16": 71.0}),
+    # NVIDIA Ada Lovelace whitepaper, appendix (RTX 4090): 82.6 FP32, 82.6 TF32, 165.2 BF16 and
+    # FP16 with FP32 accumulate
+    (r"NVIDIA GeForce RTX 4090", {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2}),
+    # RTX 4070 Ti: 40.1 FP32 (NVIDIA spec page); tensor rates by the Ada whitepaper's per-SM
+    # ratios (FP16/BF16 with FP32 accumulate = 2 x FP32, TF32 = FP32): 60 SMs at 2.61 GHz
+    (r"NVIDIA GeForce RTX 4070 Ti", {"fp32": 40.1, "tf32": 40.1, "bf16": 80.2, "fp16": 80.2}),
+]
+
+
+def gpu_spec_peak(name: str, dtype: str) -> Peak:
+    """The datasheet peak for a GPU named as torch reports it, or why there is none."""
+    for pattern, row in GPU_PEAKS_TFLOPS:
+        if re.fullmatch(pattern, name.strip()):
+            tflops = row.get(dtype)
+            if tflops is None:
+                return Peak(None, f"{name} has no {dtype} tensor-core rate on its datasheet")
+            return Peak(tflops * T, f"datasheet, dense: {tflops:g} TFLOP/s {dtype} for '{name}'")
+    return Peak(None, f"no datasheet entry for '{name}' (add it to nanobench/peaks.py GPU_PEAKS_TFLOPS)")
+
+
+# ---- CPUs: cores x clock x FLOPs per cycle -------------------------------------------------
+
+def cpu_flops_per_cycle(flags: set[str], dtype: str, *, vendor: str = "", family: int | None = None,
+                        machine: str = "", system: str = "") -> tuple[float | None, str]:
+    """FLOPs per cycle per core for dense matmul in `dtype`, from the CPU's flags.
+
+    An FMA counts 2 FLOPs. Assumptions, stated because flags cannot tell them apart:
+    - AVX-512: two 512-bit FMA units (Xeon Gold/Platinum, AMD Zen 5 server): 2 x 16 x 2 = 64
+      fp32. AMD family 25 (Zen 4) splits 512-bit ops over 256-bit units: 32. Xeons with a
+      single 512-bit FMA port reach half of 64, so there the spec MFU reads low.
+    - AVX2 + FMA: two 256-bit FMA units (Haswell and later, Zen 2 and later): 2 x 8 x 2 = 32.
+    - NEON: two 128-bit FMA pipes: 2 x 4 x 2 = 16 (Apple M-series have four: 32).
+    - bf16: AMX tiles 1024 per cycle (Intel's figure for Sapphire Rapids); AVX-512 BF16's
+      dot products (VDPBF16PS: two products per fp32 lane) twice the fp32 rate. Without either,
+      bf16 matmuls go through fp32 conversions and have no honest spec figure: unknown.
+    """
+    if dtype in ("tf32", "fp16"):
+        return None, f"{dtype} is not a CPU training dtype"
+    if "avx512f" in flags:
+        zen4 = vendor == "AuthenticAMD" and family == 25
+        fp32, what = (32, "AVX-512 on 256-bit units (AMD Zen 4)") if zen4 else (64, "AVX-512, two 512-bit FMA units assumed")
+    elif "avx2" in flags and "fma" in flags:
+        fp32, what = 32, "AVX2+FMA, two 256-bit FMA units"
+    elif "asimd" in flags or "neon" in flags or machine in ("arm64", "aarch64"):
+        fp32, what = (32, "NEON, four 128-bit FMA pipes (Apple)") if system == "Darwin" else (16, "NEON, two 128-bit FMA pipes")
+    else:
+        return None, "no AVX-512, AVX2+FMA or NEON flags: no FLOPs-per-cycle figure for this CPU"
+    if dtype == "fp32":
+        return float(fp32), what
+    if "amx_bf16" in flags:
+        return 1024.0, "AMX-BF16 tiles (Intel: 1024 bf16 FLOPs/cycle/core)"
+    if "avx512_bf16" in flags:
+        return 2.0 * fp32, f"AVX-512 BF16 dot products, 2 x the fp32 rate ({what})"
+    return None, "no AMX or AVX-512 BF16: bf16 runs through fp32 conversions here, no spec figure"
+
+
+def cpu_clock_hz() -> tuple[float | None, str]:
+    """The clock to multiply by, and which one it is.
+
+    psutil's maximum where the OS reports one (bare metal: the boost clock); otherwise the
+    current clock from /proc/cpuinfo, which in a VM is the only one visible (VMs hide boost,
+    so the spec peak can then read below what the CPU really reaches).
+    """
+    import psutil
+
+    try:
+        freq = psutil.cpu_freq()
+    except (OSError, NotImplementedError, FileNotFoundError):
+        freq = None
+    if freq and freq.max and freq.max > 0:
+        return freq.max * 1e6, f"{freq.max / 1e3:.3f} GHz (max clock reported by the OS)"
+    from nanobench.measure.environment import _cpuinfo
+
+    mhz = _cpuinfo().get("cpu MHz")
+    try:
+        mhz = float(mhz) if mhz else 0.0
+    except ValueError:
+        mhz = 0.0
+    if mhz > 0:
+        return mhz * 1e6, f"{mhz / 1e3:.3f} GHz (current clock from /proc/cpuinfo; a VM hides boost clocks)"
+    return None, "CPU clock unknown: the OS reports none (VMs and macOS on Apple silicon often hide it)"
+
+
+def cpu_spec_peak(dtype: str, *, threads: int | None = None) -> Peak:
+    """cores x clock x FLOPs/cycle for this machine's CPU. Cores = min(physical cores, torch
+    threads): a run limited to 1 thread can use one core's peak, not the socket's."""
+    from nanobench.measure import environment
+
+    info = environment._cpuinfo()
+    try:
+        family = int(info.get("cpu family", ""))
+    except ValueError:
+        family = None
+    per_cycle, what = cpu_flops_per_cycle(set(environment.cpu_flags()), dtype, vendor=info.get("vendor_id", ""),
+                                          family=family, machine=platform.machine(), system=platform.system())
+    if per_cycle is None:
+        return Peak(None, what)
+    clock, clock_note = cpu_clock_hz()
+    if clock is None:
+        return Peak(None, clock_note)
+    physical = environment.physical_cores()
+    if not physical:
+        return Peak(None, "physical core count unknown")
+    cores = min(physical, threads) if threads else physical
+    return Peak(cores * clock * per_cycle,
+                f"spec: {cores} cores (of {physical} physical; torch threads {threads}) x {clock_note} x "
+                f"{per_cycle:g} {dtype} FLOPs/cycle ({what})")
+
+
+def spec_peak(device, dtype: str) -> Peak:
+    """The datasheet/spec peak for `device` (a torch.device) running `dtype`."""
+    import torch
+
+    from nanobench.measure import device as dev
+
+    if device.type == "cuda":
+        return gpu_spec_peak(dev.name(device), dtype)
+    if device.type == "cpu":
+        return cpu_spec_peak(dtype, threads=torch.get_num_threads())
+    return Peak(None, f"no datasheet table for {device.type} devices ({dev.name(device)})")
+
+
+# ---- measured: a short matmul calibration, cached per machine --------------------------------
+
+CALIBRATION_N = {"cuda": 8192, "mps": 4096}  # square matmul side; the CPU's is chosen by speed
+CPU_REP_TARGET_S = 0.02  # CPU: the largest n (1024 ... 4096) whose matmul takes about this long
+CALIBRATION_BUDGET_S = 0.5  # one round's timed repetitions stop after this (at least 5)
+CALIBRATION_ROUNDS = 4  # at most; two consecutive rounds within 10% end it (best-of rides out neighbours)
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nanobench" / "peaks.json"
+
+
+def _cache_key(device, name: str, dtype: str) -> str:
+    """device name + dtype + torch version (+ threads on the CPU, where they set the rate)."""
+    import torch
+
+    key = f"{name}|{dtype}|torch {torch.__version__}"
+    return key + f"|threads {torch.get_num_threads()}" if device.type == "cpu" else key
+
+
+def _load_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # missing or damaged: re-measure and rewrite
+
+
+def _store(path: Path, key: str, entry: dict) -> None:
+    data = _load_cache(path)
+    data[key] = entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home still gets its measurement, just not cached
+
+
+def _cpu_calibration_n(torch) -> int:
+    """The CPU matmul side: big enough to reach the BLAS's full rate (on this 2-core VM the
+    rate is flat from 256^2 to 2048^2), small enough (~20 ms) that a 1 s budget holds dozens
+    of repetitions, so that the best of them is one no noisy neighbour interrupted."""
+    n = 1024
+    while n < 4096:
+        a = torch.ones(2 * n, 2 * n)
+        torch.matmul(a, a)  # first touch
+        t0 = time.perf_counter()
+        torch.matmul(a, a)
+        if time.perf_counter() - t0 > CPU_REP_TARGET_S:
+            break
+        n *= 2
+    return n
+
+
+def calibrate(device, dtype: str, n: int | None = None, budget_s: float | None = None) -> dict:
+    """Time (n, n) @ (n, n) matmuls in `dtype` on `device`; return the best rate seen.
+
+    fp32 runs with TF32 off, tf32 with it on (restored afterwards); bf16/fp16 multiply
+    tensors of that dtype, which is what autocast does for the model's linear layers.
+    """
+    import torch
+
+    from nanobench.measure import device as dev
+
+    n = n or CALIBRATION_N.get(device.type) or _cpu_calibration_n(torch)
+    budget_s = CALIBRATION_BUDGET_S if budget_s is None else budget_s
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=torch_dtype)  # (n, n)
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=torch_dtype)
+    c = torch.empty_like(a)  # written in place: no allocation (page faults) inside the timing
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
+    torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
+    torch.set_float32_matmul_precision("high" if dtype == "tf32" else "highest")
+    try:
+        timer = dev.step_timer(device)
+        per_call = 10 if device.type in ("cuda", "mps") else 1  # GPU: amortise launch gaps
+        for _ in range(2):  # warm-up: library init, kernel selection, thread pool start
+            torch.matmul(a, b, out=c)
+        dev.sync(device)
+        best_s, reps, t_end = float("inf"), 0, time.perf_counter() + budget_s
+        while reps < 5 or (time.perf_counter() < t_end and reps < 100):
+            timer.start()
+            for _ in range(per_call):
+                torch.matmul(a, b, out=c)
+            best_s = min(best_s, timer.seconds([timer.stop()])[0] / per_call)
+            reps += 1
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, precision = saved
+        torch.set_float32_matmul_precision(precision)
+    return {"flops": 2 * n**3 / best_s, "n": n, "reps": reps, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _calibrate_until_stable(device, dtype: str) -> dict:
+    """Rounds of `calibrate` until two in a row agree within 10% (a shared machine's
+    neighbours can halve one round); the best round is kept."""
+    rounds = [calibrate(device, dtype)]
+    while len(rounds) < CALIBRATION_ROUNDS:
+        rounds.append(calibrate(device, dtype, n=rounds[0]["n"]))
+        a, b = rounds[-2]["flops"], rounds[-1]["flops"]
+        if abs(a - b) <= 0.1 * max(a, b):
+            break
+    best = max(rounds, key=lambda r: r["flops"])
+    return dict(best, reps=sum(r["reps"] for r in rounds), rounds=len(rounds))
+
+
+def measured_peak(device, dtype: str, recalibrate: bool = False) -> Peak:
+    """The best matmul rate for `dtype` on `device`, from the per-machine cache or measured now
+    (well under a second on a CPU; `nanobench env --calibrate` re-measures)."""
+    import torch
+
+    from nanobench.measure import device as dev
+
+    name = dev.name(device)
+    key, path = _cache_key(device, name, dtype), cache_path()
+    entry = None if recalibrate else _load_cache(path).get(key)
+    how = "cached"
+    if not (isinstance(entry, dict) and isinstance(entry.get("flops"), (int, float)) and entry["flops"] > 0):
+        try:
+            entry = _calibrate_until_stable(device, dtype)
+        except (RuntimeError, TypeError) as exc:  # dtype unsupported by the device's kernels
+            return Peak(None, f"calibration failed for {dtype} on {name}: {str(exc).splitlines()[0]}")
+        _store(path, key, entry)
+        how = "measured now"
+    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    return Peak(float(entry["flops"]), f"measured: best {entry['n']}^2 {dtype} matmul of {entry['reps']} in "
+                                        f"{entry.get('rounds', 1)} round(s){threads} "
+                                        f"({how}, {entry['measured_at']}; {path})")
+
+
+def forget_measured(device, dtype: str) -> None:
+    """Drop the cached calibration of (device, dtype): the next run measures again. For a
+    peak that a training run beat, i.e. one calibrated while something else had the cores."""
+    from nanobench.measure import device as dev
+
+    path = cache_path()
+    data = _load_cache(path)
+    if data.pop(_cache_key(device, dev.name(device), dtype), None) is not None:
+        try:
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+
+def spec_for_mfu(spec: Peak, measured: Peak) -> Peak:
+    """The spec peak the `mfu` column divides by: none when a measurement beats it.
+
+    A datasheet or formula figure that this machine's own matmul exceeds is provably too
+    low, and an MFU against it would read high; a null MFU is better than a wrong one.
+    """
+    if spec.flops and measured.flops and measured.flops > spec.flops:
+        return Peak(None, f"spec {spec.flops / 1e9:.0f} GFLOP/s is below the measured "
+                          f"{measured.flops / 1e9:.0f} GFLOP/s ({spec.source}); see mfu_measured")
+    return spec
+
+
+def consistency_note(spec: Peak, measured: Peak) -> str | None:
+    """A warning when the measured matmul beats the spec figure: then the spec's inputs are
+    off (most often a VM showing its base clock, not the boost clock) and its MFU reads high."""
+    if spec.flops and measured.flops and measured.flops > spec.flops:
+        return (f"measured peak {measured.flops / 1e9:.0f} GFLOP/s exceeds the spec {spec.flops / 1e9:.0f} GFLOP/s: "
+                f"the spec's clock or FLOPs/cycle is too low here; trust mfu_measured")
+    return None

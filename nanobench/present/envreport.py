@@ -1,0 +1,78 @@
+"""`nanobench env`: what this machine is, which devices it has, and their peaks."""
+
+from __future__ import annotations
+
+
+def _memory_bytes(d) -> int | None:
+    """Total memory of a device: GPU memory, or the machine's RAM for the CPU (and MPS, whose
+    memory is the machine's)."""
+    import psutil
+    import torch
+
+    if d.type == "cuda":
+        return torch.cuda.get_device_properties(d).total_memory
+    return psutil.virtual_memory().total
+
+
+def collect(calibrate: bool = False, log=None) -> dict:
+    """Devices found, with name, memory, and spec and measured peaks per dtype (or why not).
+    `calibrate` re-measures the matmul peaks instead of reading the per-machine cache."""
+    import torch
+
+    from nanobench.measure import device as dev
+    from nanobench.measure import environment
+    from nanobench.measure import peaks
+
+    devices = []
+    for kind in dev.available_kinds():
+        names = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if kind == "cuda" else [kind]
+        for spec in names:
+            d = dev.resolve(spec)
+            entry = {"device": spec, "name": dev.name(d), "memory_bytes": _memory_bytes(d), "peaks": {},
+                     "energy": dev.energy_meter(d).describe()}
+            for dtype in dev.DTYPES:
+                try:
+                    dev.check_dtype(d, dtype)
+                except Exception as exc:  # InputError: this dtype does not run here
+                    entry["peaks"][dtype] = {"supported": False, "why": str(exc)}
+                    continue
+                if log:
+                    log(f"{'calibrating' if calibrate else 'peaks for'} {spec} {dtype}")
+                spec_peak = peaks.spec_peak(d, dtype)
+                measured = peaks.measured_peak(d, dtype, recalibrate=calibrate)
+                entry["peaks"][dtype] = {"supported": True, "spec_flops": spec_peak.flops, "spec_source": spec_peak.source,
+                                         "measured_flops": measured.flops, "measured_source": measured.source,
+                                         "note": peaks.consistency_note(spec_peak, measured)}
+            devices.append(entry)
+    return {"environment": environment.collect(torch.device("cpu")), "devices": devices,
+            "peaks_cache": str(peaks.cache_path())}
+
+
+def _flops(f) -> str:
+    if not f:
+        return "unknown"
+    return f"{f / 1e12:.3g} TFLOP/s" if f >= 1e12 else f"{f / 1e9:.3g} GFLOP/s"
+
+
+def print_report(report: dict, console) -> None:
+    from rich.table import Table
+
+    env = report["environment"]
+    console.print(f"[bold]{env['hostname']}[/bold]: {env['cpu_model']}, {env['cpu_physical_cores']} cores, "
+                  f"torch {env['torch']} ({env['torch_num_threads']} threads), Python {env['python']}")
+    console.print(f"CPU clock: {env['cpu_clock']['source']}")
+    for d in report["devices"]:
+        table = Table("device", "name", "memory", "dtype", "spec peak", "measured peak", "note")
+        mem = f"{d['memory_bytes'] / 2**30:.1f} GiB" if d.get("memory_bytes") else "-"
+        for dtype, p in d["peaks"].items():
+            if not p["supported"]:
+                table.add_row(d["device"], d["name"], mem, dtype, "-", "-", "not supported: " + p["why"])
+                continue
+            notes = [p["spec_source"] if not p["spec_flops"] else "", p["measured_source"] if not p["measured_flops"] else "",
+                     p.get("note") or ""]
+            table.add_row(d["device"], d["name"], mem, dtype, _flops(p["spec_flops"]), _flops(p["measured_flops"]),
+                          "; ".join(n for n in notes if n))
+        console.print(table)
+        energy = d["energy"]
+        console.print(f"{d['device']} energy: " + (energy["source"] if energy["source"] else f"unavailable ({energy['reason']})"))
+    console.print(f"measured peaks are cached in {report['peaks_cache']}; `nanobench env --calibrate` re-measures")

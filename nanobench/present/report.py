@@ -1,0 +1,265 @@
+"""The published report: one self-contained index.html (figures inline as base64 PNG, CSS
+inline, no script, no external URL), readable from file:// offline.
+
+Every string that comes from a result file (names, host names, sample text, paths) goes
+through `html.escape`: a result file is data, never markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import time
+from pathlib import Path
+
+from nanobench.present import plots
+from nanobench.store import results
+from nanobench.analyze.compare import Comparison, Group, equivalence_sentence
+from nanobench.errors import InputError
+from nanobench.present.tables import TableSpec, equivalence_spec, runs_spec, speed_spec, targets_spec
+
+FIGURE_DPI = 96
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: 13px; }
+th, td { padding: .25em .6em; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
+th { text-align: left; background: #f4f4f4; } td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; }
+td.diff { background: #fff0c2; font-weight: 600; }
+.verdict { font-size: 1.05em; background: #eef6ee; border-left: 4px solid #4a4; padding: .5em 1em; margin: .5em 0; }
+.warning { background: #fff6e0; border-left: 4px solid #d90; padding: .4em 1em; margin: .4em 0; }
+.figures img { max-width: 100%; display: block; margin: .6em 0 1.4em; }
+.samples { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1em; }
+.samples figure { margin: 0; } .samples pre { white-space: pre-wrap; background: #f7f7f7; padding: .6em; font-size: 12px; border: 1px solid #e3e3e3; }
+.scroll { overflow-x: auto; } code { background: #f4f4f4; padding: 0 .2em; }
+"""
+
+METHODOLOGY = """
+<h3>What each number means</h3>
+<ul>
+<li><b>ms/iter</b>: the median (p50) and 90th percentile of <code>step_time_s</code>, forward + backward +
+optimizer step, device-synchronised (CUDA events on a GPU). Evaluation and logging are not in it. The first
+iterations (<code>warmup</code> rows: allocator growth, compilation) are excluded.</li>
+<li><b>Speedup</b>: the ratio of median step times, baseline over the other configuration (&gt; 1: the other
+is faster). Its range is [baseline Q1 / other Q3, baseline Q3 / other Q1]: the ratio when both
+configurations' steps move within their interquartile ranges. Seeds of one configuration are pooled.</li>
+<li><b>Time to target</b>: the first evaluation at which val loss &le; the scenario's target, in iterations,
+in train time (sum of step times before that evaluation) and in wall time (everything since the run
+started, evaluation included). With several seeds it is their mean, shown only when every seed got there.
+Ratios are baseline over other: 4.8x means the other configuration got there 4.8 times sooner.</li>
+<li><b>Val loss at equal iteration</b>: both configurations at the last evaluation iteration that every run has.</li>
+<li><b>Val loss at equal train time</b>: both at the train time of the shorter run's last evaluation, each
+run interpolated linearly between its evaluations (no extrapolation), then averaged over seeds.</li>
+<li><b>Train loss curve</b>: the mini-batch loss smoothed with an exponential moving average (beta 0.9) with
+bias correction, so the first points are not pulled towards zero. Dots are evaluations (val loss) on a fixed
+set of batches that is the same for every run of the scenario.</li>
+<li><b>tokens/s</b>: tokens per iteration / median step time. <b>MFU</b>: model FLOPs per iteration (nanoGPT's
+6N + 12LHQT formula) / step time / the device's datasheet peak for the dtype; blank when no peak is known.
+<b>Peak memory</b>: CPU peak RSS of the process, CUDA peak allocated by torch's allocator: not the same
+quantity. <b>Energy</b>: NVML or RAPL counters where readable.</li>
+</ul>
+<h3>Beyond seed noise: the equivalence verdict</h3>
+<p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference of the
+seeds' mean val loss (other minus baseline) with the seed-to-seed spread inside each configuration: a Welch t
+interval of the difference of means. Two one-sided tests (TOST, alpha 0.05) with a margin (0.02 nats unless <code>--margin</code> says otherwise;
+each verdict names the one used) decide:
+<b>equivalent</b> when the 90% interval lies inside &plusmn;margin; <b>different</b> when the 95% interval excludes
+zero and is not inside the margin; <b>undecided</b> otherwise, and always with fewer than 2 seeds on a side.
+A configuration "leaves the noise floor" at the first evaluation whose 95% interval excludes zero. In the loss
+plots, configurations with several seeds are drawn as the mean with a band: the min-max range for 2-4 seeds, a
+95% t interval of the mean for 5 or more.</p>
+<h3>Explaining the gap</h3>
+<p>The gap between two configurations' final val losses is split at the last evaluation both have: the
+difference there is hardware and precision; the rest is the iterations one ran beyond the other. When a run on
+the baseline's device in the other's dtype exists, the equal-iteration part splits again into precision (that
+run minus the baseline) and the device itself.</p>
+<h3>What cannot be identical across devices</h3>
+<ul>
+<li>Initial weights, training batches and evaluation batches are identical on every device (drawn on the CPU
+from the seed). Dropout masks are drawn by each device's own generator, so they differ across devices when
+dropout &gt; 0.</li>
+<li>Kernels, their reduction order and fused implementations differ between devices, libraries and thread
+counts; losses agree to a few decimals at first and drift apart over thousands of steps.</li>
+<li>Lower precision (bf16, fp16, tf32) changes the numbers themselves: a loss difference between dtypes
+is precision, not hardware. Compare one dtype across devices to see the hardware alone.</li>
+<li>Timings depend on everything else the machine was doing; the environment table records what is known.</li>
+</ul>
+<h3>Comparability</h3>
+<p>Runs are grouped by scenario name and dataset sha256 and never compared across groups. Within a group, a
+configuration is (device type and name, dtype, compile); the baseline is cpu fp32 when present, else the
+slowest configuration. Differences in dtype, compile, thread count and torch version are flagged as confounds.</p>
+"""
+
+ENV_FIELDS = [
+    ("run", lambda m: m.get("run_id")),
+    ("scenario", lambda m: (m.get("scenario") or {}).get("name")),
+    ("status", lambda m: m.get("status")),
+    ("device", lambda m: (m.get("device") or {}).get("spec")),
+    ("device name", lambda m: (m.get("device") or {}).get("name")),
+    ("dtype", lambda m: (m.get("options") or {}).get("dtype")),
+    ("compile", lambda m: (m.get("options") or {}).get("compile")),
+    ("seed", lambda m: (m.get("options") or {}).get("seed")),
+    ("overrides", lambda m: ", ".join((m.get("options") or {}).get("overrides") or []) or "none"),
+    ("torch threads", lambda m: (m.get("environment") or {}).get("torch_num_threads")),
+    ("CPU", lambda m: (m.get("environment") or {}).get("cpu_model")),
+    ("CPU cores", lambda m: (m.get("environment") or {}).get("cpu_physical_cores")),
+    ("GPU", lambda m: (m.get("environment") or {}).get("gpu_name")),
+    ("driver", lambda m: (m.get("environment") or {}).get("driver")),
+    ("CUDA", lambda m: (m.get("environment") or {}).get("cuda_runtime")),
+    ("torch", lambda m: (m.get("environment") or {}).get("torch")),
+    ("Python", lambda m: (m.get("environment") or {}).get("python")),
+    ("matmul precision", lambda m: (m.get("precision") or {}).get("float32_matmul_precision")),
+    ("host", lambda m: (m.get("environment") or {}).get("hostname")),
+    ("OS", lambda m: (m.get("environment") or {}).get("os")),
+    ("git commit", lambda m: ((m.get("environment") or {}).get("git") or {}).get("commit")),
+    ("git dirty", lambda m: ((m.get("environment") or {}).get("git") or {}).get("dirty")),
+    ("started", lambda m: m.get("started_at")),
+]
+# rows that differ between runs by nature, not as a confound: never highlighted
+NOT_HIGHLIGHTED = {"run", "seed", "started", "status"}
+
+e = html.escape  # every string from a result file passes through this
+
+
+def figure_img(fig, alt: str) -> str:
+    """A figure as an inline <img> (base64 PNG): no file beside the page, no URL."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="{e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def table_html(spec: TableSpec, cls: str = "") -> str:
+    head = "".join(f'<th class="{"r" if j == "right" else ""}">{e(name)}</th>' for name, j in spec.columns)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"r" if j == "right" else ""}">{e(cell)}</td>' for cell, (_, j) in zip(row, spec.columns)) + "</tr>"
+        for row in spec.rows
+    )
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def environment_html(runs: list[results.Run]) -> str:
+    """One column per run; a cell that differs from the first run's is highlighted."""
+    head = "<th>field</th>" + "".join(f"<th>{e(_short_name(r))}</th>" for r in runs)
+    body = []
+    for name, read in ENV_FIELDS:
+        values = ["-" if read(r.meta) is None else str(read(r.meta)) for r in runs]
+        cells = []
+        for i, v in enumerate(values):
+            diff = i > 0 and v != values[0] and name not in NOT_HIGHLIGHTED
+            cells.append(f'<td class="{"diff" if diff else ""}">{e(v)}</td>')
+        body.append(f"<tr><th>{e(name)}</th>{''.join(cells)}</tr>")
+    return f'<div class="scroll"><table class="env"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _short_name(run: results.Run) -> str:
+    m = run.meta
+    opts = m.get("options") or {}
+    dev = m.get("device") or {}
+    return f"{dev.get('type', '?')} {opts.get('dtype', '?')} s{opts.get('seed', '?')}"
+
+
+def _series(group: Group, by_path: dict[str, results.Run]):
+    series, names = [], []
+    for cs in group.configs:
+        for r in cs.runs:
+            series.append((cs.label, by_path[r.path]))
+            names.append(f"{cs.label} s{r.seed}")
+    return series, names
+
+
+def group_html(group: Group, by_path: dict[str, results.Run]) -> tuple[str, str]:
+    """(comparison tables, figures) of one group."""
+    title = f"{group.scenario} on {group.dataset} (sha256 {group.dataset_sha256[:12]})"
+    parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>",
+             "<h4>Runs</h4>", table_html(runs_spec(group))]
+    if group.pairs:
+        parts += ["<h4>Speed and loss at equal iteration and equal train time</h4>", table_html(speed_spec(group))]
+    tt = targets_spec(group)
+    if tt is not None:
+        parts += ["<h4>Time to target</h4>", table_html(tt)]
+    for p in group.pairs:
+        parts += [f"<h4>Beyond seed noise? {e(p.other.label)} vs {e(p.base.label)}</h4>",
+                  f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label))}</p>",
+                  table_html(equivalence_spec(p)),
+                  f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
+                  "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>"]
+    series, names = _series(group, by_path)
+    figs = [
+        (plots.loss_vs_iteration(series), "loss against iteration"),
+        (plots.loss_vs_train_time(series), "loss against train time"),
+        (plots.loss_vs_train_time(series, log_x=True), "loss against train time, log x"),
+        (plots.step_time_distribution(series, names), "ms per iteration distribution per run"),
+        (plots.memory_over_time(series), "memory over time"),
+    ]
+    imgs = "".join(figure_img(f, f"{title}: {alt}") for f, alt in figs)
+    return "".join(parts), f"<h3>{e(title)}</h3><div class=\"figures\">{imgs}</div>"
+
+
+def samples_html(runs: list[results.Run]) -> str:
+    cells = []
+    for r in runs:
+        sample = r.meta.get("sample")
+        text = sample if isinstance(sample, str) else "(no sample: the run did not complete)"
+        cells.append(f'<figure><figcaption>{e(_short_name(r))} <small>{e(r.meta.get("run_id", ""))}</small></figcaption>'
+                     f'<pre class="sample">{e(text)}</pre></figure>')
+    return f'<div class="samples">{"".join(cells)}</div>'
+
+
+def render_html(comparison: Comparison, runs: list[results.Run], title: str = "nanobench report") -> str:
+    by_path = {str(r.path): r for r in runs}
+    ordered = [by_path[r.path] for g in comparison.groups for cs in g.configs for r in cs.runs]
+    verdicts, tables, figures = [], [], []
+    for w in comparison.warnings:
+        verdicts.append(f'<p class="warning">warning: {e(w)}</p>')
+    for line in comparison.skipped:
+        verdicts.append(f'<p class="warning">skipped: {e(line)}</p>')
+    for g in comparison.groups:
+        verdicts.append(f"<h3>{e(g.scenario)} ({len(g.runs)} runs, baseline {e(g.baseline.label)})</h3>")
+        verdicts += [f'<p class="verdict">{e(p.verdict)}</p>' for p in g.pairs]
+        if not g.pairs:
+            verdicts.append("<p>One configuration only: nothing to compare against; its numbers are below.</p>")
+        verdicts += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
+        t, f = group_html(g, by_path)
+        tables.append(t)
+        figures.append(f)
+    generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)}</title>
+<style>{CSS}</style>
+</head><body>
+<h1>{e(title)}</h1>
+<p>{len(runs)} runs in {len(comparison.groups)} group{'s' if len(comparison.groups) != 1 else ''}; generated {generated} by nanobench.</p>
+<h2 id="verdict">Verdict</h2>
+{''.join(verdicts)}
+<h2 id="comparison">Comparison</h2>
+{''.join(tables)}
+<h2 id="plots">Plots</h2>
+{''.join(figures)}
+<h2 id="environment">Environment</h2>
+<p>Highlighted cells differ from the first run's.</p>
+{environment_html(ordered)}
+<h2 id="samples">Text samples</h2>
+<p>Generated on the CPU in fp32 from each run's final weights, with a fixed seed: differences come from the weights alone.</p>
+{samples_html(ordered)}
+<h2 id="methodology">Methodology</h2>
+{METHODOLOGY}
+</body></html>
+"""
+
+
+def write_report(comparison: Comparison, runs: list[results.Run], out_dir, title: str = "nanobench report") -> Path:
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"-o {out}: cannot create the report folder ({exc.strerror})") from None
+    path = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(render_html(comparison, runs, title), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,1 @@
+"""Running: a scenario, its data and model, the training loop, checkpoints, torchrun."""

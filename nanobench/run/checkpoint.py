@@ -1,0 +1,146 @@
+"""Checkpoints: everything a run needs to continue bit for bit on the same device.
+
+`nanobench run --checkpoint-every N` replaces `OUT/checkpoints/<run_id>.pt` every N
+iterations (temporary name, then rename: the file under its name is always whole). It holds
+
+- the model, optimizer and loss-scaler states;
+- `iter`, the next iteration to run: the continuation's rows start there;
+- the random streams a step draws from: the CPU's global generator and the device's own
+  (dropout masks). Training batches need no state: iteration i's batch is seeded from
+  (seed, i) alone, so the data position is the iteration (nanoGPT's resume restores
+  neither the generators nor the data position);
+- the recorder's running totals (train_time_s, tokens, wall_time_s, evaluations so far);
+- identity: run id, resolved scenario, model shape, dataset sha256, seed, run options.
+
+Only tensors, dicts, lists, strings and numbers are stored (the rest as JSON text), so
+`torch.load(weights_only=True)` reads it: loading a checkpoint never runs code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nanobench.errors import InputError
+
+FORMAT = "nanobench-checkpoint"
+VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+
+
+def path_for(out_dir: str | Path, run_id: str) -> Path:
+    return Path(out_dir) / CHECKPOINT_DIR / f"{run_id}.pt"
+
+
+def save(path: Path, *, it: int, model, optimizer, scaler, device, info: dict) -> None:
+    """Write the checkpoint of a run about to start iteration `it`; `info` is plain JSON
+    (run_id, scenario, model_config, dataset_sha256, seed, options, recorder)."""
+    import torch
+
+    from nanobench.measure import device as dev
+
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "iter": it,
+        "info_json": json.dumps(info, sort_keys=True),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_device": dev.rng_state(device),
+        "device_type": device.type,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: could not write the checkpoint ({exc.strerror}); free space or drop --checkpoint-every") from None
+
+
+def load(path: str | Path) -> dict:
+    """Read and check a checkpoint file; InputError naming the file for anything else.
+    Returns the stored dict with `info` (parsed) added."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"--resume {path}: no such file; checkpoints are written by --checkpoint-every N to OUT/{CHECKPOINT_DIR}/")
+    if p.is_dir():
+        raise InputError(f"--resume {path}: is a folder; give the checkpoint file (OUT/{CHECKPOINT_DIR}/<run_id>.pt)")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head == b"PAR1":
+        raise InputError(f"--resume {path}: a result file, not a checkpoint; resume from OUT/{CHECKPOINT_DIR}/<run_id>.pt")
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; its directory is at the end
+        raise InputError(f"--resume {path}: not a readable checkpoint (truncated, or another kind of file)")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(f"--resume {path}: holds Python objects a nanobench checkpoint never has; refused (loaded with weights_only=True)") from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise InputError(f"--resume {path}: not a readable checkpoint (truncated, or another kind of file: {str(exc).splitlines()[0][:80]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise InputError(f"--resume {path}: a torch file, but not a nanobench checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise InputError(f"--resume {path}: checkpoint version {ckpt.get('version')!r}; this nanobench reads {VERSION}")
+    ckpt["info"] = json.loads(ckpt["info_json"])
+    return ckpt
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_compatible(ckpt: dict, path: str | Path, scenario: dict, dataset_sha256: str, seed: int) -> None:
+    """Refuse a checkpoint of another scenario, model shape, dataset or seed."""
+    info = ckpt["info"]
+    mine = _flatten(json.loads(json.dumps(scenario)))  # tuples -> lists, as stored
+    theirs = _flatten(info["scenario"])
+    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differ:
+        what = "model shape" if any(k.startswith("model.") for k in differ) else "scenario"
+        shown = ", ".join(f"{k} = {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:3])
+        raise InputError(f"--resume {path}: checkpoint of another {what} "
+                         f"('{info['scenario']['name']}': {shown}); resume it with the scenario it was made with")
+    if info["dataset_sha256"] != dataset_sha256:
+        raise InputError(f"--resume {path}: checkpoint trained on other text (dataset sha256 {info['dataset_sha256'][:12]}...); "
+                         f"resume it with the same dataset")
+    if info["seed"] != seed:
+        raise InputError(f"--resume {path}: checkpoint of seed {info['seed']}, not {seed}; drop --seeds when resuming")
+
+
+def restore(ckpt: dict, model, optimizer, scaler, device) -> bool:
+    """Load the states into a freshly built model, optimizer and scaler. Returns whether the
+    device's random stream was restored (same device kind) or left as seeded (another)."""
+    import torch
+
+    from nanobench.measure import device as dev
+    from nanobench.run.data import derive_seed
+
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])  # moves the moments to the parameters' device
+    if ckpt["scaler"]:
+        scaler.load_state_dict(ckpt["scaler"])
+    if ckpt["device_type"] == device.type:
+        torch.set_rng_state(ckpt["rng_cpu"])
+        if ckpt["rng_device"] is not None:
+            dev.set_rng_state(device, ckpt["rng_device"])
+        return True
+    # Another device kind draws other dropout masks anyway; a fresh stream per resume
+    # point keeps it from replaying the masks of iteration 0.
+    torch.manual_seed(derive_seed(ckpt["info"]["seed"], "dropout", ckpt["iter"]))
+    return False

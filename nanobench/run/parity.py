@@ -1,0 +1,145 @@
+"""Lockstep parity: train two configurations (device:dtype) side by side in one process,
+from the same initial weights on the same batches, and record per step how far apart
+their losses and parameters drift. llm.c checks itself against PyTorch this way; here
+the two sides are any two devices or dtypes.
+
+The output is a parquet file of kind `parity` (one row per step), not a run result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from nanobench.measure import device as dev
+from nanobench.run.data import Batches, derive_seed, generator, load_dataset
+from nanobench.errors import InputError
+from nanobench.run.model import GPT, GPTConfig
+from nanobench.run.scenario import Scenario
+
+PARITY_SUFFIX = ".parity.parquet"
+
+
+@dataclass(frozen=True)
+class Side:
+    device: str
+    dtype: str
+
+    @classmethod
+    def parse(cls, text: str, flag: str) -> "Side":
+        device, sep, dtype = text.rpartition(":")
+        if not sep or not device or dtype not in dev.DTYPES:
+            raise InputError(f"{flag} {text}: expected DEVICE:DTYPE, e.g. cpu:fp32, cuda:bf16 or cuda:0:tf32")
+        return cls(device, dtype)
+
+    def label(self) -> str:
+        return f"{self.device}:{self.dtype}"
+
+
+class _Trainer:
+    """One side: a model, its optimizer and its precision, stepped on given batches."""
+
+    def __init__(self, side: Side, scenario: Scenario, vocab_size: int, seed: int):
+        from nanobench.run.train import make_optimizer
+
+        self.device = dev.resolve(side.device)
+        dev.check_dtype(self.device, side.dtype)
+        self.dtype = side.dtype
+        m, self.t = scenario.model, scenario.train
+        cfg = GPTConfig(vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
+        self.model = GPT(cfg, generator(seed, "init")).to(self.device)  # same CPU draw on both sides
+        self.optimizer = make_optimizer(self.model, self.t, fused=dev.fused_adamw(self.device))
+        self.scaler = dev.grad_scaler(self.device, side.dtype)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
+        """One optimizer step on x, y of shape (grad_accum, B, T); returns the mean loss."""
+        from nanobench.run.train import train_step
+
+        # Precision flags are global in torch: set this side's before each of its steps.
+        dev.configure_precision(self.device, self.dtype)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss, _ = train_step(self.model, self.model, self.optimizer, self.scaler, x.to(self.device),
+                             y.to(self.device), dev.autocast(self.device, self.dtype), self.t.grad_clip)
+        return loss.item()
+
+    def params_cpu(self) -> list[torch.Tensor]:
+        return [p.detach().float().cpu() for p in self.model.parameters()]
+
+
+def relative_drift(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """||a - b|| / ||a|| over all parameters taken as one vector (fp64 sums)."""
+    num = sum(float(((pa.double() - pb.double()) ** 2).sum()) for pa, pb in zip(a, b))
+    den = sum(float((pa.double() ** 2).sum()) for pa in a)
+    return math.sqrt(num / den) if den else math.nan
+
+
+def run_parity(scenario: Scenario, a: Side, b: Side, iters: int, out_dir: str, seed: int | None = None,
+               progress=None) -> tuple[Path, dict]:
+    """Step both sides in lockstep for `iters` iterations; write and summarise the record."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nanobench.run.train import lr_at
+
+    if iters < 1:
+        raise InputError(f"--iters {iters}: must be >= 1")
+    seed = scenario.train.seed if seed is None else seed
+    dataset = load_dataset(scenario.data.dataset)
+    t, m = scenario.train, scenario.model
+    batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, seed)
+    side_a = _Trainer(a, scenario, dataset.vocab_size, seed)
+    side_b = _Trainer(b, scenario, dataset.vocab_size, seed)
+
+    rows = []
+    start = time.perf_counter()
+    for it in range(iters):
+        x, y = batches.train(it)  # one CPU batch, fed to both sides
+        lr = lr_at(it, t)
+        # Dropout masks come from each side's device generator, reseeded per step so that
+        # the two sides draw the same masks when they share a device type.
+        torch.manual_seed(derive_seed(seed, "dropout", it))
+        loss_a = side_a.step(x, y, lr)
+        torch.manual_seed(derive_seed(seed, "dropout", it))
+        loss_b = side_b.step(x, y, lr)
+        rows.append({"iter": it, "loss_a": loss_a, "loss_b": loss_b, "loss_diff": loss_b - loss_a,
+                     "param_rel_drift": relative_drift(side_a.params_cpu(), side_b.params_cpu())})
+        if progress:
+            progress(rows[-1], iters)
+
+    summary = summarize_parity(rows)
+    meta = {
+        "kind": "parity", "schema_version": 1,
+        "scenario": scenario.to_dict(), "seed": seed, "a": a.label(), "b": b.label(), "iters": iters,
+        "dataset": dataset.identity(), "wall_time_s": time.perf_counter() - start, "summary": summary,
+        "note": "dropout masks are identical only when both sides run on the same device type",
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    name = f"{scenario.name}-{stamp}-{a.label()}-vs-{b.label()}-{secrets.token_hex(3)}".replace(":", "_")
+    path = out / f"{name}{PARITY_SUFFIX}"
+    table = pa.Table.from_pylist(rows).replace_schema_metadata({"nanobench": json.dumps(meta, default=str)})
+    tmp = out / f".{name}.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path, summary
+
+
+def summarize_parity(rows: list[dict]) -> dict:
+    diffs = [abs(r["loss_diff"]) for r in rows]
+    return {
+        "iters": len(rows),
+        "max_abs_loss_diff": max(diffs),
+        "max_abs_loss_diff_iter": rows[diffs.index(max(diffs))]["iter"],
+        "final_loss_diff": rows[-1]["loss_diff"],
+        "final_param_rel_drift": rows[-1]["param_rel_drift"],
+        "bit_identical_losses": all(d == 0.0 for d in diffs),
+    }

@@ -1,0 +1,381 @@
+"""The training loop: one function, top to bottom, with its instrumentation in plain sight.
+
+`train()` runs one seeded scenario on one device and records every iteration to a result
+file (see results.py). Runs on different devices differ only in what cannot be identical
+(dropout masks drawn on the device, kernel order); the metadata says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from nanobench.run import checkpoint
+from nanobench.measure import device as dev
+from nanobench.run import distributed
+from nanobench.measure import environment
+from nanobench.measure import peaks
+from nanobench.run.data import Batches, derive_seed, generator, load_dataset
+from nanobench.errors import InputError
+from nanobench.measure.metrics import PendingStep, Recorder, flops_per_token, to_host
+from nanobench.run.model import GPT, GPTConfig
+from nanobench.store.results import RunWriter, utc_now
+from nanobench.run.scenario import Scenario, TrainConfig
+
+WARMUP_ITERS = 5  # first iterations marked `warmup`: allocator growth, cache misses, compile
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The platform of a run (never its mathematics): what `nanobench run` takes."""
+
+    device: str = "cpu"
+    dtype: str = "fp32"
+    compile: bool = False
+    threads: int | None = None
+    seed: int | None = None  # None: the scenario's train.seed
+    max_iters: int | None = None  # truncate the scenario's schedule (the lr schedule is kept)
+    overrides: tuple[str, ...] = ()  # the --set strings, recorded as given
+    out_dir: str = "results"
+    group_id: str | None = None  # shared by the runs of one `--seeds` invocation
+    checkpoint_every: int | None = None  # write OUT/checkpoints/<run_id>.pt every N iterations
+    resume: str | None = None  # a checkpoint to continue from (see checkpoint.py)
+
+
+@dataclass
+class Outcome:
+    path: Path
+    status: str
+    reason: str | None
+    summary: dict = field(default_factory=dict)
+    stop_requested: bool = False  # Ctrl-C/SIGTERM came while the result was being finished
+
+
+def lr_at(it: int, t: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to min_lr at lr_decay_iters, then min_lr (nanoGPT)."""
+    if it < t.warmup_iters:
+        return t.learning_rate * (it + 1) / (t.warmup_iters + 1)
+    if it > t.lr_decay_iters:
+        return t.min_lr
+    ratio = (it - t.warmup_iters) / max(1, t.lr_decay_iters - t.warmup_iters)
+    return t.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (t.learning_rate - t.min_lr)
+
+
+def make_optimizer(model: GPT, t: TrainConfig, fused: bool) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (2-D: linear weights, embeddings) only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), fused=fused or None)
+
+
+def train_step(step_model, model, optimizer, scaler, x: torch.Tensor, y: torch.Tensor, autocast,
+               grad_clip: float, ddp=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over x, y of shape (grad_accum, B, T), already on the device:
+    forward and backward per micro-batch, clip, AdamW. Returns the mean micro-batch loss and
+    the gradient norm before clipping, both 0-d tensors still on the device (no sync).
+
+    `step_model` is what runs forward (compiled, or DDP-wrapped); `model` owns the parameters.
+    """
+    grad_accum = x.shape[0]
+    loss_sum = torch.zeros((), device=x.device)
+    for micro in range(grad_accum):
+        if ddp:  # all-reduce gradients only on the last micro-step
+            step_model.require_backward_grad_sync = micro == grad_accum - 1
+        with autocast:
+            _, loss = step_model(x[micro], y[micro])
+        scaler.scale(loss / grad_accum).backward()
+        loss_sum += loss.detach()
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum / grad_accum, grad_norm
+
+
+@torch.no_grad()
+def evaluate(model, eval_sets: dict, autocast) -> dict:
+    """Mean loss over each split's fixed batches; eval_sets[split] is (n, B, T + 1)."""
+    model.eval()
+    out = {}
+    for split, windows in eval_sets.items():
+        losses = torch.zeros(windows.shape[0], device=windows.device)
+        for i, w in enumerate(windows):
+            with autocast:
+                _, loss = model(w[:, :-1], w[:, 1:])
+            losses[i] = loss
+        out[split] = losses.mean().item()
+    model.train()
+    return out
+
+
+def make_run_id(scenario: str, device_type: str, dtype: str, seed: int) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{scenario}-{stamp}-{device_type}-{dtype}-s{seed}-{secrets.token_hex(3)}"
+
+
+class _DeferSignals:
+    """Ctrl-C and SIGTERM wait while the result file is finished: a second Ctrl-C (or the
+    first, arriving just then) must not lose the run. Only the main thread can set handlers."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received = False
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+        return self
+
+    def _note(self, signum, frame):
+        self.received = True
+
+    def __exit__(self, *exc):
+        if self.old:
+            for s, handler in self.old.items():
+                signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def _setup_out_of_memory(device):
+    """Out of memory before the first step: no rows to keep, so one line saying what to shrink."""
+    try:
+        yield
+    except Exception as exc:
+        if not dev.is_out_of_memory(exc):
+            raise
+        raise InputError(f"--device {device}: out of memory placing the model and evaluation batches "
+                         f"({str(exc).splitlines()[0][:120]}); use a smaller model or eval.iters, or another device") from None
+
+
+def _new_writer(out_dir: Path, scenario: str, device_type: str, dtype: str, seed: int, meta: dict) -> RunWriter:
+    """A writer under a fresh run id; another run that drew the same id (same second, same
+    random suffix) or left a file by that name makes us draw again, never overwrite."""
+    for _ in range(10):
+        try:
+            return RunWriter(out_dir, make_run_id(scenario, device_type, dtype, seed), meta)
+        except FileExistsError:
+            continue
+    raise InputError(f"--out {out_dir}: could not find an unused run id after 10 tries; is the clock or the random source stuck?")
+
+
+def sample_text(model: GPT, scenario: Scenario, dataset) -> str:
+    """Generate the run's text sample on the CPU in fp32 from a fixed seed, so the sample
+    depends on the final weights alone, not on the device's random generator."""
+    cpu_model = GPT(model.config, torch.Generator()).eval()
+    cpu_model.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
+    s = scenario.sample
+    prompt = torch.tensor([dataset.encode(s.prompt)], dtype=torch.long)
+    gen = generator(s.seed, "sample")
+    ids = cpu_model.generate(prompt, s.length, temperature=s.temperature, top_k=s.top_k, gen=gen)
+    return dataset.decode(ids[0].tolist())
+
+
+def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
+    """Train `scenario` on `opts.device`, recording every iteration. Returns where it went.
+
+    `progress`, if given, has `.update(row)` and `.log(text)`; it only displays.
+    Under torchrun (`--nproc`) every rank trains its share; rank 0 alone records.
+    """
+    # ---- platform -----------------------------------------------------------------------
+    device = dev.resolve(opts.device)
+    ddp = distributed.from_environment(device.type)  # None unless launched by `--nproc`
+    if ddp:
+        device = dev.for_rank(device, ddp.local_rank)
+    dev.check_dtype(device, opts.dtype)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    precision_flags = dev.configure_precision(device, opts.dtype)
+    autocast = dev.autocast(device, opts.dtype)
+    seed = scenario.train.seed if opts.seed is None else opts.seed
+    t, m, e = scenario.train, scenario.model, scenario.eval
+    max_iters = opts.max_iters or t.max_iters
+
+    # ---- data and model: drawn on the CPU from the seed, then moved ---------------------
+    dataset = load_dataset(scenario.data.dataset)
+    batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, seed)
+    ckpt = checkpoint.load(opts.resume) if opts.resume else None
+    if ckpt:
+        checkpoint.check_compatible(ckpt, opts.resume, scenario.to_dict(), dataset.sha256, seed)
+        if ckpt["iter"] >= max_iters:
+            raise InputError(f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
+                             f"nothing is left before max_iters {max_iters}; give a larger --max-iters")
+    cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
+    with _setup_out_of_memory(device):
+        eval_sets = {split: batches.fixed(split, e.iters).to(device) for split in ("train", "val")}
+        model = GPT(cfg, generator(seed, "init")).to(device)
+    optimizer = make_optimizer(model, t, fused=dev.fused_adamw(device))
+    scaler = dev.grad_scaler(device, opts.dtype)
+    step_model = torch.compile(model) if opts.compile else model
+    rank = ddp.rank if ddp else 0
+    progress = progress if rank == 0 else None
+    torch.manual_seed(derive_seed(seed, "dropout", rank))  # dropout masks: the device's own generator
+    start_it = 0
+    if ckpt:  # weights, moments, scaler and random streams as they were before iteration start_it
+        same_stream = checkpoint.restore(ckpt, model, optimizer, scaler, device)
+        start_it = ckpt["iter"]
+    if ddp:  # gradients all-reduced across ranks during backward
+        step_model = torch.nn.parallel.DistributedDataParallel(step_model, device_ids=dev.ddp_device_ids(device))
+    eval_model = model if ddp else step_model  # every rank scores the full fixed set alike
+    shard = ddp.shard(t.batch_size) if ddp else slice(None)  # this rank's part of each micro-batch
+
+    tokens_per_iter = t.batch_size * t.grad_accum * m.block_size
+    n_params = model.num_params()
+    flops_per_iter = flops_per_token(n_params, m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size) * tokens_per_iter
+    raw_spec_peak = peaks.spec_peak(device, opts.dtype)
+    measured_peak = peaks.measured_peak(device, opts.dtype)
+    spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted
+    peak_scale = dev.devices_in_job(device, ddp.world_size if ddp else 1)  # MFU of the whole job
+    energy = dev.energy_meter(device)  # read once per host-read window, like device memory
+
+    parent = ckpt["info"] if ckpt else None
+    meta = {
+        "scenario": scenario.to_dict(),
+        "options": dict(asdict(opts), seed=seed, max_iters=max_iters),
+        "group_id": opts.group_id or f"{scenario.name}-{secrets.token_hex(4)}",
+        "started_at": utc_now(),
+        "pid": os.getpid(),
+        "pid_host": os.uname().nodename,
+        "device": {"spec": opts.device, "type": device.type, "name": dev.name(device)},
+        "dataset": dataset.identity(),
+        "model": {"n_params": n_params, "n_params_with_pos_emb": model.num_params(False)},
+        "flops": {"per_iter": flops_per_iter, "per_token": flops_per_iter // tokens_per_iter,
+                  "method": "6N + 12*L*H*Q*T per token (nanoGPT, PaLM appendix B)"},
+        "peak_flops": {"spec": asdict(raw_spec_peak), "measured": asdict(measured_peak),
+                       "used_for_mfu": asdict(spec_peak),
+                       "note": peaks.consistency_note(raw_spec_peak, measured_peak)},
+        "energy": energy.describe(),
+        "optimizer": {"name": "AdamW", "fused": dev.fused_adamw(device),
+                      "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only"},
+        "precision": precision_flags,
+        "environment": environment.collect(device),
+        "not_identical_across_devices": (["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else [])
+        + ["kernel choice and reduction order (floating-point sums differ in the last bits)"],
+        "warmup_iters": WARMUP_ITERS,
+        "distributed": ddp.describe() if ddp else None,
+        # Lineage: this file continues `run_id` from `iter`; its rows start there.
+        "resumed_from": None if not ckpt else {
+            "run_id": parent["run_id"], "iter": start_it, "checkpoint": str(opts.resume),
+            "device": parent["device"], "dtype": parent["options"]["dtype"],
+            "same_random_streams": same_stream,
+        },
+    }
+    # rank 0 records; the other ranks of a torchrun job only train
+    writer = _new_writer(Path(opts.out_dir), scenario.name, device.type, opts.dtype, seed, meta) if rank == 0 else None
+    run_id = writer.run_id if writer else None
+    ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
+    timer = dev.step_timer(device)
+    read_every = dev.host_read_interval(device)
+
+    # ---- the loop ------------------------------------------------------------------------
+    status, reason = "completed", None
+    t0 = time.perf_counter() - (parent["recorder"]["wall_time_s"] if ckpt else 0.0)  # a resumed run's clock goes on
+    rec = Recorder(writer=writer, tokens_per_iter=tokens_per_iter, flops_per_iter=flops_per_iter,
+                   spec_peak_flops=spec_peak.flops and spec_peak.flops * peak_scale,
+                   measured_peak_flops=measured_peak.flops and measured_peak.flops * peak_scale,
+                   warmup_iters=WARMUP_ITERS, energy=energy, device_memory=dev.device_memory_reader(device),
+                   t0=t0, ddp=ddp, totals=parent["recorder"] if ckpt else None)
+    pending: list[PendingStep] = []
+
+    try:
+        for it in range(start_it, max_iters + 1):
+            if ckpt_path and it > start_it and it % opts.checkpoint_every == 0:
+                # Before iteration `it`; every earlier row was read at the end of the last step.
+                checkpoint.save(ckpt_path, it=it, model=model, optimizer=optimizer, scaler=scaler, device=device, info={
+                    "run_id": run_id, "scenario": scenario.to_dict(), "model_config": asdict(cfg),
+                    "dataset_sha256": dataset.sha256, "seed": seed, "options": writer.meta["options"],
+                    "device": writer.meta["device"],
+                    "recorder": rec.totals(),
+                })
+                writer.update_meta(checkpoint={"path": str(ckpt_path), "iter": it})
+            if it % e.interval == 0 or it == max_iters:  # evaluation sees the model after `it` steps
+                ev = rec.evals[it] = evaluate(eval_model, eval_sets, autocast)
+                if progress:
+                    progress.log(f"iter {it}: train {ev['train']:.4f}, val {ev['val']:.4f}")
+            if it == max_iters:  # the last row carries the final evaluation only: no step
+                rec.record(to_host(pending, timer))
+                pending = []
+                mem, mem_peak, mem_reserved = dev.memory_sample(device)
+                rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem,
+                             "mem_peak_bytes": mem_peak, "mem_reserved_bytes": mem_reserved}])
+                break
+
+            lr = lr_at(it, t)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = batches.train(it)  # (grad_accum, B, T) int64 on the CPU: the global batch
+            x, y = dev.to_device(x[:, shard], device), dev.to_device(y[:, shard], device)
+
+            timer.start()
+            loss, grad_norm = train_step(step_model, model, optimizer, scaler, x, y, autocast, t.grad_clip, ddp)
+            timing = timer.stop()
+
+            loss_mean = ddp.mean(loss) if ddp else loss  # every rank's loss: its shard's
+            mem, mem_peak, mem_reserved = dev.memory_sample(device)
+            pending.append(PendingStep(it, lr, loss_mean, grad_norm, timing,
+                                       time.perf_counter() - t0, mem, mem_peak, mem_reserved))
+            checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
+            if len(pending) >= read_every or checkpoint_next:
+                rows = rec.record(to_host(pending, timer))  # the one CPU-GPU sync point per read window
+                pending = []
+                if progress:
+                    progress.update(rows[-1], max_iters)
+                bad = next((r for r in rows if not math.isfinite(r["loss"])), None)
+                if bad:
+                    status, reason = "diverged", f"loss became {bad['loss']} at iteration {bad['iter']}"
+                    break
+                if ddp and ddp.should_stop():  # Ctrl-C reached a rank: all stop at this window
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {rec.state['rows'] + len(pending)} iterations"
+    except Exception as exc:
+        if dev.is_out_of_memory(exc):
+            status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
+            if not ddp:
+                try:  # steps finished before the failing one hold valid values: keep them if readable
+                    rec.record(to_host(pending, timer))
+                except Exception:
+                    pass
+        elif ddp and distributed.is_comm_error(exc):
+            status, reason = "failed", f"a collective failed (another rank died?): {str(exc).splitlines()[0]}"
+        else:
+            if writer:
+                try:
+                    writer.finish("failed", f"{type(exc).__name__}: {exc}")
+                except InputError:
+                    pass  # the disk refuses writes: the original error says so, the rows stay in .partial
+            raise  # a bug keeps its traceback; a failed write (InputError) is one line
+        pending = []  # values still on the device may be lost with it
+
+    # ---- finish: keep every row, say how it ended ----------------------------------------
+    # A second Ctrl-C, or torchrun's SIGTERM, waits until the result file is complete.
+    with _DeferSignals() as deferred:
+        if status != "failed":
+            rec.record(to_host(pending, timer))
+        summary = rec.summary(compiled=opts.compile)
+        if (summary["mfu_measured"] or 0) > 1.0:  # the run beat its own "peak": a calibration taken under load
+            peaks.forget_measured(device, opts.dtype)
+            reason_peak = (f"the run's median step beat the measured peak ({summary['mfu_measured']:.2f}): the "
+                           f"calibration was low (taken under load?); it is dropped, the next run measures again")
+            if writer:
+                writer.meta["peak_flops"]["measured_beaten"] = reason_peak
+            if progress:
+                progress.log(f"warning: {reason_peak}")
+        path = None
+        if writer:
+            sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
+            path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
+    distributed.shutdown(ddp)
+    return Outcome(path, status, reason, summary, stop_requested=deferred.received)

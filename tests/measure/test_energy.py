@@ -1,0 +1,116 @@
+"""Energy and device memory without a GPU: RAPL's counter wrap on a real sysfs-shaped tree,
+the NVML-absent path, and interpolation within a read window."""
+
+import pytest
+import torch
+
+from nanobench.measure import device as dev
+from nanobench.measure import metrics
+from nanobench.measure import nvml
+
+
+def test_rapl_delta_handles_the_wrap():
+    assert metrics.rapl_delta_uj(1_000, 5_000, 262_143_328_850) == 4_000
+    # counter at 262_143_328_000 wraps to 0 past max_energy_range_uj, then reaches 2_000
+    assert metrics.rapl_delta_uj(262_143_328_000, 2_000, 262_143_328_850) == 850 + 2_000
+
+
+def make_powercap(root, packages):
+    """A powercap tree as Linux lays it out: package zones plus a core subzone to ignore."""
+    for name, (energy_uj, max_uj) in packages.items():
+        zone = root / name
+        zone.mkdir(parents=True)
+        (zone / "energy_uj").write_text(f"{energy_uj}\n")
+        (zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    sub = root / "intel-rapl:0:0"
+    sub.mkdir()
+    (sub / "energy_uj").write_text("999999999\n")
+    (sub / "max_energy_range_uj").write_text("1000000000\n")
+
+
+def test_rapl_meter_sums_packages_across_a_wrap(tmp_path):
+    make_powercap(tmp_path, {"intel-rapl:0": (9_000_000, 10_000_000), "intel-rapl:1": (100, 10_000_000)})
+    meter = metrics.rapl_meter(tmp_path)
+    assert meter.source == "rapl" and meter.describe()["zones"] == ["intel-rapl:0", "intel-rapl:1"]
+    assert meter.read_j() == 0.0
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("9500000\n")  # +0.5 J
+    (tmp_path / "intel-rapl:1" / "energy_uj").write_text("2000100\n")  # +2 J
+    assert meter.read_j() == pytest.approx(2.5)
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("500000\n")  # wrapped: +0.5 J to the top, +0.5 J after
+    assert meter.read_j() == pytest.approx(3.5)
+
+
+def test_rapl_absent_or_empty_gives_a_reason(tmp_path):
+    absent = metrics.rapl_meter(tmp_path / "no-powercap")
+    assert absent.read_j() is None and "absent" in absent.describe()["reason"]
+    (tmp_path / "empty").mkdir()
+    empty = metrics.rapl_meter(tmp_path / "empty")
+    assert empty.read_j() is None and "no RAPL package zones" in empty.reason
+
+
+def test_cpu_energy_meter_here_reads_or_says_why():
+    meter = dev.energy_meter(torch.device("cpu"))
+    info = meter.describe()
+    assert (info["source"] == "rapl") or (info["source"] is None and info["reason"])
+
+
+@pytest.fixture
+def no_nvml_driver(monkeypatch):
+    """NVML as on a machine without the NVIDIA driver (which is what this machine is)."""
+    import pynvml
+
+    def init():
+        raise pynvml.NVMLError_LibraryNotFound()
+
+    monkeypatch.setattr(pynvml, "nvmlInit", init)
+
+
+def test_nvml_absent_means_null_energy_and_device_memory_with_reason(no_nvml_driver):
+    cuda = torch.device("cuda", 0)
+    with pytest.raises(nvml.NvmlUnavailable, match="no NVIDIA driver"):
+        nvml.handle(cuda)
+    meter = dev.energy_meter(cuda)
+    assert meter.read_j() is None and "NVML library not found" in meter.describe()["reason"]
+    assert dev.device_memory_reader(cuda)() is None
+    assert nvml.gpu_state(cuda) == {"nvml": None, "reason": "NVML library not found (no NVIDIA driver on this machine)"}
+
+
+def test_nvml_energy_meter_differences_millijoules():
+    class Counter:  # stands for a GPU driver's nvmlDeviceGetTotalEnergyConsumption
+        mj = 5_000_000
+
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+            assert handle == "gpu0"
+            return self.mj
+
+    counter = Counter()
+    meter = metrics.NvmlEnergyMeter(counter, "gpu0")
+    counter.mj += 12_345
+    assert meter.read_j() == pytest.approx(12.345)
+
+
+def test_energy_is_interpolated_in_wall_time_within_a_window():
+    rows = [{"wall_time_s": 1.0}, {"wall_time_s": 1.5}, {"wall_time_s": 2.0}, {"wall_time_s": None}]
+    metrics.interpolate_energy(rows, (1.0, 100.0), (2.0, 300.0))
+    assert [r["energy_j"] for r in rows] == [100.0, 200.0, 300.0, 300.0]
+
+
+def test_cpu_memory_sample_has_no_reserved_or_device_counter():
+    mem, peak, reserved = dev.memory_sample(torch.device("cpu"))
+    assert 0 < mem <= peak and reserved is None
+    assert dev.device_memory_reader(torch.device("cpu"))() is None
+
+
+def test_nvml_error_mid_run_costs_one_sample_not_the_run():
+    import pynvml
+
+    class Flaky:  # a driver that answers once, then fails (GPU fell off the bus)
+        calls = 0
+
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+            self.calls += 1
+            if self.calls > 1:
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+            return 1_000
+
+    assert metrics.NvmlEnergyMeter(Flaky(), "gpu0").read_j() is None

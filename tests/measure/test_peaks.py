@@ -1,0 +1,237 @@
+"""Peak FLOPs: the GPU datasheet table by name, the CPU formula, the cached calibration, and
+null MFU where no peak is known. None of these need a GPU: names are plain strings."""
+
+import json
+
+import pytest
+import torch
+
+from nanobench.measure import device as dev
+from nanobench.measure import peaks
+from nanobench.errors import InputError
+
+T = 1e12
+
+
+@pytest.mark.parametrize("name, dtype, tflops", [
+    ("NVIDIA A100-SXM4-80GB", "bf16", 312), ("NVIDIA A100-SXM4-40GB", "tf32", 156),
+    ("NVIDIA A100-PCIE-40GB", "fp32", 19.5), ("NVIDIA A100 80GB PCIe", "fp16", 312),
+    ("NVIDIA H100 80GB HBM3", "bf16", 989.4), ("NVIDIA H100 80GB HBM3", "tf32", 494.7),
+    ("NVIDIA H100 80GB HBM3", "fp32", 66.9), ("NVIDIA H100 PCIe", "bf16", 756),
+    ("NVIDIA H200", "bf16", 989.4), ("NVIDIA L4", "bf16", 121), ("NVIDIA L40S", "fp16", 366),
+    ("NVIDIA A10", "tf32", 62.5), ("Tesla T4", "fp16", 65), ("Tesla T4", "fp32", 8.1),
+    ("Tesla V100-SXM2-16GB", "fp16", 125), ("Tesla V100-PCIE-32GB", "fp32", 14),
+    ("NVIDIA GeForce RTX 3090", "bf16", 71), ("NVIDIA GeForce RTX 4070 Ti", "fp32", 40.1),
+    ("NVIDIA GeForce RTX 4090", "bf16", 165.2), ("NVIDIA GeForce RTX 4090", "tf32", 82.6),
+])
+def test_gpu_datasheet_lookup_by_torch_name(name, dtype, tflops):
+    peak = peaks.gpu_spec_peak(name, dtype)
+    assert peak.flops == pytest.approx(tflops * T)
+    assert name in peak.source and "dense" in peak.source
+
+
+def test_gpu_table_has_dense_figures_only():
+    # A sparse figure is twice the dense one: H100 SXM bf16 is 989.4 dense, 1979 sparse.
+    for _, row in peaks.GPU_PEAKS_TFLOPS:
+        if row["bf16"]:
+            assert row["bf16"] <= 4 * (row["tf32"] or row["fp32"]) + 1e-9
+    assert peaks.gpu_spec_peak("NVIDIA H100 80GB HBM3", "bf16").flops < 1000 * T
+
+
+@pytest.mark.parametrize("name", ["NVIDIA GeForce RTX 4070 Ti SUPER", "NVIDIA A10G", "NVIDIA GeForce RTX 3090 Ti",
+                                  "Some Future GPU", "NVIDIA A100-SXM4-80GB MIG 1g.10gb"])
+def test_unknown_gpu_gets_no_peak_and_says_why(name):
+    peak = peaks.gpu_spec_peak(name, "bf16")
+    assert peak.flops is None and f"no datasheet entry for '{name}'" in peak.source
+
+
+def test_gpu_without_a_tensor_mode_gets_no_peak():
+    for name, dtype in (("Tesla T4", "bf16"), ("Tesla V100-SXM2-32GB", "tf32")):
+        peak = peaks.gpu_spec_peak(name, dtype)
+        assert peak.flops is None and dtype in peak.source
+
+
+@pytest.mark.parametrize("flags, kw, dtype, expected", [
+    ({"avx512f", "avx2", "fma"}, {}, "fp32", 64),
+    ({"avx512f", "avx2", "fma"}, {"vendor": "AuthenticAMD", "family": 25}, "fp32", 32),  # Zen 4
+    ({"avx512f", "avx2", "fma"}, {"vendor": "AuthenticAMD", "family": 26}, "fp32", 64),  # Zen 5
+    ({"avx2", "fma"}, {}, "fp32", 32),
+    ({"asimd"}, {"machine": "aarch64", "system": "Linux"}, "fp32", 16),
+    (set(), {"machine": "arm64", "system": "Darwin"}, "fp32", 32),
+    ({"avx512f", "avx512_bf16"}, {}, "bf16", 128),
+    ({"avx512f", "avx512_bf16", "amx_bf16"}, {}, "bf16", 1024),
+])
+def test_cpu_flops_per_cycle_from_flags(flags, kw, dtype, expected):
+    per_cycle, what = peaks.cpu_flops_per_cycle(flags, dtype, **kw)
+    assert per_cycle == expected and what
+
+
+@pytest.mark.parametrize("flags, dtype, why", [
+    ({"avx2", "fma"}, "bf16", "no AMX or AVX-512 BF16"),
+    ({"sse4_2"}, "fp32", "no AVX-512, AVX2+FMA or NEON"),
+    ({"avx512f"}, "tf32", "not a CPU training dtype"),
+])
+def test_cpu_without_a_figure_says_unknown(flags, dtype, why):
+    per_cycle, what = peaks.cpu_flops_per_cycle(flags, dtype, machine="x86_64")
+    assert per_cycle is None and why in what
+
+
+def test_cpu_spec_peak_is_cores_times_clock_times_per_cycle():
+    from nanobench.measure import environment
+
+    clock, _ = peaks.cpu_clock_hz()
+    per_cycle, _ = peaks.cpu_flops_per_cycle(set(environment.cpu_flags()), "fp32", vendor=environment._cpuinfo().get("vendor_id", ""),
+                                             family=int(environment._cpuinfo().get("cpu family", "0") or 0),
+                                             machine=__import__("platform").machine(), system=__import__("platform").system())
+    if clock is None or per_cycle is None:
+        pytest.skip("this CPU hides its clock or has no known SIMD figure")
+    cores = environment.physical_cores()
+    full = peaks.cpu_spec_peak("fp32", threads=cores)
+    one = peaks.cpu_spec_peak("fp32", threads=1)
+    assert full.flops == pytest.approx(cores * clock * per_cycle)
+    assert one.flops == pytest.approx(clock * per_cycle)  # one thread can use one core's peak
+    assert "GHz" in full.source and "FLOPs/cycle" in full.source
+
+
+def test_hidden_clock_means_unknown_not_wrong(monkeypatch):
+    import psutil
+
+    from nanobench.measure import environment
+
+    monkeypatch.setattr(psutil, "cpu_freq", lambda: None)  # what macOS on Apple silicon and some VMs give
+    monkeypatch.setattr(environment, "_cpuinfo", lambda: {"flags": "avx2 fma"})
+    assert peaks.cpu_clock_hz()[0] is None
+    peak = peaks.cpu_spec_peak("fp32", threads=1)
+    assert peak.flops is None and "clock unknown" in peak.source
+
+
+def test_non_cuda_non_cpu_device_has_no_spec_table():
+    peak = peaks.spec_peak(torch.device("mps"), "fp32")  # no MPS needed: only the type is read
+    assert peak.flops is None and "mps" in peak.source
+
+
+@pytest.fixture
+def fast_calibration(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(peaks, "CALIBRATION_N", {"cpu": 256})
+    monkeypatch.setattr(peaks, "CALIBRATION_BUDGET_S", 0.02)
+    return tmp_path / "nanobench" / "peaks.json"
+
+
+def test_measured_peak_is_cached_per_machine_and_recalibrates(fast_calibration):
+    cpu = torch.device("cpu")
+    first = peaks.measured_peak(cpu, "fp32")
+    assert first.flops > 1e8 and "measured now" in first.source
+    cache = json.loads(fast_calibration.read_text())
+    (key,) = cache
+    assert key == f"{dev.name(cpu)}|fp32|torch {torch.__version__}|threads {torch.get_num_threads()}"
+    assert cache[key]["n"] == 256 and cache[key]["reps"] >= 5
+    again = peaks.measured_peak(cpu, "fp32")
+    assert again.flops == first.flops and "cached" in again.source
+    fresh = peaks.measured_peak(cpu, "fp32", recalibrate=True)
+    assert "measured now" in fresh.source
+    assert json.loads(fast_calibration.read_text())[key]["measured_at"] >= cache[key]["measured_at"]
+
+
+def test_measured_peak_keys_threads_and_survives_a_damaged_cache(fast_calibration):
+    fast_calibration.parent.mkdir(parents=True)
+    fast_calibration.write_text("{not json")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        peak = peaks.measured_peak(torch.device("cpu"), "fp32")
+    finally:
+        torch.set_num_threads(threads)
+    assert peak.flops > 0 and "1 threads" in peak.source
+    assert any(k.endswith("|threads 1") for k in json.loads(fast_calibration.read_text()))
+
+
+def test_calibration_restores_matmul_precision(fast_calibration):
+    torch.set_float32_matmul_precision("highest")
+    peaks.calibrate(torch.device("cpu"), "bf16", n=128, budget_s=0.01)
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_consistency_note_flags_a_spec_below_measurement():
+    assert peaks.consistency_note(peaks.Peak(1e11, "s"), peaks.Peak(2e11, "m")).startswith("measured peak 200")
+    assert peaks.consistency_note(peaks.Peak(3e11, "s"), peaks.Peak(2e11, "m")) is None
+    assert peaks.consistency_note(peaks.Peak(None, "s"), peaks.Peak(2e11, "m")) is None
+
+
+@pytest.mark.parametrize("dtype, message", [("tf32", "TF32 needs an NVIDIA GPU"), ("fp16", "fp16 training needs a GPU")])
+def test_cpu_refuses_gpu_only_dtypes(dtype, message):
+    with pytest.raises(InputError, match=message):
+        dev.check_dtype(torch.device("cpu"), dtype)
+
+
+def test_smoke_run_records_both_mfus_and_null_without_a_peak(tmp_path, monkeypatch, fast_calibration):
+    from nanobench.store import results
+    from nanobench.run.scenario import load
+    from nanobench.run.train import RunOptions, train
+
+    run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(tmp_path / "a"), threads=1, max_iters=12)).path)
+    steady = run.rows[~run.rows["warmup"] & run.rows["step_time_s"].notna()]
+    assert steady["mfu"].between(0, 1, inclusive="neither").all()
+    assert steady["mfu_measured"].between(0, 1, inclusive="neither").all()
+    flops = run.meta["flops"]["per_iter"]
+    row = steady.iloc[0]
+    assert row["mfu"] == pytest.approx(flops / row["step_time_s"] / run.meta["peak_flops"]["spec"]["flops"])
+    assert run.meta["peak_flops"]["measured"]["flops"] > 0
+
+    monkeypatch.setattr(peaks, "spec_peak", lambda device, dtype: peaks.Peak(None, "no datasheet entry for 'X'"))
+    run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(tmp_path / "b"), threads=1, max_iters=8)).path)
+    assert run.rows["mfu"].isna().all() and run.rows["mfu_measured"].iloc[:-1].notna().all()
+    assert run.meta["peak_flops"]["spec"] == {"flops": None, "source": "no datasheet entry for 'X'"}
+
+
+def test_env_report_lists_peaks_per_dtype_and_why_not(fast_calibration):
+    import io
+
+    from rich.console import Console
+
+    from nanobench.present import envreport
+
+    report = envreport.collect()
+    cpu = next(d for d in report["devices"] if d["device"] == "cpu")
+    assert cpu["memory_bytes"] > 0 and cpu["energy"]["source"] in ("rapl", None)
+    assert cpu["peaks"]["tf32"] == {"supported": False, "why": pytest.approx(cpu["peaks"]["tf32"]["why"])}
+    assert "TF32 needs an NVIDIA GPU" in cpu["peaks"]["tf32"]["why"]
+    fp32 = cpu["peaks"]["fp32"]
+    assert fp32["measured_flops"] > 0 and "measured now" in fp32["measured_source"]
+    assert (fp32["spec_flops"] or 0) > 0 or fp32["spec_source"]  # a number, or why not
+    again = envreport.collect()["devices"][0]["peaks"]["fp32"]
+    assert "cached" in again["measured_source"] and again["measured_flops"] == fp32["measured_flops"]
+    assert "measured now" in envreport.collect(calibrate=True)["devices"][0]["peaks"]["fp32"]["measured_source"]
+    out = io.StringIO()
+    envreport.print_report(report, Console(file=out, width=200, _environ={}))
+    assert "fp32" in out.getvalue() and "not supported" in out.getvalue() and str(fast_calibration) in out.getvalue()
+
+
+def test_a_spec_peak_beaten_by_measurement_gives_no_mfu():
+    spec, measured = peaks.Peak(665e9, "formula"), peaks.Peak(1012e9, "calibration")
+    used = peaks.spec_for_mfu(spec, measured)
+    assert used.flops is None and "below the measured 1012 GFLOP/s" in used.source
+    assert peaks.spec_for_mfu(peaks.Peak(332e9, "formula"), peaks.Peak(218e9, "calibration")).flops == 332e9
+    assert peaks.spec_for_mfu(peaks.Peak(332e9, "formula"), peaks.Peak(None, "no calibration")).flops == 332e9
+
+
+def test_a_peak_the_run_beats_is_dropped_from_the_cache(tmp_path, monkeypatch):
+    """A calibration taken under load reads low; a run whose steps beat it discards it."""
+    from nanobench.store import results
+    from nanobench.run.scenario import load
+    from nanobench.run.train import RunOptions, train
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cpu = torch.device("cpu")
+    torch.set_num_threads(1)  # the cache key holds the thread count; the run below uses 1
+    peaks.measured_peak(cpu, "fp32")  # calibrate and cache
+    path = peaks.cache_path()
+    data = json.loads(path.read_text())
+    [key] = data
+    data[key]["flops"] = 1e6  # 1 MFLOP/s: a "peak" any real step beats
+    path.write_text(json.dumps(data))
+    outcome = train(load("smoke"), RunOptions(out_dir=str(tmp_path / "r"), threads=1, max_iters=8))
+    run = results.read_run(outcome.path)
+    assert outcome.summary["mfu_measured"] > 1
+    assert "calibration was low" in run.meta["peak_flops"]["measured_beaten"]
+    assert key not in json.loads(path.read_text())  # the next run measures again

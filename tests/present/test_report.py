@@ -1,0 +1,104 @@
+"""`nanobench report`: the page's content, escaping and self-containment, and the page as
+a real headless Chromium renders it."""
+
+import html
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nanobench.analyze import compare
+from nanobench.present import plots
+from nanobench.present import report
+
+FIX = Path(__file__).parents[1] / "fixtures"
+SAMPLE = "<script>alert('sample')</script> & <b>bold</b>"  # from make_fixtures.py
+HEADINGS = ["Verdict", "Comparison", "Plots", "Environment", "Text samples", "Methodology"]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    r = subprocess.run([sys.executable, "-m", "nanobench", "report", str(FIX / "compare"), str(FIX / "compare-other"),
+                        "-o", str(out), "--title", "fixtures <report>"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out / "index.html")
+    return out / "index.html"
+
+
+def test_report_is_self_contained_and_escaped(page):
+    text = page.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text)  # nothing to fetch
+    assert "<script" not in text.replace(html.escape("<script>alert('sample')</script>"), "")  # no script at all
+    assert html.escape(SAMPLE) in text
+    assert "&lt;b&gt;host&lt;/b&gt;" in text and "<b>host</b>" not in text  # host name from the file
+    assert "<title>fixtures &lt;report&gt;</title>" in text
+    assert text.count('src="data:image/png;base64,') == 10  # 5 figures x 2 groups
+    assert "cuda bf16 ran 4.00x faster per iteration than cpu fp32" in text
+    assert 'class="diff">2.13.0+cu128<' in text  # torch differs from the first run: highlighted
+    assert os.path.getsize(page) < 2_000_000
+
+
+def test_plots_return_figures_with_the_curves():
+    c, runs = compare.compare_files([str(FIX / "compare")])
+    series = [(cs.label, next(r for r in runs if str(r.path) == s.path)) for cs in c.groups[0].configs for s in cs.runs]
+    fig = plots.loss_vs_iteration(series)
+    ax = fig.axes[0]
+    # per configuration one train-EMA line (runs joined with a NaN break) and one evaluation line:
+    # cpu: 8 steps + 1, 3 evaluations + 1; cuda (2 seeds): 2 * (8 + 1), and the seeds' mean at its
+    # 3 evaluations with a min-max band around it
+    assert sorted(len(line.get_xdata()) for line in ax.get_lines()) == [3, 4, 9, 18]
+    assert len(ax.collections) == 1  # the band
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["cpu fp32", "cuda bf16 (2 seeds, min-max)"]
+    fig = plots.loss_vs_train_time(series, log_x=True)
+    assert fig.axes[0].get_xscale() == "log"
+    assert len(plots.step_time_distribution(series).axes[0].get_yticklabels()) == 3
+    assert report.figure_img(plots.memory_over_time(series), "m").startswith('<img alt="m" src="data:image/png;base64,')
+
+
+def test_ema_is_debiased_and_downsample_keeps_ends():
+    # constant input: a debiased EMA is the constant from the first point (a plain one starts at 0.1 * x)
+    assert plots.ema_debiased([2.0, 2.0, 2.0]).tolist() == pytest.approx([2.0, 2.0, 2.0])
+    # x = 0, 1: m1 = 0, m2 = 0.1 -> 0.1 / (1 - 0.81) = 0.5263
+    assert plots.ema_debiased([0.0, 1.0])[1] == pytest.approx(0.1 / 0.19)
+    idx = plots.downsample(5000, 600)
+    assert len(idx) <= 600 and idx[0] == 0 and idx[-1] == 4999
+
+
+@pytest.mark.browser
+def test_report_in_headless_chromium(page):
+    from cdp import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed (.ci/run installs Debian's chromium)")
+    browser = Browser()
+    try:
+        session = browser.open(page.as_uri())
+        seen = browser.evaluate(session, """(async () => {
+            await Promise.all([...document.images].map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+            return {
+              h2: [...document.querySelectorAll('h2')].map(h => h.textContent),
+              widths: [...document.images].map(i => i.naturalWidth),
+              samples: [...document.querySelectorAll('pre.sample')].map(p => p.textContent),
+              scripts: document.querySelectorAll('script').length,
+              verdicts: [...document.querySelectorAll('.verdict')].map(p => p.textContent),
+            };
+        })()""")
+        events = list(browser.events)
+    finally:
+        browser.close()
+    assert seen["h2"] == HEADINGS
+    assert len(seen["widths"]) == 10 and all(w > 0 for w in seen["widths"])
+    assert SAMPLE in seen["samples"]  # shown as text, never run
+    assert seen["scripts"] == 0
+    assert any("3.00x sooner" in v for v in seen["verdicts"])
+    errors = [e for e in events if e.get("method") == "Runtime.exceptionThrown"
+              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+    assert errors == []
+    requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
+    assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
