@@ -1,10 +1,13 @@
 """The console script itself, run as a user runs it."""
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from nanobench.store import results
 
 NB = [sys.executable, "-m", "nanobench"]
 
@@ -38,12 +41,16 @@ def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, args, needle):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_missing_dataset_without_network(tmp_path):
-    out = nb("run", "shakespeare_char_cpu", "--out", str(tmp_path),
-             env={"NANOBENCH_DATA_DIR": str(tmp_path / "none"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-                  "NANOBENCH_TINYSHAKESPEARE_URL": "http://127.0.0.1:9/input.txt"})
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "dataset 'tinyshakespeare' not found" in out.stderr
+def test_default_scenario_runs_without_data_folder_or_network(tmp_path):
+    """A fresh clone, no NANOBENCH_DATA_DIR, no cache, no network: the shipped corpus serves."""
+    env = {"NANOBENCH_DATA_DIR": "", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "NANOBENCH_TINYSHAKESPEARE_URL": "http://127.0.0.1:9/input.txt"}
+    out = nb("run", "shakespeare_char_cpu", "--max-iters", "2", "--set", "eval.iters=1", "--threads", "1",
+             "--out", str(tmp_path / "r"), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    run = results.read_run(json.loads(out.stdout)[0]["path"])
+    assert run.meta["dataset"]["sha256"] == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    assert "shipped" in run.meta["dataset"]["source"]
 
 
 def test_run_smoke_prints_where_results_went(tmp_path):
