@@ -34,7 +34,8 @@ def test_help_and_import_do_not_import_torch():
     (["run", "smoke", "--set", "data.dataset=/no/such/file.txt"], "data.dataset: '/no/such/file.txt'"),
 ])
 def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, args, needle):
-    out = nb(*args, "--out", str(tmp_path))
+    # No GPU visible to the child, whatever this host has: "--device cuda" is refused everywhere.
+    out = nb(*args, "--out", str(tmp_path), env={"CUDA_VISIBLE_DEVICES": ""})
     assert out.returncode == 2, out.stderr
     assert needle in out.stderr
     assert "Traceback" not in out.stderr

@@ -51,8 +51,11 @@ def test_rank0_records_world_and_per_rank_step_times(single_and_ddp):
 def test_launch_checks():
     with pytest.raises(InputError, match="does not split evenly over 3 ranks"):
         distributed.check_launch(3, 1, "cpu", 4, 1)
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # any host: 0, 1 or 8 GPUs
     with pytest.raises(InputError, match="more CUDA ranks than GPUs"):
-        distributed.check_launch(2, 1, "cuda", 4, 1)
+        distributed.check_launch(gpus + 1, 1, "cuda", 4 * (gpus + 1), 1)
     with pytest.raises(InputError, match="more CPU ranks than cores"):
         cores = os.cpu_count() or 1
         distributed.check_launch(cores + 1, 1, "cpu", 4 * (cores + 1), 1)
