@@ -18,12 +18,13 @@ tables read as one piece; the only device `if`s here pick the calibration's cloc
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from nanobench import files
 
 T = 1e12
 
@@ -198,8 +199,7 @@ CALIBRATION_ROUNDS = 4  # at most; two consecutive rounds within 10% end it (bes
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nanobench" / "peaks.json"
+    return files.cache_dir() / "peaks.json"
 
 
 def _cache_key(device, name: str, dtype: str) -> str:
@@ -223,9 +223,7 @@ def _store(path: Path, key: str, entry: dict) -> None:
     data[key] = entry
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass  # a read-only home still gets its measurement, just not cached
 
@@ -331,9 +329,7 @@ def forget_measured(device, dtype: str) -> None:
     data = _load_cache(path)
     if data.pop(_cache_key(device, dev.name(device), dtype), None) is not None:
         try:
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, path)
+            files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
         except OSError:
             pass
 
