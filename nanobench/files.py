@@ -39,10 +39,10 @@ def name_problem(name: object, max_chars: int = MAX_NAME_CHARS) -> str | None:
         return f"{name!r} is not a string"
     if not name:
         return "is empty"
-    if len(name) > max_chars:
-        return f"{name[:20]!r}... is {len(name)} characters long (at most {max_chars})"
     if not _SAFE_NAME.fullmatch(name):
         return f"{name!r} is not a safe name ({SAFE_NAME_RULE}): it becomes part of file names"
+    if len(name) > max_chars:
+        return f"{name[:20]!r}... is {len(name)} characters long (at most {max_chars}): it becomes part of file names"
     return None
 
 
