@@ -199,7 +199,10 @@ def launch_distributed(args, scenario, platform: dict) -> int:
     from nanobench.run import distributed
 
     device = platform["device"]
-    distributed.check_launch(args.nproc, args.nnodes or 1, device, scenario.train.batch_size, scenario.train.grad_accum)
+    from nanobench.measure.device import parse_device
+
+    distributed.check_launch(args.nproc, args.nnodes or 1, parse_device(device), scenario.train.batch_size,
+                             scenario.train.grad_accum)
     run_args = [args.scenario, "--device", device, "--dtype", platform["dtype"], "--out", args.out,
                 "--compile" if platform["compile"] else "--no-compile"]
     for flag, value in (("--threads", args.threads), ("--seeds", args.seeds), ("--max-iters", args.max_iters)):

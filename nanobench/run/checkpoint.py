@@ -34,11 +34,10 @@ def path_for(out_dir: str | Path, run_id: str) -> Path:
 
 
 def save(path: Path, *, it: int, model, optimizer, scaler, device, info: dict) -> None:
-    """Write the checkpoint of a run about to start iteration `it`; `info` is plain JSON
-    (run_id, scenario, model_config, dataset_sha256, seed, options, recorder)."""
+    """Write the checkpoint of a run about to start iteration `it` on `device` (a Device);
+    `info` is plain JSON (run_id, scenario, model_config, dataset_sha256, seed, options,
+    recorder)."""
     import torch
-
-    from nanobench.measure import device as dev
 
     state = {
         "format": FORMAT,
@@ -49,8 +48,8 @@ def save(path: Path, *, it: int, model, optimizer, scaler, device, info: dict) -
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
         "rng_cpu": torch.get_rng_state(),
-        "rng_device": dev.rng_state(device),
-        "device_type": device.type,
+        "rng_device": device.rng_state(),
+        "device_type": device.kind,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -124,23 +123,23 @@ def check_compatible(ckpt: dict, path: str | Path, scenario: dict, dataset_sha25
 
 
 def restore(ckpt: dict, model, optimizer, scaler, device) -> bool:
-    """Load the states into a freshly built model, optimizer and scaler. Returns whether the
-    device's random stream was restored (same device kind) or left as seeded (another)."""
+    """Load the states into a freshly built model, optimizer and scaler on `device` (a
+    Device). Returns whether the device's random stream was restored (same device kind) or left as seeded (another)."""
     import torch
 
-    from nanobench.measure import device as dev
     from nanobench.run.data import derive_seed
 
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])  # moves the moments to the parameters' device
     if ckpt["scaler"]:
         scaler.load_state_dict(ckpt["scaler"])
-    if ckpt["device_type"] == device.type:
+    if ckpt["device_type"] == device.kind:
         torch.set_rng_state(ckpt["rng_cpu"])
         if ckpt["rng_device"] is not None:
-            dev.set_rng_state(device, ckpt["rng_device"])
+            device.set_rng_state(ckpt["rng_device"])
         return True
     # Another device kind draws other dropout masks anyway; a fresh stream per resume
     # point keeps it from replaying the masks of iteration 0.
     torch.manual_seed(derive_seed(ckpt["info"]["seed"], "dropout", ckpt["iter"]))
     return False
+
