@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from nanobench.errors import InputError
+from nanobench.run import scenario as scen
 
 FORMAT = "nanobench-checkpoint"
 VERSION = 1
@@ -143,3 +144,29 @@ def restore(ckpt: dict, model, optimizer, scaler, device) -> bool:
     torch.manual_seed(derive_seed(ckpt["info"]["seed"], "dropout", ckpt["iter"]))
     return False
 
+
+def resume_defaults(path: str, scenario_name: str | None, overrides: list[str], seeds: str | None,
+                    given: dict) -> tuple:
+    """For `run --resume PATH`: (scenario, [seed], platform options). The scenario and every
+    platform option not given (None in `given`: device, dtype, compile, threads,
+    checkpoint_every) come from the checkpoint."""
+    from nanobench.measure.device import parse_device
+
+    info = load(path)["info"]
+    if seeds:
+        raise InputError(f"--seeds {seeds}: a resumed run keeps its checkpoint's seed ({info['seed']}); drop --seeds")
+    if scenario_name:
+        scenario = scen.load(scenario_name, overrides)
+    else:
+        scenario = scen.from_dict(info["scenario"], overrides, f"{path} (its scenario)")
+    parent = info["options"]
+    device = given["device"]
+    same_kind = device is None or parse_device(device).kind == info["device"]["type"]
+    return scenario, [info["seed"]], {
+        "device": device or parent["device"],
+        "dtype": given["dtype"] or parent["dtype"],
+        "compile": parent["compile"] if given["compile"] is None else given["compile"],
+        # Thread count changes CPU sums: keep the parent's on the same kind of device.
+        "threads": given["threads"] or (parent["threads"] if same_kind else None),
+        "checkpoint_every": given["checkpoint_every"] or parent.get("checkpoint_every"),
+    }

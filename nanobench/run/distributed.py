@@ -152,3 +152,36 @@ def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
         cmd.append("--standalone")  # one machine: torchrun picks a free local port
     return [*cmd, "-m", "nanobench", "run", *run_args]
 
+
+def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None) -> int:
+    """Run `nanobench run RUN_ARGS` under torchrun, one worker per rank, and wait for it;
+    returns its exit code (130 when stopped by Ctrl-C or SIGTERM). Rank 0 prints the outcome."""
+    import signal
+    import subprocess
+
+    env = dict(os.environ, **{CHILD_ENV: "1"})
+    if threads is None and "OMP_NUM_THREADS" not in env:  # share the cores out, not 1 each
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    cmd = torchrun_command(nproc, rdzv, run_args)
+    print(f"launching {nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
+    # torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would end its
+    # workers from outside and print its own traceback). The launcher passes the stop on to
+    # the workers: each ends its loop, rank 0 completes its file as `interrupted`, and every
+    # worker exits 0, so torchrun ends quietly.
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    stopped = []
+
+    def stop_workers(signum=None, frame=None):
+        import psutil
+
+        stopped.append(signum)
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                child.send_signal(signal.SIGINT)
+            except psutil.Error:
+                pass
+
+    signal.signal(signal.SIGINT, stop_workers)
+    signal.signal(signal.SIGTERM, stop_workers)
+    rc = proc.wait()
+    return 130 if stopped else rc

@@ -239,6 +239,22 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
     return path
 
 
+def recover_killed(out_dir: Path) -> tuple[list[Path], list[str]]:
+    """The sweep before new runs: publish every killed run under `out_dir` (runs still alive
+    are left alone). Returns (results written, one line per leftover too damaged to recover):
+    a damaged leftover must not block new runs."""
+    recovered, damaged = [], []
+    for partial in find_partials(out_dir):
+        try:
+            path = recover(partial)
+        except InputError as exc:
+            damaged.append(str(exc))
+            continue
+        if path:
+            recovered.append(path)
+    return recovered, damaged
+
+
 @dataclass
 class Run:
     path: Path
