@@ -34,8 +34,7 @@ def workload(name: str):
     t, m = s.train, s.model
     dataset = load_dataset(s.data.dataset)
     batches = Batches(dataset, BENCH_BATCH.get(name, t.batch_size), m.block_size, t.grad_accum, t.seed)
-    cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
-    model = GPT(cfg, generator(t.seed, "init"))
+    model = GPT(GPTConfig.from_scenario(s, dataset.vocab_size), generator(t.seed, "init"))
     return model, make_optimizer(model, t, fused=False), batches, s
 
 

@@ -33,10 +33,6 @@ class Dist:
     local_rank: int
     backend: str
 
-    @property
-    def is_rank0(self) -> bool:
-        return self.rank == 0
-
     def shard(self, batch_size: int) -> slice:
         """This rank's slice of each micro-batch (B,): contiguous, equal-sized."""
         per_rank = batch_size // self.world_size

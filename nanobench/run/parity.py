@@ -24,7 +24,7 @@ from nanobench.measure.precision import DTYPES, Precision
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario
-from nanobench.run.train import lr_at, make_optimizer, train_step
+from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
 
 PARITY_SUFFIX = ".parity.parquet"
 
@@ -53,8 +53,8 @@ class _Trainer:
     def __init__(self, side: Side, scenario: Scenario, vocab_size: int, seed: int):
         self.device = side.device.resolve()
         self.precision = Precision.for_device(side.dtype, self.device)
-        m, self.t = scenario.model, scenario.train
-        cfg = GPTConfig(vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
+        self.t = scenario.train
+        cfg = GPTConfig.from_scenario(scenario, vocab_size)
         self.model = GPT(cfg, generator(seed, "init")).to(self.device.torch)  # same CPU draw on both sides
         self.optimizer = make_optimizer(self.model, self.t, fused=self.device.fused_adamw)
         self.scaler = self.precision.grad_scaler(self.device)
@@ -63,8 +63,7 @@ class _Trainer:
         """One optimizer step on x, y of shape (grad_accum, B, T); returns the mean loss."""
         # Precision flags are global in torch: set this side's before each of its steps.
         self.precision.apply_matmul_flags()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, lr)
         loss, _ = train_step(self.model, self.model, self.optimizer, self.scaler, x.to(self.device.torch),
                              y.to(self.device.torch), self.precision.autocast(self.device), self.t.grad_clip)
         return loss.item()

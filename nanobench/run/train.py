@@ -101,6 +101,11 @@ def make_optimizer(model: GPT, t: TrainConfig, fused: bool) -> torch.optim.AdamW
     return torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), fused=fused or None)
 
 
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def train_step(step_model, model, optimizer, scaler, x: torch.Tensor, y: torch.Tensor, autocast,
                grad_clip: float, ddp=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step over x, y of shape (grad_accum, B, T), already on the device:
@@ -232,7 +237,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         if ckpt["iter"] >= max_iters:
             raise InputError(f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
                              f"nothing is left before max_iters {max_iters}; give a larger --max-iters")
-    cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
+    cfg = GPTConfig.from_scenario(scenario, dataset.vocab_size)
     with _setup_out_of_memory(device):
         eval_sets = {split: batches.fixed(split, e.iters).to(device.torch) for split in ("train", "val")}
         model = GPT(cfg, generator(seed, "init")).to(device.torch)
@@ -333,8 +338,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 break
 
             lr = lr_at(it, t)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(optimizer, lr)
             x, y = batches.train(it)  # (grad_accum, B, T) int64 on the CPU: the global batch
             x, y = device.to_device(x[:, shard]), device.to_device(y[:, shard])
 

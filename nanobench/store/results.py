@@ -111,10 +111,6 @@ class RunWriter:
         self._last_flush = time.monotonic()
         self._write_meta()
 
-    @property
-    def n_rows(self) -> int:
-        return self.n_rows_flushed + len(self._buffer)
-
     def append(self, rows: list[dict]) -> None:
         self._buffer.extend(rows)
         if len(self._buffer) >= self.flush_every_iters or time.monotonic() - self._last_flush >= self.flush_every_s:
