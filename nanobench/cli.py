@@ -14,6 +14,7 @@ import secrets
 import signal
 import sys
 
+from nanobench import files
 from nanobench.errors import InputError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
@@ -148,6 +149,7 @@ def cmd_run(args) -> int:
     outcomes = []
     # One id for the runs of this invocation; NANOBENCH_GROUP_ID joins separate invocations.
     group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
+    files.check_name(group_id, "NANOBENCH_GROUP_ID")
     for seed in seeds:
         opts = RunOptions(**platform, seed=seed, max_iters=args.max_iters, overrides=tuple(args.set or []),
                           out_dir=args.out, resume=args.resume, group_id=group_id)

@@ -19,13 +19,13 @@ table (GPU datasheet or CPU formula) and the calibration's size.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nanobench import files
 from nanobench.measure import host
 
 T = 1e12
@@ -165,8 +165,7 @@ CALIBRATION_ROUNDS = 4  # at most; two consecutive rounds within 10% end it (bes
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nanobench" / "peaks.json"
+    return files.cache_dir() / "peaks.json"
 
 
 def _cache_key(device, precision) -> str:
@@ -190,9 +189,7 @@ def _store(path: Path, key: str, entry: dict) -> None:
     data[key] = entry
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass  # a read-only home still gets its measurement, just not cached
 
@@ -286,9 +283,7 @@ def forget_measured(device, precision) -> None:
     data = _load_cache(path)
     if data.pop(_cache_key(device, precision), None) is not None:
         try:
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, path)
+            files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
         except OSError:
             pass
 

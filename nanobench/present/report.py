@@ -13,6 +13,7 @@ import io
 import time
 from pathlib import Path
 
+from nanobench import files
 from nanobench.present import plots
 from nanobench.store import results
 from nanobench.analyze.compare import Comparison, Group, equivalence_sentence
@@ -258,8 +259,7 @@ def write_report(comparison: Comparison, runs: list[results.Run], out_dir, title
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"-o {out}: cannot create the report folder ({exc.strerror})") from None
-    path = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(render_html(comparison, runs, title), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    try:
+        return files.write_atomic(out / "index.html", render_html(comparison, runs, title), inside=out)
+    except OSError as exc:
+        raise InputError(f"-o {out}: could not write index.html ({files.write_cause(exc)})") from None

@@ -19,9 +19,9 @@ Only tensors, dicts, lists, strings and numbers are stored (the rest as JSON tex
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from nanobench import files
 from nanobench.errors import InputError
 from nanobench.run import scenario as scen
 
@@ -30,8 +30,14 @@ VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 
 
+def folder(out_dir: str | Path) -> Path:
+    """OUT/checkpoints, refused (InputError) if it leads outside OUT (a symlink)."""
+    return files.check_inside(Path(out_dir) / CHECKPOINT_DIR, out_dir, "--checkpoint-every:")
+
+
 def path_for(out_dir: str | Path, run_id: str) -> Path:
-    return Path(out_dir) / CHECKPOINT_DIR / f"{run_id}.pt"
+    files.check_name(run_id, "checkpoint name")
+    return files.check_inside(folder(out_dir) / f"{run_id}.pt", out_dir, "--checkpoint-every:")
 
 
 def save(path: Path, *, it: int, model, optimizer, scaler, device, info: dict) -> None:
@@ -52,14 +58,12 @@ def save(path: Path, *, it: int, model, optimizer, scaler, device, info: dict) -
         "rng_device": device.rng_state(),
         "device_type": device.kind,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_atomic(path, lambda f: torch.save(state, f))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: could not write the checkpoint ({exc.strerror}); free space or drop --checkpoint-every") from None
+        fix = "free space or drop --checkpoint-every" if files.no_space(exc) else "fix that or drop --checkpoint-every"
+        raise InputError(f"{path}: could not write the checkpoint ({files.write_cause(exc)}); {fix}") from None
 
 
 def load(path: str | Path) -> dict:

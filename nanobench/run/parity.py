@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from nanobench import files
 from nanobench.errors import InputError
 from nanobench.measure.device import DeviceSpec, parse_device
 from nanobench.measure.precision import DTYPES, Precision
@@ -123,9 +123,7 @@ def run_parity(scenario: Scenario, a: Side, b: Side, iters: int, out_dir: str, s
     name = f"{scenario.name}-{stamp}-{a.label()}-vs-{b.label()}-{secrets.token_hex(3)}".replace(":", "_")
     path = out / f"{name}{PARITY_SUFFIX}"
     table = pa.Table.from_pylist(rows).replace_schema_metadata({"nanobench": json.dumps(meta, default=str)})
-    tmp = out / f".{name}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    files.write_atomic(path, lambda f: pq.write_table(table, f), inside=out)
     return path, summary
 
 

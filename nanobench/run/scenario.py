@@ -13,7 +13,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanobench import files
 from nanobench.errors import InputError
+
+# The name starts every run id and result file name (files.py: safe names).
+MAX_NAME_CHARS = 64
 
 # Shipped scenarios live beside the package in the project checkout (scenarios/*.toml).
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
@@ -183,7 +187,9 @@ def _build(raw: dict) -> tuple[Scenario | None, list[str]]:
 def _check_values(s: Scenario) -> list[str]:
     """Values that parse but cannot train. Checked before any training starts."""
     m, t, e, smp = s.model, s.train, s.eval, s.sample
+    name_problem = files.name_problem(s.name, MAX_NAME_CHARS)
     rules = [
+        (name_problem is None, "name", name_problem),
         (m.n_layer >= 1, "model.n_layer", f"must be >= 1, got {m.n_layer}"),
         (m.n_head >= 1, "model.n_head", f"must be >= 1, got {m.n_head}"),
         (m.n_embd >= 1, "model.n_embd", f"must be >= 1, got {m.n_embd}"),

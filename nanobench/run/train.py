@@ -298,6 +298,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         },
     }
     # rank 0 records; the other ranks of a torchrun job only train
+    if opts.checkpoint_every and rank == 0:
+        checkpoint.folder(opts.out_dir)  # refuse a checkpoints folder leading outside OUT before any row exists
     writer = _new_writer(Path(opts.out_dir), scenario.name, device.kind, precision.name, seed, meta) if rank == 0 else None
     run_id = writer.run_id if writer else None
     ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
