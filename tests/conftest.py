@@ -1,6 +1,9 @@
-"""Shared test setup: GPU tests skip themselves without CUDA; slow tests are opt-in."""
+"""Shared test setup: GPU tests skip themselves without CUDA; slow tests are opt-in; `nb`
+runs the command line as a user does."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +36,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none here"))
         if item.get_closest_marker("slow") and not config.getoption("--slow"):
             item.add_marker(pytest.mark.skip(reason="slow; run with --slow"))
+
+
+class Nanobench:
+    """`python -m nanobench ARGS` in a fresh interpreter, as a user runs it: the output
+    captured as text, `env` added to this process's environment. `cmd` is the command
+    itself, for tests that start a run with Popen and signal it."""
+
+    cmd = (sys.executable, "-m", "nanobench")
+
+    def __call__(self, *args, env=None, cwd=None, timeout=120, check=False) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.cmd, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, cwd=cwd, check=check)
+
+
+@pytest.fixture(scope="session")
+def nb():
+    return Nanobench()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from nanobench import files
 from nanobench.errors import InputError
 
 DATA_DIR_ENV = "NANOBENCH_DATA_DIR"
@@ -104,11 +105,6 @@ def _from_text(name: str, source: str, text: str) -> Dataset:
     )
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nanobench"
-
-
 def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -136,7 +132,7 @@ def _tinyshakespeare_text(data_dir: str | None, url: str, timeout_s: float) -> t
                         f"({TINYSHAKESPEARE_SHA256[:12]}...); replace it with the original file"
                     )
                 return str(candidate), candidate.read_text(encoding="utf-8")
-    cached = _cache_dir() / "tinyshakespeare" / "input.txt"
+    cached = files.cache_dir() / "tinyshakespeare" / "input.txt"
     if cached.is_file() and _sha256_file(cached) == TINYSHAKESPEARE_SHA256:
         return str(cached), cached.read_text(encoding="utf-8")
     shipped = _shipped_tinyshakespeare()
@@ -160,9 +156,7 @@ def _tinyshakespeare_text(data_dir: str | None, url: str, timeout_s: float) -> t
             f"Set {DATA_DIR_ENV} to a folder holding a verified tinyshakespeare/input.txt"
         )
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_bytes(payload)
-    tmp.replace(cached)  # atomic: a half-written cache file is never seen
+    files.write_atomic(cached, payload)  # a half-written cache file is never seen
     return str(cached), payload.decode("utf-8")
 
 
