@@ -123,6 +123,7 @@ def cmd_run(args) -> int:
         raise InputError(f"--threads {args.threads}: must be >= 1")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise InputError(f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)")
+    platform.update(_speed_settings(args, scenario, platform["device"]))  # --optimizer, --sdpa, --compile-mode; --best
 
     from nanobench.run import distributed
 
@@ -170,6 +171,27 @@ def cmd_run(args) -> int:
     return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
 
 
+SPEED_FLAGS = {"dtype": "--dtype", "compile": "--compile", "threads": "--threads", "compile_mode": "--compile-mode",
+               "optimizer": "--optimizer", "sdpa": "--sdpa"}
+
+
+def _speed_settings(args, scenario, device: str) -> dict:
+    """The speed settings given as flags, or with --best those of the tune record (tuning first
+    when there is none)."""
+    given = {k: getattr(args, k) for k in SPEED_FLAGS if getattr(args, k) is not None}
+    if not args.best:
+        return {k: v for k, v in given.items() if k in ("compile_mode", "optimizer", "sdpa")}
+    if given:
+        raise InputError(f"--best: it chooses {', '.join(SPEED_FLAGS.values())} from the tune record; "
+                         f"drop {', '.join(SPEED_FLAGS[k] for k in given)}")
+    if args.resume:
+        raise InputError("--best: a resumed run keeps its checkpoint's settings; drop --best")
+    from nanobench.run import tune
+
+    best = tune.best_settings(scenario, device, log=None if args.quiet else lambda text: print(text, file=sys.stderr))
+    return dict(best.options(), best=True)
+
+
 def _launch_distributed(args, scenario, platform: dict) -> int:
     """Re-run this command under torchrun (distributed.launch), one worker per rank."""
     from nanobench.measure.device import parse_device
@@ -180,7 +202,9 @@ def _launch_distributed(args, scenario, platform: dict) -> int:
                              scenario.train.grad_accum)
     run_args = [args.scenario, "--device", device, "--dtype", platform["dtype"], "--out", args.out,
                 "--compile" if platform["compile"] else "--no-compile"]
-    for flag, value in (("--threads", args.threads), ("--seeds", args.seeds), ("--max-iters", args.max_iters)):
+    for flag, value in (("--threads", platform.get("threads")), ("--seeds", args.seeds), ("--max-iters", args.max_iters),
+                        ("--compile-mode", platform.get("compile_mode")), ("--optimizer", platform.get("optimizer")),
+                        ("--sdpa", platform.get("sdpa"))):
         if value is not None:
             run_args += [flag, str(value)]
     for item in args.set or []:
@@ -188,7 +212,7 @@ def _launch_distributed(args, scenario, platform: dict) -> int:
     run_args += ["--quiet"] * args.quiet + ["--json"] * args.json
     rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
             "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
-    return distributed.launch(args.nproc, rdzv, run_args, args.threads)
+    return distributed.launch(args.nproc, rdzv, run_args, platform.get("threads"))
 
 
 def _print_outcome(outcome) -> None:
@@ -276,6 +300,24 @@ def cmd_parity(args) -> int:
     return EXIT_OK
 
 
+def cmd_tune(args) -> int:
+    from nanobench.present import tuning
+    from nanobench.run import scenario as scen, tune
+
+    scenario = scen.load(args.scenario, args.set or [])
+    axes = tuple(a.strip() for a in args.axes.split(",") if a.strip()) if args.axes else tune.AXES
+    unknown = [a for a in axes if a not in tune.AXES]
+    if unknown or not axes:
+        raise InputError(f"--axes {args.axes}: use some of {', '.join(tune.AXES)}")
+    if not args.margin > 0:
+        raise InputError(f"--margin {args.margin}: must be > 0 (nats of loss)")
+    log = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    result = tune.tune(scenario, args.device, iters=args.iters, margin=args.margin, axes=axes, log=log)
+    key = None if args.dry_run else tune.save(result, scenario)
+    tuning.print_tune(result, _console(), key)
+    return EXIT_OK
+
+
 def _load_comparison(args):
     from nanobench.analyze import compare
 
@@ -324,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", help="fp32, tf32, bf16 or fp16 (default fp32; with --resume the checkpoint's)")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
     run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    run.add_argument("--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)")
+    run.add_argument("--optimizer", help="AdamW implementation: auto (the device's), fused or foreach")
+    run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
+    run.add_argument("--best", action="store_true",
+                     help="the device's fastest loss-equivalent settings from `nanobench tune` (tunes first if needed)")
     run.add_argument("--seeds", help="comma-separated seeds, one run each (default: the scenario's seed)")
     run.add_argument("--max-iters", type=int, help="stop after N iterations (the schedule is unchanged)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario key, e.g. train.learning_rate=3e-4")
@@ -363,6 +410,18 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--quiet", action="store_true")
     par.add_argument("--json", action="store_true")
     par.set_defaults(func=cmd_parity)
+
+    tun = sub.add_parser("tune", help="find and record a device's fastest settings that stay loss-equivalent")
+    tun.add_argument("scenario")
+    tun.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu)")
+    tun.add_argument("--iters", type=int, default=60, help="lockstep iterations per candidate (default 60)")
+    tun.add_argument("--margin", type=float, default=0.02,
+                     help="largest |loss - fp32 eager loss| of an equivalent candidate, in nats (default 0.02)")
+    tun.add_argument("--axes", help="settings to try, comma-separated (default all: dtype,compile,threads,optimizer,sdpa)")
+    tun.add_argument("--set", action="append", metavar="KEY=VALUE")
+    tun.add_argument("--dry-run", action="store_true", help="print the table, record nothing")
+    tun.add_argument("--quiet", action="store_true")
+    tun.set_defaults(func=cmd_tune)
 
     cmp = sub.add_parser("compare", help="compare result files: per run, per device pair, time to target")
     cmp.add_argument("paths", nargs="+", help="result files, folders (searched recursively) or globs")

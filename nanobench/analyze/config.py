@@ -22,9 +22,10 @@ class Config:
     dtype: str
     compile: bool
     continues: str = ""  # a resumed run: "cpu fp32 @1000", the configuration and iteration it took over
+    best: bool = False  # `run --best`: the device's tuned settings (analyze/best.py compares these)
 
     def label(self, with_name: bool = False) -> str:
-        text = f"{self.device_type} {self.dtype}" + (" compiled" if self.compile else "")
+        text = f"{self.device_type} {self.dtype}" + (" compiled" if self.compile else "") + (" best" if self.best else "")
         text = f"{text} ({self.device_name})" if with_name else text
         return f"{text} continuing {self.continues}" if self.continues else text
 
@@ -38,7 +39,7 @@ def config_of(info: RunMeta) -> Config:
     """A run's configuration, from its metadata."""
     device_type = info.device.type if info.device.type is not None else info.options.device
     return Config(_or_unknown(device_type), _or_unknown(info.device.name), _or_unknown(info.options.dtype),
-                  info.options.compile, _continues(info))
+                  info.options.compile, _continues(info), info.options.best)
 
 
 def _or_unknown(value) -> str:

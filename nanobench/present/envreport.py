@@ -32,8 +32,10 @@ def collect(calibrate: bool = False, log=None) -> dict:
                                          "measured_flops": measured.flops, "measured_source": measured.source,
                                          "note": peaks.consistency_note(spec_peak, measured)}
             devices.append(entry)
+    from nanobench.run import tune
+
     return {"environment": environment.collect(Device.cpu()), "devices": devices,
-            "peaks_cache": str(peaks.cache_path())}
+            "peaks_cache": str(peaks.cache_path()), "tune_records": tune.load_records(), "tune_file": str(tune.record_path())}
 
 
 def _flops(f) -> str:
@@ -64,3 +66,10 @@ def print_report(report: dict, console) -> None:
         energy = d["energy"]
         console.print(f"{d['device']} energy: " + (energy["source"] if energy["source"] else f"unavailable ({energy['reason']})"))
     console.print(f"measured peaks are cached in {report['peaks_cache']}; `nanobench env --calibrate` re-measures")
+    from nanobench.present.tuning import record_lines
+
+    records = report.get("tune_records") or {}
+    console.print(f"tuned settings (`nanobench tune`, used by `run --best`) in {report['tune_file']}:"
+                  + ("" if records else " none yet"))
+    for line in record_lines(records):
+        console.print(f"  {line}")

@@ -24,6 +24,7 @@ from nanobench.measure.precision import DTYPES, Precision
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario
+from nanobench.run.settings import Settings, StepContext, check, compile_model, fused_adamw
 from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
 
 PARITY_SUFFIX = ".parity.parquet"
@@ -47,26 +48,36 @@ class Side:
         return f"{self.device.text}:{self.dtype}"
 
 
-class _Trainer:
-    """One side: a model, its optimizer and its precision, stepped on given batches."""
+class Trainer:
+    """One side: a model, its optimizer, its precision and speed settings, stepped on given
+    batches. `speed` (run/settings.py) defaults to a plain run's settings in `side.dtype`;
+    its thread count None means the count torch has when the trainer is made."""
 
-    def __init__(self, side: Side, scenario: Scenario, vocab_size: int, seed: int):
+    def __init__(self, side: Side, scenario: Scenario, vocab_size: int, seed: int, speed: Settings | None = None):
         self.device = side.device.resolve()
-        self.precision = Precision.for_device(side.dtype, self.device)
+        self.speed = speed or Settings(dtype=side.dtype)
+        self.threads = self.speed.threads or torch.get_num_threads()
+        check(self.device, self.speed.optimizer, self.speed.sdpa, self.speed.compile, self.speed.compile_mode)
+        self.precision = Precision.for_device(self.speed.dtype, self.device)
         self.t = scenario.train
         cfg = GPTConfig.from_scenario(scenario, vocab_size)
         self.model = GPT(cfg, generator(seed, "init")).to(self.device.torch)  # same CPU draw on both sides
-        self.optimizer = make_optimizer(self.model, self.t, fused=self.device.fused_adamw)
+        self.optimizer = make_optimizer(self.model, self.t, fused=fused_adamw(self.speed.optimizer, self.device))
         self.scaler = self.precision.grad_scaler(self.device)
+        self.step_model = compile_model(self.model, self.speed.compile, self.speed.compile_mode)
+        self.context = StepContext(self.precision.autocast(self.device), self.speed.sdpa)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
-        """One optimizer step on x, y of shape (grad_accum, B, T); returns the mean loss."""
-        # Precision flags are global in torch: set this side's before each of its steps.
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """One optimizer step on x, y of shape (grad_accum, B, T); returns the mean loss (a
+        0-d tensor on the device: reading it is the caller's sync)."""
+        # Precision flags and the thread count are global in torch: set this side's each step.
         self.precision.apply_matmul_flags()
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         set_lr(self.optimizer, lr)
-        loss, _ = train_step(self.model, self.model, self.optimizer, self.scaler, x.to(self.device.torch),
-                             y.to(self.device.torch), self.precision.autocast(self.device), self.t.grad_clip)
-        return loss.item()
+        loss, _ = train_step(self.step_model, self.model, self.optimizer, self.scaler, x.to(self.device.torch),
+                             y.to(self.device.torch), self.context, self.t.grad_clip)
+        return loss
 
     def params_cpu(self) -> list[torch.Tensor]:
         return [p.detach().float().cpu() for p in self.model.parameters()]
@@ -91,8 +102,8 @@ def run_parity(scenario: Scenario, a: Side, b: Side, iters: int, out_dir: str, s
     dataset = load_dataset(scenario.data.dataset)
     t, m = scenario.train, scenario.model
     batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, seed)
-    side_a = _Trainer(a, scenario, dataset.vocab_size, seed)
-    side_b = _Trainer(b, scenario, dataset.vocab_size, seed)
+    side_a = Trainer(a, scenario, dataset.vocab_size, seed)
+    side_b = Trainer(b, scenario, dataset.vocab_size, seed)
 
     rows = []
     start = time.perf_counter()
@@ -102,9 +113,9 @@ def run_parity(scenario: Scenario, a: Side, b: Side, iters: int, out_dir: str, s
         # Dropout masks come from each side's device generator, reseeded per step so that
         # the two sides draw the same masks when they share a device type.
         torch.manual_seed(derive_seed(seed, "dropout", it))
-        loss_a = side_a.step(x, y, lr)
+        loss_a = side_a.step(x, y, lr).item()
         torch.manual_seed(derive_seed(seed, "dropout", it))
-        loss_b = side_b.step(x, y, lr)
+        loss_b = side_b.step(x, y, lr).item()
         rows.append({"iter": it, "loss_a": loss_a, "loss_b": loss_b, "loss_diff": loss_b - loss_a,
                      "param_rel_drift": relative_drift(side_a.params_cpu(), side_b.params_cpu())})
         if progress:

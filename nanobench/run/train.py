@@ -24,7 +24,7 @@ from nanobench.measure import environment, peaks
 from nanobench.measure.device import Device, is_out_of_memory, parse_device
 from nanobench.measure.metrics import PendingStep, Recorder, flops_per_token, to_host
 from nanobench.measure.precision import Precision
-from nanobench.run import checkpoint, distributed
+from nanobench.run import checkpoint, distributed, settings
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario, TrainConfig
@@ -61,10 +61,16 @@ class RunOptions:
     group_id: str | None = None  # shared by the runs of one `--seeds` invocation
     checkpoint_every: int | None = None  # write OUT/checkpoints/<run_id>.pt every N iterations
     resume: str | None = None  # a checkpoint to continue from (see checkpoint.py)
+    # speed settings (run/settings.py): how the step runs, searched by `nanobench tune`
+    compile_mode: str | None = None  # torch.compile's mode; None: its default
+    optimizer: str = "auto"  # AdamW implementation: auto, fused or foreach
+    sdpa: str = "auto"  # attention backend: auto, math, flash, efficient or cudnn
+    best: bool = False  # these settings came from the tune record (`run --best`)
     platform: Platform = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         device = parse_device(self.device).resolve()
+        settings.check(device, self.optimizer, self.sdpa, self.compile, self.compile_mode)
         object.__setattr__(self, "platform", Platform(device, Precision.for_device(self.dtype, device)))
 
     def recorded(self) -> dict:
@@ -223,7 +229,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     precision_flags = precision.apply_matmul_flags()
-    autocast = precision.autocast(device)
+    autocast = settings.StepContext(precision.autocast(device), opts.sdpa)  # and the attention backend
     seed = scenario.train.seed if opts.seed is None else opts.seed
     t, m, e = scenario.train, scenario.model, scenario.eval
     max_iters = opts.max_iters or t.max_iters
@@ -241,9 +247,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     with _setup_out_of_memory(device):
         eval_sets = {split: batches.fixed(split, e.iters).to(device.torch) for split in ("train", "val")}
         model = GPT(cfg, generator(seed, "init")).to(device.torch)
-    optimizer = make_optimizer(model, t, fused=device.fused_adamw)
+    fused = settings.fused_adamw(opts.optimizer, device)
+    optimizer = make_optimizer(model, t, fused=fused)
     scaler = precision.grad_scaler(device)
-    step_model = torch.compile(model) if opts.compile else model
+    step_model = settings.compile_model(model, opts.compile, opts.compile_mode)
     rank = ddp.rank if ddp else 0
     progress = progress if rank == 0 else None
     torch.manual_seed(derive_seed(seed, "dropout", rank))  # dropout masks: the device's own generator
@@ -282,7 +289,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                        "used_for_mfu": asdict(spec_peak),
                        "note": peaks.consistency_note(raw_spec_peak, measured_peak)},
         "energy": energy.describe(),
-        "optimizer": {"name": "AdamW", "fused": device.fused_adamw,
+        "optimizer": {"name": "AdamW", "fused": fused,
                       "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only"},
         "precision": precision_flags,
         "environment": environment.collect(device),

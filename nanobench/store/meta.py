@@ -41,6 +41,7 @@ class OptionsInfo:
     threads: int | None
     max_iters: int | None
     overrides: tuple[str, ...]
+    best: bool = False  # `run --best`: the speed settings came from the device's tune record
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class RunMeta:
             options=OptionsInfo(
                 device=opts.get("device"), dtype=opts.get("dtype"), compile=bool(opts.get("compile", False)),
                 seed=opts.get("seed"), threads=opts.get("threads"), max_iters=opts.get("max_iters"),
-                overrides=tuple(opts.get("overrides") or ()),
+                overrides=tuple(opts.get("overrides") or ()), best=bool(opts.get("best", False)),
             ),
             device=DeviceInfo(dev.get("spec"), dev.get("type"), dev.get("name")),
             dataset=DatasetInfo(data.get("name"), data.get("sha256")),

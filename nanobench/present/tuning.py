@@ -1,0 +1,60 @@
+"""`nanobench tune`'s table, and the tune records that `nanobench env` lists."""
+
+from __future__ import annotations
+
+import math
+
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+
+def _row(m, ref, margin: float, chosen) -> list[str]:
+    diff = "not finite" if not m.finite else f"{m.max_abs_loss_diff:.2e} @{m.max_diff_iter}"
+    if m is ref:
+        verdict = "reference"
+    elif not m.equivalent(margin):
+        verdict = f"refused: loss off by more than {margin:g}" if m.finite else "refused: loss not finite"
+    else:
+        verdict = "equivalent"
+    speed = ref.median_step_s / m.median_step_s
+    return [escape(m.settings.label()), f"{m.median_step_s * 1e3:.1f}", f"x{speed:.2f}", diff,
+            "-" if not m.finite or math.isnan(m.final_loss_diff) else f"{m.final_loss_diff:+.2e}",
+            verdict + (", chosen" if m.settings == chosen.settings else "")]
+
+
+def _table(measured, margin: float, chosen) -> Table:
+    t = Table("settings", "ms/iter p50", "vs reference", "max |loss diff| @iter", "final diff", "verdict",
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for col in t.columns[1:5]:
+        col.justify = "right"
+    for m in measured:
+        t.add_row(*_row(m, measured[0], margin, chosen))
+    return t
+
+
+def print_tune(result, console, key: str | None = None) -> None:
+    console.print(f"[bold]{escape(result.scenario)}[/bold] on {escape(result.device)}, torch {escape(result.torch)}: "
+                  f"{result.iters} lockstep iterations per candidate against the fp32 eager reference, "
+                  f"margin {result.margin:g} nats (max |loss - reference loss|), kept if > {result.min_gain:.0%} faster")
+    console.print("round 1: one setting changed at a time, interleaved")
+    console.print(_table(result.singles, result.margin, result.best))
+    if len(result.final) > 1:
+        console.print("round 2: the best single change and the combination of kept changes, interleaved again")
+        console.print(_table(result.final, result.margin, result.best))
+    load = result.load or {}
+    if load.get("before") is not None and max(load["before"], load["after"] or 0) > load["cpus"]:
+        console.print(f"[yellow]warning:[/yellow] load average {load['before']:.1f} -> {load['after']:.1f} on "
+                      f"{load['cpus']} CPUs: other processes competed for the cores, so these timings (thread counts "
+                      f"above all) describe this machine under that load; tune again when it is quiet")
+    for what, why in result.refused.items():
+        console.print(f"not a candidate: {escape(what)}: {escape(why)}")
+    console.print(f"best: [bold]{escape(result.best.settings.label())}[/bold]"
+                  + (f" (recorded as {escape(key)})" if key else ""))
+
+
+def record_lines(records: dict) -> list[str]:
+    """One line per tune record, for `nanobench env`."""
+    return [f"{r.get('scenario')} on {r.get('device')} (torch {r.get('torch')}): {r.get('label')}, "
+            f"tuned {r.get('tuned_at')} over {r.get('iters')} iterations, margin {r.get('margin')}"
+            for _, r in sorted(records.items())]

@@ -1,0 +1,356 @@
+"""`nanobench tune`: the fastest settings of one device that stay loss-equivalent to its fp32
+eager reference, recorded per (device name, torch version, scenario) for `run --best`.
+
+How a tune runs:
+
+1. Candidates: the default settings (the reference: fp32, eager, torch's threads, the
+   device's AdamW, torch's SDPA dispatch) and each one-setting change of them that this
+   device can run (`candidates`): every other dtype it runs natively, compile and its
+   modes, CPU thread counts, fused vs foreach AdamW, each SDPA backend.
+2. All candidates train the same batches from the same initial weights in lockstep
+   (parity.Trainer), interleaved in short blocks (A A A B B B C C C, then again with the
+   order rotated), so a busy neighbour slows all of them alike. The median block time after
+   the warm-up (which holds compilation) is each candidate's step time; its loss curve
+   against the reference's is its equivalence figure: the largest |loss - reference loss|
+   over the iterations must stay within the margin, and every loss must be finite.
+3. Each setting whose best equivalent value beats the reference by more than `min_gain` is
+   kept; the kept values are combined, and the combination is measured again in lockstep
+   with the reference and the best single change. The fastest equivalent of those that beats
+   the reference by more than `min_gain` is recorded; otherwise the defaults are.
+
+The selection (`select_singles`, `combine`, `choose`) is pure: tests feed it timings and drifts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from nanobench import files
+from nanobench.errors import InputError
+from nanobench.measure import host
+from nanobench.run.settings import SDPA_ON, Settings
+
+DEFAULT_ITERS = 60  # lockstep iterations per candidate
+DEFAULT_BLOCK = 5  # consecutive steps of one candidate before the next takes over
+DEFAULT_WARMUP = 10  # first iterations not timed: allocator growth, compilation
+DEFAULT_MARGIN = 0.02  # nats: largest |loss - reference loss| an equivalent candidate may show
+DEFAULT_MIN_GAIN = 0.03  # a change is kept only if at least 3% faster than the reference
+AXES = ("dtype", "compile", "threads", "optimizer", "sdpa")
+RECORD_VERSION = 1
+# CPU flags of a native bf16 matmul (AVX-512 BF16 dot products, AMX tiles); without them torch
+# converts bf16 to fp32 in software around every matmul
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+# ---- which settings a device can be tuned over ---------------------------------------------
+
+def native_dtypes(device) -> tuple[list[str], dict[str, str]]:
+    """(dtypes `device` computes natively, {dtype: why not} for the others)."""
+    if device.kind == "cpu":
+        flags = set(host.cpu_flags())
+        if flags & set(CPU_BF16_FLAGS):
+            return ["fp32", "bf16"], {"fp16": "fp16 training needs a GPU"}
+        return ["fp32"], {"bf16": f"{device.name} has no native bf16 matmul (none of {', '.join(CPU_BF16_FLAGS)} "
+                                  f"among its CPU flags): torch emulates it in fp32, slower than fp32 itself",
+                          "fp16": "fp16 training needs a GPU"}
+    if device.kind == "cuda":
+        dtypes, why = ["fp32"], {}
+        for dtype, ok, reason in (("tf32", device.supports_tf32, "TF32 needs compute capability 8.0+"),
+                                  ("bf16", device.native_bf16, "no native bf16"),
+                                  ("fp16", (device.compute_capability or (0, 0)) >= (7, 0), "no fp16 tensor cores (< 7.0)")):
+            if ok:
+                dtypes.append(dtype)
+            else:
+                why[dtype] = reason
+        return dtypes, why
+    return ["fp32", "fp16"], {"bf16": f"not tuned on {device.kind}"}
+
+
+def thread_counts(default: int, logical: int, physical: int | None) -> list[int]:
+    """CPU thread counts worth trying besides `default`: 1, powers of two, the physical and
+    the logical core counts, none above the logical count."""
+    counts = {1, logical, physical or logical}
+    n = 2
+    while n < logical:
+        counts.add(n)
+        n *= 2
+    return sorted(c for c in counts if 1 <= c <= logical and c != default)
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def candidates(device, axes=AXES, default_threads: int | None = None, logical_cpus: int | None = None) -> list[Settings]:
+    """The reference (Settings()) first, then every one-setting change of it that `device` runs."""
+    out = [Settings()]
+    if "dtype" in axes:
+        out += [Settings(dtype=d) for d in native_dtypes(device)[0] if d != "fp32"]
+    if "compile" in axes:
+        modes = {"cuda": ["reduce-overhead", "max-autotune"], "cpu": ["max-autotune-no-cudagraphs"]}.get(device.kind, [])
+        out += [Settings(compile=True)] + [Settings(compile=True, compile_mode=m) for m in modes]
+    if "threads" in axes and device.kind == "cpu":
+        import torch
+
+        default = default_threads or torch.get_num_threads()
+        logical = logical_cpus or _usable_cpus()
+        out += [Settings(threads=n) for n in thread_counts(default, logical, host.physical_cores())]
+    if "optimizer" in axes and device.kind != "mps":
+        out += [Settings(optimizer="foreach" if device.fused_adamw else "fused")]
+    if "sdpa" in axes:
+        out += [Settings(sdpa=b) for b in SDPA_ON.get(device.kind, ()) if b != "auto"]
+    return out
+
+
+def axis_of(settings: Settings) -> str:
+    """The setting a one-change candidate changes ('reference' for the defaults)."""
+    changed = settings.changed()
+    if not changed:
+        return "reference"
+    return "compile" if "compile" in changed else next(iter(changed))
+
+
+# ---- measuring: interleaved blocks, lockstep losses -----------------------------------------
+
+@dataclass(frozen=True)
+class Measured:
+    """A candidate measured against the reference: its median step time and how far its loss
+    curve went from the reference's (the same iterations, batches and initial weights)."""
+
+    settings: Settings
+    median_step_s: float
+    max_abs_loss_diff: float
+    max_diff_iter: int
+    final_loss_diff: float
+    finite: bool = True
+
+    def equivalent(self, margin: float) -> bool:
+        return self.finite and self.max_abs_loss_diff <= margin
+
+
+def loss_figures(reference: list[float], losses: list[float]) -> dict:
+    """max |loss - reference|, where it was, the final difference, and whether all were finite."""
+    diffs = [b - a for a, b in zip(reference, losses)]
+    finite = all(math.isfinite(v) for v in losses)
+    if not finite or not diffs:
+        return {"max_abs_loss_diff": math.inf, "max_diff_iter": -1, "final_loss_diff": math.nan, "finite": False}
+    worst = max(range(len(diffs)), key=lambda i: abs(diffs[i]))
+    return {"max_abs_loss_diff": abs(diffs[worst]), "max_diff_iter": worst, "final_loss_diff": diffs[-1], "finite": True}
+
+
+def measure(scenario, device_text: str, settings: list[Settings], iters: int = DEFAULT_ITERS,
+            block: int = DEFAULT_BLOCK, warmup: int = DEFAULT_WARMUP, seed: int | None = None,
+            log=None) -> list[Measured]:
+    """Train every candidate in lockstep, interleaved in blocks; settings[0] is the reference."""
+    import torch
+
+    from nanobench.measure.device import parse_device
+    from nanobench.run.data import Batches, derive_seed, load_dataset
+    from nanobench.run.parity import Side, Trainer
+    from nanobench.run.train import lr_at
+
+    if iters <= warmup or block < 1:
+        raise InputError(f"--iters {iters}: must exceed the {warmup} warm-up iterations (and the block be >= 1)")
+    seed = scenario.train.seed if seed is None else seed
+    dataset = load_dataset(scenario.data.dataset)
+    t, m = scenario.train, scenario.model
+    batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, seed)
+    side = Side(parse_device(device_text), "fp32")
+    trainers = [Trainer(side, scenario, dataset.vocab_size, seed, s) for s in settings]
+    device = trainers[0].device
+    losses = [[] for _ in trainers]
+    block_s = [[] for _ in trainers]
+    recompile_limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    threads = torch.get_num_threads()  # the candidates change it; the caller gets it back
+    with torch._dynamo.config.patch(**{recompile_limit: max(64, 2 * len(trainers))}):  # one compiled model each
+        for n, start in enumerate(range(0, iters, block)):
+            its = range(start, min(start + block, iters))
+            order = list(range(len(trainers)))
+            order = order[n % len(order):] + order[:n % len(order)]  # nobody always runs first after a switch
+            for i in order:
+                t0 = time.perf_counter()
+                for it in its:
+                    torch.manual_seed(derive_seed(seed, "dropout", it))  # the same masks on every side
+                    x, y = batches.train(it)
+                    losses[i].append(trainers[i].step(x, y, lr_at(it, t)))
+                device.sync()
+                if start >= warmup:
+                    block_s[i].append((time.perf_counter() - t0) / len(its))
+            if log:
+                log(f"iterations {its.start}-{its.stop - 1} of {iters} done for {len(trainers)} candidates")
+    torch.set_num_threads(threads)
+    curves = [[float(v) for v in torch.stack(ls).cpu().tolist()] for ls in losses]
+    return [Measured(s, statistics.median(b), **loss_figures(curves[0], c)) for s, b, c in zip(settings, block_s, curves)]
+
+
+# ---- choosing -------------------------------------------------------------------------------
+
+def gain(reference: Measured, other: Measured) -> float:
+    """How much faster `other` steps than the reference: 0.10 is 10% less time per step."""
+    return 1.0 - other.median_step_s / reference.median_step_s
+
+
+def select_singles(measured: list[Measured], margin: float, min_gain: float) -> dict[str, Measured]:
+    """Per setting, its fastest equivalent one-change candidate, if that beats the reference
+    (measured[0]) by more than `min_gain`."""
+    ref = measured[0]
+    best: dict[str, Measured] = {}
+    for m in measured[1:]:
+        if not m.equivalent(margin) or gain(ref, m) <= min_gain:
+            continue
+        axis = axis_of(m.settings)
+        if axis not in best or m.median_step_s < best[axis].median_step_s:
+            best[axis] = m
+    return best
+
+
+def combine(kept: dict[str, Measured]) -> Settings:
+    """The reference with every kept change applied at once."""
+    changes = {}
+    for m in kept.values():
+        changes.update(m.settings.changed())
+    return replace(Settings(), **changes)
+
+
+def choose(measured: list[Measured], margin: float, min_gain: float) -> Measured:
+    """The fastest equivalent candidate beating the reference (measured[0]) by more than
+    `min_gain`; the reference when none does."""
+    ref = measured[0]
+    winners = [m for m in measured[1:] if m.equivalent(margin) and gain(ref, m) > min_gain]
+    return min(winners, key=lambda m: m.median_step_s, default=ref)
+
+
+@dataclass
+class TuneResult:
+    scenario: str
+    device: str  # the device's name
+    torch: str
+    iters: int
+    margin: float
+    min_gain: float
+    singles: list[Measured]  # round 1: the reference and each one-change candidate
+    final: list[Measured]  # round 2: the reference, the best single change, their combination
+    best: Measured
+    refused: dict[str, str]  # settings not tried, and why
+    load: dict | None = None  # the host's 1-minute load average before and after, and its CPUs
+
+
+def host_load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float = DEFAULT_MARGIN,
+         min_gain: float = DEFAULT_MIN_GAIN, axes=AXES, block: int = DEFAULT_BLOCK, log=None) -> TuneResult:
+    """Measure the candidates, then the combination of the kept changes; choose, never record."""
+    import torch
+
+    from nanobench.measure.device import resolve
+
+    device = resolve(device_text)
+    load_before = host_load()
+    found = candidates(device, axes)
+    if log:
+        log(f"round 1: {len(found)} candidates, {iters} lockstep iterations each: "
+            + "; ".join(s.label() for s in found))
+    singles = measure(scenario, device_text, found, iters, block, log=log)
+    kept = select_singles(singles, margin, min_gain)
+    final = [singles[0]]
+    if kept:
+        best_single = min(kept.values(), key=lambda m: m.median_step_s).settings
+        round2 = [Settings(), best_single] + ([combine(kept)] if len(kept) > 1 else [])
+        if log:
+            log(f"round 2: {'; '.join(s.label() for s in round2)}")
+        final = measure(scenario, device_text, round2, iters, block, log=log)
+    refused = {f"--dtype {d}": why for d, why in native_dtypes(device)[1].items()}
+    if device.kind == "cpu":
+        refused["--compile-mode reduce-overhead"] = "CUDA graphs need a CUDA device"
+    load = {"before": load_before, "after": host_load(), "cpus": _usable_cpus()}
+    return TuneResult(scenario.name, device.name, torch.__version__, iters, margin, min_gain, singles, final,
+                      choose(final, margin, min_gain), refused, load)
+
+
+# ---- the record: per user, keyed by device name, torch version and scenario ------------------
+
+def record_path() -> Path:
+    return files.cache_dir() / "tune.json"
+
+
+def scenario_digest(scenario) -> str:
+    """12 hex digits of the scenario's full definition: `--set` overrides make another key."""
+    return hashlib.sha256(json.dumps(scenario.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def record_key(device_name: str, torch_version: str, scenario) -> str:
+    return f"{device_name}|torch {torch_version}|{scenario.name}|{scenario_digest(scenario)}"
+
+
+def load_records(path: Path | None = None) -> dict:
+    """Every record in the file; {} when it is missing or unreadable (then tuning runs again)."""
+    try:
+        data = json.loads((path or record_path()).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != RECORD_VERSION or not isinstance(data.get("records"), dict):
+        return {}
+    return data["records"]
+
+
+def _measured_dict(m: Measured) -> dict:
+    return {"settings": m.settings.options(), "label": m.settings.label(), **{k: v for k, v in asdict(m).items() if k != "settings"}}
+
+
+def save(result: TuneResult, scenario, path: Path | None = None) -> str:
+    """Write the result's choice under its key (other keys kept); returns the key."""
+    path = path or record_path()
+    key = record_key(result.device, result.torch, scenario)
+    records = load_records(path)
+    records[key] = {
+        "device": result.device, "torch": result.torch, "scenario": scenario.name,
+        "scenario_sha": scenario_digest(scenario), "settings": result.best.settings.options(),
+        "label": result.best.settings.label(), "iters": result.iters, "margin": result.margin,
+        "min_gain": result.min_gain, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "candidates": [_measured_dict(m) for m in result.singles], "final": [_measured_dict(m) for m in result.final],
+        "refused": result.refused, "load": result.load,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files.write_atomic(path, json.dumps({"version": RECORD_VERSION, "records": records}, indent=1, sort_keys=True))
+    return key
+
+
+def find(device_name: str, torch_version: str, scenario, path: Path | None = None) -> Settings | None:
+    """The recorded best settings for this device, torch and scenario, or None."""
+    entry = load_records(path).get(record_key(device_name, torch_version, scenario))
+    if not entry:
+        return None
+    try:
+        return Settings(**entry["settings"])
+    except (KeyError, TypeError):
+        return None  # written by another version: tune again
+
+
+def best_settings(scenario, device_text: str, log=None, path: Path | None = None) -> Settings:
+    """`run --best`: the recorded settings of this device and scenario; tuned (and recorded)
+    first when there is no record."""
+    import torch
+
+    from nanobench.measure.device import resolve
+
+    device = resolve(device_text)
+    found = find(device.name, torch.__version__, scenario, path)
+    if found is not None:
+        return found
+    if log:
+        log(f"no tune record for {scenario.name} on {device.name} (torch {torch.__version__}): tuning first")
+    result = tune(scenario, device_text, log=log)
+    save(result, scenario, path)
+    return result.best.settings

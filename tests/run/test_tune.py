@@ -1,0 +1,143 @@
+"""`nanobench tune`: candidates per device, the selection on injected timings and loss drifts,
+the record file's keys, and one short real lockstep measurement (its figures, not its speed)."""
+
+import json
+import math
+
+import pytest
+
+from nanobench.measure import host
+from nanobench.measure.device import Device
+from nanobench.run import tune
+from nanobench.run.scenario import load
+from nanobench.run.settings import Settings
+from nanobench.run.tune import Measured
+
+REF = Settings()
+
+
+def m(settings, ms, drift=0.0, finite=True):
+    return Measured(settings, ms / 1e3, drift if finite else math.inf, 3, drift, finite)
+
+
+# ---- selection on injected figures -----------------------------------------------------------
+
+def test_select_keeps_the_fastest_equivalent_value_of_each_setting_beyond_the_gain():
+    measured = [m(REF, 50.0),
+                m(Settings(threads=1), 40.0, 1e-6),  # 20% faster, equivalent: kept
+                m(Settings(threads=4), 35.0, 1e-6),  # faster still: wins the threads axis
+                m(Settings(optimizer="foreach"), 49.0),  # 2% faster: within min_gain, not kept
+                m(Settings(sdpa="math"), 30.0, 0.05),  # fastest of all, but its loss drifts 0.05 > 0.02
+                m(Settings(dtype="bf16"), 20.0, finite=False),  # diverged
+                m(Settings(compile=True), 45.0, 1e-3)]  # 10%: kept
+    kept = tune.select_singles(measured, margin=0.02, min_gain=0.03)
+    assert {k: v.settings for k, v in kept.items()} == {"threads": Settings(threads=4), "compile": Settings(compile=True)}
+    assert tune.combine(kept) == Settings(threads=4, compile=True)
+
+
+def test_compile_modes_are_one_setting_and_their_combination_keeps_the_mode():
+    measured = [m(REF, 50.0), m(Settings(compile=True), 40.0), m(Settings(compile=True, compile_mode="max-autotune"), 30.0)]
+    kept = tune.select_singles(measured, 0.02, 0.03)
+    assert list(kept) == ["compile"]
+    assert tune.combine(kept) == Settings(compile=True, compile_mode="max-autotune")
+
+
+def test_choose_refuses_drift_and_small_gains_and_falls_back_to_the_reference():
+    ref = m(REF, 50.0)
+    assert tune.choose([ref, m(Settings(threads=1), 49.0)], 0.02, 0.03) is ref  # 2%: noise
+    assert tune.choose([ref, m(Settings(threads=1), 10.0, 0.021)], 0.02, 0.03) is ref  # beyond the margin
+    fast = m(Settings(threads=1, optimizer="foreach"), 30.0, 0.019)
+    assert tune.choose([ref, m(Settings(threads=1), 40.0), fast], 0.02, 0.03) is fast
+
+
+def test_loss_figures_hand_computed():
+    f = tune.loss_figures([4.0, 3.0, 2.0], [4.0, 3.01, 1.995])
+    assert f["max_abs_loss_diff"] == pytest.approx(0.01) and f["max_diff_iter"] == 1
+    assert f["final_loss_diff"] == pytest.approx(-0.005) and f["finite"]
+    assert not tune.loss_figures([4.0, 3.0], [4.0, math.nan])["finite"]
+
+
+def test_tune_measures_the_combination_in_round_two_and_chooses_from_it(monkeypatch):
+    """tune() with the measurement replaced by figures: round 1's kept settings are combined
+    and measured again with the reference and the best single change."""
+    rounds = []
+    figures = {REF: 50.0, Settings(threads=1): 40.0, Settings(optimizer="foreach"): 45.0,
+               Settings(threads=1, optimizer="foreach"): 36.0}
+
+    def fake_measure(scenario, device_text, settings, iters, block, log=None):
+        rounds.append(settings)
+        return [m(s, figures.get(s, 60.0), 1e-4) for s in settings]
+
+    monkeypatch.setattr(tune, "measure", fake_measure)
+    monkeypatch.setattr(tune, "candidates", lambda device, axes: [REF, Settings(threads=1), Settings(optimizer="foreach"),
+                                                                  Settings(sdpa="math")])
+    result = tune.tune(load("smoke"), "cpu", iters=20)
+    assert rounds[1] == [REF, Settings(threads=1), Settings(threads=1, optimizer="foreach")]
+    assert result.best.settings == Settings(threads=1, optimizer="foreach")
+    assert "--dtype fp16" in result.refused
+
+
+# ---- candidates per device -----------------------------------------------------------------
+
+def test_bf16_is_a_cpu_candidate_only_with_native_bf16_matmuls(monkeypatch):
+    cpu = Device("cpu", None, "Some CPU")
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2", "fma"])
+    dtypes, why = tune.native_dtypes(cpu)
+    assert dtypes == ["fp32"] and "no native bf16 matmul" in why["bf16"]
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2", "avx512f", "avx512_bf16"])
+    assert tune.native_dtypes(cpu)[0] == ["fp32", "bf16"]
+
+
+def test_cuda_candidates_include_its_dtypes_cuda_graphs_and_its_attention_backends():
+    """A stand-in H100 (no GPU here): nothing is probed to list the candidates."""
+    h100 = Device("cuda", 0, "NVIDIA H100 80GB HBM3", (9, 0), True)
+    found = tune.candidates(h100)
+    assert found[0] == REF
+    assert {s.dtype for s in found} == {"fp32", "tf32", "bf16", "fp16"}
+    assert Settings(compile=True, compile_mode="reduce-overhead") in found  # CUDA graphs
+    assert {s.sdpa for s in found} == {"auto", "math", "flash", "efficient", "cudnn"}
+    assert Settings(optimizer="foreach") in found and not any(s.threads for s in found)
+    old = Device("cuda", 0, "Tesla T4", (7, 5), False)
+    assert tune.native_dtypes(old)[0] == ["fp32", "fp16"]
+
+
+def test_cpu_thread_candidates(monkeypatch):
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
+    monkeypatch.setattr(host, "physical_cores", lambda: 2)
+    found = tune.candidates(Device("cpu", None, "Some CPU"), default_threads=2, logical_cpus=2)
+    assert [s.threads for s in found if s.threads] == [1]
+    assert Settings(optimizer="foreach") in found and Settings(sdpa="math") in found
+    assert Settings(compile=True, compile_mode="reduce-overhead") not in found
+    assert tune.thread_counts(default=16, logical=32, physical=16) == [1, 2, 4, 8, 32]
+
+
+# ---- the record ----------------------------------------------------------------------------
+
+def test_record_round_trip_is_keyed_by_device_torch_and_scenario(tmp_path):
+    path = tmp_path / "tune.json"
+    smoke = load("smoke")
+    result = tune.TuneResult("smoke", "AMD EPYC", "2.13.0+cpu", 60, 0.02, 0.03, [m(REF, 50.0)],
+                             [m(REF, 50.0), m(Settings(threads=1), 40.0)], m(Settings(threads=1), 40.0), {})
+    key = tune.save(result, smoke, path)
+    assert key.startswith("AMD EPYC|torch 2.13.0+cpu|smoke|")
+    assert tune.find("AMD EPYC", "2.13.0+cpu", smoke, path) == Settings(threads=1)
+    assert tune.find("AMD EPYC", "2.14.0+cpu", smoke, path) is None  # another torch
+    assert tune.find("Intel Xeon", "2.13.0+cpu", smoke, path) is None  # another device
+    assert tune.find("AMD EPYC", "2.13.0+cpu", load("smoke", ["model.n_layer=3"]), path) is None  # another scenario
+    other = tune.TuneResult("smoke", "NVIDIA H100", "2.13.0+cu128", 60, 0.02, 0.03, [], [], m(Settings(dtype="bf16"), 5.0), {})
+    tune.save(other, smoke, path)  # a second key keeps the first
+    assert len(tune.load_records(path)) == 2 and tune.find("AMD EPYC", "2.13.0+cpu", smoke, path) == Settings(threads=1)
+    path.write_text("{not json")
+    assert tune.load_records(path) == {}  # damaged: tune again, never a traceback
+    path.write_text(json.dumps({"version": 99, "records": {}}))
+    assert tune.load_records(path) == {}
+
+
+# ---- a real, short lockstep measurement ----------------------------------------------------
+
+def test_measure_trains_candidates_in_lockstep_against_the_reference():
+    out = tune.measure(load("smoke"), "cpu", [REF, Settings(threads=1), Settings(sdpa="math")], iters=6, block=2, warmup=2)
+    assert [x.settings for x in out] == [REF, Settings(threads=1), Settings(sdpa="math")]
+    assert out[0].max_abs_loss_diff == 0.0 and out[0].final_loss_diff == 0.0
+    for x in out:  # fp32 all: same mathematics, only kernel order differs
+        assert x.finite and x.max_abs_loss_diff < 1e-4 and x.median_step_s > 0
