@@ -141,3 +141,23 @@ def test_measure_trains_candidates_in_lockstep_against_the_reference():
     assert out[0].max_abs_loss_diff == 0.0 and out[0].final_loss_diff == 0.0
     for x in out:  # fp32 all: same mathematics, only kernel order differs
         assert x.finite and x.max_abs_loss_diff < 1e-4 and x.median_step_s > 0
+
+
+def test_the_table_names_each_verdict_and_the_choice():
+    import io
+
+    from rich.console import Console
+
+    from nanobench.present.tuning import print_tune
+
+    singles = [m(REF, 50.0), m(Settings(threads=1), 40.0, 2e-7), m(Settings(sdpa="math"), 30.0, 0.05),
+               m(Settings(compile=True), 20.0, finite=False)]
+    result = tune.TuneResult("smoke", "AMD EPYC", "2.13.0+cpu", 60, 0.02, 0.03, singles, singles[:2], singles[1],
+                             {"--dtype bf16": "no native bf16"}, {"before": 9.0, "after": 8.0, "cpus": 2})
+    out = io.StringIO()
+    print_tune(result, Console(file=out, width=200, no_color=True, highlight=False), key="K")
+    text = out.getvalue()
+    assert "--threads 1" in text and "x1.25" in text and "2.00e-07 @3" in text and "equivalent, chosen" in text
+    assert "refused: loss off by more than 0.02" in text and "refused: loss not finite" in text
+    assert "not a candidate: --dtype bf16: no native bf16" in text and "load average 9.0 -> 8.0 on 2 CPUs" in text
+    assert "best: --threads 1 (recorded as K)" in text
