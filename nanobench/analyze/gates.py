@@ -100,4 +100,4 @@ def _why_unmatched(config, key, base_index) -> str:
         return "no baseline run of this configuration; not gated"
     b = other_recipes[0]
     keys = ", ".join(recipe_diff(config.recipe, b.config.recipe))
-    return f"the baseline's {b.label} runs have another recipe ({keys} differ); not gated across recipes"
+    return f"the baseline's {b.label} runs have another recipe (differing in {keys}); not gated across recipes"

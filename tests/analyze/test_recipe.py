@@ -96,14 +96,14 @@ def test_a_gate_refuses_to_match_across_recipes(tmp_path):
     results, ungated = gates.check_gates(current, baseline, gates.parse_gates("val_loss:0.02"))
     assert results == []  # 3.08 vs 2.00 would have failed: it is never compared
     assert ungated == ["smoke cpu fp32: the baseline's cpu fp32 runs have another recipe "
-                       "(train.learning_rate differ); not gated across recipes"]
+                       "(differing in train.learning_rate); not gated across recipes"]
     # the same recipe on both sides is gated as before
     write_run(cur_dir, 1, vals=(3.0, 2.5, 2.01))
     current = compare.compare_files([str(cur_dir)])
     results, ungated = gates.check_gates(current, baseline, gates.parse_gates("val_loss:0.02"))
     assert [(r.config, r.passed) for r in results] == [("cpu fp32", True)]
     assert ungated == ["smoke cpu fp32 · learning_rate=3e-4: the baseline's cpu fp32 runs have another recipe "
-                       "(train.learning_rate differ); not gated across recipes"]
+                       "(differing in train.learning_rate); not gated across recipes"]
 
 
 def test_recipe_leaves_out_name_targets_sample_seed_and_length():
