@@ -129,6 +129,8 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
         if any(c.config.best for c in g.configs):  # `run --best` runs: the speedup each way
             for d in device_speedups(g.configs):
                 console.print(escape(d.sentence()))
+        for item in g.notes:
+            console.print(f"[cyan]note:[/cyan] {escape(item)}")
         for item in g.confounds:
             console.print(f"[yellow]confound:[/yellow] {escape(item)}")
     if gates is not None:
