@@ -161,3 +161,19 @@ def test_the_table_names_each_verdict_and_the_choice():
     assert "refused: loss off by more than 0.02" in text and "refused: loss not finite" in text
     assert "not a candidate: --dtype bf16: no native bf16" in text and "load average 9.0 -> 8.0 on 2 CPUs" in text
     assert "best: --threads 1 (recorded as K)" in text
+
+
+def test_best_settings_tunes_once_then_reads_the_record(monkeypatch, tmp_path):
+    path, calls = tmp_path / "tune.json", []
+    import torch
+
+    def fake_tune(scenario, device_text, log=None):
+        calls.append(device_text)
+        best = m(Settings(threads=1), 40.0)
+        return tune.TuneResult(scenario.name, Device.cpu().name, torch.__version__, 60, 0.02, 0.03, [], [best], best, {})
+
+    monkeypatch.setattr(tune, "tune", fake_tune)
+    smoke = load("smoke")
+    assert tune.best_settings(smoke, "cpu", path=path) == Settings(threads=1)
+    assert tune.best_settings(smoke, "cpu", path=path) == Settings(threads=1)
+    assert calls == ["cpu"]  # the second call read the record
