@@ -37,11 +37,9 @@ def print_tune(result, console, key: str | None = None) -> None:
     console.print(f"[bold]{escape(result.scenario)}[/bold] on {escape(result.device)}, torch {escape(result.torch)}: "
                   f"{result.iters} lockstep iterations per candidate against the fp32 eager reference, "
                   f"margin {result.margin:g} nats (max |loss - reference loss|), kept if > {result.min_gain:.0%} faster")
-    console.print("round 1: one setting changed at a time, interleaved")
-    console.print(_table(result.singles, result.margin, result.best))
-    if len(result.final) > 1:
-        console.print("round 2: the best single change and the combination of kept changes, interleaved again")
-        console.print(_table(result.final, result.margin, result.best))
+    for n, (title, measured) in enumerate(result.rounds):
+        console.print(f"round {n + 1}: {escape(title)} (interleaved; speed against this round's reference)")
+        console.print(_table(measured, result.margin, result.best))
     load = result.load or {}
     if load.get("before") is not None and max(load["before"], load["after"] or 0) > load["cpus"]:
         console.print(f"[yellow]warning:[/yellow] load average {load['before']:.1f} -> {load['after']:.1f} on "

@@ -109,12 +109,17 @@ def candidates(device, axes=AXES, default_threads: int | None = None, logical_cp
     return out
 
 
-def axis_of(settings: Settings) -> str:
-    """The setting a one-change candidate changes ('reference' for the defaults)."""
-    changed = settings.changed()
+def axis_of(settings: Settings, base: Settings = Settings()) -> str:
+    """The setting a one-change candidate changes from `base` ('base' for `base` itself)."""
+    changed = changes(settings, base)
     if not changed:
-        return "reference"
+        return "base"
     return "compile" if "compile" in changed else next(iter(changed))
+
+
+def changes(settings: Settings, base: Settings) -> dict:
+    """The settings of `settings` that differ from `base`."""
+    return {k: v for k, v in asdict(settings).items() if v != getattr(base, k)}
 
 
 # ---- measuring: interleaved blocks, lockstep losses -----------------------------------------
@@ -197,26 +202,27 @@ def gain(reference: Measured, other: Measured) -> float:
     return 1.0 - other.median_step_s / reference.median_step_s
 
 
-def select_singles(measured: list[Measured], margin: float, min_gain: float) -> dict[str, Measured]:
-    """Per setting, its fastest equivalent one-change candidate, if that beats the reference
-    (measured[0]) by more than `min_gain`."""
-    ref = measured[0]
+def select_singles(measured: list[Measured], margin: float, min_gain: float, base: Settings = Settings()) -> dict[str, Measured]:
+    """Per setting, its fastest equivalent one-change candidate (a change of `base`), if that
+    beats `base`'s own time by more than `min_gain`. measured[0] is the fp32 eager reference
+    (equivalence is always against it); `base` is measured too."""
+    base_m = next(m for m in measured if m.settings == base)
     best: dict[str, Measured] = {}
-    for m in measured[1:]:
-        if not m.equivalent(margin) or gain(ref, m) <= min_gain:
+    for m in measured:
+        if m.settings in (base, Settings()) or not m.equivalent(margin) or gain(base_m, m) <= min_gain:
             continue
-        axis = axis_of(m.settings)
+        axis = axis_of(m.settings, base)
         if axis not in best or m.median_step_s < best[axis].median_step_s:
             best[axis] = m
     return best
 
 
-def combine(kept: dict[str, Measured]) -> Settings:
-    """The reference with every kept change applied at once."""
-    changes = {}
+def combine(kept: dict[str, Measured], base: Settings = Settings()) -> Settings:
+    """`base` with every kept change applied at once."""
+    applied = {}
     for m in kept.values():
-        changes.update(m.settings.changed())
-    return replace(Settings(), **changes)
+        applied.update(changes(m.settings, base))
+    return replace(base, **applied)
 
 
 def choose(measured: list[Measured], margin: float, min_gain: float) -> Measured:
@@ -227,6 +233,16 @@ def choose(measured: list[Measured], margin: float, min_gain: float) -> Measured
     return min(winners, key=lambda m: m.median_step_s, default=ref)
 
 
+def on_base(found: list[Settings], base: Settings) -> list[Settings]:
+    """Each one-change candidate of the defaults, applied to `base` instead; `base` first."""
+    out = [base]
+    for s in found:
+        moved = replace(base, **s.changed())
+        if moved not in out and moved != Settings():
+            out.append(moved)
+    return out
+
+
 @dataclass
 class TuneResult:
     scenario: str
@@ -235,8 +251,8 @@ class TuneResult:
     iters: int
     margin: float
     min_gain: float
-    singles: list[Measured]  # round 1: the reference and each one-change candidate
-    final: list[Measured]  # round 2: the reference, the best single change, their combination
+    rounds: list[tuple[str, list[Measured]]]  # (what the round tried, its measurements: the reference first)
+    final: list[Measured]  # the round the choice was made from
     best: Measured
     refused: dict[str, str]  # settings not tried, and why
     load: dict | None = None  # the host's 1-minute load average before and after, and its CPUs
@@ -251,7 +267,11 @@ def host_load() -> float | None:
 
 def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float = DEFAULT_MARGIN,
          min_gain: float = DEFAULT_MIN_GAIN, axes=AXES, block: int = DEFAULT_BLOCK, log=None) -> TuneResult:
-    """Measure the candidates, then the combination of the kept changes; choose, never record."""
+    """Measure the candidates, then the combination of the kept changes; choose, never record.
+
+    On a CPU the thread count is settled first (round 0): it sets how fast everything else
+    runs (on a loaded machine, a 2-thread step is many times slower than a 1-thread one), so
+    the other settings are then measured at the chosen count."""
     import torch
 
     from nanobench.measure.device import resolve
@@ -259,23 +279,33 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
     device = resolve(device_text)
     load_before = host_load()
     found = candidates(device, axes)
-    if log:
-        log(f"round 1: {len(found)} candidates, {iters} lockstep iterations each: "
-            + "; ".join(s.label() for s in found))
-    singles = measure(scenario, device_text, found, iters, block, log=log)
-    kept = select_singles(singles, margin, min_gain)
-    final = [singles[0]]
+    ref = Settings()
+    say = log or (lambda text: None)
+    threads = [s for s in found if s.threads]
+    base, rounds = ref, []
+    if threads:
+        say(f"round 0 (threads): {len(threads) + 1} candidates, {iters} lockstep iterations each")
+        rounds.append(("threads first: they set how fast everything else runs",
+                       measure(scenario, device_text, [ref] + threads, iters, block, log=log)))
+        kept = select_singles(rounds[0][1], margin, min_gain)
+        base = kept["threads"].settings if "threads" in kept else ref
+    others = on_base([s for s in found if not s.threads and s != ref], base)
+    say(f"round 1: {len(others) + (base != ref)} candidates on {base.label()}: " + "; ".join(s.label() for s in others))
+    round1 = measure(scenario, device_text, ([ref] if base != ref else []) + others, iters, block, log=log)
+    rounds.append((f"one setting changed at a time{'' if base == ref else ' on ' + base.label()}", round1))
+    kept = select_singles(round1, margin, min_gain, base)
+    final = round1[:1] + ([m for m in round1 if m.settings == base and base != ref])
     if kept:
         best_single = min(kept.values(), key=lambda m: m.median_step_s).settings
-        round2 = [Settings(), best_single] + ([combine(kept)] if len(kept) > 1 else [])
-        if log:
-            log(f"round 2: {'; '.join(s.label() for s in round2)}")
+        round2 = list(dict.fromkeys([ref, base, best_single, combine(kept, base)]))
+        say(f"round 2: {'; '.join(s.label() for s in round2)}")
         final = measure(scenario, device_text, round2, iters, block, log=log)
+        rounds.append(("the best single change and the combination of kept changes, measured again", final))
     refused = {f"--dtype {d}": why for d, why in native_dtypes(device)[1].items()}
     if device.kind == "cpu":
         refused["--compile-mode reduce-overhead"] = "CUDA graphs need a CUDA device"
     load = {"before": load_before, "after": host_load(), "cpus": _usable_cpus()}
-    return TuneResult(scenario.name, device.name, torch.__version__, iters, margin, min_gain, singles, final,
+    return TuneResult(scenario.name, device.name, torch.__version__, iters, margin, min_gain, rounds, final,
                       choose(final, margin, min_gain), refused, load)
 
 
@@ -319,7 +349,7 @@ def save(result: TuneResult, scenario, path: Path | None = None) -> str:
         "scenario_sha": scenario_digest(scenario), "settings": result.best.settings.options(),
         "label": result.best.settings.label(), "iters": result.iters, "margin": result.margin,
         "min_gain": result.min_gain, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "candidates": [_measured_dict(m) for m in result.singles], "final": [_measured_dict(m) for m in result.final],
+        "rounds": [{"title": title, "measured": [_measured_dict(m) for m in r]} for title, r in result.rounds],
         "refused": result.refused, "load": result.load,
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,17 @@ def m(settings, ms, drift=0.0, finite=True):
 
 # ---- selection on injected figures -----------------------------------------------------------
 
+def test_select_on_a_base_measures_gains_against_the_base():
+    t1 = Settings(threads=1)
+    measured = [m(REF, 100.0), m(t1, 50.0), m(Settings(threads=1, sdpa="math"), 49.0),  # 2% on the base: noise
+                m(Settings(threads=1, optimizer="foreach"), 45.0)]
+    kept = tune.select_singles(measured, 0.02, 0.03, base=t1)
+    assert list(kept) == ["optimizer"]
+    assert tune.combine(kept, t1) == Settings(threads=1, optimizer="foreach")
+    assert tune.on_base([REF, Settings(sdpa="math"), Settings(compile=True)], t1) == [
+        t1, Settings(threads=1, sdpa="math"), Settings(threads=1, compile=True)]
+
+
 def test_select_keeps_the_fastest_equivalent_value_of_each_setting_beyond_the_gain():
     measured = [m(REF, 50.0),
                 m(Settings(threads=1), 40.0, 1e-6),  # 20% faster, equivalent: kept
@@ -57,24 +68,40 @@ def test_loss_figures_hand_computed():
     assert not tune.loss_figures([4.0, 3.0], [4.0, math.nan])["finite"]
 
 
-def test_tune_measures_the_combination_in_round_two_and_chooses_from_it(monkeypatch):
-    """tune() with the measurement replaced by figures: round 1's kept settings are combined
-    and measured again with the reference and the best single change."""
+def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(monkeypatch):
+    """tune() with the measurement replaced by figures (ms): on a CPU the thread count is
+    chosen first; the other settings are measured at it; kept ones are combined and
+    measured again with the reference and the best single change."""
     rounds = []
-    figures = {REF: 50.0, Settings(threads=1): 40.0, Settings(optimizer="foreach"): 45.0,
-               Settings(threads=1, optimizer="foreach"): 36.0}
+    t1 = Settings(threads=1)
+    figures = {REF: 50.0, t1: 40.0, Settings(threads=1, optimizer="foreach"): 36.0,
+               Settings(threads=1, sdpa="math"): 38.0, Settings(threads=1, optimizer="foreach", sdpa="math"): 30.0}
 
     def fake_measure(scenario, device_text, settings, iters, block, log=None):
         rounds.append(settings)
         return [m(s, figures.get(s, 60.0), 1e-4) for s in settings]
 
     monkeypatch.setattr(tune, "measure", fake_measure)
-    monkeypatch.setattr(tune, "candidates", lambda device, axes: [REF, Settings(threads=1), Settings(optimizer="foreach"),
-                                                                  Settings(sdpa="math")])
+    monkeypatch.setattr(tune, "candidates", lambda device, axes: [REF, t1, Settings(optimizer="foreach"),
+                                                                  Settings(sdpa="math"), Settings(compile=True)])
     result = tune.tune(load("smoke"), "cpu", iters=20)
-    assert rounds[1] == [REF, Settings(threads=1), Settings(threads=1, optimizer="foreach")]
-    assert result.best.settings == Settings(threads=1, optimizer="foreach")
+    assert rounds[0] == [REF, t1]
+    assert rounds[1] == [REF, t1, Settings(threads=1, optimizer="foreach"), Settings(threads=1, sdpa="math"),
+                         Settings(threads=1, compile=True)]  # compile: 60 ms, not kept
+    assert rounds[2] == [REF, t1, Settings(threads=1, optimizer="foreach"), Settings(threads=1, optimizer="foreach", sdpa="math")]
+    assert result.best.settings == Settings(threads=1, optimizer="foreach", sdpa="math")
+    assert [title for title, _ in result.rounds][0].startswith("threads first")
     assert "--dtype fp16" in result.refused
+
+
+def test_without_a_faster_thread_count_the_rest_is_measured_on_the_defaults(monkeypatch):
+    rounds = []
+    monkeypatch.setattr(tune, "measure", lambda scenario, device_text, settings, iters, block, log=None: (
+        rounds.append(settings) or [m(s, 50.0 if s.threads is None else 80.0) for s in settings]))
+    monkeypatch.setattr(tune, "candidates", lambda device, axes: [REF, Settings(threads=1), Settings(sdpa="math")])
+    result = tune.tune(load("smoke"), "cpu", iters=20)
+    assert rounds == [[REF, Settings(threads=1)], [REF, Settings(sdpa="math")]]  # nothing kept: no round 3
+    assert result.best.settings == REF
 
 
 # ---- candidates per device -----------------------------------------------------------------
@@ -116,7 +143,7 @@ def test_cpu_thread_candidates(monkeypatch):
 def test_record_round_trip_is_keyed_by_device_torch_and_scenario(tmp_path):
     path = tmp_path / "tune.json"
     smoke = load("smoke")
-    result = tune.TuneResult("smoke", "AMD EPYC", "2.13.0+cpu", 60, 0.02, 0.03, [m(REF, 50.0)],
+    result = tune.TuneResult("smoke", "AMD EPYC", "2.13.0+cpu", 60, 0.02, 0.03, [("one at a time", [m(REF, 50.0)])],
                              [m(REF, 50.0), m(Settings(threads=1), 40.0)], m(Settings(threads=1), 40.0), {})
     key = tune.save(result, smoke, path)
     assert key.startswith("AMD EPYC|torch 2.13.0+cpu|smoke|")
@@ -152,7 +179,7 @@ def test_the_table_names_each_verdict_and_the_choice():
 
     singles = [m(REF, 50.0), m(Settings(threads=1), 40.0, 2e-7), m(Settings(sdpa="math"), 30.0, 0.05),
                m(Settings(compile=True), 20.0, finite=False)]
-    result = tune.TuneResult("smoke", "AMD EPYC", "2.13.0+cpu", 60, 0.02, 0.03, singles, singles[:2], singles[1],
+    result = tune.TuneResult("smoke", "AMD EPYC", "2.13.0+cpu", 60, 0.02, 0.03, [("one at a time", singles)], singles[:2], singles[1],
                              {"--dtype bf16": "no native bf16"}, {"before": 9.0, "after": 8.0, "cpus": 2})
     out = io.StringIO()
     print_tune(result, Console(file=out, width=200, no_color=True, highlight=False), key="K")
@@ -160,7 +187,7 @@ def test_the_table_names_each_verdict_and_the_choice():
     assert "--threads 1" in text and "x1.25" in text and "2.00e-07 @3" in text and "equivalent, chosen" in text
     assert "refused: loss off by more than 0.02" in text and "refused: loss not finite" in text
     assert "not a candidate: --dtype bf16: no native bf16" in text and "load average 9.0 -> 8.0 on 2 CPUs" in text
-    assert "best: --threads 1 (recorded as K)" in text
+    assert "best: --threads 1 (recorded as K)" in text and "round 1: one at a time" in text
 
 
 def test_best_settings_tunes_once_then_reads_the_record(monkeypatch, tmp_path):
