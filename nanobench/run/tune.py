@@ -13,10 +13,13 @@ How a tune runs:
    the warm-up (which holds compilation) is each candidate's step time; its loss curve
    against the reference's is its equivalence figure: the largest |loss - reference loss|
    over the iterations must stay within the margin, and every loss must be finite.
-3. Each setting whose best equivalent value beats the reference by more than `min_gain` is
-   kept; the kept values are combined, and the combination is measured again in lockstep
-   with the reference and the best single change. The fastest equivalent of those that beats
-   the reference by more than `min_gain` is recorded; otherwise the defaults are.
+3. On a CPU the thread count is chosen first (it sets how fast everything else runs; under
+   load a 2-thread step can be many times slower than a 1-thread one), and the other
+   one-change candidates are then measured on that count (the base). Each setting whose
+   best equivalent value beats the base by more than `min_gain` is kept; the kept values
+   are combined, and the combination is measured again in lockstep with the reference, the
+   base and the best single change. The fastest equivalent of those that beats the
+   reference by more than `min_gain` is recorded; otherwise the defaults are.
 
 The selection (`select_singles`, `combine`, `choose`) is pure: tests feed it timings and drifts.
 """
@@ -269,7 +272,7 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
          min_gain: float = DEFAULT_MIN_GAIN, axes=AXES, block: int = DEFAULT_BLOCK, log=None) -> TuneResult:
     """Measure the candidates, then the combination of the kept changes; choose, never record.
 
-    On a CPU the thread count is settled first (round 0): it sets how fast everything else
+    On a CPU the thread count is settled first (its own round): it sets how fast everything else
     runs (on a loaded machine, a 2-thread step is many times slower than a 1-thread one), so
     the other settings are then measured at the chosen count."""
     import torch
@@ -284,13 +287,14 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
     threads = [s for s in found if s.threads]
     base, rounds = ref, []
     if threads:
-        say(f"round 0 (threads): {len(threads) + 1} candidates, {iters} lockstep iterations each")
+        say(f"round 1 (threads): {len(threads) + 1} candidates, {iters} lockstep iterations each")
         rounds.append(("threads first: they set how fast everything else runs",
                        measure(scenario, device_text, [ref] + threads, iters, block, log=log)))
         kept = select_singles(rounds[0][1], margin, min_gain)
         base = kept["threads"].settings if "threads" in kept else ref
     others = on_base([s for s in found if not s.threads and s != ref], base)
-    say(f"round 1: {len(others) + (base != ref)} candidates on {base.label()}: " + "; ".join(s.label() for s in others))
+    say(f"round {len(rounds) + 1}: {len(others) + (base != ref)} candidates on {base.label()}: "
+        + "; ".join(s.label() for s in others))
     round1 = measure(scenario, device_text, ([ref] if base != ref else []) + others, iters, block, log=log)
     rounds.append((f"one setting changed at a time{'' if base == ref else ' on ' + base.label()}", round1))
     kept = select_singles(round1, margin, min_gain, base)
@@ -298,7 +302,7 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
     if kept:
         best_single = min(kept.values(), key=lambda m: m.median_step_s).settings
         round2 = list(dict.fromkeys([ref, base, best_single, combine(kept, base)]))
-        say(f"round 2: {'; '.join(s.label() for s in round2)}")
+        say(f"round {len(rounds) + 1}: {'; '.join(s.label() for s in round2)}")
         final = measure(scenario, device_text, round2, iters, block, log=log)
         rounds.append(("the best single change and the combination of kept changes, measured again", final))
     refused = {f"--dtype {d}": why for d, why in native_dtypes(device)[1].items()}
