@@ -71,10 +71,12 @@ def test_nanobench_vs_nanogpt_interleaved(tmp_path):
     nanogpt = Path(os.environ["NANOGPT_DIR"])
     if not (nanogpt / "data" / "shakespeare_char" / "train.bin").is_file():
         pytest.skip(f"{nanogpt}/data/shakespeare_char/train.bin missing: run its prepare.py first")
-    ng, nb_wall, nb_step = [], [], []
+    ng, nb_wall, nb_step, per_round = [], [], [], []
     for r in range(ROUNDS):
-        ng += run_nanogpt(nanogpt, ITERS, tmp_path / f"ng{r}")
+        ng_round = run_nanogpt(nanogpt, ITERS, tmp_path / f"ng{r}")
         wall, step = run_nanobench(ITERS, tmp_path / f"nb{r}")
+        per_round.append((statistics.median(ng_round), statistics.median(wall), os.getloadavg()[0]))
+        ng += ng_round
         nb_wall += wall
         nb_step += step
     ng_med, nb_med, step_med = (statistics.median(v) for v in (ng, nb_wall, nb_step))
@@ -83,6 +85,8 @@ def test_nanobench_vs_nanogpt_interleaved(tmp_path):
     print(f"  nanobench             {nb_med * 1e3:6.1f} ms/iter (median of {len(nb_wall)}; "
           f"step alone {step_med * 1e3:.1f} ms)")
     print(f"  ratio nanoGPT / nanobench: {ng_med / nb_med:.2f}x")
+    for r, (ng_r, nb_r, load) in enumerate(per_round):  # a round whose ratio stands out had a neighbour
+        print(f"  round {r + 1}: {ng_r * 1e3:.1f} vs {nb_r * 1e3:.1f} ms/iter, x{ng_r / nb_r:.2f} (1-min load after it {load:.2f})")
     assert len(ng) >= ROUNDS * (ITERS - WARMUP - 1) and len(nb_wall) >= ROUNDS * (ITERS - WARMUP - 1)
 
 
