@@ -319,9 +319,18 @@ def record_path() -> Path:
     return files.cache_dir() / "tune.json"
 
 
+# what the tuned step depends on: the corpus, the model and the training recipe; not the seed,
+# the length of the run, its evaluations, targets or sample (`--set eval.interval=...` keeps the record)
+STEP_KEYS = {"data": None, "model": None, "train": {"seed", "max_iters"}}
+
+
 def scenario_digest(scenario) -> str:
-    """12 hex digits of the scenario's full definition: `--set` overrides make another key."""
-    return hashlib.sha256(json.dumps(scenario.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """12 hex digits of what the scenario's training step depends on (STEP_KEYS): a `--set`
+    that changes the model or the recipe makes another key."""
+    full = scenario.to_dict()
+    step = {section: {k: v for k, v in (full.get(section) or {}).items() if k not in (left_out or ())}
+            for section, left_out in STEP_KEYS.items()}
+    return hashlib.sha256(json.dumps(step, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def record_key(device_name: str, torch_version: str, scenario) -> str:

@@ -150,7 +150,10 @@ def test_record_round_trip_is_keyed_by_device_torch_and_scenario(tmp_path):
     assert tune.find("AMD EPYC", "2.13.0+cpu", smoke, path) == Settings(threads=1)
     assert tune.find("AMD EPYC", "2.14.0+cpu", smoke, path) is None  # another torch
     assert tune.find("Intel Xeon", "2.13.0+cpu", smoke, path) is None  # another device
-    assert tune.find("AMD EPYC", "2.13.0+cpu", load("smoke", ["model.n_layer=3"]), path) is None  # another scenario
+    assert tune.find("AMD EPYC", "2.13.0+cpu", load("smoke", ["model.n_layer=3"]), path) is None  # another model
+    assert tune.find("AMD EPYC", "2.13.0+cpu", load("smoke", ["train.learning_rate=3e-4"]), path) is None
+    same_step = load("smoke", ["eval.interval=100000", "train.max_iters=7", "train.seed=1"])  # the step is the same
+    assert tune.find("AMD EPYC", "2.13.0+cpu", same_step, path) == Settings(threads=1)
     other = tune.TuneResult("smoke", "NVIDIA H100", "2.13.0+cu128", 60, 0.02, 0.03, [], [], m(Settings(dtype="bf16"), 5.0), {})
     tune.save(other, smoke, path)  # a second key keeps the first
     assert len(tune.load_records(path)) == 2 and tune.find("AMD EPYC", "2.13.0+cpu", smoke, path) == Settings(threads=1)
