@@ -41,7 +41,9 @@ def print_tune(result, console, key: str | None = None) -> None:
         console.print(f"round {n + 1}: {escape(title)} (interleaved; speed against this round's reference)")
         console.print(_table(measured, result.margin, result.best))
     load = result.load or {}
-    if load.get("before") is not None and max(load["before"], load["after"] or 0) > load["cpus"]:
+    # other work before the tune started, or more than the cores by its end: a 2-thread step
+    # collapses as soon as a neighbour holds one of 2 cores
+    if load.get("before") is not None and (load["before"] >= 0.5 or (load["after"] or 0) > load["cpus"]):
         console.print(f"[yellow]warning:[/yellow] load average {load['before']:.1f} -> {load['after']:.1f} on "
                       f"{load['cpus']} CPUs: other processes competed for the cores, so these timings (thread counts "
                       f"above all) describe this machine under that load; tune again when it is quiet")
