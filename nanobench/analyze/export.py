@@ -33,8 +33,9 @@ def _equivalence_json(eq: dict | None):
     if eq is None:
         return None
     return {"method": eq["method"], "margin": eq["margin"], "first_iter_beyond_noise": eq["first_iter_beyond_noise"],
-            "points": [{"iter": p.iter, "n_base": p.n_a, "n_other": p.n_b, "diff": p.diff, "ci90": p.ci90,
-                        "ci95": p.ci95, "verdict": p.verdict} for p in eq["points"]]}
+            "points": [{"iter": p.iter, "n_base": p.n_a, "n_other": p.n_b, "design": p.design, "n_pairs": p.n_pairs,
+                        "diff": p.diff, "ci90": p.ci90, "ci95": p.ci95, "bootstrap95": p.boot95, "p": p.p,
+                        "p_holm": p.p_holm, "verdict": p.verdict} for p in eq["points"]]}
 
 
 def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[str] | None = None) -> dict:

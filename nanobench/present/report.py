@@ -65,15 +65,24 @@ set of batches that is the same for every run of the scenario.</li>
 quantity. <b>Energy</b>: NVML or RAPL counters where readable.</li>
 </ul>
 <h3>Beyond seed noise: the equivalence verdict</h3>
-<p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference of the
-seeds' mean val loss (other minus baseline) with the seed-to-seed spread inside each configuration: a Welch t
-interval of the difference of means. Two one-sided tests (TOST, alpha 0.05) with a margin (0.02 nats unless <code>--margin</code> says otherwise;
-each verdict names the one used) decide:
-<b>equivalent</b> when the 90% interval lies inside &plusmn;margin; <b>different</b> when the 95% interval excludes
-zero and is not inside the margin; <b>undecided</b> otherwise, and always with fewer than 2 seeds on a side.
-A configuration "leaves the noise floor" at the first evaluation whose 95% interval excludes zero. In the loss
-plots, configurations with several seeds are drawn as the mean with a band: the min-max range for 2-4 seeds, a
-95% t interval of the mean for 5 or more.</p>
+<p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference in val
+loss (other minus baseline) with the seed-to-seed noise. Runs with the same seed start from the same weights
+and see the same batches, so where two configurations share seeds the test is <b>paired</b>: the mean of the
+per-seed differences, with a t interval from their spread (seeds that ran in one configuration only are left
+out of it, and said so). With fewer than two shared seeds it is <b>unpaired</b>: a Welch t interval of the
+difference of the seed means. Each verdict names its design and how many pairs or seeds it used. Two one-sided
+tests (TOST, alpha 0.05) with a margin (0.02 nats unless <code>--margin</code> says otherwise; each verdict names
+the one used) decide <b>equivalent</b>: the 90% interval lies inside &plusmn;margin. Otherwise the t test of a zero
+difference decides <b>different</b> when its p-value, <b>Holm-adjusted over all the evaluations of the pair</b>, is
+below 0.05; else <b>undecided</b>, and always with fewer than 2 seeds (pairs) to measure a spread with.
+A configuration "leaves the noise floor" at the first evaluation whose Holm-adjusted p is below 0.05: scanning
+about 20 evaluations at 0.05 each would find a lucky one about two times in three, Holm's step-down correction
+keeps the chance of any false "different" among them at 0.05 (it assumes nothing about how the evaluations of
+one training run depend on each other). The 95% intervals shown are per evaluation, unadjusted. With 5 or more
+seeds (pairs) a percentile bootstrap 95% interval (9,999 resamples, a fixed random stream) is shown beside the t
+interval. Distributions, tests and the bootstrap are scipy.stats'. In the loss plots, configurations with
+several seeds are drawn as the mean with a band: the min-max range for 2-4 seeds, a 95% t interval of the mean
+for 5 or more.</p>
 <h3>Explaining the gap</h3>
 <p>The gap between two configurations' final val losses is split at the last evaluation both have: the
 difference there is hardware and precision; the rest is the iterations one ran beyond the other. When a run on

@@ -63,13 +63,20 @@ def speed_spec(group: Group) -> TableSpec:
 
 
 def equivalence_spec(pair) -> TableSpec:
-    """Per evaluation: the difference of seed means and its verdict against the seed noise."""
+    """Per evaluation: the (paired or unpaired) difference, its intervals, the Holm-adjusted p
+    and the verdict against the seed noise; a bootstrap column only where one was computed."""
+    points = pair.equivalence["points"]
+    boot = any(p.boot95 for p in points)
     cols = [("iter", "right"), ("seeds", "right"), ("diff (other - base)", "right"), ("90% CI", "right"),
-            ("95% CI", "right"), ("verdict", "left")]
+            ("95% CI", "right")] + [("bootstrap 95%", "right")] * boot + [("p (Holm)", "right"), ("verdict", "left")]
     ci = lambda c: "-" if c is None else f"{c[0]:+.4f} to {c[1]:+.4f}"  # noqa: E731
-    rows = [[str(p.iter), f"{p.n_b} vs {p.n_a}", f"{p.diff:+.4f}", ci(p.ci90), ci(p.ci95), p.verdict]
-            for p in pair.equivalence["points"]]
+    rows = [[str(p.iter), f"{p.n_pairs} pairs" if p.design == "paired" else f"{p.n_b} vs {p.n_a}", f"{p.diff:+.4f}",
+             ci(p.ci90), ci(p.ci95)] + [ci(p.boot95)] * boot + [fmt_p(p.p_holm), p.verdict] for p in points]
     return TableSpec(cols, rows)
+
+
+def fmt_p(p: float | None) -> str:
+    return "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def _hit_cells(h: Hit | None, reached: int, n: int) -> list[str]:
