@@ -63,7 +63,9 @@ def config_hit(cs: ConfigSummary, target: float) -> tuple[Hit | None, int]:
     reached = [h for h in hits if h is not None]
     if not reached or len(reached) < len(hits):
         return None, len(reached)
-    return Hit(*(float(np.mean(x)) for x in zip(*((h.iter, h.train_time_s, h.wall_time_s) for h in reached)))), len(reached)
+    energy = mean_or_none(h.energy_j for h in reached) if all(h.energy_j is not None for h in reached) else None
+    return Hit(*(float(np.mean(x)) for x in zip(*((h.iter, h.train_time_s, h.wall_time_s) for h in reached))),
+               energy), len(reached)
 
 
 

@@ -19,7 +19,8 @@ from nanobench.analyze.runs import RunStats
 from nanobench.analyze.verdicts import equivalence_sentence
 from nanobench.errors import InputError
 from nanobench.present import plots
-from nanobench.present.tables import TableSpec, equivalence_spec, runs_spec, speed_spec, targets_spec
+from nanobench.present.tables import (TableSpec, energy_note, equivalence_spec, matrix_spec, runs_spec, speed_spec,
+                                      targets_spec)
 from nanobench.store.meta import RunMeta
 
 FIGURE_DPI = 96
@@ -37,7 +38,8 @@ td.diff { background: #fff0c2; font-weight: 600; }
 .figures img { max-width: 100%; display: block; margin: .6em 0 1.4em; }
 .samples { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1em; }
 .samples figure { margin: 0; } .samples pre { white-space: pre-wrap; background: #f7f7f7; padding: .6em; font-size: 12px; border: 1px solid #e3e3e3; }
-.scroll { overflow-x: auto; } code { background: #f4f4f4; padding: 0 .2em; }
+.scroll { overflow-x: auto; } details { margin: .6em 0 1.2em; } summary { cursor: pointer; color: #345; }
+code { background: #f4f4f4; padding: 0 .2em; }
 """
 
 METHODOLOGY = """
@@ -55,14 +57,19 @@ started, evaluation included). With several seeds it is their mean, shown only w
 Ratios are baseline over other: 4.8x means the other configuration got there 4.8 times sooner.</li>
 <li><b>Val loss at equal iteration</b>: both configurations at the last evaluation iteration that every run has.</li>
 <li><b>Val loss at equal train time</b>: both at the train time of the shorter run's last evaluation, each
-run interpolated linearly between its evaluations (no extrapolation), then averaged over seeds.</li>
+run interpolated linearly between its evaluations (no extrapolation), then averaged over seeds. <b>At equal
+tokens</b> and <b>at equal FLOPs</b> the same, on the axes of training tokens seen (iteration x tokens per
+iteration) and model FLOPs spent (iteration x FLOPs per iteration); they are shown when the recipes compared
+differ in tokens or FLOPs per iteration (other batch, context or model), else they are the equal iteration.</li>
 <li><b>Train loss curve</b>: the mini-batch loss smoothed with an exponential moving average (beta 0.9) with
 bias correction, so the first points are not pulled towards zero. Dots are evaluations (val loss) on a fixed
 set of batches that is the same for every run of the scenario.</li>
 <li><b>tokens/s</b>: tokens per iteration / median step time. <b>MFU</b>: model FLOPs per iteration (nanoGPT's
 6N + 12LHQT formula) / step time / the device's datasheet peak for the dtype; blank when no peak is known.
 <b>Peak memory</b>: CPU peak RSS of the process, CUDA peak allocated by torch's allocator: not the same
-quantity. <b>Energy</b>: NVML or RAPL counters where readable.</li>
+quantity. <b>Energy</b>: NVML or RAPL counters where readable; <b>energy to target</b> is the counter's joules
+from the run's start to the wall time of the evaluation that first reached the target (evaluations included,
+like wall time), the mean over seeds.</li>
 </ul>
 <h3>Beyond seed noise: the equivalence verdict</h3>
 <p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference in val
@@ -158,18 +165,33 @@ def table_html(spec: TableSpec, cls: str = "") -> str:
     return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def environment_html(runs: list[RunStats]) -> str:
+def _env_table(runs: list[RunStats], fields, cls: str) -> str:
     """One column per run; a cell that differs from the first run's is highlighted."""
     head = "<th>field</th>" + "".join(f"<th>{e(_short_name(r.info))}</th>" for r in runs)
     body = []
-    for name, read in ENV_FIELDS:
-        values = ["-" if read(r.info) is None else str(read(r.info)) for r in runs]
+    for name, values in fields:
         cells = []
         for i, v in enumerate(values):
             diff = i > 0 and v != values[0] and name not in NOT_HIGHLIGHTED
             cells.append(f'<td class="{"diff" if diff else ""}">{e(v)}</td>')
         body.append(f"<tr><th>{e(name)}</th>{''.join(cells)}</tr>")
-    return f'<div class="scroll"><table class="env"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+# differ by nature and are long (ids, times): in the full table only
+NOT_IN_SUMMARY = {"run", "started", "seed"}
+
+
+def environment_html(runs: list[RunStats]) -> str:
+    """The fields that differ between runs (what could explain a difference), then every field
+    of every run folded under <details>: a page of many runs stays within its width."""
+    fields = [(name, ["-" if read(r.info) is None else str(read(r.info)) for r in runs]) for name, read in ENV_FIELDS]
+    differ = [(name, values) for name, values in fields if len(set(values)) > 1 and name not in NOT_IN_SUMMARY]
+    summary = (_env_table(runs, differ, "env env-diff") if differ
+               else "<p>Every recorded field below is the same in all runs (besides run id, seed and start time).</p>")
+    return (f"<p>Fields that differ between runs; highlighted cells differ from the first run's.</p>{summary}"
+            f"<details><summary>Every field of every run ({len(fields)} fields, {len(runs)} runs)</summary>"
+            f"{_env_table(runs, fields, 'env env-all')}</details>")
 
 
 def _short_name(m: RunMeta) -> str:
@@ -189,13 +211,17 @@ def _series(group: Group):
 def group_html(group: Group) -> tuple[str, str]:
     """(comparison tables, figures) of one group."""
     title = f"{group.scenario} on {group.dataset} (sha256 {group.dataset_sha256[:12]})"
-    parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>",
-             "<h4>Runs</h4>", table_html(runs_spec(group))]
+    parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>"]
+    matrix = matrix_spec(group)
+    if matrix is not None:
+        parts += ["<h4>Device &times; dtype</h4>", table_html(matrix, "matrix")]
+    parts += ["<h4>Runs</h4>", table_html(runs_spec(group))]
     if group.pairs:
         parts += ["<h4>Speed and loss at equal iteration and equal train time</h4>", table_html(speed_spec(group))]
     tt = targets_spec(group)
     if tt is not None:
         parts += ["<h4>Time to target</h4>", table_html(tt)]
+        parts += [f"<p>{e(energy_note(group))}</p>"] if energy_note(group) else []
     for p in group.pairs:
         parts += [f"<h4>Beyond seed noise? {e(p.other.label)} vs {e(p.base.label)}</h4>",
                   f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label))}</p>",
@@ -210,6 +236,8 @@ def group_html(group: Group) -> tuple[str, str]:
         (plots.step_time_distribution(series, names), "ms per iteration distribution per run"),
         (plots.memory_over_time(series), "memory over time"),
     ]
+    if any(r.flops_per_iter for r in group.runs):  # older and hand-made files record no FLOPs
+        figs.insert(3, (plots.loss_vs_flops(series), "loss against model FLOPs, log x"))
     imgs = "".join(figure_img(f, f"{title}: {alt}") for f, alt in figs)
     return "".join(parts), f"<h3>{e(title)}</h3><div class=\"figures\">{imgs}</div>"
 
@@ -256,7 +284,6 @@ def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
 <h2 id="plots">Plots</h2>
 {''.join(figures)}
 <h2 id="environment">Environment</h2>
-<p>Highlighted cells differ from the first run's.</p>
 {environment_html(ordered)}
 <h2 id="samples">Text samples</h2>
 <p>Generated on the CPU in fp32 from each run's final weights, with a fixed seed: differences come from the weights alone.</p>

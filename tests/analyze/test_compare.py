@@ -114,6 +114,8 @@ def test_fixture_answers(fixture_comparison):
     assert (t2.base.iter, t2.base.train_time_s, t2.base.wall_time_s) == pytest.approx((4, 0.6, 1.3))
     assert (t2.other.iter, t2.other.train_time_s, t2.other.wall_time_s) == pytest.approx((6, 0.2, 0.7))
     assert (t2.iter_ratio, t2.train_time_ratio, t2.wall_time_ratio) == pytest.approx((4 / 6, 3.0, 1.3 / 0.7))
+    # energy (cuda only, 10 J a step): s1 reached 2.0 at wall 0.65 s (40 J), s2 at 0.75 s (80 J) -> 60 J
+    assert t2.base.energy_j is None and t2.other.energy_j == pytest.approx(60.0)
     # val <= 1.5: cpu never (best 1.6); both cuda seeds at iter 8
     assert t15.base is None and t15.other.iter == 8 and t15.train_time_ratio is None
     # equal iteration 8: cpu 1.6, cuda mean(1.4, 1.45) = 1.425
