@@ -61,6 +61,23 @@ GPU_PEAKS_TFLOPS: list[tuple[str, dict[str, float | None]]] = [
     (r"NVIDIA L40S", {"fp32": 91.6, "tf32": 183.0, "bf16": 366.0, "fp16": 366.0}),
     # NVIDIA A10 datasheet: 31.2 FP32, 62.5 | 125* TF32, 125 | 250* BF16/FP16
     (r"NVIDIA A10", {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0}),
+    # A10G (AWS G5): NVIDIA publishes no datasheet; AWS lists it as the A10's GA102 part with
+    # the same 250 dense INT8 TOPS, so the A10 row's dense rates are used
+    (r"NVIDIA A10G", {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0}),
+    # NVIDIA L40 datasheet: 90.5 FP32, 90.5 | 181* TF32, 181 | 362* BF16/FP16
+    (r"NVIDIA L40", {"fp32": 90.5, "tf32": 90.5, "bf16": 181.0, "fp16": 181.0}),
+    # NVIDIA GH200 Grace Hopper datasheet: the Hopper GPU has H100 SXM's compute
+    # (67 FP32, 494 | 989* TF32, 990 | 1,979* BF16/FP16)
+    (r"NVIDIA GH200.*", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    # H800: the export variant of H100 with H100's compute and reduced NVLink (SXM and PCIe)
+    (r"NVIDIA H800", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (r"NVIDIA H800 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
+    # NVIDIA HGX B200 datasheet (8 GPUs): 600 FP32, 18* PF TF32, 36* PF BF16/FP16, per GPU
+    # and dense: 75 FP32, 1,125 TF32, 2,250 BF16/FP16
+    (r"NVIDIA B200", {"fp32": 75.0, "tf32": 1125.0, "bf16": 2250.0, "fp16": 2250.0}),
+    # NVIDIA RTX A6000 datasheet: 38.7 FP32, 309.7* tensor (sparse FP16): dense 154.8 BF16/FP16
+    # with FP32 accumulate (professional cards: full rate), TF32 half of that
+    (r"NVIDIA RTX A6000", {"fp32": 38.7, "tf32": 77.4, "bf16": 154.8, "fp16": 154.8}),
     # NVIDIA T4 datasheet: 8.1 FP32, 65 FP16 mixed precision (Turing: no TF32, no BF16)
     (r"Tesla T4", {"fp32": 8.1, "tf32": None, "bf16": None, "fp16": 65.0}),
     # NVIDIA V100 datasheet: SXM2 15.7 FP32 / 125 tensor; PCIe 14 / 112; V100S PCIe 16.4 / 130
@@ -70,9 +87,21 @@ GPU_PEAKS_TFLOPS: list[tuple[str, dict[str, float | None]]] = [
     # NVIDIA Ampere GA102 whitepaper, appendix A (RTX 3090): 35.6 FP32; tensor with FP32
     # accumulate (GeForce runs it at half the FP16-accumulate rate): 35.6 TF32, 71 BF16/FP16
     (r"NVIDIA GeForce RTX 3090", {"fp32": 35.6, "tf32": 35.6, "bf16": 71.0, "fp16": 71.0}),
+    # GA102/GA104/GA106 GeForce (same whitepaper's per-SM ratios: TF32 = FP32, BF16/FP16 with FP32
+    # accumulate = 2 x FP32) at NVIDIA's listed boost clocks: RTX 3080 29.8, 3070 20.3, 3060 12.7 FP32
+    (r"NVIDIA GeForce RTX 3080( Ti)?", {"fp32": 29.8, "tf32": 29.8, "bf16": 59.5, "fp16": 59.5}),
+    (r"NVIDIA GeForce RTX 3070", {"fp32": 20.3, "tf32": 20.3, "bf16": 40.6, "fp16": 40.6}),
+    (r"NVIDIA GeForce RTX 3060", {"fp32": 12.7, "tf32": 12.7, "bf16": 25.5, "fp16": 25.5}),
     # NVIDIA Ada Lovelace whitepaper, appendix (RTX 4090): 82.6 FP32, 82.6 TF32, 165.2 BF16 and
     # FP16 with FP32 accumulate
     (r"NVIDIA GeForce RTX 4090", {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2}),
+    # Ada whitepaper appendix (RTX 4080): 48.7 FP32, 48.7 TF32, 97.5 BF16/FP16 with FP32 accumulate
+    (r"NVIDIA GeForce RTX 4080", {"fp32": 48.7, "tf32": 48.7, "bf16": 97.5, "fp16": 97.5}),
+    # RTX 4080 SUPER: 52.2 FP32 (NVIDIA spec page), tensor rates by the whitepaper's ratios
+    (r"NVIDIA GeForce RTX 4080 SUPER", {"fp32": 52.2, "tf32": 52.2, "bf16": 104.4, "fp16": 104.4}),
+    # RTX 4090 Laptop GPU: 9,728 CUDA cores at the highest boost NVIDIA lists (2.04 GHz; laptops
+    # set lower power limits, so a given laptop reads lower): 39.7 FP32, same ratios
+    (r"NVIDIA GeForce RTX 4090 Laptop GPU", {"fp32": 39.7, "tf32": 39.7, "bf16": 79.4, "fp16": 79.4}),
     # RTX 4070 Ti: 40.1 FP32 (NVIDIA spec page); tensor rates by the Ada whitepaper's per-SM
     # ratios (FP16/BF16 with FP32 accumulate = 2 x FP32, TF32 = FP32): 60 SMs at 2.61 GHz
     (r"NVIDIA GeForce RTX 4070 Ti", {"fp32": 40.1, "tf32": 40.1, "bf16": 80.2, "fp16": 80.2}),
@@ -88,6 +117,35 @@ def gpu_spec_peak(name: str, dtype: str) -> Peak:
                 return Peak(None, f"{name} has no {dtype} tensor-core rate on its datasheet")
             return Peak(tflops * T, f"datasheet, dense: {tflops:g} TFLOP/s {dtype} for '{name}'")
     return Peak(None, f"no datasheet entry for '{name}' (add it to nanobench/peaks.py GPU_PEAKS_TFLOPS)")
+
+
+# ---- Apple GPUs (MPS): FP32 TFLOP/s per GPU core, by chip generation --------------------------
+# Apple states whole-chip FP32 figures for M1 and M2 (M1 8-core 2.6, M1 Max 32-core 10.4,
+# M1 Ultra 64-core 21; M2 10-core 3.6, M2 Max 38-core 13.6, M2 Ultra 76-core 27.2): per core
+# 0.325 and 0.36. For M3 and M4 Apple publishes no figure: 128 FP32 lanes x 2 (FMA) x the GPU
+# clock reported by public measurements (about 1.38 and 1.47 GHz), marked "derived" below.
+# Apple GPUs run fp16 at the fp32 rate; bf16 has no documented hardware rate (None).
+APPLE_GPU_TFLOPS_PER_CORE: dict[str, tuple[float, str]] = {
+    "M1": (0.325, "Apple's M1-family figures (2.6 TFLOP/s for 8 GPU cores)"),
+    "M2": (0.36, "Apple's M2-family figures (3.6 TFLOP/s for 10 GPU cores)"),
+    "M3": (0.353, "derived: 128 FP32 lanes x 2 x ~1.38 GHz per GPU core (Apple publishes none)"),
+    "M4": (0.376, "derived: 128 FP32 lanes x 2 x ~1.47 GHz per GPU core (Apple publishes none)"),
+}
+
+
+def apple_gpu_spec_peak(chip: str, gpu_cores: int | None, dtype: str) -> Peak:
+    """The GPU peak of an Apple chip named as the OS reports it ("Apple M2 Pro"), given its
+    GPU core count (variants of one chip differ: an M1 Pro has 14 or 16)."""
+    m = re.match(r"Apple (M[1-9])\b", chip.strip())
+    if not m or m.group(1) not in APPLE_GPU_TFLOPS_PER_CORE:
+        return Peak(None, f"no figure for Apple GPU '{chip}'")
+    if not gpu_cores:
+        return Peak(None, f"{chip}: GPU core count unknown, so no peak (variants differ)")
+    if dtype not in ("fp32", "fp16"):
+        return Peak(None, f"{chip}: no documented {dtype} rate for Apple GPUs")
+    per_core, source = APPLE_GPU_TFLOPS_PER_CORE[m.group(1)]
+    tflops = per_core * gpu_cores
+    return Peak(tflops * T, f"{source}: {gpu_cores} GPU cores x {per_core:g} = {tflops:.2f} TFLOP/s {dtype}")
 
 
 # ---- CPUs: cores x clock x FLOPs per cycle -------------------------------------------------

@@ -26,6 +26,12 @@ T = 1e12
     ("Tesla V100-SXM2-16GB", "fp16", 125), ("Tesla V100-PCIE-32GB", "fp32", 14),
     ("NVIDIA GeForce RTX 3090", "bf16", 71), ("NVIDIA GeForce RTX 4070 Ti", "fp32", 40.1),
     ("NVIDIA GeForce RTX 4090", "bf16", 165.2), ("NVIDIA GeForce RTX 4090", "tf32", 82.6),
+    ("NVIDIA A10G", "bf16", 125), ("NVIDIA L40", "bf16", 181), ("NVIDIA GH200 480GB", "bf16", 989.4),
+    ("NVIDIA H800", "bf16", 989.4), ("NVIDIA H800 PCIe", "fp32", 51.2), ("NVIDIA B200", "bf16", 2250),
+    ("NVIDIA GeForce RTX 4080", "bf16", 97.5), ("NVIDIA GeForce RTX 4080 SUPER", "fp32", 52.2),
+    ("NVIDIA GeForce RTX 4090 Laptop GPU", "fp32", 39.7), ("NVIDIA GeForce RTX 3060", "bf16", 25.5),
+    ("NVIDIA GeForce RTX 3070", "fp32", 20.3), ("NVIDIA GeForce RTX 3080", "tf32", 29.8),
+    ("NVIDIA RTX A6000", "bf16", 154.8),
 ])
 def test_gpu_datasheet_lookup_by_torch_name(name, dtype, tflops):
     peak = peaks.gpu_spec_peak(name, dtype)
@@ -41,11 +47,26 @@ def test_gpu_table_has_dense_figures_only():
     assert peaks.gpu_spec_peak("NVIDIA H100 80GB HBM3", "bf16").flops < 1000 * T
 
 
-@pytest.mark.parametrize("name", ["NVIDIA GeForce RTX 4070 Ti SUPER", "NVIDIA A10G", "NVIDIA GeForce RTX 3090 Ti",
+@pytest.mark.parametrize("name", ["NVIDIA GeForce RTX 4070 Ti SUPER", "NVIDIA GeForce RTX 3090 Ti",
                                   "Some Future GPU", "NVIDIA A100-SXM4-80GB MIG 1g.10gb"])
 def test_unknown_gpu_gets_no_peak_and_says_why(name):
     peak = peaks.gpu_spec_peak(name, "bf16")
     assert peak.flops is None and f"no datasheet entry for '{name}'" in peak.source
+
+
+@pytest.mark.parametrize("chip, cores, dtype, tflops", [
+    ("Apple M1", 8, "fp32", 2.6), ("Apple M1 Max", 32, "fp32", 10.4), ("Apple M2", 10, "fp16", 3.6),
+    ("Apple M2 Ultra", 76, "fp32", 27.36), ("Apple M3 Pro", 18, "fp32", 6.354), ("Apple M4", 10, "fp32", 3.76),
+])
+def test_apple_gpu_peak_by_chip_and_core_count(chip, cores, dtype, tflops):
+    peak = peaks.apple_gpu_spec_peak(chip, cores, dtype)
+    assert peak.flops == pytest.approx(tflops * T, rel=1e-3)
+
+
+def test_apple_gpu_without_a_figure_says_why():
+    assert "core count unknown" in peaks.apple_gpu_spec_peak("Apple M2 Pro", None, "fp32").source
+    assert peaks.apple_gpu_spec_peak("Apple M2", 10, "bf16").flops is None
+    assert "no figure" in peaks.apple_gpu_spec_peak("Intel Core i9", 8, "fp32").source
 
 
 def test_gpu_without_a_tensor_mode_gets_no_peak():
