@@ -102,11 +102,14 @@ class _StopOnce:
 
 
 def cmd_run(args) -> int:
+    from nanobench.run import matrix
     from nanobench.run import scenario as scen
 
     if args.resume:
         from nanobench.run import checkpoint
 
+        if matrix.wants_matrix(args.device, args.dtype):
+            raise InputError("--resume: a resumed run continues one device and dtype; give one --device and --dtype")
         given = {"device": args.device, "dtype": args.dtype, "compile": args.compile, "threads": args.threads,
                  "checkpoint_every": args.checkpoint_every}
         scenario, seeds, platform = checkpoint.resume_defaults(args.resume, args.scenario, args.set or [], args.seeds, given)
@@ -126,13 +129,23 @@ def cmd_run(args) -> int:
 
     from nanobench.run import distributed
 
+    is_matrix = matrix.wants_matrix(args.device, args.dtype)
     if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
         if args.resume or args.checkpoint_every:
             raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
+        if is_matrix:
+            raise InputError("--nproc: a data-parallel job runs one device and dtype; give one --device and --dtype")
         return _launch_distributed(args, scenario, platform)
 
-    from nanobench.run.train import RunOptions, train
+    from nanobench.run.train import train
     from nanobench.store import results
+
+    cells = [matrix.Cell(platform.pop("device"), platform.pop("dtype"))]
+    if not args.resume and not os.environ.get(distributed.CHILD_ENV):
+        plan = matrix.plan(cells[0].device, cells[0].dtype, allow_slow=args.allow_slow)
+        for line in plan.skipped + plan.notes:
+            print(f"nanobench: {line}", file=sys.stderr)
+        cells = plan.cells
 
     recovered, warnings = results.recover_killed(args.out)
     for line in warnings:
@@ -146,28 +159,32 @@ def cmd_run(args) -> int:
     stop = distributed.request_stop if os.environ.get(distributed.CHILD_ENV) else _StopOnce()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    outcomes = []
-    # One id for the runs of this invocation; NANOBENCH_GROUP_ID joins separate invocations.
+    # One id for the runs of this invocation (every cell and seed); NANOBENCH_GROUP_ID joins separate invocations.
     group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
     files.check_name(group_id, "NANOBENCH_GROUP_ID")
-    for seed in seeds:
-        opts = RunOptions(**platform, seed=seed, max_iters=args.max_iters, overrides=tuple(args.set or []),
-                          out_dir=args.out, resume=args.resume, group_id=group_id)
-        label = f"{scenario.name} {opts.device} {opts.dtype}" + (f" s{seed}" if seed is not None else "")
-        with Progress(label, args.quiet) as progress:
-            outcome = train(scenario, opts, progress)
-        outcomes.append(outcome)
-        if outcome.path is not None and not args.json:  # torchrun workers other than rank 0 record nothing
-            _print_outcome(outcome)
-        if outcome.status == "interrupted" or outcome.stop_requested:
-            break
+    shared = dict(platform, max_iters=args.max_iters, overrides=tuple(args.set or []), out_dir=args.out,
+                  resume=args.resume, group_id=group_id)
+    # torchrun workers other than rank 0 record nothing (no path)
+    report = lambda o: _print_outcome(o) if o.path is not None and not args.json else None  # noqa: E731
+    outcomes = matrix.run_cells(scenario, cells, seeds, shared, train, lambda label: Progress(label, args.quiet), report)
     if args.json and any(o.path for o in outcomes):
         print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
+    elif is_matrix and any(o.path for o in outcomes):
+        _print_comparison([str(o.path) for o in outcomes if o.path])
     last = outcomes[-1]
     if last.status == "interrupted" or last.stop_requested:
         # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
         return EXIT_OK if os.environ.get(distributed.CHILD_ENV) else 130
     return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
+
+
+def _print_comparison(paths: list[str]) -> None:
+    """After a matrix: the comparison of what it ran, as `nanobench compare` prints it."""
+    from nanobench.analyze import compare
+    from nanobench.present import tables
+
+    print(file=sys.stdout)
+    tables.render_comparison(compare.compare_files(paths), _console())
 
 
 def _launch_distributed(args, scenario, platform: dict) -> int:
@@ -320,8 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train a scenario on a device, one result file per seed")
     run.add_argument("scenario", nargs="?", help="a shipped scenario name (see `nanobench scenarios`) or a .toml path")
-    run.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default cpu; with --resume the checkpoint's)")
-    run.add_argument("--dtype", help="fp32, tf32, bf16 or fp16 (default fp32; with --resume the checkpoint's)")
+    run.add_argument("--device", help="cpu, cuda, cuda:N, mps, auto, a comma list, or all: every device here "
+                                      "(default cpu; with --resume the checkpoint's)")
+    run.add_argument("--dtype", help="fp32, tf32, bf16, fp16 or a comma list: with several devices or dtypes every "
+                                     "cell runs (default fp32; with --resume the checkpoint's)")
+    run.add_argument("--allow-slow", action="store_true",
+                     help="with --device all: also run bf16 on a CPU that only emulates it (skipped otherwise)")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
     run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     run.add_argument("--seeds", help="comma-separated seeds, one run each (default: the scenario's seed)")

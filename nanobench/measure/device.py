@@ -75,6 +75,12 @@ class DeviceSpec:
         return Device("mps", None, MPS_NAME)
 
 
+def devices_here() -> list["Device"]:
+    """Every device of this machine, for `--device all`: the CPU, each CUDA GPU, the Apple GPU."""
+    found = [Device.cpu()] + [Device.cuda(i) for i in range(cuda_device_count())]
+    return found + ([Device("mps", None, MPS_NAME)] if _mps_available() else [])
+
+
 def parse_device(spec: str) -> DeviceSpec:
     """`cpu`, `cuda`, `cuda:N`, `mps` or `auto` -> a DeviceSpec (syntax only: nothing probed).
     The one reader of device strings: run, resume, parity and the torchrun launcher use it."""
@@ -108,7 +114,7 @@ class Device:
 
     @classmethod
     def cpu(cls) -> "Device":
-        return cls("cpu", None, host.cpu_model())
+        return cls("cpu", None, host.cpu_model(), native_bf16=host.native_bf16())
 
     @classmethod
     def cuda(cls, index: int | None) -> "Device":

@@ -34,6 +34,16 @@ def cpu_flags() -> list[str]:
     return sorted((info.get("flags") or info.get("Features") or "").split())
 
 
+# bf16 matmul instructions: x86 AVX512_BF16 and AMX; Arm's FEAT_BF16 ('bf16' in /proc/cpuinfo
+# Features). Without them torch converts bf16 to fp32 and back around fp32 kernels: slower than fp32.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def native_bf16(flags: list[str] | None = None) -> bool:
+    """Whether this CPU (or one with `flags`) multiplies bf16 natively."""
+    return any(f in (cpu_flags() if flags is None else flags) for f in NATIVE_BF16_FLAGS)
+
+
 def cpu_vendor() -> str:
     return _cpuinfo().get("vendor_id", "")
 

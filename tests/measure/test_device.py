@@ -24,7 +24,7 @@ def test_anything_else_is_refused_naming_the_device(text):
 
 def test_cpu_resolves_to_the_host_cpu():
     cpu = parse_device("cpu").resolve()
-    assert cpu == Device("cpu", None, host.cpu_model())
+    assert cpu == Device("cpu", None, host.cpu_model(), native_bf16=host.native_bf16())
     assert cpu.torch == torch.device("cpu") and str(cpu) == "cpu"
     assert cpu.for_rank(1) is cpu and cpu.ddp_device_ids is None and cpu.ddp_backend == "gloo"
     assert cpu.devices_in_job(4) == 1 and cpu.host_read_interval == 1 and cpu.fused_adamw
@@ -41,3 +41,12 @@ def test_a_gpu_counts_one_device_per_rank_and_reads_in_windows():
     assert str(gpu) == "cuda:2" and gpu.ddp_device_ids == [2] and gpu.ddp_backend == "nccl"
     assert gpu.devices_in_job(4) == 4 and gpu.host_read_interval == 10 and gpu.supports_tf32
     assert not Device("cuda", 0, "Tesla V100 stand-in", (7, 0)).supports_tf32
+
+
+@pytest.mark.parametrize("flags, native", [
+    (["avx2", "fma"], False),  # this project's AVX2 host: bf16 is emulated through fp32
+    (["avx512f", "avx512_bf16"], True), (["amx_bf16", "amx_tile"], True),
+    (["asimd", "bf16", "i8mm"], True), (["asimd", "fphp"], False),  # aarch64 Features
+])
+def test_native_bf16_reads_the_cpu_flags(flags, native):
+    assert host.native_bf16(flags) is native
