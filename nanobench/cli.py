@@ -330,26 +330,26 @@ def _load_comparison(args):
 
     if not args.margin > 0:
         raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
-    comparison, runs = compare.compare_files(args.paths, skip_bad=args.skip_bad, margin=args.margin)
+    comparison = compare.compare_files(args.paths, skip_bad=args.skip_bad, margin=args.margin)
     for line in comparison.skipped:
         print(f"nanobench: skipped: {line}", file=sys.stderr)
-    return comparison, runs
+    return comparison
 
 
 def cmd_compare(args) -> int:
-    from nanobench.analyze import compare
+    from nanobench.analyze import compare, export, gates as gating
     from nanobench.present import tables
 
-    gates = compare.parse_gates(args.fail_on) if args.fail_on else None
+    gates = gating.parse_gates(args.fail_on) if args.fail_on else None
     if gates and not args.baseline:
         raise InputError("--fail-on needs --baseline PATHS: the runs to compare against")
-    comparison, _ = _load_comparison(args)
+    comparison = _load_comparison(args)
     results, ungated = None, None
     if args.baseline:
-        base, _ = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
-        results, ungated = compare.check_gates(comparison, base, gates or [])
+        base = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
+        results, ungated = gating.check_gates(comparison, base, gates or [])
     if args.json:
-        print(json.dumps(compare.to_json(comparison, results, ungated), indent=1))
+        print(json.dumps(export.to_json(comparison, results, ungated), indent=1))
     else:
         tables.render_comparison(comparison, _console(), results, ungated)
     return EXIT_GATE if results and not all(r.passed for r in results) else EXIT_OK
@@ -358,8 +358,7 @@ def cmd_compare(args) -> int:
 def cmd_report(args) -> int:
     from nanobench.present import report
 
-    comparison, runs = _load_comparison(args)
-    path = report.write_report(comparison, runs, args.output, title=args.title)
+    path = report.write_report(_load_comparison(args), args.output, title=args.title)
     print(path)
     return EXIT_OK
 

@@ -1,6 +1,9 @@
-"""Shared test setup: GPU tests skip themselves without CUDA; slow tests are opt-in."""
+"""Shared test setup: GPU tests skip themselves without CUDA; slow tests are opt-in; `nb`
+runs the command line as a user does."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,20 @@ def has_tinyshakespeare():
     d = os.environ.get(DATA_DIR_ENV)
     if not d or not (Path(d) / "tinyshakespeare" / "input.txt").is_file():
         pytest.skip("tinyshakespeare not in NANOBENCH_DATA_DIR")
+
+
+class Nanobench:
+    """`python -m nanobench ARGS` in a fresh interpreter, as a user runs it: the output
+    captured as text, `env` added to this process's environment. `cmd` is the command
+    itself, for tests that start a run with Popen and signal it."""
+
+    cmd = (sys.executable, "-m", "nanobench")
+
+    def __call__(self, *args, env=None, cwd=None, timeout=120, check=False) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.cmd, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, cwd=cwd, check=check)
+
+
+@pytest.fixture(scope="session")
+def nb():
+    return Nanobench()

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from nanobench import files
 from nanobench.errors import InputError
+from nanobench.store.meta import RunMeta
 
 SCHEMA_VERSION = 1
 META_KEY = b"nanobench"
@@ -256,13 +257,20 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
 
 @dataclass
 class Run:
+    """One result file as read: its metadata parsed once (`info`) and its rows."""
+
     path: Path
-    meta: dict
+    info: RunMeta
     rows: "pandas.DataFrame"  # noqa: F821
 
     @property
+    def meta(self) -> dict:
+        """The metadata exactly as on disk, for keys `info` does not type."""
+        return self.info.raw
+
+    @property
     def run_id(self) -> str:
-        return self.meta["run_id"]
+        return self.info.run_id
 
 
 def read_meta(path: Path) -> dict:
@@ -312,7 +320,7 @@ def read_meta(path: Path) -> dict:
 
 
 def read_run(path: Path) -> Run:
-    """Load one result file: metadata (checked) and rows (a pandas DataFrame)."""
+    """Load one result file: metadata (checked, then parsed into RunMeta) and rows (a pandas DataFrame)."""
     path = Path(path)
     meta = read_meta(path)
     try:
@@ -322,7 +330,7 @@ def read_run(path: Path) -> Run:
     missing = [c for c in ("iter", "loss", "step_time_s", "eval_val_loss") if c not in rows.columns]
     if missing:
         raise InputError(f"{path}: missing columns {missing}; not a nanobench result of schema {SCHEMA_VERSION}")
-    return Run(path=path, meta=meta, rows=rows)
+    return Run(path=path, info=RunMeta.parse(meta, path), rows=rows)
 
 
 def expand_paths(specs: list[str]) -> list[Path]:

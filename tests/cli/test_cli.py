@@ -1,17 +1,9 @@
 """The console script itself, run as a user runs it."""
 
-import os
 import subprocess
 import sys
 
 import pytest
-
-NB = [sys.executable, "-m", "nanobench"]
-
-
-def nb(*args, env=None, cwd=None):
-    return subprocess.run([*NB, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
-
 
 def test_help_and_import_do_not_import_torch():
     code = "import sys, nanobench, nanobench.cli\ntry:\n    nanobench.cli.main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
@@ -30,7 +22,7 @@ def test_help_and_import_do_not_import_torch():
     (["run", "smoke", "--seeds", "a,b"], "--seeds a,b"),
     (["run", "smoke", "--set", "data.dataset=/no/such/file.txt"], "data.dataset: '/no/such/file.txt'"),
 ])
-def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, args, needle):
+def test_bad_input_is_one_line_exit_2_no_traceback(nb, tmp_path, args, needle):
     out = nb(*args, "--out", str(tmp_path))
     assert out.returncode == 2, out.stderr
     assert needle in out.stderr
@@ -38,7 +30,7 @@ def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, args, needle):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_missing_dataset_without_network(tmp_path):
+def test_missing_dataset_without_network(nb, tmp_path):
     out = nb("run", "shakespeare_char_cpu", "--out", str(tmp_path),
              env={"NANOBENCH_DATA_DIR": str(tmp_path / "none"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
                   "NANOBENCH_TINYSHAKESPEARE_URL": "http://127.0.0.1:9/input.txt"})
@@ -46,7 +38,7 @@ def test_missing_dataset_without_network(tmp_path):
     assert "dataset 'tinyshakespeare' not found" in out.stderr
 
 
-def test_run_smoke_prints_where_results_went(tmp_path):
+def test_run_smoke_prints_where_results_went(nb, tmp_path):
     out = nb("run", "smoke", "--out", str(tmp_path), "--threads", "1")
     assert out.returncode == 0, out.stderr
     files = list(tmp_path.glob("*.parquet"))
@@ -54,7 +46,7 @@ def test_run_smoke_prints_where_results_went(tmp_path):
     assert "completed" in out.stdout and "val loss" in out.stdout
 
 
-def test_seeds_make_one_file_each(tmp_path):
+def test_seeds_make_one_file_each(nb, tmp_path):
     out = nb("run", "smoke", "--seeds", "1,2", "--max-iters", "3", "--out", str(tmp_path), "--threads", "1", "--json")
     assert out.returncode == 0, out.stderr
     names = sorted(p.name for p in tmp_path.glob("*.parquet"))
@@ -65,6 +57,6 @@ def test_seeds_make_one_file_each(tmp_path):
     assert len(groups) == 1 and groups.pop().startswith("smoke-")
 
 
-def test_scenarios_lists_shipped():
+def test_scenarios_lists_shipped(nb):
     out = nb("scenarios")
     assert out.returncode == 0 and "shakespeare_char_cpu" in out.stdout and "smoke" in out.stdout
