@@ -273,6 +273,9 @@ def cmd_scenarios(args) -> int:
 def cmd_env(args) -> int:
     from nanobench.present import envreport
 
+    if args.check:
+        envreport.print_checks(_console(), as_json=args.json)
+        return EXIT_OK
     report = envreport.collect(calibrate=args.calibrate, log=lambda text: print(text, file=sys.stderr) if args.calibrate else None)
     if args.json:
         print(json.dumps(report, indent=1, default=str))
@@ -398,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="this machine: devices, peaks, software")
     env.add_argument("--calibrate", action="store_true", help="re-measure the matmul peaks")
+    env.add_argument("--check", action="store_true",
+                     help="what on this machine will make timings noisy, with the command that fixes each (changes nothing)")
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
 
