@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nanobench.analyze.format import fmt_ratio, fmt_time
+from nanobench.analyze.noise import noisy_note
 
 if TYPE_CHECKING:  # the sentences read a PairComparison; pairs.py calls verdict() when it builds one
     from nanobench.analyze.pairs import PairComparison
@@ -45,6 +46,9 @@ def verdict(p: PairComparison) -> str:
     if p.equal_time:
         e = p.equal_time
         parts.append(f"at equal train time ({fmt_time(e.at)}) by {e.diff:+.4f}")
+    noisy = noisy_note(p.base.runs + p.other.runs)
+    if noisy and (p.speedup or any(t.train_time_ratio is not None for t in p.targets) or p.equal_time):
+        parts.append(f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: {noisy}")
     return "; ".join(parts) + "."
 
 
