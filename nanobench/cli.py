@@ -102,36 +102,15 @@ class _StopOnce:
         raise KeyboardInterrupt
 
 
-def _resume_defaults(args) -> tuple:
-    """With --resume, the scenario and any run option not given come from the checkpoint."""
-    from nanobench.run import checkpoint
-    from nanobench.run import scenario as scen
-
-    ckpt = checkpoint.load(args.resume)
-    info = ckpt["info"]
-    if args.seeds:
-        raise InputError(f"--seeds {args.seeds}: a resumed run keeps its checkpoint's seed ({info['seed']}); drop --seeds")
-    if args.scenario:
-        scenario = scen.load(args.scenario, args.set or [])
-    else:
-        scenario = scen.from_dict(info["scenario"], args.set or [], f"{args.resume} (its scenario)")
-    parent = info["options"]
-    same_kind = args.device is None or args.device.split(":")[0] == info["device"]["type"]
-    return scenario, [info["seed"]], {
-        "device": args.device or parent["device"],
-        "dtype": args.dtype or parent["dtype"],
-        "compile": parent["compile"] if args.compile is None else args.compile,
-        # Thread count changes CPU sums: keep the parent's on the same kind of device.
-        "threads": args.threads or (parent["threads"] if same_kind else None),
-        "checkpoint_every": args.checkpoint_every or parent.get("checkpoint_every"),
-    }
-
-
 def cmd_run(args) -> int:
     from nanobench.run import scenario as scen
 
     if args.resume:
-        scenario, seeds, platform = _resume_defaults(args)
+        from nanobench.run import checkpoint
+
+        given = {"device": args.device, "dtype": args.dtype, "compile": args.compile, "threads": args.threads,
+                 "checkpoint_every": args.checkpoint_every}
+        scenario, seeds, platform = checkpoint.resume_defaults(args.resume, args.scenario, args.set or [], args.seeds, given)
     elif not args.scenario:
         raise InputError("run: give a SCENARIO (see `nanobench scenarios`) or --resume CHECKPOINT")
     else:
@@ -151,19 +130,16 @@ def cmd_run(args) -> int:
     if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
         if args.resume or args.checkpoint_every:
             raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
-        return launch_distributed(args, scenario, platform)
+        return _launch_distributed(args, scenario, platform)
 
-    from nanobench.store import results
     from nanobench.run.train import RunOptions, train
+    from nanobench.store import results
 
-    for partial in results.find_partials(args.out):
-        try:
-            recovered = results.recover(partial)
-        except InputError as exc:  # a damaged leftover must not block new runs
-            print(f"nanobench: warning: {exc}", file=sys.stderr)
-            continue
-        if recovered:
-            print(f"recovered a killed run: {recovered}", file=sys.stderr)
+    recovered, warnings = results.recover_killed(args.out)
+    for line in warnings:
+        print(f"nanobench: warning: {line}", file=sys.stderr)
+    for path in recovered:
+        print(f"recovered a killed run: {path}", file=sys.stderr)
 
     # SIGTERM ends a run like Ctrl-C: the result file is completed with status `interrupted`.
     # A torchrun worker only notes the stop: the ranks agree on it at a read window and stop
@@ -195,14 +171,14 @@ def cmd_run(args) -> int:
     return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
 
 
-def launch_distributed(args, scenario, platform: dict) -> int:
-    """Re-run this command under torchrun, one worker per rank; rank 0 prints the outcome."""
-    import subprocess
-
+def _launch_distributed(args, scenario, platform: dict) -> int:
+    """Re-run this command under torchrun (distributed.launch), one worker per rank."""
+    from nanobench.measure.device import parse_device
     from nanobench.run import distributed
 
     device = platform["device"]
-    distributed.check_launch(args.nproc, args.nnodes or 1, device, scenario.train.batch_size, scenario.train.grad_accum)
+    distributed.check_launch(args.nproc, args.nnodes or 1, parse_device(device), scenario.train.batch_size,
+                             scenario.train.grad_accum)
     run_args = [args.scenario, "--device", device, "--dtype", platform["dtype"], "--out", args.out,
                 "--compile" if platform["compile"] else "--no-compile"]
     for flag, value in (("--threads", args.threads), ("--seeds", args.seeds), ("--max-iters", args.max_iters)):
@@ -213,32 +189,7 @@ def launch_distributed(args, scenario, platform: dict) -> int:
     run_args += ["--quiet"] * args.quiet + ["--json"] * args.json
     rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
             "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
-    env = dict(os.environ, **{distributed.CHILD_ENV: "1"})
-    if args.threads is None and "OMP_NUM_THREADS" not in env:  # share the cores out, not 1 each
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.nproc))
-    cmd = distributed.torchrun_command(args.nproc, rdzv, run_args)
-    print(f"launching {args.nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
-    # torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would end its
-    # workers from outside and print its own traceback). The launcher passes the stop on to
-    # the workers: each ends its loop, rank 0 completes its file as `interrupted`, and every
-    # worker exits 0, so torchrun ends quietly.
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    stopped = []
-
-    def stop_workers(signum=None, frame=None):
-        import psutil
-
-        stopped.append(signum)
-        for child in psutil.Process(proc.pid).children(recursive=True):
-            try:
-                child.send_signal(signal.SIGINT)
-            except psutil.Error:
-                pass
-
-    signal.signal(signal.SIGINT, stop_workers)
-    signal.signal(signal.SIGTERM, stop_workers)
-    rc = proc.wait()
-    return 130 if stopped else rc
+    return distributed.launch(args.nproc, rdzv, run_args, args.threads)
 
 
 def _print_outcome(outcome) -> None:

@@ -31,19 +31,11 @@ def pytest_collection_modifyitems(config, items):
 
     has_cuda = torch.cuda.is_available()
     for item in items:
-        if "gpu" in item.keywords and not has_cuda:
+        # Markers, not keywords: item.keywords also holds folder names (a checkout under .../gpu/).
+        if item.get_closest_marker("gpu") and not has_cuda:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none here"))
-        if "slow" in item.keywords and not config.getoption("--slow"):
+        if item.get_closest_marker("slow") and not config.getoption("--slow"):
             item.add_marker(pytest.mark.skip(reason="slow; run with --slow"))
-
-
-@pytest.fixture
-def has_tinyshakespeare():
-    from nanobench.run.data import DATA_DIR_ENV
-
-    d = os.environ.get(DATA_DIR_ENV)
-    if not d or not (Path(d) / "tinyshakespeare" / "input.txt").is_file():
-        pytest.skip("tinyshakespeare not in NANOBENCH_DATA_DIR")
 
 
 class Nanobench:

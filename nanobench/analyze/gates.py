@@ -8,9 +8,10 @@ recorded noise verdict, analyze/noise.py) is *refused*: it neither passes nor fa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as dataclass_replace
 
 from nanobench.analyze.compare import Comparison
+from nanobench.analyze.config import recipe_diff
 from nanobench.analyze.noise import noisy_note
 from nanobench.errors import InputError
 
@@ -81,7 +82,8 @@ def parse_gates(text: str) -> list[Gate]:
 def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate],
                 allow_noisy: bool = False) -> tuple[list[GateResult], list[str]]:
     """Each configuration of the current runs against the same configuration (same scenario,
-    dataset and device/dtype/compile) in the baseline runs. Unmatched ones are reported.
+    dataset, device/dtype/compile and recipe) in the baseline runs. Unmatched ones are
+    reported; a baseline of the same device and dtype but another recipe is named, never used.
     A timing gate on noisy runs is refused (passed None) unless allow_noisy."""
     base_index = {(g.key, c.config): c for g in baseline.groups for c in g.configs}
     out, unmatched = [], []
@@ -89,7 +91,7 @@ def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate],
         for c in g.configs:
             b = base_index.get((g.key, c.config))
             if b is None:
-                unmatched.append(f"{g.scenario} {c.label}: no baseline run of this configuration; not gated")
+                unmatched.append(f"{g.scenario} {c.label}: " + _why_unmatched(c.config, g.key, base_index))
                 continue
             for gate in gates:
                 read, higher_is_worse = GATE_METRICS[gate.metric]
@@ -105,3 +107,13 @@ def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate],
                     passed = None
                 out.append(GateResult(gate, g.scenario, c.label, bv, cv, limit, passed, noisy))
     return out, unmatched
+
+
+def _why_unmatched(config, key, base_index) -> str:
+    other_recipes = [b for (k, bc), b in sorted(base_index.items(), key=lambda kv: kv[1].label)
+                     if k == key and bc.recipe != config.recipe and bc == dataclass_replace(config, recipe=bc.recipe)]
+    if not other_recipes:
+        return "no baseline run of this configuration; not gated"
+    b = other_recipes[0]
+    keys = ", ".join(recipe_diff(config.recipe, b.config.recipe))
+    return f"the baseline's {b.label} runs have another recipe (differing in {keys}); not gated across recipes"

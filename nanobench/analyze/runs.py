@@ -61,6 +61,7 @@ class RunStats:
     evaluations: tuple[Evaluation, ...]
     step_times_s: np.ndarray = field(repr=False)  # warm-up excluded, (n_steps,)
     run: results.Run | None = field(default=None, repr=False)  # None only for hand-built stats in tests
+    overrides: tuple[str, ...] = ()  # the run's --set strings, as given
     noise: RunNoise = RunNoise("unknown", (), None)  # the verdict the run recorded (analyze/noise.py)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
 
@@ -173,6 +174,7 @@ def run_stats(run: results.Run) -> RunStats:
         evaluations=evs,
         step_times_s=times,
         run=run,
+        overrides=info.options.overrides,
         noise=recorded(info.raw),
         slow_outliers=slow_outliers(times),
     )

@@ -211,13 +211,14 @@ def _job_pids(ddp) -> list[int]:
 
 
 def _gpu_reader(device):
-    """A callable -> (SM clock MHz, clock-event mask, temperature C), or None without NVML."""
-    if device is None or device.type != "cuda":
+    """A callable -> (SM clock MHz, clock-event mask, temperature C) for a measure.device.Device,
+    or None without NVML."""
+    if device is None or device.kind != "cuda":
         return None
     from nanobench.measure import nvml
 
     try:
-        pynvml, h = nvml.handle(device)
+        pynvml, h = device.nvml()  # opened once per Device
     except nvml.NvmlUnavailable:
         return None
     reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons

@@ -90,9 +90,6 @@ class Scenario:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def replace(self, **sections) -> "Scenario":
-        return dataclasses.replace(self, **sections)
-
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Scenario)}
 
@@ -144,7 +141,7 @@ def _field_types(cls) -> dict:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _build(raw: dict, where: str) -> tuple[Scenario | None, list[str]]:
+def _build(raw: dict) -> tuple[Scenario | None, list[str]]:
     """Build a Scenario from a parsed TOML table, collecting every error as 'key: problem'."""
     errors: list[str] = []
     top_types = {"name": str, "description": str}
@@ -281,7 +278,7 @@ def from_dict(raw: dict, overrides: list[str] = (), where: str = "scenario") -> 
             if not isinstance(table, dict):
                 raise InputError(f"--set {key}: {part} is not a table")
         table[leaf] = value
-    scenario, errors = _build(raw, where)
+    scenario, errors = _build(raw)
     if errors:
         where = where + (f" (with --set {', '.join(overrides)})" if overrides else "")
         raise InputError("\n".join(f"{where}: {err}" for err in errors))

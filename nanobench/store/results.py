@@ -124,10 +124,6 @@ class RunWriter:
         self._last_flush = time.monotonic()
         self._write_meta()
 
-    @property
-    def n_rows(self) -> int:
-        return self.n_rows_flushed + len(self._buffer)
-
     def append(self, rows: list[dict]) -> None:
         self._buffer.extend(rows)
         if len(self._buffer) >= self.flush_every_iters or time.monotonic() - self._last_flush >= self.flush_every_s:
@@ -253,6 +249,22 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
     shutil.rmtree(partial, ignore_errors=True)
     _remove_if_empty(partial.parent)
     return path
+
+
+def recover_killed(out_dir: Path) -> tuple[list[Path], list[str]]:
+    """The sweep before new runs: publish every killed run under `out_dir` (runs still alive
+    are left alone). Returns (results written, one line per leftover that could not be
+    recovered: damaged, or refused as leading elsewhere): such a leftover must not block new runs."""
+    recovered, damaged = [], []
+    for partial in find_partials(out_dir):
+        try:
+            path = recover(partial)
+        except InputError as exc:
+            damaged.append(str(exc))
+            continue
+        if path:
+            recovered.append(path)
+    return recovered, damaged
 
 
 @dataclass

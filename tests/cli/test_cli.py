@@ -1,9 +1,13 @@
 """The console script itself, run as a user runs it."""
 
+import json
 import subprocess
 import sys
 
 import pytest
+
+from nanobench.store import results
+
 
 def test_help_and_import_do_not_import_torch():
     code = "import sys, nanobench, nanobench.cli\ntry:\n    nanobench.cli.main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
@@ -23,19 +27,24 @@ def test_help_and_import_do_not_import_torch():
     (["run", "smoke", "--set", "data.dataset=/no/such/file.txt"], "data.dataset: '/no/such/file.txt'"),
 ])
 def test_bad_input_is_one_line_exit_2_no_traceback(nb, tmp_path, args, needle):
-    out = nb(*args, "--out", str(tmp_path))
+    # No GPU visible to the child, whatever this host has: "--device cuda" is refused everywhere.
+    out = nb(*args, "--out", str(tmp_path), env={"CUDA_VISIBLE_DEVICES": ""})
     assert out.returncode == 2, out.stderr
     assert needle in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_missing_dataset_without_network(nb, tmp_path):
-    out = nb("run", "shakespeare_char_cpu", "--out", str(tmp_path),
-             env={"NANOBENCH_DATA_DIR": str(tmp_path / "none"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-                  "NANOBENCH_TINYSHAKESPEARE_URL": "http://127.0.0.1:9/input.txt"})
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "dataset 'tinyshakespeare' not found" in out.stderr
+def test_default_scenario_runs_without_data_folder_or_network(nb, tmp_path):
+    """A fresh clone, no NANOBENCH_DATA_DIR, no cache, no network: the shipped corpus serves."""
+    env = {"NANOBENCH_DATA_DIR": "", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "NANOBENCH_TINYSHAKESPEARE_URL": "http://127.0.0.1:9/input.txt"}
+    out = nb("run", "shakespeare_char_cpu", "--max-iters", "2", "--set", "eval.iters=1", "--threads", "1",
+             "--out", str(tmp_path / "r"), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    run = results.read_run(json.loads(out.stdout)[0]["path"])
+    assert run.meta["dataset"]["sha256"] == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    assert "shipped" in run.meta["dataset"]["source"]
 
 
 def test_run_smoke_prints_where_results_went(nb, tmp_path):

@@ -8,9 +8,10 @@ import time
 import psutil
 import pytest
 
+from nanobench.errors import InputError
+from nanobench.measure.device import cuda_device_count, parse_device
 from nanobench.run import distributed
 from nanobench.store import results
-from nanobench.errors import InputError
 
 @pytest.fixture(scope="module")
 def single_and_ddp(tmp_path_factory, nb):
@@ -42,12 +43,15 @@ def test_rank0_records_world_and_per_rank_step_times(single_and_ddp):
 
 def test_launch_checks():
     with pytest.raises(InputError, match="does not split evenly over 3 ranks"):
-        distributed.check_launch(3, 1, "cpu", 4, 1)
+        distributed.check_launch(3, 1, parse_device("cpu"), 4, 1)
     with pytest.raises(InputError, match="more CUDA ranks than GPUs"):
-        distributed.check_launch(2, 1, "cuda", 4, 1)
+        ranks = cuda_device_count() + 1
+        distributed.check_launch(ranks, 1, parse_device("cuda"), 4 * ranks, 1)
     with pytest.raises(InputError, match="more CPU ranks than cores"):
         cores = os.cpu_count() or 1
-        distributed.check_launch(cores + 1, 1, "cpu", 4 * (cores + 1), 1)
+        distributed.check_launch(cores + 1, 1, parse_device("cpu"), 4 * (cores + 1), 1)
+    with pytest.raises(InputError, match="--device auto: --nproc supports cpu"):
+        distributed.check_launch(1, 1, parse_device("auto"), 4, 1)
 
 
 def test_bad_nproc_is_exit_2_without_traceback(nb, tmp_path):

@@ -170,18 +170,23 @@ def test_rows_reach_disk_within_the_time_window(tmp_path):
 
 
 CUDA_FULL_AT_30 = textwrap.dedent("""
-    # The GPU "fills up" at iteration 30: the allocator may keep only what it holds now.
+    # The GPU "fills up" at iteration 30: from then on every forward pass asks the real CUDA
+    # allocator for twice the card's memory, so the out-of-memory error is certain (a memory
+    # fraction cap would not be: a small model's activations fit in blocks already cached).
     import sys, torch
     from nanobench import cli
-    log = cli.Progress.log
-    def log_and_cap(self, text):
+    from nanobench.run import model
+    full = []
+    log, forward = cli.Progress.log, model.GPT.forward
+    def log_and_fill(self, text):
         if text.startswith("iter 30:"):
-            torch.cuda.empty_cache()
-            total = torch.cuda.get_device_properties(0).total_memory
-            torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_allocated() + 1) / total)
-            torch.cuda.empty_cache()
+            full.append(True)
         log(self, text)
-    cli.Progress.log = log_and_cap
+    def forward_when_full(self, idx, targets=None):
+        if full and self.training:
+            torch.empty(2 * torch.cuda.get_device_properties(idx.device).total_memory, dtype=torch.uint8, device=idx.device)
+        return forward(self, idx, targets)
+    cli.Progress.log, model.GPT.forward = log_and_fill, forward_when_full
     sys.exit(cli.main(sys.argv[1:]))
 """)
 
