@@ -268,9 +268,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     peak_scale = device.devices_in_job(ddp.world_size if ddp else 1)  # MFU of the whole job
     energy = device.energy_meter()  # read once per host-read window, like device memory
 
-    noise_at_start = noise_watch.start_check(noise.governors())  # busy already? one warning line
-    if progress and noise_at_start["warning"]:
-        progress.log(f"warning: {noise_at_start['warning']}")
+    noise_at_start = noise_watch.start_check(noise.governors())  # busy already? warned once the run exists
 
     parent = ckpt["info"] if ckpt else None
     meta = {
@@ -313,6 +311,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
     timer = device.step_timer()
     read_every = device.host_read_interval
+    if progress and noise_at_start["warning"]:  # after every input check: bad input gets its one line only
+        progress.log(f"warning: {noise_at_start['warning']}")
 
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None
