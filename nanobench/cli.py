@@ -13,8 +13,9 @@ import os
 import secrets
 import signal
 import sys
+import threading
 
-from nanobench import files
+from nanobench import files, process
 from nanobench.errors import InputError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
@@ -88,7 +89,7 @@ def _parse_seeds(text: str | None) -> list[int | None]:
 
 
 class _StopOnce:
-    """Ctrl-C or SIGTERM: the first stops the run (KeyboardInterrupt, which completes the
+    """Ctrl-C or SIGTERM (Windows: Ctrl-Break): the first stops the run (KeyboardInterrupt, which completes the
     result file with status `interrupted`); later ones only say that it is finishing."""
 
     def __init__(self):
@@ -132,7 +133,6 @@ def cmd_run(args) -> int:
             raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
         return _launch_distributed(args, scenario, platform)
 
-    from nanobench.run.train import RunOptions, train
     from nanobench.store import results
 
     recovered, warnings = results.recover_killed(args.out)
@@ -141,12 +141,30 @@ def cmd_run(args) -> int:
     for path in recovered:
         print(f"recovered a killed run: {path}", file=sys.stderr)
 
-    # SIGTERM ends a run like Ctrl-C: the result file is completed with status `interrupted`.
-    # A torchrun worker only notes the stop: the ranks agree on it at a read window and stop
-    # together, so none is left waiting in a collective (see distributed.Dist.should_stop).
+    # SIGTERM (Windows: Ctrl-Break or closing the console) ends a run like Ctrl-C: the result
+    # file is completed with status `interrupted`. A torchrun worker only notes the stop: the
+    # ranks agree on it at a read window and stop together, so none is left waiting in a
+    # collective (see distributed.Dist.should_stop).
     stop = distributed.request_stop if os.environ.get(distributed.CHILD_ENV) else _StopOnce()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for signum in process.stop_signals():
+        signal.signal(signum, stop)
+    finished = threading.Event()  # the console-close handler holds the process until it is set
+    close_handler = process.on_console_close(finished)  # noqa: F841 (kept alive for ctypes)
+    try:
+        outcomes = _run_seeds(args, scenario, seeds, platform)
+    finally:
+        finished.set()
+    last = outcomes[-1]
+    if last.status == "interrupted" or last.stop_requested:
+        # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
+        return EXIT_OK if os.environ.get(distributed.CHILD_ENV) else 130
+    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
+
+
+def _run_seeds(args, scenario, seeds, platform: dict) -> list:
+    """One run per seed (stopping at an interrupted one); prints each outcome."""
+    from nanobench.run.train import RunOptions, train
+
     outcomes = []
     # One id for the runs of this invocation; NANOBENCH_GROUP_ID joins separate invocations.
     group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
@@ -164,11 +182,7 @@ def cmd_run(args) -> int:
             break
     if args.json and any(o.path for o in outcomes):
         print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
-    last = outcomes[-1]
-    if last.status == "interrupted" or last.stop_requested:
-        # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
-        return EXIT_OK if os.environ.get(distributed.CHILD_ENV) else 130
-    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
+    return outcomes
 
 
 def _launch_distributed(args, scenario, platform: dict) -> int:
@@ -189,7 +203,7 @@ def _launch_distributed(args, scenario, platform: dict) -> int:
     run_args += ["--quiet"] * args.quiet + ["--json"] * args.json
     rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
             "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
-    return distributed.launch(args.nproc, rdzv, run_args, args.threads)
+    return distributed.launch(args.nproc, rdzv, run_args, args.threads, parse_device(device).kind)
 
 
 def _print_outcome(outcome) -> None:

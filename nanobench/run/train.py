@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from nanobench import process
 from nanobench.errors import InputError
 from nanobench.measure import environment, noise, peaks
 from nanobench.measure.device import Device, is_out_of_memory, parse_device
@@ -66,6 +67,9 @@ class RunOptions:
     def __post_init__(self):
         device = parse_device(self.device).resolve()
         object.__setattr__(self, "platform", Platform(device, Precision.for_device(self.dtype, device)))
+        problem = environment.compile_problem(device) if self.compile else None
+        if problem:
+            raise InputError(f"--compile: {problem}; run without --compile")
 
     def recorded(self) -> dict:
         """The options as a result's metadata records them: the strings as given."""
@@ -153,16 +157,15 @@ def make_run_id(scenario: str, device_type: str, dtype: str, seed: int) -> str:
 
 
 class _DeferSignals:
-    """Ctrl-C and SIGTERM wait while the result file is finished: a second Ctrl-C (or the
-    first, arriving just then) must not lose the run. Only the main thread can set handlers."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    """The stop signals (Ctrl-C; SIGTERM, or Ctrl-Break on Windows) wait while the result file
+    is finished: a second Ctrl-C (or the first, arriving just then) must not lose the run.
+    Only the main thread can set handlers."""
 
     def __enter__(self):
         self.received = False
         self.old = None
         if threading.current_thread() is threading.main_thread():
-            self.old = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+            self.old = {s: signal.signal(s, self._note) for s in process.stop_signals()}
         return self
 
     def _note(self, signum, frame):
@@ -277,7 +280,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "group_id": opts.group_id or f"{scenario.name}-{secrets.token_hex(4)}",
         "started_at": utc_now(),
         "pid": os.getpid(),
-        "pid_host": os.uname().nodename,
+        "pid_host": process.host_name(),
         "device": {"spec": opts.device, "type": device.kind, "name": device.name},
         "dataset": dataset.identity(),
         "model": {"n_params": n_params, "n_params_with_pos_emb": model.num_params(False)},
@@ -373,7 +376,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 if ddp and ddp.should_stop():  # Ctrl-C reached a rank: all stop at this window
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
-        status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {rec.state['rows'] + len(pending)} iterations"
+        status, reason = "interrupted", f"interrupted ({process.stop_signal_names()}) after {rec.state['rows'] + len(pending)} iterations"
     except Exception as exc:
         if is_out_of_memory(exc):
             status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
