@@ -132,7 +132,7 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
         battery = None
     try:
         load = os.getloadavg()
-    except OSError:
+    except (OSError, AttributeError):  # Windows has no load average
         load = None
     return {
         "logical_cpus": psutil.cpu_count(logical=True),

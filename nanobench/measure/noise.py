@@ -261,7 +261,9 @@ class SystemReader:
         ps = self._psutil
         t = ps.cpu_times()
         steal = getattr(t, "steal", None)
-        busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        # fields per OS: Linux has all of these, macOS no irq/steal, Windows none (its interrupt
+        # and dpc times are already inside system)
+        busy = t.user + t.system + sum(getattr(t, f, 0.0) for f in ("nice", "irq", "softirq"))
         total = busy + t.idle + getattr(t, "iowait", 0.0) + (steal or 0.0)
         try:
             freq = ps.cpu_freq()
@@ -275,7 +277,7 @@ class SystemReader:
             on_battery = None
         try:
             load = os.getloadavg()[0]
-        except OSError:
+        except (OSError, AttributeError):  # Windows has no load average
             load = None
         sm, mask, temp = self._gpu() if self._gpu else (None, None, None)
         return Reading(time.monotonic(), busy, total, steal, self._job_cpu_s(), load, freq_hz, on_battery, sm, mask, temp)

@@ -265,3 +265,27 @@ def test_a_run_records_its_samples_and_verdict(tmp_path, monkeypatch, other):
     else:
         assert meta["verdict"] == "quiet" and meta["at_start"]["warning"] is None
         assert not any(line.startswith("warning") for line in log.lines)
+
+
+@pytest.mark.parametrize("fields", [
+    {"user": 10.0, "nice": 1.0, "system": 2.0, "idle": 80.0, "iowait": 1.0, "irq": 0.5, "softirq": 0.5, "steal": 5.0,
+     "guest": 0.0, "guest_nice": 0.0},  # Linux
+    {"user": 10.0, "nice": 1.0, "system": 3.0, "idle": 86.0},  # macOS: no irq, steal or iowait
+    {"user": 11.0, "system": 3.0, "idle": 86.0, "interrupt": 0.5, "dpc": 0.5},  # Windows: interrupt and dpc inside system
+])
+def test_system_reader_on_each_os_cpu_times(monkeypatch, fields):
+    """The reader takes psutil's cpu_times as each OS spells them; no load average on Windows."""
+    import collections
+
+    import psutil
+
+    times = collections.namedtuple("scputimes", list(fields))(**fields)
+    monkeypatch.setattr(psutil, "cpu_times", lambda: times)
+    monkeypatch.setattr(psutil, "cpu_freq", lambda: None)
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: None)
+    if "interrupt" in fields:
+        monkeypatch.delattr(noise.os, "getloadavg")
+    r = noise.SystemReader()()
+    assert r.cpu_busy_s == pytest.approx(14.0) and r.cpu_total_s == pytest.approx(14.0 + 86.0 if "steal" not in fields else 100.0)
+    assert r.cpu_steal_s == fields.get("steal") and r.cpu_freq_hz is None and r.on_battery is None
+    assert (r.load_1m is None) == ("interrupt" in fields)
