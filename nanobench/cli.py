@@ -19,6 +19,7 @@ from nanobench import files, process
 from nanobench.errors import InputError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
+EXIT_UNJUDGED = 3  # a timing gate refused to pass or fail noisy runs (compare --allow-noisy judges them)
 
 
 def _console(stderr: bool = False):
@@ -238,6 +239,9 @@ def cmd_scenarios(args) -> int:
 def cmd_env(args) -> int:
     from nanobench.present import envreport
 
+    if args.check:
+        envreport.print_checks(_console(), as_json=args.json)
+        return EXIT_OK
     report = envreport.collect(calibrate=args.calibrate, log=lambda text: print(text, file=sys.stderr) if args.calibrate else None)
     if args.json:
         print(json.dumps(report, indent=1, default=str))
@@ -312,12 +316,14 @@ def cmd_compare(args) -> int:
     results, ungated = None, None
     if args.baseline:
         base = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
-        results, ungated = gating.check_gates(comparison, base, gates or [])
+        results, ungated = gating.check_gates(comparison, base, gates or [], allow_noisy=args.allow_noisy)
     if args.json:
         print(json.dumps(export.to_json(comparison, results, ungated), indent=1))
     else:
         tables.render_comparison(comparison, _console(), results, ungated)
-    return EXIT_GATE if results and not all(r.passed for r in results) else EXIT_OK
+    if results and any(r.passed is False for r in results):
+        return EXIT_GATE
+    return EXIT_UNJUDGED if results and any(r.passed is None for r in results) else EXIT_OK
 
 
 def cmd_report(args) -> int:
@@ -363,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="this machine: devices, peaks, software")
     env.add_argument("--calibrate", action="store_true", help="re-measure the matmul peaks")
+    env.add_argument("--check", action="store_true",
+                     help="what on this machine will make timings noisy, with the command that fixes each (changes nothing)")
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
 
@@ -384,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
     cmp.add_argument("--baseline", nargs="+", metavar="PATH", help="earlier runs to gate against (same configurations)")
     cmp.add_argument("--fail-on", metavar="GATES", help="e.g. ms_per_iter:5%%,val_loss:0.02; exit 1 when one fails")
+    cmp.add_argument("--allow-noisy", action="store_true",
+                     help="judge timing gates (ms_per_iter, tokens_per_s, train_time_s) even on runs recorded as noisy")
     cmp.add_argument("--margin", type=float, default=0.02,
                      help="equivalence margin in nats of val loss (TOST; default 0.02)")
     cmp.set_defaults(func=cmd_compare)

@@ -247,8 +247,9 @@ class Recorder:
 
     def __init__(self, *, writer, tokens_per_iter: int, flops_per_iter: float, spec_peak_flops: float | None,
                  measured_peak_flops: float | None, warmup_iters: int, energy, device_memory, t0: float,
-                 ddp=None, totals: dict | None = None):
+                 ddp=None, totals: dict | None = None, noise=None):
         self.writer = writer
+        self.noise = noise  # a noise.Sampler: marks a window's last row with a reading, ~1 per second
         self.tokens_per_iter = tokens_per_iter
         self.flops_per_iter = flops_per_iter
         self.spec_peak_flops = spec_peak_flops
@@ -301,6 +302,8 @@ class Recorder:
             if ev:
                 row["eval_train_loss"], row["eval_val_loss"] = ev["train"], ev["val"]
                 state["vals"].append((row["iter"], ev["val"]))
+        if self.noise:
+            self.noise.mark(rows)
         if self.writer:
             self.writer.append(rows)
         state["rows"] += len(rows)

@@ -55,6 +55,15 @@ SCHEMA = pa.schema(
         ("eval_val_loss", pa.float64()),
         ("warmup", pa.bool_()),
         ("rank_step_time_s", pa.list_(pa.float64())),
+        # noise samples (measure/noise.py): set on the row where a reading was taken, else null
+        ("other_cpu_cores", pa.float64()),
+        ("cpu_steal_frac", pa.float64()),
+        ("load_1m", pa.float64()),
+        ("cpu_freq_hz", pa.float64()),
+        ("on_battery", pa.bool_()),
+        ("gpu_sm_clock_mhz", pa.int64()),
+        ("gpu_clock_event_mask", pa.int64()),
+        ("gpu_temp_c", pa.int64()),
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
