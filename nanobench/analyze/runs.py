@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nanobench.analyze.config import Config, config_of, group_key
+from nanobench.analyze.noise import RunNoise, recorded, slow_outliers
 from nanobench.errors import InputError
 from nanobench.store import results
 
@@ -66,6 +67,8 @@ class RunStats:
     overrides: tuple[str, ...] = ()  # the run's --set strings, as given
     tokens_per_iter: float | None = None
     flops_per_iter: float | None = None  # model FLOPs of one iteration (metadata flops.per_iter)
+    noise: RunNoise = RunNoise("unknown", (), None)  # the verdict the run recorded (analyze/noise.py)
+    slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
 
     @property
     def rows(self):
@@ -196,6 +199,8 @@ def run_stats(run: results.Run) -> RunStats:
         overrides=info.options.overrides,
         tokens_per_iter=tokens_per_iter,
         flops_per_iter=info.flops_per_iter,
+        noise=recorded(info.raw),
+        slow_outliers=slow_outliers(times),
     )
 
 
