@@ -42,9 +42,10 @@ def wants_matrix(device: str | None, dtype: str | None) -> bool:
 
 def parse_dtypes(text: str) -> list[str]:
     names = [d.strip() for d in text.split(",") if d.strip()]
-    bad = [d for d in names if d not in DTYPES]
-    if not names or bad:
+    if not names:
         raise InputError(f"--dtype {text}: expected a comma-separated list of {', '.join(DTYPES)}")
+    for name in names:
+        Precision(name)  # an unknown one: "--dtype fp8: unknown (use fp32, tf32, bf16, fp16)"
     return list(dict.fromkeys(names))
 
 
@@ -76,12 +77,15 @@ def plan(device_text: str, dtype_text: str, *, allow_slow: bool = False,
             raise InputError(f"--device {device_text}: expected all or a comma-separated list of devices")
         found, explicit = [(s, parse_device(s).resolve()) for s in dict.fromkeys(specs)], True
     cells, skipped, notes = [], [], []
+    single = explicit and len(found) == 1 and len(dtypes) == 1  # a plain run: its error is bad input
     for spec, device in found:
         for dtype in dtypes:
             cell = Cell(spec, dtype)
             try:
                 Precision.for_device(dtype, device)
             except InputError as exc:
+                if single:
+                    raise
                 skipped.append(f"{cell.label}: skipped ({str(exc).removeprefix(f'--dtype {dtype}: ')})")
                 continue
             if dtype == "bf16" and device.kind == "cpu" and not device.native_bf16:

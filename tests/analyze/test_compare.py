@@ -154,8 +154,10 @@ def test_json_output(nb):
     assert p["targets"][1]["base"] is None and p["targets"][1]["other"]["iter"] == 8
     assert "3.00x sooner" in p["verdict"]
     cpu = next(r for r in g["runs"] if r["device_type"] == "cpu")
-    assert cpu["time_to_target"] == {"2": {"iter": 4, "train_time_s": pytest.approx(0.6), "wall_time_s": pytest.approx(1.3)},
+    assert cpu["time_to_target"] == {"2": {"iter": 4, "train_time_s": pytest.approx(0.6), "wall_time_s": pytest.approx(1.3),
+                                           "energy_j": None},  # no energy counter in the cpu fixture
                                      "1.5": None}
+    assert p["targets"][0]["other"]["energy_j"] == pytest.approx(60.0)  # the cuda seeds' 40 and 80 J
 
 
 @pytest.fixture

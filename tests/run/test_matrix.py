@@ -55,8 +55,10 @@ def test_a_named_cpu_runs_emulated_bf16_after_saying_so(monkeypatch):
 
 
 def test_bad_lists_and_an_empty_matrix_are_bad_input():
-    with pytest.raises(InputError, match="--dtype fp32,int8: expected a comma-separated list"):
+    with pytest.raises(InputError, match=r"--dtype int8: unknown \(use fp32, tf32, bf16, fp16\)"):
         plan("all", "fp32,int8", [AVX2_CPU])
+    with pytest.raises(InputError, match="--dtype tf32: TF32 needs an NVIDIA GPU"):  # one cell: the run's own error
+        matrix.plan("cpu", "tf32")
     with pytest.raises(InputError, match="--device tpu: not a device"):
         matrix.plan("cpu,tpu", "fp32")
     with pytest.raises(InputError, match="no cell of the matrix can run here"):
