@@ -328,7 +328,12 @@ def explain_specs(a_spec: str, b_spec: str, pool_specs: list[str], order: str | 
     """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain."""
     from nanobench.analyze.runs import load_runs, run_stats
 
-    pool = [run_stats(r) for r in load_runs(pool_specs, skip_bad=True)[0]] if pool_specs else []
+    pool = []
+    for spec in pool_specs:  # where rungs may be: an empty or absent folder is simply no runs yet
+        try:
+            pool += [run_stats(r) for r in load_runs([spec], skip_bad=True)[0]]
+        except InputError:
+            continue
     a, a_runs, a_sha = resolve(a_spec, "A", pool)
     b, b_runs, b_sha = resolve(b_spec, "B", pool)
     dataset_check(a, b, a_sha, b_sha)
