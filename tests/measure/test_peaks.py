@@ -125,9 +125,11 @@ def test_hidden_clock_means_unknown_not_wrong(monkeypatch):
     assert peak.flops is None and "clock unknown" in peak.source
 
 
-def test_non_cuda_non_cpu_device_has_no_spec_table():
+def test_mps_without_an_apple_chip_has_no_spec_peak(monkeypatch):
+    monkeypatch.setattr(host, "cpu_model", lambda: "Intel(R) Core(TM) i9-9980HK")  # an Intel Mac's AMD GPU under MPS
+    monkeypatch.setattr(host, "apple_gpu_cores", lambda: None)
     peak = peaks.spec_peak(Device("mps", None, "Apple GPU (mps)"), FP32)  # stands for an MPS device: only its kind is read
-    assert peak.flops is None and "mps" in peak.source
+    assert peak.flops is None and "no figure for Apple GPU 'Intel(R) Core(TM) i9-9980HK'" in peak.source
 
 
 @pytest.fixture
