@@ -234,7 +234,8 @@ def sentences(e: Explanation) -> list[str]:
                                    for r, p, x in zip(alt.rungs, alt_att.parts, shown)) + ".")
         else:
             out.append("The split depends on the order of the rungs: a factor's part is measured with the factors before it "
-                       "already changed; no other order has its results yet (`--order device-last` plans one).")
+                       "already changed; no other order has its results yet "
+                       f"(`--order {'device-first' if lad.order == ORDERS['device-last'] else 'device-last'}` plans one).")
     projected = [i + 1 for i, r in enumerate(lad.results[1:]) if r.kind == "projected"]
     if projected:
         out.append(f"Rung{'s' * (len(projected) > 1)} {', '.join(map(str, projected))} {'are' if len(projected) > 1 else 'is'} "

@@ -86,7 +86,8 @@ def command_args(p: Point, seeds: list[int], out: str, scenario_recipes: dict[st
     argv += ["--threads", str(p.threads)] if p.threads and p.device_type == "cpu" else []
     argv += ["--max-iters", str(iters or p.iters)]
     argv += ["--seeds", ",".join(map(str, seeds))] if seeds else []
-    for s in sets + list(extra_sets):
+    extra_keys = {x.partition("=")[0] for x in extra_sets}
+    for s in [x for x in sets if x.partition("=")[0] not in extra_keys] + list(extra_sets):
         argv += ["--set", s]
     return tuple(argv + ["--out", out])
 

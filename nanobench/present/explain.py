@@ -15,7 +15,14 @@ from rich.table import Table
 from nanobench.analyze.attribution import QUANTITIES, PointResult, Value, rounded_parts
 from nanobench.analyze.explain import Explanation, Ladder
 from nanobench.analyze.ladder import FACTOR_LABELS
-from nanobench.analyze.format import fmt_time
+from nanobench.analyze.format import fmt_time as _fmt_s
+
+
+def fmt_time(s) -> str:
+    """Seconds, or minutes and hours where a run is long: a projection of days reads as hours."""
+    if s is None or s < 600:
+        return _fmt_s(s)
+    return f"{s / 60:.0f} min" if s < 3 * 3600 else f"{s / 3600:,.1f} h"
 from nanobench.present.tables import TableSpec
 
 # per quantity: (heading, scale to the printed unit, decimals)
