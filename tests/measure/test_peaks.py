@@ -100,19 +100,16 @@ def test_cpu_without_a_figure_says_unknown(flags, dtype, why):
     assert per_cycle is None and why in what
 
 
-def test_cpu_spec_peak_is_cores_times_clock_times_per_cycle():
-    clock, _ = host.cpu_clock_hz()
-    per_cycle, _ = peaks.cpu_flops_per_cycle(set(host.cpu_flags()), "fp32", vendor=host.cpu_vendor(),
-                                             family=host.cpu_family(),
-                                             machine=__import__("platform").machine(), system=__import__("platform").system())
-    if clock is None or per_cycle is None:
-        pytest.skip("this CPU hides its clock or has no known SIMD figure")
-    cores = host.physical_cores()
-    full = peaks.cpu_spec_peak("fp32", threads=cores)
+def test_cpu_spec_peak_is_cores_times_clock_times_per_cycle(monkeypatch):
+    # An AVX2 CPU of 4 cores at 2.5 GHz, injected: the formula, not this host's facts.
+    monkeypatch.setattr(host, "_cpuinfo", lambda: {"flags": "avx2 fma", "vendor_id": "AuthenticAMD", "cpu family": "23"})
+    monkeypatch.setattr(host, "cpu_clock_hz", lambda: (2.5e9, "2.500 GHz (injected)"))
+    monkeypatch.setattr(host, "physical_cores", lambda: 4)
+    full = peaks.cpu_spec_peak("fp32", threads=8)
     one = peaks.cpu_spec_peak("fp32", threads=1)
-    assert full.flops == pytest.approx(cores * clock * per_cycle)
-    assert one.flops == pytest.approx(clock * per_cycle)  # one thread can use one core's peak
-    assert "GHz" in full.source and "FLOPs/cycle" in full.source
+    assert full.flops == 4 * 2.5e9 * 32  # cores (not threads beyond them) x clock x 2 FMA x 8 lanes x 2
+    assert one.flops == 2.5e9 * 32  # one thread can use one core's peak
+    assert "2.500 GHz" in full.source and "32 fp32 FLOPs/cycle" in full.source
 
 
 def test_hidden_clock_means_unknown_not_wrong(monkeypatch):
@@ -187,24 +184,39 @@ def test_cpu_refuses_gpu_only_dtypes(dtype, message):
         Precision.for_device(dtype, Device.cpu())
 
 
-def test_smoke_run_records_both_mfus_and_null_without_a_peak(tmp_path, monkeypatch, fast_calibration):
+def _smoke_with_peaks(monkeypatch, out, spec, measured, **opts):
+    """A smoke run whose peaks are injected (figures standing for any host's): the spec and
+    measured peak functions the train loop calls answer `spec` and `measured` FLOP/s."""
     from nanobench.store import results
     from nanobench.run.scenario import load
     from nanobench.run.train import RunOptions, train
 
-    run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(tmp_path / "a"), threads=1, max_iters=12)).path)
-    steady = run.rows[~run.rows["warmup"] & run.rows["step_time_s"].notna()]
-    assert steady["mfu"].between(0, 1, inclusive="neither").all()
-    assert steady["mfu_measured"].between(0, 1, inclusive="neither").all()
-    flops = run.meta["flops"]["per_iter"]
-    row = steady.iloc[0]
-    assert row["mfu"] == pytest.approx(flops / row["step_time_s"] / run.meta["peak_flops"]["spec"]["flops"])
-    assert run.meta["peak_flops"]["measured"]["flops"] > 0
+    monkeypatch.setattr(peaks, "spec_peak", lambda device, precision: peaks.Peak(spec, "injected spec"))
+    monkeypatch.setattr(peaks, "measured_peak", lambda device, precision: peaks.Peak(measured, "injected measured"))
+    run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(out), threads=1, **opts)).path)
+    return run, run.rows[~run.rows["warmup"] & run.rows["step_time_s"].notna()]
 
-    monkeypatch.setattr(peaks, "spec_peak", lambda device, precision: peaks.Peak(None, "no datasheet entry for 'X'"))
-    run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(tmp_path / "b"), threads=1, max_iters=8)).path)
+
+def test_smoke_run_divides_by_both_peaks(tmp_path, monkeypatch):
+    run, steady = _smoke_with_peaks(monkeypatch, tmp_path, 4e12, 1e12, max_iters=8)
+    flops = run.meta["flops"]["per_iter"]
+    for _, row in steady.iterrows():
+        assert row["mfu"] == pytest.approx(flops / row["step_time_s"] / 4e12)
+        assert row["mfu_measured"] == pytest.approx(flops / row["step_time_s"] / 1e12)
+    assert run.meta["peak_flops"]["used_for_mfu"] == {"flops": 4e12, "source": "injected spec"}
+    assert run.meta["peak_flops"]["note"] is None
+
+
+def test_mfu_is_null_where_the_spec_is_unknown_or_below_the_measurement(tmp_path, monkeypatch):
+    run, steady = _smoke_with_peaks(monkeypatch, tmp_path / "below", 1e11, 2e11, max_iters=6)
+    assert steady["mfu"].isna().all() and steady["mfu_measured"].notna().all()  # a spec the matmul beats is wrong
+    used = run.meta["peak_flops"]["used_for_mfu"]
+    assert used["flops"] is None and "spec 100 GFLOP/s is below the measured 200 GFLOP/s" in used["source"]
+    assert run.meta["peak_flops"]["spec"]["flops"] == 1e11 and "exceeds the spec" in run.meta["peak_flops"]["note"]
+
+    run, _ = _smoke_with_peaks(monkeypatch, tmp_path / "none", None, 2e11, max_iters=6)
     assert run.rows["mfu"].isna().all() and run.rows["mfu_measured"].iloc[:-1].notna().all()
-    assert run.meta["peak_flops"]["spec"] == {"flops": None, "source": "no datasheet entry for 'X'"}
+    assert run.meta["peak_flops"]["spec"] == {"flops": None, "source": "injected spec"}
 
 
 def test_env_report_lists_peaks_per_dtype_and_why_not(fast_calibration):
