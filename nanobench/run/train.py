@@ -263,6 +263,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     measured_peak = peaks.measured_peak(device, precision)
     spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted
     peak_scale = device.devices_in_job(ddp.world_size if ddp else 1)  # MFU of the whole job
+    emulated = peaks.emulation_warning(device, precision) if progress else None  # bf16 on a CPU without bf16 hardware
+    if emulated:
+        progress.log(emulated)  # before the first step, not after hours of slow ones
     energy = device.energy_meter()  # read once per host-read window, like device memory
 
     parent = ckpt["info"] if ckpt else None
@@ -305,6 +308,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
     timer = device.step_timer()
     read_every = device.host_read_interval
+    device.reset_peak_memory()  # mem_peak_bytes: the run's own, without the calibration's matmuls
 
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None

@@ -269,3 +269,94 @@ def test_a_peak_the_run_beats_is_dropped_from_the_cache(tmp_path, monkeypatch):
     assert outcome.summary["mfu_measured"] > 1
     assert "calibration was low" in run.meta["peak_flops"]["measured_beaten"]
     assert key not in json.loads(path.read_text())  # the next run measures again
+
+
+def test_each_gpu_has_its_own_calibration_entry():
+    """cuda:0 and cuda:1 of one model never share a cached figure (stand-in GPUs: nothing probed)."""
+    bf16 = Precision("bf16")
+    gpu0 = Device("cuda", 0, "NVIDIA H100 80GB HBM3", (9, 0), True, "GPU-aaaa")
+    gpu1 = Device("cuda", 1, "NVIDIA H100 80GB HBM3", (9, 0), True, "GPU-bbbb")
+    key0, key1 = peaks._cache_key(gpu0, bf16), peaks._cache_key(gpu1, bf16)
+    assert key0 != key1 and "|cuda:1|GPU-bbbb" in key1 and key1.startswith("NVIDIA H100 80GB HBM3|bf16|torch ")
+    # the same ordinal on another machine's (or a swapped) board: its UUID differs, so does its key
+    assert peaks._cache_key(Device("cuda", 1, "NVIDIA H100 80GB HBM3", (9, 0), True, "GPU-cccc"), bf16) != key1
+
+
+class _ClockedBlas:
+    """Stands for torch and the clock in the CPU calibration's sizing: a matmul of side n
+    advances the clock by 2 n^3 / flops, as a BLAS of that speed would."""
+
+    def __init__(self, flops: float):
+        self.flops, self.now = flops, 0.0
+
+    def ones(self, n, m, dtype=None):
+        return n
+
+    def matmul(self, a, b):
+        self.now += 2 * a**3 / self.flops
+
+    def perf_counter(self):
+        return self.now
+
+
+@pytest.mark.parametrize("flops, n", [(0.5e9, 256), (140e9, 1024), (1e13, 4096)])
+def test_cpu_calibration_is_sized_by_the_dtypes_own_speed(monkeypatch, flops, n):
+    # an emulated bf16 (~1 GFLOP/s) gets 256^2, ~35 ms a repetition; fp32's 1024^2 would take seconds
+    blas = _ClockedBlas(flops)
+    monkeypatch.setattr(peaks, "time", blas)
+    assert peaks._cpu_calibration_n(blas, torch.bfloat16) == n
+
+
+def test_calibration_stops_at_its_time_cap():
+    # budget and cap spent: two repetitions, not the five an ordinary round insists on
+    entry = peaks.calibrate(Device.cpu(), Precision("bf16"), n=64, budget_s=0, cap_s=0)
+    assert entry["reps"] == 2 and entry["flops"] > 0
+
+
+def _measured(fp32: float, bf16: float):
+    """measured_peak standing for a calibrated CPU: fp32 and bf16 at the given FLOP/s."""
+    return lambda device, precision: peaks.Peak(fp32 if precision.name == "fp32" else bf16, "injected")
+
+
+def test_emulated_bf16_slowdown_from_the_measured_peaks(monkeypatch):
+    monkeypatch.setattr(peaks, "measured_peak", _measured(140e9, 1e9))
+    emulating = Device("cpu", None, "CPU without bf16 (stand-in)", native_bf16=False)
+    native = Device("cpu", None, "CPU with AMX (stand-in)", native_bf16=True)
+    bf16 = Precision("bf16")
+    assert peaks.emulated_slowdown(emulating, bf16) == pytest.approx(140)
+    assert peaks.emulated_slowdown(native, bf16) is None and peaks.emulated_slowdown(emulating, FP32) is None
+    assert peaks.emulated_slowdown(Device("cuda", 0, "NVIDIA A100 stand-in", (8, 0), True), bf16) is None
+    line = peaks.emulation_warning(emulating, bf16)
+    assert line.startswith("warning: bf16 on this CPU is emulated") and "matmul 1 vs 140 GFLOP/s in fp32, about 140x slower" in line
+    assert "\n" not in line and peaks.emulation_warning(native, bf16) is None
+    monkeypatch.setattr(peaks, "measured_peak", _measured(140e9, None))  # a failed calibration: no ratio, no guess
+    assert peaks.emulated_slowdown(emulating, bf16) is None and peaks.emulation_warning(emulating, bf16) is None
+
+
+@pytest.mark.parametrize("flags, native", [("avx2 fma", False), ("avx512f avx512_bf16", True), ("amx_bf16", True),
+                                           ("fp asimd bf16", True)])
+def test_a_cpu_is_native_bf16_by_its_flags(monkeypatch, flags, native):
+    monkeypatch.setattr(host, "_cpuinfo", lambda: {"flags": flags, "model name": "injected CPU"})
+    assert Device.cpu().native_bf16 is native
+
+
+def test_a_bf16_run_on_an_emulating_cpu_warns_before_its_first_step(tmp_path, monkeypatch):
+    from nanobench.run.scenario import load
+    from nanobench.run.train import RunOptions, train
+
+    monkeypatch.setattr(peaks, "measured_peak", _measured(140e9, 1e9))
+    monkeypatch.setattr(host, "_cpuinfo", lambda: {"flags": "avx2 fma", "model name": "CPU without bf16 (injected)"})
+    opts = RunOptions(out_dir=str(tmp_path), threads=1, max_iters=2, dtype="bf16")
+
+    class Log:  # the command line's progress display: what it was told, in order
+        lines = []
+
+        def log(self, text):
+            self.lines.append(text)
+
+        def update(self, row, total):
+            self.lines.append(f"step {row['iter']}")
+
+    train(load("smoke"), opts, progress=Log())
+    assert "about 140x slower" in Log.lines[0] and Log.lines[1].startswith("iter 0:")
+    assert sum("emulated" in line for line in Log.lines) == 1
