@@ -278,6 +278,13 @@ class Device:
 
     # ---- energy ----------------------------------------------------------------------------
 
+    @property
+    def energy_per_rank(self) -> bool:
+        """Whether each data-parallel rank reads an energy counter of its own (one GPU each)
+        rather than one its node's ranks share (the CPU package's RAPL counter): a job's
+        energy sums the former over ranks, the latter once per node."""
+        return self.kind == "cuda"
+
     def energy_meter(self):
         """NVML's energy counter on CUDA, RAPL package counters on the CPU, else a meter that
         reads None and says why (metrics.py holds the meters)."""

@@ -266,7 +266,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     emulated = peaks.emulation_warning(device, precision) if progress else None  # bf16 on a CPU without bf16 hardware
     if emulated:
         progress.log(emulated)  # before the first step, not after hours of slow ones
-    energy = device.energy_meter()  # read once per host-read window, like device memory
+    # read once per host-read window, like device memory; a DDP job's is every rank's
+    energy = ddp.energy_meter(device) if ddp else device.energy_meter()
 
     parent = ckpt["info"] if ckpt else None
     meta = {
@@ -407,5 +408,5 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         if writer:
             sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
             path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
-    distributed.shutdown(ddp)
+    distributed.shutdown(ddp, peer_failed=status == "failed")
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)
