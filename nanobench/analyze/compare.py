@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nanobench.analyze import equivalence
-from nanobench.analyze.config import labels
+from nanobench.analyze.config import Config, labels, recipe_note, reference_recipe
 from nanobench.analyze.pairs import PairComparison, compare_pair, precision_reference
 from nanobench.analyze.runs import RunStats, load_runs, run_stats
 from nanobench.analyze.seeds import ConfigSummary, aggregate
@@ -32,6 +32,7 @@ class Group:
     pairs: list[PairComparison]
     targets: tuple[float, ...]
     confounds: list[str]
+    notes: list[str] = field(default_factory=list)  # e.g. which recipe keys differ between configurations
 
     @property
     def key(self) -> tuple[str, str]:
@@ -50,10 +51,12 @@ class Comparison:
         return [r for g in self.groups for cs in g.configs for r in cs.runs]
 
 
-def choose_baseline(configs: list[ConfigSummary]) -> ConfigSummary:
+def choose_baseline(configs: list[ConfigSummary], reference: tuple | None = None) -> ConfigSummary:
     """cpu fp32 (not compiled) if present, else the slowest by median ms/iter; ties and
-    missing timings broken by label, so the choice never depends on file order."""
-    slowest_first = sorted(configs, key=lambda c: (-(c.median_step_s or 0.0), c.label, c.config))
+    missing timings broken by label, so the choice never depends on file order. Configurations
+    of the reference recipe (config.reference_recipe) come before any other recipe."""
+    slowest_first = sorted(configs, key=lambda c: (reference is not None and c.config.recipe != reference,
+                                                   -(c.median_step_s or 0.0), c.label, c.config))
     for c in slowest_first:
         if c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile and not c.config.continues:
             return c
@@ -62,8 +65,10 @@ def choose_baseline(configs: list[ConfigSummary]) -> ConfigSummary:
 
 
 
-def confounds(runs: list[RunStats]) -> list[str]:
-    """What differs between runs of one group besides the device itself."""
+def confounds(runs: list[RunStats], names: dict[Config, str] | None = None) -> list[str]:
+    """What differs between runs of one group besides the device itself (and the recipe,
+    which makes different configurations: see the group's notes)."""
+    names = names or labels(list({r.config: None for r in runs}))
 
     def spread(name: str, value_of, why: str) -> str | None:
         counts: dict = {}
@@ -85,7 +90,7 @@ def confounds(runs: list[RunStats]) -> list[str]:
         by_config.setdefault(r.config, set()).add(r.evaluations[-1].iter if r.evaluations else 0)
     for config, lengths in sorted(by_config.items()):
         if len(lengths) > 1:
-            items.append(f"{config.label()} runs end at different iterations ({', '.join(map(str, sorted(lengths)))}): "
+            items.append(f"{names[config]} runs end at different iterations ({', '.join(map(str, sorted(lengths)))}): "
                          f"their mean curve and the equivalence verdict use only the evaluations all of them reached")
     return [i for i in items if i]
 
@@ -95,15 +100,16 @@ def build_group(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN
     by_config: dict[Config, list[RunStats]] = {}
     for r in sorted(runs, key=lambda r: (r.config, r.seed if r.seed is not None else -1, r.run_id)):
         by_config.setdefault(r.config, []).append(r)
-    names = labels(list(by_config))
+    reference = reference_recipe([r.config.recipe for r in runs], [r.config.recipe for r in runs if not r.overrides])
+    names = labels(list(by_config), reference)
     summaries = [aggregate(c, names[c], rs) for c, rs in by_config.items()]
-    base = choose_baseline(summaries)
+    base = choose_baseline(summaries, reference)
     ordered = [base] + sorted((c for c in summaries if c is not base), key=lambda c: c.label)
     targets = runs[0].targets
     first = runs[0]
     return Group(first.scenario, first.dataset, first.dataset_sha256, runs, ordered, base,
                  [compare_pair(base, c, targets, precision_reference(base, c, ordered), margin) for c in ordered[1:]],
-                 targets, confounds(runs))
+                 targets, confounds(runs, names), [n for n in [recipe_note(list(by_config))] if n])
 
 
 def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN) -> Comparison:

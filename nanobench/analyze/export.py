@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from nanobench.analyze.compare import Comparison
+from nanobench.analyze.config import recipe_diff
 from nanobench.analyze.gates import GateResult
 from nanobench.analyze.runs import Hit, RunStats, time_to_target
 
@@ -15,7 +18,7 @@ def _run_json(r: RunStats) -> dict:
     return {
         "run_id": r.run_id, "path": r.path, "scenario": r.scenario, "dataset_sha256": r.dataset_sha256,
         "device_type": r.config.device_type, "device_name": r.config.device_name, "dtype": r.config.dtype,
-        "compile": r.config.compile, "seed": r.seed, "threads": r.threads, "torch": r.torch_version,
+        "compile": r.config.compile, "overrides": list(r.overrides), "seed": r.seed, "threads": r.threads, "torch": r.torch_version,
         "status": r.status, "iterations": r.iterations, "final_train_loss": r.final_train_loss,
         "final_val_loss": r.final_val_loss, "best_val_loss": r.best_val_loss,
         "median_ms_per_iter": r.median_step_s * 1e3 if r.median_step_s else None,
@@ -39,9 +42,12 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
     for g in c.groups:
         groups.append({
             "scenario": g.scenario, "dataset": g.dataset, "dataset_sha256": g.dataset_sha256,
-            "baseline": g.baseline.label, "targets": list(g.targets), "confounds": g.confounds,
+            "baseline": g.baseline.label, "targets": list(g.targets), "confounds": g.confounds, "notes": g.notes,
             "runs": [_run_json(r) for r in g.runs],
             "configurations": [{"label": cs.label, "seeds": cs.seeds,
+                                # recipe keys whose value differs from the baseline's (null: not recorded)
+                                "recipe_vs_baseline": {k: None if v == "?" else json.loads(v) for k, v in
+                                                       recipe_diff(cs.config.recipe, g.baseline.config.recipe).items()},
                                 "median_ms_per_iter": cs.median_step_s * 1e3 if cs.median_step_s else None,
                                 "final_val_loss": cs.final_val_loss, "best_val_loss": cs.best_val_loss}
                                for cs in g.configs],

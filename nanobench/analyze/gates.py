@@ -4,9 +4,10 @@ of the current runs checked against the same configuration in the baseline runs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as dataclass_replace
 
 from nanobench.analyze.compare import Comparison
+from nanobench.analyze.config import recipe_diff
 from nanobench.errors import InputError
 
 # metric -> (how to read it from a ConfigSummary, True if higher is worse)
@@ -69,14 +70,15 @@ def parse_gates(text: str) -> list[Gate]:
 
 def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate]) -> tuple[list[GateResult], list[str]]:
     """Each configuration of the current runs against the same configuration (same scenario,
-    dataset and device/dtype/compile) in the baseline runs. Unmatched ones are reported."""
+    dataset, device/dtype/compile and recipe) in the baseline runs. Unmatched ones are
+    reported; a baseline of the same device and dtype but another recipe is named, never used."""
     base_index = {(g.key, c.config): c for g in baseline.groups for c in g.configs}
     out, unmatched = [], []
     for g in current.groups:
         for c in g.configs:
             b = base_index.get((g.key, c.config))
             if b is None:
-                unmatched.append(f"{g.scenario} {c.label}: no baseline run of this configuration; not gated")
+                unmatched.append(f"{g.scenario} {c.label}: " + _why_unmatched(c.config, g.key, base_index))
                 continue
             for gate in gates:
                 read, higher_is_worse = GATE_METRICS[gate.metric]
@@ -89,3 +91,13 @@ def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate]) ->
                 passed = cv <= limit if higher_is_worse else cv >= limit
                 out.append(GateResult(gate, g.scenario, c.label, bv, cv, limit, passed))
     return out, unmatched
+
+
+def _why_unmatched(config, key, base_index) -> str:
+    other_recipes = [b for (k, bc), b in sorted(base_index.items(), key=lambda kv: kv[1].label)
+                     if k == key and bc.recipe != config.recipe and bc == dataclass_replace(config, recipe=bc.recipe)]
+    if not other_recipes:
+        return "no baseline run of this configuration; not gated"
+    b = other_recipes[0]
+    keys = ", ".join(recipe_diff(config.recipe, b.config.recipe))
+    return f"the baseline's {b.label} runs have another recipe (differing in {keys}); not gated across recipes"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nanobench.analyze import equivalence
-from nanobench.analyze.config import Config
+from nanobench.analyze.config import Config, recipe_diff
 from nanobench.analyze.runs import Hit, val_loss_at_iter, val_loss_at_time
 from nanobench.analyze.seeds import ConfigSummary, config_hit, mean_curve, mean_or_none, seed_curves
 from nanobench.analyze.verdicts import verdict
@@ -129,8 +129,10 @@ def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float
     p.verdict = verdict(p)
     p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other), margin)
     same_device = (base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
+    same_precision = (base.config.dtype, base.config.compile) == (other.config.dtype, other.config.compile)
     p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
-                                            mean_curve(precision_ref) if precision_ref else None, same_device)
+                                            mean_curve(precision_ref) if precision_ref else None, same_device,
+                                            tuple(recipe_diff(other.config.recipe, base.config.recipe)), same_precision)
     return p
 
 
@@ -138,7 +140,10 @@ def precision_reference(base: ConfigSummary, other: ConfigSummary, configs: list
     """A run on the baseline's device in the other's dtype: it separates precision from device."""
     if (other.config.device_type, other.config.device_name) == (base.config.device_type, base.config.device_name):
         return None  # same device: the whole difference is already precision (or compile)
-    return next((c for c in configs if c.config == Config(base.config.device_type, base.config.device_name,
-                                                          other.config.dtype, base.config.compile)), None)
+    if other.config.recipe != base.config.recipe:
+        return None  # a run in the other's dtype would still differ from the other in its recipe
+    wanted = Config(base.config.device_type, base.config.device_name, other.config.dtype, base.config.compile,
+                    recipe=base.config.recipe)
+    return next((c for c in configs if c.config == wanted), None)
 
 

@@ -60,6 +60,7 @@ class RunStats:
     evaluations: tuple[Evaluation, ...]
     step_times_s: np.ndarray = field(repr=False)  # warm-up excluded, (n_steps,)
     run: results.Run | None = field(default=None, repr=False)  # None only for hand-built stats in tests
+    overrides: tuple[str, ...] = ()  # the run's --set strings, as given
 
     @property
     def rows(self):
@@ -170,6 +171,7 @@ def run_stats(run: results.Run) -> RunStats:
         evaluations=evs,
         step_times_s=times,
         run=run,
+        overrides=info.options.overrides,
     )
 
 

@@ -3,16 +3,13 @@ in words. Numbers are written through analyze/format.py, as in the tables."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from nanobench.analyze.format import fmt_ratio, fmt_time
 
-if TYPE_CHECKING:  # the sentences read a PairComparison; pairs.py calls verdict() when it builds one
-    from nanobench.analyze.pairs import PairComparison
 
-
-def verdict(p: PairComparison) -> str:
-    """One sentence per pair, in the spirit of hyperfine's summary."""
+def verdict(p) -> str:
+    """One sentence per pair, in the spirit of hyperfine's summary. `p` is the PairComparison
+    that analyze/pairs.py is building (read by its fields; pairs.py imports this module, so
+    this one does not import it back)."""
     o, b = p.other.label, p.base.label
     parts = []
     if p.speedup:

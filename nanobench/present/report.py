@@ -33,6 +33,7 @@ th { text-align: left; background: #f4f4f4; } td.r, th.r { text-align: right; fo
 td.diff { background: #fff0c2; font-weight: 600; }
 .verdict { font-size: 1.05em; background: #eef6ee; border-left: 4px solid #4a4; padding: .5em 1em; margin: .5em 0; }
 .warning { background: #fff6e0; border-left: 4px solid #d90; padding: .4em 1em; margin: .4em 0; }
+.note { background: #eef3fb; border-left: 4px solid #58c; padding: .4em 1em; margin: .4em 0; }
 .figures img { max-width: 100%; display: block; margin: .6em 0 1.4em; }
 .samples { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1em; }
 .samples figure { margin: 0; } .samples pre { white-space: pre-wrap; background: #f7f7f7; padding: .6em; font-size: 12px; border: 1px solid #e3e3e3; }
@@ -91,8 +92,13 @@ is precision, not hardware. Compare one dtype across devices to see the hardware
 </ul>
 <h3>Comparability</h3>
 <p>Runs are grouped by scenario name and dataset sha256 and never compared across groups. Within a group, a
-configuration is (device type and name, dtype, compile); the baseline is cpu fp32 when present, else the
-slowest configuration. Differences in dtype, compile, thread count and torch version are flagged as confounds.</p>
+configuration is (device type and name, dtype, compile, recipe). The recipe is the scenario as run, after
+<code>--set</code> overrides: its data, model, train and eval keys except the seed and <code>train.max_iters</code>
+(how far a run goes; the learning-rate schedule does not depend on it, so <code>--max-iters</code> truncates the
+same recipe). Runs whose recipes differ are different experiments: never averaged, banded, paired or gated
+together; their labels name what differs (<i>cpu fp32 &middot; learning_rate=3e-4</i>) against the recipe of the
+runs made without overrides. The baseline is cpu fp32 of that recipe when present, else the slowest configuration.
+Differences in dtype, compile, thread count and torch version are flagged as confounds.</p>
 """
 
 ENV_FIELDS = [  # (row name, its value in a run's metadata; None is shown as "-")
@@ -220,6 +226,7 @@ def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
         verdicts += [f'<p class="verdict">{e(p.verdict)}</p>' for p in g.pairs]
         if not g.pairs:
             verdicts.append("<p>One configuration only: nothing to compare against; its numbers are below.</p>")
+        verdicts += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
         verdicts += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
         t, f = group_html(g)
         tables.append(t)

@@ -125,6 +125,8 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
                 console.print(escape(p.verdict))
                 console.print("  " + escape(equivalence_sentence(p.equivalence, p.base.label, p.other.label)))
                 console.print("  " + escape(" ".join(p.explanation["sentences"])))
+        for item in g.notes:
+            console.print(f"[cyan]note:[/cyan] {escape(item)}")
         for item in g.confounds:
             console.print(f"[yellow]confound:[/yellow] {escape(item)}")
     if gates is not None:
