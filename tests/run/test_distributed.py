@@ -120,6 +120,7 @@ def test_torchrun_command_passes_rendezvous_through():
     assert "--standalone" in distributed.torchrun_command(2, {}, ["smoke"])
 
 
+@pytest.mark.slow  # fast in the default suite: test_leaving_does_not_wait_for_a_rank_that_never_comes
 def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path):
     """SIGKILL rank 1 mid-run: every rank ends, rank 0's rows survive with a status."""
     proc = subprocess.Popen([*nb.cmd, "run", "smoke", "--nproc", "2", "--set", "train.max_iters=100000",
