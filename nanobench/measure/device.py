@@ -11,13 +11,13 @@ Nothing is probed at import time; `resolve` asks the hardware when called.
 from __future__ import annotations
 
 import re
-import resource
 import sys
 from dataclasses import dataclass
 from functools import cached_property
 
 import torch
 
+from nanobench import process
 from nanobench.errors import InputError
 from nanobench.measure import host, metrics, nvml
 
@@ -150,7 +150,8 @@ class Device:
 
     @property
     def ddp_backend(self) -> str:
-        return "nccl" if self.kind == "cuda" else "gloo"
+        """NCCL for CUDA ranks on Linux (NCCL is Linux-only); gloo elsewhere, CUDA on Windows included."""
+        return "nccl" if self.kind == "cuda" and sys.platform.startswith("linux") else "gloo"
 
     @property
     def ddp_device_ids(self) -> list[int] | None:
@@ -226,9 +227,7 @@ class Device:
         import psutil
 
         rss = psutil.Process().memory_info().rss
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
-        return rss, max(rss, peak), None
+        return rss, max(rss, process.peak_rss_bytes() or 0), None
 
     def reset_peak_memory(self) -> None:
         if self.kind == "cuda":

@@ -8,6 +8,7 @@ adds no host synchronisation per step.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -195,12 +196,21 @@ def rapl_delta_uj(last: int, now: int, max_range_uj: int) -> int:
     return now - last if now >= last else now + (max_range_uj - last)
 
 
+# Where Linux's powercap is absent by design: why the CPU's energy is not read there.
+NO_CPU_ENERGY = {
+    "darwin": "macOS exposes CPU energy only through powermetrics, which needs root: not read",
+    "win32": "Windows has no CPU energy counter readable without a kernel driver (RAPL is in MSRs): not read",
+}
+
+
 def rapl_meter(powercap_root="/sys/class/powercap"):
     """A RAPL meter over the package zones (`intel-rapl:N`, also AMD's), or a NoEnergyMeter
     that says why not (absent in VMs; root-only since Linux 5.10, CVE-2020-8694)."""
     from pathlib import Path
 
     root = Path(powercap_root)
+    if sys.platform in NO_CPU_ENERGY:
+        return NoEnergyMeter(NO_CPU_ENERGY[sys.platform])
     if not root.is_dir():
         return NoEnergyMeter(f"{root} is absent (no RAPL: a VM, or not Linux)")
     zones = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
@@ -240,8 +250,9 @@ class Recorder:
 
     def __init__(self, *, writer, tokens_per_iter: int, flops_per_iter: float, spec_peak_flops: float | None,
                  measured_peak_flops: float | None, warmup_iters: int, energy, device_memory, t0: float,
-                 ddp=None, totals: dict | None = None):
+                 ddp=None, totals: dict | None = None, noise=None):
         self.writer = writer
+        self.noise = noise  # a noise.Sampler: marks a window's last row with a reading, ~1 per second
         self.tokens_per_iter = tokens_per_iter
         self.flops_per_iter = flops_per_iter
         self.spec_peak_flops = spec_peak_flops
@@ -294,6 +305,8 @@ class Recorder:
             if ev:
                 row["eval_train_loss"], row["eval_val_loss"] = ev["train"], ev["val"]
                 state["vals"].append((row["iter"], ev["val"]))
+        if self.noise:
+            self.noise.mark(rows)
         if self.writer:
             self.writer.append(rows)
         state["rows"] += len(rows)

@@ -187,19 +187,19 @@ def cpu_flops_per_cycle(flags: set[str], dtype: str, *, vendor: str = "", family
 def cpu_spec_peak(dtype: str, *, threads: int | None = None) -> Peak:
     """cores x clock x FLOPs/cycle for this machine's CPU. Cores = min(physical cores, torch
     threads): a run limited to 1 thread can use one core's peak, not the socket's."""
-    per_cycle, what = cpu_flops_per_cycle(set(host.cpu_flags()), dtype, vendor=host.cpu_vendor(),
-                                          family=host.cpu_family(), machine=platform.machine(), system=platform.system())
+    per_cycle, what = cpu_flops_per_cycle(set(host.cpu_flags()), dtype, vendor=host.cpu_vendor(), family=host.cpu_family(),
+                                          machine=platform.machine().lower(), system=platform.system())
     if per_cycle is None:
         return Peak(None, what)
     clock, clock_note = host.cpu_clock_hz()
     if clock is None:
         return Peak(None, clock_note)
-    physical = host.physical_cores()
+    physical, which = host.compute_cores()
     if not physical:
         return Peak(None, "physical core count unknown")
     cores = min(physical, threads) if threads else physical
     return Peak(cores * clock * per_cycle,
-                f"spec: {cores} cores (of {physical} physical; torch threads {threads}) x {clock_note} x "
+                f"spec: {cores} cores (of {physical} {which}; torch threads {threads}) x {clock_note} x "
                 f"{per_cycle:g} {dtype} FLOPs/cycle ({what})")
 
 
@@ -211,6 +211,8 @@ def spec_peak(device, precision) -> Peak:
         return gpu_spec_peak(device.name, precision.name)
     if device.kind == "cpu":
         return cpu_spec_peak(precision.name, threads=torch.get_num_threads())
+    if device.kind == "mps":  # the chip as the CPU brand names it ("Apple M2 Pro"); cores probed only here
+        return apple_gpu_spec_peak(host.cpu_model(), host.apple_gpu_cores(), precision.name)
     return Peak(None, f"no datasheet table for {device.kind} devices ({device.name})")
 
 

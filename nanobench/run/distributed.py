@@ -14,6 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from nanobench import process
 from nanobench.errors import InputError
 from nanobench.measure.device import DeviceSpec, cuda_device_count
 
@@ -184,7 +185,8 @@ def check_launch(nproc: int, nnodes: int, device: DeviceSpec, batch_size: int, g
         if nproc > cores:
             raise InputError(f"--nproc {nproc}: more CPU ranks than cores ({cores}); each rank would share a core")
     else:
-        raise InputError(f"--device {device.text}: --nproc supports cpu (gloo) and cuda (nccl)")
+        raise InputError(f"--device {device.text}: --nproc supports cpu (gloo) and cuda (nccl on Linux; "
+                         f"gloo elsewhere, NCCL is Linux-only)")
 
 
 def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
@@ -196,12 +198,25 @@ def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
                 cmd.append(f"--{key.replace('_', '-')}={rdzv[key]}")
     else:
         cmd.append("--standalone")  # one machine: torchrun picks a free local port
+    if sys.platform == "win32" and _torch_version() >= (2, 9):
+        # Ctrl-Break reaches every process of the console; without a handler torchrun would
+        # die at once instead of waiting for its workers to finish their result file.
+        cmd.append("--signals-to-handle=SIGINT,SIGTERM,SIGBREAK")
     return [*cmd, "-m", "nanobench", "run", *run_args]
 
 
-def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None) -> int:
+def _torch_version() -> tuple[int, int]:
+    """torch's (major, minor) without importing it; torchrun's --signals-to-handle is 2.9+."""
+    from importlib.metadata import version
+
+    major, minor = version("torch").split(".")[:2]
+    return int(major), int(minor)
+
+
+def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None, device_kind: str = "cpu") -> int:
     """Run `nanobench run RUN_ARGS` under torchrun, one worker per rank, and wait for it;
-    returns its exit code (130 when stopped by Ctrl-C or SIGTERM). Rank 0 prints the outcome."""
+    returns its exit code (130 when stopped by Ctrl-C or SIGTERM, Ctrl-Break on Windows).
+    Rank 0 prints the outcome."""
     import signal
     import subprocess
 
@@ -210,24 +225,32 @@ def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None) -> 
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     cmd = torchrun_command(nproc, rdzv, run_args)
     print(f"launching {nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
-    # torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would end its
-    # workers from outside and print its own traceback). The launcher passes the stop on to
-    # the workers: each ends its loop, rank 0 completes its file as `interrupted`, and every
-    # worker exits 0, so torchrun ends quietly.
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    if sys.platform != "linux" and device_kind == "cuda":
+        print("NCCL is Linux-only: the CUDA ranks use gloo here (slower all-reduce)", file=sys.stderr)
+    # POSIX: torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would
+    # end its workers from outside and print its own traceback). The launcher passes the stop
+    # on to the workers: each ends its loop, rank 0 completes its file as `interrupted`, and
+    # every worker exits 0, so torchrun ends quietly.
+    # Windows has no sessions and no signal to send to one process (os.kill with SIGINT there
+    # terminates it): the console already delivers Ctrl-C and Ctrl-Break to every process
+    # attached to it, workers included, so the launcher only notes the stop.
+    windows = sys.platform == "win32"
+    proc = subprocess.Popen(cmd, env=env, **({} if windows else {"start_new_session": True}))
     stopped = []
 
     def stop_workers(signum=None, frame=None):
         import psutil
 
         stopped.append(signum)
+        if windows:
+            return
         for child in psutil.Process(proc.pid).children(recursive=True):
             try:
                 child.send_signal(signal.SIGINT)
             except psutil.Error:
                 pass
 
-    signal.signal(signal.SIGINT, stop_workers)
-    signal.signal(signal.SIGTERM, stop_workers)
+    for signum in process.stop_signals():
+        signal.signal(signum, stop_workers)
     rc = proc.wait()
     return 130 if stopped else rc

@@ -34,7 +34,7 @@ def test_a_damaged_shipped_copy_is_not_used(tmp_path, monkeypatch):
     bad.write_bytes(lzma.compress(b"To be or not to be " * 100))  # decompresses, wrong sha256
     monkeypatch.setattr(data, "SHIPPED_TINYSHAKESPEARE", bad)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    with pytest.raises(InputError, match="missing or damaged"):  # an empty data folder: the shipped copy is next
+    with pytest.raises(InputError, match="missing or damaged"):
         data.load_dataset("tinyshakespeare", data_dir=str(tmp_path / "empty"), url="http://127.0.0.1:9/x", timeout_s=1)
 
 

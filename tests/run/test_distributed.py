@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import time
+import types
 
 import psutil
 import pytest
@@ -176,3 +177,55 @@ def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(nb, tmp_path):
     assert run_.meta["status"] == "interrupted" and len(run_.rows) >= 100
     time.sleep(1)
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+
+
+def test_windows_launch_starts_no_session_and_sends_no_signal(monkeypatch, capsys):
+    """Windows: no sessions, and os.kill/send_signal with SIGINT would terminate a worker; the
+    console already gives Ctrl-C and Ctrl-Break to every process, so the launcher only notes it."""
+    import sys
+
+    handlers, sent = {}, []
+
+    class FakeTorchrun:  # stands for the torchrun process: the user presses Ctrl-Break while it runs
+        def __init__(self, cmd, **kwargs):
+            self.cmd, self.kwargs, self.pid = cmd, kwargs, 4242
+
+        def wait(self):
+            handlers[21](21, None)
+            return 0
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(signal, "SIGBREAK", 21, raising=False)
+    monkeypatch.setattr(signal, "signal", lambda s, h: handlers.__setitem__(s, h))
+    monkeypatch.setattr(subprocess, "Popen", FakeTorchrun)
+    monkeypatch.setattr(distributed, "_torch_version", lambda: (2, 13))
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(psutil.Process, "send_signal", lambda self, sig: sent.append((self.pid, sig)))
+    assert distributed.launch(2, {}, ["smoke"], 1, "cuda") == 130
+    assert set(handlers) == {signal.SIGINT, 21} and sent == []
+    assert "NCCL is Linux-only" in capsys.readouterr().err
+    cmd = distributed.torchrun_command(2, {}, ["smoke"])
+    assert "--signals-to-handle=SIGINT,SIGTERM,SIGBREAK" in cmd  # torchrun waits for its workers on Ctrl-Break
+
+
+def test_posix_launch_forwards_the_stop_to_the_workers_only(monkeypatch):
+    handlers, popen_kwargs = {}, {}
+
+    class FakeTorchrun:
+        pid = 4242
+
+        def __init__(self, cmd, **kwargs):
+            popen_kwargs.update(kwargs)
+
+        def wait(self):
+            handlers[signal.SIGTERM](signal.SIGTERM, None)
+            return 0
+
+    sent = []
+    monkeypatch.setattr(signal, "signal", lambda s, h: handlers.__setitem__(s, h))
+    monkeypatch.setattr(subprocess, "Popen", FakeTorchrun)
+    monkeypatch.setattr(psutil, "Process", lambda pid: types.SimpleNamespace(
+        children=lambda recursive: [types.SimpleNamespace(send_signal=lambda sig: sent.append(sig))] * 2))
+    assert distributed.launch(2, {}, ["smoke"], 1) == 130
+    assert popen_kwargs["start_new_session"] is True and sent == [signal.SIGINT, signal.SIGINT]
+    assert not any("signals-to-handle" in part for part in distributed.torchrun_command(2, {}, ["smoke"]))
