@@ -348,8 +348,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 if progress:
                     progress.log(f"iter {it}: train {ev['train']:.4f}, val {ev['val']:.4f}")
             if it == max_iters:  # the last row carries the final evaluation only: no step
-                rec.record(to_host(pending, timer))
-                pending = []
+                window, pending = pending, []
+                rec.record(to_host(window, timer))
                 mem, mem_peak, mem_reserved = device.memory_sample()
                 rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem,
                              "mem_peak_bytes": mem_peak, "mem_reserved_bytes": mem_reserved}])
@@ -370,8 +370,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                                        time.perf_counter() - t0, mem, mem_peak, mem_reserved))
             checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
             if len(pending) >= read_every or checkpoint_next:
-                rows = rec.record(to_host(pending, timer))  # the one CPU-GPU sync point per read window
-                pending = []
+                # Taken off `pending` first: a Ctrl-C inside record() must not make the finish
+                # path record these steps a second time (a row appears at most once).
+                window, pending = pending, []
+                rows = rec.record(to_host(window, timer))  # the one CPU-GPU sync point per read window
                 if progress:
                     progress.update(rows[-1], max_iters)
                 bad = next((r for r in rows if not math.isfinite(r["loss"])), None)
