@@ -115,6 +115,16 @@ def cpu_flags() -> list[str]:
     return sorted(set((info.get("flags") or info.get("Features") or "").split()) | mac | set(_windows_flags()))
 
 
+# Native bf16 matmul instructions: Intel AMX tiles, AVX-512 BF16 dot products (x86 flags), Arm
+# FEAT_BF16 ("bf16" in an aarch64 Features line). Without one, torch converts bf16 to fp32 and
+# back around every multiply: correct, but many times slower than fp32.
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
+
+
+def cpu_native_bf16() -> bool:
+    return any(flag in NATIVE_BF16_FLAGS for flag in cpu_flags())
+
+
 def cpu_vendor() -> str:
     windows = _windows_cpu().get("VendorIdentifier") or ""
     return _cpuinfo().get("vendor_id") or _sysctl().get("machdep.cpu.vendor") or windows

@@ -140,9 +140,11 @@ class RunWriter:
         except OSError as exc:
             raise InputError(f"{seg}: could not write results ({files.write_cause(exc)}); "
                              f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
+        # The buffer is emptied first, right after the write: a Ctrl-C arriving here must not
+        # leave written rows in the buffer for finish() to write a second time.
+        rows, self._buffer = self._buffer, []
         self._n_segments += 1
-        self.n_rows_flushed += len(self._buffer)
-        self._buffer = []
+        self.n_rows_flushed += len(rows)
 
     def _write_meta(self) -> None:
         try:
