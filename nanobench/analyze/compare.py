@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanobench.analyze import equivalence
+from nanobench.analyze import equivalence, references
 from nanobench.store import results
 from nanobench.errors import InputError
 
@@ -34,10 +34,12 @@ class Config:
     dtype: str
     compile: bool
     continues: str = ""  # a resumed run: "cpu fp32 @1000", the configuration and iteration it took over
+    imported: str = ""  # a run imported from another trainer's log ("nanogpt"): its own configuration
 
     def label(self, with_name: bool = False) -> str:
         text = f"{self.device_type} {self.dtype}" + (" compiled" if self.compile else "")
         text = f"{text} ({self.device_name})" if with_name else text
+        text = f"{text} from {self.imported} log" if self.imported else text
         return f"{text} continuing {self.continues}" if self.continues else text
 
 
@@ -117,10 +119,18 @@ def _warmup(rows) -> np.ndarray:
     return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
 
 
+def _untimed(rows) -> np.ndarray:
+    """Rows left out of step-time statistics: warm-up, and imported steps whose printed time
+    includes an evaluation (column `step_includes_eval`)."""
+    if "step_includes_eval" not in rows:
+        return _warmup(rows)
+    return _warmup(rows) | (rows["step_includes_eval"].to_numpy(dtype=object) == True)  # noqa: E712
+
+
 def step_times(rows) -> np.ndarray:
     """Timed steps with warm-up rows excluded; the final evaluation-only row has no step."""
     step = _col(rows, "step_time_s")
-    return step[~np.isnan(step) & ~_warmup(rows)]
+    return step[~np.isnan(step) & ~_untimed(rows)]
 
 
 def evaluations(rows) -> tuple[Evaluation, ...]:
@@ -157,8 +167,9 @@ def run_stats(run: results.Run) -> RunStats:
     dev = meta.get("device") or {}
     env = meta.get("environment") or {}
     data = meta.get("dataset") or {}
-    is_step = ~np.isnan(_col(rows, "step_time_s"))
-    timed = is_step & ~_warmup(rows)
+    # a step has a time or a loss (an imported log may print no times); the final row neither
+    is_step = ~np.isnan(_col(rows, "step_time_s")) | ~np.isnan(_col(rows, "loss"))
+    timed = ~np.isnan(_col(rows, "step_time_s")) & ~_untimed(rows)
     times = _col(rows, "step_time_s")[timed]
     evs = evaluations(rows)
     median_s = percentile(times, 50)
@@ -181,11 +192,12 @@ def run_stats(run: results.Run) -> RunStats:
         dataset=str(data.get("name", "?")),
         dataset_sha256=str(data.get("sha256", "?")),
         config=Config(str(dev.get("type", opts.get("device", "?"))), str(dev.get("name", "?")),
-                      str(opts.get("dtype", "?")), bool(opts.get("compile", False)), _continues(meta)),
+                      str(opts.get("dtype", "?")), bool(opts.get("compile", False)), _continues(meta),
+                      str((meta.get("imported") or {}).get("format", ""))),
         seed=opts.get("seed"),
         threads=env.get("torch_num_threads"),
         torch_version=env.get("torch"),
-        status=str(meta.get("status", "?")),
+        status=results.display_status(meta),
         targets=tuple(sorted((float(t) for t in (scen.get("targets") or {}).get("val_loss", [])), reverse=True)),
         iterations=int(is_step.sum()),
         final_train_loss=_last(_col(rows, "loss")[is_step]),
@@ -430,6 +442,7 @@ class Comparison:
     groups: list[Group]
     warnings: list[str]
     skipped: list[str] = field(default_factory=list)
+    references: list[references.Check] = field(default_factory=list)  # "is my run normal?", per run
 
 
 def choose_baseline(configs: list[ConfigSummary]) -> ConfigSummary:
@@ -437,9 +450,11 @@ def choose_baseline(configs: list[ConfigSummary]) -> ConfigSummary:
     missing timings broken by label, so the choice never depends on file order."""
     slowest_first = sorted(configs, key=lambda c: (-(c.median_step_s or 0.0), c.label, c.config))
     for c in slowest_first:
-        if c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile and not c.config.continues:
+        if (c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile
+                and not c.config.continues and not c.config.imported):
             return c
-    fresh = [c for c in slowest_first if not c.config.continues]  # a continuation is never the baseline
+    # a continuation is never the baseline; an imported log only when nothing else is there
+    fresh = sorted((c for c in slowest_first if not c.config.continues), key=lambda c: bool(c.config.imported))
     return (fresh or slowest_first)[0]
 
 
@@ -571,8 +586,14 @@ def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float
     p.verdict = verdict(p)
     p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other), margin)
     same_device = (base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
+    imported = base.config.imported or other.config.imported
     p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
-                                            mean_curve(precision_ref) if precision_ref else None, same_device)
+                                            mean_curve(precision_ref) if precision_ref else None,
+                                            same_device and not imported)
+    if imported:
+        p.explanation["sentences"].append(
+            f"One side is an imported {imported} log: its trainer draws its own batches and evaluation "
+            f"text, so the gap at equal iterations also holds the difference between the two programs.")
     return p
 
 
@@ -609,12 +630,14 @@ def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGI
         listed = ", ".join(f"{s} on {g[0].dataset} ({h[:8]})" for (s, h), g in sorted(groups.items()))
         warnings.append(f"runs of {len(groups)} scenario/dataset pairs ({listed}) are compared separately, never mixed")
     for r in sorted(runs, key=lambda r: r.run_id):
-        if r.status != "completed":
+        if r.status not in results.COMPLETE_STATUSES:
             warnings.append(f"{r.run_id}: status {r.status}; its numbers cover only what it recorded")
         if not r.evaluations:
             warnings.append(f"{r.run_id}: no evaluation recorded; val-loss comparisons leave it out")
     out = [build_group(g, margin) for _, g in sorted(groups.items())]
-    return Comparison(out, warnings)
+    checks = (references.check(r.run_id, r.scenario, [(e.iter, e.val_loss) for e in r.evaluations])
+              for r in sorted(runs, key=lambda r: r.run_id))
+    return Comparison(out, warnings, references=[c for c in checks if c is not None])
 
 
 # ---- loading (the one place that reads files) --------------------------------------------------
@@ -786,7 +809,8 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
                 "explanation": p.explanation,
             } for p in g.pairs],
         })
-    out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped}
+    out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped,
+           "references": [references.to_json(ch) for ch in c.references]}
     if gates is not None:
         out["gates"] = [{"metric": r.gate.metric, "scenario": r.scenario, "configuration": r.config, "baseline": r.baseline,
                          "value": r.value, "limit": r.limit, "passed": r.passed} for r in gates]

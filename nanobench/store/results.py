@@ -29,7 +29,10 @@ META_KEY = b"nanobench"
 PARTIAL_DIR = ".partial"
 FLUSH_EVERY_ITERS = 100
 FLUSH_EVERY_S = 10.0
-STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed")
+STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed", "imported")
+# Statuses whose rows cover the whole schedule. `imported` (a log of another trainer, see
+# nanobench/ingest) does unless its metadata says where the log was cut off.
+COMPLETE_STATUSES = ("completed", "imported")
 
 SCHEMA = pa.schema(
     [
@@ -53,6 +56,10 @@ SCHEMA = pa.schema(
         ("eval_val_loss", pa.float64()),
         ("warmup", pa.bool_()),
         ("rank_step_time_s", pa.list_(pa.float64())),
+        # imported runs only (null otherwise): the trainer's own MFU as printed, and whether
+        # the printed step time includes an evaluation (then timing statistics leave it out)
+        ("mfu_reported", pa.float64()),
+        ("step_includes_eval", pa.bool_()),
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
@@ -237,6 +244,13 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
     shutil.rmtree(partial, ignore_errors=True)
     _remove_if_empty(partial.parent)
     return path
+
+
+def display_status(meta: dict) -> str:
+    """The status as shown: an imported log cut off mid-run reads `imported (truncated at iteration N)`."""
+    status = str(meta.get("status", "?"))
+    cut = (meta.get("imported") or {}).get("truncated_at_iter") if status == "imported" else None
+    return f"{status} (truncated at iteration {cut})" if cut is not None else status
 
 
 @dataclass
