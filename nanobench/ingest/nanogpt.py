@@ -109,6 +109,8 @@ def parse(path: Path, text: str) -> Parsed:
                 tree = ast.parse(stripped)
             except SyntaxError:
                 tree = None
+            if tree is not None and any(isinstance(x, ast.Expr) and not isinstance(x.value, ast.Call) for x in tree.body):
+                tree = None  # a bare expression ("n_head is two") parses, yet no config file line is one
             if tree is not None:
                 for node in tree.body:
                     if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):

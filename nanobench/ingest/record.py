@@ -136,7 +136,8 @@ def match_scenario(recipe: dict) -> tuple[dict | None, list[str]]:
 
 def _run_id(scenario: str, device_type: str, dtype: str, sha: str) -> str:
     # the log's hash, not a clock: importing one log twice finds the first import
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{scenario}-imported-{device_type}-{dtype}-{sha[:12]}")
+    prefix = scenario if scenario.startswith("imported-") else f"{scenario}-imported"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{prefix}-{device_type}-{dtype}-{sha[:12]}")
 
 
 def build(parsed: Parsed, source: Path, sha: str, *, device_name: str | None = None, dtype: str | None = None,
@@ -248,8 +249,10 @@ def _rows(parsed: Parsed, steps: dict[int, Step], tokens_per_iter: int | None, f
             gaps.add(gap)
             prev = it
             includes_eval = it in parsed.step_includes_eval
+            # only a nanoGPT log says how its time was taken; elsewhere unknown (null)
+            known = st.step_time_s is not None and parsed.format == "nanogpt"
             row.update(loss=st.loss, lr=st.lr, grad_norm=st.grad_norm, mfu_reported=st.mfu_reported,
-                       step_includes_eval=includes_eval if st.step_time_s is not None else None)
+                       step_includes_eval=includes_eval if known else None)
             if tokens_per_iter:
                 row["tokens"] = tokens_per_iter * (it + 1)
             if st.step_time_s is not None:
@@ -265,7 +268,7 @@ def _rows(parsed: Parsed, steps: dict[int, Step], tokens_per_iter: int | None, f
         elif timed_any:  # an evaluation-only row (the final one): the clocks stand where they were
             row["train_time_s"], row["wall_time_s"] = train_t, wall_t
         rows.append({c: row.get(c) for c in results.COLUMNS})
-    if timed_any:
+    if timed_any and parsed.step_includes_eval:
         parsed.notes.append("train_time_s: iterations whose printed time includes an evaluation count at the "
                             "median step time of the others; wall_time_s sums the printed times as they are")
     if any(g > 1 for g in gaps):
