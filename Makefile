@@ -50,7 +50,9 @@ test: install
 bench-micro: install
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds $(PYTEST_ARGS)
 
-gpu-check: install
+# No install step: a lent GPU machine has torch but no package registry. The script uses
+# $(VENV) when it exists, else python3 with this checkout on PYTHONPATH.
+gpu-check:
 	VENV=$(VENV) bash scripts/gpu-check.sh
 
 clean:

@@ -16,13 +16,14 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from nanobench.measure import device as dev
+from nanobench.measure.device import Device
+from nanobench.measure.precision import Precision
 from nanobench.run.data import Batches, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import load
-from nanobench.run.train import lr_at, make_optimizer, train_step
+from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
 
-CPU = torch.device("cpu")
+CPU = Device.cpu()
 
 # First matching substring wins: op names as the CPU profiler reports them.
 CATEGORIES = [
@@ -62,15 +63,15 @@ def main() -> None:
     t, m = s.train, s.model
     ds = load_dataset(s.data.dataset)
     batches = Batches(ds, t.batch_size, m.block_size, t.grad_accum, t.seed)
-    model = GPT(GPTConfig(ds.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias), generator(t.seed, "init"))
+    model = GPT(GPTConfig.from_scenario(s, ds.vocab_size), generator(t.seed, "init"))
     opt = make_optimizer(model, t, fused=args.fused_adamw)
     step_model = torch.compile(model) if args.compile else model
 
-    scaler, autocast = dev.grad_scaler(CPU, "fp32"), dev.autocast(CPU, "fp32")
+    fp32 = Precision("fp32")
+    scaler, autocast = fp32.grad_scaler(CPU), fp32.autocast(CPU)
 
     def step(it: int) -> None:  # train.py's own step
-        for g in opt.param_groups:
-            g["lr"] = lr_at(it, t)
+        set_lr(opt, lr_at(it, t))
         x, y = batches.train(it)
         train_step(step_model, model, opt, scaler, x, y, autocast, t.grad_clip)
 

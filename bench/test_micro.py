@@ -15,7 +15,8 @@ import time
 import pytest
 import torch
 
-from nanobench.measure import device as dev
+from nanobench.measure.device import Device
+from nanobench.measure.precision import Precision
 from nanobench.run.data import Batches, generator, load_dataset
 from nanobench.measure.metrics import PendingStep, Recorder, to_host
 from nanobench.run.model import GPT, GPTConfig
@@ -24,7 +25,7 @@ from nanobench.run.scenario import list_shipped, load
 from nanobench.run.train import make_optimizer, train_step
 
 BENCH_BATCH = {"shakespeare_char": 4}
-CPU = torch.device("cpu")
+CPU = Device.cpu()
 
 
 def workload(name: str):
@@ -33,12 +34,12 @@ def workload(name: str):
     t, m = s.train, s.model
     dataset = load_dataset(s.data.dataset)
     batches = Batches(dataset, BENCH_BATCH.get(name, t.batch_size), m.block_size, t.grad_accum, t.seed)
-    cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
-    model = GPT(cfg, generator(t.seed, "init"))
+    model = GPT(GPTConfig.from_scenario(s, dataset.vocab_size), generator(t.seed, "init"))
     return model, make_optimizer(model, t, fused=False), batches, s
 
 
-SCALER, AUTOCAST = dev.grad_scaler(CPU, "fp32"), dev.autocast(CPU, "fp32")  # fp32: both no-ops
+FP32 = Precision("fp32")
+SCALER, AUTOCAST = FP32.grad_scaler(CPU), FP32.autocast(CPU)  # fp32: both no-ops
 
 
 def step(model, optimizer, x, y, grad_clip):
@@ -72,12 +73,12 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
     Ratio of the medians."""
     model, optimizer, batches, s = workload("shakespeare_char_cpu")
     t = s.train
-    timer = dev.step_timer(CPU)
+    timer = CPU.step_timer()
     writer = RunWriter(tmp_path, "overhead", {"bench": True})
     t0 = time.perf_counter()
     rec = Recorder(writer=writer, tokens_per_iter=768, flops_per_iter=3.97e9, spec_peak_flops=3.3e11,
-                   measured_peak_flops=2.2e11, warmup_iters=5, energy=dev.energy_meter(CPU),
-                   device_memory=dev.device_memory_reader(CPU), t0=t0)
+                   measured_peak_flops=2.2e11, warmup_iters=5, energy=CPU.energy_meter(),
+                   device_memory=CPU.device_memory_reader(), t0=t0)
     pending: list[PendingStep] = []
 
     def bare(it):
@@ -90,9 +91,9 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
         timer.start()
         loss, grad_norm = step(model, optimizer, x, y, t.grad_clip)
         timing = timer.stop()
-        mem, mem_peak, mem_reserved = dev.memory_sample(CPU)
+        mem, mem_peak, mem_reserved = CPU.memory_sample()
         pending.append(PendingStep(it, 1e-3, loss, grad_norm, timing, time.perf_counter() - t0, mem, mem_peak, mem_reserved))
-        if len(pending) >= dev.host_read_interval(CPU):
+        if len(pending) >= CPU.host_read_interval:
             rows, pending = rec.record(to_host(pending, timer)), []
             assert math.isfinite(rows[-1]["loss"])
 
@@ -114,7 +115,7 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
     def recording_only():
         timer.start()
         timing = timer.stop()
-        mem, mem_peak, mem_reserved = dev.memory_sample(CPU)
+        mem, mem_peak, mem_reserved = CPU.memory_sample()
         done = [PendingStep(next(its), 1e-3, loss, grad_norm, timing, time.perf_counter() - t0, mem, mem_peak, mem_reserved)]
         rec.record(to_host(done, timer))
 

@@ -14,13 +14,14 @@ import time
 
 import torch
 
-from nanobench.measure import device as dev
+from nanobench.measure.device import Device
+from nanobench.measure.precision import Precision
 from nanobench.run.data import Batches, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import load
-from nanobench.run.train import lr_at, make_optimizer, train_step
+from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
 
-CPU = torch.device("cpu")
+CPU = Device.cpu()
 # (label, dtype, fused AdamW, torch.compile): the default first
 CONFIGS = [
     ("default (fp32, fused AdamW)", "fp32", True, False),
@@ -33,19 +34,18 @@ CONFIGS = [
 
 def make_step(dtype: str, fused: bool, compiled: bool, scenario, dataset):
     t, m = scenario.train, scenario.model
-    cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
-    model = GPT(cfg, generator(t.seed, "init"))
+    model = GPT(GPTConfig.from_scenario(scenario, dataset.vocab_size), generator(t.seed, "init"))
     optimizer = make_optimizer(model, t, fused=fused)
     step_model = torch.compile(model) if compiled else model
-    autocast = dev.autocast(CPU, dtype)
+    precision = Precision.for_device(dtype, CPU)
+    autocast = precision.autocast(CPU)
     batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, t.seed)
 
-    scaler = dev.grad_scaler(CPU, dtype)
+    scaler = precision.grad_scaler(CPU)
 
     def step(it: int) -> float:
         """train.py's own step (train_step): returns its seconds."""
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(it, t)
+        set_lr(optimizer, lr_at(it, t))
         x, y = batches.train(it)
         t0 = time.perf_counter()
         train_step(step_model, model, optimizer, scaler, x, y, autocast, t.grad_clip)

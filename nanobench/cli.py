@@ -14,6 +14,7 @@ import secrets
 import signal
 import sys
 
+from nanobench import files
 from nanobench.errors import InputError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
@@ -100,36 +101,15 @@ class _StopOnce:
         raise KeyboardInterrupt
 
 
-def _resume_defaults(args) -> tuple:
-    """With --resume, the scenario and any run option not given come from the checkpoint."""
-    from nanobench.run import checkpoint
-    from nanobench.run import scenario as scen
-
-    ckpt = checkpoint.load(args.resume)
-    info = ckpt["info"]
-    if args.seeds:
-        raise InputError(f"--seeds {args.seeds}: a resumed run keeps its checkpoint's seed ({info['seed']}); drop --seeds")
-    if args.scenario:
-        scenario = scen.load(args.scenario, args.set or [])
-    else:
-        scenario = scen.from_dict(info["scenario"], args.set or [], f"{args.resume} (its scenario)")
-    parent = info["options"]
-    same_kind = args.device is None or args.device.split(":")[0] == info["device"]["type"]
-    return scenario, [info["seed"]], {
-        "device": args.device or parent["device"],
-        "dtype": args.dtype or parent["dtype"],
-        "compile": parent["compile"] if args.compile is None else args.compile,
-        # Thread count changes CPU sums: keep the parent's on the same kind of device.
-        "threads": args.threads or (parent["threads"] if same_kind else None),
-        "checkpoint_every": args.checkpoint_every or parent.get("checkpoint_every"),
-    }
-
-
 def cmd_run(args) -> int:
     from nanobench.run import scenario as scen
 
     if args.resume:
-        scenario, seeds, platform = _resume_defaults(args)
+        from nanobench.run import checkpoint
+
+        given = {"device": args.device, "dtype": args.dtype, "compile": args.compile, "threads": args.threads,
+                 "checkpoint_every": args.checkpoint_every}
+        scenario, seeds, platform = checkpoint.resume_defaults(args.resume, args.scenario, args.set or [], args.seeds, given)
     elif not args.scenario:
         raise InputError("run: give a SCENARIO (see `nanobench scenarios`) or --resume CHECKPOINT")
     else:
@@ -149,19 +129,16 @@ def cmd_run(args) -> int:
     if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
         if args.resume or args.checkpoint_every:
             raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
-        return launch_distributed(args, scenario, platform)
+        return _launch_distributed(args, scenario, platform)
 
-    from nanobench.store import results
     from nanobench.run.train import RunOptions, train
+    from nanobench.store import results
 
-    for partial in results.find_partials(args.out):
-        try:
-            recovered = results.recover(partial)
-        except InputError as exc:  # a damaged leftover must not block new runs
-            print(f"nanobench: warning: {exc}", file=sys.stderr)
-            continue
-        if recovered:
-            print(f"recovered a killed run: {recovered}", file=sys.stderr)
+    recovered, warnings = results.recover_killed(args.out)
+    for line in warnings:
+        print(f"nanobench: warning: {line}", file=sys.stderr)
+    for path in recovered:
+        print(f"recovered a killed run: {path}", file=sys.stderr)
 
     # SIGTERM ends a run like Ctrl-C: the result file is completed with status `interrupted`.
     # A torchrun worker only notes the stop: the ranks agree on it at a read window and stop
@@ -172,6 +149,7 @@ def cmd_run(args) -> int:
     outcomes = []
     # One id for the runs of this invocation; NANOBENCH_GROUP_ID joins separate invocations.
     group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
+    files.check_name(group_id, "NANOBENCH_GROUP_ID")
     for seed in seeds:
         opts = RunOptions(**platform, seed=seed, max_iters=args.max_iters, overrides=tuple(args.set or []),
                           out_dir=args.out, resume=args.resume, group_id=group_id)
@@ -192,14 +170,14 @@ def cmd_run(args) -> int:
     return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
 
 
-def launch_distributed(args, scenario, platform: dict) -> int:
-    """Re-run this command under torchrun, one worker per rank; rank 0 prints the outcome."""
-    import subprocess
-
+def _launch_distributed(args, scenario, platform: dict) -> int:
+    """Re-run this command under torchrun (distributed.launch), one worker per rank."""
+    from nanobench.measure.device import parse_device
     from nanobench.run import distributed
 
     device = platform["device"]
-    distributed.check_launch(args.nproc, args.nnodes or 1, device, scenario.train.batch_size, scenario.train.grad_accum)
+    distributed.check_launch(args.nproc, args.nnodes or 1, parse_device(device), scenario.train.batch_size,
+                             scenario.train.grad_accum)
     run_args = [args.scenario, "--device", device, "--dtype", platform["dtype"], "--out", args.out,
                 "--compile" if platform["compile"] else "--no-compile"]
     for flag, value in (("--threads", args.threads), ("--seeds", args.seeds), ("--max-iters", args.max_iters)):
@@ -210,32 +188,7 @@ def launch_distributed(args, scenario, platform: dict) -> int:
     run_args += ["--quiet"] * args.quiet + ["--json"] * args.json
     rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
             "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
-    env = dict(os.environ, **{distributed.CHILD_ENV: "1"})
-    if args.threads is None and "OMP_NUM_THREADS" not in env:  # share the cores out, not 1 each
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.nproc))
-    cmd = distributed.torchrun_command(args.nproc, rdzv, run_args)
-    print(f"launching {args.nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
-    # torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would end its
-    # workers from outside and print its own traceback). The launcher passes the stop on to
-    # the workers: each ends its loop, rank 0 completes its file as `interrupted`, and every
-    # worker exits 0, so torchrun ends quietly.
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    stopped = []
-
-    def stop_workers(signum=None, frame=None):
-        import psutil
-
-        stopped.append(signum)
-        for child in psutil.Process(proc.pid).children(recursive=True):
-            try:
-                child.send_signal(signal.SIGINT)
-            except psutil.Error:
-                pass
-
-    signal.signal(signal.SIGINT, stop_workers)
-    signal.signal(signal.SIGTERM, stop_workers)
-    rc = proc.wait()
-    return 130 if stopped else rc
+    return distributed.launch(args.nproc, rdzv, run_args, args.threads)
 
 
 def _print_outcome(outcome) -> None:
@@ -328,26 +281,26 @@ def _load_comparison(args):
 
     if not args.margin > 0:
         raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
-    comparison, runs = compare.compare_files(args.paths, skip_bad=args.skip_bad, margin=args.margin)
+    comparison = compare.compare_files(args.paths, skip_bad=args.skip_bad, margin=args.margin)
     for line in comparison.skipped:
         print(f"nanobench: skipped: {line}", file=sys.stderr)
-    return comparison, runs
+    return comparison
 
 
 def cmd_compare(args) -> int:
-    from nanobench.analyze import compare
+    from nanobench.analyze import compare, export, gates as gating
     from nanobench.present import tables
 
-    gates = compare.parse_gates(args.fail_on) if args.fail_on else None
+    gates = gating.parse_gates(args.fail_on) if args.fail_on else None
     if gates and not args.baseline:
         raise InputError("--fail-on needs --baseline PATHS: the runs to compare against")
-    comparison, _ = _load_comparison(args)
+    comparison = _load_comparison(args)
     results, ungated = None, None
     if args.baseline:
-        base, _ = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
-        results, ungated = compare.check_gates(comparison, base, gates or [])
+        base = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
+        results, ungated = gating.check_gates(comparison, base, gates or [])
     if args.json:
-        print(json.dumps(compare.to_json(comparison, results, ungated), indent=1))
+        print(json.dumps(export.to_json(comparison, results, ungated), indent=1))
     else:
         tables.render_comparison(comparison, _console(), results, ungated)
     return EXIT_GATE if results and not all(r.passed for r in results) else EXIT_OK
@@ -356,8 +309,7 @@ def cmd_compare(args) -> int:
 def cmd_report(args) -> int:
     from nanobench.present import report
 
-    comparison, runs = _load_comparison(args)
-    path = report.write_report(comparison, runs, args.output, title=args.title)
+    path = report.write_report(_load_comparison(args), args.output, title=args.title)
     print(path)
     return EXIT_OK
 
@@ -368,11 +320,11 @@ def cmd_import(args) -> int:
 
     for log in args.logs:
         path = import_log(log, args.out, fmt=args.format, device_name=args.device_name, dtype=args.dtype, sets=args.set or [])
-        meta = results.read_meta(path)
-        match = meta["imported"]["scenario_match"]
+        info = results.read_run(path).info
+        match = info.raw["imported"]["scenario_match"]
         where = (f"scenario {match['scenario']}" if match["scenario"] else
-                 f"its own group ({meta['scenario']['name']}): no shipped scenario matches, e.g. {match['differs'][0]}")
-        print(f"{path}  [{results.display_status(meta)}] {meta['imported']['format']} log, {meta['summary']['iterations']} "
+                 f"its own group ({info.scenario_name}): no shipped scenario matches, e.g. {match['differs'][0]}")
+        print(f"{path}  [{info.shown_status}] {info.imported.format} log, {info.summary['iterations']} "
               f"iterations; grouped with {where}")
     return EXIT_OK
 

@@ -1,6 +1,9 @@
-"""Shared test setup: GPU tests skip themselves without CUDA; slow tests are opt-in."""
+"""Shared test setup: GPU tests skip themselves without CUDA; slow tests are opt-in; `nb`
+runs the command line as a user does."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,16 +31,25 @@ def pytest_collection_modifyitems(config, items):
 
     has_cuda = torch.cuda.is_available()
     for item in items:
-        if "gpu" in item.keywords and not has_cuda:
+        # Markers, not keywords: item.keywords also holds folder names (a checkout under .../gpu/).
+        if item.get_closest_marker("gpu") and not has_cuda:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none here"))
-        if "slow" in item.keywords and not config.getoption("--slow"):
+        if item.get_closest_marker("slow") and not config.getoption("--slow"):
             item.add_marker(pytest.mark.skip(reason="slow; run with --slow"))
 
 
-@pytest.fixture
-def has_tinyshakespeare():
-    from nanobench.run.data import DATA_DIR_ENV
+class Nanobench:
+    """`python -m nanobench ARGS` in a fresh interpreter, as a user runs it: the output
+    captured as text, `env` added to this process's environment. `cmd` is the command
+    itself, for tests that start a run with Popen and signal it."""
 
-    d = os.environ.get(DATA_DIR_ENV)
-    if not d or not (Path(d) / "tinyshakespeare" / "input.txt").is_file():
-        pytest.skip("tinyshakespeare not in NANOBENCH_DATA_DIR")
+    cmd = (sys.executable, "-m", "nanobench")
+
+    def __call__(self, *args, env=None, cwd=None, timeout=120, check=False) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.cmd, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})}, cwd=cwd, check=check)
+
+
+@pytest.fixture(scope="session")
+def nb():
+    return Nanobench()

@@ -151,7 +151,8 @@ class Curve:
         return max(self.points)
 
 
-def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_device: bool = False) -> dict:
+def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_device: bool = False,
+                recipe_keys: tuple[str, ...] = (), same_precision: bool = False) -> dict:
     """Split the val-loss gap between A's and B's final evaluations into iterations, precision
     and device, and say how long each took to reach the same iteration.
 
@@ -179,11 +180,16 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_dev
         "train_time_s_to_iter": {a.label: ta, b.label: tb},
         "speedup_to_iter": ta / tb if tb > 0 else None,
     }
+    if recipe_keys:
+        recipe = f"the recipe ({', '.join(recipe_keys)})"
+        cause = (f"{recipe}: both ran on the same device in the same precision." if same_device and same_precision
+                 else f"{recipe}, hardware and precision together.")
+    else:
+        cause = "precision (or compilation): both ran on the same device." if same_device else "hardware and precision."
     sentences = [
         f"{b.label} ended at val {lb_final:.4f} (iteration {b.last_iter}), {a.label} at {la_final:.4f} "
         f"(iteration {a.last_iter}): a gap of {lb_final - la_final:+.4f}.",
-        f"At equal iterations ({i}) the gap is {lb_i - la:+.4f}: that much is "
-        + ("precision (or compilation): both ran on the same device." if same_device else "hardware and precision."),
+        f"At equal iterations ({i}) the gap is {lb_i - la:+.4f}: that much is {cause}",
     ]
     beyond = [(c.label, c.last_iter, sign * (final - at_i)) for c, sign, final, at_i in
               ((b, 1, lb_final, lb_i), (a, -1, la_final, la)) if c.last_iter != i]

@@ -84,9 +84,9 @@ def peak_for(device_type: str, device_name: str | None, dtype: str) -> peaks.Pea
     if device_type == "cuda":
         return peaks.gpu_spec_peak(device_name, dtype)
     if device_type == "cpu":
-        from nanobench.measure import environment
+        from nanobench.measure import host
 
-        here = environment.cpu_model()
+        here = host.cpu_model()
         if device_name.strip() != here:
             return peaks.Peak(None, f"CPU '{device_name}' is not this machine's ('{here}'): a CPU's spec peak needs "
                                     f"its cores, clock and SIMD flags; import the log on the machine that ran it")

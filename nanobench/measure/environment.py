@@ -7,41 +7,14 @@ import platform
 import socket
 import subprocess
 import sys
-from functools import lru_cache
 from pathlib import Path
+
+from nanobench.measure import host, nvml
+from nanobench.measure.precision import current_matmul_flags
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "KMP_AFFINITY", "GOMP_CPU_AFFINITY",
                     "OMP_PROC_BIND", "OMP_PLACES", "OMP_DYNAMIC", "MKL_DYNAMIC", "KMP_BLOCKTIME")
-
-
-@lru_cache(maxsize=1)
-def _cpuinfo() -> dict:
-    """The first processor's fields from /proc/cpuinfo (Linux); empty elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    info = {}
-    for line in text.split("\n\n")[0].splitlines():
-        key, _, value = line.partition(":")
-        info[key.strip()] = value.strip()
-    return info
-
-
-def cpu_model() -> str:
-    return _cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown CPU"
-
-
-def cpu_flags() -> list[str]:
-    info = _cpuinfo()
-    return sorted((info.get("flags") or info.get("Features") or "").split())
-
-
-def physical_cores() -> int | None:
-    import psutil
-
-    return psutil.cpu_count(logical=False)
 
 
 def git_state() -> dict:
@@ -62,7 +35,7 @@ def git_state() -> dict:
 
 
 def collect(device) -> dict:
-    """Environment metadata for a run on `device` (a torch.device)."""
+    """Environment metadata for a run on `device` (a Device)."""
     import psutil
     import torch
 
@@ -72,10 +45,10 @@ def collect(device) -> dict:
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "cuda_runtime": torch.version.cuda,
-        "cpu_model": cpu_model(),
-        "cpu_flags": cpu_flags(),
+        "cpu_model": host.cpu_model(),
+        "cpu_flags": host.cpu_flags(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_physical_cores": physical_cores(),
+        "cpu_physical_cores": host.physical_cores(),
         "cpu_logical_cores": psutil.cpu_count(logical=True),
         "memory_total_bytes": psutil.virtual_memory().total,
         "torch_num_threads": torch.get_num_threads(),
@@ -83,15 +56,13 @@ def collect(device) -> dict:
         "thread_env": {k: os.environ.get(k) for k in THREAD_VARIABLES},
         "parallel_backend": _parallel_backend(torch),
         "cpu_clock": _cpu_clock(),
-        "sdpa_backends": _sdpa_backends(),
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
-        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "sdpa_backends": sdpa_backends(),
+        **current_matmul_flags(),
         "git": git_state(),
-        "device_type": device.type,
+        "device_type": device.kind,
     }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
+    if device.kind == "cuda":
+        props = torch.cuda.get_device_properties(device.torch)
         env.update(
             gpu_name=props.name,
             gpu_memory_bytes=props.total_memory,
@@ -99,8 +70,6 @@ def collect(device) -> dict:
             gpu_multiprocessors=props.multi_processor_count,
             cudnn=torch.backends.cudnn.version(),
         )
-        from nanobench.measure import nvml
-
         env["gpu_state_at_start"] = nvml.gpu_state(device)  # clocks, power limit, driver
     return env
 
@@ -114,13 +83,16 @@ def _parallel_backend(torch) -> str | None:
 
 
 def _cpu_clock() -> dict:
-    from nanobench.measure.peaks import cpu_clock_hz
-
-    hz, source = cpu_clock_hz()
+    hz, source = host.cpu_clock_hz()
     return {"hz": hz, "source": source}
 
 
-def _sdpa_backends() -> dict:
-    from nanobench.measure.device import sdpa_backends
+def sdpa_backends() -> dict:
+    """Which scaled-dot-product-attention kernels torch may pick (CUDA flags; the CPU uses its
+    fused flash kernel unless the math backend is forced)."""
+    import torch
 
-    return sdpa_backends()
+    b = torch.backends.cuda
+    flags = {"flash": b.flash_sdp_enabled, "mem_efficient": b.mem_efficient_sdp_enabled,
+             "math": b.math_sdp_enabled, "cudnn": getattr(b, "cudnn_sdp_enabled", None)}
+    return {k: (f() if f else None) for k, f in flags.items()}

@@ -11,9 +11,10 @@ class NvmlUnavailable(Exception):
     """NVML cannot answer here; str() says why."""
 
 
-def handle(device):
-    """(pynvml module, NVML handle) for a CUDA torch.device, matched by UUID so that
-    CUDA_VISIBLE_DEVICES reordering cannot point NVML at another GPU."""
+def handle(index: int | None):
+    """(pynvml module, NVML handle) for the CUDA device of torch index `index` (None: the
+    current one), matched by UUID so that CUDA_VISIBLE_DEVICES reordering cannot point NVML
+    at another GPU. Called once per device: `Device.nvml()` keeps the answer."""
     try:
         import pynvml
     except ImportError:
@@ -26,7 +27,7 @@ def handle(device):
         raise NvmlUnavailable(f"NVML init failed: {exc}") from None
     import torch
 
-    index = device.index if device.index is not None else torch.cuda.current_device()
+    index = index if index is not None else torch.cuda.current_device()
     uuid = str(getattr(torch.cuda.get_device_properties(index), "uuid", "") or "")
     try:
         if uuid:
@@ -36,7 +37,7 @@ def handle(device):
     try:
         return pynvml, pynvml.nvmlDeviceGetHandleByIndex(index)
     except pynvml.NVMLError as exc:
-        raise NvmlUnavailable(f"NVML has no handle for {device}: {exc}") from None
+        raise NvmlUnavailable(f"NVML has no handle for cuda:{index}: {exc}") from None
 
 
 def _ask(fn, *args):
@@ -50,9 +51,10 @@ def _ask(fn, *args):
 
 
 def gpu_state(device) -> dict:
-    """Clocks, power limit and state of the GPU at the start of a run, for metadata."""
+    """Clocks, power limit and state of the GPU at the start of a run, for metadata.
+    `device` is a CUDA `Device` (its cached handle is used)."""
     try:
-        nv, h = handle(device)
+        nv, h = device.nvml()
     except NvmlUnavailable as exc:
         return {"nvml": None, "reason": str(exc)}
     c = nv

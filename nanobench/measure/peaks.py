@@ -11,19 +11,22 @@ MFU is model FLOPs per second over a peak. nanoGPT divides every device by an A1
   cached per machine (see `measured_peak`).
 
 A device with no known figure gets `Peak(None, why)`: a null MFU, never a wrong number.
-This module sits beside device.py (which DESIGN.md names for peak tables) so that the
-tables read as one piece; the only device `if`s here pick the calibration's clock.
+Devices come in as `Device` values (device.py) and dtypes as `Precision` values
+(precision.py); the CPU's facts come from host.py. The only device `if`s here choose the
+table (GPU datasheet or CPU formula) and the calibration's size.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from nanobench import files
+from nanobench.measure import host
 
 T = 1e12
 
@@ -58,6 +61,23 @@ GPU_PEAKS_TFLOPS: list[tuple[str, dict[str, float | None]]] = [
     (r"NVIDIA L40S", {"fp32": 91.6, "tf32": 183.0, "bf16": 366.0, "fp16": 366.0}),
     # NVIDIA A10 datasheet: 31.2 FP32, 62.5 | 125* TF32, 125 | 250* BF16/FP16
     (r"NVIDIA A10", {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0}),
+    # A10G (AWS G5): NVIDIA publishes no datasheet; AWS lists it as the A10's GA102 part with
+    # the same 250 dense INT8 TOPS, so the A10 row's dense rates are used
+    (r"NVIDIA A10G", {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0}),
+    # NVIDIA L40 datasheet: 90.5 FP32, 90.5 | 181* TF32, 181 | 362* BF16/FP16
+    (r"NVIDIA L40", {"fp32": 90.5, "tf32": 90.5, "bf16": 181.0, "fp16": 181.0}),
+    # NVIDIA GH200 Grace Hopper datasheet: the Hopper GPU has H100 SXM's compute
+    # (67 FP32, 494 | 989* TF32, 990 | 1,979* BF16/FP16)
+    (r"NVIDIA GH200.*", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    # H800: the export variant of H100 with H100's compute and reduced NVLink (SXM and PCIe)
+    (r"NVIDIA H800", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (r"NVIDIA H800 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
+    # NVIDIA HGX B200 datasheet (8 GPUs): 600 FP32, 18* PF TF32, 36* PF BF16/FP16, per GPU
+    # and dense: 75 FP32, 1,125 TF32, 2,250 BF16/FP16
+    (r"NVIDIA B200", {"fp32": 75.0, "tf32": 1125.0, "bf16": 2250.0, "fp16": 2250.0}),
+    # NVIDIA RTX A6000 datasheet: 38.7 FP32, 309.7* tensor (sparse FP16): dense 154.8 BF16/FP16
+    # with FP32 accumulate (professional cards: full rate), TF32 half of that
+    (r"NVIDIA RTX A6000", {"fp32": 38.7, "tf32": 77.4, "bf16": 154.8, "fp16": 154.8}),
     # NVIDIA T4 datasheet: 8.1 FP32, 65 FP16 mixed precision (Turing: no TF32, no BF16)
     (r"Tesla T4", {"fp32": 8.1, "tf32": None, "bf16": None, "fp16": 65.0}),
     # NVIDIA V100 datasheet: SXM2 15.7 FP32 / 125 tensor; PCIe 14 / 112; V100S PCIe 16.4 / 130
@@ -67,9 +87,21 @@ GPU_PEAKS_TFLOPS: list[tuple[str, dict[str, float | None]]] = [
     # NVIDIA Ampere GA102 whitepaper, appendix A (RTX 3090): 35.6 FP32; tensor with FP32
     # accumulate (GeForce runs it at half the FP16-accumulate rate): 35.6 TF32, 71 BF16/FP16
     (r"NVIDIA GeForce RTX 3090", {"fp32": 35.6, "tf32": 35.6, "bf16": 71.0, "fp16": 71.0}),
+    # GA102/GA104/GA106 GeForce (same whitepaper's per-SM ratios: TF32 = FP32, BF16/FP16 with FP32
+    # accumulate = 2 x FP32) at NVIDIA's listed boost clocks: RTX 3080 29.8, 3070 20.3, 3060 12.7 FP32
+    (r"NVIDIA GeForce RTX 3080( Ti)?", {"fp32": 29.8, "tf32": 29.8, "bf16": 59.5, "fp16": 59.5}),
+    (r"NVIDIA GeForce RTX 3070", {"fp32": 20.3, "tf32": 20.3, "bf16": 40.6, "fp16": 40.6}),
+    (r"NVIDIA GeForce RTX 3060", {"fp32": 12.7, "tf32": 12.7, "bf16": 25.5, "fp16": 25.5}),
     # NVIDIA Ada Lovelace whitepaper, appendix (RTX 4090): 82.6 FP32, 82.6 TF32, 165.2 BF16 and
     # FP16 with FP32 accumulate
     (r"NVIDIA GeForce RTX 4090", {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2}),
+    # Ada whitepaper appendix (RTX 4080): 48.7 FP32, 48.7 TF32, 97.5 BF16/FP16 with FP32 accumulate
+    (r"NVIDIA GeForce RTX 4080", {"fp32": 48.7, "tf32": 48.7, "bf16": 97.5, "fp16": 97.5}),
+    # RTX 4080 SUPER: 52.2 FP32 (NVIDIA spec page), tensor rates by the whitepaper's ratios
+    (r"NVIDIA GeForce RTX 4080 SUPER", {"fp32": 52.2, "tf32": 52.2, "bf16": 104.4, "fp16": 104.4}),
+    # RTX 4090 Laptop GPU: 9,728 CUDA cores at the highest boost NVIDIA lists (2.04 GHz; laptops
+    # set lower power limits, so a given laptop reads lower): 39.7 FP32, same ratios
+    (r"NVIDIA GeForce RTX 4090 Laptop GPU", {"fp32": 39.7, "tf32": 39.7, "bf16": 79.4, "fp16": 79.4}),
     # RTX 4070 Ti: 40.1 FP32 (NVIDIA spec page); tensor rates by the Ada whitepaper's per-SM
     # ratios (FP16/BF16 with FP32 accumulate = 2 x FP32, TF32 = FP32): 60 SMs at 2.61 GHz
     (r"NVIDIA GeForce RTX 4070 Ti", {"fp32": 40.1, "tf32": 40.1, "bf16": 80.2, "fp16": 80.2}),
@@ -85,6 +117,35 @@ def gpu_spec_peak(name: str, dtype: str) -> Peak:
                 return Peak(None, f"{name} has no {dtype} tensor-core rate on its datasheet")
             return Peak(tflops * T, f"datasheet, dense: {tflops:g} TFLOP/s {dtype} for '{name}'")
     return Peak(None, f"no datasheet entry for '{name}' (add it to nanobench/peaks.py GPU_PEAKS_TFLOPS)")
+
+
+# ---- Apple GPUs (MPS): FP32 TFLOP/s per GPU core, by chip generation --------------------------
+# Apple states whole-chip FP32 figures for M1 and M2 (M1 8-core 2.6, M1 Max 32-core 10.4,
+# M1 Ultra 64-core 21; M2 10-core 3.6, M2 Max 38-core 13.6, M2 Ultra 76-core 27.2): per core
+# 0.325 and 0.36. For M3 and M4 Apple publishes no figure: 128 FP32 lanes x 2 (FMA) x the GPU
+# clock reported by public measurements (about 1.38 and 1.47 GHz), marked "derived" below.
+# Apple GPUs run fp16 at the fp32 rate; bf16 has no documented hardware rate (None).
+APPLE_GPU_TFLOPS_PER_CORE: dict[str, tuple[float, str]] = {
+    "M1": (0.325, "Apple's M1-family figures (2.6 TFLOP/s for 8 GPU cores)"),
+    "M2": (0.36, "Apple's M2-family figures (3.6 TFLOP/s for 10 GPU cores)"),
+    "M3": (0.353, "derived: 128 FP32 lanes x 2 x ~1.38 GHz per GPU core (Apple publishes none)"),
+    "M4": (0.376, "derived: 128 FP32 lanes x 2 x ~1.47 GHz per GPU core (Apple publishes none)"),
+}
+
+
+def apple_gpu_spec_peak(chip: str, gpu_cores: int | None, dtype: str) -> Peak:
+    """The GPU peak of an Apple chip named as the OS reports it ("Apple M2 Pro"), given its
+    GPU core count (variants of one chip differ: an M1 Pro has 14 or 16)."""
+    m = re.match(r"Apple (M[1-9])\b", chip.strip())
+    if not m or m.group(1) not in APPLE_GPU_TFLOPS_PER_CORE:
+        return Peak(None, f"no figure for Apple GPU '{chip}'")
+    if not gpu_cores:
+        return Peak(None, f"{chip}: GPU core count unknown, so no peak (variants differ)")
+    if dtype not in ("fp32", "fp16"):
+        return Peak(None, f"{chip}: no documented {dtype} rate for Apple GPUs")
+    per_core, source = APPLE_GPU_TFLOPS_PER_CORE[m.group(1)]
+    tflops = per_core * gpu_cores
+    return Peak(tflops * T, f"{source}: {gpu_cores} GPU cores x {per_core:g} = {tflops:.2f} TFLOP/s {dtype}")
 
 
 # ---- CPUs: cores x clock x FLOPs per cycle -------------------------------------------------
@@ -123,51 +184,17 @@ def cpu_flops_per_cycle(flags: set[str], dtype: str, *, vendor: str = "", family
     return None, "no AMX or AVX-512 BF16: bf16 runs through fp32 conversions here, no spec figure"
 
 
-def cpu_clock_hz() -> tuple[float | None, str]:
-    """The clock to multiply by, and which one it is.
-
-    psutil's maximum where the OS reports one (bare metal: the boost clock); otherwise the
-    current clock from /proc/cpuinfo, which in a VM is the only one visible (VMs hide boost,
-    so the spec peak can then read below what the CPU really reaches).
-    """
-    import psutil
-
-    try:
-        freq = psutil.cpu_freq()
-    except (OSError, NotImplementedError, FileNotFoundError):
-        freq = None
-    if freq and freq.max and freq.max > 0:
-        return freq.max * 1e6, f"{freq.max / 1e3:.3f} GHz (max clock reported by the OS)"
-    from nanobench.measure.environment import _cpuinfo
-
-    mhz = _cpuinfo().get("cpu MHz")
-    try:
-        mhz = float(mhz) if mhz else 0.0
-    except ValueError:
-        mhz = 0.0
-    if mhz > 0:
-        return mhz * 1e6, f"{mhz / 1e3:.3f} GHz (current clock from /proc/cpuinfo; a VM hides boost clocks)"
-    return None, "CPU clock unknown: the OS reports none (VMs and macOS on Apple silicon often hide it)"
-
-
 def cpu_spec_peak(dtype: str, *, threads: int | None = None) -> Peak:
     """cores x clock x FLOPs/cycle for this machine's CPU. Cores = min(physical cores, torch
     threads): a run limited to 1 thread can use one core's peak, not the socket's."""
-    from nanobench.measure import environment
-
-    info = environment._cpuinfo()
-    try:
-        family = int(info.get("cpu family", ""))
-    except ValueError:
-        family = None
-    per_cycle, what = cpu_flops_per_cycle(set(environment.cpu_flags()), dtype, vendor=info.get("vendor_id", ""),
-                                          family=family, machine=platform.machine(), system=platform.system())
+    per_cycle, what = cpu_flops_per_cycle(set(host.cpu_flags()), dtype, vendor=host.cpu_vendor(),
+                                          family=host.cpu_family(), machine=platform.machine(), system=platform.system())
     if per_cycle is None:
         return Peak(None, what)
-    clock, clock_note = cpu_clock_hz()
+    clock, clock_note = host.cpu_clock_hz()
     if clock is None:
         return Peak(None, clock_note)
-    physical = environment.physical_cores()
+    physical = host.physical_cores()
     if not physical:
         return Peak(None, "physical core count unknown")
     cores = min(physical, threads) if threads else physical
@@ -176,17 +203,15 @@ def cpu_spec_peak(dtype: str, *, threads: int | None = None) -> Peak:
                 f"{per_cycle:g} {dtype} FLOPs/cycle ({what})")
 
 
-def spec_peak(device, dtype: str) -> Peak:
-    """The datasheet/spec peak for `device` (a torch.device) running `dtype`."""
+def spec_peak(device, precision) -> Peak:
+    """The datasheet/spec peak for `device` (a Device) running `precision` (a Precision)."""
     import torch
 
-    from nanobench.measure import device as dev
-
-    if device.type == "cuda":
-        return gpu_spec_peak(dev.name(device), dtype)
-    if device.type == "cpu":
-        return cpu_spec_peak(dtype, threads=torch.get_num_threads())
-    return Peak(None, f"no datasheet table for {device.type} devices ({dev.name(device)})")
+    if device.kind == "cuda":
+        return gpu_spec_peak(device.name, precision.name)
+    if device.kind == "cpu":
+        return cpu_spec_peak(precision.name, threads=torch.get_num_threads())
+    return Peak(None, f"no datasheet table for {device.kind} devices ({device.name})")
 
 
 # ---- measured: a short matmul calibration, cached per machine --------------------------------
@@ -198,16 +223,15 @@ CALIBRATION_ROUNDS = 4  # at most; two consecutive rounds within 10% end it (bes
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nanobench" / "peaks.json"
+    return files.cache_dir() / "peaks.json"
 
 
-def _cache_key(device, name: str, dtype: str) -> str:
+def _cache_key(device, precision) -> str:
     """device name + dtype + torch version (+ threads on the CPU, where they set the rate)."""
     import torch
 
-    key = f"{name}|{dtype}|torch {torch.__version__}"
-    return key + f"|threads {torch.get_num_threads()}" if device.type == "cpu" else key
+    key = f"{device.name}|{precision.name}|torch {torch.__version__}"
+    return key + f"|threads {torch.get_num_threads()}" if device.kind == "cpu" else key
 
 
 def _load_cache(path: Path) -> dict:
@@ -223,9 +247,7 @@ def _store(path: Path, key: str, entry: dict) -> None:
     data[key] = entry
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass  # a read-only home still gets its measurement, just not cached
 
@@ -246,32 +268,27 @@ def _cpu_calibration_n(torch) -> int:
     return n
 
 
-def calibrate(device, dtype: str, n: int | None = None, budget_s: float | None = None) -> dict:
-    """Time (n, n) @ (n, n) matmuls in `dtype` on `device`; return the best rate seen.
+def calibrate(device, precision, n: int | None = None, budget_s: float | None = None) -> dict:
+    """Time (n, n) @ (n, n) matmuls in `precision` on `device`; return the best rate seen.
 
-    fp32 runs with TF32 off, tf32 with it on (restored afterwards); bf16/fp16 multiply
-    tensors of that dtype, which is what autocast does for the model's linear layers.
+    The precision's matmul flags hold during the timing (fp32: TF32 off, tf32: on) and are
+    restored afterwards; bf16/fp16 multiply tensors of that dtype, which is what autocast
+    does for the model's linear layers.
     """
     import torch
 
-    from nanobench.measure import device as dev
-
-    n = n or CALIBRATION_N.get(device.type) or _cpu_calibration_n(torch)
+    n = n or CALIBRATION_N.get(device.kind) or _cpu_calibration_n(torch)
     budget_s = CALIBRATION_BUDGET_S if budget_s is None else budget_s
-    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device=device, dtype=torch_dtype)  # (n, n)
-    b = torch.randn(n, n, generator=gen).to(device=device, dtype=torch_dtype)
+    a = torch.randn(n, n, generator=gen).to(device=device.torch, dtype=precision.dtype)  # (n, n)
+    b = torch.randn(n, n, generator=gen).to(device=device.torch, dtype=precision.dtype)
     c = torch.empty_like(a)  # written in place: no allocation (page faults) inside the timing
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
-    torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
-    torch.set_float32_matmul_precision("high" if dtype == "tf32" else "highest")
-    try:
-        timer = dev.step_timer(device)
-        per_call = 10 if device.type in ("cuda", "mps") else 1  # GPU: amortise launch gaps
+    with precision.matmul_flags():
+        timer = device.step_timer()
+        per_call = 10 if device.kind in ("cuda", "mps") else 1  # GPU: amortise launch gaps
         for _ in range(2):  # warm-up: library init, kernel selection, thread pool start
             torch.matmul(a, b, out=c)
-        dev.sync(device)
+        device.sync()
         best_s, reps, t_end = float("inf"), 0, time.perf_counter() + budget_s
         while reps < 5 or (time.perf_counter() < t_end and reps < 100):
             timer.start()
@@ -279,18 +296,15 @@ def calibrate(device, dtype: str, n: int | None = None, budget_s: float | None =
                 torch.matmul(a, b, out=c)
             best_s = min(best_s, timer.seconds([timer.stop()])[0] / per_call)
             reps += 1
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, precision = saved
-        torch.set_float32_matmul_precision(precision)
     return {"flops": 2 * n**3 / best_s, "n": n, "reps": reps, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def _calibrate_until_stable(device, dtype: str) -> dict:
+def _calibrate_until_stable(device, precision) -> dict:
     """Rounds of `calibrate` until two in a row agree within 10% (a shared machine's
     neighbours can halve one round); the best round is kept."""
-    rounds = [calibrate(device, dtype)]
+    rounds = [calibrate(device, precision)]
     while len(rounds) < CALIBRATION_ROUNDS:
-        rounds.append(calibrate(device, dtype, n=rounds[0]["n"]))
+        rounds.append(calibrate(device, precision, n=rounds[0]["n"]))
         a, b = rounds[-2]["flops"], rounds[-1]["flops"]
         if abs(a - b) <= 0.1 * max(a, b):
             break
@@ -298,42 +312,36 @@ def _calibrate_until_stable(device, dtype: str) -> dict:
     return dict(best, reps=sum(r["reps"] for r in rounds), rounds=len(rounds))
 
 
-def measured_peak(device, dtype: str, recalibrate: bool = False) -> Peak:
-    """The best matmul rate for `dtype` on `device`, from the per-machine cache or measured now
-    (well under a second on a CPU; `nanobench env --calibrate` re-measures)."""
+def measured_peak(device, precision, recalibrate: bool = False) -> Peak:
+    """The best matmul rate for `precision` on `device`, from the per-machine cache or measured
+    now (well under a second on a CPU; `nanobench env --calibrate` re-measures)."""
     import torch
 
-    from nanobench.measure import device as dev
-
-    name = dev.name(device)
-    key, path = _cache_key(device, name, dtype), cache_path()
+    name, dtype = device.name, precision.name
+    key, path = _cache_key(device, precision), cache_path()
     entry = None if recalibrate else _load_cache(path).get(key)
     how = "cached"
     if not (isinstance(entry, dict) and isinstance(entry.get("flops"), (int, float)) and entry["flops"] > 0):
         try:
-            entry = _calibrate_until_stable(device, dtype)
+            entry = _calibrate_until_stable(device, precision)
         except (RuntimeError, TypeError) as exc:  # dtype unsupported by the device's kernels
             return Peak(None, f"calibration failed for {dtype} on {name}: {str(exc).splitlines()[0]}")
         _store(path, key, entry)
         how = "measured now"
-    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    threads = f", {torch.get_num_threads()} threads" if device.kind == "cpu" else ""
     return Peak(float(entry["flops"]), f"measured: best {entry['n']}^2 {dtype} matmul of {entry['reps']} in "
                                         f"{entry.get('rounds', 1)} round(s){threads} "
                                         f"({how}, {entry['measured_at']}; {path})")
 
 
-def forget_measured(device, dtype: str) -> None:
-    """Drop the cached calibration of (device, dtype): the next run measures again. For a
+def forget_measured(device, precision) -> None:
+    """Drop the cached calibration of (device, precision): the next run measures again. For a
     peak that a training run beat, i.e. one calibrated while something else had the cores."""
-    from nanobench.measure import device as dev
-
     path = cache_path()
     data = _load_cache(path)
-    if data.pop(_cache_key(device, dev.name(device), dtype), None) is not None:
+    if data.pop(_cache_key(device, precision), None) is not None:
         try:
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, path)
+            files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
         except OSError:
             pass
 

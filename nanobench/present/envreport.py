@@ -3,48 +3,36 @@
 from __future__ import annotations
 
 
-def _memory_bytes(d) -> int | None:
-    """Total memory of a device: GPU memory, or the machine's RAM for the CPU (and MPS, whose
-    memory is the machine's)."""
-    import psutil
-    import torch
-
-    if d.type == "cuda":
-        return torch.cuda.get_device_properties(d).total_memory
-    return psutil.virtual_memory().total
-
-
 def collect(calibrate: bool = False, log=None) -> dict:
     """Devices found, with name, memory, and spec and measured peaks per dtype (or why not).
     `calibrate` re-measures the matmul peaks instead of reading the per-machine cache."""
-    import torch
-
-    from nanobench.measure import device as dev
-    from nanobench.measure import environment
-    from nanobench.measure import peaks
+    from nanobench.errors import InputError
+    from nanobench.measure import environment, peaks
+    from nanobench.measure.device import Device, available_kinds, cuda_device_count, resolve
+    from nanobench.measure.precision import DTYPES, Precision
 
     devices = []
-    for kind in dev.available_kinds():
-        names = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if kind == "cuda" else [kind]
+    for kind in available_kinds():
+        names = [f"cuda:{i}" for i in range(cuda_device_count())] if kind == "cuda" else [kind]
         for spec in names:
-            d = dev.resolve(spec)
-            entry = {"device": spec, "name": dev.name(d), "memory_bytes": _memory_bytes(d), "peaks": {},
-                     "energy": dev.energy_meter(d).describe()}
-            for dtype in dev.DTYPES:
+            d = resolve(spec)
+            entry = {"device": spec, "name": d.name, "memory_bytes": d.memory_total_bytes(), "peaks": {},
+                     "energy": d.energy_meter().describe()}
+            for dtype in DTYPES:
                 try:
-                    dev.check_dtype(d, dtype)
-                except Exception as exc:  # InputError: this dtype does not run here
+                    precision = Precision.for_device(dtype, d)
+                except InputError as exc:  # this dtype does not run here
                     entry["peaks"][dtype] = {"supported": False, "why": str(exc)}
                     continue
                 if log:
                     log(f"{'calibrating' if calibrate else 'peaks for'} {spec} {dtype}")
-                spec_peak = peaks.spec_peak(d, dtype)
-                measured = peaks.measured_peak(d, dtype, recalibrate=calibrate)
+                spec_peak = peaks.spec_peak(d, precision)
+                measured = peaks.measured_peak(d, precision, recalibrate=calibrate)
                 entry["peaks"][dtype] = {"supported": True, "spec_flops": spec_peak.flops, "spec_source": spec_peak.source,
                                          "measured_flops": measured.flops, "measured_source": measured.source,
                                          "note": peaks.consistency_note(spec_peak, measured)}
             devices.append(entry)
-    return {"environment": environment.collect(torch.device("cpu")), "devices": devices,
+    return {"environment": environment.collect(Device.cpu()), "devices": devices,
             "peaks_cache": str(peaks.cache_path())}
 
 

@@ -2,7 +2,8 @@
 saves it. Figures are built with `matplotlib.figure.Figure`, not pyplot, so nothing global
 is touched and no display is needed.
 
-A series is `(label, run)`: the label is the run's configuration ('cuda bf16'); runs that
+A series is `(label, stats)`: the label is the run's configuration ('cuda bf16'), stats its
+analyze/runs.RunStats (evaluations and step times computed once, rows for the curves); runs that
 share a label (seeds) share a colour, a line style and one legend entry. The runs of one
 label are drawn as one line with NaN breaks between runs: 100 runs cost a handful of
 artists instead of hundreds, which is most of a report's drawing time.
@@ -14,7 +15,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from nanobench.analyze.compare import evaluations, step_times
 from nanobench.analyze.equivalence import band
 
 MAX_POINTS = 600  # per curve: enough for the eye, keeps 5,000-iteration runs small on the page
@@ -101,7 +101,7 @@ def _loss_figure(series, x_column: str, eval_x, title: str, xlabel: str, log_x: 
             continue
         evals = []
         for run in runs:
-            ev = [e for e in evaluations(run.rows) if not log_x or eval_x(e) > 0]
+            ev = [e for e in run.evaluations if not log_x or eval_x(e) > 0]
             evals.append((np.array([eval_x(e) for e in ev]), np.array([e.val_loss for e in ev])))
         ax.plot(*_joined(evals), color=colour, ls=style, marker="o", ms=4, lw=1.2)
     if log_x:
@@ -116,7 +116,7 @@ def _seed_band(runs, eval_x, log_x: bool):
     """Per evaluation every seed reached: x (mean over seeds), mean, low, high val loss."""
     by_iter: dict[int, list] = {}
     for run in runs:
-        for ev in evaluations(run.rows):
+        for ev in run.evaluations:
             by_iter.setdefault(ev.iter, []).append(ev)
     xs, means, los, his, kind = [], [], [], [], "min-max"
     for it in sorted(by_iter):
@@ -146,7 +146,7 @@ def step_time_distribution(series, names: list[str] | None = None) -> Figure:
     """ms/iter per run (warm-up excluded), one horizontal box per run: median, quartiles,
     whiskers at 1.5 IQR; outliers drawn small."""
     names = names or [label for label, _ in series]
-    data = [step_times(run.rows) * 1e3 for _, run in series]
+    data = [run.step_times_s * 1e3 for _, run in series]
     keep = [i for i, d in enumerate(data) if d.size]
     height = 1.3 + 0.22 * max(1, len(keep))
     fig = Figure(figsize=(7.5, height))

@@ -13,11 +13,14 @@ import io
 import time
 from pathlib import Path
 
-from nanobench.present import plots
-from nanobench.store import results
-from nanobench.analyze.compare import Comparison, Group, equivalence_sentence
+from nanobench import files
+from nanobench.analyze.compare import Comparison, Group
+from nanobench.analyze.runs import RunStats
+from nanobench.analyze.verdicts import equivalence_sentence
 from nanobench.errors import InputError
+from nanobench.present import plots
 from nanobench.present.tables import TableSpec, equivalence_spec, runs_spec, speed_spec, targets_spec
+from nanobench.store.meta import RunMeta
 
 FIGURE_DPI = 96
 
@@ -30,6 +33,7 @@ th { text-align: left; background: #f4f4f4; } td.r, th.r { text-align: right; fo
 td.diff { background: #fff0c2; font-weight: 600; }
 .verdict { font-size: 1.05em; background: #eef6ee; border-left: 4px solid #4a4; padding: .5em 1em; margin: .5em 0; }
 .warning { background: #fff6e0; border-left: 4px solid #d90; padding: .4em 1em; margin: .4em 0; }
+.note { background: #eef3fb; border-left: 4px solid #58c; padding: .4em 1em; margin: .4em 0; }
 .figures img { max-width: 100%; display: block; margin: .6em 0 1.4em; }
 .samples { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1em; }
 .samples figure { margin: 0; } .samples pre { white-space: pre-wrap; background: #f7f7f7; padding: .6em; font-size: 12px; border: 1px solid #e3e3e3; }
@@ -88,34 +92,39 @@ is precision, not hardware. Compare one dtype across devices to see the hardware
 </ul>
 <h3>Comparability</h3>
 <p>Runs are grouped by scenario name and dataset sha256 and never compared across groups. Within a group, a
-configuration is (device type and name, dtype, compile); the baseline is cpu fp32 when present, else the
-slowest configuration. Differences in dtype, compile, thread count and torch version are flagged as confounds.</p>
+configuration is (device type and name, dtype, compile, recipe). The recipe is the scenario as run, after
+<code>--set</code> overrides: its data, model, train and eval keys except the seed and <code>train.max_iters</code>
+(how far a run goes; the learning-rate schedule does not depend on it, so <code>--max-iters</code> truncates the
+same recipe). Runs whose recipes differ are different experiments: never averaged, banded, paired or gated
+together; their labels name what differs (<i>cpu fp32 &middot; learning_rate=3e-4</i>) against the recipe of the
+runs made without overrides. The baseline is cpu fp32 of that recipe when present, else the slowest configuration.
+Differences in dtype, compile, thread count and torch version are flagged as confounds.</p>
 """
 
-ENV_FIELDS = [
-    ("run", lambda m: m.get("run_id")),
-    ("scenario", lambda m: (m.get("scenario") or {}).get("name")),
-    ("status", lambda m: m.get("status")),
-    ("device", lambda m: (m.get("device") or {}).get("spec")),
-    ("device name", lambda m: (m.get("device") or {}).get("name")),
-    ("dtype", lambda m: (m.get("options") or {}).get("dtype")),
-    ("compile", lambda m: (m.get("options") or {}).get("compile")),
-    ("seed", lambda m: (m.get("options") or {}).get("seed")),
-    ("overrides", lambda m: ", ".join((m.get("options") or {}).get("overrides") or []) or "none"),
-    ("torch threads", lambda m: (m.get("environment") or {}).get("torch_num_threads")),
-    ("CPU", lambda m: (m.get("environment") or {}).get("cpu_model")),
-    ("CPU cores", lambda m: (m.get("environment") or {}).get("cpu_physical_cores")),
-    ("GPU", lambda m: (m.get("environment") or {}).get("gpu_name")),
-    ("driver", lambda m: (m.get("environment") or {}).get("driver")),
-    ("CUDA", lambda m: (m.get("environment") or {}).get("cuda_runtime")),
-    ("torch", lambda m: (m.get("environment") or {}).get("torch")),
-    ("Python", lambda m: (m.get("environment") or {}).get("python")),
-    ("matmul precision", lambda m: (m.get("precision") or {}).get("float32_matmul_precision")),
-    ("host", lambda m: (m.get("environment") or {}).get("hostname")),
-    ("OS", lambda m: (m.get("environment") or {}).get("os")),
-    ("git commit", lambda m: ((m.get("environment") or {}).get("git") or {}).get("commit")),
-    ("git dirty", lambda m: ((m.get("environment") or {}).get("git") or {}).get("dirty")),
-    ("started", lambda m: m.get("started_at")),
+ENV_FIELDS = [  # (row name, its value in a run's metadata; None is shown as "-")
+    ("run", lambda m: m.run_id),
+    ("scenario", lambda m: m.scenario_name),
+    ("status", lambda m: m.status),
+    ("device", lambda m: m.device.spec),
+    ("device name", lambda m: m.device.name),
+    ("dtype", lambda m: m.options.dtype),
+    ("compile", lambda m: m.options.compile),
+    ("seed", lambda m: m.options.seed),
+    ("overrides", lambda m: ", ".join(m.options.overrides) or "none"),
+    ("torch threads", lambda m: m.environment.torch_num_threads),
+    ("CPU", lambda m: m.environment.cpu_model),
+    ("CPU cores", lambda m: m.environment.cpu_physical_cores),
+    ("GPU", lambda m: m.environment.gpu_name),
+    ("driver", lambda m: m.environment.gpu_driver),
+    ("CUDA", lambda m: m.environment.cuda_runtime),
+    ("torch", lambda m: m.environment.torch),
+    ("Python", lambda m: m.environment.python),
+    ("matmul precision", lambda m: m.environment.float32_matmul_precision),
+    ("host", lambda m: m.environment.hostname),
+    ("OS", lambda m: m.environment.os),
+    ("git commit", lambda m: m.environment.git_commit),
+    ("git dirty", lambda m: m.environment.git_dirty),
+    ("started", lambda m: m.started_at),
 ]
 # rows that differ between runs by nature, not as a confound: never highlighted
 NOT_HIGHLIGHTED = {"run", "seed", "started", "status"}
@@ -140,12 +149,12 @@ def table_html(spec: TableSpec, cls: str = "") -> str:
     return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def environment_html(runs: list[results.Run]) -> str:
+def environment_html(runs: list[RunStats]) -> str:
     """One column per run; a cell that differs from the first run's is highlighted."""
-    head = "<th>field</th>" + "".join(f"<th>{e(_short_name(r))}</th>" for r in runs)
+    head = "<th>field</th>" + "".join(f"<th>{e(_short_name(r.info))}</th>" for r in runs)
     body = []
     for name, read in ENV_FIELDS:
-        values = ["-" if read(r.meta) is None else str(read(r.meta)) for r in runs]
+        values = ["-" if read(r.info) is None else str(read(r.info)) for r in runs]
         cells = []
         for i, v in enumerate(values):
             diff = i > 0 and v != values[0] and name not in NOT_HIGHLIGHTED
@@ -154,23 +163,21 @@ def environment_html(runs: list[results.Run]) -> str:
     return f'<div class="scroll"><table class="env"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def _short_name(run: results.Run) -> str:
-    m = run.meta
-    opts = m.get("options") or {}
-    dev = m.get("device") or {}
-    return f"{dev.get('type', '?')} {opts.get('dtype', '?')} s{opts.get('seed', '?')}"
+def _short_name(m: RunMeta) -> str:
+    known = lambda v: "?" if v is None else v  # noqa: E731
+    return f"{known(m.device.type)} {known(m.options.dtype)} s{known(m.options.seed)}"
 
 
-def _series(group: Group, by_path: dict[str, results.Run]):
+def _series(group: Group):
     series, names = [], []
     for cs in group.configs:
         for r in cs.runs:
-            series.append((cs.label, by_path[r.path]))
+            series.append((cs.label, r))
             names.append(f"{cs.label} s{r.seed}")
     return series, names
 
 
-def group_html(group: Group, by_path: dict[str, results.Run]) -> tuple[str, str]:
+def group_html(group: Group) -> tuple[str, str]:
     """(comparison tables, figures) of one group."""
     title = f"{group.scenario} on {group.dataset} (sha256 {group.dataset_sha256[:12]})"
     parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>",
@@ -186,7 +193,7 @@ def group_html(group: Group, by_path: dict[str, results.Run]) -> tuple[str, str]
                   table_html(equivalence_spec(p)),
                   f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
                   "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>"]
-    series, names = _series(group, by_path)
+    series, names = _series(group)
     figs = [
         (plots.loss_vs_iteration(series), "loss against iteration"),
         (plots.loss_vs_train_time(series), "loss against train time"),
@@ -198,19 +205,17 @@ def group_html(group: Group, by_path: dict[str, results.Run]) -> tuple[str, str]
     return "".join(parts), f"<h3>{e(title)}</h3><div class=\"figures\">{imgs}</div>"
 
 
-def samples_html(runs: list[results.Run]) -> str:
+def samples_html(runs: list[RunStats]) -> str:
     cells = []
     for r in runs:
-        sample = r.meta.get("sample")
-        text = sample if isinstance(sample, str) else "(no sample: the run did not complete)"
-        cells.append(f'<figure><figcaption>{e(_short_name(r))} <small>{e(r.meta.get("run_id", ""))}</small></figcaption>'
+        text = r.info.sample if r.info.sample is not None else "(no sample: the run did not complete)"
+        cells.append(f'<figure><figcaption>{e(_short_name(r.info))} <small>{e(r.info.run_id)}</small></figcaption>'
                      f'<pre class="sample">{e(text)}</pre></figure>')
     return f'<div class="samples">{"".join(cells)}</div>'
 
 
-def render_html(comparison: Comparison, runs: list[results.Run], title: str = "nanobench report") -> str:
-    by_path = {str(r.path): r for r in runs}
-    ordered = [by_path[r.path] for g in comparison.groups for cs in g.configs for r in cs.runs]
+def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
+    ordered = comparison.runs
     verdicts, tables, figures = [], [], []
     for w in comparison.warnings:
         verdicts.append(f'<p class="warning">warning: {e(w)}</p>')
@@ -221,8 +226,9 @@ def render_html(comparison: Comparison, runs: list[results.Run], title: str = "n
         verdicts += [f'<p class="verdict">{e(p.verdict)}</p>' for p in g.pairs]
         if not g.pairs:
             verdicts.append("<p>One configuration only: nothing to compare against; its numbers are below.</p>")
+        verdicts += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
         verdicts += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
-        t, f = group_html(g, by_path)
+        t, f = group_html(g)
         tables.append(t)
         figures.append(f)
     if comparison.references:
@@ -237,7 +243,7 @@ def render_html(comparison: Comparison, runs: list[results.Run], title: str = "n
 <style>{CSS}</style>
 </head><body>
 <h1>{e(title)}</h1>
-<p>{len(runs)} runs in {len(comparison.groups)} group{'s' if len(comparison.groups) != 1 else ''}; generated {generated} by nanobench.</p>
+<p>{len(ordered)} runs in {len(comparison.groups)} group{'s' if len(comparison.groups) != 1 else ''}; generated {generated} by nanobench.</p>
 <h2 id="verdict">Verdict</h2>
 {''.join(verdicts)}
 <h2 id="comparison">Comparison</h2>
@@ -256,14 +262,13 @@ def render_html(comparison: Comparison, runs: list[results.Run], title: str = "n
 """
 
 
-def write_report(comparison: Comparison, runs: list[results.Run], out_dir, title: str = "nanobench report") -> Path:
+def write_report(comparison: Comparison, out_dir, title: str = "nanobench report") -> Path:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"-o {out}: cannot create the report folder ({exc.strerror})") from None
-    path = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(render_html(comparison, runs, title), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    try:
+        return files.write_atomic(out / "index.html", render_html(comparison, title), inside=out)
+    except OSError as exc:
+        raise InputError(f"-o {out}: could not write index.html ({files.write_cause(exc)})") from None

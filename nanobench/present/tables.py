@@ -9,35 +9,12 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from nanobench.analyze.compare import Comparison, GateResult, Group, Hit, config_hit, equivalence_sentence
-
-
-def fmt(x, spec: str = ".4f", none: str = "-") -> str:
-    return none if x is None else format(x, spec)
-
-
-def fmt_bytes(n) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n:.0f} B"
-
-
-def fmt_ratio(r) -> str:
-    return "-" if r is None else (f"{r:.2f}x" if r < 10 else f"{r:.1f}x")
-
-
-def fmt_time(s) -> str:
-    return "-" if s is None else (f"{s:.3g} s" if s < 100 else f"{s:.0f} s")
-
-
-def fmt_ms(s) -> str:
-    if s is None:
-        return "-"
-    ms = s * 1e3
-    return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 1000 else f"{ms:,.0f}"
+from nanobench.analyze.compare import Comparison, Group
+from nanobench.analyze.format import fmt, fmt_bytes, fmt_ms, fmt_ratio, fmt_time
+from nanobench.analyze.gates import GateResult
+from nanobench.analyze.runs import Hit
+from nanobench.analyze.seeds import config_hit
+from nanobench.analyze.verdicts import equivalence_sentence
 
 
 @dataclass
@@ -148,6 +125,8 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
                 console.print(escape(p.verdict))
                 console.print("  " + escape(equivalence_sentence(p.equivalence, p.base.label, p.other.label)))
                 console.print("  " + escape(" ".join(p.explanation["sentences"])))
+        for item in g.notes:
+            console.print(f"[cyan]note:[/cyan] {escape(item)}")
         for item in g.confounds:
             console.print(f"[yellow]confound:[/yellow] {escape(item)}")
     if c.references:

@@ -19,26 +19,32 @@ Only tensors, dicts, lists, strings and numbers are stored (the rest as JSON tex
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from nanobench import files
 from nanobench.errors import InputError
+from nanobench.run import scenario as scen
 
 FORMAT = "nanobench-checkpoint"
 VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 
 
+def folder(out_dir: str | Path) -> Path:
+    """OUT/checkpoints, refused (InputError) if it leads outside OUT (a symlink)."""
+    return files.check_inside(Path(out_dir) / CHECKPOINT_DIR, out_dir, "--checkpoint-every:")
+
+
 def path_for(out_dir: str | Path, run_id: str) -> Path:
-    return Path(out_dir) / CHECKPOINT_DIR / f"{run_id}.pt"
+    files.check_name(run_id, "checkpoint name")
+    return files.check_inside(folder(out_dir) / f"{run_id}.pt", out_dir, "--checkpoint-every:")
 
 
 def save(path: Path, *, it: int, model, optimizer, scaler, device, info: dict) -> None:
-    """Write the checkpoint of a run about to start iteration `it`; `info` is plain JSON
-    (run_id, scenario, model_config, dataset_sha256, seed, options, recorder)."""
+    """Write the checkpoint of a run about to start iteration `it` on `device` (a Device);
+    `info` is plain JSON (run_id, scenario, model_config, dataset_sha256, seed, options,
+    recorder)."""
     import torch
-
-    from nanobench.measure import device as dev
 
     state = {
         "format": FORMAT,
@@ -49,17 +55,15 @@ def save(path: Path, *, it: int, model, optimizer, scaler, device, info: dict) -
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
         "rng_cpu": torch.get_rng_state(),
-        "rng_device": dev.rng_state(device),
-        "device_type": device.type,
+        "rng_device": device.rng_state(),
+        "device_type": device.kind,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_atomic(path, lambda f: torch.save(state, f))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: could not write the checkpoint ({exc.strerror}); free space or drop --checkpoint-every") from None
+        fix = "free space or drop --checkpoint-every" if files.no_space(exc) else "fix that or drop --checkpoint-every"
+        raise InputError(f"{path}: could not write the checkpoint ({files.write_cause(exc)}); {fix}") from None
 
 
 def load(path: str | Path) -> dict:
@@ -124,23 +128,49 @@ def check_compatible(ckpt: dict, path: str | Path, scenario: dict, dataset_sha25
 
 
 def restore(ckpt: dict, model, optimizer, scaler, device) -> bool:
-    """Load the states into a freshly built model, optimizer and scaler. Returns whether the
-    device's random stream was restored (same device kind) or left as seeded (another)."""
+    """Load the states into a freshly built model, optimizer and scaler on `device` (a
+    Device). Returns whether the device's random stream was restored (same device kind) or left as seeded (another)."""
     import torch
 
-    from nanobench.measure import device as dev
     from nanobench.run.data import derive_seed
 
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])  # moves the moments to the parameters' device
     if ckpt["scaler"]:
         scaler.load_state_dict(ckpt["scaler"])
-    if ckpt["device_type"] == device.type:
+    if ckpt["device_type"] == device.kind:
         torch.set_rng_state(ckpt["rng_cpu"])
         if ckpt["rng_device"] is not None:
-            dev.set_rng_state(device, ckpt["rng_device"])
+            device.set_rng_state(ckpt["rng_device"])
         return True
     # Another device kind draws other dropout masks anyway; a fresh stream per resume
     # point keeps it from replaying the masks of iteration 0.
     torch.manual_seed(derive_seed(ckpt["info"]["seed"], "dropout", ckpt["iter"]))
     return False
+
+
+def resume_defaults(path: str, scenario_name: str | None, overrides: list[str], seeds: str | None,
+                    given: dict) -> tuple:
+    """For `run --resume PATH`: (scenario, [seed], platform options). The scenario and every
+    platform option not given (None in `given`: device, dtype, compile, threads,
+    checkpoint_every) come from the checkpoint."""
+    from nanobench.measure.device import parse_device
+
+    info = load(path)["info"]
+    if seeds:
+        raise InputError(f"--seeds {seeds}: a resumed run keeps its checkpoint's seed ({info['seed']}); drop --seeds")
+    if scenario_name:
+        scenario = scen.load(scenario_name, overrides)
+    else:
+        scenario = scen.from_dict(info["scenario"], overrides, f"{path} (its scenario)")
+    parent = info["options"]
+    device = given["device"]
+    same_kind = device is None or parse_device(device).kind == info["device"]["type"]
+    return scenario, [info["seed"]], {
+        "device": device or parent["device"],
+        "dtype": given["dtype"] or parent["dtype"],
+        "compile": parent["compile"] if given["compile"] is None else given["compile"],
+        # Thread count changes CPU sums: keep the parent's on the same kind of device.
+        "threads": given["threads"] or (parent["threads"] if same_kind else None),
+        "checkpoint_every": given["checkpoint_every"] or parent.get("checkpoint_every"),
+    }

@@ -9,6 +9,7 @@ in nanoGPT, where both draw from one global RNG).
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import random
 import urllib.request
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from nanobench import files
 from nanobench.errors import InputError
 
 DATA_DIR_ENV = "NANOBENCH_DATA_DIR"
@@ -25,6 +27,9 @@ TINYSHAKESPEARE_URL = (
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 )
 TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+# The corpus ships inside the package (xz, 364 KB), so the default scenario runs on a machine
+# with no data folder and no network; it is checked by sha256 after decompression like any copy.
+SHIPPED_TINYSHAKESPEARE = Path(__file__).resolve().parent / "corpora" / "tinyshakespeare.txt.xz"
 DOWNLOAD_TIMEOUT_S = 5.0
 TRAIN_FRACTION = 0.9
 # Evaluation batches come from this fixed seed, not the run's: every run of a scenario,
@@ -100,17 +105,24 @@ def _from_text(name: str, source: str, text: str) -> Dataset:
     )
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nanobench"
-
-
 def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _tinyshakespeare_path(data_dir: str | None, url: str, timeout_s: float) -> Path:
-    """The local data directory, else the cache, else a verified download into the cache."""
+def _shipped_tinyshakespeare() -> str | None:
+    """The copy inside the package, decompressed, if it is there and intact."""
+    try:
+        payload = lzma.decompress(SHIPPED_TINYSHAKESPEARE.read_bytes())
+    except (OSError, lzma.LZMAError):
+        return None
+    if hashlib.sha256(payload).hexdigest() != TINYSHAKESPEARE_SHA256:
+        return None  # a damaged install: fall through to the download, which says why if it fails
+    return payload.decode("utf-8")
+
+
+def _tinyshakespeare_text(data_dir: str | None, url: str, timeout_s: float) -> tuple[str, str]:
+    """(source, text): the local data directory, else the cache, else the copy shipped in the
+    package, else a verified download into the cache."""
     if data_dir:
         for candidate in (Path(data_dir) / "tinyshakespeare" / "input.txt", Path(data_dir) / "input.txt"):
             if candidate.is_file():
@@ -119,19 +131,22 @@ def _tinyshakespeare_path(data_dir: str | None, url: str, timeout_s: float) -> P
                         f"{candidate}: sha256 does not match tinyshakespeare "
                         f"({TINYSHAKESPEARE_SHA256[:12]}...); replace it with the original file"
                     )
-                return candidate
-    cached = _cache_dir() / "tinyshakespeare" / "input.txt"
+                return str(candidate), candidate.read_text(encoding="utf-8")
+    cached = files.cache_dir() / "tinyshakespeare" / "input.txt"
     if cached.is_file() and _sha256_file(cached) == TINYSHAKESPEARE_SHA256:
-        return cached
+        return str(cached), cached.read_text(encoding="utf-8")
+    shipped = _shipped_tinyshakespeare()
+    if shipped is not None:
+        return f"{SHIPPED_TINYSHAKESPEARE.name} (shipped with nanobench)", shipped
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             payload = response.read()
     except Exception as exc:  # URLError, timeout, DNS failure, HTTP error: all mean "no copy"
         looked = f"{data_dir}/tinyshakespeare/input.txt" if data_dir else f"${DATA_DIR_ENV} (unset)"
         raise InputError(
-            f"dataset 'tinyshakespeare' not found: looked in {looked} and {cached}, "
-            f"and the download from {url} failed ({type(exc).__name__}: {exc}); "
-            f"set {DATA_DIR_ENV} to a folder holding tinyshakespeare/input.txt"
+            f"dataset 'tinyshakespeare' not found: looked in {looked}, {cached} and the package's "
+            f"shipped copy ({SHIPPED_TINYSHAKESPEARE.name}: missing or damaged), and the download from {url} "
+            f"failed ({type(exc).__name__}: {exc}); set {DATA_DIR_ENV} to a folder holding tinyshakespeare/input.txt"
         ) from None
     digest = hashlib.sha256(payload).hexdigest()
     if digest != TINYSHAKESPEARE_SHA256:
@@ -141,10 +156,8 @@ def _tinyshakespeare_path(data_dir: str | None, url: str, timeout_s: float) -> P
             f"Set {DATA_DIR_ENV} to a folder holding a verified tinyshakespeare/input.txt"
         )
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_bytes(payload)
-    tmp.replace(cached)  # atomic: a half-written cache file is never seen
-    return cached
+    files.write_atomic(cached, payload)  # a half-written cache file is never seen
+    return str(cached), payload.decode("utf-8")
 
 
 def synthetic_text(n_chars: int = 60_000, seed: int = 0) -> str:
@@ -179,8 +192,8 @@ def load_dataset(
         data_dir = os.environ.get(DATA_DIR_ENV) or None
     url = url or os.environ.get(URL_ENV) or TINYSHAKESPEARE_URL
     if spec == "tinyshakespeare":
-        path = _tinyshakespeare_path(data_dir, url, timeout_s)
-        return _from_text("tinyshakespeare", str(path), path.read_text(encoding="utf-8"))
+        source, text = _tinyshakespeare_text(data_dir, url, timeout_s)
+        return _from_text("tinyshakespeare", source, text)
     if spec == "synthetic":
         return _from_text("synthetic", "synthetic_text(60000, seed=0)", synthetic_text())
     path = Path(spec)
@@ -242,7 +255,9 @@ class Batches:
         """
         w = self._draw("train", self.grad_accum * self.batch_size, generator(self.seed, "train", it))
         w = w.view(self.grad_accum, self.batch_size, -1)
-        return w[..., :-1], w[..., 1:]
+        # Contiguous copies, not views: a pinned non-blocking copy of a strided view is staged
+        # through pageable memory by PyTorch, and the host then waits for the GPU every step.
+        return w[..., :-1].contiguous(), w[..., 1:].contiguous()
 
     def fixed(self, split: str, n_batches: int) -> torch.Tensor:
         """(n_batches, batch_size, T + 1): the evaluation set of a split, the same every run."""

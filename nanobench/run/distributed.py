@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from nanobench.errors import InputError
+from nanobench.measure.device import DeviceSpec, cuda_device_count
 
 CHILD_ENV = "NANOBENCH_DDP_CHILD"  # set by the launcher: this process is a torchrun worker
 _stop = threading.Event()
@@ -31,10 +32,6 @@ class Dist:
     world_size: int
     local_rank: int
     backend: str
-
-    @property
-    def is_rank0(self) -> bool:
-        return self.rank == 0
 
     def shard(self, batch_size: int) -> slice:
         """This rank's slice of each micro-batch (B,): contiguous, equal-sized."""
@@ -79,13 +76,14 @@ class Dist:
                 "local_world_size": int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world_size)))}
 
 
-def from_environment(device_type: str) -> Dist | None:
-    """Join the process group when this process is a nanobench torchrun worker."""
+def from_environment(device) -> Dist | None:
+    """Join the process group when this process is a nanobench torchrun worker; `device`
+    (a Device) chooses the backend."""
     if not os.environ.get(CHILD_ENV) or int(os.environ.get("WORLD_SIZE", "1")) < 1:
         return None
     import torch.distributed as tdist
 
-    backend = "nccl" if device_type == "cuda" else "gloo"
+    backend = device.ddp_backend
     if not tdist.is_initialized():
         tdist.init_process_group(backend=backend)
     return Dist(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend)
@@ -115,7 +113,7 @@ def is_comm_error(exc: BaseException) -> bool:
     )
 
 
-def check_launch(nproc: int, nnodes: int, device_spec: str, batch_size: int, grad_accum: int) -> None:
+def check_launch(nproc: int, nnodes: int, device: DeviceSpec, batch_size: int, grad_accum: int) -> None:
     """Refuse, before anything starts, a world the device or the batch cannot take."""
     if nproc < 1:
         raise InputError(f"--nproc {nproc}: must be >= 1")
@@ -125,21 +123,18 @@ def check_launch(nproc: int, nnodes: int, device_spec: str, batch_size: int, gra
             f"--nproc {nproc}: the global batch (train.batch_size = {batch_size}, x grad_accum {grad_accum}) "
             f"does not split evenly over {world} ranks; choose N dividing {batch_size}"
         )
-    kind = device_spec.split(":")[0]
-    if kind == "cuda":
-        import torch
-
-        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.kind == "cuda":
+        have = cuda_device_count()
         if nproc > have:
             raise InputError(f"--nproc {nproc}: more CUDA ranks than GPUs on this machine ({have})")
-        if ":" in device_spec:
-            raise InputError(f"--device {device_spec}: with --nproc each rank takes cuda:LOCAL_RANK; use --device cuda")
-    elif kind == "cpu":
+        if device.index is not None:
+            raise InputError(f"--device {device.text}: with --nproc each rank takes cuda:LOCAL_RANK; use --device cuda")
+    elif device.kind == "cpu":
         cores = os.cpu_count() or 1
         if nproc > cores:
             raise InputError(f"--nproc {nproc}: more CPU ranks than cores ({cores}); each rank would share a core")
     else:
-        raise InputError(f"--device {device_spec}: --nproc supports cpu (gloo) and cuda (nccl)")
+        raise InputError(f"--device {device.text}: --nproc supports cpu (gloo) and cuda (nccl)")
 
 
 def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
@@ -152,3 +147,37 @@ def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
     else:
         cmd.append("--standalone")  # one machine: torchrun picks a free local port
     return [*cmd, "-m", "nanobench", "run", *run_args]
+
+
+def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None) -> int:
+    """Run `nanobench run RUN_ARGS` under torchrun, one worker per rank, and wait for it;
+    returns its exit code (130 when stopped by Ctrl-C or SIGTERM). Rank 0 prints the outcome."""
+    import signal
+    import subprocess
+
+    env = dict(os.environ, **{CHILD_ENV: "1"})
+    if threads is None and "OMP_NUM_THREADS" not in env:  # share the cores out, not 1 each
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    cmd = torchrun_command(nproc, rdzv, run_args)
+    print(f"launching {nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
+    # torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would end its
+    # workers from outside and print its own traceback). The launcher passes the stop on to
+    # the workers: each ends its loop, rank 0 completes its file as `interrupted`, and every
+    # worker exits 0, so torchrun ends quietly.
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    stopped = []
+
+    def stop_workers(signum=None, frame=None):
+        import psutil
+
+        stopped.append(signum)
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                child.send_signal(signal.SIGINT)
+            except psutil.Error:
+                pass
+
+    signal.signal(signal.SIGINT, stop_workers)
+    signal.signal(signal.SIGTERM, stop_workers)
+    rc = proc.wait()
+    return 130 if stopped else rc

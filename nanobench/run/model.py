@@ -26,6 +26,12 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = False
 
+    @classmethod
+    def from_scenario(cls, scenario, vocab_size: int) -> "GPTConfig":
+        """The model a scenario describes (its [model] table) over a dataset's vocabulary."""
+        m = scenario.model
+        return cls(vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,56 +17,55 @@ from pathlib import Path
 
 import torch
 
-from nanobench.measure import device as dev
-from nanobench.run.data import Batches, derive_seed, generator, load_dataset
+from nanobench import files
 from nanobench.errors import InputError
+from nanobench.measure.device import DeviceSpec, parse_device
+from nanobench.measure.precision import DTYPES, Precision
+from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario
+from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
 
 PARITY_SUFFIX = ".parity.parquet"
 
 
 @dataclass(frozen=True)
 class Side:
-    device: str
+    """One side of a parity run: a device as written (read by parse_device) and a dtype."""
+
+    device: DeviceSpec
     dtype: str
 
     @classmethod
     def parse(cls, text: str, flag: str) -> "Side":
-        device, sep, dtype = text.rpartition(":")
-        if not sep or not device or dtype not in dev.DTYPES:
+        device, sep, dtype = text.rpartition(":")  # the dtype is last: cuda:0:tf32
+        if not sep or not device or dtype not in DTYPES:
             raise InputError(f"{flag} {text}: expected DEVICE:DTYPE, e.g. cpu:fp32, cuda:bf16 or cuda:0:tf32")
-        return cls(device, dtype)
+        return cls(parse_device(device), dtype)
 
     def label(self) -> str:
-        return f"{self.device}:{self.dtype}"
+        return f"{self.device.text}:{self.dtype}"
 
 
 class _Trainer:
     """One side: a model, its optimizer and its precision, stepped on given batches."""
 
     def __init__(self, side: Side, scenario: Scenario, vocab_size: int, seed: int):
-        from nanobench.run.train import make_optimizer
-
-        self.device = dev.resolve(side.device)
-        dev.check_dtype(self.device, side.dtype)
-        self.dtype = side.dtype
-        m, self.t = scenario.model, scenario.train
-        cfg = GPTConfig(vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
-        self.model = GPT(cfg, generator(seed, "init")).to(self.device)  # same CPU draw on both sides
-        self.optimizer = make_optimizer(self.model, self.t, fused=dev.fused_adamw(self.device))
-        self.scaler = dev.grad_scaler(self.device, side.dtype)
+        self.device = side.device.resolve()
+        self.precision = Precision.for_device(side.dtype, self.device)
+        self.t = scenario.train
+        cfg = GPTConfig.from_scenario(scenario, vocab_size)
+        self.model = GPT(cfg, generator(seed, "init")).to(self.device.torch)  # same CPU draw on both sides
+        self.optimizer = make_optimizer(self.model, self.t, fused=self.device.fused_adamw)
+        self.scaler = self.precision.grad_scaler(self.device)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
         """One optimizer step on x, y of shape (grad_accum, B, T); returns the mean loss."""
-        from nanobench.run.train import train_step
-
         # Precision flags are global in torch: set this side's before each of its steps.
-        dev.configure_precision(self.device, self.dtype)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        loss, _ = train_step(self.model, self.model, self.optimizer, self.scaler, x.to(self.device),
-                             y.to(self.device), dev.autocast(self.device, self.dtype), self.t.grad_clip)
+        self.precision.apply_matmul_flags()
+        set_lr(self.optimizer, lr)
+        loss, _ = train_step(self.model, self.model, self.optimizer, self.scaler, x.to(self.device.torch),
+                             y.to(self.device.torch), self.precision.autocast(self.device), self.t.grad_clip)
         return loss.item()
 
     def params_cpu(self) -> list[torch.Tensor]:
@@ -86,8 +84,6 @@ def run_parity(scenario: Scenario, a: Side, b: Side, iters: int, out_dir: str, s
     """Step both sides in lockstep for `iters` iterations; write and summarise the record."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from nanobench.run.train import lr_at
 
     if iters < 1:
         raise InputError(f"--iters {iters}: must be >= 1")
@@ -127,9 +123,7 @@ def run_parity(scenario: Scenario, a: Side, b: Side, iters: int, out_dir: str, s
     name = f"{scenario.name}-{stamp}-{a.label()}-vs-{b.label()}-{secrets.token_hex(3)}".replace(":", "_")
     path = out / f"{name}{PARITY_SUFFIX}"
     table = pa.Table.from_pylist(rows).replace_schema_metadata({"nanobench": json.dumps(meta, default=str)})
-    tmp = out / f".{name}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    files.write_atomic(path, lambda f: pq.write_table(table, f), inside=out)
     return path, summary
 
 

@@ -13,7 +13,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanobench import files
 from nanobench.errors import InputError
+
+# The name starts every run id and result file name (files.py: safe names).
+MAX_NAME_CHARS = 64
 
 # Shipped scenarios live beside the package in the project checkout (scenarios/*.toml).
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
@@ -86,9 +90,6 @@ class Scenario:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def replace(self, **sections) -> "Scenario":
-        return dataclasses.replace(self, **sections)
-
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Scenario)}
 
@@ -140,7 +141,7 @@ def _field_types(cls) -> dict:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _build(raw: dict, where: str) -> tuple[Scenario | None, list[str]]:
+def _build(raw: dict) -> tuple[Scenario | None, list[str]]:
     """Build a Scenario from a parsed TOML table, collecting every error as 'key: problem'."""
     errors: list[str] = []
     top_types = {"name": str, "description": str}
@@ -186,7 +187,9 @@ def _build(raw: dict, where: str) -> tuple[Scenario | None, list[str]]:
 def _check_values(s: Scenario) -> list[str]:
     """Values that parse but cannot train. Checked before any training starts."""
     m, t, e, smp = s.model, s.train, s.eval, s.sample
+    name_problem = files.name_problem(s.name, MAX_NAME_CHARS)
     rules = [
+        (name_problem is None, "name", name_problem),
         (m.n_layer >= 1, "model.n_layer", f"must be >= 1, got {m.n_layer}"),
         (m.n_head >= 1, "model.n_head", f"must be >= 1, got {m.n_head}"),
         (m.n_embd >= 1, "model.n_embd", f"must be >= 1, got {m.n_embd}"),
@@ -275,7 +278,7 @@ def from_dict(raw: dict, overrides: list[str] = (), where: str = "scenario") -> 
             if not isinstance(table, dict):
                 raise InputError(f"--set {key}: {part} is not a table")
         table[leaf] = value
-    scenario, errors = _build(raw, where)
+    scenario, errors = _build(raw)
     if errors:
         where = where + (f" (with --set {', '.join(overrides)})" if overrides else "")
         raise InputError("\n".join(f"{where}: {err}" for err in errors))

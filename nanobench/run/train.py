@@ -14,31 +14,43 @@ import secrets
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from nanobench.run import checkpoint
-from nanobench.measure import device as dev
-from nanobench.run import distributed
-from nanobench.measure import environment
-from nanobench.measure import peaks
-from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.errors import InputError
+from nanobench.measure import environment, peaks
+from nanobench.measure.device import Device, is_out_of_memory, parse_device
 from nanobench.measure.metrics import PendingStep, Recorder, flops_per_token, to_host
+from nanobench.measure.precision import Precision
+from nanobench.run import checkpoint, distributed
+from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
-from nanobench.store.results import RunWriter, utc_now
 from nanobench.run.scenario import Scenario, TrainConfig
+from nanobench.store.results import RunWriter, utc_now
 
 WARMUP_ITERS = 5  # first iterations marked `warmup`: allocator growth, cache misses, compile
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """The platform of a run (never its mathematics): what `nanobench run` takes."""
+class Platform:
+    """Where and in what precision a run computes: resolved and validated together."""
 
-    device: str = "cpu"
+    device: Device
+    precision: Precision
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The platform of a run (never its mathematics): what `nanobench run` takes.
+
+    `device` and `dtype` are recorded as given; making the options resolves them once into
+    `platform` (the Device found here, the Precision checked against it), or raises
+    InputError naming the device or dtype.
+    """
+
+    device: str = "cpu"  # cpu, cuda, cuda:N, mps or auto
     dtype: str = "fp32"
     compile: bool = False
     threads: int | None = None
@@ -49,6 +61,15 @@ class RunOptions:
     group_id: str | None = None  # shared by the runs of one `--seeds` invocation
     checkpoint_every: int | None = None  # write OUT/checkpoints/<run_id>.pt every N iterations
     resume: str | None = None  # a checkpoint to continue from (see checkpoint.py)
+    platform: Platform = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        device = parse_device(self.device).resolve()
+        object.__setattr__(self, "platform", Platform(device, Precision.for_device(self.dtype, device)))
+
+    def recorded(self) -> dict:
+        """The options as a result's metadata records them: the strings as given."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
 
 @dataclass
@@ -78,6 +99,11 @@ def make_optimizer(model: GPT, t: TrainConfig, fused: bool) -> torch.optim.AdamW
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), fused=fused or None)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def train_step(step_model, model, optimizer, scaler, x: torch.Tensor, y: torch.Tensor, autocast,
@@ -149,12 +175,12 @@ class _DeferSignals:
 
 
 @contextlib.contextmanager
-def _setup_out_of_memory(device):
+def _setup_out_of_memory(device: Device):
     """Out of memory before the first step: no rows to keep, so one line saying what to shrink."""
     try:
         yield
     except Exception as exc:
-        if not dev.is_out_of_memory(exc):
+        if not is_out_of_memory(exc):
             raise
         raise InputError(f"--device {device}: out of memory placing the model and evaluation batches "
                          f"({str(exc).splitlines()[0][:120]}); use a smaller model or eval.iters, or another device") from None
@@ -189,16 +215,15 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     `progress`, if given, has `.update(row)` and `.log(text)`; it only displays.
     Under torchrun (`--nproc`) every rank trains its share; rank 0 alone records.
     """
-    # ---- platform -----------------------------------------------------------------------
-    device = dev.resolve(opts.device)
-    ddp = distributed.from_environment(device.type)  # None unless launched by `--nproc`
+    # ---- platform: resolved and checked when the options were made ----------------------
+    device, precision = opts.platform.device, opts.platform.precision
+    ddp = distributed.from_environment(device)  # None unless launched by `--nproc`
     if ddp:
-        device = dev.for_rank(device, ddp.local_rank)
-    dev.check_dtype(device, opts.dtype)
+        device = device.for_rank(ddp.local_rank)
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    precision_flags = dev.configure_precision(device, opts.dtype)
-    autocast = dev.autocast(device, opts.dtype)
+    precision_flags = precision.apply_matmul_flags()
+    autocast = precision.autocast(device)
     seed = scenario.train.seed if opts.seed is None else opts.seed
     t, m, e = scenario.train, scenario.model, scenario.eval
     max_iters = opts.max_iters or t.max_iters
@@ -212,12 +237,12 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         if ckpt["iter"] >= max_iters:
             raise InputError(f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
                              f"nothing is left before max_iters {max_iters}; give a larger --max-iters")
-    cfg = GPTConfig(dataset.vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
+    cfg = GPTConfig.from_scenario(scenario, dataset.vocab_size)
     with _setup_out_of_memory(device):
-        eval_sets = {split: batches.fixed(split, e.iters).to(device) for split in ("train", "val")}
-        model = GPT(cfg, generator(seed, "init")).to(device)
-    optimizer = make_optimizer(model, t, fused=dev.fused_adamw(device))
-    scaler = dev.grad_scaler(device, opts.dtype)
+        eval_sets = {split: batches.fixed(split, e.iters).to(device.torch) for split in ("train", "val")}
+        model = GPT(cfg, generator(seed, "init")).to(device.torch)
+    optimizer = make_optimizer(model, t, fused=device.fused_adamw)
+    scaler = precision.grad_scaler(device)
     step_model = torch.compile(model) if opts.compile else model
     rank = ddp.rank if ddp else 0
     progress = progress if rank == 0 else None
@@ -227,28 +252,28 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         same_stream = checkpoint.restore(ckpt, model, optimizer, scaler, device)
         start_it = ckpt["iter"]
     if ddp:  # gradients all-reduced across ranks during backward
-        step_model = torch.nn.parallel.DistributedDataParallel(step_model, device_ids=dev.ddp_device_ids(device))
+        step_model = torch.nn.parallel.DistributedDataParallel(step_model, device_ids=device.ddp_device_ids)
     eval_model = model if ddp else step_model  # every rank scores the full fixed set alike
     shard = ddp.shard(t.batch_size) if ddp else slice(None)  # this rank's part of each micro-batch
 
     tokens_per_iter = t.batch_size * t.grad_accum * m.block_size
     n_params = model.num_params()
     flops_per_iter = flops_per_token(n_params, m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size) * tokens_per_iter
-    raw_spec_peak = peaks.spec_peak(device, opts.dtype)
-    measured_peak = peaks.measured_peak(device, opts.dtype)
+    raw_spec_peak = peaks.spec_peak(device, precision)
+    measured_peak = peaks.measured_peak(device, precision)
     spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted
-    peak_scale = dev.devices_in_job(device, ddp.world_size if ddp else 1)  # MFU of the whole job
-    energy = dev.energy_meter(device)  # read once per host-read window, like device memory
+    peak_scale = device.devices_in_job(ddp.world_size if ddp else 1)  # MFU of the whole job
+    energy = device.energy_meter()  # read once per host-read window, like device memory
 
     parent = ckpt["info"] if ckpt else None
     meta = {
         "scenario": scenario.to_dict(),
-        "options": dict(asdict(opts), seed=seed, max_iters=max_iters),
+        "options": dict(opts.recorded(), seed=seed, max_iters=max_iters),
         "group_id": opts.group_id or f"{scenario.name}-{secrets.token_hex(4)}",
         "started_at": utc_now(),
         "pid": os.getpid(),
         "pid_host": os.uname().nodename,
-        "device": {"spec": opts.device, "type": device.type, "name": dev.name(device)},
+        "device": {"spec": opts.device, "type": device.kind, "name": device.name},
         "dataset": dataset.identity(),
         "model": {"n_params": n_params, "n_params_with_pos_emb": model.num_params(False)},
         "flops": {"per_iter": flops_per_iter, "per_token": flops_per_iter // tokens_per_iter,
@@ -257,7 +282,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                        "used_for_mfu": asdict(spec_peak),
                        "note": peaks.consistency_note(raw_spec_peak, measured_peak)},
         "energy": energy.describe(),
-        "optimizer": {"name": "AdamW", "fused": dev.fused_adamw(device),
+        "optimizer": {"name": "AdamW", "fused": device.fused_adamw,
                       "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only"},
         "precision": precision_flags,
         "environment": environment.collect(device),
@@ -273,11 +298,13 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         },
     }
     # rank 0 records; the other ranks of a torchrun job only train
-    writer = _new_writer(Path(opts.out_dir), scenario.name, device.type, opts.dtype, seed, meta) if rank == 0 else None
+    if opts.checkpoint_every and rank == 0:
+        checkpoint.folder(opts.out_dir)  # refuse a checkpoints folder leading outside OUT before any row exists
+    writer = _new_writer(Path(opts.out_dir), scenario.name, device.kind, precision.name, seed, meta) if rank == 0 else None
     run_id = writer.run_id if writer else None
     ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
-    timer = dev.step_timer(device)
-    read_every = dev.host_read_interval(device)
+    timer = device.step_timer()
+    read_every = device.host_read_interval
 
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None
@@ -285,7 +312,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     rec = Recorder(writer=writer, tokens_per_iter=tokens_per_iter, flops_per_iter=flops_per_iter,
                    spec_peak_flops=spec_peak.flops and spec_peak.flops * peak_scale,
                    measured_peak_flops=measured_peak.flops and measured_peak.flops * peak_scale,
-                   warmup_iters=WARMUP_ITERS, energy=energy, device_memory=dev.device_memory_reader(device),
+                   warmup_iters=WARMUP_ITERS, energy=energy, device_memory=device.device_memory_reader(),
                    t0=t0, ddp=ddp, totals=parent["recorder"] if ckpt else None)
     pending: list[PendingStep] = []
 
@@ -307,23 +334,22 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             if it == max_iters:  # the last row carries the final evaluation only: no step
                 rec.record(to_host(pending, timer))
                 pending = []
-                mem, mem_peak, mem_reserved = dev.memory_sample(device)
+                mem, mem_peak, mem_reserved = device.memory_sample()
                 rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem,
                              "mem_peak_bytes": mem_peak, "mem_reserved_bytes": mem_reserved}])
                 break
 
             lr = lr_at(it, t)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(optimizer, lr)
             x, y = batches.train(it)  # (grad_accum, B, T) int64 on the CPU: the global batch
-            x, y = dev.to_device(x[:, shard], device), dev.to_device(y[:, shard], device)
+            x, y = device.to_device(x[:, shard]), device.to_device(y[:, shard])
 
             timer.start()
             loss, grad_norm = train_step(step_model, model, optimizer, scaler, x, y, autocast, t.grad_clip, ddp)
             timing = timer.stop()
 
             loss_mean = ddp.mean(loss) if ddp else loss  # every rank's loss: its shard's
-            mem, mem_peak, mem_reserved = dev.memory_sample(device)
+            mem, mem_peak, mem_reserved = device.memory_sample()
             pending.append(PendingStep(it, lr, loss_mean, grad_norm, timing,
                                        time.perf_counter() - t0, mem, mem_peak, mem_reserved))
             checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
@@ -341,7 +367,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     except KeyboardInterrupt:
         status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {rec.state['rows'] + len(pending)} iterations"
     except Exception as exc:
-        if dev.is_out_of_memory(exc):
+        if is_out_of_memory(exc):
             status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
             if not ddp:
                 try:  # steps finished before the failing one hold valid values: keep them if readable
@@ -366,7 +392,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             rec.record(to_host(pending, timer))
         summary = rec.summary(compiled=opts.compile)
         if (summary["mfu_measured"] or 0) > 1.0:  # the run beat its own "peak": a calibration taken under load
-            peaks.forget_measured(device, opts.dtype)
+            peaks.forget_measured(device, precision)
             reason_peak = (f"the run's median step beat the measured peak ({summary['mfu_measured']:.2f}): the "
                            f"calibration was low (taken under load?); it is dropped, the next run measures again")
             if writer:

@@ -22,7 +22,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nanobench import files
 from nanobench.errors import InputError
+from nanobench.store.meta import RunMeta
 
 SCHEMA_VERSION = 1
 META_KEY = b"nanobench"
@@ -66,13 +68,7 @@ COLUMNS = tuple(SCHEMA.names)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True, default=str))
 
 
 def _table(rows: list[dict]) -> pa.Table:
@@ -80,13 +76,19 @@ def _table(rows: list[dict]) -> pa.Table:
 
 
 def _publish(out_dir: Path, run_id: str, table: pa.Table, meta: dict) -> Path:
-    """Write the final file under a temporary name, then rename: never seen half-written."""
-    final = out_dir / f"{run_id}.parquet"
-    tmp = out_dir / f".{run_id}.parquet.tmp"
+    """Write the final file under a temporary name, then rename: never seen half-written.
+    A final name that leads outside out_dir (a planted symlink) is refused (InputError)."""
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
-    return final
+    return files.write_atomic(out_dir / f"{run_id}.parquet", lambda f: pq.write_table(table, f), inside=out_dir)
+
+
+def _advice(exc: OSError, partial: Path, n_rows: int, out_dir: Path) -> str:
+    """What to do after a failed write of a run's files: `recover` only while the rows are
+    still in the partial folder, "free space" only when space ran out."""
+    if not partial.is_dir():
+        return f"{partial} is gone, and the rows with it"
+    fix = "free space, then " if files.no_space(exc) else "once that is fixed, "
+    return f"the {n_rows} rows flushed before are intact in {partial}; {fix}`nanobench recover {out_dir}` publishes them"
 
 
 class RunWriter:
@@ -99,11 +101,13 @@ class RunWriter:
         self.meta = dict(meta, schema_version=SCHEMA_VERSION, run_id=run_id, status="running")
         self.flush_every_iters = flush_every_iters
         self.flush_every_s = flush_every_s
+        files.check_name(run_id, "run id")
         self.partial = self.out_dir / PARTIAL_DIR / run_id
         try:
             (self.out_dir / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"--out {self.out_dir}: cannot create the results folder ({exc.strerror})") from None
+            raise InputError(f"--out {self.out_dir}: cannot create the results folder ({files.write_cause(exc)})") from None
+        files.check_inside(self.partial, self.out_dir, "--out")  # OUT/.partial may be a symlink leading away
         if (self.out_dir / f"{run_id}.parquet").exists():
             raise FileExistsError(run_id)  # a result by that name: the caller draws another id
         try:
@@ -111,16 +115,12 @@ class RunWriter:
         except FileExistsError:
             raise
         except OSError as exc:
-            raise InputError(f"--out {self.out_dir}: cannot create {self.partial} ({exc.strerror})") from None
+            raise InputError(f"--out {self.out_dir}: cannot create {self.partial} ({files.write_cause(exc)})") from None
         self._buffer: list[dict] = []
         self._n_segments = 0
         self.n_rows_flushed = 0
         self._last_flush = time.monotonic()
         self._write_meta()
-
-    @property
-    def n_rows(self) -> int:
-        return self.n_rows_flushed + len(self._buffer)
 
     def append(self, rows: list[dict]) -> None:
         self._buffer.extend(rows)
@@ -132,16 +132,12 @@ class RunWriter:
         if not self._buffer:
             return
         seg = self.partial / f"seg-{self._n_segments:06d}.parquet"
-        tmp = seg.with_name(seg.name + ".tmp")
+        table = _table(self._buffer)
         try:
-            pq.write_table(_table(self._buffer), tmp)
-            os.replace(tmp, seg)
+            files.write_atomic(seg, lambda f: pq.write_table(table, f))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise InputError(
-                f"{seg}: could not write results ({exc.strerror}); the {self.n_rows_flushed} rows "
-                f"flushed before are intact in {self.partial}; free space, then `nanobench recover {self.out_dir}`"
-            ) from None
+            raise InputError(f"{seg}: could not write results ({files.write_cause(exc)}); "
+                             f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
         self._n_segments += 1
         self.n_rows_flushed += len(self._buffer)
         self._buffer = []
@@ -150,10 +146,8 @@ class RunWriter:
         try:
             _write_json_atomic(self.partial / "meta.json", self.meta)
         except OSError as exc:
-            raise InputError(
-                f"{self.partial / 'meta.json'}: could not write ({exc.strerror}); the {self.n_rows_flushed} rows "
-                f"flushed before are intact in {self.partial}; free space, then `nanobench recover {self.out_dir}`"
-            ) from None
+            raise InputError(f"{self.partial / 'meta.json'}: could not write ({files.write_cause(exc)}); "
+                             f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
 
     def update_meta(self, **fields) -> None:
         self.meta.update(fields)
@@ -168,11 +162,8 @@ class RunWriter:
         try:
             path = _publish(self.out_dir, self.run_id, _read_segments(self.partial), self.meta)
         except OSError as exc:
-            (self.out_dir / f".{self.run_id}.parquet.tmp").unlink(missing_ok=True)
-            raise InputError(
-                f"{self.out_dir / self.run_id}.parquet: could not write the result ({exc.strerror}); its "
-                f"{self.n_rows_flushed} rows are intact in {self.partial}; free space, then `nanobench recover {self.out_dir}`"
-            ) from None
+            raise InputError(f"{self.out_dir / self.run_id}.parquet: could not write the result ({files.write_cause(exc)}); "
+                             f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
         shutil.rmtree(self.partial, ignore_errors=True)
         _remove_if_empty(self.partial.parent)
         return path
@@ -226,6 +217,16 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"{partial / 'meta.json'}: damaged, so this partial run cannot be recovered; "
                          f"its rows are in {partial}/seg-*.parquet; move the folder away") from None
+    # The metadata is data, never a path: the run id is this folder's own name, and a
+    # meta.json naming another (or an unsafe one), or a folder leading away, is left alone.
+    out_dir = partial.parent.parent
+    run_id = partial.name
+    if not files.is_inside(partial, out_dir):
+        raise InputError(f"{partial}: refused to recover: it leads to {partial.resolve()}, outside {out_dir} "
+                         f"(a symlink); left where it is")
+    if meta["run_id"] != run_id or files.name_problem(run_id):
+        raise InputError(f"{partial}: refused to recover: its meta.json names run id {meta['run_id']!r}; a result is "
+                         f"published only under its folder's own safe name (metadata never decides where); left where it is")
     same_host = meta.get("pid_host") == os.uname().nodename
     if not force and same_host and _pid_alive(meta.get("pid")) and meta.get("pid") != os.getpid():
         return None
@@ -238,30 +239,48 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
     )
     meta.update(status="killed", status_reason=reason, recovered_at=utc_now())
     try:
-        path = _publish(partial.parent.parent, meta["run_id"], table, meta)
+        path = _publish(out_dir, run_id, table, meta)
     except OSError as exc:
-        raise InputError(f"{partial}: could not write the recovered result ({exc.strerror}); free space and retry") from None
+        fix = "free space and retry" if files.no_space(exc) else "retry once that is fixed"
+        raise InputError(f"{out_dir / run_id}.parquet: could not write the recovered result ({files.write_cause(exc)}); "
+                         f"the rows stay in {partial}; {fix}") from None
     shutil.rmtree(partial, ignore_errors=True)
     _remove_if_empty(partial.parent)
     return path
 
 
-def display_status(meta: dict) -> str:
-    """The status as shown: an imported log cut off mid-run reads `imported (truncated at iteration N)`."""
-    status = str(meta.get("status", "?"))
-    cut = (meta.get("imported") or {}).get("truncated_at_iter") if status == "imported" else None
-    return f"{status} (truncated at iteration {cut})" if cut is not None else status
+def recover_killed(out_dir: Path) -> tuple[list[Path], list[str]]:
+    """The sweep before new runs: publish every killed run under `out_dir` (runs still alive
+    are left alone). Returns (results written, one line per leftover that could not be
+    recovered: damaged, or refused as leading elsewhere): such a leftover must not block new runs."""
+    recovered, damaged = [], []
+    for partial in find_partials(out_dir):
+        try:
+            path = recover(partial)
+        except InputError as exc:
+            damaged.append(str(exc))
+            continue
+        if path:
+            recovered.append(path)
+    return recovered, damaged
 
 
 @dataclass
 class Run:
+    """One result file as read: its metadata parsed once (`info`) and its rows."""
+
     path: Path
-    meta: dict
+    info: RunMeta
     rows: "pandas.DataFrame"  # noqa: F821
 
     @property
+    def meta(self) -> dict:
+        """The metadata exactly as on disk, for keys `info` does not type."""
+        return self.info.raw
+
+    @property
     def run_id(self) -> str:
-        return self.meta["run_id"]
+        return self.info.run_id
 
 
 def read_meta(path: Path) -> dict:
@@ -311,7 +330,7 @@ def read_meta(path: Path) -> dict:
 
 
 def read_run(path: Path) -> Run:
-    """Load one result file: metadata (checked) and rows (a pandas DataFrame)."""
+    """Load one result file: metadata (checked, then parsed into RunMeta) and rows (a pandas DataFrame)."""
     path = Path(path)
     meta = read_meta(path)
     try:
@@ -321,7 +340,7 @@ def read_run(path: Path) -> Run:
     missing = [c for c in ("iter", "loss", "step_time_s", "eval_val_loss") if c not in rows.columns]
     if missing:
         raise InputError(f"{path}: missing columns {missing}; not a nanobench result of schema {SCHEMA_VERSION}")
-    return Run(path=path, meta=meta, rows=rows)
+    return Run(path=path, info=RunMeta.parse(meta, path), rows=rows)
 
 
 def expand_paths(specs: list[str]) -> list[Path]:

@@ -1,12 +1,10 @@
-"""`nanobench compare`: the statistics against hand-computed values, and the command's
-output against a golden file built from committed hand-made fixtures
+"""Analysis end to end: pairs, seeds, groups, verdicts and the compare command's text and
+JSON output against a golden file built from committed hand-made fixtures
 (tests/fixtures/make_fixtures.py documents every number used below)."""
 
 import json
 import os
 import shutil
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -14,20 +12,15 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from nanobench.analyze import compare
-from nanobench.store import results
+from nanobench.analyze import compare, pairs, runs, seeds, verdicts
+from nanobench.analyze.config import Config
+from nanobench.analyze.runs import Evaluation, Hit
 from nanobench.present import tables
-from nanobench.analyze.compare import Config, Evaluation, Hit
-from nanobench.errors import InputError
+from nanobench.store import results
 
 FIX = Path(__file__).parents[1] / "fixtures"
 GOLDEN = FIX / "compare.golden.txt"
-NB = [sys.executable, "-m", "nanobench"]
-
-
-def nb(*args, env=None):
-    return subprocess.run([*NB, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "160", **(env or {})})
+PLAIN = {"NO_COLOR": "1", "COLUMNS": "160"}  # the width the golden file was rendered at
 
 
 def ev(it, val, t, w=None):
@@ -36,49 +29,25 @@ def ev(it, val, t, w=None):
 
 # ---- pure statistics, hand-computed ---------------------------------------------------------
 
-def test_percentile_linear_between_order_statistics():
-    # sorted 1,2,3,4: p50 = 2.5; p90 at rank 0.9*3 = 2.7 -> 3 + 0.7*(4-3) = 3.7
-    assert compare.percentile([4, 1, 3, 2], 50) == pytest.approx(2.5)
-    assert compare.percentile([4, 1, 3, 2], 90) == pytest.approx(3.7)
-    assert compare.percentile([7.0], 90) == 7.0  # a single value is every percentile
-    assert compare.percentile([], 50) is None
-
-
 def test_speedup_ratio_of_medians_with_quartile_range():
     base = [0.08, 0.10, 0.12]  # Q1 0.09, median 0.10, Q3 0.11
     other = [0.02, 0.025, 0.03]  # Q1 0.0225, median 0.025, Q3 0.0275
-    s = compare.speedup(base, other)
+    s = pairs.speedup(base, other)
     assert s.ratio == pytest.approx(4.0)  # 0.10 / 0.025
     assert s.low == pytest.approx(0.09 / 0.0275)  # 3.2727
     assert s.high == pytest.approx(0.11 / 0.0225)  # 4.8889
-    one = compare.speedup([0.1], [0.05])  # one step each: no spread, ratio 2
+    one = pairs.speedup([0.1], [0.05])  # one step each: no spread, ratio 2
     assert (one.ratio, one.low, one.high) == pytest.approx((2.0, 2.0, 2.0))
-    assert compare.speedup([], [0.1]) is None
-
-
-def test_time_to_target_first_evaluation_at_or_below():
-    evs = (ev(0, 3.0, 0.0), ev(4, 2.0, 0.6), ev(8, 1.6, 1.0))
-    assert compare.time_to_target(evs, 2.0) == Hit(4, 0.6, 1.2)  # <=: equal counts as reached
-    assert compare.time_to_target(evs, 2.5) == Hit(4, 0.6, 1.2)  # first, not best
-    assert compare.time_to_target(evs, 1.5) is None  # never reached
-    assert compare.time_to_target((), 2.0) is None
-
-
-def test_val_loss_at_time_interpolates_and_never_extrapolates():
-    evs = (ev(0, 3.0, 0.0), ev(4, 2.0, 0.6), ev(8, 1.6, 1.0))
-    assert compare.val_loss_at_time(evs, 0.25) == pytest.approx(3.0 - 0.25 / 0.6)  # 2.58333
-    assert compare.val_loss_at_time(evs, 0.8) == pytest.approx(1.8)  # halfway 2.0 -> 1.6
-    assert compare.val_loss_at_time(evs, 1.0) == pytest.approx(1.6)
-    assert compare.val_loss_at_time(evs, 1.5) is None
+    assert pairs.speedup([], [0.1]) is None
 
 
 def _stats(cfg, seed, evs, steps):
-    return compare.RunStats(
+    return runs.RunStats(
         run_id=f"{cfg.label()}-{seed}", path=f"/x/{cfg.label()}-{seed}", scenario="s", dataset="d", dataset_sha256="h",
         config=cfg, seed=seed, threads=2, torch_version="2", status="completed", targets=(2.0,), iterations=8,
         final_train_loss=None, final_val_loss=evs[-1].val_loss if evs else None,
         best_val_loss=min(e.val_loss for e in evs) if evs else None,
-        median_step_s=compare.percentile(steps, 50), p90_step_s=None, tokens_per_s=None, mfu=None, mem_peak_bytes=None,
+        median_step_s=runs.percentile(steps, 50), p90_step_s=None, tokens_per_s=None, mfu=None, mem_peak_bytes=None,
         energy_j=None, train_time_s=1.0, wall_time_s=2.0, evaluations=tuple(evs), step_times_s=np.asarray(steps, float))
 
 
@@ -90,65 +59,45 @@ def test_a_single_run_group_has_no_pairs_and_its_own_baseline():
     c = compare.compare_runs([_stats(CPU, 1, [ev(0, 3.0, 0.0), ev(8, 2.5, 1.0)], [0.1, 0.1])])
     [g] = c.groups
     assert g.baseline.label == "cpu fp32" and g.pairs == [] and c.warnings == []
-    assert compare.config_hit(g.baseline, 2.0) == (None, 0)  # never reached
+    assert seeds.config_hit(g.baseline, 2.0) == (None, 0)  # never reached
 
 
 def test_seeds_aggregate_and_a_target_counts_only_when_every_seed_reached_it():
     runs = [_stats(GPU, 1, [ev(0, 3.0, 0.0), ev(4, 1.9, 0.15), ev(8, 1.4, 0.25)], [0.02, 0.03]),
             _stats(GPU, 2, [ev(0, 3.0, 0.0), ev(4, 2.1, 0.15), ev(8, 2.05, 0.25)], [0.025])]
-    cs = compare.aggregate(GPU, "cuda bf16", runs)
+    cs = seeds.aggregate(GPU, "cuda bf16", runs)
     assert cs.median_step_s == pytest.approx(0.025)  # pooled 0.02, 0.025, 0.03
     assert cs.final_val_loss == pytest.approx((1.4 + 2.05) / 2)
-    assert compare.config_hit(cs, 2.0) == (None, 1)  # seed 2 never got to 2.0
-    hit, n = compare.config_hit(cs, 2.5)  # both at iter 4
+    assert seeds.config_hit(cs, 2.0) == (None, 1)  # seed 2 never got to 2.0
+    hit, n = seeds.config_hit(cs, 2.5)  # both at iter 4
     assert n == 2 and hit == Hit(4.0, 0.15, 0.3)
 
 
 def test_baseline_is_cpu_fp32_else_the_slowest():
-    fast_cpu = compare.aggregate(CPU, "cpu fp32", [_stats(CPU, 1, [], [0.01])])
-    slow_gpu = compare.aggregate(GPU, "cuda bf16", [_stats(GPU, 1, [], [0.5])])
+    fast_cpu = seeds.aggregate(CPU, "cpu fp32", [_stats(CPU, 1, [], [0.01])])
+    slow_gpu = seeds.aggregate(GPU, "cuda bf16", [_stats(GPU, 1, [], [0.5])])
     assert compare.choose_baseline([slow_gpu, fast_cpu]) is fast_cpu
     bf16_cpu = Config("cpu", "EPYC", "bf16", False)
-    a = compare.aggregate(bf16_cpu, "cpu bf16", [_stats(bf16_cpu, 1, [], [0.2])])
+    a = seeds.aggregate(bf16_cpu, "cpu bf16", [_stats(bf16_cpu, 1, [], [0.2])])
     assert compare.choose_baseline([slow_gpu, a]) is slow_gpu
     assert compare.choose_baseline([a, slow_gpu]) is slow_gpu  # order does not matter
 
 
 def test_verdict_when_only_one_configuration_reaches_the_target():
-    base = compare.aggregate(CPU, "cpu fp32", [_stats(CPU, 1, [ev(0, 3.0, 0.0), ev(8, 2.2, 1.0)], [0.1])])
-    other = compare.aggregate(GPU, "cuda bf16", [_stats(GPU, 1, [ev(0, 3.0, 0.0), ev(8, 1.9, 0.2)], [0.025])])
-    p = compare.compare_pair(base, other, (2.0,))
+    base = seeds.aggregate(CPU, "cpu fp32", [_stats(CPU, 1, [ev(0, 3.0, 0.0), ev(8, 2.2, 1.0)], [0.1])])
+    other = seeds.aggregate(GPU, "cuda bf16", [_stats(GPU, 1, [ev(0, 3.0, 0.0), ev(8, 1.9, 0.2)], [0.025])])
+    p = pairs.compare_pair(base, other, (2.0,))
     assert p.targets[0].base is None and p.targets[0].train_time_ratio is None
     assert "cuda bf16 reached val 2.00 after 0.2 s of training; cpu fp32 never did (best 2.2000)" in p.verdict
-    p = compare.compare_pair(base, other, (1.0,))
+    p = pairs.compare_pair(base, other, (1.0,))
     assert "neither reached val 1.00" in p.verdict
-
-
-def test_gates_parse_and_check():
-    gates = compare.parse_gates("ms_per_iter:5%,val_loss:0.02")
-    assert gates == [compare.Gate("ms_per_iter", 5.0, True), compare.Gate("val_loss", 0.02, False)]
-    for bad, needle in [("speed:5%", "METRIC one of"), ("val_loss:abc", "not a number"), ("val_loss", "METRIC:THRESHOLD"),
-                        ("", "no gate")]:
-        with pytest.raises(InputError, match=needle):
-            compare.parse_gates(bad)
 
 
 # ---- the committed fixtures -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def fixture_comparison():
-    c, runs = compare.compare_files([str(FIX / "compare"), str(FIX / "compare-other")])
-    return c
-
-
-def test_evaluation_times_use_the_time_before_the_step(fixture_comparison):
-    cpu = next(r for r in fixture_comparison.groups[0].runs if r.config.device_type == "cpu")
-    # iter 4: train_time 0.7 after its step of 0.1 -> reached at 0.6; wall 1.4 - 0.1 = 1.3
-    # final row iter 8 has no step: its own train time 1.0, wall 2.0
-    assert [(e.iter, round(e.train_time_s, 9), round(e.wall_time_s, 9)) for e in cpu.evaluations] == \
-        [(0, 0.0, 0.2), (4, 0.6, 1.3), (8, 1.0, 2.0)]
-    assert cpu.iterations == 8 and cpu.median_step_s == pytest.approx(0.1)  # warm-up 0.2 s steps excluded
-    assert cpu.tokens_per_s == pytest.approx(7680) and cpu.final_train_loss == pytest.approx(2.3)
+    return compare.compare_files([str(FIX / "compare"), str(FIX / "compare-other")])
 
 
 def test_fixture_answers(fixture_comparison):
@@ -178,8 +127,8 @@ def test_fixture_answers(fixture_comparison):
     assert other.dataset_sha256 == "b" * 64 and other.pairs == []
 
 
-def test_compare_output_matches_golden_file():
-    out = nb("compare", str(FIX / "compare"), str(FIX / "compare-other"))
+def test_compare_output_matches_golden_file(nb):
+    out = nb("compare", FIX / "compare", FIX / "compare-other", env=PLAIN)
     assert out.returncode == 0, out.stderr
     if os.environ.get("NANOBENCH_UPDATE_GOLDEN"):
         GOLDEN.write_text(out.stdout)
@@ -192,8 +141,8 @@ def test_in_process_rendering_is_the_same_table(fixture_comparison):
     assert buf.getvalue() == GOLDEN.read_text()
 
 
-def test_json_output():
-    out = nb("compare", "--json", str(FIX / "compare"))
+def test_json_output(nb):
+    out = nb("compare", "--json", FIX / "compare")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     [g] = data["groups"]
@@ -207,22 +156,6 @@ def test_json_output():
                                      "1.5": None}
 
 
-def test_gates_exit_1_when_a_gate_fails_and_0_when_all_pass():
-    # current cpu fp32: 100 ms/iter, final val 1.6; baseline: 90 ms/iter, 1.59
-    # ms_per_iter: +11.1% > 5% fails; val_loss: +0.01 <= 0.02 passes
-    out = nb("compare", str(FIX / "compare"), "--baseline", str(FIX / "baseline"), "--fail-on", "ms_per_iter:5%,val_loss:0.02")
-    assert out.returncode == 1, out.stdout + out.stderr
-    assert "FAILED: tiny cpu fp32 ms_per_iter 100 vs baseline 90 (limit 94.5, 5%)" in out.stdout
-    assert "ok: tiny cpu fp32 val_loss 1.6 vs baseline 1.59" in out.stdout
-    assert "tiny cuda bf16: no baseline run of this configuration; not gated" in out.stdout
-    out = nb("compare", str(FIX / "compare"), "--baseline", str(FIX / "baseline"), "--fail-on", "ms_per_iter:20%,val_loss:0.02",
-             "--json")
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert all(g["passed"] for g in json.loads(out.stdout)["gates"])
-    out = nb("compare", str(FIX / "compare"), "--fail-on", "ms_per_iter:5%")
-    assert out.returncode == 2 and "needs --baseline" in out.stderr
-
-
 @pytest.fixture
 def with_bad_files(tmp_path):
     shutil.copytree(FIX / "compare", tmp_path / "runs")
@@ -231,43 +164,36 @@ def with_bad_files(tmp_path):
     return tmp_path / "runs"
 
 
-def test_a_bad_file_is_one_line_exit_2(with_bad_files):
-    out = nb("compare", str(with_bad_files))
+def test_a_bad_file_is_one_line_exit_2(nb, with_bad_files):
+    out = nb("compare", with_bad_files, env=PLAIN)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"nanobench: error: {with_bad_files / 'a-empty.parquet'}: empty file (0 bytes), "
                                                "not a nanobench result; delete it"]
 
 
-def test_skip_bad_goes_on_and_lists_what_it_skipped(with_bad_files):
-    out = nb("compare", "--skip-bad", str(with_bad_files))
+def test_skip_bad_goes_on_and_lists_what_it_skipped(nb, with_bad_files):
+    out = nb("compare", "--skip-bad", with_bad_files, env=PLAIN)
     assert out.returncode == 0, out.stderr
     skipped = [line for line in out.stderr.splitlines() if line.startswith("nanobench: skipped:")]
     assert len(skipped) == 2 and "a-empty.parquet" in skipped[0] and "not a parquet file" in skipped[1]
     assert "cuda bf16 ran 4.00x faster" in out.stdout
-    data = json.loads(nb("compare", "--skip-bad", "--json", str(with_bad_files)).stdout)
+    data = json.loads(nb("compare", "--skip-bad", "--json", with_bad_files).stdout)
     assert len(data["skipped"]) == 2 and len(data["groups"][0]["runs"]) == 3
 
 
-def test_only_bad_files_is_an_error_even_with_skip_bad(tmp_path):
-    (tmp_path / "x.parquet").write_bytes(b"")
-    with pytest.raises(InputError, match="no readable result file"):
-        compare.load_runs([str(tmp_path)], skip_bad=True)
-
-
-def test_real_smoke_runs_compare(tmp_path):
+def test_real_smoke_runs_compare(nb, tmp_path):
     """Two real runs (fp32, bf16) of the smoke scenario: same iterations, close losses."""
     for dtype in ("fp32", "bf16"):
-        r = subprocess.run([*NB, "run", "smoke", "--dtype", dtype, "--threads", "1", "--max-iters", "12", "--quiet",
-                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+        r = nb("run", "smoke", "--dtype", dtype, "--threads", "1", "--max-iters", "12", "--quiet", "--out", tmp_path)
         assert r.returncode == 0, r.stderr
-    c, runs = compare.compare_files([str(tmp_path)])
+    c = compare.compare_files([str(tmp_path)])
     [g] = c.groups
     [p] = g.pairs
     assert g.baseline.label == "cpu fp32" and p.other.label == "cpu bf16"
     assert p.equal_iter.at == 12 and abs(p.equal_iter.diff) < 0.05  # same batches, same init: precision only
     assert p.speedup is not None and p.speedup.low <= p.speedup.ratio <= p.speedup.high
     assert all(r.iterations == 12 and r.median_step_s > 0 for r in g.runs)
-    assert results.read_run(runs[0].path).meta["summary"]["iterations"] == 12
+    assert results.read_run(g.runs[0].path).meta["summary"]["iterations"] == 12
 
 
 # ---- issue 6: seeds, equivalence and the gap, through compare ----------------------------------
@@ -296,12 +222,12 @@ def test_equivalence_and_gap_through_compare():
     gap = pair.explanation
     assert gap["at_equal_iters"] == pytest.approx(-0.3) and gap["precision"] == pytest.approx(-0.05)
     assert gap["device"] == pytest.approx(-0.25) and gap["speedup_to_iter"] == pytest.approx(5.0)
-    text = compare.equivalence_sentence(pair.equivalence, "cpu fp32", "cuda bf16")
+    text = verdicts.equivalence_sentence(pair.equivalence, "cpu fp32", "cuda bf16")
     assert "different at iteration 8" in text and "leave the seed noise at iteration 8" in text
     # a same-device pair has no precision split: the whole difference is precision
     same = next(p for p in g.pairs if p.other.label == "cpu bf16")
     assert same.explanation["precision"] is None
-    assert "undecided, 1 and 3 seed(s)" in compare.equivalence_sentence(same.equivalence, "cpu fp32", "cpu bf16")
+    assert "undecided, 1 and 3 seed(s)" in verdicts.equivalence_sentence(same.equivalence, "cpu fp32", "cpu bf16")
 
 
 def test_runs_of_different_lengths_in_one_configuration_are_flagged():
@@ -309,10 +235,10 @@ def test_runs_of_different_lengths_in_one_configuration_are_flagged():
     short = _stats(CPU, 2, [ev(0, 3.0, 0.0), ev(4, 2.6, 0.5)], [0.1])
     [g] = compare.compare_runs([long, short]).groups
     assert any("cpu fp32 runs end at different iterations (4, 8)" in c for c in g.confounds)
-    assert compare.mean_curve(g.baseline).last_iter == 4  # only where both seeds got to
+    assert seeds.mean_curve(g.baseline).last_iter == 4  # only where both seeds got to
 
 
-def test_margin_option_on_the_committed_example():
+def test_margin_option_on_the_committed_example(nb):
     """The real example (3 seeds of cpu fp32 vs cpu bf16): at iteration 2000 the 90% interval is
     about +-0.025, so the verdict is undecided at the default 0.02 and equivalent at 0.05."""
     example = Path(__file__).resolve().parents[2] / "results" / "examples" / "cpu-fp32-vs-bf16"

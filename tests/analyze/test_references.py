@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nanobench.analyze import compare, references
+from nanobench.analyze import compare, export, references
 from nanobench.store import results
+from nanobench.store.meta import RunMeta
 
 EXAMPLES = Path(__file__).parents[2] / "results" / "examples" / "cpu-fp32-vs-bf16"
 
@@ -71,10 +72,10 @@ def test_compare_flags_the_run_outside_its_band():
     rows = odd.rows.copy()
     rows.loc[rows["iter"] == 1000, "eval_val_loss"] = 2.5
     stats = [compare.run_stats(r) for r in runs[1:]] + [
-        compare.run_stats(results.Run(odd.path, dict(odd.meta, run_id="odd"), rows))]
+        compare.run_stats(results.Run(odd.path, RunMeta.parse(dict(odd.meta, run_id="odd"), odd.path), rows))]
     c = compare.compare_runs(stats)
     flagged = [ch for ch in c.references if ch.first_outside]
     assert [(ch.run_id, ch.first_outside[0]) for ch in flagged] == [("odd", 1000)]
     assert len(c.references) == 3
-    out = compare.to_json(c)["references"]
+    out = export.to_json(c)["references"]
     assert [r["normal"] for r in out] == [False, True, True] and out[0]["first_outside"]["iter"] == 1000

@@ -7,9 +7,6 @@ schema_version, missing path, empty glob) are checked on `results.read_run` and
 """
 
 import datetime
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,9 +16,6 @@ from nanobench.run import checkpoint
 from nanobench.store import results
 from nanobench.run.scenario import load
 from nanobench.run.train import RunOptions, train
-
-NB = [sys.executable, "-m", "nanobench"]
-
 
 def toml(**sections) -> str:
     lines = ['name = "bad"', "[data]", 'dataset = "synthetic"']
@@ -97,7 +91,7 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def outcomes(files, tmp_path_factory):
+def outcomes(files, tmp_path_factory, nb):
     """Run every case once, two at a time (each is a fresh interpreter)."""
     out_dir = tmp_path_factory.mktemp("out")
     fill = {k: str(v) for k, v in files.items()}
@@ -107,8 +101,7 @@ def outcomes(files, tmp_path_factory):
         args = [a.format(**fill) for a in args]
         if args[0] == "run" and "--out" not in args:
             args += ["--out", str(out_dir / name.replace(" ", "_"))]
-        proc = subprocess.run([*NB, *args], capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "NO_COLOR": "1", "COLUMNS": "10000"})
+        proc = nb(*args, env={"NO_COLOR": "1", "COLUMNS": "10000"})
         return name, (proc, needle.format(**fill))
 
     with ThreadPoolExecutor(2) as pool:
@@ -129,9 +122,9 @@ def test_bad_input(outcomes, name):
     assert needle in proc.stderr
 
 
-def test_every_scenario_problem_at_once(files):
+def test_every_scenario_problem_at_once(files, nb):
     """Type errors and values that cannot train, from one file, in one pass."""
-    proc = subprocess.run([*NB, "run", str(files["dir"] / "many.toml")], capture_output=True, text=True, timeout=60)
+    proc = nb("run", files["dir"] / "many.toml", timeout=60)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 3, proc.stderr
     assert "many.toml: model.bias: expected boolean, got int 3" in lines[0]

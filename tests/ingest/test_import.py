@@ -108,9 +108,9 @@ def test_mfu_on_another_gpu_and_null_without_a_device_name(tmp_path):
 
 
 def test_cpu_mfu_uses_this_machines_spec_only_for_this_machines_cpu(monkeypatch):
-    from nanobench.measure import environment
+    from nanobench.measure import host
 
-    monkeypatch.setattr(environment, "cpu_model", lambda: "Test CPU 9000")
+    monkeypatch.setattr(host, "cpu_model", lambda: "Test CPU 9000")
     monkeypatch.setattr(peaks, "cpu_spec_peak", lambda dtype, threads=None: peaks.Peak(100e9, f"spec for {dtype}"))
     assert record.peak_for("cpu", "Test CPU 9000", "fp32") == peaks.Peak(100e9, "spec for fp32")
     other = record.peak_for("cpu", "Some Laptop CPU", "fp32")
@@ -129,7 +129,7 @@ def test_truncated_log_imports_what_it_holds(tmp_path):
     run = imported(log, tmp_path / "out")
     assert run.meta["status"] == "imported"
     assert run.meta["status_reason"] == "truncated at iteration 7 (the log ends before max_iters 10)"
-    assert results.display_status(run.meta) == "imported (truncated at iteration 7)"
+    assert run.info.shown_status == "imported (truncated at iteration 7)"
     assert run.meta["imported"]["last_line_cut"] and list(run.rows["iter"]) == list(range(8))
     stats = compare.run_stats(run)
     assert stats.status == "imported (truncated at iteration 7)"
@@ -235,7 +235,7 @@ def test_imported_cpu_recipe_is_grouped_with_the_scenario_and_compared(tmp_path)
     meta = results.read_meta(path)
     assert meta["scenario"]["name"] == "shakespeare_char_cpu" and meta["imported"]["scenario_match"]["differs"] == []
     assert meta["dataset"]["sha256"] == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-    c, _ = compare.compare_files([str(path), *map(str, sorted(EXAMPLES.glob("*fp32*.parquet")))])
+    c = compare.compare_files([str(path), *map(str, sorted(EXAMPLES.glob("*fp32*.parquet")))])
     [g] = c.groups
     assert [cs.label for cs in g.configs] == ["cpu fp32", "cpu fp32 from nanogpt log"]  # nanobench is the baseline
     [p] = g.pairs

@@ -2,11 +2,14 @@
 the NVML-absent path, and interpolation within a read window."""
 
 import pytest
-import torch
 
-from nanobench.measure import device as dev
-from nanobench.measure import metrics
-from nanobench.measure import nvml
+from nanobench.measure import metrics, nvml
+from nanobench.measure.device import Device
+
+
+def stand_in_gpu(index: int = 0) -> Device:
+    """Stands for a CUDA GPU, which this machine lacks: NVML and the meters read only its index."""
+    return Device("cuda", index, "NVIDIA stand-in (no GPU here)")
 
 
 def test_rapl_delta_handles_the_wrap():
@@ -49,7 +52,7 @@ def test_rapl_absent_or_empty_gives_a_reason(tmp_path):
 
 
 def test_cpu_energy_meter_here_reads_or_says_why():
-    meter = dev.energy_meter(torch.device("cpu"))
+    meter = Device.cpu().energy_meter()
     info = meter.describe()
     assert (info["source"] == "rapl") or (info["source"] is None and info["reason"])
 
@@ -66,13 +69,34 @@ def no_nvml_driver(monkeypatch):
 
 
 def test_nvml_absent_means_null_energy_and_device_memory_with_reason(no_nvml_driver):
-    cuda = torch.device("cuda", 0)
+    cuda = stand_in_gpu()
     with pytest.raises(nvml.NvmlUnavailable, match="no NVIDIA driver"):
-        nvml.handle(cuda)
-    meter = dev.energy_meter(cuda)
+        nvml.handle(0)
+    meter = cuda.energy_meter()
     assert meter.read_j() is None and "NVML library not found" in meter.describe()["reason"]
-    assert dev.device_memory_reader(cuda)() is None
+    assert cuda.device_memory_reader()() is None
     assert nvml.gpu_state(cuda) == {"nvml": None, "reason": "NVML library not found (no NVIDIA driver on this machine)"}
+
+
+def test_one_nvml_handle_per_device(monkeypatch):
+    """The energy meter, the device-memory reader and the GPU state share one handle."""
+    opened = []
+
+    class Driver:  # stands for pynvml on a machine with a GPU
+        NVMLError = RuntimeError
+
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+            return 1_000
+
+        def nvmlDeviceGetMemoryInfo(self, handle):
+            return type("Memory", (), {"used": 123, "total": 456})()
+
+    monkeypatch.setattr(nvml, "handle", lambda index: opened.append(index) or (Driver(), f"gpu{index}"))
+    cuda = stand_in_gpu(3)
+    assert cuda.energy_meter().read_j() == 0.0
+    assert cuda.device_memory_reader()() == 123
+    assert cuda.nvml() == cuda.nvml()
+    assert opened == [3]
 
 
 def test_nvml_energy_meter_differences_millijoules():
@@ -96,9 +120,10 @@ def test_energy_is_interpolated_in_wall_time_within_a_window():
 
 
 def test_cpu_memory_sample_has_no_reserved_or_device_counter():
-    mem, peak, reserved = dev.memory_sample(torch.device("cpu"))
+    cpu = Device.cpu()
+    mem, peak, reserved = cpu.memory_sample()
     assert 0 < mem <= peak and reserved is None
-    assert dev.device_memory_reader(torch.device("cpu"))() is None
+    assert cpu.device_memory_reader()() is None
 
 
 def test_nvml_error_mid_run_costs_one_sample_not_the_run():

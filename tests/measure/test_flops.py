@@ -5,6 +5,8 @@ torch.utils.flop_counter.FlopCounterMode has no formula for the fused CPU attent
 count runs under the MATH SDPA backend, whose matmuls it does count.
 """
 
+import dataclasses
+
 import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -20,7 +22,7 @@ def test_formula_matches_flop_counter_within_2_percent(name):
     s = load(name)
     m = s.model
     vocab = 65  # tinyshakespeare's; the vocabulary enters both counts the same way (through N)
-    cfg = GPTConfig(vocab, m.block_size, m.n_layer, m.n_head, m.n_embd, 0.0, m.bias)
+    cfg = dataclasses.replace(GPTConfig.from_scenario(s, vocab), dropout=0.0)
     model = GPT(cfg, torch.Generator().manual_seed(0))
     batch = 1 if m.block_size * m.n_embd > 64 * 128 else 2  # the GPU recipe: one sequence keeps it fast
     gen = torch.Generator().manual_seed(1)
@@ -37,7 +39,8 @@ def test_formula_matches_flop_counter_within_2_percent(name):
 
 
 def test_cpu_recipe_count_matches_the_field_notes():
-    m = load("shakespeare_char_cpu").model
-    model = GPT(GPTConfig(65, m.block_size, m.n_layer, m.n_head, m.n_embd), torch.Generator().manual_seed(0))
+    s = load("shakespeare_char_cpu")
+    m = s.model
+    model = GPT(GPTConfig.from_scenario(s, 65), torch.Generator().manual_seed(0))
     assert model.num_params() == 795_904
     assert flops_per_token(model.num_params(), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size) == 5_168_640

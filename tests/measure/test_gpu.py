@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
-from nanobench.measure import device as dev
-from nanobench.measure import nvml
 from nanobench.measure import peaks
+from nanobench.measure.device import parse_device
+from nanobench.measure.precision import Precision
 from nanobench.store import results
 from nanobench.run.scenario import load
 from nanobench.run.train import RunOptions, train
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.gpu
 
 @pytest.fixture
 def cuda():
-    return torch.device("cuda", 0)
+    return parse_device("cuda:0").resolve()
 
 
 def smoke(tmp_path, **opts):
@@ -32,8 +32,8 @@ def smoke(tmp_path, **opts):
 
 
 def test_cuda_event_timer_agrees_with_a_synchronised_wall_clock(cuda):
-    a = torch.randn(4096, 4096, device=cuda)
-    timer = dev.step_timer(cuda)
+    a = torch.randn(4096, 4096, device=cuda.torch)
+    timer = cuda.step_timer()
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     timer.start()
@@ -71,19 +71,20 @@ def test_each_gpu_dtype_trains(tmp_path, dtype):
 
 @pytest.mark.parametrize("dtype", ["fp32", "tf32", "bf16"])
 def test_measured_matmul_does_not_beat_the_datasheet(cuda, dtype):
-    spec = peaks.spec_peak(cuda, dtype)
-    measured = peaks.measured_peak(cuda, dtype, recalibrate=True)
+    precision = Precision.for_device(dtype, cuda)
+    spec = peaks.spec_peak(cuda, precision)
+    measured = peaks.measured_peak(cuda, precision, recalibrate=True)
     assert measured.flops and measured.flops > 0
     if spec.flops is None:
         pytest.skip(spec.source)
     # a datasheet row for the wrong variant (PCIe vs SXM) or a sparse figure would show here
-    assert 0.2 * spec.flops < measured.flops <= 1.05 * spec.flops, (dev.name(cuda), spec, measured)
+    assert 0.2 * spec.flops < measured.flops <= 1.05 * spec.flops, (cuda.name, spec, measured)
 
 
 def test_nvml_energy_counter_advances_under_load(cuda):
-    meter = dev.energy_meter(cuda)
+    meter = cuda.energy_meter()
     assert meter.describe()["source"] == "nvml"
-    a = torch.randn(8192, 8192, device=cuda)
+    a = torch.randn(8192, 8192, device=cuda.torch)
     for _ in range(50):
         a @ a
     torch.cuda.synchronize()
@@ -92,8 +93,8 @@ def test_nvml_energy_counter_advances_under_load(cuda):
 
 
 def test_nvml_matches_torch_device(cuda):
-    pynvml, handle = nvml.handle(cuda)
-    assert pynvml.nvmlDeviceGetMemoryInfo(handle).total >= torch.cuda.get_device_properties(cuda).total_memory
+    pynvml, handle = cuda.nvml()
+    assert pynvml.nvmlDeviceGetMemoryInfo(handle).total >= cuda.memory_total_bytes()
 
 
 def test_compile_time_is_recorded_and_its_steps_marked_warmup(tmp_path):
@@ -122,5 +123,5 @@ def test_no_host_sync_per_step(tmp_path):
         return sum("synchroniz" in str(w.message).lower() for w in caught)
 
     short, long = count_syncs(40), count_syncs(80)
-    extra_windows = 40 // dev.host_read_interval(torch.device("cuda"))
+    extra_windows = 40 // parse_device("cuda").resolve().host_read_interval
     assert long - short <= extra_windows + 2, (short, long)

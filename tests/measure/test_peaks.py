@@ -6,9 +6,12 @@ import json
 import pytest
 import torch
 
-from nanobench.measure import device as dev
-from nanobench.measure import peaks
 from nanobench.errors import InputError
+from nanobench.measure import host, peaks
+from nanobench.measure.device import Device
+from nanobench.measure.precision import Precision
+
+FP32 = Precision("fp32")
 
 T = 1e12
 
@@ -23,6 +26,12 @@ T = 1e12
     ("Tesla V100-SXM2-16GB", "fp16", 125), ("Tesla V100-PCIE-32GB", "fp32", 14),
     ("NVIDIA GeForce RTX 3090", "bf16", 71), ("NVIDIA GeForce RTX 4070 Ti", "fp32", 40.1),
     ("NVIDIA GeForce RTX 4090", "bf16", 165.2), ("NVIDIA GeForce RTX 4090", "tf32", 82.6),
+    ("NVIDIA A10G", "bf16", 125), ("NVIDIA L40", "bf16", 181), ("NVIDIA GH200 480GB", "bf16", 989.4),
+    ("NVIDIA H800", "bf16", 989.4), ("NVIDIA H800 PCIe", "fp32", 51.2), ("NVIDIA B200", "bf16", 2250),
+    ("NVIDIA GeForce RTX 4080", "bf16", 97.5), ("NVIDIA GeForce RTX 4080 SUPER", "fp32", 52.2),
+    ("NVIDIA GeForce RTX 4090 Laptop GPU", "fp32", 39.7), ("NVIDIA GeForce RTX 3060", "bf16", 25.5),
+    ("NVIDIA GeForce RTX 3070", "fp32", 20.3), ("NVIDIA GeForce RTX 3080", "tf32", 29.8),
+    ("NVIDIA RTX A6000", "bf16", 154.8),
 ])
 def test_gpu_datasheet_lookup_by_torch_name(name, dtype, tflops):
     peak = peaks.gpu_spec_peak(name, dtype)
@@ -38,11 +47,26 @@ def test_gpu_table_has_dense_figures_only():
     assert peaks.gpu_spec_peak("NVIDIA H100 80GB HBM3", "bf16").flops < 1000 * T
 
 
-@pytest.mark.parametrize("name", ["NVIDIA GeForce RTX 4070 Ti SUPER", "NVIDIA A10G", "NVIDIA GeForce RTX 3090 Ti",
+@pytest.mark.parametrize("name", ["NVIDIA GeForce RTX 4070 Ti SUPER", "NVIDIA GeForce RTX 3090 Ti",
                                   "Some Future GPU", "NVIDIA A100-SXM4-80GB MIG 1g.10gb"])
 def test_unknown_gpu_gets_no_peak_and_says_why(name):
     peak = peaks.gpu_spec_peak(name, "bf16")
     assert peak.flops is None and f"no datasheet entry for '{name}'" in peak.source
+
+
+@pytest.mark.parametrize("chip, cores, dtype, tflops", [
+    ("Apple M1", 8, "fp32", 2.6), ("Apple M1 Max", 32, "fp32", 10.4), ("Apple M2", 10, "fp16", 3.6),
+    ("Apple M2 Ultra", 76, "fp32", 27.36), ("Apple M3 Pro", 18, "fp32", 6.354), ("Apple M4", 10, "fp32", 3.76),
+])
+def test_apple_gpu_peak_by_chip_and_core_count(chip, cores, dtype, tflops):
+    peak = peaks.apple_gpu_spec_peak(chip, cores, dtype)
+    assert peak.flops == pytest.approx(tflops * T, rel=1e-3)
+
+
+def test_apple_gpu_without_a_figure_says_why():
+    assert "core count unknown" in peaks.apple_gpu_spec_peak("Apple M2 Pro", None, "fp32").source
+    assert peaks.apple_gpu_spec_peak("Apple M2", 10, "bf16").flops is None
+    assert "no figure" in peaks.apple_gpu_spec_peak("Intel Core i9", 8, "fp32").source
 
 
 def test_gpu_without_a_tensor_mode_gets_no_peak():
@@ -77,15 +101,13 @@ def test_cpu_without_a_figure_says_unknown(flags, dtype, why):
 
 
 def test_cpu_spec_peak_is_cores_times_clock_times_per_cycle():
-    from nanobench.measure import environment
-
-    clock, _ = peaks.cpu_clock_hz()
-    per_cycle, _ = peaks.cpu_flops_per_cycle(set(environment.cpu_flags()), "fp32", vendor=environment._cpuinfo().get("vendor_id", ""),
-                                             family=int(environment._cpuinfo().get("cpu family", "0") or 0),
+    clock, _ = host.cpu_clock_hz()
+    per_cycle, _ = peaks.cpu_flops_per_cycle(set(host.cpu_flags()), "fp32", vendor=host.cpu_vendor(),
+                                             family=host.cpu_family(),
                                              machine=__import__("platform").machine(), system=__import__("platform").system())
     if clock is None or per_cycle is None:
         pytest.skip("this CPU hides its clock or has no known SIMD figure")
-    cores = environment.physical_cores()
+    cores = host.physical_cores()
     full = peaks.cpu_spec_peak("fp32", threads=cores)
     one = peaks.cpu_spec_peak("fp32", threads=1)
     assert full.flops == pytest.approx(cores * clock * per_cycle)
@@ -96,17 +118,15 @@ def test_cpu_spec_peak_is_cores_times_clock_times_per_cycle():
 def test_hidden_clock_means_unknown_not_wrong(monkeypatch):
     import psutil
 
-    from nanobench.measure import environment
-
     monkeypatch.setattr(psutil, "cpu_freq", lambda: None)  # what macOS on Apple silicon and some VMs give
-    monkeypatch.setattr(environment, "_cpuinfo", lambda: {"flags": "avx2 fma"})
-    assert peaks.cpu_clock_hz()[0] is None
+    monkeypatch.setattr(host, "_cpuinfo", lambda: {"flags": "avx2 fma"})
+    assert host.cpu_clock_hz()[0] is None
     peak = peaks.cpu_spec_peak("fp32", threads=1)
     assert peak.flops is None and "clock unknown" in peak.source
 
 
 def test_non_cuda_non_cpu_device_has_no_spec_table():
-    peak = peaks.spec_peak(torch.device("mps"), "fp32")  # no MPS needed: only the type is read
+    peak = peaks.spec_peak(Device("mps", None, "Apple GPU (mps)"), FP32)  # stands for an MPS device: only its kind is read
     assert peak.flops is None and "mps" in peak.source
 
 
@@ -119,16 +139,16 @@ def fast_calibration(monkeypatch, tmp_path):
 
 
 def test_measured_peak_is_cached_per_machine_and_recalibrates(fast_calibration):
-    cpu = torch.device("cpu")
-    first = peaks.measured_peak(cpu, "fp32")
+    cpu = Device.cpu()
+    first = peaks.measured_peak(cpu, FP32)
     assert first.flops > 1e8 and "measured now" in first.source
     cache = json.loads(fast_calibration.read_text())
     (key,) = cache
-    assert key == f"{dev.name(cpu)}|fp32|torch {torch.__version__}|threads {torch.get_num_threads()}"
+    assert key == f"{cpu.name}|fp32|torch {torch.__version__}|threads {torch.get_num_threads()}"
     assert cache[key]["n"] == 256 and cache[key]["reps"] >= 5
-    again = peaks.measured_peak(cpu, "fp32")
+    again = peaks.measured_peak(cpu, FP32)
     assert again.flops == first.flops and "cached" in again.source
-    fresh = peaks.measured_peak(cpu, "fp32", recalibrate=True)
+    fresh = peaks.measured_peak(cpu, FP32, recalibrate=True)
     assert "measured now" in fresh.source
     assert json.loads(fast_calibration.read_text())[key]["measured_at"] >= cache[key]["measured_at"]
 
@@ -139,7 +159,7 @@ def test_measured_peak_keys_threads_and_survives_a_damaged_cache(fast_calibratio
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        peak = peaks.measured_peak(torch.device("cpu"), "fp32")
+        peak = peaks.measured_peak(Device.cpu(), FP32)
     finally:
         torch.set_num_threads(threads)
     assert peak.flops > 0 and "1 threads" in peak.source
@@ -147,9 +167,12 @@ def test_measured_peak_keys_threads_and_survives_a_damaged_cache(fast_calibratio
 
 
 def test_calibration_restores_matmul_precision(fast_calibration):
-    torch.set_float32_matmul_precision("highest")
-    peaks.calibrate(torch.device("cpu"), "bf16", n=128, budget_s=0.01)
-    assert torch.get_float32_matmul_precision() == "highest"
+    torch.set_float32_matmul_precision("high")  # as a tf32 run leaves it; calibrating bf16 sets "highest"
+    try:
+        peaks.calibrate(Device.cpu(), Precision("bf16"), n=128, budget_s=0.01)
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision("highest")
 
 
 def test_consistency_note_flags_a_spec_below_measurement():
@@ -161,7 +184,7 @@ def test_consistency_note_flags_a_spec_below_measurement():
 @pytest.mark.parametrize("dtype, message", [("tf32", "TF32 needs an NVIDIA GPU"), ("fp16", "fp16 training needs a GPU")])
 def test_cpu_refuses_gpu_only_dtypes(dtype, message):
     with pytest.raises(InputError, match=message):
-        dev.check_dtype(torch.device("cpu"), dtype)
+        Precision.for_device(dtype, Device.cpu())
 
 
 def test_smoke_run_records_both_mfus_and_null_without_a_peak(tmp_path, monkeypatch, fast_calibration):
@@ -178,7 +201,7 @@ def test_smoke_run_records_both_mfus_and_null_without_a_peak(tmp_path, monkeypat
     assert row["mfu"] == pytest.approx(flops / row["step_time_s"] / run.meta["peak_flops"]["spec"]["flops"])
     assert run.meta["peak_flops"]["measured"]["flops"] > 0
 
-    monkeypatch.setattr(peaks, "spec_peak", lambda device, dtype: peaks.Peak(None, "no datasheet entry for 'X'"))
+    monkeypatch.setattr(peaks, "spec_peak", lambda device, precision: peaks.Peak(None, "no datasheet entry for 'X'"))
     run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(tmp_path / "b"), threads=1, max_iters=8)).path)
     assert run.rows["mfu"].isna().all() and run.rows["mfu_measured"].iloc[:-1].notna().all()
     assert run.meta["peak_flops"]["spec"] == {"flops": None, "source": "no datasheet entry for 'X'"}
@@ -222,9 +245,8 @@ def test_a_peak_the_run_beats_is_dropped_from_the_cache(tmp_path, monkeypatch):
     from nanobench.run.train import RunOptions, train
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    cpu = torch.device("cpu")
     torch.set_num_threads(1)  # the cache key holds the thread count; the run below uses 1
-    peaks.measured_peak(cpu, "fp32")  # calibrate and cache
+    peaks.measured_peak(Device.cpu(), FP32)  # calibrate and cache
     path = peaks.cache_path()
     data = json.loads(path.read_text())
     [key] = data

@@ -4,8 +4,6 @@ a real headless Chromium renders it."""
 import html
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from nanobench.analyze import compare
 from nanobench.present import plots
 from nanobench.present import report
+from nanobench.store.results import RunWriter
 
 FIX = Path(__file__).parents[1] / "fixtures"
 SAMPLE = "<script>alert('sample')</script> & <b>bold</b>"  # from make_fixtures.py
@@ -20,10 +19,9 @@ HEADINGS = ["Verdict", "Comparison", "Plots", "Environment", "Text samples", "Me
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(tmp_path_factory, nb):
     out = tmp_path_factory.mktemp("report")
-    r = subprocess.run([sys.executable, "-m", "nanobench", "report", str(FIX / "compare"), str(FIX / "compare-other"),
-                        "-o", str(out), "--title", "fixtures <report>"], capture_output=True, text=True, timeout=120)
+    r = nb("report", FIX / "compare", FIX / "compare-other", "-o", out, "--title", "fixtures <report>")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out / "index.html")
     return out / "index.html"
@@ -43,8 +41,8 @@ def test_report_is_self_contained_and_escaped(page):
 
 
 def test_plots_return_figures_with_the_curves():
-    c, runs = compare.compare_files([str(FIX / "compare")])
-    series = [(cs.label, next(r for r in runs if str(r.path) == s.path)) for cs in c.groups[0].configs for s in cs.runs]
+    c = compare.compare_files([str(FIX / "compare")])
+    series = [(cs.label, s) for cs in c.groups[0].configs for s in cs.runs]
     fig = plots.loss_vs_iteration(series)
     ax = fig.axes[0]
     # per configuration one train-EMA line (runs joined with a NaN break) and one evaluation line:
@@ -58,6 +56,20 @@ def test_plots_return_figures_with_the_curves():
     assert fig.axes[0].get_xscale() == "log"
     assert len(plots.step_time_distribution(series).axes[0].get_yticklabels()) == 3
     assert report.figure_img(plots.memory_over_time(series), "m").startswith('<img alt="m" src="data:image/png;base64,')
+
+
+def test_environment_shows_the_gpu_driver_where_nvml_recorded_it(tmp_path):
+    """The driver row reads the NVML state taken at the start of a CUDA run
+    (environment.gpu_state_at_start.driver); a CPU run has none: "-"."""
+    row = {"iter": 0, "loss": 3.0, "step_time_s": 0.1, "train_time_s": 0.1, "wall_time_s": 0.1, "eval_val_loss": 3.0}
+    for kind, env in (("cpu", {"torch": "2"}), ("cuda", {"torch": "2", "gpu_state_at_start": {"nvml": True, "driver": "550.54.15"}})):
+        w = RunWriter(tmp_path, f"r-{kind}", {"scenario": {"name": "s"}, "dataset": {"sha256": "a"}, "environment": env,
+                                             "device": {"spec": kind, "type": kind, "name": kind.upper()}})
+        w.append([row])
+        w.finish("completed")
+    page = report.environment_html(compare.compare_files([str(tmp_path)]).runs)
+    [driver] = re.findall(r"<tr><th>driver</th>(.*?)</tr>", page)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", driver) == ["-", "550.54.15"]  # cpu (the baseline) first
 
 
 def test_ema_is_debiased_and_downsample_keeps_ends():

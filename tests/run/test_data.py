@@ -7,16 +7,40 @@ from nanobench.run import data
 from nanobench.errors import InputError
 
 
-def test_tinyshakespeare_from_data_dir(has_tinyshakespeare):
-    ds = data.load_dataset("tinyshakespeare")
+def test_tinyshakespeare_from_data_dir(tmp_path):
+    import lzma
+
+    (tmp_path / "tinyshakespeare").mkdir()
+    (tmp_path / "tinyshakespeare" / "input.txt").write_bytes(lzma.decompress(data.SHIPPED_TINYSHAKESPEARE.read_bytes()))
+    ds = data.load_dataset("tinyshakespeare", data_dir=str(tmp_path))
+    assert ds.source == str(tmp_path / "tinyshakespeare" / "input.txt")
     assert ds.n_chars == 1_115_394 and ds.vocab_size == 65
     assert ds.sha256 == data.TINYSHAKESPEARE_SHA256
     assert (ds.train.numel(), ds.val.numel()) == (1_003_854, 111_540)
     assert ds.decode(ds.train[:13].tolist()) == "First Citizen"
 
 
+def test_shipped_copy_serves_without_data_dir_cache_or_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ds = data.load_dataset("tinyshakespeare", data_dir=str(tmp_path / "empty"), url="http://127.0.0.1:9/x", timeout_s=1)
+    assert ds.sha256 == data.TINYSHAKESPEARE_SHA256 and ds.n_chars == 1_115_394
+    assert "shipped" in ds.source and not (tmp_path / "cache").exists()  # nothing downloaded or cached
+
+
+def test_a_damaged_shipped_copy_is_not_used(tmp_path, monkeypatch):
+    import lzma
+
+    bad = tmp_path / "tinyshakespeare.txt.xz"
+    bad.write_bytes(lzma.compress(b"To be or not to be " * 100))  # decompresses, wrong sha256
+    monkeypatch.setattr(data, "SHIPPED_TINYSHAKESPEARE", bad)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(InputError, match="missing or damaged"):
+        data.load_dataset("tinyshakespeare", data_dir=None, url="http://127.0.0.1:9/x", timeout_s=1)
+
+
 def test_missing_dataset_without_network_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "SHIPPED_TINYSHAKESPEARE", tmp_path / "not-installed.xz")
     with pytest.raises(InputError) as err:
         # An address nothing listens on stands for "no network": the real download code runs.
         data.load_dataset("tinyshakespeare", data_dir=str(tmp_path / "empty"), url="http://127.0.0.1:9/input.txt", timeout_s=2)
@@ -46,6 +70,7 @@ def test_download_is_verified_and_cached(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("NANOBENCH_DATA_DIR", raising=False)
+    monkeypatch.setattr(data, "SHIPPED_TINYSHAKESPEARE", tmp_path / "not-installed.xz")  # the download path
     url = f"http://127.0.0.1:{server.server_address[1]}/input.txt"
     try:
         with pytest.raises(InputError, match="sha256"):
@@ -75,6 +100,13 @@ def test_synthetic_corpus_is_fixed():
     a, b = data.load_dataset("synthetic"), data.load_dataset("synthetic")
     assert a.sha256 == b.sha256 and a.n_chars == 60_000
     assert torch.equal(a.train, b.train)
+
+
+def test_training_batches_are_contiguous():
+    """Strided views would be staged through pageable memory by a pinned non-blocking copy,
+    making the host wait for the GPU every step (see Device.to_device)."""
+    x, y = data.Batches(data.load_dataset("synthetic"), 4, 8, 2, seed=1).train(0)
+    assert x.is_contiguous() and y.is_contiguous()
 
 
 def test_batches_depend_on_seed_and_iteration_only():

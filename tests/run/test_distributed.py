@@ -3,28 +3,21 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
+from nanobench.errors import InputError
+from nanobench.measure.device import cuda_device_count, parse_device
 from nanobench.run import distributed
 from nanobench.store import results
-from nanobench.errors import InputError
-
-NB = [sys.executable, "-m", "nanobench"]
-
-
-def run(*args, timeout=180):
-    return subprocess.run([*NB, *args], capture_output=True, text=True, timeout=timeout)
-
 
 @pytest.fixture(scope="module")
-def single_and_ddp(tmp_path_factory):
+def single_and_ddp(tmp_path_factory, nb):
     d = tmp_path_factory.mktemp("ddp")
-    one = run("run", "smoke", "--threads", "1", "--out", str(d / "one"))
-    two = run("run", "smoke", "--nproc", "2", "--out", str(d / "two"))
+    one = nb("run", "smoke", "--threads", "1", "--out", str(d / "one"), timeout=180)
+    two = nb("run", "smoke", "--nproc", "2", "--out", str(d / "two"), timeout=180)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     return [results.read_run(next((d / n).glob("*.parquet"))) for n in ("one", "two")]
@@ -50,16 +43,19 @@ def test_rank0_records_world_and_per_rank_step_times(single_and_ddp):
 
 def test_launch_checks():
     with pytest.raises(InputError, match="does not split evenly over 3 ranks"):
-        distributed.check_launch(3, 1, "cpu", 4, 1)
+        distributed.check_launch(3, 1, parse_device("cpu"), 4, 1)
     with pytest.raises(InputError, match="more CUDA ranks than GPUs"):
-        distributed.check_launch(2, 1, "cuda", 4, 1)
+        ranks = cuda_device_count() + 1
+        distributed.check_launch(ranks, 1, parse_device("cuda"), 4 * ranks, 1)
     with pytest.raises(InputError, match="more CPU ranks than cores"):
         cores = os.cpu_count() or 1
-        distributed.check_launch(cores + 1, 1, "cpu", 4 * (cores + 1), 1)
+        distributed.check_launch(cores + 1, 1, parse_device("cpu"), 4 * (cores + 1), 1)
+    with pytest.raises(InputError, match="--device auto: --nproc supports cpu"):
+        distributed.check_launch(1, 1, parse_device("auto"), 4, 1)
 
 
-def test_bad_nproc_is_exit_2_without_traceback(tmp_path):
-    out = run("run", "smoke", "--nproc", "3", "--out", str(tmp_path))
+def test_bad_nproc_is_exit_2_without_traceback(nb, tmp_path):
+    out = nb("run", "smoke", "--nproc", "3", "--out", str(tmp_path), timeout=180)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "does not split evenly" in out.stderr
 
@@ -72,9 +68,9 @@ def test_torchrun_command_passes_rendezvous_through():
     assert "--standalone" in distributed.torchrun_command(2, {}, ["smoke"])
 
 
-def test_a_rank_dying_keeps_rank0_rows(tmp_path):
+def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path):
     """SIGKILL rank 1 mid-run: every rank ends, rank 0's rows survive with a status."""
-    proc = subprocess.Popen([*NB, "run", "smoke", "--nproc", "2", "--set", "train.max_iters=100000",
+    proc = subprocess.Popen([*nb.cmd, "run", "smoke", "--nproc", "2", "--set", "train.max_iters=100000",
                              "--set", "eval.interval=100000", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -92,7 +88,7 @@ def test_a_rank_dying_keeps_rank0_rows(tmp_path):
     assert proc.returncode != 0
     files = list(tmp_path.glob("*.parquet"))
     if not files:  # rank 0 was ended before it could finish: the next run's recovery keeps the rows
-        subprocess.run([*NB, "recover", str(tmp_path)], check=True, capture_output=True)
+        nb("recover", tmp_path, check=True)
         files = list(tmp_path.glob("*.parquet"))
     run_ = results.read_run(files[0])
     assert run_.meta["status"] in ("failed", "interrupted", "killed")
@@ -104,10 +100,10 @@ def test_a_rank_dying_keeps_rank0_rows(tmp_path):
         "every rank must end"
 
 
-def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(tmp_path):
+def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(nb, tmp_path):
     """A terminal's Ctrl-C (SIGINT to the launcher's process group): rank 0 publishes its rows
     as `interrupted`, every process ends, exit 130, and no traceback from torchrun."""
-    proc = subprocess.Popen([*NB, "run", "smoke", "--nproc", "2", "--set", "train.max_iters=100000",
+    proc = subprocess.Popen([*nb.cmd, "run", "smoke", "--nproc", "2", "--set", "train.max_iters=100000",
                              "--set", "eval.interval=100000", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

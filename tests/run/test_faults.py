@@ -15,7 +15,6 @@ from nanobench.store import results
 from nanobench.run.scenario import load
 from nanobench.run.train import RunOptions, train
 
-NB = [sys.executable, "-m", "nanobench"]
 # A run that would go on for minutes: smoke's tiny model with a 100,000-iteration schedule.
 # Evaluating every iteration (one batch) makes the progress lines ("iter N: ...", written to
 # stderr before step N) a record of how far the process got.
@@ -50,9 +49,9 @@ def only_result(out_dir):
     return results.read_run(path)
 
 
-def test_sigkill_loses_at_most_one_flush_window(tmp_path):
+def test_sigkill_loses_at_most_one_flush_window(nb, tmp_path):
     out, log = tmp_path / "out", tmp_path / "stderr.txt"
-    proc = start([*NB, *LONG], out, log)
+    proc = start([*nb.cmd, *LONG], out, log)
     wait_for(lambda: len(segments(out)) >= 2, proc)
     time.sleep(0.2)  # into the next flush window, so that buffered rows are really lost
     proc.send_signal(signal.SIGKILL)
@@ -60,7 +59,7 @@ def test_sigkill_loses_at_most_one_flush_window(tmp_path):
     reached = last_logged_iter(log)  # iteration N's evaluation was logged, its step may have run
     assert results.find_partials(out), "a killed run leaves its partial folder"
 
-    rec = subprocess.run([*NB, "recover", str(out)], capture_output=True, text=True, timeout=60)
+    rec = nb("recover", out, timeout=60)
     assert rec.returncode == 0 and "recovered" in rec.stdout, rec.stderr
     run = only_result(out)
     assert run.meta["status"] == "killed" and "SIGKILL" in run.meta["status_reason"]
@@ -72,10 +71,10 @@ def test_sigkill_loses_at_most_one_flush_window(tmp_path):
     assert not results.find_partials(out)
 
 
-def test_ctrl_c_then_a_flood_of_signals_completes_the_file(tmp_path):
+def test_ctrl_c_then_a_flood_of_signals_completes_the_file(nb, tmp_path):
     """SIGINT stops the run; SIGTERMs every 10 ms while it finishes must not lose the file."""
     out, log = tmp_path / "out", tmp_path / "stderr.txt"
-    proc = start([*NB, *LONG], out, log)
+    proc = start([*nb.cmd, *LONG], out, log)
     wait_for(lambda: len(segments(out)) >= 1, proc)
     proc.send_signal(signal.SIGINT)
     deadline = time.monotonic() + 60
@@ -96,9 +95,8 @@ def test_ctrl_c_then_a_flood_of_signals_completes_the_file(tmp_path):
     assert not results.find_partials(out)
 
 
-def test_divergence_stops_with_status_and_rows(tmp_path):
-    out = subprocess.run([*NB, "run", "smoke", "--threads", "1", "--out", str(tmp_path), "--set", "train.learning_rate=1e6"],
-                         capture_output=True, text=True, timeout=120)
+def test_divergence_stops_with_status_and_rows(nb, tmp_path):
+    out = nb("run", "smoke", "--threads", "1", "--out", tmp_path, "--set", "train.learning_rate=1e6")
     assert out.returncode == 1 and "Traceback" not in out.stderr  # not completed, not bad input
     run = only_result(tmp_path)
     assert run.meta["status"] == "diverged"
@@ -125,20 +123,19 @@ DISK_FULLS_AT_150 = textwrap.dedent("""
 """)
 
 
-def test_failed_write_is_one_line_and_earlier_rows_survive(tmp_path):
+def test_failed_write_is_one_line_and_earlier_rows_survive(nb, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-c", DISK_FULLS_AT_150, *LONG, "--max-iters", "300", "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("nanobench: error:")]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(errors) == 1 and "seg-000001.parquet: could not write results (" in errors[0]
-    assert "File too large" in errors[0]
+    assert "File too large" in errors[0] and "free space" not in errors[0]  # a size limit, not a full disk
     assert "100 rows flushed before are intact" in errors[0] and "nanobench recover" in errors[0]
     assert not list(out.glob("*.parquet"))  # nothing half-written under a final name
 
     # Space is back: the next run publishes the killed run's rows before its own.
-    again = subprocess.run([*NB, "run", "smoke", "--threads", "1", "--max-iters", "1", "--out", str(out)],
-                           capture_output=True, text=True, timeout=120)
+    again = nb("run", "smoke", "--threads", "1", "--max-iters", "1", "--out", out)
     assert again.returncode == 0 and "recovered a killed run" in again.stderr
     [killed] = [r for r in map(results.read_run, out.glob("*.parquet")) if r.meta["status"] == "killed"]
     assert killed.rows["iter"].tolist() == list(range(100))
@@ -173,18 +170,23 @@ def test_rows_reach_disk_within_the_time_window(tmp_path):
 
 
 CUDA_FULL_AT_30 = textwrap.dedent("""
-    # The GPU "fills up" at iteration 30: the allocator may keep only what it holds now.
+    # The GPU "fills up" at iteration 30: from then on every forward pass asks the real CUDA
+    # allocator for twice the card's memory, so the out-of-memory error is certain (a memory
+    # fraction cap would not be: a small model's activations fit in blocks already cached).
     import sys, torch
     from nanobench import cli
-    log = cli.Progress.log
-    def log_and_cap(self, text):
+    from nanobench.run import model
+    full = []
+    log, forward = cli.Progress.log, model.GPT.forward
+    def log_and_fill(self, text):
         if text.startswith("iter 30:"):
-            torch.cuda.empty_cache()
-            total = torch.cuda.get_device_properties(0).total_memory
-            torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_allocated() + 1) / total)
-            torch.cuda.empty_cache()
+            full.append(True)
         log(self, text)
-    cli.Progress.log = log_and_cap
+    def forward_when_full(self, idx, targets=None):
+        if full and self.training:
+            torch.empty(2 * torch.cuda.get_device_properties(idx.device).total_memory, dtype=torch.uint8, device=idx.device)
+        return forward(self, idx, targets)
+    cli.Progress.log, model.GPT.forward = log_and_fill, forward_when_full
     sys.exit(cli.main(sys.argv[1:]))
 """)
 

@@ -6,8 +6,11 @@ import torch
 
 from nanobench.store import results
 from nanobench.errors import InputError
+from nanobench.measure.device import parse_device
 from nanobench.run.parity import Side, relative_drift, run_parity
 from nanobench.run.scenario import load
+
+CPU_FP32 = Side(parse_device("cpu"), "fp32")
 
 
 def test_relative_drift_hand_computed():
@@ -18,22 +21,25 @@ def test_relative_drift_hand_computed():
 
 
 def test_side_parsing():
-    assert Side.parse("cuda:0:tf32", "--a") == Side("cuda:0", "tf32")
-    assert Side.parse("cpu:bf16", "--b") == Side("cpu", "bf16")
+    side = Side.parse("cuda:0:tf32", "--a")
+    assert (side.device.kind, side.device.index, side.dtype, side.label()) == ("cuda", 0, "tf32", "cuda:0:tf32")
+    assert Side.parse("cpu:bf16", "--b") == Side(parse_device("cpu"), "bf16")
     with pytest.raises(InputError, match="--a cpu: expected DEVICE:DTYPE"):
         Side.parse("cpu", "--a")
+    with pytest.raises(InputError, match="--device tpu: not a device"):
+        Side.parse("tpu:fp32", "--a")
 
 
 def test_same_configuration_is_bit_identical(tmp_path):
     torch.set_num_threads(1)
-    path, summary = run_parity(load("smoke"), Side("cpu", "fp32"), Side("cpu", "fp32"), 8, str(tmp_path))
+    path, summary = run_parity(load("smoke"), CPU_FP32, CPU_FP32, 8, str(tmp_path))
     assert summary["bit_identical_losses"] and summary["final_param_rel_drift"] == 0.0
     assert pq.read_table(path).num_rows == 8
 
 
 def test_bf16_drifts_a_little_and_the_record_is_not_a_run(tmp_path):
     torch.set_num_threads(1)
-    path, summary = run_parity(load("smoke"), Side("cpu", "fp32"), Side("cpu", "bf16"), 8, str(tmp_path))
+    path, summary = run_parity(load("smoke"), CPU_FP32, Side(parse_device("cpu"), "bf16"), 8, str(tmp_path))
     assert not summary["bit_identical_losses"]
     assert 0 < summary["max_abs_loss_diff"] < 0.05
     assert 0 < summary["final_param_rel_drift"] < 0.05 and math.isfinite(summary["final_loss_diff"])

@@ -1,9 +1,6 @@
 """Checkpoints and resume: on the same device a continuation is bit-identical to the
 uninterrupted run (model, optimizer, random streams and data position all restored)."""
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 import torch
@@ -19,15 +16,14 @@ SETS = ["model.dropout=0.1"]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, nb):
     d = tmp_path_factory.mktemp("resume")
     scenario = load("smoke", SETS)
     straight = train(scenario, RunOptions(out_dir=str(d / "straight"), threads=1, overrides=tuple(SETS)))
     cut = train(scenario, RunOptions(out_dir=str(d / "cut"), threads=1, max_iters=20, checkpoint_every=10,
                                      overrides=tuple(SETS)))
     ckpt = checkpoint.path_for(d / "cut", results.read_meta(cut.path)["run_id"])
-    out = subprocess.run([sys.executable, "-m", "nanobench", "run", "--resume", str(ckpt), "--out", str(d / "resumed")],
-                         capture_output=True, text=True, timeout=120)
+    out = nb("run", "--resume", ckpt, "--out", d / "resumed")
     assert out.returncode == 0, out.stderr
     [resumed] = (d / "resumed").glob("*.parquet")
     return {"straight": results.read_run(straight.path), "cut": results.read_run(cut.path),
@@ -81,19 +77,17 @@ def test_resume_beyond_max_iters_is_refused(runs, tmp_path):
         train(load("smoke", SETS), RunOptions(out_dir=str(tmp_path), threads=1, max_iters=20, resume=str(runs["ckpt"])))
 
 
-def test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs(tmp_path):
+def test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs(nb, tmp_path):
     """A resumed run is drawn on from its parent: its own configuration, labelled with lineage."""
     from nanobench.analyze import compare
 
     out = tmp_path / "r"
-    first = subprocess.run([sys.executable, "-m", "nanobench", "run", "smoke", "--threads", "1", "--max-iters", "20",
-                            "--checkpoint-every", "10", "--out", str(out), "--quiet"], capture_output=True, text=True)
+    first = nb("run", "smoke", "--threads", "1", "--max-iters", "20", "--checkpoint-every", "10", "--out", out, "--quiet")
     assert first.returncode == 0, first.stderr
     [ckpt] = (out / "checkpoints").glob("*.pt")
-    second = subprocess.run([sys.executable, "-m", "nanobench", "run", "--resume", str(ckpt), "--max-iters", "30",
-                             "--out", str(out), "--quiet"], capture_output=True, text=True)
+    second = nb("run", "--resume", ckpt, "--max-iters", "30", "--out", out, "--quiet")
     assert second.returncode == 0, second.stderr
-    comparison, _ = compare.compare_files([str(out)])
+    comparison = compare.compare_files([str(out)])
     [group] = comparison.groups
     labels = sorted(cs.label for cs in group.configs)
     assert labels == ["cpu fp32", "cpu fp32 continuing cpu fp32 @20"]  # the last checkpoint, before iteration 20
@@ -102,22 +96,19 @@ def test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs(tmp
     assert child.runs[0].evaluations[0].iter == 20  # its rows start where the parent's checkpoint was
 
 
-def test_resume_in_another_configuration_records_lineage(tmp_path):
+def test_resume_in_another_configuration_records_lineage(nb, tmp_path):
     """The cross-device path, exercised with what this machine has: resume a cpu fp32
     checkpoint as cpu bf16. The child records its parent and compare labels it so."""
     from nanobench.analyze import compare
 
     out = tmp_path / "r"
-    nb = [sys.executable, "-m", "nanobench", "run"]
-    first = subprocess.run([*nb, "smoke", "--threads", "1", "--max-iters", "10", "--checkpoint-every", "10",
-                            "--out", str(out), "--quiet"], capture_output=True, text=True)
+    first = nb("run", "smoke", "--threads", "1", "--max-iters", "10", "--checkpoint-every", "10", "--out", out, "--quiet")
     assert first.returncode == 0, first.stderr
     [ckpt] = (out / "checkpoints").glob("*.pt")
-    second = subprocess.run([*nb, "--resume", str(ckpt), "--dtype", "bf16", "--max-iters", "20", "--out", str(out),
-                             "--quiet"], capture_output=True, text=True)
+    second = nb("run", "--resume", ckpt, "--dtype", "bf16", "--max-iters", "20", "--out", out, "--quiet")
     assert second.returncode == 0, second.stderr
     child = next(results.read_run(p) for p in out.glob("*.parquet") if "-bf16-" in p.name)
     assert child.meta["resumed_from"]["dtype"] == "fp32" and child.meta["resumed_from"]["iter"] == 10
     assert child.rows["iter"].iloc[0] == 10 and child.meta["options"]["dtype"] == "bf16"
-    comparison, _ = compare.compare_files([str(out)])
+    comparison = compare.compare_files([str(out)])
     assert "cpu bf16 continuing cpu fp32 @10" in [cs.label for cs in comparison.groups[0].configs]

@@ -90,8 +90,13 @@ def test_grad_accum_keeps_the_global_batch(tmp_path):
     assert la.tolist() == pytest.approx(lb.tolist(), abs=1e-4)
 
 
-def test_initial_weights_and_batches_ignore_the_device_string(tmp_path):
-    """'cpu' and 'auto' (which is cpu here) start from the same weights and batches."""
+def test_initial_weights_and_batches_ignore_the_device_string(tmp_path, monkeypatch):
+    """'cpu' and 'auto' start from the same weights and batches ('auto' made to mean the CPU
+    here by hiding any GPU, so the test is the same on every host)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     _, a = run_smoke(tmp_path / "a", device="cpu", max_iters=3)
     _, b = run_smoke(tmp_path / "b", device="auto", max_iters=3)
     assert a.rows["loss"].iloc[:3].tolist() == b.rows["loss"].iloc[:3].tolist()

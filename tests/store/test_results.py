@@ -89,3 +89,16 @@ def test_expand_paths(tmp_path):
         results.expand_paths([str(tmp_path / "*.nothing")])
     with pytest.raises(InputError, match="no such file"):
         results.expand_paths([str(tmp_path / "missing.parquet")])
+
+
+def test_the_sweep_before_a_run_recovers_the_killed_and_reports_the_damaged(tmp_path):
+    w = results.RunWriter(tmp_path, "killed", {"scenario": {"name": "x"}}, flush_every_iters=10)
+    w.append(rows(12))  # 10 rows flushed; the process then "dies": its pid is not alive
+    meta = json.loads((w.partial / "meta.json").read_text())
+    (w.partial / "meta.json").write_text(json.dumps(dict(meta, pid=2**22 + 1)))
+    damaged = tmp_path / results.PARTIAL_DIR / "damaged"
+    damaged.mkdir()
+    (damaged / "meta.json").write_text('{"run_id": "d", "sche')
+    recovered, warnings = results.recover_killed(tmp_path)
+    assert recovered == [tmp_path / "killed.parquet"] and results.read_run(recovered[0]).meta["status"] == "killed"
+    assert len(warnings) == 1 and "meta.json: damaged" in warnings[0] and damaged.is_dir()

@@ -1,0 +1,78 @@
+"""`nanobench compare --json`: a comparison (and gate results) as plain JSON-ready dicts."""
+
+from __future__ import annotations
+
+import json
+
+from nanobench.analyze import references
+from nanobench.analyze.compare import Comparison
+from nanobench.analyze.config import recipe_diff
+from nanobench.analyze.gates import GateResult
+from nanobench.analyze.runs import Hit, RunStats, time_to_target
+
+
+def _hit_json(h: Hit | None):
+    return None if h is None else {"iter": h.iter, "train_time_s": h.train_time_s, "wall_time_s": h.wall_time_s}
+
+
+def _run_json(r: RunStats) -> dict:
+    return {
+        "run_id": r.run_id, "path": r.path, "scenario": r.scenario, "dataset_sha256": r.dataset_sha256,
+        "device_type": r.config.device_type, "device_name": r.config.device_name, "dtype": r.config.dtype,
+        "compile": r.config.compile, "overrides": list(r.overrides), "seed": r.seed, "threads": r.threads, "torch": r.torch_version,
+        "status": r.status, "iterations": r.iterations, "final_train_loss": r.final_train_loss,
+        "final_val_loss": r.final_val_loss, "best_val_loss": r.best_val_loss,
+        "median_ms_per_iter": r.median_step_s * 1e3 if r.median_step_s else None,
+        "p90_ms_per_iter": r.p90_step_s * 1e3 if r.p90_step_s else None,
+        "tokens_per_s": r.tokens_per_s, "mfu": r.mfu, "mem_peak_bytes": r.mem_peak_bytes, "energy_j": r.energy_j,
+        "train_time_s": r.train_time_s, "wall_time_s": r.wall_time_s,
+        "time_to_target": {f"{t:g}": _hit_json(time_to_target(r.evaluations, t)) for t in r.targets},
+    }
+
+
+def _equivalence_json(eq: dict | None):
+    if eq is None:
+        return None
+    return {"method": eq["method"], "margin": eq["margin"], "first_iter_beyond_noise": eq["first_iter_beyond_noise"],
+            "points": [{"iter": p.iter, "n_base": p.n_a, "n_other": p.n_b, "diff": p.diff, "ci90": p.ci90,
+                        "ci95": p.ci95, "verdict": p.verdict} for p in eq["points"]]}
+
+
+def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[str] | None = None) -> dict:
+    groups = []
+    for g in c.groups:
+        groups.append({
+            "scenario": g.scenario, "dataset": g.dataset, "dataset_sha256": g.dataset_sha256,
+            "baseline": g.baseline.label, "targets": list(g.targets), "confounds": g.confounds, "notes": g.notes,
+            "runs": [_run_json(r) for r in g.runs],
+            "configurations": [{"label": cs.label, "seeds": cs.seeds,
+                                # recipe keys whose value differs from the baseline's (null: not recorded)
+                                "recipe_vs_baseline": {k: None if v == "?" else json.loads(v) for k, v in
+                                                       recipe_diff(cs.config.recipe, g.baseline.config.recipe).items()},
+                                "median_ms_per_iter": cs.median_step_s * 1e3 if cs.median_step_s else None,
+                                "final_val_loss": cs.final_val_loss, "best_val_loss": cs.best_val_loss}
+                               for cs in g.configs],
+            "comparisons": [{
+                "base": p.base.label, "other": p.other.label,
+                "speedup": None if p.speedup is None else {"ratio": p.speedup.ratio, "low": p.speedup.low, "high": p.speedup.high,
+                                                           "method": "ratio of medians; range from quartiles"},
+                "targets": [{"val_loss": t.target, "base": _hit_json(t.base), "other": _hit_json(t.other),
+                             "base_reached": t.base_reached, "other_reached": t.other_reached,
+                             "iter_ratio": t.iter_ratio, "train_time_ratio": t.train_time_ratio,
+                             "wall_time_ratio": t.wall_time_ratio} for t in p.targets],
+                "equal_iteration": None if p.equal_iter is None else {"iter": p.equal_iter.at, "base_val_loss": p.equal_iter.base_val,
+                                                                     "other_val_loss": p.equal_iter.other_val, "diff": p.equal_iter.diff},
+                "equal_train_time": None if p.equal_time is None else {"train_time_s": p.equal_time.at, "base_val_loss": p.equal_time.base_val,
+                                                                      "other_val_loss": p.equal_time.other_val, "diff": p.equal_time.diff},
+                "verdict": p.verdict,
+                "equivalence": _equivalence_json(p.equivalence),
+                "explanation": p.explanation,
+            } for p in g.pairs],
+        })
+    out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped,
+           "references": [references.to_json(ch) for ch in c.references]}
+    if gates is not None:
+        out["gates"] = [{"metric": r.gate.metric, "scenario": r.scenario, "configuration": r.config, "baseline": r.baseline,
+                         "value": r.value, "limit": r.limit, "passed": r.passed} for r in gates]
+        out["ungated"] = ungated or []
+    return out

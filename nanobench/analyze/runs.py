@@ -1,0 +1,237 @@
+"""One run: its evaluations and step times from the rows, the per-run numbers of the compare
+table, and time to target. Also the one place that reads result files for analysis.
+
+Every statistic is computed from the rows (docs/results.md), never from the metadata's
+`summary`, so a hand-built or recovered file is measured the same way.
+
+Row semantics used throughout: an evaluation on row i scores the model after i steps, so
+the train time at which it was reached is `train_time_s - step_time_s` of that row (the
+final row has no step: its own train_time_s); likewise for wall time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nanobench.analyze.config import Config, config_of, group_key
+from nanobench.errors import InputError
+from nanobench.store import results
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    iter: int
+    val_loss: float
+    train_loss: float | None
+    train_time_s: float  # train time at which the evaluated model existed
+    wall_time_s: float
+
+
+@dataclass(eq=False)
+class RunStats:
+    """The numbers of one run, with the run itself (metadata and rows) for plots and pages."""
+
+    run_id: str
+    path: str
+    scenario: str
+    dataset: str
+    dataset_sha256: str
+    config: Config
+    seed: int | None
+    threads: int | None
+    torch_version: str | None
+    status: str
+    targets: tuple[float, ...]
+    iterations: int
+    final_train_loss: float | None
+    final_val_loss: float | None
+    best_val_loss: float | None
+    median_step_s: float | None
+    p90_step_s: float | None
+    tokens_per_s: float | None
+    mfu: float | None
+    mem_peak_bytes: int | None
+    energy_j: float | None
+    train_time_s: float
+    wall_time_s: float
+    evaluations: tuple[Evaluation, ...]
+    step_times_s: np.ndarray = field(repr=False)  # warm-up excluded, (n_steps,)
+    run: results.Run | None = field(default=None, repr=False)  # None only for hand-built stats in tests
+    overrides: tuple[str, ...] = ()  # the run's --set strings, as given
+
+    @property
+    def rows(self):
+        """The run's rows (a pandas DataFrame), for curves drawn from every step."""
+        return self.run.rows
+
+    @property
+    def info(self):
+        """The run's metadata (store/meta.RunMeta), for what the numbers above do not hold."""
+        return self.run.info
+
+
+def percentile(values, q: float) -> float | None:
+    """The q-th percentile (0-100), linear interpolation between order statistics
+    (numpy's default, Hyndman-Fan type 7). None for no values."""
+    values = np.asarray(values, dtype=float)
+    return float(np.percentile(values, q)) if values.size else None
+
+
+def _col(rows, name: str) -> np.ndarray:
+    """A column as float64 with NaN for null (or all NaN when the column is absent): plain
+    numpy, because pandas indexing per column costs more than the statistics here."""
+    if name not in rows:
+        return np.full(len(rows), np.nan)
+    return rows[name].to_numpy(dtype=float, na_value=np.nan)
+
+
+def _warmup(rows) -> np.ndarray:
+    if "warmup" not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    col = rows["warmup"]
+    if col.dtype == bool:
+        return col.to_numpy()
+    return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
+
+
+def _untimed(rows) -> np.ndarray:
+    """Rows left out of step-time statistics: warm-up, and imported steps whose printed time
+    includes an evaluation (column `step_includes_eval`)."""
+    if "step_includes_eval" not in rows:
+        return _warmup(rows)
+    return _warmup(rows) | (rows["step_includes_eval"].to_numpy(dtype=object) == True)  # noqa: E712
+
+
+def evaluations(rows) -> tuple[Evaluation, ...]:
+    """Evaluation points in iteration order, each with the time its model was reached."""
+    val = _col(rows, "eval_val_loss")
+    at = ~np.isnan(val)
+    if not at.any():
+        return ()
+    step = np.nan_to_num(_col(rows, "step_time_s")[at], nan=0.0)
+    train_t = _col(rows, "train_time_s")[at] - step
+    wall_t = _col(rows, "wall_time_s")[at] - step
+    tl = _col(rows, "eval_train_loss")[at]
+    its = rows["iter"].to_numpy()[at]
+    return tuple(
+        Evaluation(int(i), float(v), None if math.isnan(t) else float(t), float(a), float(w))
+        for i, v, t, a, w in zip(its, val[at], tl, train_t, wall_t)
+    )
+
+
+def _last(values: np.ndarray) -> float | None:
+    ok = values[~np.isnan(values)]
+    return float(ok[-1]) if ok.size else None
+
+
+def _max(values: np.ndarray) -> float | None:
+    return float(np.nanmax(values)) if (~np.isnan(values)).any() else None
+
+
+def run_stats(run: results.Run) -> RunStats:
+    """The per-run numbers of the compare table, from the rows."""
+    info, rows = run.info, run.rows
+    scenario, dataset_sha256 = group_key(info)
+    # a step has a time or a loss (an imported llm.c log prints no times); the final row neither
+    is_step = ~np.isnan(_col(rows, "step_time_s")) | ~np.isnan(_col(rows, "loss"))
+    timed = ~np.isnan(_col(rows, "step_time_s")) & ~_untimed(rows)
+    times = _col(rows, "step_time_s")[timed]
+    evs = evaluations(rows)
+    median_s = percentile(times, 50)
+    # tokens is cumulative, from the parent's count in a resumed run: take a step's increment
+    tokens = _col(rows, "tokens")[is_step]
+    tokens = tokens[~np.isnan(tokens)]
+    if tokens.size >= 2:
+        tokens_per_iter = float(tokens[1] - tokens[0])
+    elif tokens.size == 1 and int(rows["iter"].to_numpy()[is_step][0]) == 0:
+        tokens_per_iter = float(tokens[0])
+    else:
+        tokens_per_iter = None
+    mfu = _col(rows, "mfu")[timed]
+    mfu = mfu[~np.isnan(mfu)]
+    mem_peak = _max(_col(rows, "mem_peak_bytes"))
+    return RunStats(
+        run_id=info.run_id,
+        path=str(run.path),
+        scenario=scenario,
+        dataset="?" if info.dataset.name is None else str(info.dataset.name),
+        dataset_sha256=dataset_sha256,
+        config=config_of(info),
+        seed=info.options.seed,
+        threads=info.environment.torch_num_threads,
+        torch_version=info.environment.torch,
+        status=info.shown_status,
+        targets=info.val_loss_targets,
+        iterations=int(is_step.sum()),
+        final_train_loss=_last(_col(rows, "loss")[is_step]),
+        final_val_loss=evs[-1].val_loss if evs else None,
+        best_val_loss=min(e.val_loss for e in evs) if evs else None,
+        median_step_s=median_s,
+        p90_step_s=percentile(times, 90),
+        tokens_per_s=tokens_per_iter / median_s if tokens_per_iter and median_s else None,
+        mfu=float(np.median(mfu)) if mfu.size else None,
+        mem_peak_bytes=int(mem_peak) if mem_peak is not None else None,
+        energy_j=_last(_col(rows, "energy_j")),
+        train_time_s=_max(_col(rows, "train_time_s")) or 0.0,
+        wall_time_s=_max(_col(rows, "wall_time_s")) or 0.0,
+        evaluations=evs,
+        step_times_s=times,
+        run=run,
+        overrides=info.options.overrides,
+    )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """When a val-loss target was first reached (the first evaluation with val <= target)."""
+
+    iter: float
+    train_time_s: float
+    wall_time_s: float
+
+
+def time_to_target(evals: tuple[Evaluation, ...], target: float) -> Hit | None:
+    """The first evaluation at which val loss <= target; None when never reached."""
+    for e in evals:
+        if e.val_loss <= target:
+            return Hit(e.iter, e.train_time_s, e.wall_time_s)
+    return None
+
+
+def val_loss_at_iter(evals: tuple[Evaluation, ...], it: int) -> float | None:
+    return next((e.val_loss for e in evals if e.iter == it), None)
+
+
+def val_loss_at_time(evals: tuple[Evaluation, ...], t_s: float) -> float | None:
+    """Val loss at train time t_s, linearly interpolated between evaluation points.
+    None before the first evaluation or after the last (no extrapolation)."""
+    if not evals:
+        return None
+    ts = np.array([e.train_time_s for e in evals])
+    vs = np.array([e.val_loss for e in evals])
+    if t_s < ts[0] - 1e-12 or t_s > ts[-1] + 1e-12:
+        return None
+    return float(np.interp(t_s, ts, vs))
+
+
+# ---- loading: the one place analysis reads files ------------------------------------------------
+
+
+def load_runs(specs: list[str], skip_bad: bool = False) -> tuple[list[results.Run], list[str]]:
+    """Expand paths and read each run. Without skip_bad the first unreadable file raises
+    InputError; with it, such files are listed (one line each) and left out."""
+    runs, skipped = [], []
+    for path in results.expand_paths(specs):
+        try:
+            runs.append(results.read_run(path))
+        except InputError as exc:
+            if not skip_bad:
+                raise
+            skipped.append(str(exc))
+    if not runs:
+        raise InputError(f"{' '.join(specs)}: no readable result file" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    return runs, skipped
+

@@ -1,0 +1,90 @@
+"""Several seeds of one configuration in one group: aggregated numbers, time to target over
+the seeds, and the seeds' curves for the equivalence test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nanobench.analyze import equivalence
+from nanobench.analyze.config import Config
+from nanobench.analyze.runs import Evaluation, Hit, RunStats, percentile, time_to_target
+
+
+@dataclass(eq=False)
+class ConfigSummary:
+    """The runs (seeds) of one configuration in one group, aggregated."""
+
+    config: Config
+    label: str
+    runs: list[RunStats]
+    step_times_s: np.ndarray  # all seeds' timed steps pooled
+    median_step_s: float | None
+    q1_step_s: float | None
+    q3_step_s: float | None
+    final_val_loss: float | None
+    best_val_loss: float | None
+    final_train_loss: float | None
+    tokens_per_s: float | None
+    mem_peak_bytes: float | None
+    train_time_s: float
+    wall_time_s: float
+
+    @property
+    def seeds(self) -> list:
+        return [r.seed for r in self.runs]
+
+
+def mean_or_none(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def aggregate(config: Config, label: str, runs: list[RunStats]) -> ConfigSummary:
+    """Several seeds of one configuration: step times pooled, everything else the mean."""
+    pooled = np.concatenate([r.step_times_s for r in runs]) if runs else np.array([])
+    return ConfigSummary(
+        config=config, label=label, runs=runs, step_times_s=pooled,
+        median_step_s=percentile(pooled, 50), q1_step_s=percentile(pooled, 25), q3_step_s=percentile(pooled, 75),
+        final_val_loss=mean_or_none(r.final_val_loss for r in runs),
+        best_val_loss=mean_or_none(r.best_val_loss for r in runs),
+        final_train_loss=mean_or_none(r.final_train_loss for r in runs),
+        tokens_per_s=mean_or_none(r.tokens_per_s for r in runs),
+        mem_peak_bytes=mean_or_none(r.mem_peak_bytes for r in runs),
+        train_time_s=float(np.mean([r.train_time_s for r in runs])),
+        wall_time_s=float(np.mean([r.wall_time_s for r in runs])),
+    )
+
+
+def config_hit(cs: ConfigSummary, target: float) -> tuple[Hit | None, int]:
+    """Mean time-to-target over the seeds, only when every seed reached it; and how many did."""
+    hits = [time_to_target(r.evaluations, target) for r in cs.runs]
+    reached = [h for h in hits if h is not None]
+    if not reached or len(reached) < len(hits):
+        return None, len(reached)
+    return Hit(*(float(np.mean(x)) for x in zip(*((h.iter, h.train_time_s, h.wall_time_s) for h in reached)))), len(reached)
+
+
+
+def seed_curves(cs: ConfigSummary) -> dict[int, list[float]]:
+    """Evaluation iteration -> the val loss of every seed evaluated there."""
+    out: dict[int, list[float]] = {}
+    for r in cs.runs:
+        for ev in r.evaluations:
+            out.setdefault(ev.iter, []).append(ev.val_loss)
+    return out
+
+
+def mean_curve(cs: ConfigSummary) -> equivalence.Curve:
+    """The seeds' mean val loss and mean train time at each evaluation all of them reached."""
+    by_iter: dict[int, list[Evaluation]] = {}
+    for r in cs.runs:
+        for ev in r.evaluations:
+            by_iter.setdefault(ev.iter, []).append(ev)
+    n = len(cs.runs)
+    return equivalence.Curve(cs.label, {
+        it: (float(np.mean([e.val_loss for e in evs])), float(np.mean([e.train_time_s for e in evs])))
+        for it, evs in sorted(by_iter.items()) if len(evs) == n
+    })
+

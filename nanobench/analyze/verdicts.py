@@ -1,0 +1,64 @@
+"""Verdicts in English: one sentence per pair of configurations, and the equivalence verdict
+in words. Numbers are written through analyze/format.py, as in the tables."""
+
+from __future__ import annotations
+
+from nanobench.analyze.format import fmt_ratio, fmt_time
+
+
+def verdict(p) -> str:
+    """One sentence per pair, in the spirit of hyperfine's summary. `p` is the PairComparison
+    that analyze/pairs.py is building (read by its fields; pairs.py imports this module, so
+    this one does not import it back)."""
+    o, b = p.other.label, p.base.label
+    parts = []
+    if p.speedup:
+        s = p.speedup
+        if s.ratio >= 1:
+            way, lo, hi = f"{fmt_ratio(s.ratio)} faster", s.low, s.high
+        else:  # say "slower" with the range inverted, so the numbers read the same way
+            way, lo, hi = f"{fmt_ratio(1 / s.ratio)} slower", 1 / s.high, 1 / s.low
+        parts.append(f"{o} ran {way} per iteration than {b} (quartile range {lo:.2f}-{hi:.2f}x)")
+    both = [t for t in p.targets if t.train_time_ratio is not None]
+    if both:
+        t = min(both, key=lambda t: t.target)  # the hardest target both reached
+        r = t.train_time_ratio
+        way = f"{fmt_ratio(r)} sooner" if r >= 1 else f"{fmt_ratio(1 / r)} later"
+        parts.append(f"{o} reached val {t.target:.2f} {way} than {b} (train time {fmt_time(t.other.train_time_s)} "
+                     f"vs {fmt_time(t.base.train_time_s)})")
+    else:
+        one = [t for t in p.targets if (t.base is None) != (t.other is None)]
+        if one:
+            t = min(one, key=lambda t: t.target)
+            who, hit, never, never_cs = (o, t.other, b, p.base) if t.other else (b, t.base, o, p.other)
+            parts.append(f"{who} reached val {t.target:.2f} after {fmt_time(hit.train_time_s)} of training; "
+                         f"{never} never did (best {never_cs.best_val_loss:.4f})")
+        elif p.targets:
+            t = min(p.targets, key=lambda t: t.target)
+            parts.append(f"neither reached val {t.target:.2f}")
+    if p.equal_iter:
+        e = p.equal_iter
+        parts.append(f"at equal iterations ({int(e.at)}) their val loss differs by {e.diff:+.4f} ({o} minus {b})")
+    if p.equal_time:
+        e = p.equal_time
+        parts.append(f"at equal train time ({fmt_time(e.at)}) by {e.diff:+.4f}")
+    return "; ".join(parts) + "."
+
+
+
+def equivalence_sentence(eq: dict, base: str, other: str) -> str:
+    """The equivalence verdict in words: where the two leave the seed noise, and at the end."""
+    final = eq["final"]
+    if final is None:
+        return f"{other} and {base} share no evaluation iteration."
+    if final.ci95 is None:
+        return (f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); "
+                f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed spread.")
+    counts = {v: sum(1 for p in eq["points"] if p.verdict == v) for v in ("equivalent", "different", "undecided")}
+    leaves = eq["first_iter_beyond_noise"]
+    where = f"they leave the seed noise at iteration {leaves}" if leaves is not None else "they never leave the seed noise"
+    return (f"Equivalence of {other} and {base} ({final.n_b} vs {final.n_a} seeds, margin {eq['margin']:g}): "
+            f"{final.verdict} at iteration {final.iter} (difference {final.diff:+.4f}, 95% CI "
+            f"{final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}); {where}; "
+            f"{counts['equivalent']} evaluations equivalent, {counts['different']} different, {counts['undecided']} undecided.")
+

@@ -1,0 +1,74 @@
+"""One run: per-run statistics, hand-computed, and what a RunStats carries from its file."""
+
+from pathlib import Path
+
+import pytest
+
+from nanobench.analyze import compare, runs
+from nanobench.analyze.runs import Evaluation, Hit
+from nanobench.errors import InputError
+
+FIX = Path(__file__).parents[1] / "fixtures"
+
+
+def ev(it, val, t, w=None):
+    return Evaluation(it, val, None, t, w if w is not None else 2 * t)
+
+
+def test_percentile_linear_between_order_statistics():
+    # sorted 1,2,3,4: p50 = 2.5; p90 at rank 0.9*3 = 2.7 -> 3 + 0.7*(4-3) = 3.7
+    assert runs.percentile([4, 1, 3, 2], 50) == pytest.approx(2.5)
+    assert runs.percentile([4, 1, 3, 2], 90) == pytest.approx(3.7)
+    assert runs.percentile([7.0], 90) == 7.0  # a single value is every percentile
+    assert runs.percentile([], 50) is None
+
+
+def test_time_to_target_first_evaluation_at_or_below():
+    evs = (ev(0, 3.0, 0.0), ev(4, 2.0, 0.6), ev(8, 1.6, 1.0))
+    assert runs.time_to_target(evs, 2.0) == Hit(4, 0.6, 1.2)  # <=: equal counts as reached
+    assert runs.time_to_target(evs, 2.5) == Hit(4, 0.6, 1.2)  # first, not best
+    assert runs.time_to_target(evs, 1.5) is None  # never reached
+    assert runs.time_to_target((), 2.0) is None
+
+
+def test_val_loss_at_time_interpolates_and_never_extrapolates():
+    evs = (ev(0, 3.0, 0.0), ev(4, 2.0, 0.6), ev(8, 1.6, 1.0))
+    assert runs.val_loss_at_time(evs, 0.25) == pytest.approx(3.0 - 0.25 / 0.6)  # 2.58333
+    assert runs.val_loss_at_time(evs, 0.8) == pytest.approx(1.8)  # halfway 2.0 -> 1.6
+    assert runs.val_loss_at_time(evs, 1.0) == pytest.approx(1.6)
+    assert runs.val_loss_at_time(evs, 1.5) is None
+
+
+@pytest.fixture(scope="module")
+def fixture_comparison():
+    return compare.compare_files([str(FIX / "compare")])
+
+
+def test_evaluation_times_use_the_time_before_the_step(fixture_comparison):
+    cpu = next(r for r in fixture_comparison.groups[0].runs if r.config.device_type == "cpu")
+    # iter 4: train_time 0.7 after its step of 0.1 -> reached at 0.6; wall 1.4 - 0.1 = 1.3
+    # final row iter 8 has no step: its own train time 1.0, wall 2.0
+    assert [(e.iter, round(e.train_time_s, 9), round(e.wall_time_s, 9)) for e in cpu.evaluations] == \
+        [(0, 0.0, 0.2), (4, 0.6, 1.3), (8, 1.0, 2.0)]
+    assert cpu.iterations == 8 and cpu.median_step_s == pytest.approx(0.1)  # warm-up 0.2 s steps excluded
+    assert cpu.tokens_per_s == pytest.approx(7680) and cpu.final_train_loss == pytest.approx(2.3)
+
+
+def test_each_run_carries_its_file_and_series_computed_once(fixture_comparison):
+    """Plots and the report read a run's rows, evaluations and step times from its RunStats:
+    the series are the ones computed from the rows, the metadata the one parsed on reading."""
+    for r in fixture_comparison.runs:
+        assert str(r.run.path) == r.path and r.info.run_id == r.run_id == Path(r.path).stem
+        assert r.evaluations == runs.evaluations(r.rows)
+        assert r.info.device.type == r.config.device_type and r.info.options.seed == r.seed
+    # ordered as shown: the baseline's runs first, then each configuration's seeds
+    cpu, cuda1, cuda2 = fixture_comparison.runs
+    assert [(r.config.device_type, r.seed) for r in (cpu, cuda1, cuda2)] == [("cpu", 1), ("cuda", 1), ("cuda", 2)]
+    # step times without the two warm-up steps and the final evaluation-only row (make_fixtures.py)
+    assert cpu.step_times_s.tolist() == pytest.approx([0.1] * 6) and cuda2.step_times_s.tolist() == pytest.approx([0.025] * 6)
+
+
+def test_only_bad_files_is_an_error_even_with_skip_bad(tmp_path):
+    (tmp_path / "x.parquet").write_bytes(b"")
+    with pytest.raises(InputError, match="no readable result file"):
+        runs.load_runs([str(tmp_path)], skip_bad=True)
