@@ -247,3 +247,25 @@ def test_imported_cpu_recipe_is_grouped_with_the_scenario_and_compared(tmp_path)
     assert r.returncode == 0, r.stderr
     assert "cpu fp32 from nanogpt log" in r.stdout and "Is each run normal?" in r.stdout
     assert "imported (truncated at iteration 10)" in r.stdout
+
+
+# ---- a real log: nanoGPT's own train.py, CPU recipe, on this kind of machine ----------------------
+
+
+def test_real_nanogpt_cpu_recipe_log(tmp_path):
+    """tests/fixtures/imports/nanogpt_cpu_recipe.log: `python train.py config/train_shakespeare_char.py
+    --device=cpu --compile=False --eval_iters=20 --log_interval=1 --block_size=64 --batch_size=12
+    --n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0`
+    (stdout; nanoGPT at 3adf61e, torch 2.13 CPU)."""
+    run = imported(FIX / "nanogpt_cpu_recipe.log", tmp_path)
+    m, rows = run.meta, run.rows
+    assert m["scenario"]["name"] == "shakespeare_char_cpu" and m["status"] == "imported" and m["status_reason"] is None
+    assert m["model"]["n_params"] == 795_904 and m["flops"]["per_iter"] == 3_969_515_520  # as nanobench's own runs
+    evals = rows.dropna(subset=["eval_val_loss"])
+    assert list(evals["iter"]) == list(range(0, 2001, 250))
+    assert list(evals["eval_val_loss"]) == [4.1649, 2.4447, 2.3141, 2.1905, 2.0528, 2.0089, 1.9225, 1.8921, 1.8857]
+    stats = compare.run_stats(run)
+    assert stats.iterations == 2000 and len(stats.step_times_s) == 2000 - 5 - 7  # warm-up (0-4) and evaluating steps 250..1750 out
+    c = compare.compare_runs([stats])
+    [check] = c.references
+    assert check.first_outside is None  # nanoGPT's own run is normal against nanobench's references
