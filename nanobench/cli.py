@@ -13,11 +13,13 @@ import os
 import secrets
 import signal
 import sys
+import threading
 
-from nanobench import files
+from nanobench import files, process
 from nanobench.errors import InputError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
+EXIT_UNJUDGED = 3  # a timing gate refused to pass or fail noisy runs (compare --allow-noisy judges them)
 
 
 def _console(stderr: bool = False):
@@ -87,7 +89,7 @@ def _parse_seeds(text: str | None) -> list[int | None]:
 
 
 class _StopOnce:
-    """Ctrl-C or SIGTERM: the first stops the run (KeyboardInterrupt, which completes the
+    """Ctrl-C or SIGTERM (Windows: Ctrl-Break): the first stops the run (KeyboardInterrupt, which completes the
     result file with status `interrupted`); later ones only say that it is finishing."""
 
     def __init__(self):
@@ -131,7 +133,6 @@ def cmd_run(args) -> int:
             raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
         return _launch_distributed(args, scenario, platform)
 
-    from nanobench.run.train import RunOptions, train
     from nanobench.store import results
 
     recovered, warnings = results.recover_killed(args.out)
@@ -140,12 +141,30 @@ def cmd_run(args) -> int:
     for path in recovered:
         print(f"recovered a killed run: {path}", file=sys.stderr)
 
-    # SIGTERM ends a run like Ctrl-C: the result file is completed with status `interrupted`.
-    # A torchrun worker only notes the stop: the ranks agree on it at a read window and stop
-    # together, so none is left waiting in a collective (see distributed.Dist.should_stop).
+    # SIGTERM (Windows: Ctrl-Break or closing the console) ends a run like Ctrl-C: the result
+    # file is completed with status `interrupted`. A torchrun worker only notes the stop: the
+    # ranks agree on it at a read window and stop together, so none is left waiting in a
+    # collective (see distributed.Dist.should_stop).
     stop = distributed.request_stop if os.environ.get(distributed.CHILD_ENV) else _StopOnce()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for signum in process.stop_signals():
+        signal.signal(signum, stop)
+    finished = threading.Event()  # the console-close handler holds the process until it is set
+    close_handler = process.on_console_close(finished)  # noqa: F841 (kept alive for ctypes)
+    try:
+        outcomes = _run_seeds(args, scenario, seeds, platform)
+    finally:
+        finished.set()
+    last = outcomes[-1]
+    if last.status == "interrupted" or last.stop_requested:
+        # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
+        return EXIT_OK if os.environ.get(distributed.CHILD_ENV) else 130
+    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
+
+
+def _run_seeds(args, scenario, seeds, platform: dict) -> list:
+    """One run per seed (stopping at an interrupted one); prints each outcome."""
+    from nanobench.run.train import RunOptions, train
+
     outcomes = []
     # One id for the runs of this invocation; NANOBENCH_GROUP_ID joins separate invocations.
     group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
@@ -163,11 +182,7 @@ def cmd_run(args) -> int:
             break
     if args.json and any(o.path for o in outcomes):
         print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
-    last = outcomes[-1]
-    if last.status == "interrupted" or last.stop_requested:
-        # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
-        return EXIT_OK if os.environ.get(distributed.CHILD_ENV) else 130
-    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
+    return outcomes
 
 
 def _launch_distributed(args, scenario, platform: dict) -> int:
@@ -188,7 +203,7 @@ def _launch_distributed(args, scenario, platform: dict) -> int:
     run_args += ["--quiet"] * args.quiet + ["--json"] * args.json
     rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
             "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
-    return distributed.launch(args.nproc, rdzv, run_args, args.threads)
+    return distributed.launch(args.nproc, rdzv, run_args, args.threads, parse_device(device).kind)
 
 
 def _print_outcome(outcome) -> None:
@@ -224,6 +239,9 @@ def cmd_scenarios(args) -> int:
 def cmd_env(args) -> int:
     from nanobench.present import envreport
 
+    if args.check:
+        envreport.print_checks(_console(), as_json=args.json)
+        return EXIT_OK
     report = envreport.collect(calibrate=args.calibrate, log=lambda text: print(text, file=sys.stderr) if args.calibrate else None)
     if args.json:
         print(json.dumps(report, indent=1, default=str))
@@ -298,12 +316,14 @@ def cmd_compare(args) -> int:
     results, ungated = None, None
     if args.baseline:
         base = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
-        results, ungated = gating.check_gates(comparison, base, gates or [])
+        results, ungated = gating.check_gates(comparison, base, gates or [], allow_noisy=args.allow_noisy)
     if args.json:
         print(json.dumps(export.to_json(comparison, results, ungated), indent=1))
     else:
         tables.render_comparison(comparison, _console(), results, ungated)
-    return EXIT_GATE if results and not all(r.passed for r in results) else EXIT_OK
+    if results and any(r.passed is False for r in results):
+        return EXIT_GATE
+    return EXIT_UNJUDGED if results and any(r.passed is None for r in results) else EXIT_OK
 
 
 def cmd_report(args) -> int:
@@ -364,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="this machine: devices, peaks, software")
     env.add_argument("--calibrate", action="store_true", help="re-measure the matmul peaks")
+    env.add_argument("--check", action="store_true",
+                     help="what on this machine will make timings noisy, with the command that fixes each (changes nothing)")
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
 
@@ -385,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
     cmp.add_argument("--baseline", nargs="+", metavar="PATH", help="earlier runs to gate against (same configurations)")
     cmp.add_argument("--fail-on", metavar="GATES", help="e.g. ms_per_iter:5%%,val_loss:0.02; exit 1 when one fails")
+    cmp.add_argument("--allow-noisy", action="store_true",
+                     help="judge timing gates (ms_per_iter, tokens_per_s, train_time_s) even on runs recorded as noisy")
     cmp.add_argument("--margin", type=float, default=0.02,
                      help="equivalence margin in nats of val loss (TOST; default 0.02)")
     cmp.set_defaults(func=cmd_compare)

@@ -26,6 +26,8 @@ def _run_json(r: RunStats) -> dict:
         "p90_ms_per_iter": r.p90_step_s * 1e3 if r.p90_step_s else None,
         "tokens_per_s": r.tokens_per_s, "mfu": r.mfu, "mem_peak_bytes": r.mem_peak_bytes, "energy_j": r.energy_j,
         "train_time_s": r.train_time_s, "wall_time_s": r.wall_time_s,
+        "noise": {"verdict": r.noise.verdict, "reasons": list(r.noise.reasons), "share_affected": r.noise.share_affected},
+        "slow_outliers": r.slow_outliers,
         "time_to_target": {f"{t:g}": _hit_json(time_to_target(r.evaluations, t)) for t in r.targets},
     }
 
@@ -50,7 +52,8 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
                                 "recipe_vs_baseline": {k: None if v == "?" else json.loads(v) for k, v in
                                                        recipe_diff(cs.config.recipe, g.baseline.config.recipe).items()},
                                 "median_ms_per_iter": cs.median_step_s * 1e3 if cs.median_step_s else None,
-                                "final_val_loss": cs.final_val_loss, "best_val_loss": cs.best_val_loss}
+                                "final_val_loss": cs.final_val_loss, "best_val_loss": cs.best_val_loss,
+                                "noisy_runs": [r.run_id for r in cs.runs if r.noise.verdict == "noisy"]}
                                for cs in g.configs],
             "comparisons": [{
                 "base": p.base.label, "other": p.other.label,
@@ -73,6 +76,7 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
            "references": [references.to_json(ch) for ch in c.references]}
     if gates is not None:
         out["gates"] = [{"metric": r.gate.metric, "scenario": r.scenario, "configuration": r.config, "baseline": r.baseline,
-                         "value": r.value, "limit": r.limit, "passed": r.passed} for r in gates]
+                         "value": r.value, "limit": r.limit, "passed": r.passed, "noisy_runs": r.noisy,
+                         "refused": r.passed is None} for r in gates]
         out["ungated"] = ungated or []
     return out

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nanobench.analyze.config import Config, config_of, group_key
+from nanobench.analyze.noise import RunNoise, recorded, slow_outliers
 from nanobench.errors import InputError
 from nanobench.store import results
 
@@ -61,6 +62,8 @@ class RunStats:
     step_times_s: np.ndarray = field(repr=False)  # warm-up excluded, (n_steps,)
     run: results.Run | None = field(default=None, repr=False)  # None only for hand-built stats in tests
     overrides: tuple[str, ...] = ()  # the run's --set strings, as given
+    noise: RunNoise = RunNoise("unknown", (), None)  # the verdict the run recorded (analyze/noise.py)
+    slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
 
     @property
     def rows(self):
@@ -181,6 +184,8 @@ def run_stats(run: results.Run) -> RunStats:
         step_times_s=times,
         run=run,
         overrides=info.options.overrides,
+        noise=recorded(info.raw),
+        slow_outliers=slow_outliers(times),
     )
 
 

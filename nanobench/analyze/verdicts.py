@@ -4,6 +4,7 @@ in words. Numbers are written through analyze/format.py, as in the tables."""
 from __future__ import annotations
 
 from nanobench.analyze.format import fmt_ratio, fmt_time
+from nanobench.analyze.noise import noisy_note
 
 
 def verdict(p) -> str:
@@ -42,6 +43,9 @@ def verdict(p) -> str:
     if p.equal_time:
         e = p.equal_time
         parts.append(f"at equal train time ({fmt_time(e.at)}) by {e.diff:+.4f}")
+    noisy = noisy_note(p.base.runs + p.other.runs)
+    if noisy and (p.speedup or any(t.train_time_ratio is not None for t in p.targets) or p.equal_time):
+        parts.append(f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: {noisy}")
     return "; ".join(parts) + "."
 
 

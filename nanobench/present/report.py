@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nanobench import files
 from nanobench.analyze.compare import Comparison, Group
+from nanobench.analyze.noise import TIMING_RULE
 from nanobench.analyze.runs import RunStats
 from nanobench.analyze.verdicts import equivalence_sentence
 from nanobench.errors import InputError
@@ -177,11 +178,21 @@ def _series(group: Group):
     return series, names
 
 
+def noise_html(runs: list[RunStats]) -> str:
+    """Why a run's timings are marked noisy, and what the timing and outlier columns mean."""
+    noisy = [f"<li><b>{e(r.run_id)}</b>: {e('; '.join(r.noise.reasons) or 'noisy')}</li>"
+             for r in runs if r.noise.verdict == "noisy"]
+    return ((f'<p class="warning">Noisy runs: their timings (ms/iter, speedup, time to target, timing gates) '
+             f'are not to be trusted.</p><ul>{"".join(noisy)}</ul>' if noisy else "")
+            + f"<p>noise: the verdict the run recorded (quiet or noisy; - when not sampled; "
+              f"docs/results.md); outliers: {e(TIMING_RULE)}.</p>")
+
+
 def group_html(group: Group) -> tuple[str, str]:
     """(comparison tables, figures) of one group."""
     title = f"{group.scenario} on {group.dataset} (sha256 {group.dataset_sha256[:12]})"
     parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>",
-             "<h4>Runs</h4>", table_html(runs_spec(group))]
+             "<h4>Runs</h4>", table_html(runs_spec(group)), noise_html(group.runs)]
     if group.pairs:
         parts += ["<h4>Speed and loss at equal iteration and equal train time</h4>", table_html(speed_spec(group))]
     tt = targets_spec(group)

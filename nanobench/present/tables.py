@@ -26,35 +26,42 @@ class TableSpec:
 
 
 def runs_spec(group: Group) -> TableSpec:
-    cols = [("scenario", "left"), ("device name", "left"), ("dtype", "left"), ("seed", "right"), ("iters", "right"),
+    # the group's heading names the scenario; noise: the run's recorded verdict ("-": not sampled)
+    cols = [("device name", "left"), ("dtype", "left"), ("seed", "right"), ("iters", "right"),
             ("train loss", "right"), ("val loss", "right"), ("best val", "right"), ("ms/iter p50", "right"),
-            ("p90", "right"), ("tokens/s", "right"), ("MFU", "right"), ("peak mem", "right"), ("energy", "right"),
-            ("status", "left")]
+            ("p90", "right"), ("outliers", "right"), ("tokens/s", "right"), ("MFU", "right"), ("peak mem", "right"),
+            ("energy", "right"), ("noise", "left"), ("status", "left")]
     rows = []
     for cs in group.configs:
         for r in cs.runs:
             rows.append([
-                r.scenario, r.config.device_name,
+                r.config.device_name,
                 r.config.dtype + (" compiled" if r.config.compile else ""), str(r.seed),
                 str(r.iterations), fmt(r.final_train_loss), fmt(r.final_val_loss), fmt(r.best_val_loss),
-                fmt_ms(r.median_step_s), fmt_ms(r.p90_step_s), fmt(r.tokens_per_s, ",.0f"),
+                fmt_ms(r.median_step_s), fmt_ms(r.p90_step_s), str(r.slow_outliers), fmt(r.tokens_per_s, ",.0f"),
                 "-" if r.mfu is None else f"{r.mfu * 100:.1f}%",
                 fmt_bytes(r.mem_peak_bytes), "-" if r.energy_j is None else f"{r.energy_j:,.0f} J",
-                r.status,
+                "-" if r.noise.verdict == "unknown" else r.noise.verdict, r.status,
             ])
     return TableSpec(cols, rows)
+
+
+def timed_label(cs) -> str:
+    """A configuration's label, marked where its timings rest on a run recorded as noisy."""
+    noisy = sum(r.noise.verdict == "noisy" for r in cs.runs)
+    return cs.label + (f" [noisy: {noisy}/{len(cs.runs)} runs]" if noisy else "")
 
 
 def speed_spec(group: Group) -> TableSpec:
     cols = [("configuration", "left"), ("runs", "right"), ("ms/iter p50", "right"), ("IQR", "right"),
             ("speedup", "right"), ("range", "right"), ("val @ iter", "right"), ("val @ train time", "right")]
     base = group.baseline
-    rows = [[base.label + " (baseline)", str(len(base.runs)), fmt_ms(base.median_step_s),
+    rows = [[timed_label(base) + " (baseline)", str(len(base.runs)), fmt_ms(base.median_step_s),
              f"{fmt_ms(base.q1_step_s)}-{fmt_ms(base.q3_step_s)}", "1.00x", "", "", ""]]
     for p in group.pairs:
         o, s, ei, et = p.other, p.speedup, p.equal_iter, p.equal_time
         rows.append([
-            o.label, str(len(o.runs)), fmt_ms(o.median_step_s), f"{fmt_ms(o.q1_step_s)}-{fmt_ms(o.q3_step_s)}",
+            timed_label(o), str(len(o.runs)), fmt_ms(o.median_step_s), f"{fmt_ms(o.q1_step_s)}-{fmt_ms(o.q3_step_s)}",
             fmt_ratio(s.ratio if s else None), f"{s.low:.2f}-{s.high:.2f}x" if s else "-",
             f"{ei.other_val:.4f} vs {ei.base_val:.4f} @{int(ei.at)}" if ei else "-",
             f"{et.other_val:.4f} vs {et.base_val:.4f} @{fmt_time(et.at)}" if et else "-",
@@ -87,10 +94,10 @@ def targets_spec(group: Group) -> TableSpec | None:
     rows = []
     for target in group.targets:
         bh, bn = config_hit(group.baseline, target)
-        rows.append([f"{target:.2f}", group.baseline.label, *_hit_cells(bh, bn, len(group.baseline.runs)), "", "", ""])
+        rows.append([f"{target:.2f}", timed_label(group.baseline), *_hit_cells(bh, bn, len(group.baseline.runs)), "", "", ""])
         for p in group.pairs:
             tr = next(x for x in p.targets if x.target == target)
-            rows.append(["", p.other.label, *_hit_cells(tr.other, tr.other_reached, len(p.other.runs)),
+            rows.append(["", timed_label(p.other), *_hit_cells(tr.other, tr.other_reached, len(p.other.runs)),
                          fmt_ratio(tr.iter_ratio), fmt_ratio(tr.train_time_ratio), fmt_ratio(tr.wall_time_ratio)])
     return TableSpec(cols, rows)
 
@@ -138,7 +145,7 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
     if gates is not None:
         console.print()
         for r in gates:
-            style = "green" if r.passed else "bold red"
+            style = {True: "green", False: "bold red", None: "bold yellow"}[r.passed]
             console.print(f"[{style}]{escape(r.describe())}[/{style}]")
         for u in ungated or []:
             console.print(f"[yellow]not gated:[/yellow] {escape(u)}")
