@@ -397,6 +397,20 @@ def cmd_explain(args) -> int:
         print(json.dumps(explain.to_json(result), indent=1))
     else:
         render_explanation(result, _console())
+
+
+def cmd_import(args) -> int:
+    from nanobench.ingest.importer import import_log
+    from nanobench.store import results
+
+    for log in args.logs:
+        path = import_log(log, args.out, fmt=args.format, device_name=args.device_name, dtype=args.dtype, sets=args.set or [])
+        info = results.read_run(path).info
+        match = info.raw["imported"]["scenario_match"]
+        where = (f"scenario {match['scenario']}" if match["scenario"] else
+                 f"its own group ({info.scenario_name}): no shipped scenario matches, e.g. {match['differs'][0]}")
+        print(f"{path}  [{info.shown_status}] {info.imported.format} log, {info.summary['iterations']} "
+              f"iterations; grouped with {where}")
     return EXIT_OK
 
 
@@ -489,6 +503,17 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--margin", type=float, default=0.02, help="equivalence margin in nats, for projected losses")
     exp.add_argument("--json", action="store_true", help="machine-readable output")
     exp.set_defaults(func=cmd_explain)
+
+    imp = sub.add_parser("import", help="turn training logs of nanoGPT, llm.c or a CSV into result files (status imported)")
+    imp.add_argument("logs", nargs="+", metavar="LOG", help="nanoGPT train.py output, llm.c main.log, or a CSV with iter and loss")
+    imp.add_argument("--device-name", help="the GPU or CPU that ran it, as torch names it (e.g. 'NVIDIA A100-SXM4-80GB'): "
+                                           "MFU is recomputed against its peak; without it MFU is null")
+    imp.add_argument("--dtype", help="fp32, tf32, bf16 or fp16, when the log does not say")
+    imp.add_argument("--format", choices=("nanogpt", "llmc", "csv"), help="the log's format (default: from its content)")
+    imp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="what the log does not say: model.n_layer=12, train.batch_size=4, device=cpu, vocab_size=50257")
+    imp.add_argument("--out", default="results", help="folder for result files (default results/)")
+    imp.set_defaults(func=cmd_import)
 
     rec = sub.add_parser("recover", help="publish the rows of killed runs as results with status `killed`")
     rec.add_argument("folders", nargs="*", default=["results"])

@@ -266,6 +266,10 @@ def render_html(comparison: Comparison, title: str = "nanobench report", explana
         t, f = group_html(g, explained)
         tables.append(t)
         figures.append(f)
+    if comparison.references:
+        verdicts.append("<h3>Is each run normal?</h3>")
+        verdicts += [f'<p class="{"warning" if ch.first_outside else "verdict"}">{e(ch.sentence())}</p>'
+                     for ch in comparison.references]
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
