@@ -347,8 +347,88 @@ def cmd_compare(args) -> int:
 def cmd_report(args) -> int:
     from nanobench.present import report
 
-    path = report.write_report(_load_comparison(args), args.output, title=args.title)
+    from nanobench.analyze.explain import explain_comparison
+
+    comparison = _load_comparison(args)
+    explanations = explain_comparison(comparison, [tuple(args.explain)] if args.explain else [], args.margin)
+    path = report.write_report(comparison, args.output, title=args.title, explanations=explanations)
     print(path)
+    return EXIT_OK
+
+
+def _parse_duration(text: str) -> float:
+    """'10m', '90s', '1h30m', '600' (seconds) -> seconds."""
+    import re
+
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
+    if not text or not parts or not any(parts.groups()):
+        raise InputError(f"--budget {text}: expected a time such as 10m, 90s or 1h30m")
+    h, m, s = (float(x) if x else 0.0 for x in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def _here():
+    """This machine's devices, torch and a measured-peak function, for planning explain's runs."""
+    import torch
+
+    from nanobench.analyze.plan import Here
+    from nanobench.measure import peaks
+    from nanobench.measure.device import available_kinds, resolve
+    from nanobench.measure.precision import Precision
+
+    devices = {kind: resolve(kind) for kind in available_kinds()}
+
+    def here_peak(kind: str, dtype: str):
+        device = devices[kind]
+        peak = peaks.measured_peak(device, Precision.for_device(dtype, device))
+        return peak.flops, peak.source
+
+    return Here({k: d.name for k, d in devices.items()}, torch.__version__), here_peak
+
+
+def cmd_explain(args) -> int:
+    from nanobench.analyze import explain, plan
+    from nanobench.present.explain import render_explanation
+
+    if not args.margin > 0:
+        raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
+    budget_s = _parse_duration(args.budget)
+    pool = list(args.results if args.results is not None else (["results"] if os.path.isdir("results") else []))
+    pool += [args.out] if args.run and os.path.isdir(args.out) and args.out not in pool else []
+    here, here_peak = _here()
+
+    def build():
+        return explain.explain_specs(args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s)
+
+    result = build()
+    if args.run:
+        from nanobench.run.rungs import run_commands
+
+        chosen = plan.run_order(result.plans, result.ladder.results, budget_s)
+        if not chosen:
+            print("nanobench: nothing to run here within the budget", file=sys.stderr)
+        else:
+            run_commands([p.argv for p in chosen], budget_s, log=lambda t: print(f"nanobench: {t}", file=sys.stderr, flush=True))
+            pool += [args.out] if args.out not in pool else []
+            result = build()
+    if args.json:
+        print(json.dumps(explain.to_json(result), indent=1))
+    else:
+        render_explanation(result, _console())
+
+
+def cmd_import(args) -> int:
+    from nanobench.ingest.importer import import_log
+    from nanobench.store import results
+
+    for log in args.logs:
+        path = import_log(log, args.out, fmt=args.format, device_name=args.device_name, dtype=args.dtype, sets=args.set or [])
+        info = results.read_run(path).info
+        match = info.raw["imported"]["scenario_match"]
+        where = (f"scenario {match['scenario']}" if match["scenario"] else
+                 f"its own group ({info.scenario_name}): no shipped scenario matches, e.g. {match['differs'][0]}")
+        print(f"{path}  [{info.shown_status}] {info.imported.format} log, {info.summary['iterations']} "
+              f"iterations; grouped with {where}")
     return EXIT_OK
 
 
@@ -427,7 +507,35 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
     rep.add_argument("--margin", type=float, default=0.02,
                      help="equivalence margin in nats of val loss (TOST; default 0.02)")
+    rep.add_argument("--explain", nargs=2, metavar=("A", "B"),
+                     help="add `nanobench explain A B` over the report's runs (files, folders or SCENARIO:DEVICE:DTYPE)")
     rep.set_defaults(func=cmd_report)
+
+    exp = sub.add_parser("explain", help="split the gap between two configurations into one part per differing factor")
+    exp.add_argument("a", metavar="A", help="result file, folder of one configuration's seeds, or SCENARIO:DEVICE:DTYPE[:compile]")
+    exp.add_argument("b", metavar="B", help="the same, for the other end")
+    exp.add_argument("--results", nargs="*", metavar="PATH",
+                     help="where to look for the rungs' runs (default results/, if present)")
+    exp.add_argument("--order", help="rung order: device-first (default), device-last, or factor names, e.g. "
+                                     "iterations,model,device")
+    exp.add_argument("--run", action="store_true", help="run the missing rungs this machine can finish within --budget")
+    exp.add_argument("--budget", default="10m", help="time for --run, and the longest run planned here before a "
+                                                     "short probe replaces it (default 10m)")
+    exp.add_argument("--out", default="results", help="folder the rungs' runs are written to (default results/)")
+    exp.add_argument("--margin", type=float, default=0.02, help="equivalence margin in nats, for projected losses")
+    exp.add_argument("--json", action="store_true", help="machine-readable output")
+    exp.set_defaults(func=cmd_explain)
+
+    imp = sub.add_parser("import", help="turn training logs of nanoGPT, llm.c or a CSV into result files (status imported)")
+    imp.add_argument("logs", nargs="+", metavar="LOG", help="nanoGPT train.py output, llm.c main.log, or a CSV with iter and loss")
+    imp.add_argument("--device-name", help="the GPU or CPU that ran it, as torch names it (e.g. 'NVIDIA A100-SXM4-80GB'): "
+                                           "MFU is recomputed against its peak; without it MFU is null")
+    imp.add_argument("--dtype", help="fp32, tf32, bf16 or fp16, when the log does not say")
+    imp.add_argument("--format", choices=("nanogpt", "llmc", "csv"), help="the log's format (default: from its content)")
+    imp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="what the log does not say: model.n_layer=12, train.batch_size=4, device=cpu, vocab_size=50257")
+    imp.add_argument("--out", default="results", help="folder for result files (default results/)")
+    imp.set_defaults(func=cmd_import)
 
     rec = sub.add_parser("recover", help="publish the rows of killed runs as results with status `killed`")
     rec.add_argument("folders", nargs="*", default=["results"])

@@ -13,9 +13,10 @@ ALLOWED = {
     "store": {"errors", "files", "process"},
     "measure": {"errors", "files", "process"},
     "run": {"errors", "files", "process", "store", "measure"},
+    "ingest": {"errors", "files", "process", "store", "measure", "run"},  # other trainers' logs -> results, beside run
     "analyze": {"errors", "files", "process", "store", "measure", "run"},
     "present": {"errors", "files", "process", "store", "measure", "run", "analyze"},
-    "cli": {"errors", "files", "process", "store", "measure", "run", "analyze", "present"},
+    "cli": {"errors", "files", "process", "store", "measure", "run", "ingest", "analyze", "present"},
 }
 
 

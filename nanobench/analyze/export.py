@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from nanobench.analyze import references
 from nanobench.analyze.compare import Comparison
 from nanobench.analyze.config import recipe_diff
 from nanobench.analyze.gates import GateResult
@@ -78,7 +79,8 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
                 "explanation": p.explanation,
             } for p in g.pairs],
         })
-    out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped}
+    out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped,
+           "references": [references.to_json(ch) for ch in c.references]}
     if gates is not None:
         out["gates"] = [{"metric": r.gate.metric, "scenario": r.scenario, "configuration": r.config, "baseline": r.baseline,
                          "value": r.value, "limit": r.limit, "passed": r.passed, "noisy_runs": r.noisy,

@@ -105,6 +105,14 @@ def _warmup(rows) -> np.ndarray:
     return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
 
 
+def _untimed(rows) -> np.ndarray:
+    """Rows left out of step-time statistics: warm-up, and imported steps whose printed time
+    includes an evaluation (column `step_includes_eval`)."""
+    if "step_includes_eval" not in rows:
+        return _warmup(rows)
+    return _warmup(rows) | (rows["step_includes_eval"].to_numpy(dtype=object) == True)  # noqa: E712
+
+
 def evaluations(rows, tokens_per_iter: float | None = None, flops_per_iter: float | None = None) -> tuple[Evaluation, ...]:
     """Evaluation points in iteration order, each with the time its model was reached, and
     the tokens, model FLOPs and energy spent to get there where those are known."""
@@ -152,8 +160,9 @@ def run_stats(run: results.Run) -> RunStats:
     """The per-run numbers of the compare table, from the rows."""
     info, rows = run.info, run.rows
     scenario, dataset_sha256 = group_key(info)
-    is_step = ~np.isnan(_col(rows, "step_time_s"))  # the final evaluation-only row has no step
-    timed = is_step & ~_warmup(rows)
+    # a step has a time or a loss (an imported llm.c log prints no times); the final row neither
+    is_step = ~np.isnan(_col(rows, "step_time_s")) | ~np.isnan(_col(rows, "loss"))
+    timed = ~np.isnan(_col(rows, "step_time_s")) & ~_untimed(rows)
     times = _col(rows, "step_time_s")[timed]
     median_s = percentile(times, 50)
     # tokens is cumulative, from the parent's count in a resumed run: take a step's increment
@@ -179,7 +188,7 @@ def run_stats(run: results.Run) -> RunStats:
         seed=info.options.seed,
         threads=info.environment.torch_num_threads,
         torch_version=info.environment.torch,
-        status=info.status,
+        status=info.shown_status,
         targets=info.val_loss_targets,
         iterations=int(is_step.sum()),
         final_train_loss=_last(_col(rows, "loss")[is_step]),

@@ -101,9 +101,11 @@ class Device:
     """One device of this machine, with what it can do.
 
     kind: cpu, cuda or mps; index: the CUDA ordinal (None: the current device, or not CUDA);
-    name: the GPU model or the CPU model; compute_capability (CUDA) and native_bf16 are what
-    the precision checks ask. Tests build a CUDA Device directly, to stand for a GPU that
-    is not here: no field is probed after construction except through torch calls on use.
+    name: the GPU model or the CPU model; compute_capability (CUDA) and native_bf16 (bf16
+    matmuls in hardware: CUDA 8.0+, a CPU with AMX, AVX-512 BF16 or Arm BF16) are what the
+    precision checks and the peaks ask; uuid (CUDA) tells two GPUs of one model apart. Tests
+    build a CUDA Device directly, to stand for a GPU that is not here: no field is probed
+    after construction except through torch calls on use.
     """
 
     kind: str
@@ -111,17 +113,24 @@ class Device:
     name: str
     compute_capability: tuple[int, int] | None = None
     native_bf16: bool = False
+    uuid: str | None = None
 
     @classmethod
     def cpu(cls) -> "Device":
-        return cls("cpu", None, host.cpu_model(), native_bf16=host.native_bf16())
+        return cls("cpu", None, host.cpu_model(), native_bf16=host.cpu_native_bf16())
 
     @classmethod
     def cuda(cls, index: int | None) -> "Device":
-        """CUDA device `index` (None: the current one) with its name and capabilities."""
+        """CUDA device `index` (None: the current one) with its name and capabilities.
+
+        native_bf16 comes from this device's own compute capability (8.0+: Ampere's bf16
+        tensor cores), not `torch.cuda.is_bf16_supported()`, which asks the *current*
+        device and answers True on a T4 or V100, where bf16 runs emulated."""
         where = torch.device("cuda") if index is None else torch.device("cuda", index)
-        return cls("cuda", index, torch.cuda.get_device_name(where), tuple(torch.cuda.get_device_capability(where)),
-                   torch.cuda.is_bf16_supported())
+        capability = tuple(torch.cuda.get_device_capability(where))
+        uuid = getattr(torch.cuda.get_device_properties(where), "uuid", None)
+        return cls("cuda", index, torch.cuda.get_device_name(where), capability, capability >= (8, 0),
+                   str(uuid) if uuid is not None else None)
 
     def __str__(self) -> str:
         return str(self.torch)
@@ -180,7 +189,9 @@ class Device:
         reused early.
         """
         if self.kind == "cuda":
-            return batch.pin_memory().to(self.torch, non_blocking=True)
+            # A non-contiguous view (a rank's slice x[:, shard]) would be staged through
+            # pageable memory by the copy, and the host would wait every step after all.
+            return batch.contiguous().pin_memory().to(self.torch, non_blocking=True)
         return batch.to(self.torch)
 
     def sync(self) -> None:
@@ -271,6 +282,13 @@ class Device:
         return used_bytes
 
     # ---- energy ----------------------------------------------------------------------------
+
+    @property
+    def energy_per_rank(self) -> bool:
+        """Whether each data-parallel rank reads an energy counter of its own (one GPU each)
+        rather than one its node's ranks share (the CPU package's RAPL counter): a job's
+        energy sums the former over ranks, the latter once per node."""
+        return self.kind == "cuda"
 
     def energy_meter(self):
         """NVML's energy counter on CUDA, RAPL package counters on the CPU, else a meter that

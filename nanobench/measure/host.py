@@ -115,14 +115,14 @@ def cpu_flags() -> list[str]:
     return sorted(set((info.get("flags") or info.get("Features") or "").split()) | mac | set(_windows_flags()))
 
 
-# bf16 matmul instructions: x86 AVX512_BF16 and AMX; Arm's FEAT_BF16 ('bf16' in /proc/cpuinfo
-# Features). Without them torch converts bf16 to fp32 and back around fp32 kernels: slower than fp32.
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+# Native bf16 matmul instructions: Intel AMX tiles, AVX-512 BF16 dot products (x86 flags), Arm
+# FEAT_BF16 ("bf16" in an aarch64 Features line). Without one, torch converts bf16 to fp32 and
+# back around every multiply: correct, but many times slower than fp32.
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
 
 
-def native_bf16(flags: list[str] | None = None) -> bool:
-    """Whether this CPU (or one with `flags`) multiplies bf16 natively."""
-    return any(f in (cpu_flags() if flags is None else flags) for f in NATIVE_BF16_FLAGS)
+def cpu_native_bf16() -> bool:
+    return any(flag in NATIVE_BF16_FLAGS for flag in cpu_flags())
 
 
 def cpu_vendor() -> str:

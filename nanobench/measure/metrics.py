@@ -33,7 +33,11 @@ class PerfCounterTimer:
 
 
 class CudaEventTimer:
-    """CUDA events around a step: the GPU's own clock, read later in a batch."""
+    """CUDA events around a step: the GPU's own clock, read later in a batch.
+
+    Events are recorded on the current stream of the run's device (`device`, a
+    torch.device), not of whichever device is current in the process: a run on cuda:1
+    queues its kernels on cuda:1's stream, and events on cuda:0's would time nothing."""
 
     def __init__(self, device):
         import torch
@@ -42,17 +46,16 @@ class CudaEventTimer:
         self._device = device
         self._start = None
 
-    def _event(self):
-        return self._torch.cuda.Event(enable_timing=True)
+    def _recorded(self):
+        event = self._torch.cuda.Event(enable_timing=True)
+        event.record(self._torch.cuda.current_stream(self._device))
+        return event
 
     def start(self) -> None:
-        self._start = self._event()
-        self._start.record()
+        self._start = self._recorded()
 
     def stop(self):
-        end = self._event()
-        end.record()
-        return (self._start, end)
+        return (self._start, self._recorded())
 
     def seconds(self, handles: list) -> list[float]:
         if handles:

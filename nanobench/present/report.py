@@ -20,6 +20,7 @@ from nanobench.analyze.runs import RunStats
 from nanobench.analyze.verdicts import equivalence_sentence
 from nanobench.errors import InputError
 from nanobench.present import plots
+from nanobench.present.explain import explanation_html
 from nanobench.present.tables import (TableSpec, energy_note, equivalence_spec, matrix_spec, runs_spec, speed_spec,
                                       targets_spec)
 from nanobench.store.meta import RunMeta
@@ -92,10 +93,16 @@ interval. Distributions, tests and the bootstrap are scipy.stats'. In the loss p
 several seeds are drawn as the mean with a band: the min-max range for 2-4 seeds, a 95% t interval of the mean
 for 5 or more.</p>
 <h3>Explaining the gap</h3>
-<p>The gap between two configurations' final val losses is split at the last evaluation both have: the
-difference there is hardware and precision; the rest is the iterations one ran beyond the other. When a run on
-the baseline's device in the other's dtype exists, the equal-iteration part splits again into precision (that
-run minus the baseline) and the device itself.</p>
+<p>Between two configurations (<code>nanobench explain A B</code>, and each pair of the report), nanobench lists
+every factor that differs (device, precision, compile, threads, torch version, iterations and schedule, batch
+and context, model shape, the rest of the recipe) and builds a ladder of configurations from A to B changing one
+factor per rung. Each rung's part of a quantity (final val loss, ms/iter, train time to a common target, train
+time of the whole run) is its configuration's value minus the previous one's, so the parts sum exactly to the
+gap; the band of a part is a Welch 95% interval over seeds where both sides have two or more. The split depends
+on the order of the rungs. A rung measured nowhere is either missing (its command is named) or
+<i>projected</i> from a short truncated run and the loss curve of the same recipe on another device, and says
+so. Where the ladder is incomplete, the older split at the last common evaluation is shown: the difference
+there is hardware and precision, the rest the iterations one ran beyond the other.</p>
 <h3>What cannot be identical across devices</h3>
 <ul>
 <li>Initial weights, training batches and evaluation batches are identical on every device (drawn on the CPU
@@ -219,7 +226,7 @@ def noise_html(runs: list[RunStats]) -> str:
               f"docs/results.md); outliers: {e(TIMING_RULE)}.</p>")
 
 
-def group_html(group: Group) -> tuple[str, str]:
+def group_html(group: Group, explained: set = frozenset()) -> tuple[str, str]:
     """(comparison tables, figures) of one group."""
     title = f"{group.scenario} on {group.dataset} (sha256 {group.dataset_sha256[:12]})"
     parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>"]
@@ -236,9 +243,12 @@ def group_html(group: Group) -> tuple[str, str]:
     for p in group.pairs:
         parts += [f"<h4>Beyond seed noise? {e(p.other.label)} vs {e(p.base.label)}</h4>",
                   f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label))}</p>",
-                  table_html(equivalence_spec(p)),
-                  f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
-                  "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>"]
+                  table_html(equivalence_spec(p))]
+        if (group.key, p.other.label) in explained:  # the ladder below replaces the same-scenario split
+            parts.append("<p>The gap is explained rung by rung in <a href=\"#explain\">Explaining the gap</a>.</p>")
+        else:
+            parts += [f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
+                      "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>"]
     series, names = _series(group)
     figs = [
         (plots.loss_vs_iteration(series), "loss against iteration"),
@@ -262,8 +272,22 @@ def samples_html(runs: list[RunStats]) -> str:
     return f'<div class="samples">{"".join(cells)}</div>'
 
 
-def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
+def explain_html(explanations) -> str:
+    """The report's "Explaining the gap" section: one ladder per explanation (present/explain.py)."""
+    if not explanations:
+        return ""
+    parts = ['<h2 id="explain">Explaining the gap</h2>',
+             "<p>Each gap is split along a ladder of configurations from A to B that changes one factor per rung; each "
+             "rung's part is its configuration minus the one before, so the parts sum to the gap. The split depends on "
+             "the order of the rungs; another order is shown where its runs exist. Projected figures say so.</p>"]
+    for _, x in explanations:
+        parts += [f"<h3>{e(x.b.point.label())} vs {e(x.a.point.label())}</h3>", explanation_html(x, table_html, e)]
+    return "".join(parts)
+
+
+def render_html(comparison: Comparison, title: str = "nanobench report", explanations=()) -> str:
     ordered = comparison.runs
+    explained = {key for key, x in explanations if key is not None and x.ladder.attribution["val_loss"].complete}
     verdicts, tables, figures = [], [], []
     for w in comparison.warnings:
         verdicts.append(f'<p class="warning">warning: {e(w)}</p>')
@@ -276,9 +300,13 @@ def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
             verdicts.append("<p>One configuration only: nothing to compare against; its numbers are below.</p>")
         verdicts += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
         verdicts += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
-        t, f = group_html(g)
+        t, f = group_html(g, explained)
         tables.append(t)
         figures.append(f)
+    if comparison.references:
+        verdicts.append("<h3>Is each run normal?</h3>")
+        verdicts += [f'<p class="{"warning" if ch.first_outside else "verdict"}">{e(ch.sentence())}</p>'
+                     for ch in comparison.references]
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -292,6 +320,7 @@ def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
 {''.join(verdicts)}
 <h2 id="comparison">Comparison</h2>
 {''.join(tables)}
+{explain_html(explanations)}
 <h2 id="plots">Plots</h2>
 {''.join(figures)}
 <h2 id="environment">Environment</h2>
@@ -305,13 +334,13 @@ def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
 """
 
 
-def write_report(comparison: Comparison, out_dir, title: str = "nanobench report") -> Path:
+def write_report(comparison: Comparison, out_dir, title: str = "nanobench report", explanations=()) -> Path:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"-o {out}: cannot create the report folder ({exc.strerror})") from None
     try:
-        return files.write_atomic(out / "index.html", render_html(comparison, title), inside=out)
+        return files.write_atomic(out / "index.html", render_html(comparison, title, explanations), inside=out)
     except OSError as exc:
         raise InputError(f"-o {out}: could not write index.html ({files.write_cause(exc)})") from None

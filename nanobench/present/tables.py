@@ -234,6 +234,12 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
             console.print(f"[cyan]note:[/cyan] {escape(item)}")
         for item in g.confounds:
             console.print(f"[yellow]confound:[/yellow] {escape(item)}")
+    if c.references:
+        console.print()
+        console.print("[bold]Is each run normal?[/bold] Val loss against the reference points of its scenario:")
+        for ch in c.references:
+            style = "bold red" if ch.first_outside else "green"
+            console.print(f"  [{style}]{escape(ch.sentence())}[/{style}]")
     if gates is not None:
         console.print()
         for r in gates:

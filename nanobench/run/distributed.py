@@ -19,6 +19,9 @@ from nanobench.errors import InputError
 from nanobench.measure.device import DeviceSpec, cuda_device_count
 
 CHILD_ENV = "NANOBENCH_DDP_CHILD"  # set by the launcher: this process is a torchrun worker
+# How long a rank waits at the end for the others (rank 0 may still be writing its result and
+# sampling text); past it, a rank that never came is taken as dead and this one leaves anyway.
+SHUTDOWN_TIMEOUT_S = 300.0
 _stop = threading.Event()
 
 
@@ -33,6 +36,7 @@ class Dist:
     world_size: int
     local_rank: int
     backend: str
+    side_group: object = None  # gloo group for the leaving barrier under NCCL (None: the default group)
 
     def shard(self, batch_size: int) -> slice:
         """This rank's slice of each micro-batch (B,): contiguous, equal-sized."""
@@ -71,10 +75,46 @@ class Dist:
         tdist.all_gather(gathered, local)
         return [g.cpu().tolist() for g in gathered]
 
+    def energy_meter(self, device) -> "JobEnergyMeter":
+        """The job's energy meter on this rank: the device's own counter, summed over ranks
+        by every read (see JobEnergyMeter)."""
+        return JobEnergyMeter(device.energy_meter(), self, per_rank=device.energy_per_rank)
+
     def describe(self) -> dict:
         return {"world_size": self.world_size, "backend": self.backend,
                 "nnodes": int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1),
                 "local_world_size": int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world_size)))}
+
+
+class JobEnergyMeter:
+    """The energy of a whole data-parallel job, not of rank 0's device alone.
+
+    Every rank reads its meter at the same point of each read window (Recorder.record) and
+    the readings are all-reduced: one counter per GPU is summed over ranks; a counter the
+    node's ranks share (the CPU package) is counted by local rank 0 only. Any counted rank
+    that cannot read makes the window's job energy None: a part is not the whole."""
+
+    def __init__(self, meter, dist: Dist, per_rank: bool):
+        self._meter, self._dist, self._per_rank = meter, dist, per_rank
+        self._counted = per_rank or dist.local_rank == 0  # a shared counter: once per node
+        self.source, self.reason = meter.source, meter.reason
+
+    def read_j(self) -> float | None:
+        import torch
+        import torch.distributed as tdist
+
+        joules = self._meter.read_j() if self._counted else 0.0
+        both = torch.tensor([joules or 0.0, 1.0 if joules is None else 0.0], dtype=torch.float64)  # (sum, missing)
+        if self._dist.backend == "nccl":
+            both = both.cuda(self._dist.local_rank)
+        tdist.all_reduce(both, op=tdist.ReduceOp.SUM)
+        total, missing = both.tolist()
+        return None if missing else total
+
+    def describe(self) -> dict:
+        job = (f"summed over the {self._dist.world_size} ranks' own counters" if self._per_rank
+               else "one counter per node, shared by its ranks: read by local rank 0, summed over nodes")
+        return dict(self._meter.describe(), job=job)
 
 
 def from_environment(device) -> Dist | None:
@@ -87,21 +127,31 @@ def from_environment(device) -> Dist | None:
     backend = device.ddp_backend
     if not tdist.is_initialized():
         tdist.init_process_group(backend=backend)
-    return Dist(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend)
+    # NCCL's barrier cannot time out (it hangs on a dead rank); gloo's monitored one can
+    side = tdist.new_group(backend="gloo") if backend == "nccl" else None
+    return Dist(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend, side)
 
 
-def shutdown(dist: Dist | None) -> None:
+def shutdown(dist: Dist | None, peer_failed: bool = False, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """Leave the process group together, waiting at most `timeout_s` for the other ranks;
+    with `peer_failed` (this rank saw a collective fail) there is no one to wait for."""
     if dist is None:
         return
+    from datetime import timedelta
+
     import torch.distributed as tdist
 
     if tdist.is_initialized():
         # Leave together: a rank that tears its group down while rank 0 is still writing
         # its result file can abort at exit (gloo threads), and torchrun then kills rank 0.
-        try:
-            tdist.barrier()
-        except Exception:  # a peer is gone (the rank-died path): nothing to wait for
-            pass
+        # A monitored barrier (gloo, also under NCCL through the side group) raises after
+        # timeout_s instead of hanging, so a dead rank cannot keep the others from exiting
+        # with the status their result already records.
+        if not peer_failed:
+            try:
+                tdist.monitored_barrier(group=dist.side_group, timeout=timedelta(seconds=timeout_s))
+            except Exception:  # a peer is gone or never came: nothing more to wait for
+                pass
         tdist.destroy_process_group()
 
 

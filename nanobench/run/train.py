@@ -269,7 +269,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     measured_peak = peaks.measured_peak(device, precision)
     spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted
     peak_scale = device.devices_in_job(ddp.world_size if ddp else 1)  # MFU of the whole job
-    energy = device.energy_meter()  # read once per host-read window, like device memory
+    # read once per host-read window, like device memory; a DDP job's is every rank's
+    energy = ddp.energy_meter(device) if ddp else device.energy_meter()
 
     noise_at_start = noise_watch.start_check(noise.governors())  # busy already? warned once the run exists
 
@@ -316,6 +317,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     read_every = device.host_read_interval
     if progress and noise_at_start["warning"]:  # after every input check: bad input gets its one line only
         progress.log(f"warning: {noise_at_start['warning']}")
+    emulated = peaks.emulation_warning(device, precision) if progress else None  # bf16 on a CPU without bf16 hardware
+    if emulated:
+        progress.log(emulated)  # before the first step, not after hours of slow ones
+    device.reset_peak_memory()  # mem_peak_bytes: the run's own, without the calibration's matmuls
 
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None
@@ -343,8 +348,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 if progress:
                     progress.log(f"iter {it}: train {ev['train']:.4f}, val {ev['val']:.4f}")
             if it == max_iters:  # the last row carries the final evaluation only: no step
-                rec.record(to_host(pending, timer))
-                pending = []
+                window, pending = pending, []
+                rec.record(to_host(window, timer))
                 mem, mem_peak, mem_reserved = device.memory_sample()
                 rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem,
                              "mem_peak_bytes": mem_peak, "mem_reserved_bytes": mem_reserved}])
@@ -365,8 +370,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                                        time.perf_counter() - t0, mem, mem_peak, mem_reserved))
             checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
             if len(pending) >= read_every or checkpoint_next:
-                rows = rec.record(to_host(pending, timer))  # the one CPU-GPU sync point per read window
-                pending = []
+                # Taken off `pending` first: a Ctrl-C inside record() must not make the finish
+                # path record these steps a second time (a row appears at most once).
+                window, pending = pending, []
+                rows = rec.record(to_host(window, timer))  # the one CPU-GPU sync point per read window
                 if progress:
                     progress.update(rows[-1], max_iters)
                 bad = next((r for r in rows if not math.isfinite(r["loss"])), None)
@@ -415,5 +422,5 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
             path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0,
                                  noise={"at_start": noise_at_start, **noise_watch.verdict()})
-    distributed.shutdown(ddp)
+    distributed.shutdown(ddp, peer_failed=status == "failed")
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)

@@ -31,7 +31,10 @@ META_KEY = b"nanobench"
 PARTIAL_DIR = ".partial"
 FLUSH_EVERY_ITERS = 100
 FLUSH_EVERY_S = 10.0
-STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed")
+STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed", "imported")
+# Statuses whose rows cover the whole schedule. `imported` (a log of another trainer, see
+# nanobench/ingest) does unless its metadata says where the log was cut off.
+COMPLETE_STATUSES = ("completed", "imported")
 
 SCHEMA = pa.schema(
     [
@@ -64,6 +67,10 @@ SCHEMA = pa.schema(
         ("gpu_sm_clock_mhz", pa.int64()),
         ("gpu_clock_event_mask", pa.int64()),
         ("gpu_temp_c", pa.int64()),
+        # imported runs only (null otherwise): the trainer's own MFU as printed, and whether
+        # the printed step time includes an evaluation (then timing statistics leave it out)
+        ("mfu_reported", pa.float64()),
+        ("step_includes_eval", pa.bool_()),
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
@@ -140,9 +147,11 @@ class RunWriter:
         except OSError as exc:
             raise InputError(f"{seg}: could not write results ({files.write_cause(exc)}); "
                              f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
+        # The buffer is emptied first, right after the write: a Ctrl-C arriving here must not
+        # leave written rows in the buffer for finish() to write a second time.
+        rows, self._buffer = self._buffer, []
         self._n_segments += 1
-        self.n_rows_flushed += len(self._buffer)
-        self._buffer = []
+        self.n_rows_flushed += len(rows)
 
     def _write_meta(self) -> None:
         try:

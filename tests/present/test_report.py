@@ -15,7 +15,7 @@ from nanobench.store.results import RunWriter
 
 FIX = Path(__file__).parents[1] / "fixtures"
 SAMPLE = "<script>alert('sample')</script> & <b>bold</b>"  # from make_fixtures.py
-HEADINGS = ["Verdict", "Comparison", "Plots", "Environment", "Text samples", "Methodology"]
+HEADINGS = ["Verdict", "Comparison", "Explaining the gap", "Plots", "Environment", "Text samples", "Methodology"]
 
 
 @pytest.fixture(scope="module")
