@@ -31,7 +31,8 @@ def test_all_devices_by_every_dtype_with_skipped_cells_saying_why():
         "cpu bf16: skipped: AVX2 CPU stand-in has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): bf16 is "
         "emulated, its measured bf16 matmul peak is 6.0x below fp32's; add --allow-slow (or --device cpu) to run it",
         "cuda:1 tf32: skipped (TF32 needs an NVIDIA GPU of compute capability 8.0+ (Ampere); not cuda:1)",
-        "cuda:1 bf16: skipped (Tesla T4 stand-in does not support bfloat16)",
+        "cuda:1 bf16: skipped (Tesla T4 stand-in (cuda:1, compute capability 7.5) has no native bfloat16 "
+        "(needs 8.0+, Ampere or later); use fp16 or fp32 there)",
     ]
     assert p.notes == []
 
