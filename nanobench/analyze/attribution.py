@@ -208,17 +208,22 @@ class Part:
 
 
 def difference_band(prev: Value, cur: Value) -> tuple[float | None, float | None, str]:
-    """The band of cur - prev. Both measured with 2+ seeds a side: a Welch 95% interval of the
-    difference of the seed means (equivalence.welch_interval); a projection on either side: the
-    interval from the two bands' ends; one seed on a side: no band. The one place a band of a
-    difference is made, so a paired interval can replace it where seeds pair."""
+    """The band of cur - prev. Measured on both sides: where 2+ seeds ran on both (same seed:
+    same initial weights and batches), a paired 95% t interval of the per-seed differences;
+    else, with 2+ seeds a side, a Welch 95% interval of the difference of seed means. A
+    projection on either side: the interval from the two bands' ends. One seed: no band."""
     if prev.projected or cur.projected:
         return cur.low - prev.high, cur.high - prev.low, "from the projection's band"
+    pa, pb = dict(prev.per_seed), dict(cur.per_seed)
+    shared = sorted(s for s in pa.keys() & pb.keys() if s is not None)
+    if len(shared) >= 2:
+        lo, hi = equivalence.paired([pb[s] - pa[s] for s in shared]).ci(0.95)
+        return lo, hi, f"paired 95% interval over {len(shared)} seeds"
     a, b = [v for _, v in prev.per_seed], [v for _, v in cur.per_seed]
     if len(a) < 2 or len(b) < 2:
         return None, None, "one seed: no band"
     _, lo, hi, _ = equivalence.welch_interval(a, b, 0.95)
-    return lo, hi, "Welch 95% interval over seeds"
+    return lo, hi, "Welch 95% interval over seeds (they do not pair)"
 
 
 def part(prev: Value | None, cur: Value | None) -> Part | None:

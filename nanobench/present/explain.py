@@ -131,7 +131,7 @@ def render_explanation(e: Explanation, console) -> None:
     if e.target is not None:
         console.print(f"Common target: val {e.target:g} ({escape(e.target_how)})")
     console.print(_rich(ladder_spec(e), "The ladder: A -> " + "".join(FACTOR_LABELS[r.factors[0]] + " -> " for r in e.ladder.rungs) + "B"))
-    console.print(_rich(attribution_spec(e.ladder), "Each rung's part of the gap (band: 95% over seeds where both sides have 2+)"))
+    console.print(_rich(attribution_spec(e.ladder), "Each rung's part of the gap (band: paired 95% interval where seeds pair, else Welch 95% with 2+ seeds a side)"))
     for alt in e.alternatives:
         console.print(_rich(attribution_spec(alt), "Another order: " + " -> ".join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs)))
     for res in e.ladder.results:

@@ -152,13 +152,13 @@ def test_the_parts_sum_exactly_to_the_gap(two_rungs):
     for q in ("val_loss", "step_s", "train_time_s"):
         att = e.ladder.attribution[q]
         assert att.complete and math.fsum(p.value for p in att.parts) == pytest.approx(att.total.value, abs=1e-12)
-    # the band of a part: a Welch 95% interval over the seeds, by hand
+    # the band of a part: seeds 1-3 ran on both sides, so a paired 95% t interval of the
+    # per-seed differences, by hand
     first = val.parts[0]
-    a_vals, m_vals = [2.60, 2.70, 2.62], [2.50, 2.52, 2.48]
-    va, vm = stats.tvar(a_vals) / 3, stats.tvar(m_vals) / 3
-    df = (va + vm) ** 2 / (va**2 / 2 + vm**2 / 2)
-    half = stats.t.ppf(0.975, df) * math.sqrt(va + vm)
+    diffs = [m - a for a, m in zip([2.60, 2.70, 2.62], [2.50, 2.52, 2.48])]
+    half = stats.t.ppf(0.975, 2) * math.sqrt(stats.tvar(diffs) / 3)
     assert (first.low, first.high) == pytest.approx((first.value - half, first.value + half), rel=1e-6)
+    assert first.method == "paired 95% interval over 3 seeds"
     # time per iteration: A's steps 10 ms, the middle's 13/14/15 ms, B's 22/24/26 ms
     step = e.ladder.attribution["step_s"]
     assert [p.value for p in step.parts] == pytest.approx([0.004, 0.010])
