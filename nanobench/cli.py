@@ -104,11 +104,12 @@ class _StopOnce:
 
 
 def cmd_run(args) -> int:
-    from nanobench.run import matrix
+    # torch is imported only after the checks that need no device (scenario, seeds, counts),
+    # so those mistakes are told at once rather than after a second of `import torch`.
     from nanobench.run import scenario as scen
 
     if args.resume:
-        from nanobench.run import checkpoint
+        from nanobench.run import checkpoint, matrix
 
         if matrix.wants_matrix(args.device, args.dtype):
             raise InputError("--resume: a resumed run continues one device and dtype; give one --device and --dtype")
@@ -129,7 +130,7 @@ def cmd_run(args) -> int:
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise InputError(f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)")
 
-    from nanobench.run import distributed
+    from nanobench.run import distributed, matrix
 
     is_matrix = matrix.wants_matrix(args.device, args.dtype)
     if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
