@@ -136,3 +136,69 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
     # The gate is on the direct ratio; the side-by-side one is reported (on 2 shared cores
     # its noise, a few percent between runs, is larger than the effect it would gate).
     assert direct < 1.01, f"recording costs {100 * (direct - 1):.2f}% of a step (limit 1%)"
+
+
+def test_noise_sampling_overhead_under_one_percent(benchmark, tmp_path):
+    """The noise sampler (measure/noise.py) on the CPU recipe's steps: steps interleaved, each
+    followed by train.py's recording path with the sampler and without it (the same Recorder
+    path otherwise), ratio of the medians side by side; and the sampler's cost timed directly:
+    a `mark` that is not due (every host read) plus one real reading per SAMPLE_EVERY_S."""
+    from nanobench.measure import noise
+
+    model, optimizer, batches, s = workload("shakespeare_char_cpu")
+    timer = CPU.step_timer()
+    t0 = time.perf_counter()
+    sampler = noise.watch(CPU, threads=torch.get_num_threads(), last_iter=10**9)
+
+    def recorder(name, noise_sampler):
+        return Recorder(writer=RunWriter(tmp_path, name, {"bench": True}), tokens_per_iter=768, flops_per_iter=3.97e9,
+                        spec_peak_flops=None, measured_peak_flops=None, warmup_iters=5, energy=CPU.energy_meter(),
+                        device_memory=CPU.device_memory_reader(), t0=t0, noise=noise_sampler)
+
+    recs = {"without": recorder("without", None), "with": recorder("with", sampler)}
+
+    def stepped(it, label):
+        x, y = batches.train(it)
+        timer.start()
+        loss, grad_norm = step(model, optimizer, x, y, s.train.grad_clip)
+        timing = timer.stop()
+        mem, mem_peak, mem_reserved = CPU.memory_sample()
+        recs[label].record(to_host([PendingStep(it, 1e-3, loss, grad_norm, timing, time.perf_counter() - t0,
+                                                mem, mem_peak, mem_reserved)], timer))
+
+    n = 60
+    for it in range(5):
+        stepped(it, "without"), stepped(it, "with")
+    times = {"without": [], "with": []}
+    for it in range(n):
+        for label in (("with", "without") if it % 2 else ("without", "with")):
+            t1 = time.perf_counter()
+            stepped(it, label)
+            times[label].append(time.perf_counter() - t1)
+    for r in recs.values():
+        r.writer.finish("completed")
+    without_s, with_s = statistics.median(times["without"]), statistics.median(times["with"])
+
+    # Direct: a mark that is not due, then a real reading (amortised over SAMPLE_EVERY_S).
+    idle = noise.Sampler(sampler._read, logical_cpus=2, threads=2, last_iter=10**9, every_s=1e9)
+    row = [{"iter": 0, "step_time_s": 0.03}]
+    benchmark.pedantic(idle.mark, args=(row,), rounds=7, iterations=1000, warmup_rounds=1)
+    mark_s = benchmark.stats.stats.min
+    reads = []
+    for _ in range(50):
+        t1 = time.perf_counter()
+        sampler._read()
+        reads.append(time.perf_counter() - t1)
+    read_s = min(reads)
+    direct = 1 + mark_s / without_s + read_s / noise.SAMPLE_EVERY_S
+    side_by_side = with_s / without_s
+    samples = len(sampler.samples)
+    benchmark.extra_info.update(step_without_s=without_s, step_with_s=with_s, ratio_side_by_side=side_by_side,
+                                mark_s=mark_s, reading_s=read_s, ratio_direct=direct, samples_taken=samples)
+    print(f"\nnoise sampling overhead: step+recording {without_s * 1e3:.2f} ms without the sampler, {with_s * 1e3:.2f} ms "
+          f"with it (interleaved, median of {n}; {samples} readings taken): ratio {side_by_side:.4f}; directly: "
+          f"mark not due {mark_s * 1e6:.2f} us per host read, one reading {read_s * 1e6:.0f} us per "
+          f"{noise.SAMPLE_EVERY_S:g} s: ratio {direct:.5f}")
+    # Gate on the direct ratio (the side-by-side one is reported: on 2 shared cores its noise
+    # is larger than the effect).
+    assert direct < 1.01, f"noise sampling costs {100 * (direct - 1):.2f}% of a step (limit 1%)"

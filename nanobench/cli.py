@@ -13,11 +13,13 @@ import os
 import secrets
 import signal
 import sys
+import threading
 
-from nanobench import files
+from nanobench import files, process
 from nanobench.errors import InputError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
+EXIT_UNJUDGED = 3  # a timing gate refused to pass or fail noisy runs (compare --allow-noisy judges them)
 
 
 def _console(stderr: bool = False):
@@ -87,7 +89,7 @@ def _parse_seeds(text: str | None) -> list[int | None]:
 
 
 class _StopOnce:
-    """Ctrl-C or SIGTERM: the first stops the run (KeyboardInterrupt, which completes the
+    """Ctrl-C or SIGTERM (Windows: Ctrl-Break): the first stops the run (KeyboardInterrupt, which completes the
     result file with status `interrupted`); later ones only say that it is finishing."""
 
     def __init__(self):
@@ -102,11 +104,15 @@ class _StopOnce:
 
 
 def cmd_run(args) -> int:
+    # torch is imported only after the checks that need no device (scenario, seeds, counts),
+    # so those mistakes are told at once rather than after a second of `import torch`.
     from nanobench.run import scenario as scen
 
     if args.resume:
-        from nanobench.run import checkpoint
+        from nanobench.run import checkpoint, matrix
 
+        if matrix.wants_matrix(args.device, args.dtype):
+            raise InputError("--resume: a resumed run continues one device and dtype; give one --device and --dtype")
         given = {"device": args.device, "dtype": args.dtype, "compile": args.compile, "threads": args.threads,
                  "checkpoint_every": args.checkpoint_every}
         scenario, seeds, platform = checkpoint.resume_defaults(args.resume, args.scenario, args.set or [], args.seeds, given)
@@ -123,17 +129,28 @@ def cmd_run(args) -> int:
         raise InputError(f"--threads {args.threads}: must be >= 1")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise InputError(f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)")
-    platform.update(_speed_settings(args, scenario, platform["device"]))  # --optimizer, --sdpa, --compile-mode; --best
 
-    from nanobench.run import distributed
+    from nanobench.run import distributed, matrix
 
+    is_matrix = matrix.wants_matrix(args.device, args.dtype)
+    # --optimizer, --sdpa, --compile-mode; with --best the tune record's settings (per device in a matrix, below)
+    platform.update(_speed_settings(args, scenario, None if is_matrix else platform["device"]))
     if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
         if args.resume or args.checkpoint_every:
             raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
+        if is_matrix:
+            raise InputError("--nproc: a data-parallel job runs one device and dtype; give one --device and --dtype")
         return _launch_distributed(args, scenario, platform)
 
-    from nanobench.run.train import RunOptions, train
     from nanobench.store import results
+
+    cells = [matrix.Cell(platform.pop("device"), platform.pop("dtype"))]
+    if not args.resume and not os.environ.get(distributed.CHILD_ENV):
+        plan = matrix.plan(cells[0].device, cells[0].dtype, allow_slow=args.allow_slow)
+        for line in plan.skipped + plan.notes:
+            print(f"nanobench: {line}", file=sys.stderr)
+        cells = plan.cells
+    per_cell = _best_cells(scenario, cells, args.quiet) if args.best and is_matrix else None
 
     recovered, warnings = results.recover_killed(args.out)
     for line in warnings:
@@ -141,29 +158,21 @@ def cmd_run(args) -> int:
     for path in recovered:
         print(f"recovered a killed run: {path}", file=sys.stderr)
 
-    # SIGTERM ends a run like Ctrl-C: the result file is completed with status `interrupted`.
-    # A torchrun worker only notes the stop: the ranks agree on it at a read window and stop
-    # together, so none is left waiting in a collective (see distributed.Dist.should_stop).
+    # SIGTERM (Windows: Ctrl-Break or closing the console) ends a run like Ctrl-C: the result
+    # file is completed with status `interrupted`. A torchrun worker only notes the stop: the
+    # ranks agree on it at a read window and stop together, so none is left waiting in a
+    # collective (see distributed.Dist.should_stop).
     stop = distributed.request_stop if os.environ.get(distributed.CHILD_ENV) else _StopOnce()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    outcomes = []
-    # One id for the runs of this invocation; NANOBENCH_GROUP_ID joins separate invocations.
-    group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
-    files.check_name(group_id, "NANOBENCH_GROUP_ID")
-    for seed in seeds:
-        opts = RunOptions(**platform, seed=seed, max_iters=args.max_iters, overrides=tuple(args.set or []),
-                          out_dir=args.out, resume=args.resume, group_id=group_id)
-        label = f"{scenario.name} {opts.device} {opts.dtype}" + (f" s{seed}" if seed is not None else "")
-        with Progress(label, args.quiet) as progress:
-            outcome = train(scenario, opts, progress)
-        outcomes.append(outcome)
-        if outcome.path is not None and not args.json:  # torchrun workers other than rank 0 record nothing
-            _print_outcome(outcome)
-        if outcome.status == "interrupted" or outcome.stop_requested:
-            break
-    if args.json and any(o.path for o in outcomes):
-        print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
+    for signum in process.stop_signals():
+        signal.signal(signum, stop)
+    finished = threading.Event()  # the console-close handler holds the process until it is set
+    close_handler = process.on_console_close(finished)  # noqa: F841 (kept alive for ctypes)
+    try:
+        outcomes = _run_seeds(args, scenario, cells, seeds, platform, per_cell)
+    finally:
+        finished.set()
+    if is_matrix and not args.json and any(o.path for o in outcomes):
+        _print_comparison([str(o.path) for o in outcomes if o.path])
     last = outcomes[-1]
     if last.status == "interrupted" or last.stop_requested:
         # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
@@ -175,9 +184,9 @@ SPEED_FLAGS = {"dtype": "--dtype", "compile": "--compile", "threads": "--threads
                "optimizer": "--optimizer", "sdpa": "--sdpa"}
 
 
-def _speed_settings(args, scenario, device: str) -> dict:
-    """The speed settings given as flags, or with --best those of the tune record (tuning first
-    when there is none)."""
+def _speed_settings(args, scenario, device: str | None) -> dict:
+    """The speed settings given as flags, or with --best those of the tune record of `device`
+    (tuning first when there is none); None: a matrix, whose cells each get their own."""
     given = {k: getattr(args, k) for k in SPEED_FLAGS if getattr(args, k) is not None}
     if not args.best:
         return {k: v for k, v in given.items() if k in ("compile_mode", "optimizer", "sdpa")}
@@ -186,10 +195,63 @@ def _speed_settings(args, scenario, device: str) -> dict:
                          f"drop {', '.join(SPEED_FLAGS[k] for k in given)}")
     if args.resume:
         raise InputError("--best: a resumed run keeps its checkpoint's settings; drop --best")
+    if device is None:
+        return {"best": True}
     from nanobench.run import tune
 
-    best = tune.best_settings(scenario, device, log=None if args.quiet else lambda text: print(text, file=sys.stderr))
-    return dict(best.options(), best=True)
+    return dict(tune.best_settings(scenario, device, log=_log(args.quiet)).options(), best=True)
+
+
+def _log(quiet: bool):
+    return None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+
+
+def _best_cells(scenario, cells: list, quiet: bool) -> dict:
+    """`--device all --best`: each device's cell in its tuned dtype, with its other settings."""
+    from nanobench.run import matrix, tune
+
+    per_cell = {}
+    for device in dict.fromkeys(c.device for c in cells):
+        options = tune.best_settings(scenario, device, log=_log(quiet)).options()
+        per_cell[matrix.Cell(device, options.pop("dtype"))] = options
+    cells[:] = list(per_cell)
+    return per_cell
+
+
+def _run_seeds(args, scenario, cells, seeds, platform: dict, per_cell: dict | None = None) -> list:
+    """One run per cell and seed (run/matrix.run_cells: stopping at an interrupted one); prints each outcome.
+    per_cell: each cell's own speed settings (`--device all --best`)."""
+    from nanobench.run import matrix
+    from nanobench.run.train import train
+
+    # One id for the runs of this invocation (every cell and seed); NANOBENCH_GROUP_ID joins separate invocations.
+    group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
+    files.check_name(group_id, "NANOBENCH_GROUP_ID")
+    shared = dict(platform, max_iters=args.max_iters, overrides=tuple(args.set or []), out_dir=args.out,
+                  resume=args.resume, group_id=group_id)
+    # torchrun workers other than rank 0 record nothing (no path)
+    report = lambda o: _print_outcome(o) if o.path is not None and not args.json else None  # noqa: E731
+    show = lambda label: Progress(label, args.quiet)  # noqa: E731
+    if per_cell:
+        outcomes = []
+        for cell in cells:
+            outcomes += matrix.run_cells(scenario, [cell], seeds, dict(shared, **per_cell[cell]), train, show, report)
+            if outcomes[-1].status == "interrupted" or outcomes[-1].stop_requested:
+                break
+    else:
+        outcomes = matrix.run_cells(scenario, cells, seeds, shared, train, show, report)
+    if args.json and any(o.path for o in outcomes):
+        print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
+    return outcomes
+
+
+def _print_comparison(paths: list[str]) -> None:
+    """After a matrix: the comparison of what it ran, as `nanobench compare` prints it."""
+    from nanobench.analyze import compare
+    from nanobench.present import tables
+
+    print(file=sys.stdout)
+    tables.render_comparison(compare.compare_files(paths), _console())
 
 
 def _launch_distributed(args, scenario, platform: dict) -> int:
@@ -212,7 +274,7 @@ def _launch_distributed(args, scenario, platform: dict) -> int:
     run_args += ["--quiet"] * args.quiet + ["--json"] * args.json
     rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
             "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
-    return distributed.launch(args.nproc, rdzv, run_args, platform.get("threads"))
+    return distributed.launch(args.nproc, rdzv, run_args, platform.get("threads"), parse_device(device).kind)
 
 
 def _print_outcome(outcome) -> None:
@@ -248,6 +310,9 @@ def cmd_scenarios(args) -> int:
 def cmd_env(args) -> int:
     from nanobench.present import envreport
 
+    if args.check:
+        envreport.print_checks(_console(), as_json=args.json)
+        return EXIT_OK
     report = envreport.collect(calibrate=args.calibrate, log=lambda text: print(text, file=sys.stderr) if args.calibrate else None)
     if args.json:
         print(json.dumps(report, indent=1, default=str))
@@ -311,8 +376,7 @@ def cmd_tune(args) -> int:
         raise InputError(f"--axes {args.axes}: use some of {', '.join(tune.AXES)}")
     if not args.margin > 0:
         raise InputError(f"--margin {args.margin}: must be > 0 (nats of loss)")
-    log = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    result = tune.tune(scenario, args.device, iters=args.iters, margin=args.margin, axes=axes, log=log)
+    result = tune.tune(scenario, args.device, iters=args.iters, margin=args.margin, axes=axes, log=_log(args.quiet))
     key = None if args.dry_run else tune.save(result, scenario)
     tuning.print_tune(result, _console(), key)
     return EXIT_OK
@@ -340,19 +404,101 @@ def cmd_compare(args) -> int:
     results, ungated = None, None
     if args.baseline:
         base = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
-        results, ungated = gating.check_gates(comparison, base, gates or [])
+        results, ungated = gating.check_gates(comparison, base, gates or [], allow_noisy=args.allow_noisy)
     if args.json:
         print(json.dumps(export.to_json(comparison, results, ungated), indent=1))
     else:
         tables.render_comparison(comparison, _console(), results, ungated)
-    return EXIT_GATE if results and not all(r.passed for r in results) else EXIT_OK
+    if results and any(r.passed is False for r in results):
+        return EXIT_GATE
+    return EXIT_UNJUDGED if results and any(r.passed is None for r in results) else EXIT_OK
 
 
 def cmd_report(args) -> int:
     from nanobench.present import report
 
-    path = report.write_report(_load_comparison(args), args.output, title=args.title)
+    from nanobench.analyze.explain import explain_comparison
+
+    comparison = _load_comparison(args)
+    explanations = explain_comparison(comparison, [tuple(args.explain)] if args.explain else [], args.margin)
+    path = report.write_report(comparison, args.output, title=args.title, explanations=explanations)
     print(path)
+    return EXIT_OK
+
+
+def _parse_duration(text: str) -> float:
+    """'10m', '90s', '1h30m', '600' (seconds) -> seconds."""
+    import re
+
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
+    if not text or not parts or not any(parts.groups()):
+        raise InputError(f"--budget {text}: expected a time such as 10m, 90s or 1h30m")
+    h, m, s = (float(x) if x else 0.0 for x in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def _here():
+    """This machine's devices, torch and a measured-peak function, for planning explain's runs."""
+    import torch
+
+    from nanobench.analyze.plan import Here
+    from nanobench.measure import peaks
+    from nanobench.measure.device import available_kinds, resolve
+    from nanobench.measure.precision import Precision
+
+    devices = {kind: resolve(kind) for kind in available_kinds()}
+
+    def here_peak(kind: str, dtype: str):
+        device = devices[kind]
+        peak = peaks.measured_peak(device, Precision.for_device(dtype, device))
+        return peak.flops, peak.source
+
+    return Here({k: d.name for k, d in devices.items()}, torch.__version__), here_peak
+
+
+def cmd_explain(args) -> int:
+    from nanobench.analyze import explain, plan
+    from nanobench.present.explain import render_explanation
+
+    if not args.margin > 0:
+        raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
+    budget_s = _parse_duration(args.budget)
+    pool = list(args.results if args.results is not None else (["results"] if os.path.isdir("results") else []))
+    pool += [args.out] if args.run and os.path.isdir(args.out) and args.out not in pool else []
+    here, here_peak = _here()
+
+    def build():
+        return explain.explain_specs(args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s)
+
+    result = build()
+    if args.run:
+        from nanobench.run.rungs import run_commands
+
+        chosen = plan.run_order(result.plans, result.ladder.results, budget_s)
+        if not chosen:
+            print("nanobench: nothing to run here within the budget", file=sys.stderr)
+        else:
+            run_commands([p.argv for p in chosen], budget_s, log=lambda t: print(f"nanobench: {t}", file=sys.stderr, flush=True))
+            pool += [args.out] if args.out not in pool else []
+            result = build()
+    if args.json:
+        print(json.dumps(explain.to_json(result), indent=1))
+    else:
+        render_explanation(result, _console())
+
+
+def cmd_import(args) -> int:
+    from nanobench.ingest.importer import import_log
+    from nanobench.store import results
+
+    for log in args.logs:
+        path = import_log(log, args.out, fmt=args.format, device_name=args.device_name, dtype=args.dtype, sets=args.set or [])
+        info = results.read_run(path).info
+        match = info.raw["imported"]["scenario_match"]
+        where = (f"scenario {match['scenario']}" if match["scenario"] else
+                 f"its own group ({info.scenario_name}): no shipped scenario matches, e.g. {match['differs'][0]}")
+        print(f"{path}  [{info.shown_status}] {info.imported.format} log, {info.summary['iterations']} "
+              f"iterations; grouped with {where}")
     return EXIT_OK
 
 
@@ -362,8 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train a scenario on a device, one result file per seed")
     run.add_argument("scenario", nargs="?", help="a shipped scenario name (see `nanobench scenarios`) or a .toml path")
-    run.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default cpu; with --resume the checkpoint's)")
-    run.add_argument("--dtype", help="fp32, tf32, bf16 or fp16 (default fp32; with --resume the checkpoint's)")
+    run.add_argument("--device", help="cpu, cuda, cuda:N, mps, auto, a comma list, or all: every device here "
+                                      "(default cpu; with --resume the checkpoint's)")
+    run.add_argument("--dtype", help="fp32, tf32, bf16, fp16 or a comma list: with several devices or dtypes every "
+                                     "cell runs (default fp32; with --resume the checkpoint's)")
+    run.add_argument("--allow-slow", action="store_true",
+                     help="with --device all: also run bf16 on a CPU that only emulates it (skipped otherwise)")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
     run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     run.add_argument("--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)")
@@ -396,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="this machine: devices, peaks, software")
     env.add_argument("--calibrate", action="store_true", help="re-measure the matmul peaks")
+    env.add_argument("--check", action="store_true",
+                     help="what on this machine will make timings noisy, with the command that fixes each (changes nothing)")
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
 
@@ -429,6 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
     cmp.add_argument("--baseline", nargs="+", metavar="PATH", help="earlier runs to gate against (same configurations)")
     cmp.add_argument("--fail-on", metavar="GATES", help="e.g. ms_per_iter:5%%,val_loss:0.02; exit 1 when one fails")
+    cmp.add_argument("--allow-noisy", action="store_true",
+                     help="judge timing gates (ms_per_iter, tokens_per_s, train_time_s) even on runs recorded as noisy")
     cmp.add_argument("--margin", type=float, default=0.02,
                      help="equivalence margin in nats of val loss (TOST; default 0.02)")
     cmp.set_defaults(func=cmd_compare)
@@ -440,7 +594,35 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
     rep.add_argument("--margin", type=float, default=0.02,
                      help="equivalence margin in nats of val loss (TOST; default 0.02)")
+    rep.add_argument("--explain", nargs=2, metavar=("A", "B"),
+                     help="add `nanobench explain A B` over the report's runs (files, folders or SCENARIO:DEVICE:DTYPE)")
     rep.set_defaults(func=cmd_report)
+
+    exp = sub.add_parser("explain", help="split the gap between two configurations into one part per differing factor")
+    exp.add_argument("a", metavar="A", help="result file, folder of one configuration's seeds, or SCENARIO:DEVICE:DTYPE[:compile]")
+    exp.add_argument("b", metavar="B", help="the same, for the other end")
+    exp.add_argument("--results", nargs="*", metavar="PATH",
+                     help="where to look for the rungs' runs (default results/, if present)")
+    exp.add_argument("--order", help="rung order: device-first (default), device-last, or factor names, e.g. "
+                                     "iterations,model,device")
+    exp.add_argument("--run", action="store_true", help="run the missing rungs this machine can finish within --budget")
+    exp.add_argument("--budget", default="10m", help="time for --run, and the longest run planned here before a "
+                                                     "short probe replaces it (default 10m)")
+    exp.add_argument("--out", default="results", help="folder the rungs' runs are written to (default results/)")
+    exp.add_argument("--margin", type=float, default=0.02, help="equivalence margin in nats, for projected losses")
+    exp.add_argument("--json", action="store_true", help="machine-readable output")
+    exp.set_defaults(func=cmd_explain)
+
+    imp = sub.add_parser("import", help="turn training logs of nanoGPT, llm.c or a CSV into result files (status imported)")
+    imp.add_argument("logs", nargs="+", metavar="LOG", help="nanoGPT train.py output, llm.c main.log, or a CSV with iter and loss")
+    imp.add_argument("--device-name", help="the GPU or CPU that ran it, as torch names it (e.g. 'NVIDIA A100-SXM4-80GB'): "
+                                           "MFU is recomputed against its peak; without it MFU is null")
+    imp.add_argument("--dtype", help="fp32, tf32, bf16 or fp16, when the log does not say")
+    imp.add_argument("--format", choices=("nanogpt", "llmc", "csv"), help="the log's format (default: from its content)")
+    imp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="what the log does not say: model.n_layer=12, train.batch_size=4, device=cpu, vocab_size=50257")
+    imp.add_argument("--out", default="results", help="folder for result files (default results/)")
+    imp.set_defaults(func=cmd_import)
 
     rec = sub.add_parser("recover", help="publish the rows of killed runs as results with status `killed`")
     rec.add_argument("folders", nargs="*", default=["results"])

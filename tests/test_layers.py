@@ -9,12 +9,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nanobench"
 ALLOWED = {
     "errors": set(),
     "files": {"errors"},
-    "store": {"errors", "files"},
-    "measure": {"errors", "files"},
-    "run": {"errors", "files", "store", "measure"},
-    "analyze": {"errors", "files", "store", "measure", "run"},
-    "present": {"errors", "files", "store", "measure", "run", "analyze"},
-    "cli": {"errors", "files", "store", "measure", "run", "analyze", "present"},
+    "process": set(),
+    "store": {"errors", "files", "process"},
+    "measure": {"errors", "files", "process"},
+    "run": {"errors", "files", "process", "store", "measure"},
+    "ingest": {"errors", "files", "process", "store", "measure", "run"},  # other trainers' logs -> results, beside run
+    "analyze": {"errors", "files", "process", "store", "measure", "run"},
+    "present": {"errors", "files", "process", "store", "measure", "run", "analyze"},
+    "cli": {"errors", "files", "process", "store", "measure", "run", "ingest", "analyze", "present"},
 }
 
 

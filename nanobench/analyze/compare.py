@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nanobench.analyze import equivalence
+from nanobench.analyze import equivalence, references
 from nanobench.analyze.config import Config, labels, recipe_note, reference_recipe
 from nanobench.analyze.pairs import PairComparison, compare_pair, precision_reference
 from nanobench.analyze.runs import RunStats, load_runs, run_stats
 from nanobench.analyze.seeds import ConfigSummary, aggregate
+from nanobench.store import results
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Comparison:
     groups: list[Group]
     warnings: list[str]
     skipped: list[str] = field(default_factory=list)
+    references: list[references.Check] = field(default_factory=list)  # "is my run normal?", per run
 
     @property
     def runs(self) -> list[RunStats]:
@@ -58,9 +60,11 @@ def choose_baseline(configs: list[ConfigSummary], reference: tuple | None = None
     slowest_first = sorted(configs, key=lambda c: (reference is not None and c.config.recipe != reference,
                                                    -(c.median_step_s or 0.0), c.label, c.config))
     for c in slowest_first:
-        if c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile and not c.config.continues:
+        if (c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile
+                and not c.config.continues and not c.config.imported):
             return c
-    fresh = [c for c in slowest_first if not c.config.continues]  # a continuation is never the baseline
+    # a continuation is never the baseline; an imported log only when nothing else is there
+    fresh = sorted((c for c in slowest_first if not c.config.continues), key=lambda c: bool(c.config.imported))
     return (fresh or slowest_first)[0]
 
 
@@ -122,12 +126,14 @@ def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGI
         listed = ", ".join(f"{s} on {g[0].dataset} ({h[:8]})" for (s, h), g in sorted(groups.items()))
         warnings.append(f"runs of {len(groups)} scenario/dataset pairs ({listed}) are compared separately, never mixed")
     for r in sorted(runs, key=lambda r: r.run_id):
-        if r.status != "completed":
+        if r.status not in results.COMPLETE_STATUSES:
             warnings.append(f"{r.run_id}: status {r.status}; its numbers cover only what it recorded")
         if not r.evaluations:
             warnings.append(f"{r.run_id}: no evaluation recorded; val-loss comparisons leave it out")
     out = [build_group(g, margin) for _, g in sorted(groups.items())]
-    return Comparison(out, warnings)
+    checks = (references.check(r.run_id, r.scenario, [(e.iter, e.val_loss) for e in r.evaluations])
+              for r in sorted(runs, key=lambda r: r.run_id))
+    return Comparison(out, warnings, references=[c for c in checks if c is not None])
 
 
 

@@ -31,11 +31,13 @@ class Config:
     compile: bool
     continues: str = ""  # a resumed run: "cpu fp32 @1000", the configuration and iteration it took over
     recipe: tuple[tuple[str, str], ...] = ()  # ("train.learning_rate", "0.0003"): recipe_of(), values as JSON
+    imported: str = ""  # a run imported from another trainer's log ("nanogpt"): never a seed of nanobench's own
     best: bool = False  # `run --best`: the device's tuned settings (analyze/best.py compares these)
 
     def label(self, with_name: bool = False) -> str:
         text = f"{self.device_type} {self.dtype}" + (" compiled" if self.compile else "") + (" best" if self.best else "")
         text = f"{text} ({self.device_name})" if with_name else text
+        text = f"{text} from {self.imported} log" if self.imported else text
         return f"{text} continuing {self.continues}" if self.continues else text
 
 
@@ -69,7 +71,8 @@ def config_of(info: RunMeta) -> Config:
     """A run's configuration, from its metadata."""
     device_type = info.device.type if info.device.type is not None else info.options.device
     return Config(_or_unknown(device_type), _or_unknown(info.device.name), _or_unknown(info.options.dtype),
-                  info.options.compile, _continues(info), recipe_of(info.scenario), info.options.best)
+                  info.options.compile, _continues(info), recipe_of(info.scenario),
+                  _or_unknown(info.imported.format) if info.imported else "", info.options.best)
 
 
 def _or_unknown(value) -> str:

@@ -1,70 +1,47 @@
 """Do two configurations converge alike beyond seed noise? Pure statistics, no I/O.
 
-Input: for each configuration, the val loss of each seed at each evaluation iteration.
-Method (stated in the report): at every evaluation, the difference of the mean val loss
-(B - A) gets a Welch t interval from the seed-to-seed spread inside each configuration;
-two one-sided tests (TOST) at alpha = 0.05 with a stated margin decide equivalence:
+Input: for each configuration, the val loss of each seed at each evaluation iteration
+(seed -> value). Method (stated in the report), at every evaluation:
+
+- **paired** when two or more seeds ran in both configurations: the same seed means the same
+  initial weights and the same batches, so seed s of A and seed s of B are a pair. The
+  statistic is the mean of the per-seed differences (B - A) with its t interval; seeds that
+  ran in one configuration only are left out of it (the output says how many).
+- **unpaired** (Welch) otherwise: the difference of the seed means, with a Welch t interval
+  from the seed-to-seed spread inside each configuration.
+
+Two one-sided tests (TOST) at alpha = 0.05 with a stated margin decide equivalence; the test
+of a zero difference decides "different", with the p-values of all evaluations of a pair
+corrected for the many looks by Holm's step-down method:
 
 - equivalent: the 90% interval lies inside (-margin, +margin);
-- different:  the 95% interval excludes 0 and is not inside the margin;
-- undecided:  neither, or fewer than 2 seeds on a side (no spread to compare against).
+- different:  not equivalent, and the Holm-adjusted p of "no difference" is below 0.05;
+- undecided:  neither, or fewer than 2 seeds (2 pairs) to measure a spread with.
 
-"Leaves the noise floor" is the first evaluation whose 95% interval excludes 0.
+"Leaves the noise floor" is the first evaluation whose Holm-adjusted p is below 0.05. With 5
+or more seeds (pairs) a percentile bootstrap 95% interval of the same statistic is given
+beside the t interval. Distributions and tests are scipy.stats'.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import stats
 
 DEFAULT_MARGIN = 0.02  # nats of val loss: about the seed-to-seed spread of the CPU recipe
-
-
-def t_cdf(x: float, df: float) -> float:
-    """Student's t CDF, by the regularized incomplete beta function (continued fraction)."""
-    if math.isinf(df):
-        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
-    z = df / (df + x * x)
-    tail = 0.5 * _betainc(df / 2, 0.5, z)
-    return 1 - tail if x > 0 else tail
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b) (Numerical Recipes' Lentz continued fraction)."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x > (a + 1) / (a + b + 2):  # converge on the other side
-        return 1.0 - _betainc(b, a, 1.0 - x)
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return front * h / a
+ALPHA = 0.05
+BOOTSTRAP_MIN_SEEDS = 5  # below this a bootstrap interval is too coarse to report
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0  # a fixed stream: the same files give the same interval
 
 
 def t_quantile(p: float, df: float) -> float:
-    """The p-quantile of Student's t with df degrees of freedom (bisection on t_cdf)."""
-    lo, hi = -1e3, 1e3
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    """The p-quantile of Student's t with df degrees of freedom (normal when df is infinite)."""
+    return float(stats.norm.ppf(p) if math.isinf(df) else stats.t.ppf(p, df))
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
@@ -74,18 +51,83 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return mean, sd
 
 
-def welch_interval(a: list[float], b: list[float], confidence: float) -> tuple[float, float, float, float]:
-    """(mean(b) - mean(a), low, high, df) with a Welch t interval at `confidence`."""
+@dataclass(frozen=True)
+class Interval:
+    """An estimate of a difference (B - A) with its standard error and t degrees of freedom."""
+
+    diff: float
+    se: float
+    df: float
+
+    def ci(self, confidence: float) -> tuple[float, float]:
+        if self.se == 0:  # identical seeds (e.g. bit-identical runs): no spread at all
+            return self.diff, self.diff
+        half = t_quantile(1 - (1 - confidence) / 2, self.df) * self.se
+        return self.diff - half, self.diff + half
+
+    @property
+    def p_zero(self) -> float:
+        """Two-sided p-value of the test of a zero difference."""
+        if self.se == 0:
+            return 1.0 if self.diff == 0 else 0.0
+        return float(2 * stats.t.sf(abs(self.diff) / self.se, self.df))
+
+
+def welch(a: list[float], b: list[float]) -> Interval:
+    """mean(b) - mean(a) with Welch's standard error and Welch-Satterthwaite df."""
     ma, sa = mean_sd(a)
     mb, sb = mean_sd(b)
-    diff = mb - ma
     va, vb = sa * sa / len(a), sb * sb / len(b)
     se = math.sqrt(va + vb)
-    if se == 0:  # identical seeds on both sides (e.g. bit-identical runs): no spread at all
-        return diff, diff, diff, math.inf
-    df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
-    half = t_quantile(1 - (1 - confidence) / 2, df) * se
-    return diff, diff - half, diff + half, df
+    if se == 0:
+        return Interval(mb - ma, 0.0, math.inf)
+    return Interval(mb - ma, se, (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1)))
+
+
+def paired(diffs: list[float]) -> Interval:
+    """The mean of per-seed differences with its one-sample t standard error, df = n - 1."""
+    mean, sd = mean_sd(diffs)
+    return Interval(mean, sd / math.sqrt(len(diffs)), len(diffs) - 1)
+
+
+def welch_interval(a: list[float], b: list[float], confidence: float) -> tuple[float, float, float, float]:
+    """(mean(b) - mean(a), low, high, df) with a Welch t interval at `confidence`."""
+    w = welch(a, b)
+    return (w.diff, *w.ci(confidence), w.df)
+
+
+def bootstrap_ci(a: list[float], b: list[float] | None = None) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of mean(a) (one sample: the paired differences) or
+    of mean(b) - mean(a) (two samples resampled independently), from a fixed random stream."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    if b is None:
+        data, stat = (np.asarray(a, float),), lambda x, axis: np.mean(x, axis=axis)
+    else:
+        data, stat = (np.asarray(a, float), np.asarray(b, float)), \
+            lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis)
+    res = stats.bootstrap(data, stat, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=0.95,
+                          method="percentile", vectorized=True, rng=rng)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down): the i-th smallest of m is multiplied by m - i + 1,
+    made monotone and capped at 1. Rejecting where the adjusted p < alpha controls the chance
+    of any false "different" over all the looks at alpha."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _by_seed(values) -> dict:
+    """seed -> value; a plain list stands for seeds that are not known (they never pair)."""
+    if isinstance(values, Mapping):
+        return dict(values)
+    return {("unknown", i): v for i, v in enumerate(values)}
 
 
 @dataclass(frozen=True)
@@ -93,34 +135,71 @@ class PointVerdict:
     iter: int
     n_a: int
     n_b: int
-    diff: float  # mean(B) - mean(A)
+    diff: float  # paired: mean of per-seed differences B - A; unpaired: mean(B) - mean(A)
     ci90: tuple[float, float] | None
     ci95: tuple[float, float] | None
     verdict: str  # equivalent | different | undecided
+    design: str = "unpaired"  # "paired" or "unpaired" (Welch)
+    n_pairs: int = 0  # seeds in both configurations
+    p: float | None = None  # two-sided p of a zero difference, this evaluation alone
+    p_holm: float | None = None  # the same, Holm-adjusted over the pair's evaluations
+    boot95: tuple[float, float] | None = None  # percentile bootstrap 95% interval (5+ seeds)
+
+    @property
+    def n_unpaired(self) -> int:
+        """Seeds left out of a paired statistic (they ran in one configuration only)."""
+        return self.n_a + self.n_b - 2 * self.n_pairs if self.design == "paired" else 0
 
 
-def verdict_at(it: int, a: list[float], b: list[float], margin: float) -> PointVerdict:
-    diff = (sum(b) / len(b) - sum(a) / len(a)) if a and b else math.nan
-    if len(a) < 2 or len(b) < 2:
-        return PointVerdict(it, len(a), len(b), diff, None, None, "undecided")
-    _, lo90, hi90, _ = welch_interval(a, b, 0.90)
-    _, lo95, hi95, _ = welch_interval(a, b, 0.95)
+def point_statistic(it: int, a, b, margin: float) -> PointVerdict:
+    """The verdict at one evaluation taken alone: paired on the shared seeds when there are 2
+    or more, else Welch over all seeds. compare_curves re-decides "different" with the
+    Holm-adjusted p of all the pair's evaluations."""
+    a, b = _by_seed(a), _by_seed(b)
+    shared = sorted((s for s in a if s in b and not (isinstance(s, tuple) and s[0] == "unknown")), key=str)
+    va, vb = list(a.values()), list(b.values())
+    if len(shared) >= 2:
+        diffs = [b[s] - a[s] for s in shared]
+        est, design, n_boot, boot = paired(diffs), "paired", len(shared), lambda: bootstrap_ci(diffs)
+    elif len(va) >= 2 and len(vb) >= 2:
+        est, design, n_boot, boot = welch(va, vb), "unpaired", min(len(va), len(vb)), lambda: bootstrap_ci(va, vb)
+    else:  # a single seed on a side: no spread to compare the difference with
+        diff = (sum(vb) / len(vb) - sum(va) / len(va)) if va and vb else math.nan
+        return PointVerdict(it, len(va), len(vb), diff, None, None, "undecided", "unpaired", len(shared))
+    point = PointVerdict(it, len(va), len(vb), est.diff, est.ci(0.90), est.ci(0.95), "", design, len(shared),
+                         est.p_zero, est.p_zero, boot() if n_boot >= BOOTSTRAP_MIN_SEEDS else None)
+    return _decide(point, margin)
+
+
+def _decide(p: PointVerdict, margin: float) -> PointVerdict:
+    lo90, hi90 = p.ci90
     if -margin < lo90 and hi90 < margin:
         verdict = "equivalent"
-    elif lo95 > 0 or hi95 < 0:
+    elif p.p_holm < ALPHA:
         verdict = "different"
     else:
         verdict = "undecided"
-    return PointVerdict(it, len(a), len(b), diff, (lo90, hi90), (lo95, hi95), verdict)
+    return replace(p, verdict=verdict)
 
 
-def compare_curves(a: dict[int, list[float]], b: dict[int, list[float]], margin: float = DEFAULT_MARGIN) -> dict:
-    """Per common evaluation iteration, the verdict; plus the first iteration that leaves
-    the noise floor and an overall verdict (at the last common evaluation)."""
-    points = [verdict_at(it, a[it], b[it], margin) for it in sorted(set(a) & set(b))]
-    leaves = next((p.iter for p in points if p.ci95 and (p.ci95[0] > 0 or p.ci95[1] < 0)), None)
+def verdict_at(it: int, a, b, margin: float) -> PointVerdict:
+    """One evaluation as a single look (no correction)."""
+    return point_statistic(it, a, b, margin)
+
+
+def compare_curves(a: dict, b: dict, margin: float = DEFAULT_MARGIN) -> dict:
+    """Per common evaluation iteration, the verdict with the p-values Holm-adjusted over all
+    of them; the first iteration that leaves the noise floor and the verdict at the last
+    common evaluation. a, b: iteration -> {seed: val loss} (or a list: seeds unknown)."""
+    points = [point_statistic(it, a[it], b[it], margin) for it in sorted(set(a) & set(b))]
+    tested = [i for i, p in enumerate(points) if p.p is not None]
+    for i, adj in zip(tested, holm([points[i].p for i in tested])):
+        points[i] = _decide(replace(points[i], p_holm=adj), margin)
+    leaves = next((p.iter for p in points if p.p_holm is not None and p.p_holm < ALPHA), None)
+    designs = {p.design for p in points if p.ci95 is not None}
     return {
-        "method": f"Welch t intervals on the seed means; TOST at alpha 0.05 with margin {margin:g} nats",
+        "method": (f"{' and '.join(sorted(designs)) or 'no'} t intervals over the seeds; TOST at alpha {ALPHA:g} with margin "
+                   f"{margin:g} nats; Holm-adjusted tests of a zero difference over {len(tested)} evaluations"),
         "margin": margin,
         "points": points,
         "first_iter_beyond_noise": leaves,

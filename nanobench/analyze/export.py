@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from nanobench.analyze import references
 from nanobench.analyze.compare import Comparison
 from nanobench.analyze.config import recipe_diff
 from nanobench.analyze.gates import GateResult
@@ -11,7 +12,8 @@ from nanobench.analyze.runs import Hit, RunStats, time_to_target
 
 
 def _hit_json(h: Hit | None):
-    return None if h is None else {"iter": h.iter, "train_time_s": h.train_time_s, "wall_time_s": h.wall_time_s}
+    return None if h is None else {"iter": h.iter, "train_time_s": h.train_time_s, "wall_time_s": h.wall_time_s,
+                                   "energy_j": h.energy_j}
 
 
 def _run_json(r: RunStats) -> dict:
@@ -23,8 +25,11 @@ def _run_json(r: RunStats) -> dict:
         "final_val_loss": r.final_val_loss, "best_val_loss": r.best_val_loss,
         "median_ms_per_iter": r.median_step_s * 1e3 if r.median_step_s else None,
         "p90_ms_per_iter": r.p90_step_s * 1e3 if r.p90_step_s else None,
-        "tokens_per_s": r.tokens_per_s, "mfu": r.mfu, "mem_peak_bytes": r.mem_peak_bytes, "energy_j": r.energy_j,
+        "tokens_per_s": r.tokens_per_s, "tokens_per_iter": r.tokens_per_iter,
+        "flops_per_iter": r.flops_per_iter, "mfu": r.mfu, "mem_peak_bytes": r.mem_peak_bytes, "energy_j": r.energy_j,
         "train_time_s": r.train_time_s, "wall_time_s": r.wall_time_s,
+        "noise": {"verdict": r.noise.verdict, "reasons": list(r.noise.reasons), "share_affected": r.noise.share_affected},
+        "slow_outliers": r.slow_outliers,
         "time_to_target": {f"{t:g}": _hit_json(time_to_target(r.evaluations, t)) for t in r.targets},
     }
 
@@ -33,8 +38,13 @@ def _equivalence_json(eq: dict | None):
     if eq is None:
         return None
     return {"method": eq["method"], "margin": eq["margin"], "first_iter_beyond_noise": eq["first_iter_beyond_noise"],
-            "points": [{"iter": p.iter, "n_base": p.n_a, "n_other": p.n_b, "diff": p.diff, "ci90": p.ci90,
-                        "ci95": p.ci95, "verdict": p.verdict} for p in eq["points"]]}
+            "points": [{"iter": p.iter, "n_base": p.n_a, "n_other": p.n_b, "design": p.design, "n_pairs": p.n_pairs,
+                        "diff": p.diff, "ci90": p.ci90, "ci95": p.ci95, "bootstrap95": p.boot95, "p": p.p,
+                        "p_holm": p.p_holm, "verdict": p.verdict} for p in eq["points"]]}
+
+
+def _equal_json(e, at: str):
+    return None if e is None else {at: e.at, "base_val_loss": e.base_val, "other_val_loss": e.other_val, "diff": e.diff}
 
 
 def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[str] | None = None) -> dict:
@@ -49,7 +59,8 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
                                 "recipe_vs_baseline": {k: None if v == "?" else json.loads(v) for k, v in
                                                        recipe_diff(cs.config.recipe, g.baseline.config.recipe).items()},
                                 "median_ms_per_iter": cs.median_step_s * 1e3 if cs.median_step_s else None,
-                                "final_val_loss": cs.final_val_loss, "best_val_loss": cs.best_val_loss}
+                                "final_val_loss": cs.final_val_loss, "best_val_loss": cs.best_val_loss,
+                                "noisy_runs": [r.run_id for r in cs.runs if r.noise.verdict == "noisy"]}
                                for cs in g.configs],
             "comparisons": [{
                 "base": p.base.label, "other": p.other.label,
@@ -59,18 +70,20 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
                              "base_reached": t.base_reached, "other_reached": t.other_reached,
                              "iter_ratio": t.iter_ratio, "train_time_ratio": t.train_time_ratio,
                              "wall_time_ratio": t.wall_time_ratio} for t in p.targets],
-                "equal_iteration": None if p.equal_iter is None else {"iter": p.equal_iter.at, "base_val_loss": p.equal_iter.base_val,
-                                                                     "other_val_loss": p.equal_iter.other_val, "diff": p.equal_iter.diff},
-                "equal_train_time": None if p.equal_time is None else {"train_time_s": p.equal_time.at, "base_val_loss": p.equal_time.base_val,
-                                                                      "other_val_loss": p.equal_time.other_val, "diff": p.equal_time.diff},
+                "equal_iteration": _equal_json(p.equal_iter, "iter"),
+                "equal_train_time": _equal_json(p.equal_time, "train_time_s"),
+                "equal_tokens": _equal_json(p.equal_tokens, "tokens"),
+                "equal_flops": _equal_json(p.equal_flops, "flops"),
                 "verdict": p.verdict,
                 "equivalence": _equivalence_json(p.equivalence),
                 "explanation": p.explanation,
             } for p in g.pairs],
         })
-    out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped}
+    out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped,
+           "references": [references.to_json(ch) for ch in c.references]}
     if gates is not None:
         out["gates"] = [{"metric": r.gate.metric, "scenario": r.scenario, "configuration": r.config, "baseline": r.baseline,
-                         "value": r.value, "limit": r.limit, "passed": r.passed} for r in gates]
+                         "value": r.value, "limit": r.limit, "passed": r.passed, "noisy_runs": r.noisy,
+                         "refused": r.passed is None} for r in gates]
         out["ungated"] = ungated or []
     return out

@@ -1,5 +1,9 @@
 """Regression gates: `--fail-on ms_per_iter:5%,val_loss:0.02` parsed, and each configuration
-of the current runs checked against the same configuration in the baseline runs."""
+of the current runs checked against the same configuration in the baseline runs.
+
+A timing gate (TIMING_METRICS) whose current or baseline runs include a noisy one (its
+recorded noise verdict, analyze/noise.py) is *refused*: it neither passes nor fails
+(`passed` is None) unless `allow_noisy`, and then it is judged and says it rests on them."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass, replace as dataclass_replace
 
 from nanobench.analyze.compare import Comparison
 from nanobench.analyze.config import recipe_diff
+from nanobench.analyze.noise import noisy_note
 from nanobench.errors import InputError
 
 # metric -> (how to read it from a ConfigSummary, True if higher is worse)
@@ -20,6 +25,7 @@ GATE_METRICS = {
     "mem_peak_bytes": (lambda c: c.mem_peak_bytes, True),
     "train_time_s": (lambda c: c.train_time_s, True),
 }
+TIMING_METRICS = frozenset({"ms_per_iter", "tokens_per_s", "train_time_s"})  # what a busy machine falsifies
 
 
 @dataclass(frozen=True)
@@ -37,13 +43,18 @@ class GateResult:
     baseline: float
     value: float
     limit: float
-    passed: bool
+    passed: bool | None  # None: refused, a timing gate on noisy runs
+    noisy: str | None = None  # the noisy runs it rests on, and why
 
     def describe(self) -> str:
-        word = "ok" if self.passed else "FAILED"
+        word = {True: "ok", False: "FAILED", None: "REFUSED"}[self.passed]
         thr = f"{self.gate.threshold:g}%" if self.gate.relative else f"{self.gate.threshold:g}"
-        return (f"{word}: {self.scenario} {self.config} {self.gate.metric} {self.value:.6g} vs baseline "
+        text = (f"{word}: {self.scenario} {self.config} {self.gate.metric} {self.value:.6g} vs baseline "
                 f"{self.baseline:.6g} (limit {self.limit:.6g}, {thr})")
+        if self.passed is None:
+            return (f"{text}: timings of noisy runs, neither passed nor failed: {self.noisy}; "
+                    f"re-run on a quiet machine (`nanobench env --check`) or give --allow-noisy")
+        return f"{text}; rests on noisy runs: {self.noisy}" if self.noisy else text
 
 
 def parse_gates(text: str) -> list[Gate]:
@@ -68,10 +79,12 @@ def parse_gates(text: str) -> list[Gate]:
     return gates
 
 
-def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate]) -> tuple[list[GateResult], list[str]]:
+def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate],
+                allow_noisy: bool = False) -> tuple[list[GateResult], list[str]]:
     """Each configuration of the current runs against the same configuration (same scenario,
     dataset, device/dtype/compile and recipe) in the baseline runs. Unmatched ones are
-    reported; a baseline of the same device and dtype but another recipe is named, never used."""
+    reported; a baseline of the same device and dtype but another recipe is named, never used.
+    A timing gate on noisy runs is refused (passed None) unless allow_noisy."""
     base_index = {(g.key, c.config): c for g in baseline.groups for c in g.configs}
     out, unmatched = [], []
     for g in current.groups:
@@ -89,7 +102,10 @@ def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate]) ->
                 delta = abs(bv) * gate.threshold / 100 if gate.relative else gate.threshold
                 limit = bv + delta if higher_is_worse else bv - delta
                 passed = cv <= limit if higher_is_worse else cv >= limit
-                out.append(GateResult(gate, g.scenario, c.label, bv, cv, limit, passed))
+                noisy = noisy_note(b.runs + c.runs) if gate.metric in TIMING_METRICS else None
+                if noisy and not allow_noisy:
+                    passed = None
+                out.append(GateResult(gate, g.scenario, c.label, bv, cv, limit, passed, noisy))
     return out, unmatched
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from nanobench.analyze import equivalence
 from nanobench.analyze.config import Config, recipe_diff
-from nanobench.analyze.runs import Hit, val_loss_at_iter, val_loss_at_time
+from nanobench.analyze.runs import Hit, val_loss_at, val_loss_at_iter
 from nanobench.analyze.seeds import ConfigSummary, config_hit, mean_curve, mean_or_none, seed_curves
 from nanobench.analyze.verdicts import verdict
 
@@ -92,18 +92,34 @@ def equal_iteration(base: ConfigSummary, other: ConfigSummary) -> EqualPoint | N
     return EqualPoint(it, bv, ov)
 
 
-def equal_train_time(base: ConfigSummary, other: ConfigSummary) -> EqualPoint | None:
-    """Val loss at the shorter run's train time (time of its last evaluation), each run
-    interpolated linearly between its evaluations, then averaged over seeds."""
-    ends = [r.evaluations[-1].train_time_s for r in base.runs + other.runs if r.evaluations]
-    if len(ends) < len(base.runs) + len(other.runs):
+def equal_at(base: ConfigSummary, other: ConfigSummary, axis) -> EqualPoint | None:
+    """Val loss at the point of `axis` (train time, tokens, FLOPs of an Evaluation) that the
+    shortest run reached at its last evaluation, each run interpolated linearly between its
+    evaluations, then averaged over seeds. None where a run lacks evaluations or the axis."""
+    runs = base.runs + other.runs
+    if not all(r.evaluations and axis(r.evaluations[-1]) is not None for r in runs):
         return None
-    t = min(ends)
-    bv = [val_loss_at_time(r.evaluations, t) for r in base.runs]
-    ov = [val_loss_at_time(r.evaluations, t) for r in other.runs]
+    x = min(axis(r.evaluations[-1]) for r in runs)
+    bv = [val_loss_at(r.evaluations, x, axis) for r in base.runs]
+    ov = [val_loss_at(r.evaluations, x, axis) for r in other.runs]
     if any(v is None for v in bv + ov):
         return None
-    return EqualPoint(t, mean_or_none(bv), mean_or_none(ov))
+    return EqualPoint(x, mean_or_none(bv), mean_or_none(ov))
+
+
+def equal_train_time(base: ConfigSummary, other: ConfigSummary) -> EqualPoint | None:
+    """Val loss at the shorter run's train time (time of its last evaluation)."""
+    return equal_at(base, other, lambda e: e.train_time_s)
+
+
+def equal_tokens(base: ConfigSummary, other: ConfigSummary) -> EqualPoint | None:
+    """Val loss at equal training tokens seen: what lets recipes with other batches or contexts share an axis."""
+    return equal_at(base, other, lambda e: e.tokens)
+
+
+def equal_flops(base: ConfigSummary, other: ConfigSummary) -> EqualPoint | None:
+    """Val loss at equal model FLOPs spent: what lets models of other sizes share an axis."""
+    return equal_at(base, other, lambda e: e.flops)
 
 
 @dataclass
@@ -114,6 +130,8 @@ class PairComparison:
     targets: list[TargetResult]
     equal_iter: EqualPoint | None
     equal_time: EqualPoint | None
+    equal_tokens: EqualPoint | None = None
+    equal_flops: EqualPoint | None = None
     verdict: str = ""
     equivalence: dict | None = None  # equivalence.compare_curves over the seeds
     explanation: dict | None = None  # equivalence.explain_gap of the mean curves
@@ -125,14 +143,22 @@ def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float
                  margin: float = equivalence.DEFAULT_MARGIN) -> PairComparison:
     p = PairComparison(base, other, speedup(base.step_times_s, other.step_times_s),
                        [compare_targets(base, other, t) for t in targets],
-                       equal_iteration(base, other), equal_train_time(base, other))
+                       equal_iteration(base, other), equal_train_time(base, other),
+                       equal_tokens(base, other), equal_flops(base, other))
     p.verdict = verdict(p)
     p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other), margin)
-    same_device = (base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
+    # an imported log ran another program: never "the same device" in the explanation's sense
+    same_device = ((base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
+                   and not (base.config.imported or other.config.imported))
     same_precision = (base.config.dtype, base.config.compile) == (other.config.dtype, other.config.compile)
     p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
                                             mean_curve(precision_ref) if precision_ref else None, same_device,
                                             tuple(recipe_diff(other.config.recipe, base.config.recipe)), same_precision)
+    imported = base.config.imported or other.config.imported
+    if imported:  # the two programs differ too: nothing above can tell that from device or precision
+        p.explanation["sentences"].append(
+            f"One side is an imported {imported} log: its trainer draws its own batches and evaluation "
+            f"text, so the gap at equal iterations also holds the difference between the two programs.")
     return p
 
 

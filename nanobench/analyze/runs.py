@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nanobench.analyze.config import Config, config_of, group_key
+from nanobench.analyze.noise import RunNoise, recorded, slow_outliers
 from nanobench.errors import InputError
 from nanobench.store import results
 
@@ -28,6 +29,9 @@ class Evaluation:
     train_loss: float | None
     train_time_s: float  # train time at which the evaluated model existed
     wall_time_s: float
+    tokens: float | None = None  # training tokens the evaluated model had seen: iter x tokens per iteration
+    flops: float | None = None  # model FLOPs spent on them: iter x the metadata's flops.per_iter
+    energy_j: float | None = None  # the energy counter at the evaluation's wall time (None: no counter)
 
 
 @dataclass(eq=False)
@@ -61,6 +65,10 @@ class RunStats:
     step_times_s: np.ndarray = field(repr=False)  # warm-up excluded, (n_steps,)
     run: results.Run | None = field(default=None, repr=False)  # None only for hand-built stats in tests
     overrides: tuple[str, ...] = ()  # the run's --set strings, as given
+    tokens_per_iter: float | None = None
+    flops_per_iter: float | None = None  # model FLOPs of one iteration (metadata flops.per_iter)
+    noise: RunNoise = RunNoise("unknown", (), None)  # the verdict the run recorded (analyze/noise.py)
+    slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
 
     @property
     def rows(self):
@@ -97,8 +105,17 @@ def _warmup(rows) -> np.ndarray:
     return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
 
 
-def evaluations(rows) -> tuple[Evaluation, ...]:
-    """Evaluation points in iteration order, each with the time its model was reached."""
+def _untimed(rows) -> np.ndarray:
+    """Rows left out of step-time statistics: warm-up, and imported steps whose printed time
+    includes an evaluation (column `step_includes_eval`)."""
+    if "step_includes_eval" not in rows:
+        return _warmup(rows)
+    return _warmup(rows) | (rows["step_includes_eval"].to_numpy(dtype=object) == True)  # noqa: E712
+
+
+def evaluations(rows, tokens_per_iter: float | None = None, flops_per_iter: float | None = None) -> tuple[Evaluation, ...]:
+    """Evaluation points in iteration order, each with the time its model was reached, and
+    the tokens, model FLOPs and energy spent to get there where those are known."""
     val = _col(rows, "eval_val_loss")
     at = ~np.isnan(val)
     if not at.any():
@@ -108,10 +125,26 @@ def evaluations(rows) -> tuple[Evaluation, ...]:
     wall_t = _col(rows, "wall_time_s")[at] - step
     tl = _col(rows, "eval_train_loss")[at]
     its = rows["iter"].to_numpy()[at]
+    energy = _energy_at(rows, wall_t)
+    per = lambda x, i: None if x is None else float(x) * int(i)  # noqa: E731  (a resumed run's iter counts from 0 too)
     return tuple(
-        Evaluation(int(i), float(v), None if math.isnan(t) else float(t), float(a), float(w))
-        for i, v, t, a, w in zip(its, val[at], tl, train_t, wall_t)
+        Evaluation(int(i), float(v), None if math.isnan(t) else float(t), float(a), float(w),
+                   per(tokens_per_iter, i), per(flops_per_iter, i), None if math.isnan(j) else float(j))
+        for i, v, t, a, w, j in zip(its, val[at], tl, train_t, wall_t, energy)
     )
+
+
+def _energy_at(rows, wall_t: np.ndarray) -> np.ndarray:
+    """The cumulative energy counter (`energy_j`, per row at its wall time) interpolated at each
+    evaluation's wall time: joules from the run's start, evaluations included like wall time.
+    NaN where the run has no energy or the time lies outside its readings."""
+    energy, wall = _col(rows, "energy_j"), _col(rows, "wall_time_s")
+    ok = ~np.isnan(energy) & ~np.isnan(wall)
+    if not ok.any():
+        return np.full(len(wall_t), np.nan)
+    # before the first reading the counter started at 0 with the run (metrics.Recorder)
+    xs, ys = np.concatenate([[0.0], wall[ok]]), np.concatenate([[0.0], energy[ok]])
+    return np.interp(wall_t, xs, ys, right=np.nan)
 
 
 def _last(values: np.ndarray) -> float | None:
@@ -127,10 +160,10 @@ def run_stats(run: results.Run) -> RunStats:
     """The per-run numbers of the compare table, from the rows."""
     info, rows = run.info, run.rows
     scenario, dataset_sha256 = group_key(info)
-    is_step = ~np.isnan(_col(rows, "step_time_s"))  # the final evaluation-only row has no step
-    timed = is_step & ~_warmup(rows)
+    # a step has a time or a loss (an imported llm.c log prints no times); the final row neither
+    is_step = ~np.isnan(_col(rows, "step_time_s")) | ~np.isnan(_col(rows, "loss"))
+    timed = ~np.isnan(_col(rows, "step_time_s")) & ~_untimed(rows)
     times = _col(rows, "step_time_s")[timed]
-    evs = evaluations(rows)
     median_s = percentile(times, 50)
     # tokens is cumulative, from the parent's count in a resumed run: take a step's increment
     tokens = _col(rows, "tokens")[is_step]
@@ -141,6 +174,7 @@ def run_stats(run: results.Run) -> RunStats:
         tokens_per_iter = float(tokens[0])
     else:
         tokens_per_iter = None
+    evs = evaluations(rows, tokens_per_iter, info.flops_per_iter)
     mfu = _col(rows, "mfu")[timed]
     mfu = mfu[~np.isnan(mfu)]
     mem_peak = _max(_col(rows, "mem_peak_bytes"))
@@ -154,7 +188,7 @@ def run_stats(run: results.Run) -> RunStats:
         seed=info.options.seed,
         threads=info.environment.torch_num_threads,
         torch_version=info.environment.torch,
-        status=info.status,
+        status=info.shown_status,
         targets=info.val_loss_targets,
         iterations=int(is_step.sum()),
         final_train_loss=_last(_col(rows, "loss")[is_step]),
@@ -172,6 +206,10 @@ def run_stats(run: results.Run) -> RunStats:
         step_times_s=times,
         run=run,
         overrides=info.options.overrides,
+        tokens_per_iter=tokens_per_iter,
+        flops_per_iter=info.flops_per_iter,
+        noise=recorded(info.raw),
+        slow_outliers=slow_outliers(times),
     )
 
 
@@ -182,13 +220,14 @@ class Hit:
     iter: float
     train_time_s: float
     wall_time_s: float
+    energy_j: float | None = None  # joules spent to get there, where an energy counter was read
 
 
 def time_to_target(evals: tuple[Evaluation, ...], target: float) -> Hit | None:
     """The first evaluation at which val loss <= target; None when never reached."""
     for e in evals:
         if e.val_loss <= target:
-            return Hit(e.iter, e.train_time_s, e.wall_time_s)
+            return Hit(e.iter, e.train_time_s, e.wall_time_s, e.energy_j)
     return None
 
 
@@ -199,13 +238,21 @@ def val_loss_at_iter(evals: tuple[Evaluation, ...], it: int) -> float | None:
 def val_loss_at_time(evals: tuple[Evaluation, ...], t_s: float) -> float | None:
     """Val loss at train time t_s, linearly interpolated between evaluation points.
     None before the first evaluation or after the last (no extrapolation)."""
-    if not evals:
+    return val_loss_at(evals, t_s, lambda e: e.train_time_s)
+
+
+def val_loss_at(evals: tuple[Evaluation, ...], x: float, axis) -> float | None:
+    """Val loss where axis(evaluation) (train time, tokens, FLOPs) equals x, linearly
+    interpolated between evaluation points; None outside them (no extrapolation) or where
+    the axis is unknown."""
+    if not evals or any(axis(e) is None for e in evals):
         return None
-    ts = np.array([e.train_time_s for e in evals])
+    xs = np.array([axis(e) for e in evals], dtype=float)
     vs = np.array([e.val_loss for e in evals])
-    if t_s < ts[0] - 1e-12 or t_s > ts[-1] + 1e-12:
+    tol = 1e-12 * max(1.0, abs(xs[-1]))
+    if x < xs[0] - tol or x > xs[-1] + tol:
         return None
-    return float(np.interp(t_s, ts, vs))
+    return float(np.interp(x, xs, vs))
 
 
 # ---- loading: the one place analysis reads files ------------------------------------------------

@@ -63,16 +63,24 @@ def config_hit(cs: ConfigSummary, target: float) -> tuple[Hit | None, int]:
     reached = [h for h in hits if h is not None]
     if not reached or len(reached) < len(hits):
         return None, len(reached)
-    return Hit(*(float(np.mean(x)) for x in zip(*((h.iter, h.train_time_s, h.wall_time_s) for h in reached)))), len(reached)
+    energy = mean_or_none(h.energy_j for h in reached) if all(h.energy_j is not None for h in reached) else None
+    return Hit(*(float(np.mean(x)) for x in zip(*((h.iter, h.train_time_s, h.wall_time_s) for h in reached))),
+               energy), len(reached)
 
 
 
-def seed_curves(cs: ConfigSummary) -> dict[int, list[float]]:
-    """Evaluation iteration -> the val loss of every seed evaluated there."""
-    out: dict[int, list[float]] = {}
+def seed_curves(cs: ConfigSummary) -> dict[int, dict]:
+    """Evaluation iteration -> {seed: val loss} of every seed evaluated there. A run without a
+    recorded seed, or one of several runs of one seed, is keyed ("unknown", run_id): it
+    counts as a seed but never pairs with another configuration's (equivalence.py)."""
+    counts: dict = {}
     for r in cs.runs:
+        counts[r.seed] = counts.get(r.seed, 0) + 1
+    out: dict[int, dict] = {}
+    for r in cs.runs:
+        key = r.seed if r.seed is not None and counts[r.seed] == 1 else ("unknown", r.run_id)
         for ev in r.evaluations:
-            out.setdefault(ev.iter, []).append(ev.val_loss)
+            out.setdefault(ev.iter, {})[key] = ev.val_loss
     return out
 
 

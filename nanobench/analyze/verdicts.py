@@ -4,6 +4,7 @@ in words. Numbers are written through analyze/format.py, as in the tables."""
 from __future__ import annotations
 
 from nanobench.analyze.format import fmt_ratio, fmt_time
+from nanobench.analyze.noise import noisy_note
 
 
 def verdict(p) -> str:
@@ -42,8 +43,19 @@ def verdict(p) -> str:
     if p.equal_time:
         e = p.equal_time
         parts.append(f"at equal train time ({fmt_time(e.at)}) by {e.diff:+.4f}")
+    noisy = noisy_note(p.base.runs + p.other.runs)
+    if noisy and (p.speedup or any(t.train_time_ratio is not None for t in p.targets) or p.equal_time):
+        parts.append(f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: {noisy}")
     return "; ".join(parts) + "."
 
+
+
+def design_words(point) -> str:
+    """'paired over 3 seeds' / 'paired over 3 seeds, 1 unpaired seed left out' / 'unpaired, 3 vs 2 seeds'."""
+    if point.design == "paired":
+        left = point.n_unpaired
+        return f"paired over {point.n_pairs} seeds" + (f", {left} unpaired seed{'s' if left != 1 else ''} left out" if left else "")
+    return f"unpaired (Welch), {point.n_b} vs {point.n_a} seeds"
 
 
 def equivalence_sentence(eq: dict, base: str, other: str) -> str:
@@ -54,11 +66,14 @@ def equivalence_sentence(eq: dict, base: str, other: str) -> str:
     if final.ci95 is None:
         return (f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); "
                 f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed spread.")
-    counts = {v: sum(1 for p in eq["points"] if p.verdict == v) for v in ("equivalent", "different", "undecided")}
+    points = eq["points"]
+    counts = {v: sum(1 for p in points if p.verdict == v) for v in ("equivalent", "different", "undecided")}
+    looks = sum(1 for p in points if p.p_holm is not None)
     leaves = eq["first_iter_beyond_noise"]
-    where = f"they leave the seed noise at iteration {leaves}" if leaves is not None else "they never leave the seed noise"
-    return (f"Equivalence of {other} and {base} ({final.n_b} vs {final.n_a} seeds, margin {eq['margin']:g}): "
-            f"{final.verdict} at iteration {final.iter} (difference {final.diff:+.4f}, 95% CI "
-            f"{final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}); {where}; "
+    where = (f"they leave the seed noise at iteration {leaves}" if leaves is not None else "they never leave the seed noise")
+    what = "mean per-seed difference" if final.design == "paired" else "difference of means"
+    boot = f", bootstrap {final.boot95[0]:+.4f} to {final.boot95[1]:+.4f}" if final.boot95 else ""
+    return (f"Equivalence of {other} and {base} ({design_words(final)}, margin {eq['margin']:g}): "
+            f"{final.verdict} at iteration {final.iter} ({what} {final.diff:+.4f}, 95% CI "
+            f"{final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}{boot}); {where} (Holm-corrected over {looks} evaluations); "
             f"{counts['equivalent']} evaluations equivalent, {counts['different']} different, {counts['undecided']} undecided.")
-

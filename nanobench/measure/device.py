@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import sys
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import torch
 
+from nanobench import process
 from nanobench.errors import InputError
 from nanobench.measure import host, metrics, nvml
 
@@ -76,6 +76,12 @@ class DeviceSpec:
         return Device("mps", None, MPS_NAME)
 
 
+def devices_here() -> list["Device"]:
+    """Every device of this machine, for `--device all`: the CPU, each CUDA GPU, the Apple GPU."""
+    found = [Device.cpu()] + [Device.cuda(i) for i in range(cuda_device_count())]
+    return found + ([Device("mps", None, MPS_NAME)] if _mps_available() else [])
+
+
 def parse_device(spec: str) -> DeviceSpec:
     """`cpu`, `cuda`, `cuda:N`, `mps` or `auto` -> a DeviceSpec (syntax only: nothing probed).
     The one reader of device strings: run, resume, parity and the torchrun launcher use it."""
@@ -96,9 +102,11 @@ class Device:
     """One device of this machine, with what it can do.
 
     kind: cpu, cuda or mps; index: the CUDA ordinal (None: the current device, or not CUDA);
-    name: the GPU model or the CPU model; compute_capability (CUDA) and native_bf16 are what
-    the precision checks ask. Tests build a CUDA Device directly, to stand for a GPU that
-    is not here: no field is probed after construction except through torch calls on use.
+    name: the GPU model or the CPU model; compute_capability (CUDA) and native_bf16 (bf16
+    matmuls in hardware: CUDA 8.0+, a CPU with AMX, AVX-512 BF16 or Arm BF16) are what the
+    precision checks and the peaks ask; uuid (CUDA) tells two GPUs of one model apart. Tests
+    build a CUDA Device directly, to stand for a GPU that is not here: no field is probed
+    after construction except through torch calls on use.
     """
 
     kind: str
@@ -106,17 +114,24 @@ class Device:
     name: str
     compute_capability: tuple[int, int] | None = None
     native_bf16: bool = False
+    uuid: str | None = None
 
     @classmethod
     def cpu(cls) -> "Device":
-        return cls("cpu", None, host.cpu_model())
+        return cls("cpu", None, host.cpu_model(), native_bf16=host.cpu_native_bf16())
 
     @classmethod
     def cuda(cls, index: int | None) -> "Device":
-        """CUDA device `index` (None: the current one) with its name and capabilities."""
+        """CUDA device `index` (None: the current one) with its name and capabilities.
+
+        native_bf16 comes from this device's own compute capability (8.0+: Ampere's bf16
+        tensor cores), not `torch.cuda.is_bf16_supported()`, which asks the *current*
+        device and answers True on a T4 or V100, where bf16 runs emulated."""
         where = torch.device("cuda") if index is None else torch.device("cuda", index)
-        return cls("cuda", index, torch.cuda.get_device_name(where), tuple(torch.cuda.get_device_capability(where)),
-                   torch.cuda.is_bf16_supported())
+        capability = tuple(torch.cuda.get_device_capability(where))
+        uuid = getattr(torch.cuda.get_device_properties(where), "uuid", None)
+        return cls("cuda", index, torch.cuda.get_device_name(where), capability, capability >= (8, 0),
+                   str(uuid) if uuid is not None else None)
 
     def __str__(self) -> str:
         return str(self.torch)
@@ -142,7 +157,8 @@ class Device:
 
     @property
     def ddp_backend(self) -> str:
-        return "nccl" if self.kind == "cuda" else "gloo"
+        """NCCL for CUDA ranks on Linux (NCCL is Linux-only); gloo elsewhere, CUDA on Windows included."""
+        return "nccl" if self.kind == "cuda" and sys.platform.startswith("linux") else "gloo"
 
     @property
     def ddp_device_ids(self) -> list[int] | None:
@@ -174,7 +190,9 @@ class Device:
         reused early.
         """
         if self.kind == "cuda":
-            return batch.pin_memory().to(self.torch, non_blocking=True)
+            # A non-contiguous view (a rank's slice x[:, shard]) would be staged through
+            # pageable memory by the copy, and the host would wait every step after all.
+            return batch.contiguous().pin_memory().to(self.torch, non_blocking=True)
         return batch.to(self.torch)
 
     def sync(self) -> None:
@@ -214,9 +232,7 @@ class Device:
             now = torch.mps.current_allocated_memory()
             return now, now, None
         rss = _this_process(os.getpid()).memory_info().rss
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
-        return rss, max(rss, peak), None
+        return rss, max(rss, process.peak_rss_bytes() or 0), None
 
     def reset_peak_memory(self) -> None:
         if self.kind == "cuda":
@@ -265,6 +281,13 @@ class Device:
         return used_bytes
 
     # ---- energy ----------------------------------------------------------------------------
+
+    @property
+    def energy_per_rank(self) -> bool:
+        """Whether each data-parallel rank reads an energy counter of its own (one GPU each)
+        rather than one its node's ranks share (the CPU package's RAPL counter): a job's
+        energy sums the former over ranks, the latter once per node."""
+        return self.kind == "cuda"
 
     def energy_meter(self):
         """NVML's energy counter on CUDA, RAPL package counters on the CPU, else a meter that

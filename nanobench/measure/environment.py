@@ -71,6 +71,8 @@ def collect(device) -> dict:
             cudnn=torch.backends.cudnn.version(),
         )
         env["gpu_state_at_start"] = nvml.gpu_state(device)  # clocks, power limit, driver
+    elif device.kind == "mps":  # Apple's GPU is part of the chip the CPU brand names
+        env.update(gpu_name=host.cpu_model(), gpu_cores=host.apple_gpu_cores())
     return env
 
 
@@ -96,3 +98,43 @@ def sdpa_backends() -> dict:
     flags = {"flash": b.flash_sdp_enabled, "mem_efficient": b.mem_efficient_sdp_enabled,
              "math": b.math_sdp_enabled, "cudnn": getattr(b, "cudnn_sdp_enabled", None)}
     return {k: (f() if f else None) for k, f in flags.items()}
+
+
+def compile_problem(device) -> str | None:
+    """Why `torch.compile` cannot work for `device` (a Device) here, or None when it can.
+
+    torch's own checks, asked before the run instead of failing deep inside inductor at the
+    first step: dynamo's Python check; on CUDA the triton package its kernels need; on the
+    CPU the C++ compiler inductor searches for (g++/clang++ or $CXX; MSVC's cl on Windows).
+    MPS kernels are Metal, built by torch itself. A check torch does not have is skipped.
+    """
+    try:
+        from torch._dynamo.eval_frame import check_if_dynamo_supported
+    except ImportError:
+        check_if_dynamo_supported = None
+    if check_if_dynamo_supported:
+        try:
+            check_if_dynamo_supported()
+        except RuntimeError as exc:
+            return f"torch.compile does not support this Python ({exc})"
+    if device.kind == "cuda":
+        try:
+            from torch.utils._triton import has_triton_package
+        except ImportError:
+            return None
+        if not has_triton_package():
+            how = "pip install triton-windows" if sys.platform == "win32" else "install the triton matching your torch"
+            return f"torch.compile on CUDA needs the triton package, which is not installed ({how})"
+    elif device.kind == "cpu":
+        try:
+            from torch._inductor import cpp_builder
+            from torch._inductor.exc import InvalidCxxCompiler
+        except ImportError:
+            return None
+        try:
+            cpp_builder.get_cpp_compiler()
+        except (InvalidCxxCompiler, RuntimeError, OSError) as exc:  # torch's other compiler checks raise RuntimeError
+            how = {"win32": "install Visual Studio Build Tools (C++) and run from the x64 Native Tools prompt",
+                   "darwin": "run `xcode-select --install`"}.get(sys.platform, "install g++ or set CXX")
+            return f"torch.compile on the CPU needs a C++ compiler: {str(exc).splitlines()[0]} ({how})"
+    return None

@@ -8,6 +8,7 @@ adds no host synchronisation per step.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -32,7 +33,11 @@ class PerfCounterTimer:
 
 
 class CudaEventTimer:
-    """CUDA events around a step: the GPU's own clock, read later in a batch."""
+    """CUDA events around a step: the GPU's own clock, read later in a batch.
+
+    Events are recorded on the current stream of the run's device (`device`, a
+    torch.device), not of whichever device is current in the process: a run on cuda:1
+    queues its kernels on cuda:1's stream, and events on cuda:0's would time nothing."""
 
     def __init__(self, device):
         import torch
@@ -41,17 +46,16 @@ class CudaEventTimer:
         self._device = device
         self._start = None
 
-    def _event(self):
-        return self._torch.cuda.Event(enable_timing=True)
+    def _recorded(self):
+        event = self._torch.cuda.Event(enable_timing=True)
+        event.record(self._torch.cuda.current_stream(self._device))
+        return event
 
     def start(self) -> None:
-        self._start = self._event()
-        self._start.record()
+        self._start = self._recorded()
 
     def stop(self):
-        end = self._event()
-        end.record()
-        return (self._start, end)
+        return (self._start, self._recorded())
 
     def seconds(self, handles: list) -> list[float]:
         if handles:
@@ -192,12 +196,21 @@ def rapl_delta_uj(last: int, now: int, max_range_uj: int) -> int:
     return now - last if now >= last else now + (max_range_uj - last)
 
 
+# Where Linux's powercap is absent by design: why the CPU's energy is not read there.
+NO_CPU_ENERGY = {
+    "darwin": "macOS exposes CPU energy only through powermetrics, which needs root: not read",
+    "win32": "Windows has no CPU energy counter readable without a kernel driver (RAPL is in MSRs): not read",
+}
+
+
 def rapl_meter(powercap_root="/sys/class/powercap"):
     """A RAPL meter over the package zones (`intel-rapl:N`, also AMD's), or a NoEnergyMeter
     that says why not (absent in VMs; root-only since Linux 5.10, CVE-2020-8694)."""
     from pathlib import Path
 
     root = Path(powercap_root)
+    if sys.platform in NO_CPU_ENERGY:
+        return NoEnergyMeter(NO_CPU_ENERGY[sys.platform])
     if not root.is_dir():
         return NoEnergyMeter(f"{root} is absent (no RAPL: a VM, or not Linux)")
     zones = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
@@ -237,8 +250,9 @@ class Recorder:
 
     def __init__(self, *, writer, tokens_per_iter: int, flops_per_iter: float, spec_peak_flops: float | None,
                  measured_peak_flops: float | None, warmup_iters: int, energy, device_memory, t0: float,
-                 ddp=None, totals: dict | None = None):
+                 ddp=None, totals: dict | None = None, noise=None):
         self.writer = writer
+        self.noise = noise  # a noise.Sampler: marks a window's last row with a reading, ~1 per second
         self.tokens_per_iter = tokens_per_iter
         self.flops_per_iter = flops_per_iter
         self.spec_peak_flops = spec_peak_flops
@@ -291,6 +305,8 @@ class Recorder:
             if ev:
                 row["eval_train_loss"], row["eval_val_loss"] = ev["train"], ev["val"]
                 state["vals"].append((row["iter"], ev["val"]))
+        if self.noise:
+            self.noise.mark(rows)
         if self.writer:
             self.writer.append(rows)
         state["rows"] += len(rows)

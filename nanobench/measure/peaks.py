@@ -187,19 +187,19 @@ def cpu_flops_per_cycle(flags: set[str], dtype: str, *, vendor: str = "", family
 def cpu_spec_peak(dtype: str, *, threads: int | None = None) -> Peak:
     """cores x clock x FLOPs/cycle for this machine's CPU. Cores = min(physical cores, torch
     threads): a run limited to 1 thread can use one core's peak, not the socket's."""
-    per_cycle, what = cpu_flops_per_cycle(set(host.cpu_flags()), dtype, vendor=host.cpu_vendor(),
-                                          family=host.cpu_family(), machine=platform.machine(), system=platform.system())
+    per_cycle, what = cpu_flops_per_cycle(set(host.cpu_flags()), dtype, vendor=host.cpu_vendor(), family=host.cpu_family(),
+                                          machine=platform.machine().lower(), system=platform.system())
     if per_cycle is None:
         return Peak(None, what)
     clock, clock_note = host.cpu_clock_hz()
     if clock is None:
         return Peak(None, clock_note)
-    physical = host.physical_cores()
+    physical, which = host.compute_cores()
     if not physical:
         return Peak(None, "physical core count unknown")
     cores = min(physical, threads) if threads else physical
     return Peak(cores * clock * per_cycle,
-                f"spec: {cores} cores (of {physical} physical; torch threads {threads}) x {clock_note} x "
+                f"spec: {cores} cores (of {physical} {which}; torch threads {threads}) x {clock_note} x "
                 f"{per_cycle:g} {dtype} FLOPs/cycle ({what})")
 
 
@@ -211,6 +211,8 @@ def spec_peak(device, precision) -> Peak:
         return gpu_spec_peak(device.name, precision.name)
     if device.kind == "cpu":
         return cpu_spec_peak(precision.name, threads=torch.get_num_threads())
+    if device.kind == "mps":  # the chip as the CPU brand names it ("Apple M2 Pro"); cores probed only here
+        return apple_gpu_spec_peak(host.cpu_model(), host.apple_gpu_cores(), precision.name)
     return Peak(None, f"no datasheet table for {device.kind} devices ({device.name})")
 
 
@@ -220,6 +222,7 @@ CALIBRATION_N = {"cuda": 8192, "mps": 4096}  # square matmul side; the CPU's is 
 CPU_REP_TARGET_S = 0.02  # CPU: the largest n (1024 ... 4096) whose matmul takes about this long
 CALIBRATION_BUDGET_S = 0.5  # one round's timed repetitions stop after this (at least 5)
 CALIBRATION_ROUNDS = 4  # at most; two consecutive rounds within 10% end it (best-of rides out neighbours)
+CALIBRATION_CAP_S = 3.0  # hard cap on one calibration, all rounds: a slow dtype gets fewer repetitions
 
 
 def cache_path() -> Path:
@@ -227,10 +230,16 @@ def cache_path() -> Path:
 
 
 def _cache_key(device, precision) -> str:
-    """device name + dtype + torch version (+ threads on the CPU, where they set the rate)."""
+    """device name + dtype + torch version (+ threads on the CPU, where they set the rate).
+
+    A GPU's key also holds its ordinal and UUID: two GPUs of one machine, even of one model,
+    never share an entry, so a figure taken on one (or a bad one, timed on the wrong
+    device) cannot stand for another."""
     import torch
 
     key = f"{device.name}|{precision.name}|torch {torch.__version__}"
+    if device.kind == "cuda":
+        return key + f"|{device}|{device.uuid or 'uuid unknown'}"
     return key + f"|threads {torch.get_num_threads()}" if device.kind == "cpu" else key
 
 
@@ -252,32 +261,39 @@ def _store(path: Path, key: str, entry: dict) -> None:
         pass  # a read-only home still gets its measurement, just not cached
 
 
-def _cpu_calibration_n(torch) -> int:
-    """The CPU matmul side: big enough to reach the BLAS's full rate (on this 2-core VM the
-    rate is flat from 256^2 to 2048^2), small enough (~20 ms) that a 1 s budget holds dozens
-    of repetitions, so that the best of them is one no noisy neighbour interrupted."""
-    n = 1024
+def _cpu_calibration_n(torch, dtype) -> int:
+    """The CPU matmul side for `dtype`, sized by that dtype's own speed here: the largest n
+    (256 ... 4096, doubling) whose matmul takes about CPU_REP_TARGET_S or less. Big enough to
+    reach the BLAS's full rate (on this 2-core VM the fp32 rate is flat from 256^2 to 2048^2),
+    small enough that a 0.5 s round holds dozens of repetitions, so that the best of them is
+    one no noisy neighbour interrupted. An emulated dtype (bf16 without AVX-512 BF16 or AMX:
+    ~1 GFLOP/s against ~140 in fp32) stays at 256, where one repetition is ~35 ms, not the 15 s
+    of fp32's 2048."""
+    n = 256
     while n < 4096:
-        a = torch.ones(2 * n, 2 * n)
-        torch.matmul(a, a)  # first touch
+        a = torch.ones(n, n, dtype=dtype)
+        torch.matmul(a, a)  # first touch, library init
         t0 = time.perf_counter()
         torch.matmul(a, a)
-        if time.perf_counter() - t0 > CPU_REP_TARGET_S:
+        if (time.perf_counter() - t0) * 8 > CPU_REP_TARGET_S:  # twice the side: eight times the work
             break
         n *= 2
     return n
 
 
-def calibrate(device, precision, n: int | None = None, budget_s: float | None = None) -> dict:
+def calibrate(device, precision, n: int | None = None, budget_s: float | None = None,
+              cap_s: float | None = None) -> dict:
     """Time (n, n) @ (n, n) matmuls in `precision` on `device`; return the best rate seen.
 
     The precision's matmul flags hold during the timing (fp32: TF32 off, tf32: on) and are
     restored afterwards; bf16/fp16 multiply tensors of that dtype, which is what autocast
-    does for the model's linear layers.
+    does for the model's linear layers. At least 5 repetitions, unless `cap_s` (default
+    CALIBRATION_CAP_S) runs out first; then at least 2.
     """
     import torch
 
-    n = n or CALIBRATION_N.get(device.kind) or _cpu_calibration_n(torch)
+    t_cap = time.perf_counter() + (CALIBRATION_CAP_S if cap_s is None else cap_s)
+    n = n or CALIBRATION_N.get(device.kind) or _cpu_calibration_n(torch, precision.dtype)
     budget_s = CALIBRATION_BUDGET_S if budget_s is None else budget_s
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(device=device.torch, dtype=precision.dtype)  # (n, n)
@@ -290,7 +306,7 @@ def calibrate(device, precision, n: int | None = None, budget_s: float | None = 
             torch.matmul(a, b, out=c)
         device.sync()
         best_s, reps, t_end = float("inf"), 0, time.perf_counter() + budget_s
-        while reps < 5 or (time.perf_counter() < t_end and reps < 100):
+        while (reps < 5 and (reps < 2 or time.perf_counter() < t_cap)) or (time.perf_counter() < t_end and reps < 100):
             timer.start()
             for _ in range(per_call):
                 torch.matmul(a, b, out=c)
@@ -302,9 +318,10 @@ def calibrate(device, precision, n: int | None = None, budget_s: float | None = 
 def _calibrate_until_stable(device, precision) -> dict:
     """Rounds of `calibrate` until two in a row agree within 10% (a shared machine's
     neighbours can halve one round); the best round is kept."""
+    t_cap = time.perf_counter() + CALIBRATION_CAP_S
     rounds = [calibrate(device, precision)]
-    while len(rounds) < CALIBRATION_ROUNDS:
-        rounds.append(calibrate(device, precision, n=rounds[0]["n"]))
+    while len(rounds) < CALIBRATION_ROUNDS and time.perf_counter() < t_cap:
+        rounds.append(calibrate(device, precision, n=rounds[0]["n"], cap_s=t_cap - time.perf_counter()))
         a, b = rounds[-2]["flops"], rounds[-1]["flops"]
         if abs(a - b) <= 0.1 * max(a, b):
             break
@@ -332,6 +349,38 @@ def measured_peak(device, precision, recalibrate: bool = False) -> Peak:
     return Peak(float(entry["flops"]), f"measured: best {entry['n']}^2 {dtype} matmul of {entry['reps']} in "
                                         f"{entry.get('rounds', 1)} round(s){threads} "
                                         f"({how}, {entry['measured_at']}; {path})")
+
+
+def emulated_slowdown(device, precision) -> float | None:
+    """How many times slower `precision`'s matmuls run than fp32's on `device`, where the
+    device computes it without hardware of its own (bf16 on a CPU without AVX-512 BF16, AMX
+    or Arm BF16: `Device.native_bf16` False); None where it is native, not a CPU dtype
+    question, or a calibration failed. From the cached calibrations (measured now if absent,
+    a few seconds at most). One answer for `run`'s warning and for device matrices."""
+    pair = _emulated_pair(device, precision)
+    return pair[0].flops / pair[1].flops if pair else None
+
+
+def _emulated_pair(device, precision) -> tuple[Peak, Peak] | None:
+    """(fp32's measured peak, precision's) on a device that emulates `precision`, else None."""
+    from nanobench.measure.precision import Precision
+
+    if device.kind != "cpu" or precision.name != "bf16" or device.native_bf16:
+        return None
+    fast, slow = measured_peak(device, Precision("fp32")), measured_peak(device, precision)
+    return (fast, slow) if fast.flops and slow.flops else None
+
+
+def emulation_warning(device, precision) -> str | None:
+    """One line for the start of a run whose dtype this device emulates, with the measured
+    ratio; None where the dtype is native (or nothing could be measured)."""
+    pair = _emulated_pair(device, precision)
+    if not pair:
+        return None
+    fast, slow = pair[0].flops / 1e9, pair[1].flops / 1e9
+    return (f"warning: {precision.name} on this CPU is emulated (no AVX-512 BF16, AMX or Arm BF16): matmul "
+            f"{slow:.3g} vs {fast:.3g} GFLOP/s in fp32, about {fast / slow:.0f}x slower; expect every step "
+            f"several times slower than in fp32 (--dtype fp32 is the fast choice here)")
 
 
 def forget_measured(device, precision) -> None:

@@ -38,7 +38,11 @@ class Precision:
         if name == "fp16" and device.kind == "cpu":
             raise InputError("--dtype fp16: fp16 training needs a GPU (cuda or mps); on cpu use bf16")
         if name == "bf16" and device.kind == "cuda" and not device.native_bf16:
-            raise InputError(f"--dtype bf16: {device.name} does not support bfloat16")
+            # torch would run it (is_bf16_supported() says True on a T4 or V100), emulated and
+            # far slower: a benchmark of that measures the emulation, not the GPU
+            cc = ".".join(map(str, device.compute_capability or ())) or "unknown"
+            raise InputError(f"--dtype bf16: {device.name} ({device}, compute capability {cc}) has no native "
+                             f"bfloat16 (needs 8.0+, Ampere or later); use fp16 or fp32 there")
         return precision
 
     @property

@@ -73,3 +73,28 @@ def print_report(report: dict, console) -> None:
                   + ("" if records else " none yet"))
     for line in record_lines(records):
         console.print(f"  {line}")
+
+
+def print_checks(console, as_json: bool = False) -> list:
+    """`nanobench env --check`: gather this machine's facts, judge them, print each finding
+    with its fix (JSON: the facts and the findings). Changes nothing. Returns the findings."""
+    from nanobench.measure import envcheck
+
+    facts = envcheck.gather()
+    found = envcheck.checks(facts)
+    if as_json:
+        import json
+
+        print(json.dumps({"checks": [c.to_dict() for c in found], "facts": facts}, indent=1, default=str))
+        return found
+    from rich.table import Table
+
+    table = Table("check", "status", "finding", "fix")
+    style = {"ok": "green", "warn": "bold yellow", "unknown": "dim"}
+    for c in found:
+        table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail, c.fix if c.status == "warn" else "")
+    console.print(table)
+    warns = sum(c.status == "warn" for c in found)
+    console.print(f"{warns} finding(s) will make timings noisy; nothing was changed"
+                  if warns else "nothing found that makes timings noisy; nothing was changed")
+    return found

@@ -72,13 +72,18 @@ def _legend(ax, labels: list[str]) -> None:
     ax.legend(handles, labels, fontsize=8, loc="upper right")
 
 
-def _train_curve(rows, x_column: str):
-    """Train loss (debiased EMA over the steps), downsampled for display; (x, y) arrays."""
+def _train_curve(run, x_column: str):
+    """Train loss (debiased EMA over the steps), downsampled for display; (x, y) arrays.
+    x_column "flops" is iter x the run's model FLOPs per iteration (the rows hold no such column)."""
+    rows = run.rows
     step = rows["step_time_s"].to_numpy(dtype=float, na_value=np.nan)
     loss = rows["loss"].to_numpy(dtype=float, na_value=np.nan)
     ok = ~np.isnan(step) & ~np.isnan(loss)
     y = ema_debiased(loss[ok])
-    x = rows[x_column].to_numpy(dtype=float, na_value=np.nan)[ok]
+    if x_column == "flops":
+        x = rows["iter"].to_numpy(dtype=float)[ok] * (run.flops_per_iter or np.nan)
+    else:
+        x = rows[x_column].to_numpy(dtype=float, na_value=np.nan)[ok]
     keep = downsample(len(x))
     return x[keep], y[keep]
 
@@ -89,7 +94,7 @@ def _loss_figure(series, x_column: str, eval_x, title: str, xlabel: str, log_x: 
     for i, label in enumerate(labels):
         runs = [run for lab, run in series if lab == label]
         colour, style = f"C{i % 10}", STYLES[i % len(STYLES)]
-        train = [_train_curve(run.rows, x_column) for run in runs]
+        train = [_train_curve(run, x_column) for run in runs]
         if log_x:
             train = [(x[x > 0], y[x > 0]) for x, y in train]
         ax.plot(*_joined(train), color=colour, lw=1, alpha=0.5)
@@ -101,7 +106,7 @@ def _loss_figure(series, x_column: str, eval_x, title: str, xlabel: str, log_x: 
             continue
         evals = []
         for run in runs:
-            ev = [e for e in run.evaluations if not log_x or eval_x(e) > 0]
+            ev = [e for e in run.evaluations if eval_x(e) is not None and (not log_x or eval_x(e) > 0)]
             evals.append((np.array([eval_x(e) for e in ev]), np.array([e.val_loss for e in ev])))
         ax.plot(*_joined(evals), color=colour, ls=style, marker="o", ms=4, lw=1.2)
     if log_x:
@@ -121,8 +126,10 @@ def _seed_band(runs, eval_x, log_x: bool):
     xs, means, los, his, kind = [], [], [], [], "min-max"
     for it in sorted(by_iter):
         evs = by_iter[it]
+        if len(evs) < len(runs) or any(eval_x(e) is None for e in evs):
+            continue
         x = float(np.mean([eval_x(e) for e in evs]))
-        if len(evs) < len(runs) or (log_x and x <= 0):
+        if log_x and x <= 0:
             continue
         mean, lo, hi, kind = band([e.val_loss for e in evs])
         xs.append(x), means.append(mean), los.append(lo), his.append(hi)
@@ -140,6 +147,15 @@ def loss_vs_train_time(series, log_x: bool = False) -> Figure:
     return _loss_figure(series, "train_time_s", lambda e: e.train_time_s,
                         "Loss against train time" + (" (log x)" if log_x else ""),
                         "train time (s" + (", log scale)" if log_x else ")"), log_x=log_x)
+
+
+def loss_vs_flops(series) -> Figure:
+    """The same curves against model FLOPs spent (iteration x FLOPs per iteration, log scale):
+    the axis on which recipes with other batches, contexts or model sizes compare. Runs whose
+    metadata records no FLOPs are left out of it."""
+    series = [(label, run) for label, run in series if run.flops_per_iter]
+    return _loss_figure(series, "flops", lambda e: e.flops, "Loss against model FLOPs (log x)",
+                        "model FLOPs (6N + 12LHQT per token x tokens, log scale)", log_x=True)
 
 
 def step_time_distribution(series, names: list[str] | None = None) -> Figure:

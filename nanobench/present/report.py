@@ -15,11 +15,14 @@ from pathlib import Path
 
 from nanobench import files
 from nanobench.analyze.compare import Comparison, Group
+from nanobench.analyze.noise import TIMING_RULE
 from nanobench.analyze.runs import RunStats
 from nanobench.analyze.verdicts import equivalence_sentence
 from nanobench.errors import InputError
 from nanobench.present import plots
-from nanobench.present.tables import TableSpec, equivalence_spec, runs_spec, speed_spec, targets_spec
+from nanobench.present.explain import explanation_html
+from nanobench.present.tables import (TableSpec, energy_note, equivalence_spec, matrix_spec, runs_spec, speed_spec,
+                                      targets_spec)
 from nanobench.store.meta import RunMeta
 
 FIGURE_DPI = 96
@@ -37,7 +40,8 @@ td.diff { background: #fff0c2; font-weight: 600; }
 .figures img { max-width: 100%; display: block; margin: .6em 0 1.4em; }
 .samples { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1em; }
 .samples figure { margin: 0; } .samples pre { white-space: pre-wrap; background: #f7f7f7; padding: .6em; font-size: 12px; border: 1px solid #e3e3e3; }
-.scroll { overflow-x: auto; } code { background: #f4f4f4; padding: 0 .2em; }
+.scroll { overflow-x: auto; } details { margin: .6em 0 1.2em; } summary { cursor: pointer; color: #345; }
+code { background: #f4f4f4; padding: 0 .2em; }
 """
 
 METHODOLOGY = """
@@ -55,30 +59,50 @@ started, evaluation included). With several seeds it is their mean, shown only w
 Ratios are baseline over other: 4.8x means the other configuration got there 4.8 times sooner.</li>
 <li><b>Val loss at equal iteration</b>: both configurations at the last evaluation iteration that every run has.</li>
 <li><b>Val loss at equal train time</b>: both at the train time of the shorter run's last evaluation, each
-run interpolated linearly between its evaluations (no extrapolation), then averaged over seeds.</li>
+run interpolated linearly between its evaluations (no extrapolation), then averaged over seeds. <b>At equal
+tokens</b> and <b>at equal FLOPs</b> the same, on the axes of training tokens seen (iteration x tokens per
+iteration) and model FLOPs spent (iteration x FLOPs per iteration); they are shown when the recipes compared
+differ in tokens or FLOPs per iteration (other batch, context or model), else they are the equal iteration.</li>
 <li><b>Train loss curve</b>: the mini-batch loss smoothed with an exponential moving average (beta 0.9) with
 bias correction, so the first points are not pulled towards zero. Dots are evaluations (val loss) on a fixed
 set of batches that is the same for every run of the scenario.</li>
 <li><b>tokens/s</b>: tokens per iteration / median step time. <b>MFU</b>: model FLOPs per iteration (nanoGPT's
 6N + 12LHQT formula) / step time / the device's datasheet peak for the dtype; blank when no peak is known.
 <b>Peak memory</b>: CPU peak RSS of the process, CUDA peak allocated by torch's allocator: not the same
-quantity. <b>Energy</b>: NVML or RAPL counters where readable.</li>
+quantity. <b>Energy</b>: NVML or RAPL counters where readable; <b>energy to target</b> is the counter's joules
+from the run's start to the wall time of the evaluation that first reached the target (evaluations included,
+like wall time), the mean over seeds.</li>
 </ul>
 <h3>Beyond seed noise: the equivalence verdict</h3>
-<p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference of the
-seeds' mean val loss (other minus baseline) with the seed-to-seed spread inside each configuration: a Welch t
-interval of the difference of means. Two one-sided tests (TOST, alpha 0.05) with a margin (0.02 nats unless <code>--margin</code> says otherwise;
-each verdict names the one used) decide:
-<b>equivalent</b> when the 90% interval lies inside &plusmn;margin; <b>different</b> when the 95% interval excludes
-zero and is not inside the margin; <b>undecided</b> otherwise, and always with fewer than 2 seeds on a side.
-A configuration "leaves the noise floor" at the first evaluation whose 95% interval excludes zero. In the loss
-plots, configurations with several seeds are drawn as the mean with a band: the min-max range for 2-4 seeds, a
-95% t interval of the mean for 5 or more.</p>
+<p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference in val
+loss (other minus baseline) with the seed-to-seed noise. Runs with the same seed start from the same weights
+and see the same batches, so where two configurations share seeds the test is <b>paired</b>: the mean of the
+per-seed differences, with a t interval from their spread (seeds that ran in one configuration only are left
+out of it, and said so). With fewer than two shared seeds it is <b>unpaired</b>: a Welch t interval of the
+difference of the seed means. Each verdict names its design and how many pairs or seeds it used. Two one-sided
+tests (TOST, alpha 0.05) with a margin (0.02 nats unless <code>--margin</code> says otherwise; each verdict names
+the one used) decide <b>equivalent</b>: the 90% interval lies inside &plusmn;margin. Otherwise the t test of a zero
+difference decides <b>different</b> when its p-value, <b>Holm-adjusted over all the evaluations of the pair</b>, is
+below 0.05; else <b>undecided</b>, and always with fewer than 2 seeds (pairs) to measure a spread with.
+A configuration "leaves the noise floor" at the first evaluation whose Holm-adjusted p is below 0.05: scanning
+about 20 evaluations at 0.05 each would find a lucky one about two times in three, Holm's step-down correction
+keeps the chance of any false "different" among them at 0.05 (it assumes nothing about how the evaluations of
+one training run depend on each other). The 95% intervals shown are per evaluation, unadjusted. With 5 or more
+seeds (pairs) a percentile bootstrap 95% interval (9,999 resamples, a fixed random stream) is shown beside the t
+interval. Distributions, tests and the bootstrap are scipy.stats'. In the loss plots, configurations with
+several seeds are drawn as the mean with a band: the min-max range for 2-4 seeds, a 95% t interval of the mean
+for 5 or more.</p>
 <h3>Explaining the gap</h3>
-<p>The gap between two configurations' final val losses is split at the last evaluation both have: the
-difference there is hardware and precision; the rest is the iterations one ran beyond the other. When a run on
-the baseline's device in the other's dtype exists, the equal-iteration part splits again into precision (that
-run minus the baseline) and the device itself.</p>
+<p>Between two configurations (<code>nanobench explain A B</code>, and each pair of the report), nanobench lists
+every factor that differs (device, precision, compile, threads, torch version, iterations and schedule, batch
+and context, model shape, the rest of the recipe) and builds a ladder of configurations from A to B changing one
+factor per rung. Each rung's part of a quantity (final val loss, ms/iter, train time to a common target, train
+time of the whole run) is its configuration's value minus the previous one's, so the parts sum exactly to the
+gap; the band of a part is a Welch 95% interval over seeds where both sides have two or more. The split depends
+on the order of the rungs. A rung measured nowhere is either missing (its command is named) or
+<i>projected</i> from a short truncated run and the loss curve of the same recipe on another device, and says
+so. Where the ladder is incomplete, the older split at the last common evaluation is shown: the difference
+there is hardware and precision, the rest the iterations one ran beyond the other.</p>
 <h3>What cannot be identical across devices</h3>
 <ul>
 <li>Initial weights, training batches and evaluation batches are identical on every device (drawn on the CPU
@@ -149,18 +173,33 @@ def table_html(spec: TableSpec, cls: str = "") -> str:
     return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def environment_html(runs: list[RunStats]) -> str:
+def _env_table(runs: list[RunStats], fields, cls: str) -> str:
     """One column per run; a cell that differs from the first run's is highlighted."""
     head = "<th>field</th>" + "".join(f"<th>{e(_short_name(r.info))}</th>" for r in runs)
     body = []
-    for name, read in ENV_FIELDS:
-        values = ["-" if read(r.info) is None else str(read(r.info)) for r in runs]
+    for name, values in fields:
         cells = []
         for i, v in enumerate(values):
             diff = i > 0 and v != values[0] and name not in NOT_HIGHLIGHTED
             cells.append(f'<td class="{"diff" if diff else ""}">{e(v)}</td>')
         body.append(f"<tr><th>{e(name)}</th>{''.join(cells)}</tr>")
-    return f'<div class="scroll"><table class="env"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+# differ by nature and are long (ids, times): in the full table only
+NOT_IN_SUMMARY = {"run", "started", "seed"}
+
+
+def environment_html(runs: list[RunStats]) -> str:
+    """The fields that differ between runs (what could explain a difference), then every field
+    of every run folded under <details>: a page of many runs stays within its width."""
+    fields = [(name, ["-" if read(r.info) is None else str(read(r.info)) for r in runs]) for name, read in ENV_FIELDS]
+    differ = [(name, values) for name, values in fields if len(set(values)) > 1 and name not in NOT_IN_SUMMARY]
+    summary = (_env_table(runs, differ, "env env-diff") if differ
+               else "<p>Every recorded field below is the same in all runs (besides run id, seed and start time).</p>")
+    return (f"<p>Fields that differ between runs; highlighted cells differ from the first run's.</p>{summary}"
+            f"<details><summary>Every field of every run ({len(fields)} fields, {len(runs)} runs)</summary>"
+            f"{_env_table(runs, fields, 'env env-all')}</details>")
 
 
 def _short_name(m: RunMeta) -> str:
@@ -177,22 +216,39 @@ def _series(group: Group):
     return series, names
 
 
-def group_html(group: Group) -> tuple[str, str]:
+def noise_html(runs: list[RunStats]) -> str:
+    """Why a run's timings are marked noisy, and what the timing and outlier columns mean."""
+    noisy = [f"<li><b>{e(r.run_id)}</b>: {e('; '.join(r.noise.reasons) or 'noisy')}</li>"
+             for r in runs if r.noise.verdict == "noisy"]
+    return ((f'<p class="warning">Noisy runs: their timings (ms/iter, speedup, time to target, timing gates) '
+             f'are not to be trusted.</p><ul>{"".join(noisy)}</ul>' if noisy else "")
+            + f"<p>noise: the verdict the run recorded (quiet or noisy; - when not sampled; "
+              f"docs/results.md); outliers: {e(TIMING_RULE)}.</p>")
+
+
+def group_html(group: Group, explained: set = frozenset()) -> tuple[str, str]:
     """(comparison tables, figures) of one group."""
     title = f"{group.scenario} on {group.dataset} (sha256 {group.dataset_sha256[:12]})"
-    parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>",
-             "<h4>Runs</h4>", table_html(runs_spec(group))]
+    parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>"]
+    matrix = matrix_spec(group)
+    if matrix is not None:
+        parts += ["<h4>Device &times; dtype</h4>", table_html(matrix, "matrix")]
+    parts += ["<h4>Runs</h4>", table_html(runs_spec(group)), noise_html(group.runs)]
     if group.pairs:
         parts += ["<h4>Speed and loss at equal iteration and equal train time</h4>", table_html(speed_spec(group))]
     tt = targets_spec(group)
     if tt is not None:
         parts += ["<h4>Time to target</h4>", table_html(tt)]
+        parts += [f"<p>{e(energy_note(group))}</p>"] if energy_note(group) else []
     for p in group.pairs:
         parts += [f"<h4>Beyond seed noise? {e(p.other.label)} vs {e(p.base.label)}</h4>",
                   f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label))}</p>",
-                  table_html(equivalence_spec(p)),
-                  f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
-                  "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>"]
+                  table_html(equivalence_spec(p))]
+        if (group.key, p.other.label) in explained:  # the ladder below replaces the same-scenario split
+            parts.append("<p>The gap is explained rung by rung in <a href=\"#explain\">Explaining the gap</a>.</p>")
+        else:
+            parts += [f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
+                      "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>"]
     series, names = _series(group)
     figs = [
         (plots.loss_vs_iteration(series), "loss against iteration"),
@@ -201,6 +257,8 @@ def group_html(group: Group) -> tuple[str, str]:
         (plots.step_time_distribution(series, names), "ms per iteration distribution per run"),
         (plots.memory_over_time(series), "memory over time"),
     ]
+    if any(r.flops_per_iter for r in group.runs):  # older and hand-made files record no FLOPs
+        figs.insert(3, (plots.loss_vs_flops(series), "loss against model FLOPs, log x"))
     imgs = "".join(figure_img(f, f"{title}: {alt}") for f, alt in figs)
     return "".join(parts), f"<h3>{e(title)}</h3><div class=\"figures\">{imgs}</div>"
 
@@ -214,8 +272,22 @@ def samples_html(runs: list[RunStats]) -> str:
     return f'<div class="samples">{"".join(cells)}</div>'
 
 
-def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
+def explain_html(explanations) -> str:
+    """The report's "Explaining the gap" section: one ladder per explanation (present/explain.py)."""
+    if not explanations:
+        return ""
+    parts = ['<h2 id="explain">Explaining the gap</h2>',
+             "<p>Each gap is split along a ladder of configurations from A to B that changes one factor per rung; each "
+             "rung's part is its configuration minus the one before, so the parts sum to the gap. The split depends on "
+             "the order of the rungs; another order is shown where its runs exist. Projected figures say so.</p>"]
+    for _, x in explanations:
+        parts += [f"<h3>{e(x.b.point.label())} vs {e(x.a.point.label())}</h3>", explanation_html(x, table_html, e)]
+    return "".join(parts)
+
+
+def render_html(comparison: Comparison, title: str = "nanobench report", explanations=()) -> str:
     ordered = comparison.runs
+    explained = {key for key, x in explanations if key is not None and x.ladder.attribution["val_loss"].complete}
     verdicts, tables, figures = [], [], []
     for w in comparison.warnings:
         verdicts.append(f'<p class="warning">warning: {e(w)}</p>')
@@ -228,9 +300,13 @@ def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
             verdicts.append("<p>One configuration only: nothing to compare against; its numbers are below.</p>")
         verdicts += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
         verdicts += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
-        t, f = group_html(g)
+        t, f = group_html(g, explained)
         tables.append(t)
         figures.append(f)
+    if comparison.references:
+        verdicts.append("<h3>Is each run normal?</h3>")
+        verdicts += [f'<p class="{"warning" if ch.first_outside else "verdict"}">{e(ch.sentence())}</p>'
+                     for ch in comparison.references]
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -244,10 +320,10 @@ def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
 {''.join(verdicts)}
 <h2 id="comparison">Comparison</h2>
 {''.join(tables)}
+{explain_html(explanations)}
 <h2 id="plots">Plots</h2>
 {''.join(figures)}
 <h2 id="environment">Environment</h2>
-<p>Highlighted cells differ from the first run's.</p>
 {environment_html(ordered)}
 <h2 id="samples">Text samples</h2>
 <p>Generated on the CPU in fp32 from each run's final weights, with a fixed seed: differences come from the weights alone.</p>
@@ -258,13 +334,13 @@ def render_html(comparison: Comparison, title: str = "nanobench report") -> str:
 """
 
 
-def write_report(comparison: Comparison, out_dir, title: str = "nanobench report") -> Path:
+def write_report(comparison: Comparison, out_dir, title: str = "nanobench report", explanations=()) -> Path:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"-o {out}: cannot create the report folder ({exc.strerror})") from None
     try:
-        return files.write_atomic(out / "index.html", render_html(comparison, title), inside=out)
+        return files.write_atomic(out / "index.html", render_html(comparison, title, explanations), inside=out)
     except OSError as exc:
         raise InputError(f"-o {out}: could not write index.html ({files.write_cause(exc)})") from None

@@ -14,10 +14,14 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from nanobench import process
 from nanobench.errors import InputError
 from nanobench.measure.device import DeviceSpec, cuda_device_count
 
 CHILD_ENV = "NANOBENCH_DDP_CHILD"  # set by the launcher: this process is a torchrun worker
+# How long a rank waits at the end for the others (rank 0 may still be writing its result and
+# sampling text); past it, a rank that never came is taken as dead and this one leaves anyway.
+SHUTDOWN_TIMEOUT_S = 300.0
 _stop = threading.Event()
 
 
@@ -32,6 +36,7 @@ class Dist:
     world_size: int
     local_rank: int
     backend: str
+    side_group: object = None  # gloo group for the leaving barrier under NCCL (None: the default group)
 
     def shard(self, batch_size: int) -> slice:
         """This rank's slice of each micro-batch (B,): contiguous, equal-sized."""
@@ -70,10 +75,46 @@ class Dist:
         tdist.all_gather(gathered, local)
         return [g.cpu().tolist() for g in gathered]
 
+    def energy_meter(self, device) -> "JobEnergyMeter":
+        """The job's energy meter on this rank: the device's own counter, summed over ranks
+        by every read (see JobEnergyMeter)."""
+        return JobEnergyMeter(device.energy_meter(), self, per_rank=device.energy_per_rank)
+
     def describe(self) -> dict:
         return {"world_size": self.world_size, "backend": self.backend,
                 "nnodes": int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1),
                 "local_world_size": int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world_size)))}
+
+
+class JobEnergyMeter:
+    """The energy of a whole data-parallel job, not of rank 0's device alone.
+
+    Every rank reads its meter at the same point of each read window (Recorder.record) and
+    the readings are all-reduced: one counter per GPU is summed over ranks; a counter the
+    node's ranks share (the CPU package) is counted by local rank 0 only. Any counted rank
+    that cannot read makes the window's job energy None: a part is not the whole."""
+
+    def __init__(self, meter, dist: Dist, per_rank: bool):
+        self._meter, self._dist, self._per_rank = meter, dist, per_rank
+        self._counted = per_rank or dist.local_rank == 0  # a shared counter: once per node
+        self.source, self.reason = meter.source, meter.reason
+
+    def read_j(self) -> float | None:
+        import torch
+        import torch.distributed as tdist
+
+        joules = self._meter.read_j() if self._counted else 0.0
+        both = torch.tensor([joules or 0.0, 1.0 if joules is None else 0.0], dtype=torch.float64)  # (sum, missing)
+        if self._dist.backend == "nccl":
+            both = both.cuda(self._dist.local_rank)
+        tdist.all_reduce(both, op=tdist.ReduceOp.SUM)
+        total, missing = both.tolist()
+        return None if missing else total
+
+    def describe(self) -> dict:
+        job = (f"summed over the {self._dist.world_size} ranks' own counters" if self._per_rank
+               else "one counter per node, shared by its ranks: read by local rank 0, summed over nodes")
+        return dict(self._meter.describe(), job=job)
 
 
 def from_environment(device) -> Dist | None:
@@ -86,21 +127,31 @@ def from_environment(device) -> Dist | None:
     backend = device.ddp_backend
     if not tdist.is_initialized():
         tdist.init_process_group(backend=backend)
-    return Dist(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend)
+    # NCCL's barrier cannot time out (it hangs on a dead rank); gloo's monitored one can
+    side = tdist.new_group(backend="gloo") if backend == "nccl" else None
+    return Dist(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend, side)
 
 
-def shutdown(dist: Dist | None) -> None:
+def shutdown(dist: Dist | None, peer_failed: bool = False, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """Leave the process group together, waiting at most `timeout_s` for the other ranks;
+    with `peer_failed` (this rank saw a collective fail) there is no one to wait for."""
     if dist is None:
         return
+    from datetime import timedelta
+
     import torch.distributed as tdist
 
     if tdist.is_initialized():
         # Leave together: a rank that tears its group down while rank 0 is still writing
         # its result file can abort at exit (gloo threads), and torchrun then kills rank 0.
-        try:
-            tdist.barrier()
-        except Exception:  # a peer is gone (the rank-died path): nothing to wait for
-            pass
+        # A monitored barrier (gloo, also under NCCL through the side group) raises after
+        # timeout_s instead of hanging, so a dead rank cannot keep the others from exiting
+        # with the status their result already records.
+        if not peer_failed:
+            try:
+                tdist.monitored_barrier(group=dist.side_group, timeout=timedelta(seconds=timeout_s))
+            except Exception:  # a peer is gone or never came: nothing more to wait for
+                pass
         tdist.destroy_process_group()
 
 
@@ -134,7 +185,8 @@ def check_launch(nproc: int, nnodes: int, device: DeviceSpec, batch_size: int, g
         if nproc > cores:
             raise InputError(f"--nproc {nproc}: more CPU ranks than cores ({cores}); each rank would share a core")
     else:
-        raise InputError(f"--device {device.text}: --nproc supports cpu (gloo) and cuda (nccl)")
+        raise InputError(f"--device {device.text}: --nproc supports cpu (gloo) and cuda (nccl on Linux; "
+                         f"gloo elsewhere, NCCL is Linux-only)")
 
 
 def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
@@ -146,12 +198,25 @@ def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
                 cmd.append(f"--{key.replace('_', '-')}={rdzv[key]}")
     else:
         cmd.append("--standalone")  # one machine: torchrun picks a free local port
+    if sys.platform == "win32" and _torch_version() >= (2, 9):
+        # Ctrl-Break reaches every process of the console; without a handler torchrun would
+        # die at once instead of waiting for its workers to finish their result file.
+        cmd.append("--signals-to-handle=SIGINT,SIGTERM,SIGBREAK")
     return [*cmd, "-m", "nanobench", "run", *run_args]
 
 
-def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None) -> int:
+def _torch_version() -> tuple[int, int]:
+    """torch's (major, minor) without importing it; torchrun's --signals-to-handle is 2.9+."""
+    from importlib.metadata import version
+
+    major, minor = version("torch").split(".")[:2]
+    return int(major), int(minor)
+
+
+def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None, device_kind: str = "cpu") -> int:
     """Run `nanobench run RUN_ARGS` under torchrun, one worker per rank, and wait for it;
-    returns its exit code (130 when stopped by Ctrl-C or SIGTERM). Rank 0 prints the outcome."""
+    returns its exit code (130 when stopped by Ctrl-C or SIGTERM, Ctrl-Break on Windows).
+    Rank 0 prints the outcome."""
     import signal
     import subprocess
 
@@ -160,24 +225,32 @@ def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None) -> 
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     cmd = torchrun_command(nproc, rdzv, run_args)
     print(f"launching {nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
-    # torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would end its
-    # workers from outside and print its own traceback). The launcher passes the stop on to
-    # the workers: each ends its loop, rank 0 completes its file as `interrupted`, and every
-    # worker exits 0, so torchrun ends quietly.
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    if sys.platform != "linux" and device_kind == "cuda":
+        print("NCCL is Linux-only: the CUDA ranks use gloo here (slower all-reduce)", file=sys.stderr)
+    # POSIX: torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would
+    # end its workers from outside and print its own traceback). The launcher passes the stop
+    # on to the workers: each ends its loop, rank 0 completes its file as `interrupted`, and
+    # every worker exits 0, so torchrun ends quietly.
+    # Windows has no sessions and no signal to send to one process (os.kill with SIGINT there
+    # terminates it): the console already delivers Ctrl-C and Ctrl-Break to every process
+    # attached to it, workers included, so the launcher only notes the stop.
+    windows = sys.platform == "win32"
+    proc = subprocess.Popen(cmd, env=env, **({} if windows else {"start_new_session": True}))
     stopped = []
 
     def stop_workers(signum=None, frame=None):
         import psutil
 
         stopped.append(signum)
+        if windows:
+            return
         for child in psutil.Process(proc.pid).children(recursive=True):
             try:
                 child.send_signal(signal.SIGINT)
             except psutil.Error:
                 pass
 
-    signal.signal(signal.SIGINT, stop_workers)
-    signal.signal(signal.SIGTERM, stop_workers)
+    for signum in process.stop_signals():
+        signal.signal(signum, stop_workers)
     rc = proc.wait()
     return 130 if stopped else rc

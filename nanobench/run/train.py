@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
+from nanobench import process
 from nanobench.errors import InputError
-from nanobench.measure import environment, peaks
+from nanobench.measure import environment, noise, peaks
 from nanobench.measure.device import Device, is_out_of_memory, parse_device
 from nanobench.measure.metrics import PendingStep, Recorder, flops_per_token, to_host
 from nanobench.measure.precision import Precision
@@ -72,6 +73,9 @@ class RunOptions:
         device = parse_device(self.device).resolve()
         settings.check(device, self.optimizer, self.sdpa, self.compile, self.compile_mode)
         object.__setattr__(self, "platform", Platform(device, Precision.for_device(self.dtype, device)))
+        problem = environment.compile_problem(device) if self.compile else None
+        if problem:
+            raise InputError(f"--compile: {problem}; run without --compile")
 
     def recorded(self) -> dict:
         """The options as a result's metadata records them: the strings as given."""
@@ -159,16 +163,15 @@ def make_run_id(scenario: str, device_type: str, dtype: str, seed: int) -> str:
 
 
 class _DeferSignals:
-    """Ctrl-C and SIGTERM wait while the result file is finished: a second Ctrl-C (or the
-    first, arriving just then) must not lose the run. Only the main thread can set handlers."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    """The stop signals (Ctrl-C; SIGTERM, or Ctrl-Break on Windows) wait while the result file
+    is finished: a second Ctrl-C (or the first, arriving just then) must not lose the run.
+    Only the main thread can set handlers."""
 
     def __enter__(self):
         self.received = False
         self.old = None
         if threading.current_thread() is threading.main_thread():
-            self.old = {s: signal.signal(s, self._note) for s in self.SIGNALS}
+            self.old = {s: signal.signal(s, self._note) for s in process.stop_signals()}
         return self
 
     def _note(self, signum, frame):
@@ -233,6 +236,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     seed = scenario.train.seed if opts.seed is None else opts.seed
     t, m, e = scenario.train, scenario.model, scenario.eval
     max_iters = opts.max_iters or t.max_iters
+    # What else the machine does while we time it: a reading now, one at the end of setup
+    # (the start check), then about one a second at the loop's host reads (noise.py).
+    noise_watch = noise.watch(device, threads=torch.get_num_threads(), last_iter=max_iters, ddp=ddp)
 
     # ---- data and model: drawn on the CPU from the seed, then moved ---------------------
     dataset = load_dataset(scenario.data.dataset)
@@ -270,7 +276,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     measured_peak = peaks.measured_peak(device, precision)
     spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted
     peak_scale = device.devices_in_job(ddp.world_size if ddp else 1)  # MFU of the whole job
-    energy = device.energy_meter()  # read once per host-read window, like device memory
+    # read once per host-read window, like device memory; a DDP job's is every rank's
+    energy = ddp.energy_meter(device) if ddp else device.energy_meter()
+
+    noise_at_start = noise_watch.start_check(noise.governors())  # busy already? warned once the run exists
 
     parent = ckpt["info"] if ckpt else None
     meta = {
@@ -279,7 +288,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "group_id": opts.group_id or f"{scenario.name}-{secrets.token_hex(4)}",
         "started_at": utc_now(),
         "pid": os.getpid(),
-        "pid_host": os.uname().nodename,
+        "pid_host": process.host_name(),
         "device": {"spec": opts.device, "type": device.kind, "name": device.name},
         "dataset": dataset.identity(),
         "model": {"n_params": n_params, "n_params_with_pos_emb": model.num_params(False)},
@@ -296,6 +305,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "not_identical_across_devices": (["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else [])
         + ["kernel choice and reduction order (floating-point sums differ in the last bits)"],
         "warmup_iters": WARMUP_ITERS,
+        "noise": {"at_start": noise_at_start},  # the run's verdict is added when it ends
         "distributed": ddp.describe() if ddp else None,
         # Lineage: this file continues `run_id` from `iter`; its rows start there.
         "resumed_from": None if not ckpt else {
@@ -312,6 +322,12 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
     timer = device.step_timer()
     read_every = device.host_read_interval
+    if progress and noise_at_start["warning"]:  # after every input check: bad input gets its one line only
+        progress.log(f"warning: {noise_at_start['warning']}")
+    emulated = peaks.emulation_warning(device, precision) if progress else None  # bf16 on a CPU without bf16 hardware
+    if emulated:
+        progress.log(emulated)  # before the first step, not after hours of slow ones
+    device.reset_peak_memory()  # mem_peak_bytes: the run's own, without the calibration's matmuls
 
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None
@@ -320,7 +336,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                    spec_peak_flops=spec_peak.flops and spec_peak.flops * peak_scale,
                    measured_peak_flops=measured_peak.flops and measured_peak.flops * peak_scale,
                    warmup_iters=WARMUP_ITERS, energy=energy, device_memory=device.device_memory_reader(),
-                   t0=t0, ddp=ddp, totals=parent["recorder"] if ckpt else None)
+                   t0=t0, ddp=ddp, totals=parent["recorder"] if ckpt else None, noise=noise_watch)
     pending: list[PendingStep] = []
 
     try:
@@ -339,8 +355,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 if progress:
                     progress.log(f"iter {it}: train {ev['train']:.4f}, val {ev['val']:.4f}")
             if it == max_iters:  # the last row carries the final evaluation only: no step
-                rec.record(to_host(pending, timer))
-                pending = []
+                window, pending = pending, []
+                rec.record(to_host(window, timer))
                 mem, mem_peak, mem_reserved = device.memory_sample()
                 rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem,
                              "mem_peak_bytes": mem_peak, "mem_reserved_bytes": mem_reserved}])
@@ -361,8 +377,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                                        time.perf_counter() - t0, mem, mem_peak, mem_reserved))
             checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
             if len(pending) >= read_every or checkpoint_next:
-                rows = rec.record(to_host(pending, timer))  # the one CPU-GPU sync point per read window
-                pending = []
+                # Taken off `pending` first: a Ctrl-C inside record() must not make the finish
+                # path record these steps a second time (a row appears at most once).
+                window, pending = pending, []
+                rows = rec.record(to_host(window, timer))  # the one CPU-GPU sync point per read window
                 if progress:
                     progress.update(rows[-1], max_iters)
                 bad = next((r for r in rows if not math.isfinite(r["loss"])), None)
@@ -372,7 +390,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 if ddp and ddp.should_stop():  # Ctrl-C reached a rank: all stop at this window
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
-        status, reason = "interrupted", f"interrupted (Ctrl-C or SIGTERM) after {rec.state['rows'] + len(pending)} iterations"
+        status, reason = "interrupted", f"interrupted ({process.stop_signal_names()}) after {rec.state['rows'] + len(pending)} iterations"
     except Exception as exc:
         if is_out_of_memory(exc):
             status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
@@ -409,6 +427,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         path = None
         if writer:
             sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
-            path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0)
-    distributed.shutdown(ddp)
+            path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0,
+                                 noise={"at_start": noise_at_start, **noise_watch.verdict()})
+    distributed.shutdown(ddp, peer_failed=status == "failed")
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)

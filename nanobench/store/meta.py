@@ -87,6 +87,14 @@ class ResumedFrom:
 
 
 @dataclass(frozen=True)
+class ImportedInfo:
+    """A run imported from another trainer's log (`imported`, nanobench/ingest)."""
+
+    format: str | None  # "nanogpt", "llm.c", "csv"
+    truncated_at_iter: int | None  # where a log cut off before max_iters ends
+
+
+@dataclass(frozen=True)
 class RunMeta:
     run_id: str
     status: str  # one of results.STATUSES, "?" when absent
@@ -109,6 +117,13 @@ class RunMeta:
     started_at: str | None
     finished_at: str | None
     raw: dict = field(repr=False, compare=False)  # the metadata exactly as on disk
+    imported: ImportedInfo | None = None
+
+    @property
+    def shown_status(self) -> str:
+        """The status as shown: an imported log cut off mid-run reads `imported (truncated at iteration N)`."""
+        cut = self.imported.truncated_at_iter if self.imported else None
+        return f"{self.status} (truncated at iteration {cut})" if cut is not None else self.status
 
     @classmethod
     def parse(cls, raw: dict, path: Path | str) -> RunMeta:
@@ -159,6 +174,8 @@ class RunMeta:
             started_at=raw.get("started_at"),
             finished_at=raw.get("finished_at"),
             raw=raw,
+            imported=None if not section("imported") else ImportedInfo(
+                section("imported").get("format"), section("imported").get("truncated_at_iter")),
         )
 
 

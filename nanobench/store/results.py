@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nanobench import files
+from nanobench import files, process
 from nanobench.errors import InputError
 from nanobench.store.meta import RunMeta
 
@@ -31,7 +31,10 @@ META_KEY = b"nanobench"
 PARTIAL_DIR = ".partial"
 FLUSH_EVERY_ITERS = 100
 FLUSH_EVERY_S = 10.0
-STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed")
+STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed", "imported")
+# Statuses whose rows cover the whole schedule. `imported` (a log of another trainer, see
+# nanobench/ingest) does unless its metadata says where the log was cut off.
+COMPLETE_STATUSES = ("completed", "imported")
 
 SCHEMA = pa.schema(
     [
@@ -55,6 +58,19 @@ SCHEMA = pa.schema(
         ("eval_val_loss", pa.float64()),
         ("warmup", pa.bool_()),
         ("rank_step_time_s", pa.list_(pa.float64())),
+        # noise samples (measure/noise.py): set on the row where a reading was taken, else null
+        ("other_cpu_cores", pa.float64()),
+        ("cpu_steal_frac", pa.float64()),
+        ("load_1m", pa.float64()),
+        ("cpu_freq_hz", pa.float64()),
+        ("on_battery", pa.bool_()),
+        ("gpu_sm_clock_mhz", pa.int64()),
+        ("gpu_clock_event_mask", pa.int64()),
+        ("gpu_temp_c", pa.int64()),
+        # imported runs only (null otherwise): the trainer's own MFU as printed, and whether
+        # the printed step time includes an evaluation (then timing statistics leave it out)
+        ("mfu_reported", pa.float64()),
+        ("step_includes_eval", pa.bool_()),
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
@@ -131,9 +147,11 @@ class RunWriter:
         except OSError as exc:
             raise InputError(f"{seg}: could not write results ({files.write_cause(exc)}); "
                              f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
+        # The buffer is emptied first, right after the write: a Ctrl-C arriving here must not
+        # leave written rows in the buffer for finish() to write a second time.
+        rows, self._buffer = self._buffer, []
         self._n_segments += 1
-        self.n_rows_flushed += len(self._buffer)
-        self._buffer = []
+        self.n_rows_flushed += len(rows)
 
     def _write_meta(self) -> None:
         try:
@@ -189,18 +207,6 @@ def find_partials(out_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / "meta.json").is_file()) if root.is_dir() else []
 
 
-def _pid_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover(partial: Path, *, force: bool = False) -> Path | None:
     """Publish what a killed run recorded, with status `killed`. Skips a run still alive
     (its pid and host are in meta.json) unless force is set; returns None then."""
@@ -220,8 +226,8 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
     if meta["run_id"] != run_id or files.name_problem(run_id):
         raise InputError(f"{partial}: refused to recover: its meta.json names run id {meta['run_id']!r}; a result is "
                          f"published only under its folder's own safe name (metadata never decides where); left where it is")
-    same_host = meta.get("pid_host") == os.uname().nodename
-    if not force and same_host and _pid_alive(meta.get("pid")) and meta.get("pid") != os.getpid():
+    same_host = meta.get("pid_host") == process.host_name()
+    if not force and same_host and process.pid_alive(meta.get("pid")) and meta.get("pid") != os.getpid():
         return None
     table = _read_segments(partial)
     last = table.column("iter")[-1].as_py() if table.num_rows else None

@@ -114,6 +114,8 @@ def test_fixture_answers(fixture_comparison):
     assert (t2.base.iter, t2.base.train_time_s, t2.base.wall_time_s) == pytest.approx((4, 0.6, 1.3))
     assert (t2.other.iter, t2.other.train_time_s, t2.other.wall_time_s) == pytest.approx((6, 0.2, 0.7))
     assert (t2.iter_ratio, t2.train_time_ratio, t2.wall_time_ratio) == pytest.approx((4 / 6, 3.0, 1.3 / 0.7))
+    # energy (cuda only, 10 J a step): s1 reached 2.0 at wall 0.65 s (40 J), s2 at 0.75 s (80 J) -> 60 J
+    assert t2.base.energy_j is None and t2.other.energy_j == pytest.approx(60.0)
     # val <= 1.5: cpu never (best 1.6); both cuda seeds at iter 8
     assert t15.base is None and t15.other.iter == 8 and t15.train_time_ratio is None
     # equal iteration 8: cpu 1.6, cuda mean(1.4, 1.45) = 1.425
@@ -152,8 +154,10 @@ def test_json_output(nb):
     assert p["targets"][1]["base"] is None and p["targets"][1]["other"]["iter"] == 8
     assert "3.00x sooner" in p["verdict"]
     cpu = next(r for r in g["runs"] if r["device_type"] == "cpu")
-    assert cpu["time_to_target"] == {"2": {"iter": 4, "train_time_s": pytest.approx(0.6), "wall_time_s": pytest.approx(1.3)},
+    assert cpu["time_to_target"] == {"2": {"iter": 4, "train_time_s": pytest.approx(0.6), "wall_time_s": pytest.approx(1.3),
+                                           "energy_j": None},  # no energy counter in the cpu fixture
                                      "1.5": None}
+    assert p["targets"][0]["other"]["energy_j"] == pytest.approx(60.0)  # the cuda seeds' 40 and 80 J
 
 
 @pytest.fixture
@@ -181,6 +185,7 @@ def test_skip_bad_goes_on_and_lists_what_it_skipped(nb, with_bad_files):
     assert len(data["skipped"]) == 2 and len(data["groups"][0]["runs"]) == 3
 
 
+@pytest.mark.slow  # fast in the default suite: run/test_matrix's device list (real smoke runs compared), the fixture-based compare tests
 def test_real_smoke_runs_compare(nb, tmp_path):
     """Two real runs (fp32, bf16) of the smoke scenario: same iterations, close losses."""
     for dtype in ("fp32", "bf16"):
@@ -202,32 +207,52 @@ CPU_BF16 = Config("cpu", "EPYC", "bf16", False)
 
 
 def test_equivalence_and_gap_through_compare():
-    # three seeds each; at iteration 4 the configurations overlap, at 8 cuda is 0.3 lower
+    # three seeds each, of different numbers (so unpaired: Welch); at iteration 4 the
+    # configurations overlap, at 8 cuda is 0.5 lower
     cpu = [_stats(CPU, s, [ev(0, 3.0, 0.0), ev(4, 2.4 + d, 1.0), ev(8, 2.1 + d, 2.0)], [0.1]) for s, d in
            ((1, -0.1), (2, 0.0), (3, 0.1))]
-    gpu = [_stats(GPU, s, [ev(0, 3.0, 0.0), ev(4, 2.45 + d, 0.2), ev(8, 1.8 + d, 0.4)], [0.02]) for s, d in
-           ((1, -0.1), (2, 0.0), (3, 0.1))]
+    gpu = [_stats(GPU, s, [ev(0, 3.0, 0.0), ev(4, 2.45 + d, 0.2), ev(8, 1.6 + d, 0.4)], [0.02]) for s, d in
+           ((11, -0.1), (12, 0.0), (13, 0.1))]
     bf16 = [_stats(CPU_BF16, 1, [ev(0, 3.0, 0.0), ev(4, 2.4, 1.0), ev(8, 2.05, 2.0)], [0.1])]
     [g] = compare.compare_runs(cpu + gpu + bf16).groups
     pair = next(p for p in g.pairs if p.other.label == "cuda bf16")
     points = {p.iter: p for p in pair.equivalence["points"]}
+    assert {p.design for p in points.values()} == {"unpaired"}
     # iteration 0: all equal, zero spread -> the interval is the point 0, inside the margin
     assert points[0].verdict == "equivalent"
     # iteration 4: diff +0.05, sd 0.1 each, se = 0.08165, df = 4: 95% CI +0.05 +- 0.2267 spans 0
     assert points[4].diff == pytest.approx(0.05) and points[4].verdict == "undecided"
-    # iteration 8: diff -0.3, 95% CI -0.3 +- 0.2267 = [-0.527, -0.073] excludes 0
-    assert points[8].verdict == "different" and points[8].ci95[1] == pytest.approx(-0.0733, abs=1e-3)
+    # iteration 8: diff -0.5, 95% CI -0.5 +- 0.2267 = [-0.727, -0.273] excludes 0; t = 6.12, df 4:
+    # p = 0.0036, Holm over 3 looks (it is the smallest) x 3 = 0.011 < 0.05 -> different
+    assert points[8].verdict == "different" and points[8].ci95[1] == pytest.approx(-0.2733, abs=1e-3)
+    assert points[8].p_holm == pytest.approx(3 * points[8].p) and points[8].p_holm < 0.05
     assert pair.equivalence["first_iter_beyond_noise"] == 8
-    # the gap: -0.3 at equal iterations; precision (cpu bf16 - cpu fp32 at 8) = 2.05 - 2.1 = -0.05
+    # the gap: -0.5 at equal iterations; precision (cpu bf16 - cpu fp32 at 8) = 2.05 - 2.1 = -0.05
     gap = pair.explanation
-    assert gap["at_equal_iters"] == pytest.approx(-0.3) and gap["precision"] == pytest.approx(-0.05)
-    assert gap["device"] == pytest.approx(-0.25) and gap["speedup_to_iter"] == pytest.approx(5.0)
+    assert gap["at_equal_iters"] == pytest.approx(-0.5) and gap["precision"] == pytest.approx(-0.05)
+    assert gap["device"] == pytest.approx(-0.45) and gap["speedup_to_iter"] == pytest.approx(5.0)
     text = verdicts.equivalence_sentence(pair.equivalence, "cpu fp32", "cuda bf16")
     assert "different at iteration 8" in text and "leave the seed noise at iteration 8" in text
+    assert "unpaired (Welch), 3 vs 3 seeds" in text
     # a same-device pair has no precision split: the whole difference is precision
     same = next(p for p in g.pairs if p.other.label == "cpu bf16")
     assert same.explanation["precision"] is None
     assert "undecided, 1 and 3 seed(s)" in verdicts.equivalence_sentence(same.equivalence, "cpu fp32", "cpu bf16")
+
+
+def test_the_same_seeds_pair_through_compare():
+    # seeds 1-3 in both: at iteration 4 every seed of cuda is exactly 0.05 above its cpu twin,
+    # which the unpaired test above calls undecided (the seeds' spread of 0.1 hides it)
+    cpu = [_stats(CPU, s, [ev(0, 3.0, 0.0), ev(4, 2.4 + d, 1.0)], [0.1]) for s, d in ((1, -0.1), (2, 0.0), (3, 0.1))]
+    gpu = [_stats(GPU, s, [ev(0, 3.0, 0.0), ev(4, 2.45 + d + e, 0.2)], [0.02]) for s, d, e in
+           ((1, -0.1, 0.001), (2, 0.0, -0.001), (3, 0.1, 0.0))]
+    [pair] = compare.compare_runs(cpu + gpu).groups[0].pairs
+    four = pair.equivalence["points"][1]
+    assert (four.design, four.n_pairs) == ("paired", 3)
+    # differences 0.051, 0.049, 0.050: mean 0.05, sd 0.001, se 0.000577, 95% CI 0.05 +- 4.303 x 0.000577
+    assert four.ci95 == pytest.approx((0.05 - 0.002484, 0.05 + 0.002484), abs=1e-5)
+    assert four.verdict == "different" and pair.equivalence["first_iter_beyond_noise"] == 4
+    assert "paired over 3 seeds" in verdicts.equivalence_sentence(pair.equivalence, "cpu fp32", "cuda bf16")
 
 
 def test_runs_of_different_lengths_in_one_configuration_are_flagged():
@@ -239,13 +264,16 @@ def test_runs_of_different_lengths_in_one_configuration_are_flagged():
 
 
 def test_margin_option_on_the_committed_example(nb):
-    """The real example (3 seeds of cpu fp32 vs cpu bf16): at iteration 2000 the 90% interval is
-    about +-0.025, so the verdict is undecided at the default 0.02 and equivalent at 0.05."""
+    """The real example (seeds 1337-1339 of cpu fp32 and of cpu bf16, so 3 pairs): at iteration
+    2000 the paired 90% interval is -0.0018 to +0.0006 (the unpaired one was about +-0.025), so
+    the verdict is equivalent at the default 0.02 and undecided at a margin of 0.001."""
     example = Path(__file__).resolve().parents[2] / "results" / "examples" / "cpu-fp32-vs-bf16"
     default = json.loads(nb("compare", str(example), "--json").stdout)
-    wide = json.loads(nb("compare", str(example), "--json", "--margin", "0.05").stdout)
+    narrow = json.loads(nb("compare", str(example), "--json", "--margin", "0.001").stdout)
     final = lambda out: out["groups"][0]["comparisons"][0]["equivalence"]["points"][-1]  # noqa: E731
-    assert final(default)["iter"] == 2000 and final(default)["verdict"] == "undecided"
-    assert final(wide)["verdict"] == "equivalent"
+    assert final(default)["iter"] == 2000 and final(default)["verdict"] == "equivalent"
+    assert (final(default)["design"], final(default)["n_pairs"]) == ("paired", 3)
+    assert final(default)["ci90"] == pytest.approx([-0.0018, 0.0006], abs=1e-4)
+    assert final(narrow)["verdict"] == "undecided"
     bad = nb("compare", str(example), "--margin", "0")
     assert bad.returncode == 2 and "--margin 0.0: must be > 0" in bad.stderr

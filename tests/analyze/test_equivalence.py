@@ -79,3 +79,77 @@ def test_explain_gap_on_one_device_calls_it_precision():
     text = " ".join(eq.explain_gap(a, b, same_device=True)["sentences"])
     assert "+0.0100: that much is precision (or compilation)" in text
     assert "hardware" not in " ".join(eq.explain_gap(a, b, same_device=True)["sentences"])
+
+
+# ---- paired vs unpaired, by hand (issue 13) ----------------------------------------------------
+# A and B by seed; per-seed differences B - A = 0.01, 0.02, 0.00: mean 0.01, sd 0.01,
+# se = 0.01 / sqrt(3) = 0.005774, df 2. t(0.975, 2) = 4.303, t(0.95, 2) = 2.920.
+A = {1: 2.0, 2: 2.1, 3: 2.2}
+B = {1: 2.01, 2: 2.12, 3: 2.20}
+
+
+def test_paired_interval_by_hand():
+    p = eq.verdict_at(0, A, B, 0.02)
+    assert (p.design, p.n_pairs, p.n_unpaired) == ("paired", 3, 0)
+    assert p.diff == pytest.approx(0.01)
+    assert p.ci95 == pytest.approx((0.01 - 4.303 * 0.005774, 0.01 + 4.303 * 0.005774), abs=1e-4)  # -0.0148, 0.0348
+    assert p.ci90 == pytest.approx((0.01 - 2.920 * 0.005774, 0.01 + 2.920 * 0.005774), abs=1e-4)  # -0.0069, 0.0269
+    # t = 0.01 / 0.005774 = sqrt(3); Student t with 2 df: F(t) = 1/2 + t / (2 sqrt(2 + t^2)) -> p = 1 - sqrt(3/5)
+    assert p.p == pytest.approx(1 - math.sqrt(3 / 5), abs=1e-9)  # 0.2254
+    assert p.verdict == "undecided"  # the 90% interval reaches past +0.02
+    assert eq.verdict_at(0, A, B, 0.03).verdict == "equivalent"
+
+
+def test_the_same_numbers_without_seeds_are_unpaired_and_far_wider():
+    p = eq.verdict_at(0, list(A.values()), list(B.values()), 0.02)
+    # Welch: A sd 0.1, B sd sqrt(0.0091) = 0.09539; se = sqrt(0.01 / 3 + 0.0091 / 3) = 0.07979
+    assert (p.design, p.n_pairs) == ("unpaired", 0) and p.diff == pytest.approx(0.01)
+    va, vb = 0.01 / 3, 0.0091 / 3
+    df = (va + vb) ** 2 / (va * va / 2 + vb * vb / 2)  # 3.99
+    half = eq.t_quantile(0.975, df) * math.sqrt(va + vb)
+    assert p.ci95 == pytest.approx((0.01 - half, 0.01 + half)) and half > 0.2  # vs 0.025 paired
+
+
+def test_seeds_that_partly_pair():
+    # seeds 1-3 pair; seed 4 (A only) and 9 (B only) are left out of the paired statistic
+    p = eq.verdict_at(0, {**A, 4: 2.5}, {**B, 9: 1.0}, 0.02)
+    assert (p.design, p.n_pairs, p.n_unpaired, p.n_a, p.n_b) == ("paired", 3, 2, 4, 4)
+    assert p.diff == pytest.approx(0.01) and p.ci95 == pytest.approx(eq.verdict_at(0, A, B, 0.02).ci95)
+    # one shared seed is no pairing: Welch over all seeds, the textbook case above
+    w = eq.verdict_at(0, {1: 2.0, 2: 2.1, 3: 2.2}, {1: 2.3, 5: 2.4, 6: 2.5}, 0.02)
+    assert (w.design, w.n_pairs) == ("unpaired", 1) and w.diff == pytest.approx(0.3)
+    assert w.ci95 == pytest.approx((0.3 - 2.776 * 0.08165, 0.3 + 2.776 * 0.08165), abs=1e-3)
+
+
+def test_holm_adjustment_by_hand():
+    # sorted: 0.005 x 4 = 0.02; 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04 -> monotone 0.06
+    assert eq.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert eq.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0]) and eq.holm([]) == []
+
+
+def test_many_looks_do_not_leave_the_noise_on_one_lucky_evaluation():
+    # at iteration 5 the differences are 0.05, 0.06, 0.07: t = 0.06 / (0.01 / sqrt 3) = 10.39, df 2,
+    # p = 1 - t / sqrt(2 + t^2) = 0.0092: alone, "different"
+    flat = {it: ({1: 2.0, 2: 2.0, 3: 2.0}, {1: 2.0, 2: 2.0, 3: 2.0}) for it in range(20)}
+    flat[5] = ({1: 2.0, 2: 2.0, 3: 2.0}, {1: 2.05, 2: 2.06, 3: 2.07})
+    alone = eq.verdict_at(5, *flat[5], 0.02)
+    t = 0.06 / (0.01 / math.sqrt(3))
+    assert alone.p == pytest.approx(1 - t / math.sqrt(2 + t * t)) and alone.verdict == "different"
+    # one of 20 looks: Holm multiplies it by 20 -> 0.18: not beyond the noise
+    out = eq.compare_curves({it: a for it, (a, _) in flat.items()}, {it: b for it, (_, b) in flat.items()}, 0.02)
+    five = out["points"][5]
+    assert five.p_holm == pytest.approx(20 * alone.p) and five.verdict == "undecided"
+    assert out["first_iter_beyond_noise"] is None
+    # one of 3 looks: 3 x 0.0092 = 0.028 < 0.05 -> it does leave the noise there
+    few = eq.compare_curves({it: flat[it][0] for it in (4, 5, 6)}, {it: flat[it][1] for it in (4, 5, 6)}, 0.02)
+    assert few["first_iter_beyond_noise"] == 5 and few["points"][1].verdict == "different"
+
+
+def test_bootstrap_interval_from_five_pairs_and_reproducible():
+    a = {s: 2.0 for s in range(5)}
+    b = {s: 2.0 + d for s, d in enumerate([0.01, 0.02, 0.00, 0.015, 0.005])}  # mean 0.01
+    p = eq.verdict_at(0, a, b, 0.02)
+    lo, hi = p.boot95
+    assert 0.0 <= lo < 0.01 < hi <= 0.02  # resampled means lie within the data's range
+    assert eq.verdict_at(0, a, b, 0.02).boot95 == (lo, hi)  # a fixed random stream
+    assert eq.verdict_at(0, A, B, 0.02).boot95 is None  # 3 pairs: none

@@ -11,27 +11,30 @@ import pytest
 
 from nanobench.analyze import compare, config, gates
 from nanobench.analyze.export import to_json
+from nanobench.present import tables
 from nanobench.run import scenario as scen
 from nanobench.store.results import PARTIAL_DIR, RunWriter
 
 SHA = "c" * 64
 
 
-def write_run(folder, seed, overrides=(), vals=(3.0, 2.5, 2.0), step_s=0.1, max_iters=None):
-    """A 3-step run of `smoke` with evaluations at iter 0, 2 and 3 (final row)."""
+def write_run(folder, seed, overrides=(), vals=(3.0, 2.5, 2.0), step_s=0.1, max_iters=None, tokens=64):
+    """A 3-step run of `smoke` with evaluations at iter 0, 2 and 3 (final row); `tokens` per
+    iteration, and 1000 model FLOPs per token."""
     s = scen.load("smoke", list(overrides))
     run_id = f"smoke-s{seed}-{len(list(folder.glob('*.parquet')))}"  # the nth file of the folder
     meta = {"scenario": s.to_dict(), "dataset": {"name": "synthetic", "sha256": SHA},
             "options": {"device": "cpu", "dtype": "fp32", "compile": False, "seed": seed, "threads": 2,
                         "max_iters": max_iters or s.train.max_iters, "overrides": list(overrides)},
-            "device": {"spec": "cpu", "type": "cpu", "name": "EPYC"}, "environment": {"torch": "2.13.0+cpu"}}
+            "device": {"spec": "cpu", "type": "cpu", "name": "EPYC"}, "environment": {"torch": "2.13.0+cpu"},
+            "flops": {"per_iter": 1000 * tokens}}
     rows, t = [], 0.0
     for i in range(3):
         t += step_s
         rows.append({"iter": i, "loss": 3.0, "step_time_s": step_s, "train_time_s": t, "wall_time_s": t,
-                     "tokens": 64 * (i + 1), "warmup": False,
+                     "tokens": tokens * (i + 1), "warmup": False,
                      "eval_val_loss": {0: vals[0], 2: vals[1]}.get(i)})
-    rows.append({"iter": 3, "train_time_s": t, "wall_time_s": t, "tokens": 192, "eval_val_loss": vals[2], "warmup": False})
+    rows.append({"iter": 3, "train_time_s": t, "wall_time_s": t, "tokens": tokens * 3, "eval_val_loss": vals[2], "warmup": False})
     w = RunWriter(folder, run_id, meta)
     w.append(rows)
     w.finish("completed", None)
@@ -134,3 +137,25 @@ def test_the_gap_between_recipes_is_put_down_to_the_recipe(tmp_path):
     assert ("At equal iterations (3) the gap is +1.0800: that much is the recipe (train.learning_rate): "
             "both ran on the same device in the same precision.") in said
     assert "precision (or compilation)" not in said
+
+
+def test_recipes_of_other_batches_meet_at_equal_tokens_and_flops(tmp_path):
+    three_default_seeds(tmp_path)  # 64 tokens per iteration: evaluations at 0, 128 and 192 tokens
+    write_run(tmp_path, 1, ["train.batch_size=8"], vals=(3.0, 2.4, 2.2), tokens=128)  # 0, 256, 384 tokens
+    [g] = compare.compare_files([str(tmp_path)]).groups
+    [p] = g.pairs
+    # at 192 tokens (the default runs' last evaluation): default 2.0 (mean of 2.00, 2.02, 1.98); the
+    # batch-8 run halfway-plus between 0 (3.0) and 256 tokens (2.4): 3.0 - 0.6 x 192 / 256 = 2.55
+    assert (p.equal_tokens.at, p.equal_tokens.base_val, p.equal_tokens.other_val) == pytest.approx((192, 2.0, 2.55))
+    assert (p.equal_flops.at, p.equal_flops.other_val) == pytest.approx((192_000, 2.55))
+    assert (p.equal_iter.at, p.equal_iter.other_val) == (3, 2.2)  # the same iteration saw twice the tokens
+    spec = tables.speed_spec(g)
+    assert [c for c, _ in spec.columns][-2:] == ["val @ tokens", "val @ FLOPs"]
+    assert spec.rows[1][-2:] == ["2.5500 vs 2.0000 @192", "2.5500 vs 2.0000 @192k"]
+    out = to_json(compare.compare_files([str(tmp_path)]))["groups"][0]["comparisons"][0]
+    assert out["equal_tokens"]["tokens"] == 192 and out["equal_flops"]["other_val_loss"] == pytest.approx(2.55)
+    # one recipe only: the columns are left out (equal tokens would be equal iteration)
+    same = tmp_path / "same"
+    three_default_seeds(same)
+    write_run(same, 9)
+    assert "val @ tokens" not in [c for c, _ in tables.speed_spec(compare.compare_files([str(same)]).groups[0]).columns]

@@ -7,6 +7,7 @@ import pytest
 from nanobench.analyze import compare, runs
 from nanobench.analyze.runs import Evaluation, Hit
 from nanobench.errors import InputError
+from nanobench.store import results
 
 FIX = Path(__file__).parents[1] / "fixtures"
 
@@ -59,7 +60,7 @@ def test_each_run_carries_its_file_and_series_computed_once(fixture_comparison):
     the series are the ones computed from the rows, the metadata the one parsed on reading."""
     for r in fixture_comparison.runs:
         assert str(r.run.path) == r.path and r.info.run_id == r.run_id == Path(r.path).stem
-        assert r.evaluations == runs.evaluations(r.rows)
+        assert r.evaluations == runs.evaluations(r.rows, r.tokens_per_iter, r.flops_per_iter)
         assert r.info.device.type == r.config.device_type and r.info.options.seed == r.seed
     # ordered as shown: the baseline's runs first, then each configuration's seeds
     cpu, cuda1, cuda2 = fixture_comparison.runs
@@ -72,3 +73,24 @@ def test_only_bad_files_is_an_error_even_with_skip_bad(tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"")
     with pytest.raises(InputError, match="no readable result file"):
         runs.load_runs([str(tmp_path)], skip_bad=True)
+
+
+def test_evaluations_carry_tokens_flops_and_energy_to_get_there():
+    # fixtures: 768 tokens per step; cuda s1 reads energy 10 J per step at wall = train + 0.5
+    r = results.read_run(FIX / "compare" / "tiny-cuda-bf16-s1.parquet")
+    evs = runs.evaluations(r.rows, tokens_per_iter=768, flops_per_iter=1e9)
+    assert [(e.iter, e.tokens, e.flops) for e in evs] == [(0, 0, 0), (4, 4 * 768, 4e9), (8, 8 * 768, 8e9)]
+    # iter 4 was reached at wall 0.65 s, when row 3 read 40 J; iter 0 at wall 0.5 s, interpolated from
+    # (0 s, 0 J) to the first reading (0.55 s, 10 J): 9.09 J; the final evaluation at 0.75 s: 80 J
+    assert [e.energy_j for e in evs] == pytest.approx([0.5 / 0.55 * 10, 40.0, 80.0])
+    assert runs.time_to_target(evs, 2.0).energy_j == pytest.approx(40.0)
+    cpu = runs.evaluations(results.read_run(FIX / "compare" / "tiny-cpu-fp32-s1.parquet").rows)
+    assert {(e.tokens, e.flops, e.energy_j) for e in cpu} == {(None, None, None)}  # nothing known, nothing made up
+
+
+def test_val_loss_at_equal_tokens_and_flops():
+    evs = (runs.Evaluation(0, 3.0, None, 0.0, 0.0, 0.0, 0.0), runs.Evaluation(10, 2.0, None, 1.0, 1.0, 1000.0, 5e12))
+    assert runs.val_loss_at(evs, 250.0, lambda e: e.tokens) == pytest.approx(2.75)
+    assert runs.val_loss_at(evs, 4e12, lambda e: e.flops) == pytest.approx(2.2)
+    assert runs.val_loss_at(evs, 2000.0, lambda e: e.tokens) is None  # no extrapolation
+    assert runs.val_loss_at(evs[:1] + (runs.Evaluation(10, 2.0, None, 1.0, 1.0),), 5.0, lambda e: e.tokens) is None

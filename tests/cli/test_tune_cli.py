@@ -14,22 +14,40 @@ from nanobench.store import results
 TUNED = Settings(threads=1, optimizer="foreach", sdpa="math")
 
 
-def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
+def record(tmp_path) -> dict:
+    """A tune record of this CPU for `smoke` in a fresh cache; the child's environment for it."""
     cache = tmp_path / "cache"
     best = tune.Measured(TUNED, 0.04, 1e-6, 3, 1e-7)
     result = tune.TuneResult("smoke", Device.cpu().name, torch.__version__, 60, 0.02, 0.03, [], [best], best, {})
     tune.save(result, load("smoke"), cache / "nanobench" / "tune.json")
-    env = {"XDG_CACHE_HOME": str(cache)}
+    return {"XDG_CACHE_HOME": str(cache)}
 
-    proc = nb("run", "smoke", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet", "--json", env=env)
+
+def tuned_options(proc) -> dict:
     assert proc.returncode == 0, proc.stderr
     [outcome] = json.loads(proc.stdout)
     options = results.read_run(outcome["path"]).info.raw["options"]
-    assert {k: options[k] for k in ("threads", "optimizer", "sdpa", "dtype", "compile", "best")} == {
-        "threads": 1, "optimizer": "foreach", "sdpa": "math", "dtype": "fp32", "compile": False, "best": True}
+    return {k: options[k] for k in ("threads", "optimizer", "sdpa", "dtype", "compile", "best")}
+
+
+TUNED_OPTIONS = {"threads": 1, "optimizer": "foreach", "sdpa": "math", "dtype": "fp32", "compile": False, "best": True}
+
+
+def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
+    env = record(tmp_path)
+    proc = nb("run", "smoke", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet", "--json", env=env)
+    assert tuned_options(proc) == TUNED_OPTIONS
 
     listed = json.loads(nb("env", "--json", env=env).stdout)["tune_records"]
     assert [r["label"] for r in listed.values()] == ["--threads 1 --optimizer foreach --sdpa math"]
+
+
+def test_device_all_best_runs_each_device_with_its_record(nb, tmp_path):
+    """GPUs hidden from the child, `all` is the CPU alone: the matrix is its one tuned cell."""
+    env = dict(record(tmp_path), CUDA_VISIBLE_DEVICES="")
+    proc = nb("run", "smoke", "--device", "all", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet",
+              "--json", env=env)
+    assert tuned_options(proc) == TUNED_OPTIONS
 
 
 def test_best_with_a_setting_given_is_one_line_exit_2(nb, tmp_path):

@@ -24,14 +24,15 @@ def test_anything_else_is_refused_naming_the_device(text):
 
 def test_cpu_resolves_to_the_host_cpu():
     cpu = parse_device("cpu").resolve()
-    assert cpu == Device("cpu", None, host.cpu_model())
+    assert cpu == Device("cpu", None, host.cpu_model(), native_bf16=host.cpu_native_bf16())
     assert cpu.torch == torch.device("cpu") and str(cpu) == "cpu"
     assert cpu.for_rank(1) is cpu and cpu.ddp_device_ids is None and cpu.ddp_backend == "gloo"
     assert cpu.devices_in_job(4) == 1 and cpu.host_read_interval == 1 and cpu.fused_adamw
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
-def test_absent_cuda_is_refused_listing_what_is_here():
+def test_absent_cuda_is_refused_listing_what_is_here(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, on any host
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(InputError, match=r"--device cuda:1: CUDA is not available on this machine \(devices here: cpu"):
         parse_device("cuda:1").resolve()
 
@@ -41,3 +42,80 @@ def test_a_gpu_counts_one_device_per_rank_and_reads_in_windows():
     assert str(gpu) == "cuda:2" and gpu.ddp_device_ids == [2] and gpu.ddp_backend == "nccl"
     assert gpu.devices_in_job(4) == 4 and gpu.host_read_interval == 10 and gpu.supports_tf32
     assert not Device("cuda", 0, "Tesla V100 stand-in", (7, 0)).supports_tf32
+
+
+@pytest.mark.parametrize("flags, native", [
+    (["avx2", "fma"], False),  # this project's AVX2 host: bf16 is emulated through fp32
+    (["avx512f", "avx512_bf16"], True), (["amx_bf16", "amx_tile"], True),
+    (["asimd", "bf16", "i8mm"], True), (["asimd", "fphp"], False),  # aarch64 Features
+])
+def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
+    monkeypatch.setattr(host, "cpu_flags", lambda: flags)  # stands for /proc/cpuinfo of such a CPU
+    assert host.cpu_native_bf16() is native
+
+
+class FakeCudaEvents:
+    """Stands for torch.cuda's Event and current_stream (no GPU here): each event remembers
+    the stream it was recorded on, each stream the device it belongs to."""
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            self.stream = "never recorded"
+
+        def record(self, stream=None):
+            self.stream = stream  # None: torch's default, the *current device's* current stream
+
+    @staticmethod
+    def current_stream(device=None):
+        return ("current stream of", device)
+
+
+def test_cuda_event_timer_records_on_the_runs_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Event", FakeCudaEvents.Event)
+    monkeypatch.setattr(torch.cuda, "current_stream", FakeCudaEvents.current_stream)
+    timer = Device("cuda", 1, "NVIDIA stand-in (no GPU here)", (9, 0), True).step_timer()  # --device cuda:1
+    timer.start()
+    start, end = timer.stop()
+    assert start.stream == end.stream == ("current stream of", torch.device("cuda", 1))
+
+
+def test_a_cuda_device_is_read_from_its_own_ordinal(monkeypatch):
+    """A T4 as cuda:1: torch.cuda.is_bf16_supported() says True (emulation, and of the current
+    device); the Device asks cuda:1's compute capability, and bf16 is refused there."""
+    from nanobench.measure.precision import Precision
+
+    asked = []
+    caps = {0: (9, 0), 1: (7, 5)}  # stands for torch.cuda on a machine with an H100 and a T4
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d: asked.append(d) or caps[d.index])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: {0: "NVIDIA H100 80GB HBM3", 1: "Tesla T4"}[d.index])
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: type("Props", (), {"uuid": f"GPU-{d.index}"})())
+    t4, h100 = Device.cuda(1), Device.cuda(0)
+    assert asked[0] == torch.device("cuda", 1)
+    assert (t4.name, t4.compute_capability, t4.native_bf16, t4.uuid) == ("Tesla T4", (7, 5), False, "GPU-1")
+    assert h100.native_bf16 and h100.uuid == "GPU-0"
+    with pytest.raises(InputError, match=r"--dtype bf16: Tesla T4 \(cuda:1, compute capability 7.5\) has no native bfloat16"):
+        Precision.for_device("bf16", t4)
+    assert Precision.for_device("bf16", h100) == Precision("bf16")
+
+
+def test_a_batch_is_contiguous_before_it_is_pinned(monkeypatch):
+    """A rank's slice x[:, shard] of a (grad_accum, B, T) batch is a strided view; pinned as
+    such, the copy to the GPU would be staged through pageable memory and the host would wait
+    every step. pin_memory and the copy need CUDA: small stand-ins record what they get."""
+    pinned, copied = [], []
+
+    def pin_memory(self):  # stands for the pinned allocator's copy
+        pinned.append(self.is_contiguous())
+        return self
+
+    def to(self, *args, **kwargs):  # stands for the host-to-device copy
+        copied.append(kwargs.get("non_blocking"))
+        return self
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    batch = torch.arange(2 * 4 * 8).view(2, 4, 8)[:, 2:4]  # rank 1 of 2: (grad_accum 2, B 2, T 8)
+    assert not batch.is_contiguous()
+    out = Device("cuda", 0, "NVIDIA stand-in (no GPU here)", (9, 0), True).to_device(batch)
+    assert pinned == [True] and copied == [True] and torch.equal(out, batch)

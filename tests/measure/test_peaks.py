@@ -100,19 +100,18 @@ def test_cpu_without_a_figure_says_unknown(flags, dtype, why):
     assert per_cycle is None and why in what
 
 
-def test_cpu_spec_peak_is_cores_times_clock_times_per_cycle():
-    clock, _ = host.cpu_clock_hz()
-    per_cycle, _ = peaks.cpu_flops_per_cycle(set(host.cpu_flags()), "fp32", vendor=host.cpu_vendor(),
-                                             family=host.cpu_family(),
-                                             machine=__import__("platform").machine(), system=__import__("platform").system())
-    if clock is None or per_cycle is None:
-        pytest.skip("this CPU hides its clock or has no known SIMD figure")
-    cores = host.physical_cores()
-    full = peaks.cpu_spec_peak("fp32", threads=cores)
+def test_cpu_spec_peak_is_cores_times_clock_times_per_cycle(monkeypatch):
+    # An AVX2 CPU of 4 cores at 2.5 GHz, injected: the formula, not this host's facts.
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2", "fma"])
+    monkeypatch.setattr(host, "cpu_vendor", lambda: "AuthenticAMD")
+    monkeypatch.setattr(host, "cpu_family", lambda: 23)
+    monkeypatch.setattr(host, "cpu_clock_hz", lambda: (2.5e9, "2.500 GHz (injected)"))
+    monkeypatch.setattr(host, "compute_cores", lambda: (4, "physical"))
+    full = peaks.cpu_spec_peak("fp32", threads=8)
     one = peaks.cpu_spec_peak("fp32", threads=1)
-    assert full.flops == pytest.approx(cores * clock * per_cycle)
-    assert one.flops == pytest.approx(clock * per_cycle)  # one thread can use one core's peak
-    assert "GHz" in full.source and "FLOPs/cycle" in full.source
+    assert full.flops == 4 * 2.5e9 * 32  # cores (not threads beyond them) x clock x 2 FMA x 8 lanes x 2
+    assert one.flops == 2.5e9 * 32  # one thread can use one core's peak
+    assert "2.500 GHz" in full.source and "32 fp32 FLOPs/cycle" in full.source
 
 
 def test_hidden_clock_means_unknown_not_wrong(monkeypatch):
@@ -125,9 +124,11 @@ def test_hidden_clock_means_unknown_not_wrong(monkeypatch):
     assert peak.flops is None and "clock unknown" in peak.source
 
 
-def test_non_cuda_non_cpu_device_has_no_spec_table():
+def test_mps_without_an_apple_chip_has_no_spec_peak(monkeypatch):
+    monkeypatch.setattr(host, "cpu_model", lambda: "Intel(R) Core(TM) i9-9980HK")  # an Intel Mac's AMD GPU under MPS
+    monkeypatch.setattr(host, "apple_gpu_cores", lambda: None)
     peak = peaks.spec_peak(Device("mps", None, "Apple GPU (mps)"), FP32)  # stands for an MPS device: only its kind is read
-    assert peak.flops is None and "mps" in peak.source
+    assert peak.flops is None and "no figure for Apple GPU 'Intel(R) Core(TM) i9-9980HK'" in peak.source
 
 
 @pytest.fixture
@@ -187,24 +188,39 @@ def test_cpu_refuses_gpu_only_dtypes(dtype, message):
         Precision.for_device(dtype, Device.cpu())
 
 
-def test_smoke_run_records_both_mfus_and_null_without_a_peak(tmp_path, monkeypatch, fast_calibration):
+def _smoke_with_peaks(monkeypatch, out, spec, measured, **opts):
+    """A smoke run whose peaks are injected (figures standing for any host's): the spec and
+    measured peak functions the train loop calls answer `spec` and `measured` FLOP/s."""
     from nanobench.store import results
     from nanobench.run.scenario import load
     from nanobench.run.train import RunOptions, train
 
-    run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(tmp_path / "a"), threads=1, max_iters=12)).path)
-    steady = run.rows[~run.rows["warmup"] & run.rows["step_time_s"].notna()]
-    assert steady["mfu"].between(0, 1, inclusive="neither").all()
-    assert steady["mfu_measured"].between(0, 1, inclusive="neither").all()
-    flops = run.meta["flops"]["per_iter"]
-    row = steady.iloc[0]
-    assert row["mfu"] == pytest.approx(flops / row["step_time_s"] / run.meta["peak_flops"]["spec"]["flops"])
-    assert run.meta["peak_flops"]["measured"]["flops"] > 0
+    monkeypatch.setattr(peaks, "spec_peak", lambda device, precision: peaks.Peak(spec, "injected spec"))
+    monkeypatch.setattr(peaks, "measured_peak", lambda device, precision: peaks.Peak(measured, "injected measured"))
+    run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(out), threads=1, **opts)).path)
+    return run, run.rows[~run.rows["warmup"] & run.rows["step_time_s"].notna()]
 
-    monkeypatch.setattr(peaks, "spec_peak", lambda device, precision: peaks.Peak(None, "no datasheet entry for 'X'"))
-    run = results.read_run(train(load("smoke"), RunOptions(out_dir=str(tmp_path / "b"), threads=1, max_iters=8)).path)
+
+def test_smoke_run_divides_by_both_peaks(tmp_path, monkeypatch):
+    run, steady = _smoke_with_peaks(monkeypatch, tmp_path, 4e12, 1e12, max_iters=8)
+    flops = run.meta["flops"]["per_iter"]
+    for _, row in steady.iterrows():
+        assert row["mfu"] == pytest.approx(flops / row["step_time_s"] / 4e12)
+        assert row["mfu_measured"] == pytest.approx(flops / row["step_time_s"] / 1e12)
+    assert run.meta["peak_flops"]["used_for_mfu"] == {"flops": 4e12, "source": "injected spec"}
+    assert run.meta["peak_flops"]["note"] is None
+
+
+def test_mfu_is_null_where_the_spec_is_unknown_or_below_the_measurement(tmp_path, monkeypatch):
+    run, steady = _smoke_with_peaks(monkeypatch, tmp_path / "below", 1e11, 2e11, max_iters=6)
+    assert steady["mfu"].isna().all() and steady["mfu_measured"].notna().all()  # a spec the matmul beats is wrong
+    used = run.meta["peak_flops"]["used_for_mfu"]
+    assert used["flops"] is None and "spec 100 GFLOP/s is below the measured 200 GFLOP/s" in used["source"]
+    assert run.meta["peak_flops"]["spec"]["flops"] == 1e11 and "exceeds the spec" in run.meta["peak_flops"]["note"]
+
+    run, _ = _smoke_with_peaks(monkeypatch, tmp_path / "none", None, 2e11, max_iters=6)
     assert run.rows["mfu"].isna().all() and run.rows["mfu_measured"].iloc[:-1].notna().all()
-    assert run.meta["peak_flops"]["spec"] == {"flops": None, "source": "no datasheet entry for 'X'"}
+    assert run.meta["peak_flops"]["spec"] == {"flops": None, "source": "injected spec"}
 
 
 def test_env_report_lists_peaks_per_dtype_and_why_not(fast_calibration):
@@ -257,3 +273,95 @@ def test_a_peak_the_run_beats_is_dropped_from_the_cache(tmp_path, monkeypatch):
     assert outcome.summary["mfu_measured"] > 1
     assert "calibration was low" in run.meta["peak_flops"]["measured_beaten"]
     assert key not in json.loads(path.read_text())  # the next run measures again
+
+
+def test_each_gpu_has_its_own_calibration_entry():
+    """cuda:0 and cuda:1 of one model never share a cached figure (stand-in GPUs: nothing probed)."""
+    bf16 = Precision("bf16")
+    gpu0 = Device("cuda", 0, "NVIDIA H100 80GB HBM3", (9, 0), True, "GPU-aaaa")
+    gpu1 = Device("cuda", 1, "NVIDIA H100 80GB HBM3", (9, 0), True, "GPU-bbbb")
+    key0, key1 = peaks._cache_key(gpu0, bf16), peaks._cache_key(gpu1, bf16)
+    assert key0 != key1 and "|cuda:1|GPU-bbbb" in key1 and key1.startswith("NVIDIA H100 80GB HBM3|bf16|torch ")
+    # the same ordinal on another machine's (or a swapped) board: its UUID differs, so does its key
+    assert peaks._cache_key(Device("cuda", 1, "NVIDIA H100 80GB HBM3", (9, 0), True, "GPU-cccc"), bf16) != key1
+
+
+class _ClockedBlas:
+    """Stands for torch and the clock in the CPU calibration's sizing: a matmul of side n
+    advances the clock by 2 n^3 / flops, as a BLAS of that speed would."""
+
+    def __init__(self, flops: float):
+        self.flops, self.now = flops, 0.0
+
+    def ones(self, n, m, dtype=None):
+        return n
+
+    def matmul(self, a, b):
+        self.now += 2 * a**3 / self.flops
+
+    def perf_counter(self):
+        return self.now
+
+
+@pytest.mark.parametrize("flops, n", [(0.5e9, 256), (140e9, 1024), (1e13, 4096)])
+def test_cpu_calibration_is_sized_by_the_dtypes_own_speed(monkeypatch, flops, n):
+    # an emulated bf16 (~1 GFLOP/s) gets 256^2, ~35 ms a repetition; fp32's 1024^2 would take seconds
+    blas = _ClockedBlas(flops)
+    monkeypatch.setattr(peaks, "time", blas)
+    assert peaks._cpu_calibration_n(blas, torch.bfloat16) == n
+
+
+def test_calibration_stops_at_its_time_cap():
+    # budget and cap spent: two repetitions, not the five an ordinary round insists on
+    entry = peaks.calibrate(Device.cpu(), Precision("bf16"), n=64, budget_s=0, cap_s=0)
+    assert entry["reps"] == 2 and entry["flops"] > 0
+
+
+def _measured(fp32: float, bf16: float):
+    """measured_peak standing for a calibrated CPU: fp32 and bf16 at the given FLOP/s."""
+    return lambda device, precision: peaks.Peak(fp32 if precision.name == "fp32" else bf16, "injected")
+
+
+def test_emulated_bf16_slowdown_from_the_measured_peaks(monkeypatch):
+    monkeypatch.setattr(peaks, "measured_peak", _measured(140e9, 1e9))
+    emulating = Device("cpu", None, "CPU without bf16 (stand-in)", native_bf16=False)
+    native = Device("cpu", None, "CPU with AMX (stand-in)", native_bf16=True)
+    bf16 = Precision("bf16")
+    assert peaks.emulated_slowdown(emulating, bf16) == pytest.approx(140)
+    assert peaks.emulated_slowdown(native, bf16) is None and peaks.emulated_slowdown(emulating, FP32) is None
+    assert peaks.emulated_slowdown(Device("cuda", 0, "NVIDIA A100 stand-in", (8, 0), True), bf16) is None
+    line = peaks.emulation_warning(emulating, bf16)
+    assert line.startswith("warning: bf16 on this CPU is emulated") and "matmul 1 vs 140 GFLOP/s in fp32, about 140x slower" in line
+    assert "\n" not in line and peaks.emulation_warning(native, bf16) is None
+    monkeypatch.setattr(peaks, "measured_peak", _measured(140e9, None))  # a failed calibration: no ratio, no guess
+    assert peaks.emulated_slowdown(emulating, bf16) is None and peaks.emulation_warning(emulating, bf16) is None
+
+
+@pytest.mark.parametrize("flags, native", [("avx2 fma", False), ("avx512f avx512_bf16", True), ("amx_bf16", True),
+                                           ("fp asimd bf16", True)])
+def test_a_cpu_is_native_bf16_by_its_flags(monkeypatch, flags, native):
+    monkeypatch.setattr(host, "cpu_flags", lambda: flags.split())
+    assert Device.cpu().native_bf16 is native
+
+
+def test_a_bf16_run_on_an_emulating_cpu_warns_before_its_first_step(tmp_path, monkeypatch):
+    from nanobench.run.scenario import load
+    from nanobench.run.train import RunOptions, train
+
+    monkeypatch.setattr(peaks, "measured_peak", _measured(140e9, 1e9))
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2", "fma"])  # a CPU without bf16 hardware, on any host
+    opts = RunOptions(out_dir=str(tmp_path), threads=1, max_iters=2, dtype="bf16")
+
+    class Log:  # the command line's progress display: what it was told, in order
+        lines = []
+
+        def log(self, text):
+            self.lines.append(text)
+
+        def update(self, row, total):
+            self.lines.append(f"step {row['iter']}")
+
+    train(load("smoke"), opts, progress=Log())
+    [warned] = [i for i, line in enumerate(Log.lines) if "emulated" in line]  # once
+    assert "about 140x slower" in Log.lines[warned]
+    assert warned < next(i for i, line in enumerate(Log.lines) if line.startswith("iter 0:"))  # before any step

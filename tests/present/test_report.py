@@ -10,12 +10,12 @@ import pytest
 
 from nanobench.analyze import compare
 from nanobench.present import plots
-from nanobench.present import report
+from nanobench.present import report, tables
 from nanobench.store.results import RunWriter
 
 FIX = Path(__file__).parents[1] / "fixtures"
 SAMPLE = "<script>alert('sample')</script> & <b>bold</b>"  # from make_fixtures.py
-HEADINGS = ["Verdict", "Comparison", "Plots", "Environment", "Text samples", "Methodology"]
+HEADINGS = ["Verdict", "Comparison", "Explaining the gap", "Plots", "Environment", "Text samples", "Methodology"]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,12 @@ def test_environment_shows_the_gpu_driver_where_nvml_recorded_it(tmp_path):
         w.append([row])
         w.finish("completed")
     page = report.environment_html(compare.compare_files([str(tmp_path)]).runs)
-    [driver] = re.findall(r"<tr><th>driver</th>(.*?)</tr>", page)
-    assert re.findall(r"<td[^>]*>(.*?)</td>", driver) == ["-", "550.54.15"]  # cpu (the baseline) first
+    # once among the fields that differ, once in the full table folded under <details>
+    summary, folded = page.split("<details>")
+    for part in (summary, folded):
+        [driver] = re.findall(r"<tr><th>driver</th>(.*?)</tr>", part)
+        assert re.findall(r"<td[^>]*>(.*?)</td>", driver) == ["-", "550.54.15"]  # cpu (the baseline) first
+    assert "<tr><th>Python</th>" in folded and "<tr><th>Python</th>" not in summary  # the same in both runs
 
 
 def test_ema_is_debiased_and_downsample_keeps_ends():
@@ -90,6 +94,8 @@ def test_report_in_headless_chromium(page):
     browser = Browser()
     try:
         session = browser.open(page.as_uri())
+        browser.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
+                                                            "mobile": False}, session=session)
         seen = browser.evaluate(session, """(async () => {
             await Promise.all([...document.images].map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
             return {
@@ -98,6 +104,9 @@ def test_report_in_headless_chromium(page):
               samples: [...document.querySelectorAll('pre.sample')].map(p => p.textContent),
               scripts: document.querySelectorAll('script').length,
               verdicts: [...document.querySelectorAll('.verdict')].map(p => p.textContent),
+              // the environment's summary table is whole within its box at 1400 px; the full one is folded
+              envFits: [...document.querySelectorAll('table.env-diff')].map(t => t.parentElement.scrollWidth <= t.parentElement.clientWidth),
+              folded: [...document.querySelectorAll('details')].filter(d => d.querySelector('table.env-all')).map(d => d.open),
             };
         })()""")
         events = list(browser.events)
@@ -107,6 +116,7 @@ def test_report_in_headless_chromium(page):
     assert len(seen["widths"]) == 10 and all(w > 0 for w in seen["widths"])
     assert SAMPLE in seen["samples"]  # shown as text, never run
     assert seen["scripts"] == 0
+    assert seen["envFits"] == [True] and seen["folded"] == [False]  # the full table is folded, closed
     assert any("3.00x sooner" in v for v in seen["verdicts"])
     errors = [e for e in events if e.get("method") == "Runtime.exceptionThrown"
               or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
@@ -114,3 +124,21 @@ def test_report_in_headless_chromium(page):
     assert errors == []
     requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
     assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
+
+
+def test_device_by_dtype_matrix_of_the_committed_example():
+    """The example's two cells (cpu fp32, cpu bf16): one device row group, one column per dtype,
+    the paired difference at the last common evaluation, as compare computes it."""
+    example = Path(__file__).resolve().parents[2] / "results" / "examples" / "cpu-fp32-vs-bf16"
+    [g] = compare.compare_files([str(example)]).groups
+    m = tables.matrix_spec(g)
+    assert [c for c, _ in m.columns] == ["device", "", "fp32", "bf16"]
+    rows = {r[1]: r[2:] for r in m.rows}
+    assert rows["speedup"][0] == "1.00x (baseline)" and rows["ms/iter p50"] == [tables.fmt_ms(c.median_step_s) for c in g.configs]
+    [pair] = g.pairs
+    final = pair.equivalence["points"][-1]
+    assert final.iter == 2000 and rows["val loss @2000"][1] == (
+        f"{final.diff:+.4f} vs baseline (3 pairs, 95% CI {final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}): equivalent")
+    assert set(rows) >= {"train time to 2.00", "train time to 1.90"}
+    # one configuration: no matrix
+    assert tables.matrix_spec(compare.compare_files([str(FIX / "compare-other")]).groups[0]) is None

@@ -35,7 +35,7 @@ def test_a_damaged_shipped_copy_is_not_used(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "SHIPPED_TINYSHAKESPEARE", bad)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(InputError, match="missing or damaged"):
-        data.load_dataset("tinyshakespeare", data_dir=None, url="http://127.0.0.1:9/x", timeout_s=1)
+        data.load_dataset("tinyshakespeare", data_dir=str(tmp_path / "empty"), url="http://127.0.0.1:9/x", timeout_s=1)
 
 
 def test_missing_dataset_without_network_is_one_clear_line(tmp_path, monkeypatch):

@@ -49,6 +49,7 @@ def only_result(out_dir):
     return results.read_run(path)
 
 
+@pytest.mark.slow  # fast in the default suite: test_rows_reach_disk_within_the_time_window, store/test_results' recovery
 def test_sigkill_loses_at_most_one_flush_window(nb, tmp_path):
     out, log = tmp_path / "out", tmp_path / "stderr.txt"
     proc = start([*nb.cmd, *LONG], out, log)
@@ -123,6 +124,7 @@ DISK_FULLS_AT_150 = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # fast in the default suite: test_files' write failures, store/test_containment's one-line message
 def test_failed_write_is_one_line_and_earlier_rows_survive(nb, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-c", DISK_FULLS_AT_150, *LONG, "--max-iters", "300", "--out", str(out)],

@@ -96,6 +96,7 @@ def test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs(nb,
     assert child.runs[0].evaluations[0].iter == 20  # its rows start where the parent's checkpoint was
 
 
+@pytest.mark.slow  # fast in the default suite: test_same_device_resume_is_bit_identical, test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs
 def test_resume_in_another_configuration_records_lineage(nb, tmp_path):
     """The cross-device path, exercised with what this machine has: resume a cpu fp32
     checkpoint as cpu bf16. The child records its parent and compare labels it so."""

@@ -100,3 +100,18 @@ def test_initial_weights_and_batches_ignore_the_device_string(tmp_path, monkeypa
     _, a = run_smoke(tmp_path / "a", device="cpu", max_iters=3)
     _, b = run_smoke(tmp_path / "b", device="auto", max_iters=3)
     assert a.rows["loss"].iloc[:3].tolist() == b.rows["loss"].iloc[:3].tolist()
+
+
+def test_peak_memory_is_reset_after_calibration_before_the_first_step(tmp_path, monkeypatch):
+    """On CUDA the calibration's matmuls (~800 MB at 8192^2) would otherwise stay in every
+    row's mem_peak_bytes. The CPU cannot reset its peak RSS, so spies record the order."""
+    from nanobench.measure import peaks
+    from nanobench.measure.device import Device
+
+    calls = []
+    measured, sample = peaks.measured_peak, Device.memory_sample
+    monkeypatch.setattr(peaks, "measured_peak", lambda *a, **k: calls.append("calibrate") or measured(*a, **k))
+    monkeypatch.setattr(Device, "reset_peak_memory", lambda self: calls.append("reset peak"))
+    monkeypatch.setattr(Device, "memory_sample", lambda self: calls.append("step") or sample(self))
+    run_smoke(tmp_path, max_iters=2)
+    assert calls[:3] == ["calibrate", "reset peak", "step"] and calls.count("reset peak") == 1

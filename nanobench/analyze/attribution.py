@@ -1,0 +1,273 @@
+"""The numbers at each point of a ladder, and each rung's part of the gap.
+
+A point's values are *measured* from the runs that hold it (one per seed), or *projected* from a
+short truncated run of its recipe on its platform (a probe) and the curve of the same recipe in
+the same dtype on another device, or *missing*; the three are never mixed. Each rung contributes
+its point's value minus the previous point's, so the parts telescope to B - A exactly (in the
+arithmetic; `rounded_parts` keeps a printed column summing to its printed total). Pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from nanobench.analyze import equivalence
+from nanobench.analyze.ladder import EVAL_KEYS_PREFIX, Point, _same, point_of
+from nanobench.analyze.runs import RunStats
+
+# ---- values at a point -------------------------------------------------------------------------
+
+QUANTITIES = (  # (key, words, unit)
+    ("val_loss", "final val loss", "nats"),
+    ("step_s", "time per iteration", "s"),
+    ("time_to_target_s", "train time to target", "s"),
+    ("train_time_s", "train time, whole run", "s"),
+)
+
+
+@dataclass(frozen=True)
+class Value:
+    """One quantity at one point: the mean of its seeds (measured) or a projection, with a band:
+    the seeds' range (measured) or the projection's (projected)."""
+
+    mean: float
+    low: float
+    high: float
+    per_seed: tuple[tuple[int, float], ...] = ()  # measured only
+    projected: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PointResult:
+    point: Point
+    kind: str  # measured | projected | missing
+    run_ids: tuple[str, ...]
+    values: dict  # quantity -> Value, or None where not known
+    notes: tuple[str, ...] = ()
+    probe_ids: tuple[str, ...] = ()
+    reference_ids: tuple[str, ...] = ()  # the curve a projection's losses come from
+    projected_wall_s: Value | None = None  # projected: train time plus evaluations, for the whole run
+
+
+def covers(stats: RunStats, p: Point) -> bool:
+    """Does this run hold p's numbers? Same recipe and platform, and an evaluation at p.iters
+    (a longer run of the same recipe holds a shorter one's: --max-iters truncates, docs/compare.md)."""
+    q = point_of(stats)
+    return (not stats.config.continues and q.recipe == p.recipe and _platform_matches(q, p)
+            and any(e.iter == p.iters for e in stats.evaluations))
+
+
+def _platform_matches(q: Point, p: Point) -> bool:
+    return (q.device_type == p.device_type and _same(p.device_name, q.device_name) and q.dtype == p.dtype
+            and q.compile == p.compile and (p.device_type != "cpu" or _same(p.threads, q.threads))
+            and _same(p.torch, q.torch))
+
+
+def _no_eval(recipe) -> tuple:
+    return tuple(kv for kv in recipe if not kv[0].startswith(EVAL_KEYS_PREFIX))
+
+
+MIN_PROBE_STEPS = 5  # steady (non-warm-up) steps a probe needs for a median and quartiles
+
+
+def is_probe(stats: RunStats, p: Point) -> bool:
+    """A shorter run of p's recipe (evaluation keys aside) on p's platform, with steady steps."""
+    q = point_of(stats)
+    return (not stats.config.continues and _no_eval(q.recipe) == _no_eval(p.recipe) and _platform_matches(q, p)
+            and q.iters < p.iters and stats.step_times_s.size >= MIN_PROBE_STEPS)
+
+
+def is_reference(stats: RunStats, p: Point) -> bool:
+    """The same recipe (evaluation keys aside) in the same dtype on another device, as far as p."""
+    q = point_of(stats)
+    other_device = q.device_type != p.device_type or not _same(p.device_name, q.device_name)
+    return (not stats.config.continues and _no_eval(q.recipe) == _no_eval(p.recipe) and q.dtype == p.dtype
+            and other_device and any(e.iter == p.iters for e in stats.evaluations))
+
+
+def _steps_until(stats: RunStats, iters: int) -> np.ndarray:
+    """The run's steady step times of iterations before `iters` (all of them for a run that ends there)."""
+    if stats.run is None or (stats.evaluations and stats.evaluations[-1].iter == iters):
+        return stats.step_times_s
+    rows = stats.rows
+    step = rows["step_time_s"].to_numpy(dtype=float, na_value=np.nan)
+    warm = rows["warmup"].to_numpy(dtype=object) == True if "warmup" in rows else np.zeros(len(rows), bool)  # noqa: E712
+    keep = (rows["iter"].to_numpy() < iters) & ~np.isnan(step) & ~warm
+    return step[keep]
+
+
+def _seed_values(stats: RunStats, p: Point, target: float | None) -> dict:
+    evs = [e for e in stats.evaluations if e.iter <= p.iters]
+    at = next(e for e in evs if e.iter == p.iters)
+    steps = _steps_until(stats, p.iters)
+    hit = next((e for e in evs if target is not None and e.val_loss <= target), None)
+    return {"val_loss": at.val_loss, "step_s": float(np.median(steps)) if steps.size else None,
+            "time_to_target_s": hit.train_time_s if hit else None, "train_time_s": at.train_time_s}
+
+
+def _measured(values: list[tuple[int, float | None]], note: str = "") -> Value | None:
+    if not values or any(v is None for _, v in values):
+        return None
+    vs = [v for _, v in values]
+    return Value(float(np.mean(vs)), min(vs), max(vs), tuple(values), note=note)
+
+
+def measure(p: Point, pool: list[RunStats], target: float | None, margin: float = equivalence.DEFAULT_MARGIN,
+            project_ok: bool = True) -> PointResult:
+    """p's values: measured from the runs that cover it (one per seed), else projected from a
+    probe (when `project_ok`: a point this machine can simply run is run, not projected), else
+    missing. The three are never mixed."""
+    runs, seen = [], set()
+    for r in sorted(pool, key=lambda r: r.run_id):
+        if covers(r, p) and r.seed not in seen:
+            runs.append(r)
+            seen.add(r.seed)
+    if runs:
+        per = [(r.seed, _seed_values(r, p, target)) for r in runs]
+        values = {q: _measured([(s, v[q]) for s, v in per]) for q, _, _ in QUANTITIES}
+        notes = ()
+        if values["time_to_target_s"] is None and target is not None:
+            reached = sum(v["time_to_target_s"] is not None for _, v in per)
+            notes = (f"target {target:g} reached by {reached} of {len(per)} seeds",)
+        return PointResult(p, "measured", tuple(r.run_id for r in runs), values, notes)
+    probes = [r for r in pool if is_probe(r, p)]
+    if probes and project_ok:
+        return project(p, probes, [r for r in pool if is_reference(r, p)], target, margin)
+    return PointResult(p, "missing", (), {q: None for q, _, _ in QUANTITIES})
+
+
+def eval_batch_s(stats: RunStats) -> float | None:
+    """Seconds per evaluation batch in a run: its time outside the steps (evaluations, mostly)
+    over the batches its evaluations scored (both splits)."""
+    scen = stats.info.scenario if stats.run is not None else {}
+    n_batches = len(stats.evaluations) * 2 * int((scen.get("eval") or {}).get("iters") or 0)
+    outside = stats.wall_time_s - stats.train_time_s
+    return outside / n_batches if n_batches and outside > 0 else None
+
+
+def n_evaluations(iters: int, interval: int) -> int:
+    """Evaluations of a run of `iters` iterations: every `interval`, from 0, and at the end."""
+    return iters // interval + 1 + (0 if iters % interval == 0 else 1)
+
+
+def project(p: Point, probes: list[RunStats], references: list[RunStats], target: float | None,
+            margin: float = equivalence.DEFAULT_MARGIN) -> PointResult:
+    """p's values projected: times from the probes' pooled steady steps (median, band the
+    quartiles) times p's iterations; val loss and iterations to target from the curve of the
+    same recipe in the same dtype on another device (references), with the band widened by the
+    equivalence margin: convergence per iteration is device-independent within that margin
+    (nanobench's own check, docs/compare.md), not identical."""
+    steps = np.concatenate([_steps_until(r, point_of(r).iters) for r in probes])
+    q1, med, q3 = (float(x) for x in np.percentile(steps, [25, 50, 75]))
+    how = f"projected from {len(probes)} probe run(s), {steps.size} steady steps"
+    values: dict = {q: None for q, _, _ in QUANTITIES}
+    values["step_s"] = Value(med, q1, q3, projected=True, note=how)
+    values["train_time_s"] = Value(med * p.iters, q1 * p.iters, q3 * p.iters, projected=True, note=how)
+    notes = [f"{how}; losses " + (f"from {len(references)} run(s) of the same recipe on another device, "
+                                  f"+/- the {margin:g}-nat equivalence margin" if references else
+                                  "unknown: no run of this recipe reached that far on any device")]
+    if references:
+        finals = [next(e.val_loss for e in r.evaluations if e.iter == p.iters) for r in references]
+        values["val_loss"] = Value(float(np.mean(finals)), min(finals) - margin, max(finals) + margin,
+                                   projected=True, note=notes[0])
+        hits = [next((e.iter for e in r.evaluations if target is not None and e.iter <= p.iters and e.val_loss <= target), None)
+                for r in references]
+        if hits and all(h is not None for h in hits):
+            values["time_to_target_s"] = Value(float(np.mean(hits)) * med, min(hits) * q1, max(hits) * q3,
+                                               projected=True, note=notes[0])
+    interval = int(json.loads(p.key("eval.interval") or "0") or 0)
+    per_batch = [b for b in (eval_batch_s(r) for r in probes) if b is not None]
+    wall = None
+    if interval and per_batch and p.key("eval.iters"):
+        batches = n_evaluations(p.iters, interval) * 2 * int(json.loads(p.key("eval.iters")))
+        e_s = float(np.median(per_batch)) * batches
+        t = values["train_time_s"]
+        wall = Value(t.mean + e_s, t.low + e_s, t.high + e_s, projected=True,
+                     note=f"{how}; plus {batches} evaluation batches at the probes' {np.median(per_batch) * 1e3:.0f} ms each")
+    return PointResult(p, "projected", (), values, tuple(notes), tuple(r.run_id for r in probes),
+                       tuple(r.run_id for r in references), wall)
+
+
+# ---- attribution -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """One rung's contribution to one quantity (or the total): cur - prev, with a band."""
+
+    value: float
+    low: float | None
+    high: float | None
+    method: str  # how the band was computed, in words
+    projected: bool
+
+
+def difference_band(prev: Value, cur: Value) -> tuple[float | None, float | None, str]:
+    """The band of cur - prev. Measured on both sides: where 2+ seeds ran on both (same seed:
+    same initial weights and batches), a paired 95% t interval of the per-seed differences;
+    else, with 2+ seeds a side, a Welch 95% interval of the difference of seed means. A
+    projection on either side: the interval from the two bands' ends. One seed: no band."""
+    if prev.projected or cur.projected:
+        return cur.low - prev.high, cur.high - prev.low, "from the projection's band"
+    pa, pb = dict(prev.per_seed), dict(cur.per_seed)
+    shared = sorted(s for s in pa.keys() & pb.keys() if s is not None)
+    if len(shared) >= 2:
+        lo, hi = equivalence.paired([pb[s] - pa[s] for s in shared]).ci(0.95)
+        return lo, hi, f"paired 95% interval over {len(shared)} seeds"
+    a, b = [v for _, v in prev.per_seed], [v for _, v in cur.per_seed]
+    if len(a) < 2 or len(b) < 2:
+        return None, None, "one seed: no band"
+    _, lo, hi, _ = equivalence.welch_interval(a, b, 0.95)
+    return lo, hi, "Welch 95% interval over seeds (they do not pair)"
+
+
+def part(prev: Value | None, cur: Value | None) -> Part | None:
+    if prev is None or cur is None:
+        return None
+    lo, hi, method = difference_band(prev, cur)
+    return Part(cur.mean - prev.mean, lo, hi, method, prev.projected or cur.projected)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    quantity: str
+    total: Part | None
+    parts: tuple[Part | None, ...]  # one per rung
+
+    @property
+    def complete(self) -> bool:
+        return self.total is not None and all(p is not None for p in self.parts)
+
+    @property
+    def projected(self) -> bool:
+        return any(p is not None and p.projected for p in (self.total, *self.parts))
+
+
+def attribute(results: list[PointResult]) -> dict[str, Attribution]:
+    """results[0] is A, results[-1] is B, one per rung between: each rung's part is its point
+    minus the point before, so the parts telescope to B - A."""
+    out = {}
+    for q, _, _ in QUANTITIES:
+        vals = [r.values.get(q) for r in results]
+        out[q] = Attribution(q, part(vals[0], vals[-1]), tuple(part(x, y) for x, y in zip(vals, vals[1:])))
+    return out
+
+
+def rounded_parts(parts: list[float], total: float, digits: int) -> list[float]:
+    """Round parts to `digits` decimals so that they sum exactly to the total rounded the same
+    way (largest remainder): a printed column that adds up to the printed total."""
+    scale = 10 ** digits
+    goal = round(total * scale)
+    floors = [math.floor(p * scale) for p in parts]
+    short = goal - sum(floors)
+    order = sorted(range(len(parts)), key=lambda i: -(parts[i] * scale - floors[i]))
+    if short < 0:
+        order = sorted(range(len(parts)), key=lambda i: parts[i] * scale - floors[i])
+    for i in order[:abs(short)] if order else []:
+        floors[i] += 1 if short > 0 else -1
+    return [f / scale for f in floors]

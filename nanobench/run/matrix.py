@@ -1,0 +1,128 @@
+"""Several devices and dtypes in one command: `nanobench run SCENARIO --device all --dtype
+fp32,bf16 --seeds 1337,1338`. The plan is every (device, dtype) cell; a cell the device cannot
+run is skipped with one line, bf16 on a CPU that only emulates it is announced with its
+measured slowdown and skipped unless asked for. Every run of the matrix (cells x seeds) writes
+its own result file, all sharing one group_id, so `compare` reads them as one experiment.
+
+A one-cell plan (`--device cpu --dtype fp32`) is the plain run: `run_cells` is also the seed
+loop of every `nanobench run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nanobench.errors import InputError
+from nanobench.measure.device import Device, devices_here, parse_device
+from nanobench.measure.precision import DTYPES, Precision
+
+
+@dataclass(frozen=True)
+class Cell:
+    device: str  # as RunOptions takes it: "cpu", "cuda:1", "mps" (or the user's own spelling)
+    dtype: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.device} {self.dtype}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    cells: list[Cell]
+    skipped: list[str]  # one line per cell left out, saying why
+    notes: list[str]  # said before anything runs (an emulated dtype that runs anyway)
+
+
+def wants_matrix(device: str | None, dtype: str | None) -> bool:
+    """`--device all`, or a list of devices or dtypes."""
+    return device == "all" or "," in (device or "") or "," in (dtype or "")
+
+
+def parse_dtypes(text: str) -> list[str]:
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    if not names:
+        raise InputError(f"--dtype {text}: expected a comma-separated list of {', '.join(DTYPES)}")
+    for name in names:
+        Precision(name)  # an unknown one: "--dtype fp8: unknown (use fp32, tf32, bf16, fp16)"
+    return list(dict.fromkeys(names))
+
+
+def emulated_bf16_slowdown(device: Device) -> float | None:
+    """fp32 matmul peak / bf16 matmul peak on this CPU, both measured (and cached per machine
+    by measure/peaks.py; measured now on first use): how much slower bf16 is when emulated."""
+    from nanobench.measure import peaks
+
+    fp32, bf16 = (peaks.measured_peak(device, Precision(d)).flops for d in ("fp32", "bf16"))
+    return fp32 / bf16 if fp32 and bf16 else None
+
+
+def plan(device_text: str, dtype_text: str, *, allow_slow: bool = False,
+         devices: Callable[[], list[Device]] = devices_here,
+         slowdown: Callable[[Device], float | None] = emulated_bf16_slowdown) -> Plan:
+    """The cells of `--device D1,D2|all --dtype T1,T2`, in device then dtype order.
+
+    devices: the devices `all` means (this machine's; tests pass their own). slowdown: the
+    measured cost of emulated bf16 on a CPU (tests pass a figure). A device named explicitly
+    is resolved (an absent one is bad input); bf16 on a CPU without native support runs only
+    when the CPU was named explicitly or with allow_slow.
+    """
+    dtypes = parse_dtypes(dtype_text)
+    if device_text == "all":
+        found, explicit = [(str(d), d) for d in devices()], False
+    else:
+        specs = [s.strip() for s in device_text.split(",") if s.strip()]
+        if not specs:
+            raise InputError(f"--device {device_text}: expected all or a comma-separated list of devices")
+        found, explicit = [(s, parse_device(s).resolve()) for s in dict.fromkeys(specs)], True
+    cells, skipped, notes = [], [], []
+    single = explicit and len(found) == 1 and len(dtypes) == 1  # a plain run: its error is bad input
+    for spec, device in found:
+        for dtype in dtypes:
+            cell = Cell(spec, dtype)
+            try:
+                Precision.for_device(dtype, device)
+            except InputError as exc:
+                if single:
+                    raise
+                skipped.append(f"{cell.label}: skipped ({str(exc).removeprefix(f'--dtype {dtype}: ')})")
+                continue
+            if dtype == "bf16" and device.kind == "cpu" and not device.native_bf16:
+                ratio = slowdown(device)
+                cost = f"its measured bf16 matmul peak is {ratio:.1f}x below fp32's" if ratio else "its bf16 speed is unknown"
+                why = f"{device.name} has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): bf16 is emulated, {cost}"
+                if not (explicit or allow_slow):
+                    skipped.append(f"{cell.label}: skipped: {why}; add --allow-slow (or --device cpu) to run it")
+                    continue
+                notes.append(f"{cell.label}: {why}; running it as asked")
+            cells.append(cell)
+    if not cells:
+        raise InputError(f"--device {device_text} --dtype {dtype_text}: no cell of the matrix can run here "
+                         f"({'; '.join(skipped)})")
+    return Plan(cells, skipped, notes)
+
+
+def run_cells(scenario, cells: list[Cell], seeds: list, options: dict, train, progress, report) -> list:
+    """Train every cell for every seed, in order; stop at the first run that was interrupted
+    (Ctrl-C, SIGTERM): every finished run and the interrupted one keep their result files.
+
+    options: the RunOptions fields shared by every run (compile, threads, max_iters, overrides,
+    out_dir, resume, group_id, checkpoint_every). train(scenario, RunOptions, progress) trains one
+    run; progress(label) is a context manager for its progress display; report(outcome) is called
+    after each run. Returns the outcomes.
+    """
+    from nanobench.run.train import RunOptions
+
+    outcomes = []
+    for cell in cells:
+        for seed in seeds:
+            opts = RunOptions(device=cell.device, dtype=cell.dtype, seed=seed, **options)
+            label = f"{scenario.name} {cell.label}" + (f" s{seed}" if seed is not None else "")
+            with progress(label) as shown:
+                outcome = train(scenario, opts, shown)
+            outcomes.append(outcome)
+            report(outcome)
+            if outcome.status == "interrupted" or outcome.stop_requested:
+                return outcomes
+    return outcomes

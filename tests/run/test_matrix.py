@@ -1,0 +1,111 @@
+"""`nanobench run --device all --dtype fp32,bf16`: the plan of cells, what is skipped and why,
+and a real matrix of `smoke` runs. The devices and the CPU's native-bf16 answer are passed in,
+never read from this host: the Device values below stand for machines that are not here."""
+
+import contextlib
+
+import pytest
+
+from nanobench.errors import InputError
+from nanobench.measure.device import Device
+from nanobench.run import matrix
+from nanobench.run import scenario as scen
+from nanobench.run.train import train
+from nanobench.store import results
+
+AVX2_CPU = Device("cpu", None, "AVX2 CPU stand-in", native_bf16=False)  # bf16 emulated
+BF16_CPU = Device("cpu", None, "AMX CPU stand-in", native_bf16=True)
+H100 = Device("cuda", 0, "NVIDIA H100 stand-in", (9, 0), True)
+T4 = Device("cuda", 1, "Tesla T4 stand-in", (7, 5), False)
+
+
+def plan(device, dtype, devices, allow_slow=False, slowdown=6.0):
+    return matrix.plan(device, dtype, allow_slow=allow_slow, devices=lambda: devices, slowdown=lambda d: slowdown)
+
+
+def test_all_devices_by_every_dtype_with_skipped_cells_saying_why():
+    p = plan("all", "fp32,tf32,bf16", [AVX2_CPU, H100, T4])
+    assert [c.label for c in p.cells] == ["cpu fp32", "cuda:0 fp32", "cuda:0 tf32", "cuda:0 bf16", "cuda:1 fp32"]
+    assert p.skipped == [
+        "cpu tf32: skipped (TF32 needs an NVIDIA GPU of compute capability 8.0+ (Ampere); not cpu)",
+        "cpu bf16: skipped: AVX2 CPU stand-in has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): bf16 is "
+        "emulated, its measured bf16 matmul peak is 6.0x below fp32's; add --allow-slow (or --device cpu) to run it",
+        "cuda:1 tf32: skipped (TF32 needs an NVIDIA GPU of compute capability 8.0+ (Ampere); not cuda:1)",
+        "cuda:1 bf16: skipped (Tesla T4 stand-in (cuda:1, compute capability 7.5) has no native bfloat16 "
+        "(needs 8.0+, Ampere or later); use fp16 or fp32 there)",
+    ]
+    assert p.notes == []
+
+
+def test_emulated_bf16_runs_when_asked_for_and_native_bf16_always():
+    slow = plan("all", "bf16", [AVX2_CPU], allow_slow=True)
+    assert [c.label for c in slow.cells] == ["cpu bf16"] and "running it as asked" in slow.notes[0]
+    assert "6.0x below fp32's" in slow.notes[0]
+    assert [c.label for c in plan("all", "fp32,bf16", [BF16_CPU]).cells] == ["cpu fp32", "cpu bf16"]
+    unknown = plan("all", "bf16", [AVX2_CPU], allow_slow=True, slowdown=None)
+    assert "its bf16 speed is unknown" in unknown.notes[0]
+
+
+def test_a_named_cpu_runs_emulated_bf16_after_saying_so(monkeypatch):
+    # --device cpu names the device: the user asked for it; the host's answer is replaced by the stand-in
+    monkeypatch.setattr(Device, "cpu", classmethod(lambda cls: AVX2_CPU))
+    p = matrix.plan("cpu", "fp32,bf16", slowdown=lambda d: 5.5)
+    assert [c.label for c in p.cells] == ["cpu fp32", "cpu bf16"] and p.skipped == []
+    assert p.notes == ["cpu bf16: AVX2 CPU stand-in has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): "
+                       "bf16 is emulated, its measured bf16 matmul peak is 5.5x below fp32's; running it as asked"]
+
+
+def test_bad_lists_and_an_empty_matrix_are_bad_input():
+    with pytest.raises(InputError, match=r"--dtype int8: unknown \(use fp32, tf32, bf16, fp16\)"):
+        plan("all", "fp32,int8", [AVX2_CPU])
+    with pytest.raises(InputError, match="--dtype tf32: TF32 needs an NVIDIA GPU"):  # one cell: the run's own error
+        matrix.plan("cpu", "tf32")
+    with pytest.raises(InputError, match="--device tpu: not a device"):
+        matrix.plan("cpu,tpu", "fp32")
+    with pytest.raises(InputError, match="no cell of the matrix can run here"):
+        plan("all", "tf32,fp16", [AVX2_CPU])
+    assert matrix.wants_matrix("all", None) and matrix.wants_matrix("cpu", "fp32,bf16")
+    assert not matrix.wants_matrix("cuda:1", "bf16") and not matrix.wants_matrix(None, None)
+
+
+def test_a_matrix_of_smoke_runs_with_a_skipped_cell(tmp_path):
+    """The plan (tf32 skipped on the CPU) run for real: one file per cell and seed, one group_id."""
+    p = plan("all", "fp32,tf32", [Device.cpu()])
+    assert [c.label for c in p.cells] == ["cpu fp32"] and p.skipped[0].startswith("cpu tf32: skipped")
+    s = scen.load("smoke")
+    reported = []
+    shared = {"max_iters": 3, "out_dir": str(tmp_path), "group_id": "matrix-test", "threads": 1}
+    outcomes = matrix.run_cells(s, p.cells, [1, 2], shared, train, lambda label: contextlib.nullcontext(), reported.append)
+    assert [o.status for o in outcomes] == ["completed", "completed"] and reported == outcomes
+    runs = [results.read_run(o.path) for o in outcomes]
+    assert {r.info.group_id for r in runs} == {"matrix-test"}
+    assert [(r.info.options.dtype, r.info.options.seed) for r in runs] == [("fp32", 1), ("fp32", 2)]
+
+
+def test_an_interrupted_run_stops_the_matrix_and_keeps_what_ran():
+    class Outcome:
+        def __init__(self, status):
+            self.status, self.stop_requested, self.path = status, False, f"{status}.parquet"
+
+    statuses = iter(["completed", "interrupted", "completed"])
+    ran = []
+
+    def fake_train(scenario, opts, progress):  # stands for train(): the second run is stopped by Ctrl-C
+        ran.append((opts.device, opts.dtype, opts.seed))
+        return Outcome(next(statuses))
+
+    cells = [matrix.Cell("cpu", "fp32"), matrix.Cell("cpu", "bf16")]
+    outcomes = matrix.run_cells(scen.load("smoke"), cells, [1, 2], {}, fake_train, lambda label: contextlib.nullcontext(),
+                                lambda o: None)
+    assert ran == [("cpu", "fp32", 1), ("cpu", "fp32", 2)]  # the bf16 cell never started
+    assert [o.status for o in outcomes] == ["completed", "interrupted"]  # both kept, the interrupted one too
+
+
+def test_run_device_list_prints_the_skip_and_the_comparison(nb, tmp_path):
+    out = nb("run", "smoke", "--device", "cpu", "--dtype", "fp32,tf32", "--seeds", "1,2", "--max-iters", "3",
+             "--threads", "1", "--quiet", "--out", tmp_path, env={"NO_COLOR": "1", "COLUMNS": "160"})
+    assert out.returncode == 0, out.stderr
+    assert "nanobench: cpu tf32: skipped (TF32 needs an NVIDIA GPU" in out.stderr
+    assert "smoke on synthetic" in out.stdout and "2 runs; baseline: cpu fp32" in out.stdout
+    files = sorted(tmp_path.glob("*.parquet"))
+    assert len(files) == 2 and len({results.read_run(f).info.group_id for f in files}) == 1
