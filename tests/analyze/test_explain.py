@@ -303,6 +303,7 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
 # ---- the command line ----------------------------------------------------------------
 
 
+@pytest.mark.slow  # fast in the default suite: the in-process explain tests above (ladder, sums, projection, refusal)
 def test_explain_on_the_command_line(two_rungs, nb):
     a, b = two_rungs / "a", two_rungs / "b"
     (two_rungs / "other").mkdir()

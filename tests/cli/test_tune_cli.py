@@ -3,6 +3,7 @@ The record is written by tune.save from injected figures: nothing here is timed.
 
 import json
 
+import pytest
 import torch
 
 from nanobench.measure.device import Device
@@ -33,6 +34,7 @@ def tuned_options(proc) -> dict:
 TUNED_OPTIONS = {"threads": 1, "optimizer": "foreach", "sdpa": "math", "dtype": "fp32", "compile": False, "best": True}
 
 
+@pytest.mark.slow  # fast in the default suite: test_device_all_best_runs_each_device_with_its_record, run/test_tune's record tests
 def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
     env = record(tmp_path)
     proc = nb("run", "smoke", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet", "--json", env=env)
