@@ -50,12 +50,11 @@ def parse_dtypes(text: str) -> list[str]:
 
 
 def emulated_bf16_slowdown(device: Device) -> float | None:
-    """fp32 matmul peak / bf16 matmul peak on this CPU, both measured (and cached per machine
-    by measure/peaks.py; measured now on first use): how much slower bf16 is when emulated."""
+    """How much slower bf16 is than fp32 on this CPU when emulated: measure/peaks.py's one
+    answer (the ratio of the cached measured matmul peaks), also behind `run`'s warning."""
     from nanobench.measure import peaks
 
-    fp32, bf16 = (peaks.measured_peak(device, Precision(d)).flops for d in ("fp32", "bf16"))
-    return fp32 / bf16 if fp32 and bf16 else None
+    return peaks.emulated_slowdown(device, Precision("bf16"))
 
 
 def plan(device_text: str, dtype_text: str, *, allow_slow: bool = False,
