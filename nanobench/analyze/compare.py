@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nanobench.analyze import equivalence, references
+from nanobench.analyze.best import DeviceSpeedup, device_speedups
 from nanobench.analyze.config import Config, labels, recipe_note, reference_recipe
 from nanobench.analyze.pairs import PairComparison, compare_pair, precision_reference
 from nanobench.analyze.runs import RunStats, load_runs, run_stats
@@ -34,6 +35,9 @@ class Group:
     targets: tuple[float, ...]
     confounds: list[str]
     notes: list[str] = field(default_factory=list)  # e.g. which recipe keys differ between configurations
+    # device against device, "same settings" and "best vs best" (analyze/best.py): only when
+    # the group holds a `run --best` configuration, else empty
+    device_speedups: list[DeviceSpeedup] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -54,12 +58,13 @@ class Comparison:
 
 
 def choose_baseline(configs: list[ConfigSummary], reference: tuple | None = None) -> ConfigSummary:
-    """cpu fp32 (not compiled) if present, else the slowest by median ms/iter; ties and
+    """cpu fp32 (not compiled, not `--best`) if present, else the slowest by median ms/iter; ties and
     missing timings broken by label, so the choice never depends on file order. Configurations
     of the reference recipe (config.reference_recipe) come before any other recipe."""
     slowest_first = sorted(configs, key=lambda c: (reference is not None and c.config.recipe != reference,
                                                    -(c.median_step_s or 0.0), c.label, c.config))
-    for c in slowest_first:
+    # untuned first: a `--best` CPU run is the baseline only when no default one is there
+    for c in sorted(slowest_first, key=lambda c: c.config.best):
         if (c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile
                 and not c.config.continues and not c.config.imported):
             return c
@@ -113,7 +118,8 @@ def build_group(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN
     first = runs[0]
     return Group(first.scenario, first.dataset, first.dataset_sha256, runs, ordered, base,
                  [compare_pair(base, c, targets, precision_reference(base, c, ordered), margin) for c in ordered[1:]],
-                 targets, confounds(runs, names), [n for n in [recipe_note(list(by_config))] if n])
+                 targets, confounds(runs, names), [n for n in [recipe_note(list(by_config))] if n],
+                 device_speedups(ordered) if any(c.config.best for c in ordered) else [])
 
 
 def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN) -> Comparison:

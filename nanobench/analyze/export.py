@@ -78,6 +78,11 @@ def to_json(c: Comparison, gates: list[GateResult] | None = None, ungated: list[
                 "equivalence": _equivalence_json(p.equivalence),
                 "explanation": p.explanation,
             } for p in g.pairs],
+            # device against device: "same settings" and "best vs best" (empty without `run --best` runs)
+            "device_speedups": [{"kind": d.kind, "base": d.base.label, "other": d.other.label,
+                                 "ratio": d.speedup.ratio, "low": d.speedup.low, "high": d.speedup.high,
+                                 "base_settings": d.base_settings, "other_settings": d.other_settings}
+                                for d in g.device_speedups],
         })
     out = {"groups": groups, "warnings": c.warnings, "skipped": c.skipped,
            "references": [references.to_json(ch) for ch in c.references]}

@@ -296,6 +296,7 @@ def render_html(comparison: Comparison, title: str = "nanobench report", explana
     for g in comparison.groups:
         verdicts.append(f"<h3>{e(g.scenario)} ({len(g.runs)} runs, baseline {e(g.baseline.label)})</h3>")
         verdicts += [f'<p class="verdict">{e(p.verdict)}</p>' for p in g.pairs]
+        verdicts += [f'<p class="verdict">{e(d.sentence())}</p>' for d in g.device_speedups]  # with `run --best` runs
         if not g.pairs:
             verdicts.append("<p>One configuration only: nothing to compare against; its numbers are below.</p>")
         verdicts += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]

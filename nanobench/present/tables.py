@@ -9,7 +9,6 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from nanobench.analyze.best import device_speedups
 from nanobench.analyze.compare import Comparison, Group
 from nanobench.analyze.format import fmt, fmt_bytes, fmt_ms, fmt_ratio, fmt_time
 from nanobench.analyze.gates import GateResult
@@ -231,9 +230,8 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
                 console.print(escape(p.verdict))
                 console.print("  " + escape(equivalence_sentence(p.equivalence, p.base.label, p.other.label)))
                 console.print("  " + escape(" ".join(p.explanation["sentences"])))
-        if any(c.config.best for c in g.configs):  # `run --best` runs: the speedup each way
-            for d in device_speedups(g.configs):
-                console.print(escape(d.sentence()))
+        for d in g.device_speedups:  # with `run --best` runs: the speedup each way
+            console.print(escape(d.sentence()))
         for item in g.notes:
             console.print(f"[cyan]note:[/cyan] {escape(item)}")
         for item in g.confounds:

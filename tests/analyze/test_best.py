@@ -9,7 +9,9 @@ import pytest
 from rich.console import Console
 
 from nanobench.analyze import compare
+from nanobench.analyze.export import to_json
 from nanobench.analyze.best import device_speedups
+from nanobench.present.report import render_html
 from nanobench.present.tables import render_comparison
 from nanobench.store.results import PARTIAL_DIR, RunWriter
 
@@ -74,3 +76,34 @@ def test_without_tuned_runs_only_same_settings_pairs_exist(tmp_path):
     write_run(tmp_path, "gpu-bf16", "cuda", H100, 0.005, {"dtype": "bf16"})  # other settings: no same-settings pair
     [group] = compare.compare_files([str(tmp_path)]).groups
     assert device_speedups(group.configs) == []
+
+
+def test_json_and_report_carry_both_speedups(tuned_runs):
+    [group] = to_json(tuned_runs)["groups"]
+    same, best = group["device_speedups"]
+    assert (same["kind"], same["base"], same["other"]) == ("same settings", "cpu fp32", "cuda fp32")
+    assert same["ratio"] == pytest.approx(10.0)
+    assert (best["kind"], best["base"], best["other"]) == ("best vs best", "cpu fp32 best", "cuda bf16 compiled best")
+    assert best["ratio"] == pytest.approx(20.0)
+    assert best["other_settings"] == "bf16, compiled (reduce-overhead), default threads, AdamW auto, SDPA auto"
+    html = render_html(tuned_runs)
+    assert "best vs best: cuda (NVIDIA H100 80GB HBM3) is 20.00x cpu (AMD EPYC)" in html
+
+
+def test_a_slower_tuned_cpu_run_is_never_the_baseline(tmp_path):
+    """The baseline is the slowest CPU fp32 run, but never a `--best` one while a default one exists."""
+    write_run(tmp_path, "cpu-default", "cpu", "AMD EPYC", 0.050, {})
+    write_run(tmp_path, "cpu-best", "cpu", "AMD EPYC", 0.060, {"threads": 1, "best": True})  # tuned when loaded
+    [group] = compare.compare_files([str(tmp_path)]).groups
+    assert group.baseline.label == "cpu fp32"
+    only_best = tmp_path / "only"
+    only_best.mkdir()
+    write_run(only_best, "cpu-best", "cpu", "AMD EPYC", 0.060, {"threads": 1, "best": True})
+    assert compare.compare_files([str(only_best)]).groups[0].baseline.label == "cpu fp32 best"
+
+
+def test_no_device_lines_without_a_tuned_run(tmp_path):
+    write_run(tmp_path, "cpu-default", "cpu", "AMD EPYC", 0.050, {})
+    write_run(tmp_path, "gpu-default", "cuda", H100, 0.005, {})
+    [group] = compare.compare_files([str(tmp_path)]).groups
+    assert group.device_speedups == [] and to_json(compare.compare_files([str(tmp_path)]))["groups"][0]["device_speedups"] == []
