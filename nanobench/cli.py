@@ -189,7 +189,9 @@ def _speed_settings(args, scenario, device: str | None) -> dict:
     (tuning first when there is none); None: a matrix, whose cells each get their own."""
     given = {k: getattr(args, k) for k in SPEED_FLAGS if getattr(args, k) is not None}
     if not args.best:
-        return {k: v for k, v in given.items() if k in ("compile_mode", "optimizer", "sdpa")}
+        # a torchrun worker of `--nproc --best` gets the record's settings as flags; it still records best
+        tuned = {"best": True} if args.from_tune_record else {}
+        return {k: v for k, v in given.items() if k in ("compile_mode", "optimizer", "sdpa")} | tuned
     if given:
         raise InputError(f"--best: it chooses {', '.join(SPEED_FLAGS.values())} from the tune record; "
                          f"drop {', '.join(SPEED_FLAGS[k] for k in given)}")
@@ -262,6 +264,15 @@ def _launch_distributed(args, scenario, platform: dict) -> int:
     device = platform["device"]
     distributed.check_launch(args.nproc, args.nnodes or 1, parse_device(device), scenario.train.batch_size,
                              scenario.train.grad_accum)
+    rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
+            "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
+    return distributed.launch(args.nproc, rdzv, _worker_args(args, platform), platform.get("threads"),
+                              parse_device(device).kind)
+
+
+def _worker_args(args, platform: dict) -> list[str]:
+    """The `run` arguments of each torchrun worker: this command's, with the settings resolved."""
+    device = platform["device"]
     run_args = [args.scenario, "--device", device, "--dtype", platform["dtype"], "--out", args.out,
                 "--compile" if platform["compile"] else "--no-compile"]
     for flag, value in (("--threads", platform.get("threads")), ("--seeds", args.seeds), ("--max-iters", args.max_iters),
@@ -271,10 +282,7 @@ def _launch_distributed(args, scenario, platform: dict) -> int:
             run_args += [flag, str(value)]
     for item in args.set or []:
         run_args += ["--set", item]
-    run_args += ["--quiet"] * args.quiet + ["--json"] * args.json
-    rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
-            "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
-    return distributed.launch(args.nproc, rdzv, run_args, platform.get("threads"), parse_device(device).kind)
+    return run_args + ["--quiet"] * args.quiet + ["--json"] * args.json + ["--from-tune-record"] * bool(platform.get("best"))
 
 
 def _print_outcome(outcome) -> None:
@@ -521,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
     run.add_argument("--best", action="store_true",
                      help="the device's fastest loss-equivalent settings from `nanobench tune` (tunes first if needed)")
+    # internal: `--nproc --best` passes the record's settings to its workers as flags, and this
+    # so that they record `best` like a single-process `--best` run
+    run.add_argument("--from-tune-record", action="store_true", help=argparse.SUPPRESS)
     run.add_argument("--seeds", help="comma-separated seeds, one run each (default: the scenario's seed)")
     run.add_argument("--max-iters", type=int, help="stop after N iterations (the schedule is unchanged)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario key, e.g. train.learning_rate=3e-4")

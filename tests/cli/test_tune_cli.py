@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from nanobench import cli
 from nanobench.measure.device import Device
 from nanobench.run import tune
 from nanobench.run.scenario import load
@@ -50,6 +51,33 @@ def test_device_all_best_runs_each_device_with_its_record(nb, tmp_path):
     proc = nb("run", "smoke", "--device", "all", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet",
               "--json", env=env)
     assert tuned_options(proc) == TUNED_OPTIONS
+
+
+def test_data_parallel_best_hands_the_record_to_its_workers():
+    """In process: the arguments the `--nproc 2 --best` launcher gives each worker, parsed as
+    the worker parses them, give the record's settings and `best`."""
+    parser = cli.build_parser()
+    launcher = parser.parse_args(["run", "smoke", "--nproc", "2", "--best"])
+    platform = {"device": "cpu", "dtype": "fp32", "compile": False, "threads": 1, "checkpoint_every": None,
+                "optimizer": "foreach", "sdpa": "math", "best": True}  # as _speed_settings resolved it
+    worker = parser.parse_args(["run", *cli._worker_args(launcher, platform)])
+    assert (worker.threads, worker.dtype, worker.compile, worker.best) == (1, "fp32", False, False)
+    assert cli._speed_settings(worker, load("smoke"), "cpu") == {"optimizer": "foreach", "sdpa": "math", "best": True}
+    untuned = parser.parse_args(["run", *cli._worker_args(launcher, dict(platform, best=False))])
+    assert "best" not in cli._speed_settings(untuned, load("smoke"), "cpu")
+
+
+@pytest.mark.slow  # fast in the default suite: test_data_parallel_best_hands_the_record_to_its_workers
+def test_data_parallel_best_workers_record_the_tuned_settings(nb, tmp_path):
+    """`--nproc 2 --best`: the launcher reads the record, its two gloo workers get the settings
+    as flags; rank 0's run says best like a single-process `--best` run."""
+    env = record(tmp_path)
+    proc = nb("run", "smoke", "--nproc", "2", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet",
+              env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    [path] = (tmp_path / "out").glob("*.parquet")
+    options = results.read_run(path).info.raw["options"]
+    assert {k: options[k] for k in TUNED_OPTIONS} == TUNED_OPTIONS
 
 
 def test_best_with_a_setting_given_is_one_line_exit_2(nb, tmp_path):
