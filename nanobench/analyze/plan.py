@@ -220,7 +220,10 @@ def plan_missing(results: list[PointResult], seeds: list[int], out: str,
             eval_iters = min(PROBE_EVAL_ITERS, int(json.loads(p.key("eval.iters") or "1")))
             probe_est, probe_how = estimate_point(p, pool, here, here_peak, PROBE_ITERS, eval_iters)
             argv = command_args(p, seeds[:1], out, scenario_recipes, PROBE_ITERS, (f"eval.iters={eval_iters}",))
-            plans.append(RunPlan(p, argv, place, None if probe_est is None else probe_est + STARTUP_S, f"probe of {PROBE_ITERS} iterations; the full run: "
+            probe_s = None if probe_est is None else probe_est + STARTUP_S
+            if probe_s is not None and probe_s > budget_s:  # not even the probe: planned, never picked by --run
+                place = f"too slow here even as a probe (over the {fmt_time(budget_s)} budget)"
+            plans.append(RunPlan(p, argv, place, probe_s, f"probe of {PROBE_ITERS} iterations; the full run: "
                                  f"{fmt_time(est)} ({how})", probe=True))
             continue
         n = max(1, len(seeds))

@@ -298,6 +298,16 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
     assert set(e.a.run_ids) < set(e.ladder.results[1].probe_ids) and len(e.ladder.results[1].probe_ids) == 6  # A and the middle
     [p] = e.plans
     assert p.point == b and p.probe and "--max-iters 20" in p.command() and "eval.iters=2" in p.command() and "probe" in p.estimate_how
+    # at this peak even the 20-iteration probe outlasts the 60 s budget: said so, never "runs here"
+    assert p.estimate_s > 60 and not p.here and p.where.startswith("too slow here even as a probe (over the 60")
+    assert plan.run_order(e.plans, e.ladder.results, 60) == []
+    # a budget the probe fits in: it runs here
+    roomy = explain.explain(a, b, pool, (), None, 0.02, {"seeds": None, "out": "out", "scenario_recipes": recipes,
+                                                         "here": plan.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
+                                                         "here_peak": lambda kind, dtype: (1e6, "a slow test peak"),
+                                                         "budget_s": p.estimate_s + 1})
+    [q] = roomy.plans
+    assert q.probe and q.here
 
 
 # ---- the command line ----------------------------------------------------------------
