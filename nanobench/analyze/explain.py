@@ -38,7 +38,7 @@ from nanobench.analyze.attribution import (QUANTITIES, Attribution, Part, PointR
                                           rounded_parts)
 from nanobench.analyze.config import recipe_of, show_value
 from nanobench.analyze.format import fmt_time
-from nanobench.analyze.ladder import FACTOR_LABELS, ORDERS, DEFAULT_ORDER, Point, Rung, ladder, name_point, parse_order, point_of
+from nanobench.analyze.ladder import FACTOR_LABELS, ORDERS, DEFAULT_ORDER, Point, Rung, differing, ladder, name_point, parse_order, point_of
 from nanobench.analyze.plan import Here, RunPlan, plan_missing, runs_here
 from nanobench.analyze.runs import RunStats
 from nanobench.errors import InputError
@@ -350,12 +350,22 @@ def explain_specs(a_spec: str, b_spec: str, pool_specs: list[str], order: str | 
     return explain(a, b, pool, targets, parse_order(order), margin, plan_args)
 
 
-def _main_point(runs: list[RunStats]) -> Point:
-    """The point most of a configuration's runs made (ties: the longest), for the report."""
-    counts: dict = {}
-    for r in runs:
-        counts.setdefault(point_of(r), []).append(r)
-    return max(counts, key=lambda p: (len(counts[p]), p.iters, p.label()))
+def _pair_points(a_runs: list[RunStats], b_runs: list[RunStats]) -> tuple[Point, Point]:
+    """The two points the report explains for two configurations. A configuration of compare
+    may hold runs of several lengths or thread counts; of all pairs of points the two made,
+    the one differing in the fewest factors (so the gap is the configurations' own
+    difference, not a length the user did not mean), then the one with the most runs, then
+    the longest."""
+    def counts(runs):
+        out: dict = {}
+        for r in runs:
+            out[point_of(r)] = out.get(point_of(r), 0) + 1
+        return out
+
+    a_counts, b_counts = counts(a_runs), counts(b_runs)
+    return min(((a, b) for a in a_counts for b in b_counts),
+               key=lambda ab: (len(differing(*ab)), -(a_counts[ab[0]] + b_counts[ab[1]]), -ab[0].iters, -ab[1].iters,
+                               ab[0].label(), ab[1].label()))
 
 
 def explain_comparison(comparison, specs: list[tuple[str, str]] = (), margin: float = equivalence.DEFAULT_MARGIN):
@@ -383,11 +393,10 @@ def explain_comparison(comparison, specs: list[tuple[str, str]] = (), margin: fl
         out.append((None, one(a, b)))
     for g in comparison.groups:
         for p in g.pairs:
-            a, b = _main_point(p.base.runs), _main_point(p.other.runs)
-            out.append(((g.key, p.other.label), one(a, b)))
+            out.append(((g.key, p.other.label), one(*_pair_points(p.base.runs, p.other.runs))))
     firsts = {}
     for g in comparison.groups:
         first = firsts.setdefault(g.dataset_sha256, g)
         if first is not g:
-            out.append((None, one(_main_point(first.baseline.runs), _main_point(g.baseline.runs))))
+            out.append((None, one(*_pair_points(first.baseline.runs, g.baseline.runs))))
     return out

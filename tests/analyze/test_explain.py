@@ -11,7 +11,7 @@ import shutil
 import pytest
 from scipy import stats
 
-from nanobench.analyze import attribution, explain, ladder, plan
+from nanobench.analyze import attribution, compare, explain, ladder, plan
 from nanobench.analyze.ladder import Point
 from nanobench.analyze.runs import load_runs, run_stats
 from nanobench.errors import InputError
@@ -308,6 +308,22 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
                                                          "budget_s": p.estimate_s + 1})
     [q] = roomy.plans
     assert q.probe and q.here
+
+
+def test_the_reports_pair_explanation_takes_the_closest_points(tmp_path):
+    """compare's cpu fp32 holds three seeds of 20 iterations and one of 40; bf16 ran 40. The
+    report explains fp32 at 40 against bf16 at 40 (precision alone), not the commoner 20
+    against 40 (precision and iterations)."""
+    for seed in (1, 2, 3):
+        write_run(tmp_path, seed, [3.0, 2.8, 2.6])
+    write_run(tmp_path, 4, [3.0, 2.8, 2.6, 2.5, 2.4])
+    write_run(tmp_path, 1, [3.0, 2.9, 2.7, 2.6, 2.5], dtype="bf16")
+    comparison = compare.compare_runs(load(tmp_path))
+    [(key, e)] = explain.explain_comparison(comparison)
+    assert key[1] == "cpu bf16"
+    assert (e.a.point.iters, e.a.point.dtype, e.b.point.iters, e.b.point.dtype) == (40, "fp32", 40, "bf16")
+    assert [r.factors for r in e.ladder.rungs] == [("precision",)]
+    assert e.a.run_ids and len(e.a.run_ids) == 1
 
 
 # ---- the command line ----------------------------------------------------------------
