@@ -90,7 +90,12 @@ def peak_for(device_type: str, device_name: str | None, dtype: str) -> peaks.Pea
         if device_name.strip() != here:
             return peaks.Peak(None, f"CPU '{device_name}' is not this machine's ('{here}'): a CPU's spec peak needs "
                                     f"its cores, clock and SIMD flags; import the log on the machine that ran it")
-        return peaks.cpu_spec_peak(dtype)  # threads: torch's default, all physical cores
+        from nanobench.measure.device import Device
+        from nanobench.measure.precision import Precision
+
+        # threads: torch's default, all physical cores. The rule of nanobench's own runs: a spec
+        # that this machine's cached calibration beats is too low, and gives no MFU
+        return peaks.spec_for_mfu(peaks.cpu_spec_peak(dtype), peaks.cached_peak(Device.cpu(), Precision(dtype)))
     return peaks.Peak(None, f"no datasheet table for {device_type} devices ('{device_name}')")
 
 

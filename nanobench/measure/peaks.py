@@ -351,6 +351,15 @@ def measured_peak(device, precision, recalibrate: bool = False) -> Peak:
                                         f"({how}, {entry['measured_at']}; {path})")
 
 
+def cached_peak(device, precision) -> Peak:
+    """The cached calibration of (device, precision), never measuring: for readers of another
+    program's log (ingest), which must not start a calibration."""
+    entry = _load_cache(cache_path()).get(_cache_key(device, precision))
+    if isinstance(entry, dict) and isinstance(entry.get("flops"), (int, float)) and entry["flops"] > 0:
+        return Peak(float(entry["flops"]), f"measured: cached, {entry.get('measured_at', '?')}; {cache_path()}")
+    return Peak(None, f"no cached calibration of {precision.name} on {device.name} (`nanobench env --calibrate`)")
+
+
 def emulated_slowdown(device, precision) -> float | None:
     """How many times slower `precision`'s matmuls run than fp32's on `device`, where the
     device computes it without hardware of its own (bf16 on a CPU without AVX-512 BF16, AMX

@@ -5,6 +5,7 @@ The hand-made nanoGPT fixtures follow train.py's print statements line for line;
 numbers are worked out in the comments below (N, FLOPs, nanoGPT's running MFU).
 """
 
+import json
 import math
 import os
 import subprocess
@@ -107,14 +108,35 @@ def test_mfu_on_another_gpu_and_null_without_a_device_name(tmp_path):
     assert bare.meta["device"]["name"] == "unknown (not in the log)"
 
 
-def test_cpu_mfu_uses_this_machines_spec_only_for_this_machines_cpu(monkeypatch):
+def test_cpu_mfu_uses_this_machines_spec_only_for_this_machines_cpu(monkeypatch, tmp_path):
     from nanobench.measure import host
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no calibration cached (see the next test)
     monkeypatch.setattr(host, "cpu_model", lambda: "Test CPU 9000")
     monkeypatch.setattr(peaks, "cpu_spec_peak", lambda dtype, threads=None: peaks.Peak(100e9, f"spec for {dtype}"))
     assert record.peak_for("cpu", "Test CPU 9000", "fp32") == peaks.Peak(100e9, "spec for fp32")
     other = record.peak_for("cpu", "Some Laptop CPU", "fp32")
     assert other.flops is None and "not this machine's" in other.source
+
+
+def test_cpu_mfu_is_null_when_this_machines_calibration_beats_the_spec(monkeypatch, tmp_path):
+    """As for nanobench's own runs (peaks.spec_for_mfu): a spec below the measured matmul rate
+    is too low. The calibration is read from the cache, written here; import never measures."""
+    from nanobench.measure import host
+    from nanobench.measure.device import Device
+    from nanobench.measure.precision import Precision
+
+    monkeypatch.setattr(host, "cpu_model", lambda: "Test CPU 9000")
+    monkeypatch.setattr(peaks, "cpu_spec_peak", lambda dtype, threads=None: peaks.Peak(100e9, f"spec for {dtype}"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = peaks.cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = peaks._cache_key(Device.cpu(), Precision("fp32"))
+    path.write_text(json.dumps({key: {"flops": 150e9, "n": 1024, "reps": 3, "measured_at": "2026-11-29T08:42:00Z"}}))
+    peak = record.peak_for("cpu", "Test CPU 9000", "fp32")
+    assert peak.flops is None and "below the measured 150 GFLOP/s" in peak.source
+    path.write_text(json.dumps({key: {"flops": 80e9, "n": 1024, "reps": 3, "measured_at": "2026-11-29T08:42:00Z"}}))
+    assert record.peak_for("cpu", "Test CPU 9000", "fp32").flops == 100e9  # the spec stands above a lower measurement
 
 
 def _cut(src: Path, dst: Path, n_lines: int, partial: str = "") -> Path:
