@@ -85,7 +85,8 @@ def confounds(runs: list[RunStats], names: dict[Config, str] | None = None) -> l
             counts[value_of(r)] = counts.get(value_of(r), 0) + 1
         if len(counts) < 2:
             return None
-        listed = ", ".join(f"{v} ({n} run{'s' if n > 1 else ''})" for v, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        listed = ", ".join(f"{'not recorded' if v is None else v} ({n} run{'s' if n > 1 else ''})"  # None: an imported log's
+                           for v, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
         return f"{name} differs: {listed}; {why}"
 
     items = [

@@ -264,6 +264,8 @@ def test_imported_cpu_recipe_is_grouped_with_the_scenario_and_compared(tmp_path)
     assert p.equal_iter.at == 0 and p.equal_iter.other_val == 4.1810
     assert "imported nanogpt log" in " ".join(p.explanation["sentences"])
     assert any("truncated at iteration" in w for w in c.warnings)
+    # the log does not say its threads: "not recorded", not a thread count called None
+    assert any(x.startswith("threads differs: 2 (") and "not recorded (1 run)" in x for x in g.confounds), g.confounds
     # the CLI prints the same comparison, and the reference check of each run
     r = nb("compare", str(path), str(EXAMPLES))
     assert r.returncode == 0, r.stderr
