@@ -231,7 +231,7 @@ class Curve:
 
 
 def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_device: bool = False,
-                recipe_keys: tuple[str, ...] = (), same_precision: bool = False) -> dict:
+                recipe_keys: tuple[str, ...] = (), same_precision: bool = False, other_program: str | None = None) -> dict:
     """Split the val-loss gap between A's and B's final evaluations into iterations, precision
     and device, and say how long each took to reach the same iteration.
 
@@ -263,6 +263,9 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_dev
         recipe = f"the recipe ({', '.join(recipe_keys)})"
         cause = (f"{recipe}: both ran on the same device in the same precision." if same_device and same_precision
                  else f"{recipe}, hardware and precision together.")
+    elif other_program:  # an imported log of the same recipe, device name and precision
+        cause = (f"the two programs ({other_program} and nanobench: their batches, evaluation text and kernels): "
+                 f"both ran on a device of the same name in the same precision.")
     else:
         cause = "precision (or compilation): both ran on the same device." if same_device else "hardware and precision."
     sentences = [

@@ -148,13 +148,14 @@ def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float
     p.verdict = verdict(p)
     p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other), margin)
     # an imported log ran another program: never "the same device" in the explanation's sense
-    same_device = ((base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
-                   and not (base.config.imported or other.config.imported))
+    same_name = (base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
+    imported = base.config.imported or other.config.imported
+    same_device = same_name and not imported
     same_precision = (base.config.dtype, base.config.compile) == (other.config.dtype, other.config.compile)
     p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
                                             mean_curve(precision_ref) if precision_ref else None, same_device,
-                                            tuple(recipe_diff(other.config.recipe, base.config.recipe)), same_precision)
-    imported = base.config.imported or other.config.imported
+                                            tuple(recipe_diff(other.config.recipe, base.config.recipe)), same_precision,
+                                            imported if same_name and same_precision else None)
     if imported:  # the two programs differ too: nothing above can tell that from device or precision
         p.explanation["sentences"].append(
             f"One side is an imported {imported} log: its trainer draws its own batches and evaluation "

@@ -293,3 +293,15 @@ def test_real_nanogpt_cpu_recipe_log(tmp_path):
     c = compare.compare_runs([stats])
     [check] = c.references
     assert check.first_outside is None  # nanoGPT's own run is normal against nanobench's references
+
+
+def test_same_machine_example_calls_the_gap_the_two_programs():
+    """results/examples/nanogpt-cpu-recipe: nanoGPT's log imported with this CPU's name, and
+    nanobench's three seeds on that CPU in fp32. The gap at equal iterations is the programs',
+    never "hardware and precision"; the numbers are the example's, by hand from compare.txt."""
+    c = compare.compare_files([str(Path(__file__).parents[2] / "results" / "examples" / "nanogpt-cpu-recipe")])
+    [g] = c.groups
+    assert [cs.label for cs in g.configs] == ["cpu fp32 best", "cpu fp32 from nanogpt log"]
+    [p] = g.pairs
+    assert p.explanation["iter"] == 2000 and p.explanation["at_equal_iters"] == pytest.approx(1.8857 - 1.8922, abs=1e-4)
+    assert "that much is the two programs (nanogpt and nanobench" in p.explanation["sentences"][1]
