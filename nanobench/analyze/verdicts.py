@@ -58,14 +58,20 @@ def design_words(point) -> str:
     return f"unpaired (Welch), {point.n_b} vs {point.n_a} seeds"
 
 
-def equivalence_sentence(eq: dict, base: str, other: str) -> str:
-    """The equivalence verdict in words: where the two leave the seed noise, and at the end."""
+def equivalence_sentence(eq: dict, base: str, other: str, imported: str = "") -> str:
+    """The equivalence verdict in words: where the two leave the seed noise, and at the end.
+    imported: the format of an imported side's log ("" when both are nanobench's runs)."""
     final = eq["final"]
     if final is None:
         return f"{other} and {base} share no evaluation iteration."
     if final.ci95 is None:
-        return (f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); "
-                f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed spread.")
+        if not imported:
+            return (f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); "
+                    f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed spread.")
+        fixed = " (nanoGPT's train.py fixes its seed at 1337)" if imported == "nanogpt" else ""
+        return (f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); 2 or more "
+                f"seeds of each compare the difference with the seed-to-seed spread: --seeds for nanobench's runs, "
+                f"logs of runs with other seeds for the imported {imported} side{fixed}.")
     points = eq["points"]
     counts = {v: sum(1 for p in points if p.verdict == v) for v in ("equivalent", "different", "undecided")}
     looks = sum(1 for p in points if p.p_holm is not None)

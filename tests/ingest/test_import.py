@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nanobench.analyze import compare
+from nanobench.analyze import compare, verdicts
 from nanobench.errors import InputError
 from nanobench.ingest import importer, record
 from nanobench.measure import peaks
@@ -305,3 +305,7 @@ def test_same_machine_example_calls_the_gap_the_two_programs():
     [p] = g.pairs
     assert p.explanation["iter"] == 2000 and p.explanation["at_equal_iters"] == pytest.approx(1.8857 - 1.8922, abs=1e-4)
     assert "that much is the two programs (nanogpt and nanobench" in p.explanation["sentences"][1]
+    # one nanoGPT run: undecided, and the way to more seeds is more logs, not --seeds
+    text = verdicts.equivalence_sentence(p.equivalence, p.base.label, p.other.label, "nanogpt")
+    assert text.startswith("Equivalence of cpu fp32 from nanogpt log and cpu fp32 best: undecided, 1 and 3 seed(s)")
+    assert text.endswith("logs of runs with other seeds for the imported nanogpt side (nanoGPT's train.py fixes its seed at 1337).")
