@@ -14,6 +14,8 @@
 # 2. shakespeare_char_cpu on cuda, fp32 (the default scenario: compares with a CPU run)
 # 3. shakespeare_char in bf16, its full 5000 iterations (nanoGPT's GPU recipe; val ~1.47)
 # 4. shakespeare_char in tf32, truncated to TF32_ITERS iterations
+# 5. `nanobench tune` on cuda over dtype, optimizer and SDPA backend (--dry-run: no record)
+# 6. CUDA graphs: shakespeare_char_cpu in bf16, --compile --compile-mode reduce-overhead, 300 iterations
 # then a summary. The whole script stops at BUDGET_S (default 480 s = 8 minutes, set-up
 # included); a stage ended by its cap still writes its file (status `interrupted`).
 # Results: $OUT (default results/gpu-check/), emptied first: runs never pile up.
@@ -47,8 +49,13 @@ VOCAB = 65  # tiny Shakespeare
 stages = [("setup", None, None, None), ("gpu tests", None, None, None),
           ("shakespeare_char_cpu cuda fp32", "shakespeare_char_cpu", "fp32", None),
           ("shakespeare_char cuda bf16", "shakespeare_char", "bf16", None),
-          (f"shakespeare_char cuda tf32 ({tf32_iters} iters)", "shakespeare_char", "tf32", tf32_iters)]
-fixed = {"setup": 30.0, "gpu tests": 90.0}  # imports + `nanobench env` calibration; 13 short tests
+          (f"shakespeare_char cuda tf32 ({tf32_iters} iters)", "shakespeare_char", "tf32", tf32_iters),
+          ("tune cuda (dtype, optimizer, sdpa)", None, None, None),
+          ("cuda graphs (reduce-overhead, 300 iters)", None, None, None)]
+# imports + `nanobench env` calibration; 13 short tests; ~8 lockstep candidates x 60 steps of
+# a tiny model; one compile of forward and backward with graph capture, then 300 short steps
+fixed = {"setup": 30.0, "gpu tests": 90.0, "tune cuda (dtype, optimizer, sdpa)": 45.0,
+         "cuda graphs (reduce-overhead, 300 iters)": 90.0}
 print(f"# time plan for '{gpu}' at MFU {mfu:g} (floor {floor * 1e3:g} ms per iteration), before any stage runs",
       file=sys.stderr)
 total = 0.0
@@ -114,6 +121,8 @@ stage "gpu tests" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests
 stage "shakespeare_char_cpu cuda fp32" "$PY" -m nanobench run shakespeare_char_cpu --device cuda --dtype fp32 --out "$OUT"
 stage "shakespeare_char cuda bf16" "$PY" -m nanobench run shakespeare_char --device cuda --dtype bf16 --out "$OUT"
 stage "shakespeare_char cuda tf32 ($TF32_ITERS iters)" "$PY" -m nanobench run shakespeare_char --device cuda --dtype tf32 --max-iters "$TF32_ITERS" --out "$OUT"
+stage "tune cuda (dtype, optimizer, sdpa)" "$PY" -m nanobench tune shakespeare_char_cpu --device cuda --axes dtype,optimizer,sdpa --dry-run
+stage "cuda graphs (reduce-overhead, 300 iters)" "$PY" -m nanobench run shakespeare_char_cpu --device cuda --dtype bf16 --compile --compile-mode reduce-overhead --max-iters 300 --out "$OUT"
 
 echo "== summary of $OUT" >&2
 "$PY" - "$OUT" <<'PYEOF'
