@@ -305,8 +305,9 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
         say(f"round {len(rounds) + 1}: {'; '.join(s.label() for s in round2)}")
         final = measure(scenario, device_text, round2, iters, block, log=log)
         rounds.append(("the best single change and the combination of kept changes, measured again", final))
-    refused = {f"--dtype {d}": why for d, why in native_dtypes(device)[1].items()}
-    if device.kind == "cpu":
+    # what was not tried on this device, of the axes asked for
+    refused = {f"--dtype {d}": why for d, why in native_dtypes(device)[1].items()} if "dtype" in axes else {}
+    if device.kind == "cpu" and "compile" in axes:
         refused["--compile-mode reduce-overhead"] = "CUDA graphs need a CUDA device"
     load = {"before": load_before, "after": host_load(), "cpus": _usable_cpus()}
     return TuneResult(scenario.name, device.name, torch.__version__, iters, margin, min_gain, rounds, final,

@@ -91,7 +91,10 @@ def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(mon
     assert rounds[2] == [REF, t1, Settings(threads=1, optimizer="foreach"), Settings(threads=1, optimizer="foreach", sdpa="math")]
     assert result.best.settings == Settings(threads=1, optimizer="foreach", sdpa="math")
     assert [title for title, _ in result.rounds][0].startswith("threads first")
-    assert "--dtype fp16" in result.refused
+    assert "--dtype fp16" in result.refused and "--compile-mode reduce-overhead" in result.refused
+    # only the axes asked for: nothing said of dtypes or CUDA graphs that were never on the table
+    narrow = tune.tune(load("smoke"), "cpu", iters=20, axes=("optimizer", "sdpa"))
+    assert narrow.refused == {}
 
 
 def test_without_a_faster_thread_count_the_rest_is_measured_on_the_defaults(monkeypatch):
