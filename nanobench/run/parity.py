@@ -57,7 +57,8 @@ class Trainer:
         self.device = side.device.resolve()
         self.speed = speed or Settings(dtype=side.dtype)
         self.threads = self.speed.threads or torch.get_num_threads()
-        check(self.device, self.speed.optimizer, self.speed.sdpa, self.speed.compile, self.speed.compile_mode)
+        check(self.device, self.speed.optimizer, self.speed.sdpa, self.speed.compile, self.speed.compile_mode,
+              self.speed.dtype, scenario.train.grad_accum)
         self.precision = Precision.for_device(self.speed.dtype, self.device)
         self.t = scenario.train
         cfg = GPTConfig.from_scenario(scenario, vocab_size)
@@ -75,8 +76,10 @@ class Trainer:
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         set_lr(self.optimizer, lr)
-        loss, _ = train_step(self.step_model, self.model, self.optimizer, self.scaler, x.to(self.device.torch),
-                             y.to(self.device.torch), self.context, self.t.grad_clip)
+        # pinned, non-blocking copies as in train.py: a pageable copy would make the host wait
+        # for the GPU every step, and the timings would not be those of a run
+        loss, _ = train_step(self.step_model, self.model, self.optimizer, self.scaler, self.device.to_device(x),
+                             self.device.to_device(y), self.context, self.t.grad_clip)
         return loss
 
     def params_cpu(self) -> list[torch.Tensor]:

@@ -60,7 +60,24 @@ class Settings:
         return " ".join(flags) or "default"
 
 
-def check(device, optimizer: str, sdpa: str, compile: bool, compile_mode: str | None) -> None:
+def unsupported(device, sdpa: str = "auto", compile_mode: str | None = None, dtype: str = "fp32",
+                grad_accum: int = 1) -> str | None:
+    """Why `device` cannot run this combination, in one line naming the flag (None: it can).
+    These are limits torch only hits at the first step, or mid-run."""
+    if device.kind == "cuda" and sdpa in ("flash", "cudnn") and dtype not in ("bf16", "fp16"):
+        # torch's CUDA flash and cuDNN attention kernels take half precision only; with the
+        # backend forced, fp32 attention finds no kernel at all
+        return f"--sdpa {sdpa}: on CUDA this kernel takes fp16 or bf16 only, not {dtype}"
+    if device.kind == "cuda" and compile_mode in CUDA_GRAPH_MODES and grad_accum > 1:
+        # the first micro-step's gradients live in the CUDA graphs' memory pool, which the
+        # next micro-step's replay reclaims before its backward adds into them
+        return (f"--compile-mode {compile_mode}: CUDA graphs overwrite the gradients accumulated over "
+                f"train.grad_accum = {grad_accum} micro-steps (pytorch/pytorch#169545); use another mode or grad_accum 1")
+    return None
+
+
+def check(device, optimizer: str, sdpa: str, compile: bool, compile_mode: str | None, dtype: str = "fp32",
+          grad_accum: int = 1) -> None:
     """InputError naming the option if `device` (a Device) cannot run these settings."""
     if optimizer not in OPTIMIZERS:
         raise InputError(f"--optimizer {optimizer}: unknown (use {', '.join(OPTIMIZERS)})")
@@ -70,14 +87,15 @@ def check(device, optimizer: str, sdpa: str, compile: bool, compile_mode: str | 
         raise InputError(f"--sdpa {sdpa}: unknown (use {', '.join(SDPA_BACKENDS)})")
     if sdpa not in SDPA_ON.get(device.kind, ("auto",)):
         raise InputError(f"--sdpa {sdpa}: not a backend of {device.kind} (there: {', '.join(SDPA_ON[device.kind])})")
-    if compile_mode is None:
-        return
-    if compile_mode not in COMPILE_MODES:
+    if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise InputError(f"--compile-mode {compile_mode}: unknown (use {', '.join(COMPILE_MODES)})")
-    if not compile:
+    if compile_mode is not None and not compile:
         raise InputError(f"--compile-mode {compile_mode}: needs --compile")
     if compile_mode == "reduce-overhead" and device.kind != "cuda":
         raise InputError(f"--compile-mode reduce-overhead: CUDA graphs need a CUDA device, not {device.kind}")
+    problem = unsupported(device, sdpa, compile_mode, dtype, grad_accum)
+    if problem:
+        raise InputError(problem)
 
 
 def fused_adamw(optimizer: str, device) -> bool:

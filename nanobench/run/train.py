@@ -71,7 +71,7 @@ class RunOptions:
 
     def __post_init__(self):
         device = parse_device(self.device).resolve()
-        settings.check(device, self.optimizer, self.sdpa, self.compile, self.compile_mode)
+        settings.check(device, self.optimizer, self.sdpa, self.compile, self.compile_mode, self.dtype)
         object.__setattr__(self, "platform", Platform(device, Precision.for_device(self.dtype, device)))
         problem = environment.compile_problem(device) if self.compile else None
         if problem:
@@ -226,6 +226,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     """
     # ---- platform: resolved and checked when the options were made ----------------------
     device, precision = opts.platform.device, opts.platform.precision
+    # the one setting limit that needs the scenario (CUDA graphs and gradient accumulation)
+    settings.check(device, opts.optimizer, opts.sdpa, opts.compile, opts.compile_mode, opts.dtype,
+                   scenario.train.grad_accum)
     ddp = distributed.from_environment(device)  # None unless launched by `--nproc`
     if ddp:
         device = device.for_rank(ddp.local_rank)

@@ -38,7 +38,7 @@ from pathlib import Path
 from nanobench import files
 from nanobench.errors import InputError
 from nanobench.measure import host
-from nanobench.run.settings import SDPA_ON, Settings
+from nanobench.run.settings import SDPA_ON, Settings, unsupported
 
 DEFAULT_ITERS = 60  # lockstep iterations per candidate
 DEFAULT_BLOCK = 5  # consecutive steps of one candidate before the next takes over
@@ -112,6 +112,33 @@ def candidates(device, axes=AXES, default_threads: int | None = None, logical_cp
     return out
 
 
+def screen(found: list[Settings], device, grad_accum: int = 1) -> tuple[list[Settings], dict[str, str]]:
+    """The candidates this device can run for a scenario with `grad_accum` micro-steps, and
+    why each other one is left out (settings.unsupported: a limit torch hits at the first step)."""
+    kept, refused = [], {}
+    for s in found:
+        why = unsupported(device, s.sdpa, s.compile_mode, s.dtype, grad_accum)
+        if why:
+            refused[s.label()] = why.split(": ", 1)[1]
+        else:
+            kept.append(s)
+    return kept, refused
+
+
+def apart(kept: dict[str, Measured]) -> tuple[dict[str, Measured], str | None]:
+    """Kept changes that can share one process: compile and an SDPA backend cannot. Two
+    compiled models of one mode share dynamo's cached graph, which does not guard on the
+    attention backend, so a compiled candidate with a backend of its own could be timed with
+    another's. Of the two, the faster is kept; the note says so."""
+    if "compile" not in kept or "sdpa" not in kept:
+        return kept, None
+    slower = max(("compile", "sdpa"), key=lambda axis: kept[axis].median_step_s)
+    faster = "sdpa" if slower == "compile" else "compile"
+    note = (f"not combined: {kept[slower].settings.label()} (slower than {kept[faster].settings.label()}); "
+            f"compiled candidates in one process share a graph that ignores the attention backend")
+    return {k: v for k, v in kept.items() if k != slower}, note
+
+
 def axis_of(settings: Settings, base: Settings = Settings()) -> str:
     """The setting a one-change candidate changes from `base` ('base' for `base` itself)."""
     changed = changes(settings, base)
@@ -160,6 +187,7 @@ def measure(scenario, device_text: str, settings: list[Settings], iters: int = D
     import torch
 
     from nanobench.measure.device import parse_device
+    from nanobench.measure.precision import Precision
     from nanobench.run.data import Batches, derive_seed, load_dataset
     from nanobench.run.parity import Side, Trainer
     from nanobench.run.train import lr_at
@@ -177,7 +205,9 @@ def measure(scenario, device_text: str, settings: list[Settings], iters: int = D
     block_s = [[] for _ in trainers]
     recompile_limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
     threads = torch.get_num_threads()  # the candidates change it; the caller gets it back
-    with torch._dynamo.config.patch(**{recompile_limit: max(64, 2 * len(trainers))}):  # one compiled model each
+    # one compiled model each; every candidate sets its own matmul flags per step, and the
+    # caller gets its own back afterwards (as the thread count)
+    with torch._dynamo.config.patch(**{recompile_limit: max(64, 2 * len(trainers))}), Precision("fp32").matmul_flags():
         for n, start in enumerate(range(0, iters, block)):
             its = range(start, min(start + block, iters))
             order = list(range(len(trainers)))
@@ -281,7 +311,7 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
 
     device = resolve(device_text)
     load_before = host_load()
-    found = candidates(device, axes)
+    found, unrunnable = screen(candidates(device, axes), device, scenario.train.grad_accum)
     ref = Settings()
     say = log or (lambda text: None)
     threads = [s for s in found if s.threads]
@@ -297,7 +327,9 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
         + "; ".join(s.label() for s in others))
     round1 = measure(scenario, device_text, ([ref] if base != ref else []) + others, iters, block, log=log)
     rounds.append((f"one setting changed at a time{'' if base == ref else ' on ' + base.label()}", round1))
-    kept = select_singles(round1, margin, min_gain, base)
+    kept, note = apart(select_singles(round1, margin, min_gain, base))
+    if note:
+        say(note)
     final = round1[:1] + ([m for m in round1 if m.settings == base and base != ref])
     if kept:
         best_single = min(kept.values(), key=lambda m: m.median_step_s).settings
@@ -309,6 +341,7 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
     refused = {f"--dtype {d}": why for d, why in native_dtypes(device)[1].items()} if "dtype" in axes else {}
     if device.kind == "cpu" and "compile" in axes:
         refused["--compile-mode reduce-overhead"] = "CUDA graphs need a CUDA device"
+    refused.update(unrunnable)
     load = {"before": load_before, "after": host_load(), "cpus": _usable_cpus()}
     return TuneResult(scenario.name, device.name, torch.__version__, iters, margin, min_gain, rounds, final,
                       choose(final, margin, min_gain), refused, load)

@@ -131,6 +131,47 @@ def test_cuda_candidates_include_its_dtypes_cuda_graphs_and_its_attention_backen
     assert tune.native_dtypes(old)[0] == ["fp32", "fp16"]
 
 
+def test_cuda_limits_torch_hits_at_the_first_step_are_screened_out_and_refused_in_one_line():
+    """A stand-in H100. Forced flash or cuDNN attention has no fp32 kernel on CUDA; CUDA graphs
+    reclaim the gradients accumulated over micro-steps. `run` refuses both (exit 2), tune
+    leaves them out and says why."""
+    from nanobench.errors import InputError
+    from nanobench.run import settings
+
+    h100 = Device("cuda", 0, "NVIDIA H100 80GB HBM3", (9, 0), True)
+    with pytest.raises(InputError, match=r"^--sdpa flash: on CUDA this kernel takes fp16 or bf16 only, not fp32$"):
+        settings.check(h100, "auto", "flash", False, None, "fp32")
+    settings.check(h100, "auto", "flash", False, None, "bf16")  # runs
+    settings.check(h100, "auto", "efficient", False, None, "fp32")  # memory-efficient attention takes fp32
+    with pytest.raises(InputError, match=r"^--compile-mode reduce-overhead: CUDA graphs overwrite the gradients"):
+        settings.check(h100, "auto", "auto", True, "reduce-overhead", "bf16", grad_accum=2)
+    settings.check(h100, "auto", "auto", True, "reduce-overhead", "bf16", grad_accum=1)
+    settings.check(Device("cpu", None, "Some CPU"), "auto", "flash", False, None, "fp32")  # the CPU kernel takes fp32
+
+    one, refused_one = tune.screen(tune.candidates(h100), h100, grad_accum=1)
+    assert refused_one == {"--sdpa flash": "on CUDA this kernel takes fp16 or bf16 only, not fp32",
+                           "--sdpa cudnn": "on CUDA this kernel takes fp16 or bf16 only, not fp32"}
+    assert Settings(compile=True, compile_mode="reduce-overhead") in one and Settings(sdpa="efficient") in one
+    accum, refused_accum = tune.screen(tune.candidates(h100), h100, grad_accum=4)
+    assert not any(s.compile_mode in ("reduce-overhead", "max-autotune") for s in accum)
+    assert "train.grad_accum = 4" in refused_accum["--compile --compile-mode reduce-overhead"]
+    assert Settings(compile=True) in accum  # compile without CUDA graphs stays
+
+
+def test_compile_and_an_attention_backend_are_never_combined():
+    """Compiled models of one mode share dynamo's graph, which ignores the SDPA backend: of a
+    kept compile and a kept backend, the faster alone goes into the combination."""
+    kept = {"compile": m(Settings(compile=True), 30.0), "sdpa": m(Settings(sdpa="math"), 35.0),
+            "optimizer": m(Settings(optimizer="foreach"), 40.0)}
+    apart, note = tune.apart(kept)
+    assert list(apart) == ["compile", "optimizer"]
+    assert note.startswith("not combined: --sdpa math (slower than --compile)")
+    assert tune.combine(apart) == Settings(compile=True, optimizer="foreach")
+    faster_backend = dict(kept, sdpa=m(Settings(sdpa="math"), 20.0))
+    assert list(tune.apart(faster_backend)[0]) == ["sdpa", "optimizer"]
+    assert tune.apart({"sdpa": kept["sdpa"]}) == ({"sdpa": kept["sdpa"]}, None)
+
+
 def test_cpu_thread_candidates(monkeypatch):
     monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
     monkeypatch.setattr(host, "physical_cores", lambda: 2)
@@ -169,7 +210,16 @@ def test_record_round_trip_is_keyed_by_device_torch_and_scenario(tmp_path):
 # ---- a real, short lockstep measurement ----------------------------------------------------
 
 def test_measure_trains_candidates_in_lockstep_against_the_reference():
-    out = tune.measure(load("smoke"), "cpu", [REF, Settings(threads=1), Settings(sdpa="math")], iters=6, block=2, warmup=2)
+    import torch
+
+    saved = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")  # the caller's: each candidate sets fp32's own while it steps
+    try:
+        out = tune.measure(load("smoke"), "cpu", [REF, Settings(threads=1), Settings(sdpa="math")], iters=6, block=2,
+                           warmup=2)
+        assert torch.get_float32_matmul_precision() == "medium"  # given back, as the thread count
+    finally:
+        torch.set_float32_matmul_precision(saved)
     assert [x.settings for x in out] == [REF, Settings(threads=1), Settings(sdpa="math")]
     assert out[0].max_abs_loss_diff == 0.0 and out[0].final_loss_diff == 0.0
     for x in out:  # fp32 all: same mathematics, only kernel order differs
