@@ -20,7 +20,8 @@
 # included); a stage ended by its cap still writes its file (status `interrupted`).
 # Results: $OUT (default results/gpu-check/), emptied first: runs never pile up.
 set -u
-cd "$(dirname "$0")/.."
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"  # absolute: the re-exec below runs after the cd
+cd "$(dirname "$SELF")/.."
 BUDGET_S="${BUDGET_S:-480}"
 TF32_ITERS="${TF32_ITERS:-500}"
 OUT="${OUT:-results/gpu-check}"
@@ -88,7 +89,7 @@ fi
 # The whole script runs under one cap: re-enter under `timeout` once.
 if [ -z "${GPU_CHECK_CAPPED:-}" ]; then
     export GPU_CHECK_CAPPED=1 GPU_CHECK_T0=$SECONDS
-    exec timeout --signal=TERM --kill-after=10 "$BUDGET_S" bash "$0" "$@"
+    exec timeout --signal=TERM --kill-after=10 "$BUDGET_S" bash "$SELF" "$@"
 fi
 start=$SECONDS
 
