@@ -31,6 +31,7 @@ the JSON. Nothing here probes hardware or runs anything: the CLI passes what thi
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from nanobench.analyze import equivalence
@@ -356,13 +357,7 @@ def _pair_points(a_runs: list[RunStats], b_runs: list[RunStats]) -> tuple[Point,
     the one differing in the fewest factors (so the gap is the configurations' own
     difference, not a length the user did not mean), then the one with the most runs, then
     the longest."""
-    def counts(runs):
-        out: dict = {}
-        for r in runs:
-            out[point_of(r)] = out.get(point_of(r), 0) + 1
-        return out
-
-    a_counts, b_counts = counts(a_runs), counts(b_runs)
+    a_counts, b_counts = Counter(map(point_of, a_runs)), Counter(map(point_of, b_runs))
     return min(((a, b) for a in a_counts for b in b_counts),
                key=lambda ab: (len(differing(*ab)), -(a_counts[ab[0]] + b_counts[ab[1]]), -ab[0].iters, -ab[1].iters,
                                ab[0].label(), ab[1].label()))

@@ -136,6 +136,11 @@ class PairComparison:
     equivalence: dict | None = None  # equivalence.compare_curves over the seeds
     explanation: dict | None = None  # equivalence.explain_gap of the mean curves
 
+    @property
+    def imported(self) -> str:
+        """The format of an imported side's log ("nanogpt"), "" when both are nanobench's runs."""
+        return self.base.config.imported or self.other.config.imported
+
 
 
 def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float, ...],
@@ -149,16 +154,15 @@ def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float
     p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other), margin)
     # an imported log ran another program: never "the same device" in the explanation's sense
     same_name = (base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
-    imported = base.config.imported or other.config.imported
-    same_device = same_name and not imported
+    same_device = same_name and not p.imported
     same_precision = (base.config.dtype, base.config.compile) == (other.config.dtype, other.config.compile)
     p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
                                             mean_curve(precision_ref) if precision_ref else None, same_device,
                                             tuple(recipe_diff(other.config.recipe, base.config.recipe)), same_precision,
-                                            imported if same_name and same_precision else None)
-    if imported:  # the two programs differ too: nothing above can tell that from device or precision
+                                            p.imported if same_name and same_precision else None)
+    if p.imported:  # the two programs differ too: nothing above can tell that from device or precision
         p.explanation["sentences"].append(
-            f"One side is an imported {imported} log: its trainer draws its own batches and evaluation "
+            f"One side is an imported {p.imported} log: its trainer draws its own batches and evaluation "
             f"text, so the gap at equal iterations also holds the difference between the two programs.")
     return p
 

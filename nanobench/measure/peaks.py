@@ -251,6 +251,11 @@ def _load_cache(path: Path) -> dict:
         return {}  # missing or damaged: re-measure and rewrite
 
 
+def _usable(entry) -> bool:
+    """A cache entry with a positive rate (a damaged or hand-edited one is measured again)."""
+    return isinstance(entry, dict) and isinstance(entry.get("flops"), (int, float)) and entry["flops"] > 0
+
+
 def _store(path: Path, key: str, entry: dict) -> None:
     data = _load_cache(path)
     data[key] = entry
@@ -338,7 +343,7 @@ def measured_peak(device, precision, recalibrate: bool = False) -> Peak:
     key, path = _cache_key(device, precision), cache_path()
     entry = None if recalibrate else _load_cache(path).get(key)
     how = "cached"
-    if not (isinstance(entry, dict) and isinstance(entry.get("flops"), (int, float)) and entry["flops"] > 0):
+    if not _usable(entry):
         try:
             entry = _calibrate_until_stable(device, precision)
         except (RuntimeError, TypeError) as exc:  # dtype unsupported by the device's kernels
@@ -355,7 +360,7 @@ def cached_peak(device, precision) -> Peak:
     """The cached calibration of (device, precision), never measuring: for readers of another
     program's log (ingest), which must not start a calibration."""
     entry = _load_cache(cache_path()).get(_cache_key(device, precision))
-    if isinstance(entry, dict) and isinstance(entry.get("flops"), (int, float)) and entry["flops"] > 0:
+    if _usable(entry):
         return Peak(float(entry["flops"]), f"measured: cached, {entry.get('measured_at', '?')}; {cache_path()}")
     return Peak(None, f"no cached calibration of {precision.name} on {device.name} (`nanobench env --calibrate`)")
 

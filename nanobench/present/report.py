@@ -242,7 +242,7 @@ def group_html(group: Group, explained: set = frozenset()) -> tuple[str, str]:
         parts += [f"<p>{e(energy_note(group))}</p>"] if energy_note(group) else []
     for p in group.pairs:
         parts += [f"<h4>Beyond seed noise? {e(p.other.label)} vs {e(p.base.label)}</h4>",
-                  f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label, p.base.config.imported or p.other.config.imported))}</p>",
+                  f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label, p.imported))}</p>",
                   table_html(equivalence_spec(p))]
         if (group.key, p.other.label) in explained:  # the ladder below replaces the same-scenario split
             parts.append("<p>The gap is explained rung by rung in <a href=\"#explain\">Explaining the gap</a>.</p>")

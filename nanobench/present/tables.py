@@ -228,8 +228,7 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
             console.print()
             for p in g.pairs:
                 console.print(escape(p.verdict))
-                imported = p.base.config.imported or p.other.config.imported
-                console.print("  " + escape(equivalence_sentence(p.equivalence, p.base.label, p.other.label, imported)))
+                console.print("  " + escape(equivalence_sentence(p.equivalence, p.base.label, p.other.label, p.imported)))
                 console.print("  " + escape(" ".join(p.explanation["sentences"])))
         for d in g.device_speedups:  # with `run --best` runs: the speedup each way
             console.print(escape(d.sentence()))

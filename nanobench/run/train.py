@@ -226,9 +226,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     """
     # ---- platform: resolved and checked when the options were made ----------------------
     device, precision = opts.platform.device, opts.platform.precision
-    # the one setting limit that needs the scenario (CUDA graphs and gradient accumulation)
-    settings.check(device, opts.optimizer, opts.sdpa, opts.compile, opts.compile_mode, opts.dtype,
-                   scenario.train.grad_accum)
+    # RunOptions checked the settings; this limit needs the scenario (CUDA graphs and grad_accum)
+    problem = settings.unsupported(device, opts.sdpa, opts.compile_mode, opts.dtype, scenario.train.grad_accum)
+    if problem:
+        raise InputError(problem)
     ddp = distributed.from_environment(device)  # None unless launched by `--nproc`
     if ddp:
         device = device.for_rank(ddp.local_rank)
