@@ -35,7 +35,24 @@ CATEGORIES = [
     ("cross-entropy / softmax", ("cross_entropy", "log_softmax", "nll_loss", "softmax")),
     ("embedding", ("embedding",)),
     ("grad clip / norm", ("norm", "clip")),
-    ("elementwise / copies", ("add", "mul", "copy", "clone", "fill", "zero", "div", "view", "transpose", "contiguous", "cat", "split", "sum")),
+    (
+        "elementwise / copies",
+        (
+            "add",
+            "mul",
+            "copy",
+            "clone",
+            "fill",
+            "zero",
+            "div",
+            "view",
+            "transpose",
+            "contiguous",
+            "cat",
+            "split",
+            "sum",
+        ),
+    ),
 ]
 
 
@@ -92,17 +109,25 @@ def main() -> None:
     for ev in prof.key_averages():
         by_cat[categorize(ev.key)] += ev.self_cpu_time_total / 1e3 / args.steps
     profiled = sum(by_cat.values())
-    print(f"{args.scenario}: {args.steps} steps, threads {torch.get_num_threads()}, "
-          f"compile {args.compile}, fused AdamW {args.fused_adamw}")
-    print(f"wall {plain_ms:.1f} ms/iter without the profiler, {wall_ms:.1f} under it; op self time {profiled:.1f} ms/iter")
+    print(
+        f"{args.scenario}: {args.steps} steps, threads {torch.get_num_threads()}, "
+        f"compile {args.compile}, fused AdamW {args.fused_adamw}"
+    )
+    print(
+        f"wall {plain_ms:.1f} ms/iter without the profiler, {wall_ms:.1f} under it; op self time {profiled:.1f} ms/iter"
+    )
     for cat, ms in sorted(by_cat.items(), key=lambda kv: -kv[1]):
         print(f"  {cat:26s} {ms:6.2f} ms  {100 * ms / profiled:5.1f}%")
-    print(f"  (op self times under the profiler add up to {100 * profiled / plain_ms:.0f}% of the un-profiled "
-          f"step: the rest of the step is Python and dispatch, or the profiler's own cost)")
+    print(
+        f"  (op self times under the profiler add up to {100 * profiled / plain_ms:.0f}% of the un-profiled "
+        f"step: the rest of the step is Python and dispatch, or the profiler's own cost)"
+    )
     top = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:12]
     print("top ops by self time (ms/iter):")
     for ev in top:
-        print(f"  {ev.key[:60]:60s} {ev.self_cpu_time_total / 1e3 / args.steps:6.2f}  x{ev.count // args.steps}")
+        print(
+            f"  {ev.key[:60]:60s} {ev.self_cpu_time_total / 1e3 / args.steps:6.2f}  x{ev.count // args.steps}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,12 @@ from nanobench.present import report
 from nanobench.store.results import RunWriter
 
 N_RUNS, N_ROWS, EVAL_EVERY = 100, 5000, 250
-CONFIGS = [("cpu", "AMD EPYC", "fp32", 0.030), ("cpu", "AMD EPYC", "bf16", 0.045),
-           ("cuda", "NVIDIA H100 80GB HBM3", "bf16", 0.004), ("cuda", "NVIDIA H100 80GB HBM3", "fp32", 0.008)]
+CONFIGS = [
+    ("cpu", "AMD EPYC", "fp32", 0.030),
+    ("cpu", "AMD EPYC", "bf16", 0.045),
+    ("cuda", "NVIDIA H100 80GB HBM3", "bf16", 0.004),
+    ("cuda", "NVIDIA H100 80GB HBM3", "fp32", 0.008),
+]
 
 
 def make_runs(folder: Path) -> None:
@@ -36,23 +40,62 @@ def make_runs(folder: Path) -> None:
         loss = 4.2 * np.exp(-np.arange(N_ROWS) / 1500) + 1.4 + 0.05 * rng.standard_normal(N_ROWS)
         rows = []
         for i in range(N_ROWS + 1):
-            val = 4.2 * math.exp(-i / 1500) + 1.5 + 0.01 * (k % 7) if i % EVAL_EVERY == 0 or i == N_ROWS else None
+            val = (
+                4.2 * math.exp(-i / 1500) + 1.5 + 0.01 * (k % 7)
+                if i % EVAL_EVERY == 0 or i == N_ROWS
+                else None
+            )
             if i == N_ROWS:
-                rows.append({"iter": i, "train_time_s": train[-1], "wall_time_s": train[-1] * 1.05, "tokens": 768 * i,
-                             "mem_bytes": 400 << 20, "mem_peak_bytes": 400 << 20, "eval_val_loss": val, "eval_train_loss": val})
+                rows.append(
+                    {
+                        "iter": i,
+                        "train_time_s": train[-1],
+                        "wall_time_s": train[-1] * 1.05,
+                        "tokens": 768 * i,
+                        "mem_bytes": 400 << 20,
+                        "mem_peak_bytes": 400 << 20,
+                        "eval_val_loss": val,
+                        "eval_train_loss": val,
+                    }
+                )
                 break
-            rows.append({"iter": i, "loss": loss[i], "lr": 1e-3, "step_time_s": steps[i], "train_time_s": train[i],
-                         "wall_time_s": train[i] * 1.05, "tokens": 768 * (i + 1), "tokens_per_s": 768 / steps[i],
-                         "grad_norm": 1.0, "mem_bytes": (300 << 20) + i * 1000, "mem_peak_bytes": (300 << 20) + i * 1000,
-                         "eval_val_loss": val, "eval_train_loss": val, "warmup": i < 5})
-        w = RunWriter(folder, f"bench-{k:03d}", {
-            "scenario": {"name": "bench", "targets": {"val_loss": [2.0, 1.9]}},
-            "options": {"device": dev_type, "dtype": dtype, "compile": False, "seed": seed, "overrides": []},
-            "device": {"type": dev_type, "name": dev_name, "spec": dev_type},
-            "dataset": {"name": "synthetic", "sha256": "c" * 64},
-            "environment": {"torch": "2.13.0", "torch_num_threads": 2, "hostname": "bench"},
-            "sample": "bench sample " * 20,
-        }, flush_every_iters=N_ROWS + 1)
+            rows.append(
+                {
+                    "iter": i,
+                    "loss": loss[i],
+                    "lr": 1e-3,
+                    "step_time_s": steps[i],
+                    "train_time_s": train[i],
+                    "wall_time_s": train[i] * 1.05,
+                    "tokens": 768 * (i + 1),
+                    "tokens_per_s": 768 / steps[i],
+                    "grad_norm": 1.0,
+                    "mem_bytes": (300 << 20) + i * 1000,
+                    "mem_peak_bytes": (300 << 20) + i * 1000,
+                    "eval_val_loss": val,
+                    "eval_train_loss": val,
+                    "warmup": i < 5,
+                }
+            )
+        w = RunWriter(
+            folder,
+            f"bench-{k:03d}",
+            {
+                "scenario": {"name": "bench", "targets": {"val_loss": [2.0, 1.9]}},
+                "options": {
+                    "device": dev_type,
+                    "dtype": dtype,
+                    "compile": False,
+                    "seed": seed,
+                    "overrides": [],
+                },
+                "device": {"type": dev_type, "name": dev_name, "spec": dev_type},
+                "dataset": {"name": "synthetic", "sha256": "c" * 64},
+                "environment": {"torch": "2.13.0", "torch_num_threads": 2, "hostname": "bench"},
+                "sample": "bench sample " * 20,
+            },
+            flush_every_iters=N_ROWS + 1,
+        )
         w.append(rows)
         w.finish("completed")
 
@@ -75,8 +118,13 @@ if __name__ == "__main__":
         folder, out = Path(d) / "runs", Path(d) / "report"
         t0 = time.perf_counter()
         make_runs(folder)
-        print(f"made {N_RUNS} runs x {N_ROWS} rows in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        print(
+            f"made {N_RUNS} runs x {N_ROWS} rows in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+        )
         for _ in range(3):
             t0 = time.perf_counter()
             path = compare_and_report(folder, out)
-            print(f"compare + report: {time.perf_counter() - t0:.2f} s ({path.stat().st_size / 2**20:.1f} MiB)")
+            print(
+                f"compare + report: {time.perf_counter() - t0:.2f} s ({path.stat().st_size / 2**20:.1f} MiB)"
+            )

@@ -16,13 +16,13 @@ import pytest
 import torch
 
 from nanobench.measure.device import Device
+from nanobench.measure.metrics import PendingStep, Recorder, to_host
 from nanobench.measure.precision import Precision
 from nanobench.run.data import Batches, generator, load_dataset
-from nanobench.measure.metrics import PendingStep, Recorder, to_host
 from nanobench.run.model import GPT, GPTConfig
-from nanobench.store.results import RunWriter
 from nanobench.run.scenario import list_shipped, load
 from nanobench.run.train import make_optimizer, train_step
+from nanobench.store.results import RunWriter
 
 BENCH_BATCH = {"shakespeare_char": 4}
 CPU = Device.cpu()
@@ -33,7 +33,9 @@ def workload(name: str):
     s = load(name)
     t, m = s.train, s.model
     dataset = load_dataset(s.data.dataset)
-    batches = Batches(dataset, BENCH_BATCH.get(name, t.batch_size), m.block_size, t.grad_accum, t.seed)
+    batches = Batches(
+        dataset, BENCH_BATCH.get(name, t.batch_size), m.block_size, t.grad_accum, t.seed
+    )
     model = GPT(GPTConfig.from_scenario(s, dataset.vocab_size), generator(t.seed, "init"))
     return model, make_optimizer(model, t, fused=False), batches, s
 
@@ -53,7 +55,9 @@ def test_train_step_cpu(benchmark, name):
     x, y = batches.train(0)
     benchmark.extra_info["batch_size"] = x.shape[1]
     if name in BENCH_BATCH:
-        benchmark.pedantic(step, args=(model, optimizer, x, y, s.train.grad_clip), rounds=3, warmup_rounds=1)
+        benchmark.pedantic(
+            step, args=(model, optimizer, x, y, s.train.grad_clip), rounds=3, warmup_rounds=1
+        )
     else:
         benchmark(step, model, optimizer, x, y, s.train.grad_clip)
 
@@ -63,7 +67,10 @@ def test_batch_sampling(benchmark, name):
     _, _, batches, _ = workload(name)
     its = iter(range(10**9))
     x, _ = benchmark(lambda: batches.train(next(its)))
-    assert x.shape[1:] == (BENCH_BATCH.get(name, load(name).train.batch_size), load(name).model.block_size)
+    assert x.shape[1:] == (
+        BENCH_BATCH.get(name, load(name).train.batch_size),
+        load(name).model.block_size,
+    )
 
 
 def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
@@ -76,9 +83,17 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
     timer = CPU.step_timer()
     writer = RunWriter(tmp_path, "overhead", {"bench": True})
     t0 = time.perf_counter()
-    rec = Recorder(writer=writer, tokens_per_iter=768, flops_per_iter=3.97e9, spec_peak_flops=3.3e11,
-                   measured_peak_flops=2.2e11, warmup_iters=5, energy=CPU.energy_meter(),
-                   device_memory=CPU.device_memory_reader(), t0=t0)
+    rec = Recorder(
+        writer=writer,
+        tokens_per_iter=768,
+        flops_per_iter=3.97e9,
+        spec_peak_flops=3.3e11,
+        measured_peak_flops=2.2e11,
+        warmup_iters=5,
+        energy=CPU.energy_meter(),
+        device_memory=CPU.device_memory_reader(),
+        t0=t0,
+    )
     pending: list[PendingStep] = []
 
     def bare(it):
@@ -92,7 +107,19 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
         loss, grad_norm = step(model, optimizer, x, y, t.grad_clip)
         timing = timer.stop()
         mem, mem_peak, mem_reserved = CPU.memory_sample()
-        pending.append(PendingStep(it, 1e-3, loss, grad_norm, timing, time.perf_counter() - t0, mem, mem_peak, mem_reserved))
+        pending.append(
+            PendingStep(
+                it,
+                1e-3,
+                loss,
+                grad_norm,
+                timing,
+                time.perf_counter() - t0,
+                mem,
+                mem_peak,
+                mem_reserved,
+            )
+        )
         if len(pending) >= CPU.host_read_interval:
             rows, pending = rec.record(to_host(pending, timer)), []
             assert math.isfinite(rows[-1]["loss"])
@@ -102,7 +129,11 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
         bare(it), recorded(it)
     times = {"bare": [], "recorded": []}
     for it in range(n):
-        order = (("bare", bare), ("recorded", recorded)) if it % 2 else (("recorded", recorded), ("bare", bare))
+        order = (
+            (("bare", bare), ("recorded", recorded))
+            if it % 2
+            else (("recorded", recorded), ("bare", bare))
+        )
         for label, fn in order:
             t1 = time.perf_counter()
             fn(it)
@@ -116,7 +147,19 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
         timer.start()
         timing = timer.stop()
         mem, mem_peak, mem_reserved = CPU.memory_sample()
-        done = [PendingStep(next(its), 1e-3, loss, grad_norm, timing, time.perf_counter() - t0, mem, mem_peak, mem_reserved)]
+        done = [
+            PendingStep(
+                next(its),
+                1e-3,
+                loss,
+                grad_norm,
+                timing,
+                time.perf_counter() - t0,
+                mem,
+                mem_peak,
+                mem_reserved,
+            )
+        ]
         rec.record(to_host(done, timer))
 
     # Blocks of 100 recordings: each block holds exactly one parquet flush (every 100 rows),
@@ -128,11 +171,18 @@ def test_recorder_overhead_under_one_percent(benchmark, tmp_path):
     side_by_side = recorded_s / bare_s
     recording_s = benchmark.stats.stats.min
     direct = 1 + recording_s / bare_s
-    benchmark.extra_info.update(bare_step_s=bare_s, recorded_step_s=recorded_s, ratio_side_by_side=side_by_side,
-                                recording_s=recording_s, ratio_direct=direct)
-    print(f"\nrecorder overhead: bare step {bare_s * 1e3:.2f} ms, recorded {recorded_s * 1e3:.2f} ms "
-          f"(side by side, median of {n}): ratio {side_by_side:.4f}; recording alone "
-          f"{recording_s * 1e6:.0f} us per step (flushes amortised): ratio {direct:.4f}")
+    benchmark.extra_info.update(
+        bare_step_s=bare_s,
+        recorded_step_s=recorded_s,
+        ratio_side_by_side=side_by_side,
+        recording_s=recording_s,
+        ratio_direct=direct,
+    )
+    print(
+        f"\nrecorder overhead: bare step {bare_s * 1e3:.2f} ms, recorded {recorded_s * 1e3:.2f} ms "
+        f"(side by side, median of {n}): ratio {side_by_side:.4f}; recording alone "
+        f"{recording_s * 1e6:.0f} us per step (flushes amortised): ratio {direct:.4f}"
+    )
     # The gate is on the direct ratio; the side-by-side one is reported (on 2 shared cores
     # its noise, a few percent between runs, is larger than the effect it would gate).
     assert direct < 1.01, f"recording costs {100 * (direct - 1):.2f}% of a step (limit 1%)"
@@ -151,9 +201,18 @@ def test_noise_sampling_overhead_under_one_percent(benchmark, tmp_path):
     sampler = noise.watch(CPU, threads=torch.get_num_threads(), last_iter=10**9)
 
     def recorder(name, noise_sampler):
-        return Recorder(writer=RunWriter(tmp_path, name, {"bench": True}), tokens_per_iter=768, flops_per_iter=3.97e9,
-                        spec_peak_flops=None, measured_peak_flops=None, warmup_iters=5, energy=CPU.energy_meter(),
-                        device_memory=CPU.device_memory_reader(), t0=t0, noise=noise_sampler)
+        return Recorder(
+            writer=RunWriter(tmp_path, name, {"bench": True}),
+            tokens_per_iter=768,
+            flops_per_iter=3.97e9,
+            spec_peak_flops=None,
+            measured_peak_flops=None,
+            warmup_iters=5,
+            energy=CPU.energy_meter(),
+            device_memory=CPU.device_memory_reader(),
+            t0=t0,
+            noise=noise_sampler,
+        )
 
     recs = {"without": recorder("without", None), "with": recorder("with", sampler)}
 
@@ -163,15 +222,31 @@ def test_noise_sampling_overhead_under_one_percent(benchmark, tmp_path):
         loss, grad_norm = step(model, optimizer, x, y, s.train.grad_clip)
         timing = timer.stop()
         mem, mem_peak, mem_reserved = CPU.memory_sample()
-        recs[label].record(to_host([PendingStep(it, 1e-3, loss, grad_norm, timing, time.perf_counter() - t0,
-                                                mem, mem_peak, mem_reserved)], timer))
+        recs[label].record(
+            to_host(
+                [
+                    PendingStep(
+                        it,
+                        1e-3,
+                        loss,
+                        grad_norm,
+                        timing,
+                        time.perf_counter() - t0,
+                        mem,
+                        mem_peak,
+                        mem_reserved,
+                    )
+                ],
+                timer,
+            )
+        )
 
     n = 60
     for it in range(5):
         stepped(it, "without"), stepped(it, "with")
     times = {"without": [], "with": []}
     for it in range(n):
-        for label in (("with", "without") if it % 2 else ("without", "with")):
+        for label in ("with", "without") if it % 2 else ("without", "with"):
             t1 = time.perf_counter()
             stepped(it, label)
             times[label].append(time.perf_counter() - t1)
@@ -193,12 +268,21 @@ def test_noise_sampling_overhead_under_one_percent(benchmark, tmp_path):
     direct = 1 + mark_s / without_s + read_s / noise.SAMPLE_EVERY_S
     side_by_side = with_s / without_s
     samples = len(sampler.samples)
-    benchmark.extra_info.update(step_without_s=without_s, step_with_s=with_s, ratio_side_by_side=side_by_side,
-                                mark_s=mark_s, reading_s=read_s, ratio_direct=direct, samples_taken=samples)
-    print(f"\nnoise sampling overhead: step+recording {without_s * 1e3:.2f} ms without the sampler, {with_s * 1e3:.2f} ms "
-          f"with it (interleaved, median of {n}; {samples} readings taken): ratio {side_by_side:.4f}; directly: "
-          f"mark not due {mark_s * 1e6:.2f} us per host read, one reading {read_s * 1e6:.0f} us per "
-          f"{noise.SAMPLE_EVERY_S:g} s: ratio {direct:.5f}")
+    benchmark.extra_info.update(
+        step_without_s=without_s,
+        step_with_s=with_s,
+        ratio_side_by_side=side_by_side,
+        mark_s=mark_s,
+        reading_s=read_s,
+        ratio_direct=direct,
+        samples_taken=samples,
+    )
+    print(
+        f"\nnoise sampling overhead: step+recording {without_s * 1e3:.2f} ms without the sampler, {with_s * 1e3:.2f} ms "
+        f"with it (interleaved, median of {n}; {samples} readings taken): ratio {side_by_side:.4f}; directly: "
+        f"mark not due {mark_s * 1e6:.2f} us per host read, one reading {read_s * 1e6:.0f} us per "
+        f"{noise.SAMPLE_EVERY_S:g} s: ratio {direct:.5f}"
+    )
     # Gate on the direct ratio (the side-by-side one is reported: on 2 shared cores its noise
     # is larger than the effect).
     assert direct < 1.01, f"noise sampling costs {100 * (direct - 1):.2f}% of a step (limit 1%)"

@@ -57,7 +57,10 @@ def make_step(dtype: str, fused: bool, compiled: bool, scenario, dataset):
 def test_recipe_default_vs_fastest(benchmark):
     scenario = load("shakespeare_char_cpu")
     dataset = load_dataset(scenario.data.dataset)
-    steps = {label: make_step(dtype, fused, compiled, scenario, dataset) for label, dtype, fused, compiled, in CONFIGS}
+    steps = {
+        label: make_step(dtype, fused, compiled, scenario, dataset)
+        for label, dtype, fused, compiled in CONFIGS
+    }
     for label, step in steps.items():  # warm-up, compilation included
         for it in range(6):
             step(it)
@@ -67,10 +70,14 @@ def test_recipe_default_vs_fastest(benchmark):
             times[label].append(step(it))
     medians = {label: statistics.median(v) for label, v in times.items()}
     base = medians[CONFIGS[0][0]]
-    print(f"\nshakespeare_char_cpu on the CPU, {torch.get_num_threads()} threads, median of 60 interleaved steps:")
+    print(
+        f"\nshakespeare_char_cpu on the CPU, {torch.get_num_threads()} threads, median of 60 interleaved steps:"
+    )
     for label, med in medians.items():
-        print(f"  {label:40s} {med * 1e3:6.1f} ms/iter  x{base / med:.2f} vs default  "
-              f"x{0.0477 / med:.2f} vs nanoGPT's 47.7 ms (FIELD_NOTES)")
+        print(
+            f"  {label:40s} {med * 1e3:6.1f} ms/iter  x{base / med:.2f} vs default  "
+            f"x{0.0477 / med:.2f} vs nanoGPT's 47.7 ms (FIELD_NOTES)"
+        )
     benchmark.extra_info.update({f"{label} ms": med * 1e3 for label, med in medians.items()})
     # pytest-benchmark's own table: the default step
     default = steps[CONFIGS[0][0]]

@@ -19,7 +19,9 @@ from nanobench import files, process
 from nanobench.errors import InputError
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
-EXIT_UNJUDGED = 3  # a timing gate refused to pass or fail noisy runs (compare --allow-noisy judges them)
+EXIT_UNJUDGED = (
+    3  # a timing gate refused to pass or fail noisy runs (compare --allow-noisy judges them)
+)
 
 
 def _console(stderr: bool = False):
@@ -42,12 +44,24 @@ class Progress:
         self.task = None
         self.description = description
         if not quiet and self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
+            )
 
             self.bar = RichProgress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}  {task.fields[ms]} ms/iter"), TimeRemainingColumn(),
-                console=self.console, transient=True,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}  {task.fields[ms]} ms/iter"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
             )
 
     def __enter__(self):
@@ -64,8 +78,12 @@ class Progress:
             return
         if self.task is None:
             self.task = self.bar.add_task(self.description, total=total, loss="-", ms="-")
-        self.bar.update(self.task, completed=row["iter"] + 1, loss=f"{row['loss']:.4f}",
-                        ms=f"{row['step_time_s'] * 1e3:.1f}")
+        self.bar.update(
+            self.task,
+            completed=row["iter"] + 1,
+            loss=f"{row['loss']:.4f}",
+            ms=f"{row['step_time_s'] * 1e3:.1f}",
+        )
 
     def log(self, text: str) -> None:
         if self.quiet:
@@ -82,7 +100,9 @@ def _parse_seeds(text: str | None) -> list[int | None]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise InputError(f"--seeds {text}: expected comma-separated integers, e.g. 1337,1338,1339") from None
+        raise InputError(
+            f"--seeds {text}: expected comma-separated integers, e.g. 1337,1338,1339"
+        ) from None
     if not seeds or any(s < 0 for s in seeds):
         raise InputError(f"--seeds {text}: expected non-negative integers")
     return seeds
@@ -97,7 +117,11 @@ class _StopOnce:
 
     def __call__(self, signum, frame):
         if self.stopping:
-            print("nanobench: finishing the result file; it is written in a moment", file=sys.stderr, flush=True)
+            print(
+                "nanobench: finishing the result file; it is written in a moment",
+                file=sys.stderr,
+                flush=True,
+            )
             return
         self.stopping = True
         raise KeyboardInterrupt
@@ -112,23 +136,39 @@ def cmd_run(args) -> int:
         from nanobench.run import checkpoint, matrix
 
         if matrix.wants_matrix(args.device, args.dtype):
-            raise InputError("--resume: a resumed run continues one device and dtype; give one --device and --dtype")
-        given = {"device": args.device, "dtype": args.dtype, "compile": args.compile, "threads": args.threads,
-                 "checkpoint_every": args.checkpoint_every}
-        scenario, seeds, platform = checkpoint.resume_defaults(args.resume, args.scenario, args.set or [], args.seeds, given)
+            raise InputError(
+                "--resume: a resumed run continues one device and dtype; give one --device and --dtype"
+            )
+        given = {
+            "device": args.device,
+            "dtype": args.dtype,
+            "compile": args.compile,
+            "threads": args.threads,
+            "checkpoint_every": args.checkpoint_every,
+        }
+        scenario, seeds, platform = checkpoint.resume_defaults(
+            args.resume, args.scenario, args.set or [], args.seeds, given
+        )
     elif not args.scenario:
         raise InputError("run: give a SCENARIO (see `nanobench scenarios`) or --resume CHECKPOINT")
     else:
         scenario = scen.load(args.scenario, args.set or [])
         seeds = _parse_seeds(args.seeds)
-        platform = {"device": args.device or "cpu", "dtype": args.dtype or "fp32", "compile": bool(args.compile),
-                    "threads": args.threads, "checkpoint_every": args.checkpoint_every}
+        platform = {
+            "device": args.device or "cpu",
+            "dtype": args.dtype or "fp32",
+            "compile": bool(args.compile),
+            "threads": args.threads,
+            "checkpoint_every": args.checkpoint_every,
+        }
     if args.max_iters is not None and args.max_iters < 1:
         raise InputError(f"--max-iters {args.max_iters}: must be >= 1")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads}: must be >= 1")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
-        raise InputError(f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)")
+        raise InputError(
+            f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)"
+        )
 
     from nanobench.run import distributed, matrix
 
@@ -137,9 +177,13 @@ def cmd_run(args) -> int:
     platform.update(_speed_settings(args, scenario, None if is_matrix else platform["device"]))
     if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
         if args.resume or args.checkpoint_every:
-            raise InputError("--nproc: checkpoints and --resume are single-process for now; drop one of them")
+            raise InputError(
+                "--nproc: checkpoints and --resume are single-process for now; drop one of them"
+            )
         if is_matrix:
-            raise InputError("--nproc: a data-parallel job runs one device and dtype; give one --device and --dtype")
+            raise InputError(
+                "--nproc: a data-parallel job runs one device and dtype; give one --device and --dtype"
+            )
         return _launch_distributed(args, scenario, platform)
 
     from nanobench.store import results
@@ -180,8 +224,14 @@ def cmd_run(args) -> int:
     return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
 
 
-SPEED_FLAGS = {"dtype": "--dtype", "compile": "--compile", "threads": "--threads", "compile_mode": "--compile-mode",
-               "optimizer": "--optimizer", "sdpa": "--sdpa"}
+SPEED_FLAGS = {
+    "dtype": "--dtype",
+    "compile": "--compile",
+    "threads": "--threads",
+    "compile_mode": "--compile-mode",
+    "optimizer": "--optimizer",
+    "sdpa": "--sdpa",
+}
 
 
 def _speed_settings(args, scenario, device: str | None) -> dict:
@@ -191,10 +241,14 @@ def _speed_settings(args, scenario, device: str | None) -> dict:
     if not args.best:
         # a torchrun worker of `--nproc --best` gets the record's settings as flags; it still records best
         tuned = {"best": True} if args.from_tune_record else {}
-        return {k: v for k, v in given.items() if k in ("compile_mode", "optimizer", "sdpa")} | tuned
+        return {
+            k: v for k, v in given.items() if k in ("compile_mode", "optimizer", "sdpa")
+        } | tuned
     if given:
-        raise InputError(f"--best: it chooses {', '.join(SPEED_FLAGS.values())} from the tune record; "
-                         f"drop {', '.join(SPEED_FLAGS[k] for k in given)}")
+        raise InputError(
+            f"--best: it chooses {', '.join(SPEED_FLAGS.values())} from the tune record; "
+            f"drop {', '.join(SPEED_FLAGS[k] for k in given)}"
+        )
     if args.resume:
         raise InputError("--best: a resumed run keeps its checkpoint's settings; drop --best")
     if device is None:
@@ -229,21 +283,37 @@ def _run_seeds(args, scenario, cells, seeds, platform: dict, per_cell: dict | No
     # One id for the runs of this invocation (every cell and seed); NANOBENCH_GROUP_ID joins separate invocations.
     group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
     files.check_name(group_id, "NANOBENCH_GROUP_ID")
-    shared = dict(platform, max_iters=args.max_iters, overrides=tuple(args.set or []), out_dir=args.out,
-                  resume=args.resume, group_id=group_id)
+    shared = dict(
+        platform,
+        max_iters=args.max_iters,
+        overrides=tuple(args.set or []),
+        out_dir=args.out,
+        resume=args.resume,
+        group_id=group_id,
+    )
     # torchrun workers other than rank 0 record nothing (no path)
     report = lambda o: _print_outcome(o) if o.path is not None and not args.json else None  # noqa: E731
     show = lambda label: Progress(label, args.quiet)  # noqa: E731
     if per_cell:
         outcomes = []
         for cell in cells:
-            outcomes += matrix.run_cells(scenario, [cell], seeds, dict(shared, **per_cell[cell]), train, show, report)
+            outcomes += matrix.run_cells(
+                scenario, [cell], seeds, dict(shared, **per_cell[cell]), train, show, report
+            )
             if outcomes[-1].status == "interrupted" or outcomes[-1].stop_requested:
                 break
     else:
         outcomes = matrix.run_cells(scenario, cells, seeds, shared, train, show, report)
     if args.json and any(o.path for o in outcomes):
-        print(json.dumps([{"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary} for o in outcomes], indent=1))
+        print(
+            json.dumps(
+                [
+                    {"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary}
+                    for o in outcomes
+                ],
+                indent=1,
+            )
+        )
     return outcomes
 
 
@@ -262,37 +332,82 @@ def _launch_distributed(args, scenario, platform: dict) -> int:
     from nanobench.run import distributed
 
     device = platform["device"]
-    distributed.check_launch(args.nproc, args.nnodes or 1, parse_device(device), scenario.train.batch_size,
-                             scenario.train.grad_accum)
-    rdzv = {"nnodes": args.nnodes, "node_rank": args.node_rank, "rdzv_backend": args.rdzv_backend,
-            "rdzv_endpoint": args.rdzv_endpoint, "rdzv_id": args.rdzv_id}
-    return distributed.launch(args.nproc, rdzv, _worker_args(args, platform), platform.get("threads"),
-                              parse_device(device).kind)
+    distributed.check_launch(
+        args.nproc,
+        args.nnodes or 1,
+        parse_device(device),
+        scenario.train.batch_size,
+        scenario.train.grad_accum,
+    )
+    rdzv = {
+        "nnodes": args.nnodes,
+        "node_rank": args.node_rank,
+        "rdzv_backend": args.rdzv_backend,
+        "rdzv_endpoint": args.rdzv_endpoint,
+        "rdzv_id": args.rdzv_id,
+    }
+    return distributed.launch(
+        args.nproc,
+        rdzv,
+        _worker_args(args, platform),
+        platform.get("threads"),
+        parse_device(device).kind,
+    )
 
 
 def _worker_args(args, platform: dict) -> list[str]:
     """The `run` arguments of each torchrun worker: this command's, with the settings resolved."""
     device = platform["device"]
-    run_args = [args.scenario, "--device", device, "--dtype", platform["dtype"], "--out", args.out,
-                "--compile" if platform["compile"] else "--no-compile"]
-    for flag, value in (("--threads", platform.get("threads")), ("--seeds", args.seeds), ("--max-iters", args.max_iters),
-                        ("--compile-mode", platform.get("compile_mode")), ("--optimizer", platform.get("optimizer")),
-                        ("--sdpa", platform.get("sdpa"))):
+    run_args = [
+        args.scenario,
+        "--device",
+        device,
+        "--dtype",
+        platform["dtype"],
+        "--out",
+        args.out,
+        "--compile" if platform["compile"] else "--no-compile",
+    ]
+    for flag, value in (
+        ("--threads", platform.get("threads")),
+        ("--seeds", args.seeds),
+        ("--max-iters", args.max_iters),
+        ("--compile-mode", platform.get("compile_mode")),
+        ("--optimizer", platform.get("optimizer")),
+        ("--sdpa", platform.get("sdpa")),
+    ):
         if value is not None:
             run_args += [flag, str(value)]
     for item in args.set or []:
         run_args += ["--set", item]
-    return run_args + ["--quiet"] * args.quiet + ["--json"] * args.json + ["--from-tune-record"] * bool(platform.get("best"))
+    return (
+        run_args
+        + ["--quiet"] * args.quiet
+        + ["--json"] * args.json
+        + ["--from-tune-record"] * bool(platform.get("best"))
+    )
 
 
 def _print_outcome(outcome) -> None:
     s = outcome.summary
     console = _console()
-    val = f"val loss {s['final_val_loss']:.4f} @{s['final_val_iter']}" if s.get("final_val_loss") is not None else "no evaluation"
-    speed = (f"median {s['median_step_time_s'] * 1e3:.1f} ms/iter, {s['median_tokens_per_s']:,.0f} tokens/s"
-             if s.get("median_step_time_s") else "no timed steps")
-    console.print(f"{outcome.path}  [bold]{outcome.status}[/bold]" + (f" ({outcome.reason})" if outcome.reason else ""))
-    console.print(f"  {val}; {speed}; {s['iterations']} iterations, {s['train_time_s']:.1f} s training")
+    val = (
+        f"val loss {s['final_val_loss']:.4f} @{s['final_val_iter']}"
+        if s.get("final_val_loss") is not None
+        else "no evaluation"
+    )
+    speed = (
+        f"median {s['median_step_time_s'] * 1e3:.1f} ms/iter, {s['median_tokens_per_s']:,.0f} tokens/s"
+        if s.get("median_step_time_s")
+        else "no timed steps"
+    )
+    console.print(
+        f"{outcome.path}  [bold]{outcome.status}[/bold]"
+        + (f" ({outcome.reason})" if outcome.reason else "")
+    )
+    console.print(
+        f"  {val}; {speed}; {s['iterations']} iterations, {s['train_time_s']:.1f} s training"
+    )
 
 
 def cmd_scenarios(args) -> int:
@@ -301,8 +416,15 @@ def cmd_scenarios(args) -> int:
     rows = []
     for name in scen.list_shipped():
         s = scen.load(name)
-        rows.append({"name": name, "description": s.description, "dataset": s.data.dataset,
-                     "max_iters": s.train.max_iters, "path": str(scen.SCENARIO_DIR / f"{name}.toml")})
+        rows.append(
+            {
+                "name": name,
+                "description": s.description,
+                "dataset": s.data.dataset,
+                "max_iters": s.train.max_iters,
+                "path": str(scen.SCENARIO_DIR / f"{name}.toml"),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
@@ -321,7 +443,10 @@ def cmd_env(args) -> int:
     if args.check:
         envreport.print_checks(_console(), as_json=args.json)
         return EXIT_OK
-    report = envreport.collect(calibrate=args.calibrate, log=lambda text: print(text, file=sys.stderr) if args.calibrate else None)
+    report = envreport.collect(
+        calibrate=args.calibrate,
+        log=lambda text: print(text, file=sys.stderr) if args.calibrate else None,
+    )
     if args.json:
         print(json.dumps(report, indent=1, default=str))
     else:
@@ -335,11 +460,16 @@ def cmd_recover(args) -> int:
     found = 0
     for folder in args.folders:
         if not os.path.isdir(folder):
-            raise InputError(f"{folder}: no such folder; give the --out folder of the killed run (default results/)")
+            raise InputError(
+                f"{folder}: no such folder; give the --out folder of the killed run (default results/)"
+            )
         for partial in results.find_partials(folder):
             path = results.recover(partial, force=args.force)
             if path is None:
-                print(f"{partial}: its process is still running; not touched (use --force if it is not)", file=sys.stderr)
+                print(
+                    f"{partial}: its process is still running; not touched (use --force if it is not)",
+                    file=sys.stderr,
+                )
             else:
                 found += 1
                 print(f"recovered {path}")
@@ -359,23 +489,31 @@ def cmd_parity(args) -> int:
 
     def progress(row, total):
         if not args.quiet and (row["iter"] + 1) % every == 0:
-            print(f"iter {row['iter']}: loss {row['loss_a']:.5f} vs {row['loss_b']:.5f} "
-                  f"(diff {row['loss_diff']:+.2e}), parameter drift {row['param_rel_drift']:.2e}", file=sys.stderr)
+            print(
+                f"iter {row['iter']}: loss {row['loss_a']:.5f} vs {row['loss_b']:.5f} "
+                f"(diff {row['loss_diff']:+.2e}), parameter drift {row['param_rel_drift']:.2e}",
+                file=sys.stderr,
+            )
 
-    path, summary = run_parity(scenario, a, b, args.iters, args.out, seed=args.seed, progress=progress)
+    path, summary = run_parity(
+        scenario, a, b, args.iters, args.out, seed=args.seed, progress=progress
+    )
     if args.json:
         print(json.dumps({"path": str(path), **summary}, indent=1))
     else:
-        print(f"{path}\n  {a.label()} vs {b.label()} over {summary['iters']} iterations: "
-              f"max |loss diff| {summary['max_abs_loss_diff']:.3e} (iteration {summary['max_abs_loss_diff_iter']}), "
-              f"final loss diff {summary['final_loss_diff']:+.3e}, final parameter drift {summary['final_param_rel_drift']:.3e}"
-              + (" - bit-identical losses" if summary["bit_identical_losses"] else ""))
+        print(
+            f"{path}\n  {a.label()} vs {b.label()} over {summary['iters']} iterations: "
+            f"max |loss diff| {summary['max_abs_loss_diff']:.3e} (iteration {summary['max_abs_loss_diff_iter']}), "
+            f"final loss diff {summary['final_loss_diff']:+.3e}, final parameter drift {summary['final_param_rel_drift']:.3e}"
+            + (" - bit-identical losses" if summary["bit_identical_losses"] else "")
+        )
     return EXIT_OK
 
 
 def cmd_tune(args) -> int:
     from nanobench.present import tuning
-    from nanobench.run import scenario as scen, tune
+    from nanobench.run import scenario as scen
+    from nanobench.run import tune
 
     scenario = scen.load(args.scenario, args.set or [])
     axes = tuple(a.strip() for a in args.axes.split(",") if a.strip()) if args.axes else tune.AXES
@@ -384,7 +522,9 @@ def cmd_tune(args) -> int:
         raise InputError(f"--axes {args.axes}: use some of {', '.join(tune.AXES)}")
     if not args.margin > 0:
         raise InputError(f"--margin {args.margin}: must be > 0 (nats of loss)")
-    result = tune.tune(scenario, args.device, iters=args.iters, margin=args.margin, axes=axes, log=_log(args.quiet))
+    result = tune.tune(
+        scenario, args.device, iters=args.iters, margin=args.margin, axes=axes, log=_log(args.quiet)
+    )
     key = None if args.dry_run else tune.save(result, scenario)
     tuning.print_tune(result, _console(), key)
     return EXIT_OK
@@ -402,7 +542,8 @@ def _load_comparison(args):
 
 
 def cmd_compare(args) -> int:
-    from nanobench.analyze import compare, export, gates as gating
+    from nanobench.analyze import compare, export
+    from nanobench.analyze import gates as gating
     from nanobench.present import tables
 
     gates = gating.parse_gates(args.fail_on) if args.fail_on else None
@@ -412,7 +553,9 @@ def cmd_compare(args) -> int:
     results, ungated = None, None
     if args.baseline:
         base = compare.compare_files(args.baseline, skip_bad=args.skip_bad)
-        results, ungated = gating.check_gates(comparison, base, gates or [], allow_noisy=args.allow_noisy)
+        results, ungated = gating.check_gates(
+            comparison, base, gates or [], allow_noisy=args.allow_noisy
+        )
     if args.json:
         print(json.dumps(export.to_json(comparison, results, ungated), indent=1))
     else:
@@ -423,12 +566,13 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from nanobench.analyze.explain import explain_comparison
     from nanobench.present import report
 
-    from nanobench.analyze.explain import explain_comparison
-
     comparison = _load_comparison(args)
-    explanations = explain_comparison(comparison, [tuple(args.explain)] if args.explain else [], args.margin)
+    explanations = explain_comparison(
+        comparison, [tuple(args.explain)] if args.explain else [], args.margin
+    )
     path = report.write_report(comparison, args.output, title=args.title, explanations=explanations)
     print(path)
     return EXIT_OK
@@ -438,7 +582,9 @@ def _parse_duration(text: str) -> float:
     """'10m', '90s', '1h30m', '600' (seconds) -> seconds."""
     import re
 
-    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or "")
+    parts = re.fullmatch(
+        r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text or ""
+    )
     if not text or not parts or not any(parts.groups()):
         raise InputError(f"--budget {text}: expected a time such as 10m, 90s or 1h30m")
     h, m, s = (float(x) if x else 0.0 for x in parts.groups())
@@ -471,12 +617,18 @@ def cmd_explain(args) -> int:
     if not args.margin > 0:
         raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
     budget_s = _parse_duration(args.budget)
-    pool = list(args.results if args.results is not None else (["results"] if os.path.isdir("results") else []))
+    pool = list(
+        args.results
+        if args.results is not None
+        else (["results"] if os.path.isdir("results") else [])
+    )
     pool += [args.out] if args.run and os.path.isdir(args.out) and args.out not in pool else []
     here, here_peak = _here()
 
     def build():
-        return explain.explain_specs(args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s)
+        return explain.explain_specs(
+            args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s
+        )
 
     result = build()
     if args.run:
@@ -486,7 +638,11 @@ def cmd_explain(args) -> int:
         if not chosen:
             print("nanobench: nothing to run here within the budget", file=sys.stderr)
         else:
-            run_commands([p.argv for p in chosen], budget_s, log=lambda t: print(f"nanobench: {t}", file=sys.stderr, flush=True))
+            run_commands(
+                [p.argv for p in chosen],
+                budget_s,
+                log=lambda t: print(f"nanobench: {t}", file=sys.stderr, flush=True),
+            )
             pool += [args.out] if args.out not in pool else []
             result = build()
     if args.json:
@@ -500,54 +656,115 @@ def cmd_import(args) -> int:
     from nanobench.store import results
 
     for log in args.logs:
-        path = import_log(log, args.out, fmt=args.format, device_name=args.device_name, dtype=args.dtype, sets=args.set or [])
+        path = import_log(
+            log,
+            args.out,
+            fmt=args.format,
+            device_name=args.device_name,
+            dtype=args.dtype,
+            sets=args.set or [],
+        )
         info = results.read_run(path).info
         match = info.raw["imported"]["scenario_match"]
-        where = (f"scenario {match['scenario']}" if match["scenario"] else
-                 f"its own group ({info.scenario_name}): no shipped scenario matches, e.g. {match['differs'][0]}")
-        print(f"{path}  [{info.shown_status}] {info.imported.format} log, {info.summary['iterations']} "
-              f"iterations; grouped with {where}")
+        where = (
+            f"scenario {match['scenario']}"
+            if match["scenario"]
+            else f"its own group ({info.scenario_name}): no shipped scenario matches, e.g. {match['differs'][0]}"
+        )
+        print(
+            f"{path}  [{info.shown_status}] {info.imported.format} log, {info.summary['iterations']} "
+            f"iterations; grouped with {where}"
+        )
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nanobench", description="CPU-vs-GPU convergence benchmarks for GPT training.")
+    parser = argparse.ArgumentParser(
+        prog="nanobench", description="CPU-vs-GPU convergence benchmarks for GPT training."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a scenario on a device, one result file per seed")
-    run.add_argument("scenario", nargs="?", help="a shipped scenario name (see `nanobench scenarios`) or a .toml path")
-    run.add_argument("--device", help="cpu, cuda, cuda:N, mps, auto, a comma list, or all: every device here "
-                                      "(default cpu; with --resume the checkpoint's)")
-    run.add_argument("--dtype", help="fp32, tf32, bf16, fp16 or a comma list: with several devices or dtypes every "
-                                     "cell runs (default fp32; with --resume the checkpoint's)")
-    run.add_argument("--allow-slow", action="store_true",
-                     help="with --device all: also run bf16 on a CPU that only emulates it (skipped otherwise)")
-    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
+    run.add_argument(
+        "scenario",
+        nargs="?",
+        help="a shipped scenario name (see `nanobench scenarios`) or a .toml path",
+    )
+    run.add_argument(
+        "--device",
+        help="cpu, cuda, cuda:N, mps, auto, a comma list, or all: every device here "
+        "(default cpu; with --resume the checkpoint's)",
+    )
+    run.add_argument(
+        "--dtype",
+        help="fp32, tf32, bf16, fp16 or a comma list: with several devices or dtypes every "
+        "cell runs (default fp32; with --resume the checkpoint's)",
+    )
+    run.add_argument(
+        "--allow-slow",
+        action="store_true",
+        help="with --device all: also run bf16 on a CPU that only emulates it (skipped otherwise)",
+    )
+    run.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model",
+    )
     run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    run.add_argument("--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)")
-    run.add_argument("--optimizer", help="AdamW implementation: auto (the device's), fused or foreach")
+    run.add_argument(
+        "--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)"
+    )
+    run.add_argument(
+        "--optimizer", help="AdamW implementation: auto (the device's), fused or foreach"
+    )
     run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
-    run.add_argument("--best", action="store_true",
-                     help="the device's fastest loss-equivalent settings from `nanobench tune` (tunes first if needed)")
+    run.add_argument(
+        "--best",
+        action="store_true",
+        help="the device's fastest loss-equivalent settings from `nanobench tune` (tunes first if needed)",
+    )
     # internal: `--nproc --best` passes the record's settings to its workers as flags, and this
     # so that they record `best` like a single-process `--best` run
     run.add_argument("--from-tune-record", action="store_true", help=argparse.SUPPRESS)
-    run.add_argument("--seeds", help="comma-separated seeds, one run each (default: the scenario's seed)")
-    run.add_argument("--max-iters", type=int, help="stop after N iterations (the schedule is unchanged)")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario key, e.g. train.learning_rate=3e-4")
+    run.add_argument(
+        "--seeds", help="comma-separated seeds, one run each (default: the scenario's seed)"
+    )
+    run.add_argument(
+        "--max-iters", type=int, help="stop after N iterations (the schedule is unchanged)"
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a scenario key, e.g. train.learning_rate=3e-4",
+    )
     run.add_argument("--out", default="results", help="folder for result files (default results/)")
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--json", action="store_true", help="print outcomes as JSON")
-    run.add_argument("--checkpoint-every", type=int, metavar="N",
-                     help="write OUT/checkpoints/<run_id>.pt every N iterations (replaced each time)")
-    run.add_argument("--resume", metavar="CHECKPOINT",
-                     help="continue the run of a checkpoint in a new result file (same device: bit-identical)")
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="write OUT/checkpoints/<run_id>.pt every N iterations (replaced each time)",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="CHECKPOINT",
+        help="continue the run of a checkpoint in a new result file (same device: bit-identical)",
+    )
     ddp = run.add_argument_group("data-parallel (torchrun, DistributedDataParallel)")
-    ddp.add_argument("--nproc", type=int, help="ranks on this machine: gloo on cpu, NCCL on cuda (one GPU each)")
+    ddp.add_argument(
+        "--nproc", type=int, help="ranks on this machine: gloo on cpu, NCCL on cuda (one GPU each)"
+    )
     ddp.add_argument("--nnodes", type=int, help="machines in the job (torchrun --nnodes)")
     ddp.add_argument("--node-rank", type=int, help="this machine's rank (torchrun --node-rank)")
-    ddp.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous (torchrun --rdzv-endpoint)")
-    ddp.add_argument("--rdzv-backend", default=None, help="rendezvous backend (torchrun default: c10d)")
+    ddp.add_argument(
+        "--rdzv-endpoint", help="HOST:PORT of the rendezvous (torchrun --rdzv-endpoint)"
+    )
+    ddp.add_argument(
+        "--rdzv-backend", default=None, help="rendezvous backend (torchrun default: c10d)"
+    )
     ddp.add_argument("--rdzv-id", help="job id shared by every machine (torchrun --rdzv-id)")
     run.set_defaults(func=cmd_run)
 
@@ -557,12 +774,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="this machine: devices, peaks, software")
     env.add_argument("--calibrate", action="store_true", help="re-measure the matmul peaks")
-    env.add_argument("--check", action="store_true",
-                     help="what on this machine will make timings noisy, with the command that fixes each (changes nothing)")
+    env.add_argument(
+        "--check",
+        action="store_true",
+        help="what on this machine will make timings noisy, with the command that fixes each (changes nothing)",
+    )
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
 
-    par = sub.add_parser("parity", help="train two device:dtype configurations in lockstep and record their drift")
+    par = sub.add_parser(
+        "parity", help="train two device:dtype configurations in lockstep and record their drift"
+    )
     par.add_argument("scenario")
     par.add_argument("--a", required=True, help="first side, DEVICE:DTYPE (e.g. cpu:fp32)")
     par.add_argument("--b", required=True, help="second side, DEVICE:DTYPE (e.g. cpu:bf16)")
@@ -574,70 +796,175 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--json", action="store_true")
     par.set_defaults(func=cmd_parity)
 
-    tun = sub.add_parser("tune", help="find and record a device's fastest settings that stay loss-equivalent")
+    tun = sub.add_parser(
+        "tune", help="find and record a device's fastest settings that stay loss-equivalent"
+    )
     tun.add_argument("scenario")
     tun.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu)")
-    tun.add_argument("--iters", type=int, default=60, help="lockstep iterations per candidate (default 60)")
-    tun.add_argument("--margin", type=float, default=0.02,
-                     help="largest |loss - fp32 eager loss| of an equivalent candidate, in nats (default 0.02)")
-    tun.add_argument("--axes", help="settings to try, comma-separated (default all: dtype,compile,threads,optimizer,sdpa)")
+    tun.add_argument(
+        "--iters", type=int, default=60, help="lockstep iterations per candidate (default 60)"
+    )
+    tun.add_argument(
+        "--margin",
+        type=float,
+        default=0.02,
+        help="largest |loss - fp32 eager loss| of an equivalent candidate, in nats (default 0.02)",
+    )
+    tun.add_argument(
+        "--axes",
+        help="settings to try, comma-separated (default all: dtype,compile,threads,optimizer,sdpa)",
+    )
     tun.add_argument("--set", action="append", metavar="KEY=VALUE")
     tun.add_argument("--dry-run", action="store_true", help="print the table, record nothing")
     tun.add_argument("--quiet", action="store_true")
     tun.set_defaults(func=cmd_tune)
 
-    cmp = sub.add_parser("compare", help="compare result files: per run, per device pair, time to target")
-    cmp.add_argument("paths", nargs="+", help="result files, folders (searched recursively) or globs")
+    cmp = sub.add_parser(
+        "compare", help="compare result files: per run, per device pair, time to target"
+    )
+    cmp.add_argument(
+        "paths", nargs="+", help="result files, folders (searched recursively) or globs"
+    )
     cmp.add_argument("--json", action="store_true", help="machine-readable output")
-    cmp.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
-    cmp.add_argument("--baseline", nargs="+", metavar="PATH", help="earlier runs to gate against (same configurations)")
-    cmp.add_argument("--fail-on", metavar="GATES", help="e.g. ms_per_iter:5%%,val_loss:0.02; exit 1 when one fails")
-    cmp.add_argument("--allow-noisy", action="store_true",
-                     help="judge timing gates (ms_per_iter, tokens_per_s, train_time_s) even on runs recorded as noisy")
-    cmp.add_argument("--margin", type=float, default=0.02,
-                     help="equivalence margin in nats of val loss (TOST; default 0.02)")
+    cmp.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable files (listed on stderr) instead of stopping",
+    )
+    cmp.add_argument(
+        "--baseline",
+        nargs="+",
+        metavar="PATH",
+        help="earlier runs to gate against (same configurations)",
+    )
+    cmp.add_argument(
+        "--fail-on",
+        metavar="GATES",
+        help="e.g. ms_per_iter:5%%,val_loss:0.02; exit 1 when one fails",
+    )
+    cmp.add_argument(
+        "--allow-noisy",
+        action="store_true",
+        help="judge timing gates (ms_per_iter, tokens_per_s, train_time_s) even on runs recorded as noisy",
+    )
+    cmp.add_argument(
+        "--margin",
+        type=float,
+        default=0.02,
+        help="equivalence margin in nats of val loss (TOST; default 0.02)",
+    )
     cmp.set_defaults(func=cmd_compare)
 
-    rep = sub.add_parser("report", help="write a self-contained HTML report (index.html) of result files")
-    rep.add_argument("paths", nargs="+", help="result files, folders (searched recursively) or globs")
-    rep.add_argument("-o", "--output", default="reports/latest", help="output folder (default reports/latest)")
+    rep = sub.add_parser(
+        "report", help="write a self-contained HTML report (index.html) of result files"
+    )
+    rep.add_argument(
+        "paths", nargs="+", help="result files, folders (searched recursively) or globs"
+    )
+    rep.add_argument(
+        "-o", "--output", default="reports/latest", help="output folder (default reports/latest)"
+    )
     rep.add_argument("--title", default="nanobench report", help="the page title")
-    rep.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed on stderr) instead of stopping")
-    rep.add_argument("--margin", type=float, default=0.02,
-                     help="equivalence margin in nats of val loss (TOST; default 0.02)")
-    rep.add_argument("--explain", nargs=2, metavar=("A", "B"),
-                     help="add `nanobench explain A B` over the report's runs (files, folders or SCENARIO:DEVICE:DTYPE)")
+    rep.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable files (listed on stderr) instead of stopping",
+    )
+    rep.add_argument(
+        "--margin",
+        type=float,
+        default=0.02,
+        help="equivalence margin in nats of val loss (TOST; default 0.02)",
+    )
+    rep.add_argument(
+        "--explain",
+        nargs=2,
+        metavar=("A", "B"),
+        help="add `nanobench explain A B` over the report's runs (files, folders or SCENARIO:DEVICE:DTYPE)",
+    )
     rep.set_defaults(func=cmd_report)
 
-    exp = sub.add_parser("explain", help="split the gap between two configurations into one part per differing factor")
-    exp.add_argument("a", metavar="A", help="result file, folder of one configuration's seeds, or SCENARIO:DEVICE:DTYPE[:compile]")
+    exp = sub.add_parser(
+        "explain",
+        help="split the gap between two configurations into one part per differing factor",
+    )
+    exp.add_argument(
+        "a",
+        metavar="A",
+        help="result file, folder of one configuration's seeds, or SCENARIO:DEVICE:DTYPE[:compile]",
+    )
     exp.add_argument("b", metavar="B", help="the same, for the other end")
-    exp.add_argument("--results", nargs="*", metavar="PATH",
-                     help="where to look for the rungs' runs (default results/, if present)")
-    exp.add_argument("--order", help="rung order: device-first (default), device-last, or factor names, e.g. "
-                                     "iterations,model,device")
-    exp.add_argument("--run", action="store_true", help="run the missing rungs this machine can finish within --budget")
-    exp.add_argument("--budget", default="10m", help="time for --run, and the longest run planned here before a "
-                                                     "short probe replaces it (default 10m)")
-    exp.add_argument("--out", default="results", help="folder the rungs' runs are written to (default results/)")
-    exp.add_argument("--margin", type=float, default=0.02, help="equivalence margin in nats, for projected losses")
+    exp.add_argument(
+        "--results",
+        nargs="*",
+        metavar="PATH",
+        help="where to look for the rungs' runs (default results/, if present)",
+    )
+    exp.add_argument(
+        "--order",
+        help="rung order: device-first (default), device-last, or factor names, e.g. "
+        "iterations,model,device",
+    )
+    exp.add_argument(
+        "--run",
+        action="store_true",
+        help="run the missing rungs this machine can finish within --budget",
+    )
+    exp.add_argument(
+        "--budget",
+        default="10m",
+        help="time for --run, and the longest run planned here before a "
+        "short probe replaces it (default 10m)",
+    )
+    exp.add_argument(
+        "--out", default="results", help="folder the rungs' runs are written to (default results/)"
+    )
+    exp.add_argument(
+        "--margin",
+        type=float,
+        default=0.02,
+        help="equivalence margin in nats, for projected losses",
+    )
     exp.add_argument("--json", action="store_true", help="machine-readable output")
     exp.set_defaults(func=cmd_explain)
 
-    imp = sub.add_parser("import", help="turn training logs of nanoGPT, llm.c or a CSV into result files (status imported)")
-    imp.add_argument("logs", nargs="+", metavar="LOG", help="nanoGPT train.py output, llm.c main.log, or a CSV with iter and loss")
-    imp.add_argument("--device-name", help="the GPU or CPU that ran it, as torch names it (e.g. 'NVIDIA A100-SXM4-80GB'): "
-                                           "MFU is recomputed against its peak; without it MFU is null")
+    imp = sub.add_parser(
+        "import",
+        help="turn training logs of nanoGPT, llm.c or a CSV into result files (status imported)",
+    )
+    imp.add_argument(
+        "logs",
+        nargs="+",
+        metavar="LOG",
+        help="nanoGPT train.py output, llm.c main.log, or a CSV with iter and loss",
+    )
+    imp.add_argument(
+        "--device-name",
+        help="the GPU or CPU that ran it, as torch names it (e.g. 'NVIDIA A100-SXM4-80GB'): "
+        "MFU is recomputed against its peak; without it MFU is null",
+    )
     imp.add_argument("--dtype", help="fp32, tf32, bf16 or fp16, when the log does not say")
-    imp.add_argument("--format", choices=("nanogpt", "llmc", "csv"), help="the log's format (default: from its content)")
-    imp.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="what the log does not say: model.n_layer=12, train.batch_size=4, device=cpu, vocab_size=50257")
+    imp.add_argument(
+        "--format",
+        choices=("nanogpt", "llmc", "csv"),
+        help="the log's format (default: from its content)",
+    )
+    imp.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="what the log does not say: model.n_layer=12, train.batch_size=4, device=cpu, vocab_size=50257",
+    )
     imp.add_argument("--out", default="results", help="folder for result files (default results/)")
     imp.set_defaults(func=cmd_import)
 
-    rec = sub.add_parser("recover", help="publish the rows of killed runs as results with status `killed`")
+    rec = sub.add_parser(
+        "recover", help="publish the rows of killed runs as results with status `killed`"
+    )
     rec.add_argument("folders", nargs="*", default=["results"])
-    rec.add_argument("--force", action="store_true", help="recover even if the recorded process still runs")
+    rec.add_argument(
+        "--force", action="store_true", help="recover even if the recorded process still runs"
+    )
     rec.set_defaults(func=cmd_recover)
     return parser
 

@@ -22,8 +22,9 @@ import errno
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from nanobench.errors import InputError
 
@@ -63,20 +64,32 @@ def check_inside(path: str | Path, folder: str | Path, what: str = "") -> Path:
     """Return `path` if it lies inside `folder` after symlinks; else InputError, nothing written."""
     if not is_inside(path, folder):
         target = Path(path).resolve()
-        raise InputError(f"{what + ' ' if what else ''}{path}: refused: it leads to {target}, outside {folder} "
-                         f"(through '..' or a symlink); nothing was written there")
+        raise InputError(
+            f"{what + ' ' if what else ''}{path}: refused: it leads to {target}, outside {folder} "
+            f"(through '..' or a symlink); nothing was written there"
+        )
     return Path(path)
 
 
-def write_atomic(path: str | Path, content: bytes | str | Callable[[BinaryIO], None], *,
-                 inside: str | Path | None = None) -> Path:
+def write_atomic(
+    path: str | Path,
+    content: bytes | str | Callable[[BinaryIO], None],
+    *,
+    inside: str | Path | None = None,
+) -> Path:
     """Replace `path` with `content` (bytes, UTF-8 text, or a function writing to a binary
     file), atomically. With `inside`, first refuse (InputError) a path that leads outside
     that folder. OSError from the file system propagates (see `write_cause`)."""
     path = Path(path)
     if inside is not None:
         check_inside(path, inside)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     for _ in range(10):  # O_EXCL: a name someone else holds (or planted) is never reused
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:

@@ -45,9 +45,18 @@ class Nanobench:
 
     cmd = (sys.executable, "-m", "nanobench")
 
-    def __call__(self, *args, env=None, cwd=None, timeout=120, check=False) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.cmd, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})}, cwd=cwd, check=check)
+    def __call__(
+        self, *args, env=None, cwd=None, timeout=120, check=False
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*self.cmd, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            check=check,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,32 @@ from nanobench import files
 from nanobench.errors import InputError
 
 
-@pytest.mark.parametrize("name", ["smoke", "shakespeare_char_cpu", "a.b-c_1", "X" * files.MAX_NAME_CHARS, "-x"])
+@pytest.mark.parametrize(
+    "name", ["smoke", "shakespeare_char_cpu", "a.b-c_1", "X" * files.MAX_NAME_CHARS, "-x"]
+)
 def test_safe_names_pass(name):
     assert files.name_problem(name) is None and files.check_name(name, "k") == name
 
 
-@pytest.mark.parametrize("name", ["../x", "..", ".", ".hidden", "/abs", "a/b", "a\\b", "", "a b", "a\x00b",
-                                  "café", "X" * (files.MAX_NAME_CHARS + 1), 7, None])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../x",
+        "..",
+        ".",
+        ".hidden",
+        "/abs",
+        "a/b",
+        "a\\b",
+        "",
+        "a b",
+        "a\x00b",
+        "café",
+        "X" * (files.MAX_NAME_CHARS + 1),
+        7,
+        None,
+    ],
+)
 def test_unsafe_names_are_refused_naming_the_key(name):
     assert files.name_problem(name) is not None
     with pytest.raises(InputError, match=r"^f\.toml: name: "):
@@ -29,10 +48,14 @@ def test_containment_follows_symlinks_and_dotdot(tmp_path):
     (tmp_path / "out" / "here").symlink_to(tmp_path / "out" / "sub")
     out = tmp_path / "out"
     assert files.is_inside(out / "sub" / "f", out) and files.is_inside(out / "here" / "f", out)
-    assert files.is_inside(out / "not-yet" / "f", out)  # a path to create: checked as it will resolve
+    assert files.is_inside(
+        out / "not-yet" / "f", out
+    )  # a path to create: checked as it will resolve
     assert not files.is_inside(out / "away" / "f", out)
     assert not files.is_inside(out / "sub" / ".." / ".." / "f", out)
-    with pytest.raises(InputError, match=f"refused: it leads to {tmp_path / 'outside' / 'f'}, outside {out}"):
+    with pytest.raises(
+        InputError, match=f"refused: it leads to {tmp_path / 'outside' / 'f'}, outside {out}"
+    ):
         files.check_inside(out / "away" / "f", out)
 
 
@@ -45,7 +68,9 @@ def test_atomic_write_replaces_a_planted_symlink_without_following_it(tmp_path):
     files.write_atomic(target, "new page")
     assert not target.is_symlink() and target.read_text() == "new page"
     assert victim.read_text() == "precious\n"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["index.html"]  # no temporary left
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "index.html"
+    ]  # no temporary left
 
 
 def test_atomic_write_inside_a_folder_refuses_a_symlink_leading_out(tmp_path):
@@ -75,12 +100,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_a_write_into_a_missing_folder_says_so(tmp_path):
     with pytest.raises(OSError) as info:
         files.write_atomic(tmp_path / "gone" / "seg-000000.parquet", b"x")
-    assert files.write_cause(info.value).startswith("the folder is missing") and not files.no_space(info.value)
+    assert files.write_cause(info.value).startswith("the folder is missing") and not files.no_space(
+        info.value
+    )
 
 
-@pytest.mark.parametrize("code, cause", [(errno.EDQUOT, "no space left"), (errno.EACCES, "permission denied"),
-                                         (errno.EPERM, "permission denied"), (errno.EROFS, "read-only file system"),
-                                         (errno.EFBIG, "File too large")])
+@pytest.mark.parametrize(
+    "code, cause",
+    [
+        (errno.EDQUOT, "no space left"),
+        (errno.EACCES, "permission denied"),
+        (errno.EPERM, "permission denied"),
+        (errno.EROFS, "read-only file system"),
+        (errno.EFBIG, "File too large"),
+    ],
+)
 def test_write_causes_in_words(code, cause):
     exc = OSError(code, os.strerror(code))
     assert files.write_cause(exc).startswith(cause)

@@ -13,10 +13,27 @@ ALLOWED = {
     "store": {"errors", "files", "process"},
     "measure": {"errors", "files", "process"},
     "run": {"errors", "files", "process", "store", "measure"},
-    "ingest": {"errors", "files", "process", "store", "measure", "run"},  # other trainers' logs -> results, beside run
+    "ingest": {
+        "errors",
+        "files",
+        "process",
+        "store",
+        "measure",
+        "run",
+    },  # other trainers' logs -> results, beside run
     "analyze": {"errors", "files", "process", "store", "measure", "run"},
     "present": {"errors", "files", "process", "store", "measure", "run", "analyze"},
-    "cli": {"errors", "files", "process", "store", "measure", "run", "ingest", "analyze", "present"},
+    "cli": {
+        "errors",
+        "files",
+        "process",
+        "store",
+        "measure",
+        "run",
+        "ingest",
+        "analyze",
+        "present",
+    },
 }
 
 
@@ -32,7 +49,11 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nanobench"):
             for alias in node.names:  # `from nanobench.run import train` names a module
                 candidate = f"{node.module}.{alias.name}"
-                found.add(candidate if (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists() else node.module)
+                found.add(
+                    candidate
+                    if (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists()
+                    else node.module
+                )
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("nanobench")}
     return found

@@ -53,12 +53,16 @@ def test_every_module_imports_without_resource_fcntl_or_uname():
 
 def test_host_name_without_os_uname(monkeypatch):
     monkeypatch.delattr(os, "uname")
-    monkeypatch.setattr(platform, "_uname_cache", None)  # platform caches uname(): make it ask again
+    monkeypatch.setattr(
+        platform, "_uname_cache", None
+    )  # platform caches uname(): make it ask again
     assert process.host_name() == socket.gethostname()
 
 
 def _partial(tmp_path, run_id, pid):
-    w = results.RunWriter(tmp_path, run_id, {"pid": pid, "pid_host": process.host_name()}, flush_every_iters=1)
+    w = results.RunWriter(
+        tmp_path, run_id, {"pid": pid, "pid_host": process.host_name()}, flush_every_iters=1
+    )
     w.append([{"iter": 0, "loss": 3.0, "step_time_s": 0.01}])
     return w.partial
 
@@ -71,7 +75,9 @@ def test_liveness_check_sends_no_signal_windows_style_kill(monkeypatch, tmp_path
         with monkeypatch.context() as m:
             m.setattr(sys, "platform", "win32")
             m.setattr(os, "kill", lambda pid, sig: killed.append(pid))  # Windows: TerminateProcess
-            assert results.recover(_partial(tmp_path, "r-alive", child.pid)) is None  # alive: left alone
+            assert (
+                results.recover(_partial(tmp_path, "r-alive", child.pid)) is None
+            )  # alive: left alone
         assert child.poll() is None and killed == []
     finally:
         child.kill()
@@ -79,13 +85,21 @@ def test_liveness_check_sends_no_signal_windows_style_kill(monkeypatch, tmp_path
     with monkeypatch.context() as m:
         m.setattr(sys, "platform", "win32")
         m.setattr(os, "kill", lambda pid, sig: killed.append(pid))
-        assert not process.pid_alive(child.pid) and not process.pid_alive(None) and not process.pid_alive(True)
-        assert results.recover(_partial(tmp_path, "r-ended", child.pid)).name == "r-ended.parquet"  # ended: recovered
+        assert (
+            not process.pid_alive(child.pid)
+            and not process.pid_alive(None)
+            and not process.pid_alive(True)
+        )
+        assert (
+            results.recover(_partial(tmp_path, "r-ended", child.pid)).name == "r-ended.parquet"
+        )  # ended: recovered
     assert killed == []
 
 
 def _rusage(ru_maxrss):
-    return types.SimpleNamespace(RUSAGE_SELF=0, getrusage=lambda who: types.SimpleNamespace(ru_maxrss=ru_maxrss))
+    return types.SimpleNamespace(
+        RUSAGE_SELF=0, getrusage=lambda who: types.SimpleNamespace(ru_maxrss=ru_maxrss)
+    )
 
 
 @pytest.mark.parametrize("os_name, expected", [("linux", 5_000 * 1024), ("darwin", 5_000)])
@@ -107,7 +121,9 @@ def test_peak_rss_on_windows_is_psutils_peak_working_set(monkeypatch):
 def test_cpu_memory_sample_without_resource(monkeypatch):
     from nanobench.measure.device import Device
 
-    monkeypatch.setitem(sys.modules, "resource", None)  # a Python without it: the peak is the RSS then
+    monkeypatch.setitem(
+        sys.modules, "resource", None
+    )  # a Python without it: the peak is the RSS then
     rss, peak, reserved = Device("cpu", None, "a CPU").memory_sample()
     assert rss > 0 and peak >= rss and reserved is None
 
@@ -147,7 +163,9 @@ def test_console_close_stops_the_run_and_waits_for_the_file(monkeypatch):
     import _thread
 
     raised, finished, kernel32 = [], threading.Event(), FakeKernel32()
-    assert process.on_console_close(finished, kernel32=kernel32) is None  # not Windows: nothing registered
+    assert (
+        process.on_console_close(finished, kernel32=kernel32) is None
+    )  # not Windows: nothing registered
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setattr(signal, "SIGBREAK", 21, raising=False)
     monkeypatch.setattr(_thread, "interrupt_main", raised.append)
@@ -159,6 +177,8 @@ def test_console_close_stops_the_run_and_waits_for_the_file(monkeypatch):
     waiter = threading.Thread(target=lambda: answer.append(kernel32.handler(2)))  # CTRL_CLOSE_EVENT
     waiter.start()
     waiter.join(0.1)
-    assert waiter.is_alive() and raised == [21]  # stop asked (SIGBREAK in the main thread), still holding
+    assert waiter.is_alive() and raised == [
+        21
+    ]  # stop asked (SIGBREAK in the main thread), still holding
     waiter.join(process.CLOSE_GRACE_S)
     assert answer == [1]

@@ -51,21 +51,32 @@ class PointResult:
     notes: tuple[str, ...] = ()
     probe_ids: tuple[str, ...] = ()
     reference_ids: tuple[str, ...] = ()  # the curve a projection's losses come from
-    projected_wall_s: Value | None = None  # projected: train time plus evaluations, for the whole run
+    projected_wall_s: Value | None = (
+        None  # projected: train time plus evaluations, for the whole run
+    )
 
 
 def covers(stats: RunStats, p: Point) -> bool:
     """Does this run hold p's numbers? Same recipe and platform, and an evaluation at p.iters
     (a longer run of the same recipe holds a shorter one's: --max-iters truncates, docs/compare.md)."""
     q = point_of(stats)
-    return (not stats.config.continues and q.recipe == p.recipe and _platform_matches(q, p)
-            and any(e.iter == p.iters for e in stats.evaluations))
+    return (
+        not stats.config.continues
+        and q.recipe == p.recipe
+        and _platform_matches(q, p)
+        and any(e.iter == p.iters for e in stats.evaluations)
+    )
 
 
 def _platform_matches(q: Point, p: Point) -> bool:
-    return (q.device_type == p.device_type and _same(p.device_name, q.device_name) and q.dtype == p.dtype
-            and q.compile == p.compile and (p.device_type != "cpu" or _same(p.threads, q.threads))
-            and _same(p.torch, q.torch))
+    return (
+        q.device_type == p.device_type
+        and _same(p.device_name, q.device_name)
+        and q.dtype == p.dtype
+        and q.compile == p.compile
+        and (p.device_type != "cpu" or _same(p.threads, q.threads))
+        and _same(p.torch, q.torch)
+    )
 
 
 def _no_eval(recipe) -> tuple:
@@ -78,16 +89,26 @@ MIN_PROBE_STEPS = 5  # steady (non-warm-up) steps a probe needs for a median and
 def is_probe(stats: RunStats, p: Point) -> bool:
     """A shorter run of p's recipe (evaluation keys aside) on p's platform, with steady steps."""
     q = point_of(stats)
-    return (not stats.config.continues and _no_eval(q.recipe) == _no_eval(p.recipe) and _platform_matches(q, p)
-            and q.iters < p.iters and stats.step_times_s.size >= MIN_PROBE_STEPS)
+    return (
+        not stats.config.continues
+        and _no_eval(q.recipe) == _no_eval(p.recipe)
+        and _platform_matches(q, p)
+        and q.iters < p.iters
+        and stats.step_times_s.size >= MIN_PROBE_STEPS
+    )
 
 
 def is_reference(stats: RunStats, p: Point) -> bool:
     """The same recipe (evaluation keys aside) in the same dtype on another device, as far as p."""
     q = point_of(stats)
     other_device = q.device_type != p.device_type or not _same(p.device_name, q.device_name)
-    return (not stats.config.continues and _no_eval(q.recipe) == _no_eval(p.recipe) and q.dtype == p.dtype
-            and other_device and any(e.iter == p.iters for e in stats.evaluations))
+    return (
+        not stats.config.continues
+        and _no_eval(q.recipe) == _no_eval(p.recipe)
+        and q.dtype == p.dtype
+        and other_device
+        and any(e.iter == p.iters for e in stats.evaluations)
+    )
 
 
 def _steps_until(stats: RunStats, iters: int) -> np.ndarray:
@@ -96,7 +117,11 @@ def _steps_until(stats: RunStats, iters: int) -> np.ndarray:
         return stats.step_times_s
     rows = stats.rows
     step = rows["step_time_s"].to_numpy(dtype=float, na_value=np.nan)
-    warm = rows["warmup"].to_numpy(dtype=object) == True if "warmup" in rows else np.zeros(len(rows), bool)  # noqa: E712
+    warm = (
+        rows["warmup"].to_numpy(dtype=object) == True
+        if "warmup" in rows
+        else np.zeros(len(rows), bool)
+    )  # noqa: E712
     keep = (rows["iter"].to_numpy() < iters) & ~np.isnan(step) & ~warm
     return step[keep]
 
@@ -106,8 +131,12 @@ def _seed_values(stats: RunStats, p: Point, target: float | None) -> dict:
     at = next(e for e in evs if e.iter == p.iters)
     steps = _steps_until(stats, p.iters)
     hit = next((e for e in evs if target is not None and e.val_loss <= target), None)
-    return {"val_loss": at.val_loss, "step_s": float(np.median(steps)) if steps.size else None,
-            "time_to_target_s": hit.train_time_s if hit else None, "train_time_s": at.train_time_s}
+    return {
+        "val_loss": at.val_loss,
+        "step_s": float(np.median(steps)) if steps.size else None,
+        "time_to_target_s": hit.train_time_s if hit else None,
+        "train_time_s": at.train_time_s,
+    }
 
 
 def _measured(values: list[tuple[int, float | None]], note: str = "") -> Value | None:
@@ -117,8 +146,13 @@ def _measured(values: list[tuple[int, float | None]], note: str = "") -> Value |
     return Value(float(np.mean(vs)), min(vs), max(vs), tuple(values), note=note)
 
 
-def measure(p: Point, pool: list[RunStats], target: float | None, margin: float = equivalence.DEFAULT_MARGIN,
-            project_ok: bool = True) -> PointResult:
+def measure(
+    p: Point,
+    pool: list[RunStats],
+    target: float | None,
+    margin: float = equivalence.DEFAULT_MARGIN,
+    project_ok: bool = True,
+) -> PointResult:
     """p's values: measured from the runs that cover it (one per seed), else projected from a
     probe (when `project_ok`: a point this machine can simply run is run, not projected), else
     missing. The three are never mixed."""
@@ -155,8 +189,13 @@ def n_evaluations(iters: int, interval: int) -> int:
     return iters // interval + 1 + (0 if iters % interval == 0 else 1)
 
 
-def project(p: Point, probes: list[RunStats], references: list[RunStats], target: float | None,
-            margin: float = equivalence.DEFAULT_MARGIN) -> PointResult:
+def project(
+    p: Point,
+    probes: list[RunStats],
+    references: list[RunStats],
+    target: float | None,
+    margin: float = equivalence.DEFAULT_MARGIN,
+) -> PointResult:
     """p's values projected: times from the probes' pooled steady steps (median, band the
     quartiles) times p's iterations; val loss and iterations to target from the curve of the
     same recipe in the same dtype on another device (references), with the band widened by the
@@ -167,19 +206,46 @@ def project(p: Point, probes: list[RunStats], references: list[RunStats], target
     how = f"projected from {len(probes)} probe run(s), {steps.size} steady steps"
     values: dict = {q: None for q, _, _ in QUANTITIES}
     values["step_s"] = Value(med, q1, q3, projected=True, note=how)
-    values["train_time_s"] = Value(med * p.iters, q1 * p.iters, q3 * p.iters, projected=True, note=how)
-    notes = [f"{how}; losses " + (f"from {len(references)} run(s) of the same recipe on another device, "
-                                  f"+/- the {margin:g}-nat equivalence margin" if references else
-                                  "unknown: no run of this recipe reached that far on any device")]
+    values["train_time_s"] = Value(
+        med * p.iters, q1 * p.iters, q3 * p.iters, projected=True, note=how
+    )
+    notes = [
+        f"{how}; losses "
+        + (
+            f"from {len(references)} run(s) of the same recipe on another device, "
+            f"+/- the {margin:g}-nat equivalence margin"
+            if references
+            else "unknown: no run of this recipe reached that far on any device"
+        )
+    ]
     if references:
         finals = [next(e.val_loss for e in r.evaluations if e.iter == p.iters) for r in references]
-        values["val_loss"] = Value(float(np.mean(finals)), min(finals) - margin, max(finals) + margin,
-                                   projected=True, note=notes[0])
-        hits = [next((e.iter for e in r.evaluations if target is not None and e.iter <= p.iters and e.val_loss <= target), None)
-                for r in references]
+        values["val_loss"] = Value(
+            float(np.mean(finals)),
+            min(finals) - margin,
+            max(finals) + margin,
+            projected=True,
+            note=notes[0],
+        )
+        hits = [
+            next(
+                (
+                    e.iter
+                    for e in r.evaluations
+                    if target is not None and e.iter <= p.iters and e.val_loss <= target
+                ),
+                None,
+            )
+            for r in references
+        ]
         if hits and all(h is not None for h in hits):
-            values["time_to_target_s"] = Value(float(np.mean(hits)) * med, min(hits) * q1, max(hits) * q3,
-                                               projected=True, note=notes[0])
+            values["time_to_target_s"] = Value(
+                float(np.mean(hits)) * med,
+                min(hits) * q1,
+                max(hits) * q3,
+                projected=True,
+                note=notes[0],
+            )
     interval = int(json.loads(p.key("eval.interval") or "0") or 0)
     per_batch = [b for b in (eval_batch_s(r) for r in probes) if b is not None]
     wall = None
@@ -187,10 +253,23 @@ def project(p: Point, probes: list[RunStats], references: list[RunStats], target
         batches = n_evaluations(p.iters, interval) * 2 * int(json.loads(p.key("eval.iters")))
         e_s = float(np.median(per_batch)) * batches
         t = values["train_time_s"]
-        wall = Value(t.mean + e_s, t.low + e_s, t.high + e_s, projected=True,
-                     note=f"{how}; plus {batches} evaluation batches at the probes' {np.median(per_batch) * 1e3:.0f} ms each")
-    return PointResult(p, "projected", (), values, tuple(notes), tuple(r.run_id for r in probes),
-                       tuple(r.run_id for r in references), wall)
+        wall = Value(
+            t.mean + e_s,
+            t.low + e_s,
+            t.high + e_s,
+            projected=True,
+            note=f"{how}; plus {batches} evaluation batches at the probes' {np.median(per_batch) * 1e3:.0f} ms each",
+        )
+    return PointResult(
+        p,
+        "projected",
+        (),
+        values,
+        tuple(notes),
+        tuple(r.run_id for r in probes),
+        tuple(r.run_id for r in references),
+        wall,
+    )
 
 
 # ---- attribution -------------------------------------------------------------------------------
@@ -254,20 +333,22 @@ def attribute(results: list[PointResult]) -> dict[str, Attribution]:
     out = {}
     for q, _, _ in QUANTITIES:
         vals = [r.values.get(q) for r in results]
-        out[q] = Attribution(q, part(vals[0], vals[-1]), tuple(part(x, y) for x, y in zip(vals, vals[1:])))
+        out[q] = Attribution(
+            q, part(vals[0], vals[-1]), tuple(part(x, y) for x, y in zip(vals, vals[1:]))
+        )
     return out
 
 
 def rounded_parts(parts: list[float], total: float, digits: int) -> list[float]:
     """Round parts to `digits` decimals so that they sum exactly to the total rounded the same
     way (largest remainder): a printed column that adds up to the printed total."""
-    scale = 10 ** digits
+    scale = 10**digits
     goal = round(total * scale)
     floors = [math.floor(p * scale) for p in parts]
     short = goal - sum(floors)
     order = sorted(range(len(parts)), key=lambda i: -(parts[i] * scale - floors[i]))
     if short < 0:
         order = sorted(range(len(parts)), key=lambda i: parts[i] * scale - floors[i])
-    for i in order[:abs(short)] if order else []:
+    for i in order[: abs(short)] if order else []:
         floors[i] += 1 if short > 0 else -1
     return [f / scale for f in floors]

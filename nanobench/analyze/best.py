@@ -31,8 +31,10 @@ class DeviceSpeedup:
     def sentence(self) -> str:
         b, o = self.base.config, self.other.config
         s = self.speedup
-        return (f"{self.kind}: {o.device_type} ({o.device_name}) is {s.ratio:.2f}x {b.device_type} ({b.device_name}) "
-                f"[{s.low:.2f}-{s.high:.2f}x]; {b.device_type}: {self.base_settings}; {o.device_type}: {self.other_settings}")
+        return (
+            f"{self.kind}: {o.device_type} ({o.device_name}) is {s.ratio:.2f}x {b.device_type} ({b.device_name}) "
+            f"[{s.low:.2f}-{s.high:.2f}x]; {b.device_type}: {self.base_settings}; {o.device_type}: {self.other_settings}"
+        )
 
 
 def settings_of(cs: ConfigSummary) -> str:
@@ -53,8 +55,13 @@ def device_speedups(configs: list[ConfigSummary]) -> list[DeviceSpeedup]:
     for other_device in dict.fromkeys(device(c) for c in configs if device(c) != home):
         mine = [c for c in configs if device(c) == home and not c.config.continues]
         theirs = [c for c in configs if device(c) == other_device and not c.config.continues]
-        same = [(a, b) for a in mine if not a.config.best for b in theirs
-                if not b.config.best and settings_of(a) == settings_of(b)]
+        same = [
+            (a, b)
+            for a in mine
+            if not a.config.best
+            for b in theirs
+            if not b.config.best and settings_of(a) == settings_of(b)
+        ]
         tuned = [(a, b) for a in mine if a.config.best for b in theirs if b.config.best]
         for kind, pairs in (("same settings", same), ("best vs best", tuned)):
             for a, b in pairs[:1]:

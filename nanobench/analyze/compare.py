@@ -34,7 +34,9 @@ class Group:
     pairs: list[PairComparison]
     targets: tuple[float, ...]
     confounds: list[str]
-    notes: list[str] = field(default_factory=list)  # e.g. which recipe keys differ between configurations
+    notes: list[str] = field(
+        default_factory=list
+    )  # e.g. which recipe keys differ between configurations
     # device against device, "same settings" and "best vs best" (analyze/best.py): only when
     # the group holds a `run --best` configuration, else empty
     device_speedups: list[DeviceSpeedup] = field(default_factory=list)
@@ -61,17 +63,30 @@ def choose_baseline(configs: list[ConfigSummary], reference: tuple | None = None
     """cpu fp32 (not compiled, not `--best`) if present, else the slowest by median ms/iter; ties and
     missing timings broken by label, so the choice never depends on file order. Configurations
     of the reference recipe (config.reference_recipe) come before any other recipe."""
-    slowest_first = sorted(configs, key=lambda c: (reference is not None and c.config.recipe != reference,
-                                                   -(c.median_step_s or 0.0), c.label, c.config))
+    slowest_first = sorted(
+        configs,
+        key=lambda c: (
+            reference is not None and c.config.recipe != reference,
+            -(c.median_step_s or 0.0),
+            c.label,
+            c.config,
+        ),
+    )
     # untuned first: a `--best` CPU run is the baseline only when no default one is there
     for c in sorted(slowest_first, key=lambda c: c.config.best):
-        if (c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile
-                and not c.config.continues and not c.config.imported):
+        if (
+            c.config.device_type == "cpu"
+            and c.config.dtype == "fp32"
+            and not c.config.compile
+            and not c.config.continues
+            and not c.config.imported
+        ):
             return c
     # a continuation is never the baseline; an imported log only when nothing else is there
-    fresh = sorted((c for c in slowest_first if not c.config.continues), key=lambda c: bool(c.config.imported))
+    fresh = sorted(
+        (c for c in slowest_first if not c.config.continues), key=lambda c: bool(c.config.imported)
+    )
     return (fresh or slowest_first)[0]
-
 
 
 def confounds(runs: list[RunStats], names: dict[Config, str] | None = None) -> list[str]:
@@ -85,14 +100,26 @@ def confounds(runs: list[RunStats], names: dict[Config, str] | None = None) -> l
             counts[value_of(r)] = counts.get(value_of(r), 0) + 1
         if len(counts) < 2:
             return None
-        listed = ", ".join(f"{'not recorded' if v is None else v} ({n} run{'s' if n > 1 else ''})"  # None: an imported log's
-                           for v, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        listed = ", ".join(
+            f"{'not recorded' if v is None else v} ({n} run{'s' if n > 1 else ''})"  # None: an imported log's
+            for v, n in sorted(counts.items(), key=lambda kv: str(kv[0]))
+        )
         return f"{name} differs: {listed}; {why}"
 
     items = [
-        spread("dtype", lambda r: r.config.dtype, "precision, not the device, may explain loss differences"),
-        spread("compile", lambda r: "compiled" if r.config.compile else "eager", "compilation changes speed and kernel order"),
-        spread("threads", lambda r: r.threads, "CPU thread count changes speed and reduction order"),
+        spread(
+            "dtype",
+            lambda r: r.config.dtype,
+            "precision, not the device, may explain loss differences",
+        ),
+        spread(
+            "compile",
+            lambda r: "compiled" if r.config.compile else "eager",
+            "compilation changes speed and kernel order",
+        ),
+        spread(
+            "threads", lambda r: r.threads, "CPU thread count changes speed and reduction order"
+        ),
         spread("torch", lambda r: r.torch_version, "kernels differ between torch versions"),
     ]
     by_config: dict = {}
@@ -100,27 +127,42 @@ def confounds(runs: list[RunStats], names: dict[Config, str] | None = None) -> l
         by_config.setdefault(r.config, set()).add(r.evaluations[-1].iter if r.evaluations else 0)
     for config, lengths in sorted(by_config.items()):
         if len(lengths) > 1:
-            items.append(f"{names[config]} runs end at different iterations ({', '.join(map(str, sorted(lengths)))}): "
-                         f"their mean curve and the equivalence verdict use only the evaluations all of them reached")
+            items.append(
+                f"{names[config]} runs end at different iterations ({', '.join(map(str, sorted(lengths)))}): "
+                f"their mean curve and the equivalence verdict use only the evaluations all of them reached"
+            )
     return [i for i in items if i]
-
 
 
 def build_group(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN) -> Group:
     by_config: dict[Config, list[RunStats]] = {}
     for r in sorted(runs, key=lambda r: (r.config, r.seed if r.seed is not None else -1, r.run_id)):
         by_config.setdefault(r.config, []).append(r)
-    reference = reference_recipe([r.config.recipe for r in runs], [r.config.recipe for r in runs if not r.overrides])
+    reference = reference_recipe(
+        [r.config.recipe for r in runs], [r.config.recipe for r in runs if not r.overrides]
+    )
     names = labels(list(by_config), reference)
     summaries = [aggregate(c, names[c], rs) for c, rs in by_config.items()]
     base = choose_baseline(summaries, reference)
     ordered = [base] + sorted((c for c in summaries if c is not base), key=lambda c: c.label)
     targets = runs[0].targets
     first = runs[0]
-    return Group(first.scenario, first.dataset, first.dataset_sha256, runs, ordered, base,
-                 [compare_pair(base, c, targets, precision_reference(base, c, ordered), margin) for c in ordered[1:]],
-                 targets, confounds(runs, names), [n for n in [recipe_note(list(by_config))] if n],
-                 device_speedups(ordered) if any(c.config.best for c in ordered) else [])
+    return Group(
+        first.scenario,
+        first.dataset,
+        first.dataset_sha256,
+        runs,
+        ordered,
+        base,
+        [
+            compare_pair(base, c, targets, precision_reference(base, c, ordered), margin)
+            for c in ordered[1:]
+        ],
+        targets,
+        confounds(runs, names),
+        [n for n in [recipe_note(list(by_config))] if n],
+        device_speedups(ordered) if any(c.config.best for c in ordered) else [],
+    )
 
 
 def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN) -> Comparison:
@@ -130,21 +172,32 @@ def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGI
         groups.setdefault((r.scenario, r.dataset_sha256), []).append(r)
     warnings = []
     if len(groups) > 1:
-        listed = ", ".join(f"{s} on {g[0].dataset} ({h[:8]})" for (s, h), g in sorted(groups.items()))
-        warnings.append(f"runs of {len(groups)} scenario/dataset pairs ({listed}) are compared separately, never mixed")
+        listed = ", ".join(
+            f"{s} on {g[0].dataset} ({h[:8]})" for (s, h), g in sorted(groups.items())
+        )
+        warnings.append(
+            f"runs of {len(groups)} scenario/dataset pairs ({listed}) are compared separately, never mixed"
+        )
     for r in sorted(runs, key=lambda r: r.run_id):
         if r.status not in results.COMPLETE_STATUSES:
-            warnings.append(f"{r.run_id}: status {r.status}; its numbers cover only what it recorded")
+            warnings.append(
+                f"{r.run_id}: status {r.status}; its numbers cover only what it recorded"
+            )
         if not r.evaluations:
-            warnings.append(f"{r.run_id}: no evaluation recorded; val-loss comparisons leave it out")
+            warnings.append(
+                f"{r.run_id}: no evaluation recorded; val-loss comparisons leave it out"
+            )
     out = [build_group(g, margin) for _, g in sorted(groups.items())]
-    checks = (references.check(r.run_id, r.scenario, [(e.iter, e.val_loss) for e in r.evaluations])
-              for r in sorted(runs, key=lambda r: r.run_id))
+    checks = (
+        references.check(r.run_id, r.scenario, [(e.iter, e.val_loss) for e in r.evaluations])
+        for r in sorted(runs, key=lambda r: r.run_id)
+    )
     return Comparison(out, warnings, references=[c for c in checks if c is not None])
 
 
-
-def compare_files(specs: list[str], skip_bad: bool = False, margin: float = equivalence.DEFAULT_MARGIN) -> Comparison:
+def compare_files(
+    specs: list[str], skip_bad: bool = False, margin: float = equivalence.DEFAULT_MARGIN
+) -> Comparison:
     """Read the result files that specs name (files, folders, globs) and compare them; each
     RunStats of the comparison carries its loaded run (`.run`: metadata and rows)."""
     runs, skipped = load_runs(specs, skip_bad)

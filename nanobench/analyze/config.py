@@ -29,13 +29,23 @@ class Config:
     device_name: str
     dtype: str
     compile: bool
-    continues: str = ""  # a resumed run: "cpu fp32 @1000", the configuration and iteration it took over
-    recipe: tuple[tuple[str, str], ...] = ()  # ("train.learning_rate", "0.0003"): recipe_of(), values as JSON
-    imported: str = ""  # a run imported from another trainer's log ("nanogpt"): never a seed of nanobench's own
+    continues: str = (
+        ""  # a resumed run: "cpu fp32 @1000", the configuration and iteration it took over
+    )
+    recipe: tuple[
+        tuple[str, str], ...
+    ] = ()  # ("train.learning_rate", "0.0003"): recipe_of(), values as JSON
+    imported: str = (
+        ""  # a run imported from another trainer's log ("nanogpt"): never a seed of nanobench's own
+    )
     best: bool = False  # `run --best`: the device's tuned settings (analyze/best.py compares these)
 
     def label(self, with_name: bool = False) -> str:
-        text = f"{self.device_type} {self.dtype}" + (" compiled" if self.compile else "") + (" best" if self.best else "")
+        text = (
+            f"{self.device_type} {self.dtype}"
+            + (" compiled" if self.compile else "")
+            + (" best" if self.best else "")
+        )
         text = f"{text} ({self.device_name})" if with_name else text
         text = f"{text} from {self.imported} log" if self.imported else text
         return f"{text} continuing {self.continues}" if self.continues else text
@@ -43,7 +53,9 @@ class Config:
 
 def group_key(info: RunMeta) -> tuple[str, str]:
     """(scenario name, dataset sha256): runs with different keys are never compared."""
-    return str(info.scenario_name if info.scenario_name is not None else "?"), _or_unknown(info.dataset.sha256)
+    return str(info.scenario_name if info.scenario_name is not None else "?"), _or_unknown(
+        info.dataset.sha256
+    )
 
 
 # The scenario sections that make the recipe, and the keys in them that do not (see the top).
@@ -70,9 +82,16 @@ def recipe_of(scenario: dict) -> tuple[tuple[str, str], ...]:
 def config_of(info: RunMeta) -> Config:
     """A run's configuration, from its metadata."""
     device_type = info.device.type if info.device.type is not None else info.options.device
-    return Config(_or_unknown(device_type), _or_unknown(info.device.name), _or_unknown(info.options.dtype),
-                  info.options.compile, _continues(info), recipe_of(info.scenario),
-                  _or_unknown(info.imported.format) if info.imported else "", info.options.best)
+    return Config(
+        _or_unknown(device_type),
+        _or_unknown(info.device.name),
+        _or_unknown(info.options.dtype),
+        info.options.compile,
+        _continues(info),
+        recipe_of(info.scenario),
+        _or_unknown(info.imported.format) if info.imported else "",
+        info.options.best,
+    )
 
 
 def _or_unknown(value) -> str:
@@ -134,7 +153,9 @@ def recipe_tag(recipe: tuple, reference: tuple) -> str:
     if not diff:
         return ""
     keys = set(dict(recipe)) | set(dict(reference))
-    parts = [f"{_short_key(k, keys)}={show_value(v)}" for k, v in list(diff.items())[:MAX_LABEL_KEYS]]
+    parts = [
+        f"{_short_key(k, keys)}={show_value(v)}" for k, v in list(diff.items())[:MAX_LABEL_KEYS]
+    ]
     more = len(diff) - MAX_LABEL_KEYS
     return " · " + ", ".join(parts) + (f" +{more} more" if more > 0 else "")
 
@@ -146,7 +167,9 @@ def labels(configs: list[Config], reference: tuple | None = None) -> dict[Config
         reference = reference_recipe([c.recipe for c in configs])
     short = {c: c.label() + recipe_tag(c.recipe, reference) for c in configs}
     clash = {lab for lab in short.values() if list(short.values()).count(lab) > 1}
-    return {c: c.label(with_name=short[c] in clash) + recipe_tag(c.recipe, reference) for c in configs}
+    return {
+        c: c.label(with_name=short[c] in clash) + recipe_tag(c.recipe, reference) for c in configs
+    }
 
 
 def recipe_note(configs: list[Config]) -> str | None:
@@ -155,5 +178,7 @@ def recipe_note(configs: list[Config]) -> str | None:
     if len(recipes) < 2:
         return None
     keys = sorted({k for a in recipes for b in recipes for k in recipe_diff(a, b)})
-    return (f"the recipes differ in {', '.join(keys)}: {len(recipes)} different experiments, shown side by side "
-            f"and never pooled as seeds of one another")
+    return (
+        f"the recipes differ in {', '.join(keys)}: {len(recipes)} different experiments, shown side by side "
+        f"and never pooled as seeds of one another"
+    )

@@ -90,7 +90,9 @@ def paired(diffs: list[float]) -> Interval:
     return Interval(mean, sd / math.sqrt(len(diffs)), len(diffs) - 1)
 
 
-def welch_interval(a: list[float], b: list[float], confidence: float) -> tuple[float, float, float, float]:
+def welch_interval(
+    a: list[float], b: list[float], confidence: float
+) -> tuple[float, float, float, float]:
     """(mean(b) - mean(a), low, high, df) with a Welch t interval at `confidence`."""
     w = welch(a, b)
     return (w.diff, *w.ci(confidence), w.df)
@@ -103,10 +105,19 @@ def bootstrap_ci(a: list[float], b: list[float] | None = None) -> tuple[float, f
     if b is None:
         data, stat = (np.asarray(a, float),), lambda x, axis: np.mean(x, axis=axis)
     else:
-        data, stat = (np.asarray(a, float), np.asarray(b, float)), \
-            lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis)
-    res = stats.bootstrap(data, stat, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=0.95,
-                          method="percentile", vectorized=True, rng=rng)
+        data, stat = (
+            (np.asarray(a, float), np.asarray(b, float)),
+            lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis),
+        )
+    res = stats.bootstrap(
+        data,
+        stat,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=0.95,
+        method="percentile",
+        vectorized=True,
+        rng=rng,
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -156,18 +167,44 @@ def point_statistic(it: int, a, b, margin: float) -> PointVerdict:
     or more, else Welch over all seeds. compare_curves re-decides "different" with the
     Holm-adjusted p of all the pair's evaluations."""
     a, b = _by_seed(a), _by_seed(b)
-    shared = sorted((s for s in a if s in b and not (isinstance(s, tuple) and s[0] == "unknown")), key=str)
+    shared = sorted(
+        (s for s in a if s in b and not (isinstance(s, tuple) and s[0] == "unknown")), key=str
+    )
     va, vb = list(a.values()), list(b.values())
     if len(shared) >= 2:
         diffs = [b[s] - a[s] for s in shared]
-        est, design, n_boot, boot = paired(diffs), "paired", len(shared), lambda: bootstrap_ci(diffs)
+        est, design, n_boot, boot = (
+            paired(diffs),
+            "paired",
+            len(shared),
+            lambda: bootstrap_ci(diffs),
+        )
     elif len(va) >= 2 and len(vb) >= 2:
-        est, design, n_boot, boot = welch(va, vb), "unpaired", min(len(va), len(vb)), lambda: bootstrap_ci(va, vb)
+        est, design, n_boot, boot = (
+            welch(va, vb),
+            "unpaired",
+            min(len(va), len(vb)),
+            lambda: bootstrap_ci(va, vb),
+        )
     else:  # a single seed on a side: no spread to compare the difference with
         diff = (sum(vb) / len(vb) - sum(va) / len(va)) if va and vb else math.nan
-        return PointVerdict(it, len(va), len(vb), diff, None, None, "undecided", "unpaired", len(shared))
-    point = PointVerdict(it, len(va), len(vb), est.diff, est.ci(0.90), est.ci(0.95), "", design, len(shared),
-                         est.p_zero, est.p_zero, boot() if n_boot >= BOOTSTRAP_MIN_SEEDS else None)
+        return PointVerdict(
+            it, len(va), len(vb), diff, None, None, "undecided", "unpaired", len(shared)
+        )
+    point = PointVerdict(
+        it,
+        len(va),
+        len(vb),
+        est.diff,
+        est.ci(0.90),
+        est.ci(0.95),
+        "",
+        design,
+        len(shared),
+        est.p_zero,
+        est.p_zero,
+        boot() if n_boot >= BOOTSTRAP_MIN_SEEDS else None,
+    )
     return _decide(point, margin)
 
 
@@ -198,8 +235,10 @@ def compare_curves(a: dict, b: dict, margin: float = DEFAULT_MARGIN) -> dict:
     leaves = next((p.iter for p in points if p.p_holm is not None and p.p_holm < ALPHA), None)
     designs = {p.design for p in points if p.ci95 is not None}
     return {
-        "method": (f"{' and '.join(sorted(designs)) or 'no'} t intervals over the seeds; TOST at alpha {ALPHA:g} with margin "
-                   f"{margin:g} nats; Holm-adjusted tests of a zero difference over {len(tested)} evaluations"),
+        "method": (
+            f"{' and '.join(sorted(designs)) or 'no'} t intervals over the seeds; TOST at alpha {ALPHA:g} with margin "
+            f"{margin:g} nats; Holm-adjusted tests of a zero difference over {len(tested)} evaluations"
+        ),
         "margin": margin,
         "points": points,
         "first_iter_beyond_noise": leaves,
@@ -230,8 +269,15 @@ class Curve:
         return max(self.points)
 
 
-def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_device: bool = False,
-                recipe_keys: tuple[str, ...] = (), same_precision: bool = False, other_program: str | None = None) -> dict:
+def explain_gap(
+    a: Curve,
+    b: Curve,
+    precision_ref: Curve | None = None,
+    same_device: bool = False,
+    recipe_keys: tuple[str, ...] = (),
+    same_precision: bool = False,
+    other_program: str | None = None,
+) -> dict:
     """Split the val-loss gap between A's and B's final evaluations into iterations, precision
     and device, and say how long each took to reach the same iteration.
 
@@ -243,7 +289,11 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_dev
     """
     common = sorted(set(a.points) & set(b.points))
     if not common:
-        return {"sentences": [f"{a.label} and {b.label} share no evaluation iteration; nothing to compare."]}
+        return {
+            "sentences": [
+                f"{a.label} and {b.label} share no evaluation iteration; nothing to compare."
+            ]
+        }
     i = common[-1]
     la, ta = a.points[i]
     lb_i, tb = b.points[i]
@@ -261,23 +311,42 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_dev
     }
     if recipe_keys:
         recipe = f"the recipe ({', '.join(recipe_keys)})"
-        cause = (f"{recipe}: both ran on the same device in the same precision." if same_device and same_precision
-                 else f"{recipe}, hardware and precision together.")
+        cause = (
+            f"{recipe}: both ran on the same device in the same precision."
+            if same_device and same_precision
+            else f"{recipe}, hardware and precision together."
+        )
     elif other_program:  # an imported log of the same recipe, device name and precision
-        cause = (f"the two programs ({other_program} and nanobench: their batches, evaluation text and kernels): "
-                 f"both ran on a device of the same name in the same precision.")
+        cause = (
+            f"the two programs ({other_program} and nanobench: their batches, evaluation text and kernels): "
+            f"both ran on a device of the same name in the same precision."
+        )
     else:
-        cause = "precision (or compilation): both ran on the same device." if same_device else "hardware and precision."
+        cause = (
+            "precision (or compilation): both ran on the same device."
+            if same_device
+            else "hardware and precision."
+        )
     sentences = [
         f"{b.label} ended at val {lb_final:.4f} (iteration {b.last_iter}), {a.label} at {la_final:.4f} "
         f"(iteration {a.last_iter}): a gap of {lb_final - la_final:+.4f}.",
         f"At equal iterations ({i}) the gap is {lb_i - la:+.4f}: that much is {cause}",
     ]
-    beyond = [(c.label, c.last_iter, sign * (final - at_i)) for c, sign, final, at_i in
-              ((b, 1, lb_final, lb_i), (a, -1, la_final, la)) if c.last_iter != i]
+    beyond = [
+        (c.label, c.last_iter, sign * (final - at_i))
+        for c, sign, final, at_i in ((b, 1, lb_final, lb_i), (a, -1, la_final, la))
+        if c.last_iter != i
+    ]
     if beyond:
-        sentences.append("The other {:+.4f} comes from iterations beyond {}: {}.".format(
-            out["from_iterations"], i, "; ".join(f"{label}'s {i}-{last} contribute {part:+.4f}" for label, last, part in beyond)))
+        sentences.append(
+            "The other {:+.4f} comes from iterations beyond {}: {}.".format(
+                out["from_iterations"],
+                i,
+                "; ".join(
+                    f"{label}'s {i}-{last} contribute {part:+.4f}" for label, last, part in beyond
+                ),
+            )
+        )
     if precision_ref is not None and i in precision_ref.points:
         out["precision"] = precision_ref.points[i][0] - la
         out["device"] = (lb_i - la) - out["precision"]
@@ -288,7 +357,9 @@ def explain_gap(a: Curve, b: Curve, precision_ref: Curve | None = None, same_dev
     if out["speedup_to_iter"]:
         faster, slower = (b.label, a.label) if tb < ta else (a.label, b.label)
         ratio = max(ta, tb) / min(ta, tb) if min(ta, tb) > 0 else float("inf")
-        sentences.append(f"{faster} reached iteration {i} in {min(ta, tb):.1f} s of training, "
-                         f"{ratio:.2f}x sooner than {slower} ({max(ta, tb):.1f} s).")
+        sentences.append(
+            f"{faster} reached iteration {i} in {min(ta, tb):.1f} s of training, "
+            f"{ratio:.2f}x sooner than {slower} ({max(ta, tb):.1f} s)."
+        )
     out["sentences"] = sentences
     return out

@@ -35,11 +35,31 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from nanobench.analyze import equivalence
-from nanobench.analyze.attribution import (QUANTITIES, Attribution, Part, PointResult, Value, attribute, covers, measure,
-                                          rounded_parts)
+from nanobench.analyze.attribution import (
+    QUANTITIES,
+    Attribution,
+    Part,
+    PointResult,
+    Value,
+    attribute,
+    covers,
+    measure,
+    rounded_parts,
+)
 from nanobench.analyze.config import recipe_of, show_value
 from nanobench.analyze.format import fmt_time
-from nanobench.analyze.ladder import FACTOR_LABELS, ORDERS, DEFAULT_ORDER, Point, Rung, differing, ladder, name_point, parse_order, point_of
+from nanobench.analyze.ladder import (
+    DEFAULT_ORDER,
+    FACTOR_LABELS,
+    ORDERS,
+    Point,
+    Rung,
+    differing,
+    ladder,
+    name_point,
+    parse_order,
+    point_of,
+)
 from nanobench.analyze.plan import Here, RunPlan, plan_missing, runs_here
 from nanobench.analyze.runs import RunStats
 from nanobench.errors import InputError
@@ -53,9 +73,13 @@ def endpoint(runs: list[RunStats], name: str) -> Point:
     for r in runs:
         points.setdefault(point_of(r), []).append(r)
     if len(points) != 1:
-        listed = "; ".join(f"{p.label()} ({len(rs)} run{'s' * (len(rs) > 1)})" for p, rs in points.items())
-        raise InputError(f"{name}: holds {len(points)} configurations ({listed}); name one file, a folder of "
-                         f"one configuration's seeds, or a selector SCENARIO:DEVICE:DTYPE")
+        listed = "; ".join(
+            f"{p.label()} ({len(rs)} run{'s' * (len(rs) > 1)})" for p, rs in points.items()
+        )
+        raise InputError(
+            f"{name}: holds {len(points)} configurations ({listed}); name one file, a folder of "
+            f"one configuration's seeds, or a selector SCENARIO:DEVICE:DTYPE"
+        )
     return next(iter(points))
 
 
@@ -67,12 +91,24 @@ def selector_point(text: str, scenario_dict: dict) -> Point:
     dtype = parts[2] if len(parts) > 2 and parts[2] else "fp32"
     compiled = len(parts) > 3 and parts[3] == "compile"
     if len(parts) > 4 or (len(parts) > 3 and parts[3] not in ("compile", "")):
-        raise InputError(f"{text}: a selector is SCENARIO:DEVICE:DTYPE[:compile], e.g. shakespeare_char:cuda:bf16")
+        raise InputError(
+            f"{text}: a selector is SCENARIO:DEVICE:DTYPE[:compile], e.g. shakespeare_char:cuda:bf16"
+        )
     if device.split(":")[0] not in ("cpu", "cuda", "mps"):
         raise InputError(f"{text}: unknown device {device!r} (cpu, cuda or mps)")
     iters = int((scenario_dict.get("train") or {}).get("max_iters") or 0)
-    return Point(recipe_of(scenario_dict), iters, device, None, dtype, compiled, None, None,
-                 scenario=str(scenario_dict.get("name", parts[0])), base=scenario_dict)
+    return Point(
+        recipe_of(scenario_dict),
+        iters,
+        device,
+        None,
+        dtype,
+        compiled,
+        None,
+        None,
+        scenario=str(scenario_dict.get("name", parts[0])),
+        base=scenario_dict,
+    )
 
 
 def dataset_check(a: Point, b: Point, a_sha: str | None, b_sha: str | None) -> None:
@@ -80,11 +116,15 @@ def dataset_check(a: Point, b: Point, a_sha: str | None, b_sha: str | None) -> N
     da, db = a.key("data.dataset"), b.key("data.dataset")
     if (a_sha and b_sha and a_sha != b_sha) or (not (a_sha and b_sha) and da != db):
         name = lambda d, s: f"{show_value(d) if d else '?'}" + (f" ({s[:8]})" if s else "")  # noqa: E731
-        raise InputError(f"A and B were trained on different data ({name(da, a_sha)} vs {name(db, b_sha)}): "
-                         f"the gap would be the data; explain compares runs of one dataset")
+        raise InputError(
+            f"A and B were trained on different data ({name(da, a_sha)} vs {name(db, b_sha)}): "
+            f"the gap would be the data; explain compares runs of one dataset"
+        )
 
 
-def common_target(a: PointResult, b: PointResult, targets: tuple[float, ...]) -> tuple[float | None, str]:
+def common_target(
+    a: PointResult, b: PointResult, targets: tuple[float, ...]
+) -> tuple[float | None, str]:
     """The lowest scenario target every seed of A and B reached (projections included); else the
     loss every one of them reached (the highest of their best losses); None if neither is known."""
     bests = []
@@ -97,7 +137,9 @@ def common_target(a: PointResult, b: PointResult, targets: tuple[float, ...]) ->
     reachable = [t for t in sorted(set(targets)) if all(t >= best for best in bests)]
     if reachable:
         return reachable[0], "the lowest scenario target both reach"
-    return round(max(bests) + 5e-5, 4), "no scenario target both reach: the loss every seed of both reached"
+    return round(
+        max(bests) + 5e-5, 4
+    ), "no scenario target both reach: the loss every seed of both reached"
 
 
 # ---- the explanation ---------------------------------------------------------------------------
@@ -127,9 +169,24 @@ class Explanation:
 
 def _seeds(r: PointResult) -> list[int]:
     v = r.values.get("val_loss")
-    return sorted(s for s, _ in v.per_seed if s is not None) if v is not None and not v.projected else []
-def build_ladder(a: Point, b: Point, order: tuple[str, ...], pool: list[RunStats], target: float | None,
-                 margin: float, known: dict | None = None, recipes: dict | None = None, project_ok=lambda p: True) -> Ladder:
+    return (
+        sorted(s for s, _ in v.per_seed if s is not None)
+        if v is not None and not v.projected
+        else []
+    )
+
+
+def build_ladder(
+    a: Point,
+    b: Point,
+    order: tuple[str, ...],
+    pool: list[RunStats],
+    target: float | None,
+    margin: float,
+    known: dict | None = None,
+    recipes: dict | None = None,
+    project_ok=lambda p: True,
+) -> Ladder:
     known = {} if known is None else known
     rungs = [replace(r, point=name_point(r.point, recipes or {})) for r in ladder(a, b, order)]
     points = [a] + [r.point for r in rungs]
@@ -140,8 +197,15 @@ def build_ladder(a: Point, b: Point, order: tuple[str, ...], pool: list[RunStats
     return Ladder(order, rungs, results, attribute(results))
 
 
-def explain(a: Point, b: Point, pool: list[RunStats], targets: tuple[float, ...] = (), order: tuple[str, ...] | None = None,
-            margin: float = equivalence.DEFAULT_MARGIN, plan_args: dict | None = None) -> Explanation:
+def explain(
+    a: Point,
+    b: Point,
+    pool: list[RunStats],
+    targets: tuple[float, ...] = (),
+    order: tuple[str, ...] | None = None,
+    margin: float = equivalence.DEFAULT_MARGIN,
+    plan_args: dict | None = None,
+) -> Explanation:
     """The gap between a and b, split along a ladder, from the runs in `pool`. `plan_args`
     (seeds, out, scenario_recipes, here, here_peak, budget_s) makes commands for missing points."""
     order = order or ORDERS[DEFAULT_ORDER]
@@ -149,27 +213,52 @@ def explain(a: Point, b: Point, pool: list[RunStats], targets: tuple[float, ...]
     a, b = name_point(a, recipes), name_point(b, recipes)
     args = plan_args or {}
 
-    def project_ok(p: Point) -> bool:  # a point this machine can run within the budget is run, not projected
-        return args.get("here") is None or not runs_here(p, pool, args["here"], args.get("here_peak"), args.get("budget_s"))
+    def project_ok(
+        p: Point,
+    ) -> bool:  # a point this machine can run within the budget is run, not projected
+        return args.get("here") is None or not runs_here(
+            p, pool, args["here"], args.get("here_peak"), args.get("budget_s")
+        )
 
-    first_a, first_b = measure(a, pool, None, margin, project_ok(a)), measure(b, pool, None, margin, project_ok(b))
+    first_a, first_b = (
+        measure(a, pool, None, margin, project_ok(a)),
+        measure(b, pool, None, margin, project_ok(b)),
+    )
     target, how = common_target(first_a, first_b, targets)
     known: dict = {}
     main = build_ladder(a, b, order, pool, target, margin, known, recipes, project_ok)
     alternatives, seen = [], {tuple(r.factors for r in main.rungs)}
-    for other in (ORDERS["device-last"], ORDERS["device-first"], tuple(reversed([f for r in main.rungs for f in r.factors]))):
+    for other in (
+        ORDERS["device-last"],
+        ORDERS["device-first"],
+        tuple(reversed([f for r in main.rungs for f in r.factors])),
+    ):
         alt = build_ladder(a, b, other, pool, target, margin, known, recipes, project_ok)
         shape = tuple(r.factors for r in alt.rungs)
         if shape not in seen and alt.attribution["val_loss"].complete:
             alternatives.append(alt)
         seen.add(shape)
     if plan_args:
-        seeds = plan_args.get("seeds") or sorted(set(_seeds(first_a)) & set(_seeds(first_b))) or _seeds(first_a) or _seeds(first_b)
+        seeds = (
+            plan_args.get("seeds")
+            or sorted(set(_seeds(first_a)) & set(_seeds(first_b)))
+            or _seeds(first_a)
+            or _seeds(first_b)
+        )
         plans = plan_missing(main.results, **{**plan_args, "seeds": seeds}, pool=pool)
     else:
         plans = []
-    e = Explanation(main.results[0], main.results[-1], [r.description for r in ladder(a, b, ORDERS[DEFAULT_ORDER])],
-                    main, alternatives, target, how, plans, margin)
+    e = Explanation(
+        main.results[0],
+        main.results[-1],
+        [r.description for r in ladder(a, b, ORDERS[DEFAULT_ORDER])],
+        main,
+        alternatives,
+        target,
+        how,
+        plans,
+        margin,
+    )
     e.sentences = sentences(e)
     return e
 
@@ -194,100 +283,189 @@ def sentences(e: Explanation) -> list[str]:
     va, vb = e.a.values.get("val_loss"), e.b.values.get("val_loss")
     att = lad.attribution["val_loss"]
     if va is not None and vb is not None:
-        out.append(f"B ({e.b.point.label()}) ended at val {vb.mean:.4f}{_proj(vb.projected)}, A ({e.a.point.label()}) at "
-                   f"{va.mean:.4f}: a gap of {_loss(att.total.value)}{_band(att.total, _loss)}{_proj(att.total.projected)}.")
+        out.append(
+            f"B ({e.b.point.label()}) ended at val {vb.mean:.4f}{_proj(vb.projected)}, A ({e.a.point.label()}) at "
+            f"{va.mean:.4f}: a gap of {_loss(att.total.value)}{_band(att.total, _loss)}{_proj(att.total.projected)}."
+        )
     elif vb is None:
-        out.append(f"B ({e.b.point.label()}) has no result yet: the split below waits for the runs named.")
+        out.append(
+            f"B ({e.b.point.label()}) has no result yet: the split below waits for the runs named."
+        )
     if not lad.rungs:
         out.append("A and B do not differ in any factor nanobench records: the gap is seed noise.")
         return out
     if att.complete:
-        shown = rounded_parts([p.value for p in att.parts], att.total.value, 4)  # as the table prints them
+        shown = rounded_parts(
+            [p.value for p in att.parts], att.total.value, 4
+        )  # as the table prints them
         parts = sorted(zip(lad.rungs, att.parts, shown), key=lambda rp: -abs(rp[1].value))
         rung, big, big_shown = parts[0]
-        out.append(f"Changing one factor at a time ({', '.join(FACTOR_LABELS[f] for r in lad.rungs for f in r.factors)}), "
-                   f"the largest part is {FACTOR_LABELS[rung.factors[0]]}: {_loss(big_shown)}{_band(big, _loss)}"
-                   f"{_proj(big.projected)} of {_loss(att.total.value)}"
-                   + "".join(f"; {FACTOR_LABELS[r.factors[0]]} {_loss(x)}{_proj(p.projected)}" for r, p, x in parts[1:])
-                   + (". The parts sum to the gap." if len(parts) > 1 else "."))
+        out.append(
+            f"Changing one factor at a time ({', '.join(FACTOR_LABELS[f] for r in lad.rungs for f in r.factors)}), "
+            f"the largest part is {FACTOR_LABELS[rung.factors[0]]}: {_loss(big_shown)}{_band(big, _loss)}"
+            f"{_proj(big.projected)} of {_loss(att.total.value)}"
+            + "".join(
+                f"; {FACTOR_LABELS[r.factors[0]]} {_loss(x)}{_proj(p.projected)}"
+                for r, p, x in parts[1:]
+            )
+            + (". The parts sum to the gap." if len(parts) > 1 else ".")
+        )
     else:
         missing = [i + 1 for i, p in enumerate(att.parts) if p is None]
-        out.append(f"The val-loss split is incomplete: rung{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} "
-                   f"lack{'s' * (len(missing) == 1)} results on one side.")
+        out.append(
+            f"The val-loss split is incomplete: rung{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} "
+            f"lack{'s' * (len(missing) == 1)} results on one side."
+        )
     step = lad.attribution["step_s"]
     if step.complete:
         shown = rounded_parts([p.value * 1e3 for p in step.parts], step.total.value * 1e3, 2)
-        out.append(f"Time per iteration goes from {e.a.values['step_s'].mean * 1e3:.2f} to {e.b.values['step_s'].mean * 1e3:.2f} ms"
-                   f"{_proj(step.projected)}: " + "; ".join(f"{FACTOR_LABELS[r.factors[0]]} {x:+.2f} ms{_proj(p.projected)}"
-                                                            for r, p, x in zip(lad.rungs, step.parts, shown)) + ".")
+        out.append(
+            f"Time per iteration goes from {e.a.values['step_s'].mean * 1e3:.2f} to {e.b.values['step_s'].mean * 1e3:.2f} ms"
+            f"{_proj(step.projected)}: "
+            + "; ".join(
+                f"{FACTOR_LABELS[r.factors[0]]} {x:+.2f} ms{_proj(p.projected)}"
+                for r, p, x in zip(lad.rungs, step.parts, shown)
+            )
+            + "."
+        )
     if e.target is not None and lad.attribution["time_to_target_s"].complete:
         t = lad.attribution["time_to_target_s"]
-        out.append(f"Train time to val {e.target:g} ({e.target_how}) changes by {fmt_time(abs(t.total.value))} "
-                   f"({'less' if t.total.value < 0 else 'more'}){_proj(t.projected)}.")
+        out.append(
+            f"Train time to val {e.target:g} ({e.target_how}) changes by {fmt_time(abs(t.total.value))} "
+            f"({'less' if t.total.value < 0 else 'more'}){_proj(t.projected)}."
+        )
     if len(lad.rungs) > 1:
         if e.alternatives:
             alt = e.alternatives[0]
             alt_att = alt.attribution["val_loss"]
             shown = rounded_parts([p.value for p in alt_att.parts], alt_att.total.value, 4)
-            out.append("The split depends on the order of the rungs: in another order ("
-                       + " -> ".join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs) + ") the parts are "
-                       + "; ".join(f"{FACTOR_LABELS[r.factors[0]]} {_loss(x)}{_proj(p.projected)}"
-                                   for r, p, x in zip(alt.rungs, alt_att.parts, shown)) + ".")
+            out.append(
+                "The split depends on the order of the rungs: in another order ("
+                + " -> ".join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs)
+                + ") the parts are "
+                + "; ".join(
+                    f"{FACTOR_LABELS[r.factors[0]]} {_loss(x)}{_proj(p.projected)}"
+                    for r, p, x in zip(alt.rungs, alt_att.parts, shown)
+                )
+                + "."
+            )
         else:
-            out.append("The split depends on the order of the rungs: a factor's part is measured with the factors before it "
-                       "already changed; no other order has its results yet "
-                       f"(`--order {'device-first' if lad.order == ORDERS['device-last'] else 'device-last'}` plans one).")
+            out.append(
+                "The split depends on the order of the rungs: a factor's part is measured with the factors before it "
+                "already changed; no other order has its results yet "
+                f"(`--order {'device-first' if lad.order == ORDERS['device-last'] else 'device-last'}` plans one)."
+            )
     projected = [i + 1 for i, r in enumerate(lad.results[1:]) if r.kind == "projected"]
     if projected:
-        out.append(f"Rung{'s' * (len(projected) > 1)} {', '.join(map(str, projected))} {'are' if len(projected) > 1 else 'is'} "
-                   f"projected from a short run here, never averaged with measured runs.")
+        out.append(
+            f"Rung{'s' * (len(projected) > 1)} {', '.join(map(str, projected))} {'are' if len(projected) > 1 else 'is'} "
+            f"projected from a short run here, never averaged with measured runs."
+        )
     if e.plans:
         here_n = sum(p.here for p in e.plans)
         gpu_n = sum(p.where == "needs a GPU" for p in e.plans)
-        out.append(f"{len(e.plans)} run{'s' * (len(e.plans) > 1)} would complete the ladder: {here_n} can run here"
-                   + (f", {gpu_n} need{'s' * (gpu_n == 1)} a GPU" if gpu_n else "") + " (commands below).")
+        out.append(
+            f"{len(e.plans)} run{'s' * (len(e.plans) > 1)} would complete the ladder: {here_n} can run here"
+            + (f", {gpu_n} need{'s' * (gpu_n == 1)} a GPU" if gpu_n else "")
+            + " (commands below)."
+        )
     return out
 
 
 def _value_json(v: Value | None):
     if v is None:
         return None
-    return {"mean": v.mean, "low": v.low, "high": v.high, "projected": v.projected,
-            "per_seed": {str(s): x for s, x in v.per_seed}, **({"note": v.note} if v.note else {})}
+    return {
+        "mean": v.mean,
+        "low": v.low,
+        "high": v.high,
+        "projected": v.projected,
+        "per_seed": {str(s): x for s, x in v.per_seed},
+        **({"note": v.note} if v.note else {}),
+    }
 
 
 def _part_json(p: Part | None):
-    return None if p is None else {"value": p.value, "low": p.low, "high": p.high, "band": p.method, "projected": p.projected}
+    return (
+        None
+        if p is None
+        else {
+            "value": p.value,
+            "low": p.low,
+            "high": p.high,
+            "band": p.method,
+            "projected": p.projected,
+        }
+    )
 
 
 def _point_json(r: PointResult) -> dict:
     p = r.point
-    return {"label": p.label(), "scenario": p.scenario, "iters": p.iters, "device_type": p.device_type,
-            "device_name": p.device_name, "dtype": p.dtype, "compile": p.compile, "threads": p.threads, "torch": p.torch,
-            "recipe": {k: json.loads(v) for k, v in p.recipe}, "kind": r.kind, "runs": list(r.run_ids),
-            "probes": list(r.probe_ids), "references": list(r.reference_ids), "notes": list(r.notes),
-            "values": {q: _value_json(r.values.get(q)) for q, _, _ in QUANTITIES},
-            "projected_wall_s": _value_json(r.projected_wall_s)}
+    return {
+        "label": p.label(),
+        "scenario": p.scenario,
+        "iters": p.iters,
+        "device_type": p.device_type,
+        "device_name": p.device_name,
+        "dtype": p.dtype,
+        "compile": p.compile,
+        "threads": p.threads,
+        "torch": p.torch,
+        "recipe": {k: json.loads(v) for k, v in p.recipe},
+        "kind": r.kind,
+        "runs": list(r.run_ids),
+        "probes": list(r.probe_ids),
+        "references": list(r.reference_ids),
+        "notes": list(r.notes),
+        "values": {q: _value_json(r.values.get(q)) for q, _, _ in QUANTITIES},
+        "projected_wall_s": _value_json(r.projected_wall_s),
+    }
 
 
 def _ladder_json(lad: Ladder) -> dict:
-    return {"order": list(lad.order),
-            "rungs": [{"factors": list(r.factors), "change": r.description, "point": _point_json(res)}
-                      for r, res in zip(lad.rungs, lad.results[1:])],
-            "attribution": {q: {"total": _part_json(a.total), "parts": [_part_json(p) for p in a.parts],
-                                "complete": a.complete, "projected": a.projected}
-                            for q, a in lad.attribution.items()}}
+    return {
+        "order": list(lad.order),
+        "rungs": [
+            {"factors": list(r.factors), "change": r.description, "point": _point_json(res)}
+            for r, res in zip(lad.rungs, lad.results[1:])
+        ],
+        "attribution": {
+            q: {
+                "total": _part_json(a.total),
+                "parts": [_part_json(p) for p in a.parts],
+                "complete": a.complete,
+                "projected": a.projected,
+            }
+            for q, a in lad.attribution.items()
+        },
+    }
 
 
 def to_json(e: Explanation) -> dict:
-    return {"a": _point_json(e.a), "b": _point_json(e.b), "differences": e.differences,
-            "target": e.target, "target_how": e.target_how, "margin": e.margin,
-            "ladder": _ladder_json(e.ladder), "other_orders": [_ladder_json(x) for x in e.alternatives],
-            "order_note": "each rung's part is measured with the rungs before it already changed: another order splits differently",
-            "missing": [{"point": p.point.label(), "command": p.command(), "where": p.where, "estimate_s": p.estimate_s,
-                         "estimate": p.estimate_how, "probe": p.probe, "also_makes": [c.label() for c in p.covers]}
-                        for p in e.plans],
-            "sentences": e.sentences}
+    return {
+        "a": _point_json(e.a),
+        "b": _point_json(e.b),
+        "differences": e.differences,
+        "target": e.target,
+        "target_how": e.target_how,
+        "margin": e.margin,
+        "ladder": _ladder_json(e.ladder),
+        "other_orders": [_ladder_json(x) for x in e.alternatives],
+        "order_note": "each rung's part is measured with the rungs before it already changed: another order splits differently",
+        "missing": [
+            {
+                "point": p.point.label(),
+                "command": p.command(),
+                "where": p.where,
+                "estimate_s": p.estimate_s,
+                "estimate": p.estimate_how,
+                "probe": p.probe,
+                "also_makes": [c.label() for c in p.covers],
+            }
+            for p in e.plans
+        ],
+        "sentences": e.sentences,
+    }
 
 
 # ---- from the command line's words to points ----------------------------------------------------
@@ -316,17 +494,27 @@ def resolve(spec: str, role: str, pool: list[RunStats]) -> tuple[Point, list[Run
     name = spec.split(":")[0]
     scen = _scenario_dict(name)
     if scen is None:
-        raise InputError(f"{role} {spec}: no such file or folder, and {name!r} is no scenario "
-                         f"(give result files, a folder, or SCENARIO:DEVICE:DTYPE)")
+        raise InputError(
+            f"{role} {spec}: no such file or folder, and {name!r} is no scenario "
+            f"(give result files, a folder, or SCENARIO:DEVICE:DTYPE)"
+        )
     p = selector_point(spec, scen)
     mine = [r for r in pool if covers(r, p)]
     shas = {r.dataset_sha256 for r in mine}
     return p, mine, (shas.pop() if len(shas) == 1 else None)
 
 
-def explain_specs(a_spec: str, b_spec: str, pool_specs: list[str], order: str | None = None,
-                  margin: float = equivalence.DEFAULT_MARGIN, out: str = "results", here: Here | None = None,
-                  here_peak=None, budget_s: float | None = None) -> Explanation:
+def explain_specs(
+    a_spec: str,
+    b_spec: str,
+    pool_specs: list[str],
+    order: str | None = None,
+    margin: float = equivalence.DEFAULT_MARGIN,
+    out: str = "results",
+    here: Here | None = None,
+    here_peak=None,
+    budget_s: float | None = None,
+) -> Explanation:
     """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain."""
     from nanobench.analyze.runs import load_runs, run_stats
 
@@ -345,9 +533,17 @@ def explain_specs(a_spec: str, b_spec: str, pool_specs: list[str], order: str | 
     for p in (a, b):
         scen = _scenario_dict(p.scenario)
         recipes[p.scenario] = recipe_of(scen) if scen is not None else recipe_of(p.base)
-    targets = tuple(t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ()))
-    plan_args = {"seeds": None, "out": out, "scenario_recipes": recipes, "here": here, "here_peak": here_peak,
-                 "budget_s": budget_s}
+    targets = tuple(
+        t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ())
+    )
+    plan_args = {
+        "seeds": None,
+        "out": out,
+        "scenario_recipes": recipes,
+        "here": here,
+        "here_peak": here_peak,
+        "budget_s": budget_s,
+    }
     return explain(a, b, pool, targets, parse_order(order), margin, plan_args)
 
 
@@ -358,12 +554,22 @@ def _pair_points(a_runs: list[RunStats], b_runs: list[RunStats]) -> tuple[Point,
     difference, not a length the user did not mean), then the one with the most runs, then
     the longest."""
     a_counts, b_counts = Counter(map(point_of, a_runs)), Counter(map(point_of, b_runs))
-    return min(((a, b) for a in a_counts for b in b_counts),
-               key=lambda ab: (len(differing(*ab)), -(a_counts[ab[0]] + b_counts[ab[1]]), -ab[0].iters, -ab[1].iters,
-                               ab[0].label(), ab[1].label()))
+    return min(
+        ((a, b) for a in a_counts for b in b_counts),
+        key=lambda ab: (
+            len(differing(*ab)),
+            -(a_counts[ab[0]] + b_counts[ab[1]]),
+            -ab[0].iters,
+            -ab[1].iters,
+            ab[0].label(),
+            ab[1].label(),
+        ),
+    )
 
 
-def explain_comparison(comparison, specs: list[tuple[str, str]] = (), margin: float = equivalence.DEFAULT_MARGIN):
+def explain_comparison(
+    comparison, specs: list[tuple[str, str]] = (), margin: float = equivalence.DEFAULT_MARGIN
+):
     """The report's explanations: each pair of a group (baseline -> other), each other group of
     the same dataset from the first group's baseline, and any (A, B) named on the command line.
     Returns [((group key, other label) or None, Explanation)]; commands are named, nothing is
@@ -376,9 +582,17 @@ def explain_comparison(comparison, specs: list[tuple[str, str]] = (), margin: fl
         for p in (a, b):
             scen = _scenario_dict(p.scenario)
             recipes[p.scenario] = recipe_of(scen) if scen is not None else recipe_of(p.base)
-        targets = tuple(t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ()))
-        plan_args = {"seeds": None, "out": "results", "scenario_recipes": recipes, "here": None, "here_peak": None,
-                     "budget_s": None}
+        targets = tuple(
+            t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ())
+        )
+        plan_args = {
+            "seeds": None,
+            "out": "results",
+            "scenario_recipes": recipes,
+            "here": None,
+            "here_peak": None,
+            "budget_s": None,
+        }
         return explain(a, b, pool, targets, None, margin, plan_args)
 
     for spec_a, spec_b in specs:

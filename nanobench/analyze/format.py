@@ -35,4 +35,12 @@ def fmt_ms(s) -> str:
     if s is None:
         return "-"
     ms = s * 1e3
-    return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 1000 else f"{ms:,.0f}"
+    return (
+        f"{ms:.3f}"
+        if ms < 1
+        else f"{ms:.2f}"
+        if ms < 10
+        else f"{ms:.1f}"
+        if ms < 1000
+        else f"{ms:,.0f}"
+    )

@@ -8,7 +8,8 @@ recorded noise verdict, analyze/noise.py) is *refused*: it neither passes nor fa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace as dataclass_replace
+from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 
 from nanobench.analyze.compare import Comparison
 from nanobench.analyze.config import recipe_diff
@@ -25,7 +26,9 @@ GATE_METRICS = {
     "mem_peak_bytes": (lambda c: c.mem_peak_bytes, True),
     "train_time_s": (lambda c: c.train_time_s, True),
 }
-TIMING_METRICS = frozenset({"ms_per_iter", "tokens_per_s", "train_time_s"})  # what a busy machine falsifies
+TIMING_METRICS = frozenset(
+    {"ms_per_iter", "tokens_per_s", "train_time_s"}
+)  # what a busy machine falsifies
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,15 @@ class GateResult:
     def describe(self) -> str:
         word = {True: "ok", False: "FAILED", None: "REFUSED"}[self.passed]
         thr = f"{self.gate.threshold:g}%" if self.gate.relative else f"{self.gate.threshold:g}"
-        text = (f"{word}: {self.scenario} {self.config} {self.gate.metric} {self.value:.6g} vs baseline "
-                f"{self.baseline:.6g} (limit {self.limit:.6g}, {thr})")
+        text = (
+            f"{word}: {self.scenario} {self.config} {self.gate.metric} {self.value:.6g} vs baseline "
+            f"{self.baseline:.6g} (limit {self.limit:.6g}, {thr})"
+        )
         if self.passed is None:
-            return (f"{text}: timings of noisy runs, neither passed nor failed: {self.noisy}; "
-                    f"re-run on a quiet machine (`nanobench env --check`) or give --allow-noisy")
+            return (
+                f"{text}: timings of noisy runs, neither passed nor failed: {self.noisy}; "
+                f"re-run on a quiet machine (`nanobench env --check`) or give --allow-noisy"
+            )
         return f"{text}; rests on noisy runs: {self.noisy}" if self.noisy else text
 
 
@@ -65,12 +72,16 @@ def parse_gates(text: str) -> list[Gate]:
             continue
         metric, sep, thr = part.partition(":")
         if not sep or metric not in GATE_METRICS:
-            raise InputError(f"--fail-on {part}: expected METRIC:THRESHOLD with METRIC one of {', '.join(GATE_METRICS)}")
+            raise InputError(
+                f"--fail-on {part}: expected METRIC:THRESHOLD with METRIC one of {', '.join(GATE_METRICS)}"
+            )
         rel = thr.endswith("%")
         try:
             value = float(thr[:-1] if rel else thr)
         except ValueError:
-            raise InputError(f"--fail-on {part}: threshold {thr!r} is not a number (e.g. 5% or 0.02)") from None
+            raise InputError(
+                f"--fail-on {part}: threshold {thr!r} is not a number (e.g. 5% or 0.02)"
+            ) from None
         if value < 0 or not math.isfinite(value):
             raise InputError(f"--fail-on {part}: threshold must be a non-negative number")
         gates.append(Gate(metric, value, rel))
@@ -79,8 +90,9 @@ def parse_gates(text: str) -> list[Gate]:
     return gates
 
 
-def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate],
-                allow_noisy: bool = False) -> tuple[list[GateResult], list[str]]:
+def check_gates(
+    current: Comparison, baseline: Comparison, gates: list[Gate], allow_noisy: bool = False
+) -> tuple[list[GateResult], list[str]]:
     """Each configuration of the current runs against the same configuration (same scenario,
     dataset, device/dtype/compile and recipe) in the baseline runs. Unmatched ones are
     reported; a baseline of the same device and dtype but another recipe is named, never used.
@@ -91,13 +103,17 @@ def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate],
         for c in g.configs:
             b = base_index.get((g.key, c.config))
             if b is None:
-                unmatched.append(f"{g.scenario} {c.label}: " + _why_unmatched(c.config, g.key, base_index))
+                unmatched.append(
+                    f"{g.scenario} {c.label}: " + _why_unmatched(c.config, g.key, base_index)
+                )
                 continue
             for gate in gates:
                 read, higher_is_worse = GATE_METRICS[gate.metric]
                 bv, cv = read(b), read(c)
                 if bv is None or cv is None:
-                    unmatched.append(f"{g.scenario} {c.label} {gate.metric}: not recorded; not gated")
+                    unmatched.append(
+                        f"{g.scenario} {c.label} {gate.metric}: not recorded; not gated"
+                    )
                     continue
                 delta = abs(bv) * gate.threshold / 100 if gate.relative else gate.threshold
                 limit = bv + delta if higher_is_worse else bv - delta
@@ -110,8 +126,13 @@ def check_gates(current: Comparison, baseline: Comparison, gates: list[Gate],
 
 
 def _why_unmatched(config, key, base_index) -> str:
-    other_recipes = [b for (k, bc), b in sorted(base_index.items(), key=lambda kv: kv[1].label)
-                     if k == key and bc.recipe != config.recipe and bc == dataclass_replace(config, recipe=bc.recipe)]
+    other_recipes = [
+        b
+        for (k, bc), b in sorted(base_index.items(), key=lambda kv: kv[1].label)
+        if k == key
+        and bc.recipe != config.recipe
+        and bc == dataclass_replace(config, recipe=bc.recipe)
+    ]
     if not other_recipes:
         return "no baseline run of this configuration; not gated"
     b = other_recipes[0]

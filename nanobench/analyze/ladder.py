@@ -30,15 +30,41 @@ MODEL_KEYS = ("model.n_layer", "model.n_head", "model.n_embd", "model.bias")
 EVAL_KEYS_PREFIX = "eval."  # evaluation never touches a training step: a probe may differ here
 
 FACTOR_LABELS = {
-    "device": "device", "precision": "precision", "compile": "compile", "threads": "CPU threads",
-    "torch": "torch version", "iterations": "iterations and schedule", "batch": "batch and context",
-    "model": "model shape", "recipe": "the recipe",
+    "device": "device",
+    "precision": "precision",
+    "compile": "compile",
+    "threads": "CPU threads",
+    "torch": "torch version",
+    "iterations": "iterations and schedule",
+    "batch": "batch and context",
+    "model": "model shape",
+    "recipe": "the recipe",
 }
 # Two orders: the default changes the platform first, on A's (usually small) recipe, so that
 # every later rung runs where B runs; the other changes the mathematics first, on A's device.
 ORDERS = {
-    "device-first": ("device", "precision", "compile", "threads", "torch", "iterations", "batch", "model", "recipe"),
-    "device-last": ("iterations", "batch", "model", "recipe", "compile", "threads", "torch", "precision", "device"),
+    "device-first": (
+        "device",
+        "precision",
+        "compile",
+        "threads",
+        "torch",
+        "iterations",
+        "batch",
+        "model",
+        "recipe",
+    ),
+    "device-last": (
+        "iterations",
+        "batch",
+        "model",
+        "recipe",
+        "compile",
+        "threads",
+        "torch",
+        "precision",
+        "device",
+    ),
 }
 DEFAULT_ORDER = "device-first"
 
@@ -57,8 +83,12 @@ class Point:
     threads: int | None
     torch: str | None
     scenario: str = field(default="?", compare=False)
-    tag: str = field(default="", compare=False)  # what the recipe changes against its scenario's file: " · n_embd=64"
-    base: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # a recorded scenario dict
+    tag: str = field(
+        default="", compare=False
+    )  # what the recipe changes against its scenario's file: " · n_embd=64"
+    base: dict = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )  # a recorded scenario dict
 
     def key(self, name: str) -> str | None:
         return dict(self.recipe).get(name)
@@ -67,8 +97,12 @@ class Point:
         return f"{self.device_type} ({self.device_name})" if self.device_name else self.device_type
 
     def label(self) -> str:
-        bits = [self.scenario + self.tag, self.device_type, self.dtype] + (["compiled"] if self.compile else [])
-        bits += [f"{self.iters} iters"] + ([f"{self.threads} threads"] if self.threads and self.device_type == "cpu" else [])
+        bits = [self.scenario + self.tag, self.device_type, self.dtype] + (
+            ["compiled"] if self.compile else []
+        )
+        bits += [f"{self.iters} iters"] + (
+            [f"{self.threads} threads"] if self.threads and self.device_type == "cpu" else []
+        )
         return " ".join(bits)
 
 
@@ -77,14 +111,30 @@ def point_of(stats: RunStats) -> Point:
     info = stats.info if stats.run is not None else None
     iters = stats.evaluations[-1].iter if stats.evaluations else stats.iterations
     cpu = stats.config.device_type == "cpu"
-    return Point(stats.config.recipe, int(iters), stats.config.device_type, stats.config.device_name,
-                 stats.config.dtype, stats.config.compile, stats.threads if cpu else None, stats.torch_version,
-                 scenario=stats.scenario, base=info.scenario if info is not None else {})
+    return Point(
+        stats.config.recipe,
+        int(iters),
+        stats.config.device_type,
+        stats.config.device_name,
+        stats.config.dtype,
+        stats.config.compile,
+        stats.threads if cpu else None,
+        stats.torch_version,
+        scenario=stats.scenario,
+        base=info.scenario if info is not None else {},
+    )
 
 
 def _recipe_factor(key: str) -> str:
-    return ("iterations" if key in ITER_KEYS else "batch" if key in BATCH_KEYS
-            else "model" if key in MODEL_KEYS else "recipe")
+    return (
+        "iterations"
+        if key in ITER_KEYS
+        else "batch"
+        if key in BATCH_KEYS
+        else "model"
+        if key in MODEL_KEYS
+        else "recipe"
+    )
 
 
 def _same(x, y) -> bool:
@@ -122,8 +172,13 @@ def _factor_keys(factor: str, a: Point, b: Point) -> list[str]:
 def apply(p: Point, factor: str, target: Point) -> Point:
     """p with `factor` (and what goes with it) taken from target."""
     if factor == "device":
-        return replace(p, device_type=target.device_type, device_name=target.device_name,
-                       threads=target.threads, torch=target.torch)
+        return replace(
+            p,
+            device_type=target.device_type,
+            device_name=target.device_name,
+            threads=target.threads,
+            torch=target.torch,
+        )
     if factor in ("precision", "compile", "threads", "torch"):
         field_name = {"precision": "dtype"}.get(factor, factor)
         return replace(p, **{field_name: getattr(target, field_name)})
@@ -139,12 +194,15 @@ def apply(p: Point, factor: str, target: Point) -> Point:
 
 def describe(factor: str, a: Point, b: Point) -> str:
     """'precision: fp32 -> bf16', 'model shape: n_embd 32 -> 64, n_head 2 -> 4'."""
+
     def arrow(x, y) -> str:
         return f"{x} -> {y}"
 
     if factor == "device":
         text = arrow(a.device_label(), b.device_label())
-        extra = [f"threads {arrow(a.threads, b.threads)}" for _ in [0] if not _same(a.threads, b.threads)]
+        extra = [
+            f"threads {arrow(a.threads, b.threads)}" for _ in [0] if not _same(a.threads, b.threads)
+        ]
         extra += [f"torch {arrow(a.torch, b.torch)}" for _ in [0] if not _same(a.torch, b.torch)]
         return f"device: {text}" + (f" (with {', '.join(extra)})" if extra else "")
     if factor in ("precision", "compile", "threads", "torch"):
@@ -153,7 +211,11 @@ def describe(factor: str, a: Point, b: Point) -> str:
         if factor == "compile":
             x, y = ("compiled" if x else "eager"), ("compiled" if y else "eager")
         return f"{FACTOR_LABELS[factor]}: {arrow(x, y)}"
-    parts = [f"{arrow(a.iters, b.iters)} iterations"] if factor == "iterations" and a.iters != b.iters else []
+    parts = (
+        [f"{arrow(a.iters, b.iters)} iterations"]
+        if factor == "iterations" and a.iters != b.iters
+        else []
+    )
     for k in _factor_keys(factor, a, b):
         leaf = k if factor == "recipe" else k.rpartition(".")[2]
         parts.append(f"{leaf} {arrow(show_value(a.key(k) or '?'), show_value(b.key(k) or '?'))}")
@@ -173,7 +235,9 @@ def tokens_per_iter(p: Point) -> int | None:
 
 @dataclass(frozen=True)
 class Rung:
-    factors: tuple[str, ...]  # what this rung changes (one factor; the device carries threads and torch)
+    factors: tuple[
+        str, ...
+    ]  # what this rung changes (one factor; the device carries threads and torch)
     description: str
     point: Point  # the configuration after the change
 
@@ -187,8 +251,10 @@ def parse_order(text: str | None) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     bad = [n for n in names if n not in FACTOR_LABELS]
     if bad or not names:
-        raise InputError(f"--order {text}: unknown factor {', '.join(bad) or '(none)'}; use {', '.join(ORDERS)} "
-                         f"or a list of {', '.join(FACTOR_LABELS)}")
+        raise InputError(
+            f"--order {text}: unknown factor {', '.join(bad) or '(none)'}; use {', '.join(ORDERS)} "
+            f"or a list of {', '.join(FACTOR_LABELS)}"
+        )
     return names
 
 

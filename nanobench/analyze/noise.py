@@ -22,7 +22,9 @@ TIMING_RULE = f"slow outliers: steps above Q3 + {OUTLIER_IQR_K:g} x IQR of the r
 @dataclass(frozen=True)
 class RunNoise:
     verdict: str  # quiet | noisy | unknown (not sampled: an older file, or nothing readable)
-    reasons: tuple[str, ...]  # the recorded sentences, e.g. "other processes used 1.8 of 2 cores for 92% ..."
+    reasons: tuple[
+        str, ...
+    ]  # the recorded sentences, e.g. "other processes used 1.8 of 2 cores for 92% ..."
     share_affected: float | None  # share of the sampled steps any detector affected
 
 
@@ -32,7 +34,11 @@ def recorded(meta: dict) -> RunNoise:
     verdict = section.get("verdict")
     if verdict not in VERDICTS:
         return RunNoise("unknown", (), None)
-    reasons = tuple(str(r.get("text", r.get("detector", "?"))) for r in section.get("reasons") or [] if isinstance(r, dict))
+    reasons = tuple(
+        str(r.get("text", r.get("detector", "?")))
+        for r in section.get("reasons") or []
+        if isinstance(r, dict)
+    )
     share = section.get("share_affected")
     return RunNoise(verdict, reasons, float(share) if isinstance(share, (int, float)) else None)
 

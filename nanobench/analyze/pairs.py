@@ -60,7 +60,11 @@ def compare_targets(base: ConfigSummary, other: ConfigSummary, target: float) ->
     oh, on = config_hit(other, target)
     both = bh is not None and oh is not None
     return TargetResult(
-        target, bh, oh, bn, on,
+        target,
+        bh,
+        oh,
+        bn,
+        on,
         _ratio(bh.iter, oh.iter) if both else None,
         _ratio(bh.train_time_s, oh.train_time_s) if both else None,
         _ratio(bh.wall_time_s, oh.wall_time_s) if both else None,
@@ -142,39 +146,70 @@ class PairComparison:
         return self.base.config.imported or self.other.config.imported
 
 
-
-def compare_pair(base: ConfigSummary, other: ConfigSummary, targets: tuple[float, ...],
-                 precision_ref: ConfigSummary | None = None,
-                 margin: float = equivalence.DEFAULT_MARGIN) -> PairComparison:
-    p = PairComparison(base, other, speedup(base.step_times_s, other.step_times_s),
-                       [compare_targets(base, other, t) for t in targets],
-                       equal_iteration(base, other), equal_train_time(base, other),
-                       equal_tokens(base, other), equal_flops(base, other))
+def compare_pair(
+    base: ConfigSummary,
+    other: ConfigSummary,
+    targets: tuple[float, ...],
+    precision_ref: ConfigSummary | None = None,
+    margin: float = equivalence.DEFAULT_MARGIN,
+) -> PairComparison:
+    p = PairComparison(
+        base,
+        other,
+        speedup(base.step_times_s, other.step_times_s),
+        [compare_targets(base, other, t) for t in targets],
+        equal_iteration(base, other),
+        equal_train_time(base, other),
+        equal_tokens(base, other),
+        equal_flops(base, other),
+    )
     p.verdict = verdict(p)
     p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other), margin)
     # an imported log ran another program: never "the same device" in the explanation's sense
-    same_name = (base.config.device_type, base.config.device_name) == (other.config.device_type, other.config.device_name)
+    same_name = (base.config.device_type, base.config.device_name) == (
+        other.config.device_type,
+        other.config.device_name,
+    )
     same_device = same_name and not p.imported
-    same_precision = (base.config.dtype, base.config.compile) == (other.config.dtype, other.config.compile)
-    p.explanation = equivalence.explain_gap(mean_curve(base), mean_curve(other),
-                                            mean_curve(precision_ref) if precision_ref else None, same_device,
-                                            tuple(recipe_diff(other.config.recipe, base.config.recipe)), same_precision,
-                                            p.imported if same_name and same_precision else None)
-    if p.imported:  # the two programs differ too: nothing above can tell that from device or precision
+    same_precision = (base.config.dtype, base.config.compile) == (
+        other.config.dtype,
+        other.config.compile,
+    )
+    p.explanation = equivalence.explain_gap(
+        mean_curve(base),
+        mean_curve(other),
+        mean_curve(precision_ref) if precision_ref else None,
+        same_device,
+        tuple(recipe_diff(other.config.recipe, base.config.recipe)),
+        same_precision,
+        p.imported if same_name and same_precision else None,
+    )
+    if (
+        p.imported
+    ):  # the two programs differ too: nothing above can tell that from device or precision
         p.explanation["sentences"].append(
             f"One side is an imported {p.imported} log: its trainer draws its own batches and evaluation "
-            f"text, so the gap at equal iterations also holds the difference between the two programs.")
+            f"text, so the gap at equal iterations also holds the difference between the two programs."
+        )
     return p
 
 
-def precision_reference(base: ConfigSummary, other: ConfigSummary, configs: list[ConfigSummary]) -> ConfigSummary | None:
+def precision_reference(
+    base: ConfigSummary, other: ConfigSummary, configs: list[ConfigSummary]
+) -> ConfigSummary | None:
     """A run on the baseline's device in the other's dtype: it separates precision from device."""
-    if (other.config.device_type, other.config.device_name) == (base.config.device_type, base.config.device_name):
+    if (other.config.device_type, other.config.device_name) == (
+        base.config.device_type,
+        base.config.device_name,
+    ):
         return None  # same device: the whole difference is already precision (or compile)
     if other.config.recipe != base.config.recipe:
         return None  # a run in the other's dtype would still differ from the other in its recipe
-    wanted = Config(base.config.device_type, base.config.device_name, other.config.dtype, base.config.compile,
-                    recipe=base.config.recipe)
+    wanted = Config(
+        base.config.device_type,
+        base.config.device_name,
+        other.config.dtype,
+        base.config.compile,
+        recipe=base.config.recipe,
+    )
     return next((c for c in configs if c.config == wanted), None)
-
-

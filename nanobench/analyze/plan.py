@@ -40,7 +40,9 @@ class RunPlan:
     estimate_s: float | None
     estimate_how: str
     probe: bool = False  # a short truncated run for a projection, not the point itself
-    covers: tuple[Point, ...] = ()  # further missing points this run also makes (shorter ones of its recipe)
+    covers: tuple[
+        Point, ...
+    ] = ()  # further missing points this run also makes (shorter ones of its recipe)
 
     @property
     def here(self) -> bool:
@@ -58,7 +60,9 @@ def where(p: Point, here: Here | None) -> str:
     if here is None:
         return "unknown (not planned)"
     if p.device_type not in here.devices:
-        return {"cuda": "needs a GPU", "mps": "needs an Apple GPU"}.get(p.device_type, f"needs a {p.device_type} device")
+        return {"cuda": "needs a GPU", "mps": "needs an Apple GPU"}.get(
+            p.device_type, f"needs a {p.device_type} device"
+        )
     if p.device_name and p.device_name != here.devices[p.device_type]:
         return f"needs the {p.device_label()} machine"
     if p.torch and here.torch and p.torch != here.torch:
@@ -66,8 +70,14 @@ def where(p: Point, here: Here | None) -> str:
     return "here"
 
 
-def command_args(p: Point, seeds: list[int], out: str, scenario_recipes: dict[str, tuple], iters: int | None = None,
-                 extra_sets: tuple[str, ...] = ()) -> tuple[str, ...]:
+def command_args(
+    p: Point,
+    seeds: list[int],
+    out: str,
+    scenario_recipes: dict[str, tuple],
+    iters: int | None = None,
+    extra_sets: tuple[str, ...] = (),
+) -> tuple[str, ...]:
     """The `nanobench run` arguments that make p: the scenario (of those given) needing the fewest
     --set overrides, then the platform, the length and the seeds."""
     best = None
@@ -102,10 +112,20 @@ def scenario_of(p: Point) -> dict:
     return out
 
 
-DEFAULT_GPU = "NVIDIA A100-SXM4-80GB"  # GPU rungs with no GPU run to read a peak from: nanoGPT's card
-DEFAULT_MFU = {"cpu": 0.5, "cuda": 0.06, "mps": 0.1}  # of the peak used, where no run shows one (scripts/gpu-check.sh)
-STARTUP_S = 5.0  # a `nanobench run` process before its first step (imports, data, model), for plans only
-GPU_FLOOR_S = 0.004  # least time an eager GPU iteration of these small models takes (kernel launches)
+DEFAULT_GPU = (
+    "NVIDIA A100-SXM4-80GB"  # GPU rungs with no GPU run to read a peak from: nanoGPT's card
+)
+DEFAULT_MFU = {
+    "cpu": 0.5,
+    "cuda": 0.06,
+    "mps": 0.1,
+}  # of the peak used, where no run shows one (scripts/gpu-check.sh)
+STARTUP_S = (
+    5.0  # a `nanobench run` process before its first step (imports, data, model), for plans only
+)
+GPU_FLOOR_S = (
+    0.004  # least time an eager GPU iteration of these small models takes (kernel launches)
+)
 
 
 def _vocab(pool: list[RunStats]) -> int | None:
@@ -117,13 +137,20 @@ def _vocab(pool: list[RunStats]) -> int | None:
     return None
 
 
-def _observed_mfu(p: Point, pool: list[RunStats], kind: str, vocab: int) -> tuple[float | None, str]:
+def _observed_mfu(
+    p: Point, pool: list[RunStats], kind: str, vocab: int
+) -> tuple[float | None, str]:
     """The fraction of a peak (`kind`: measured or spec, as recorded) that the run of p's device
     and dtype closest in FLOPs per iteration reached: flops_per_iter / median step / peak."""
     best, want = None, _flops_per_iter(p, vocab)
     for r in pool:
         q = point_of(r)
-        if r.run is None or q.device_type != p.device_type or q.dtype != p.dtype or not r.median_step_s:
+        if (
+            r.run is None
+            or q.device_type != p.device_type
+            or q.dtype != p.dtype
+            or not r.median_step_s
+        ):
             continue
         if p.device_name and q.device_name != p.device_name:
             continue
@@ -147,7 +174,10 @@ def _flops_per_iter(p: Point, vocab: int) -> float | None:
         return None
     m = s.model
     tokens = s.train.batch_size * s.train.grad_accum * m.block_size
-    return flops_per_token(n_params(m, vocab), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size) * tokens
+    return (
+        flops_per_token(n_params(m, vocab), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size)
+        * tokens
+    )
 
 
 def _scenario(p: Point):
@@ -156,8 +186,14 @@ def _scenario(p: Point):
     return from_dict(scenario_of(p), [], p.label())
 
 
-def estimate_point(p: Point, pool: list[RunStats], here: Here | None, here_peak, iters: int | None = None,
-                   eval_iters: int | None = None) -> tuple[float | None, str]:
+def estimate_point(
+    p: Point,
+    pool: list[RunStats],
+    here: Here | None,
+    here_peak,
+    iters: int | None = None,
+    eval_iters: int | None = None,
+) -> tuple[float | None, str]:
     """Seconds to make p (or its first `iters` iterations, with `eval_iters` evaluation batches):
     run/estimate.py at a peak (this machine's measured one for a device here, a recorded or
     datasheet one otherwise) times an MFU (what the nearest run on that device reached, else a
@@ -171,9 +207,15 @@ def estimate_point(p: Point, pool: list[RunStats], here: Here | None, here_peak,
     if here is not None and where(p, here) == "here":
         peak, source, kind = (*here_peak(p.device_type, p.dtype), "measured")
     else:
-        recorded = [r.info.peak_flops.spec for r in pool if r.run is not None and r.info.peak_flops is not None
-                    and point_of(r).device_type == p.device_type and point_of(r).dtype == p.dtype
-                    and r.info.peak_flops.spec.flops]
+        recorded = [
+            r.info.peak_flops.spec
+            for r in pool
+            if r.run is not None
+            and r.info.peak_flops is not None
+            and point_of(r).device_type == p.device_type
+            and point_of(r).dtype == p.dtype
+            and r.info.peak_flops.spec.flops
+        ]
         if recorded:
             peak, source = recorded[0].flops, f"{recorded[0].source}"
         elif p.device_type == "cuda":
@@ -186,16 +228,30 @@ def estimate_point(p: Point, pool: list[RunStats], here: Here | None, here_peak,
         return None, f"no peak known for {p.device_type} {p.dtype}"
     mfu, mfu_how = _observed_mfu(p, pool, kind, vocab)
     if mfu is None or not 0 < mfu <= 1:
-        mfu, mfu_how = DEFAULT_MFU.get(p.device_type, 0.1), f"MFU {DEFAULT_MFU.get(p.device_type, 0.1):g} assumed"
+        mfu, mfu_how = (
+            DEFAULT_MFU.get(p.device_type, 0.1),
+            f"MFU {DEFAULT_MFU.get(p.device_type, 0.1):g} assumed",
+        )
     scen = _scenario(p)
     if eval_iters is not None:
         scen = replace(scen, eval=replace(scen.eval, iters=eval_iters))
-    e = estimate(scen, vocab, peak, mfu, iters=iters or p.iters, floor_s_per_iter=GPU_FLOOR_S if p.device_type != "cpu" else 0.0)
-    return e.total_s, (f"{e.train_flops / max(e.iters, 1) / 1e12:.3g} TFLOP/iteration, {e.iters} iterations + "
-                       f"{e.n_evals} evaluations at {mfu_how} of {peak / 1e9:,.0f} GFLOP/s ({source.split(';')[0]})")
+    e = estimate(
+        scen,
+        vocab,
+        peak,
+        mfu,
+        iters=iters or p.iters,
+        floor_s_per_iter=GPU_FLOOR_S if p.device_type != "cpu" else 0.0,
+    )
+    return e.total_s, (
+        f"{e.train_flops / max(e.iters, 1) / 1e12:.3g} TFLOP/iteration, {e.iters} iterations + "
+        f"{e.n_evals} evaluations at {mfu_how} of {peak / 1e9:,.0f} GFLOP/s ({source.split(';')[0]})"
+    )
 
 
-def runs_here(p: Point, pool: list[RunStats], here: Here, here_peak, budget_s: float | None) -> bool:
+def runs_here(
+    p: Point, pool: list[RunStats], here: Here, here_peak, budget_s: float | None
+) -> bool:
     """Can this machine make p (one seed) within the budget, by the estimate?"""
     if where(p, here) != "here":
         return False
@@ -203,9 +259,16 @@ def runs_here(p: Point, pool: list[RunStats], here: Here, here_peak, budget_s: f
     return budget_s is None or (est is not None and est <= budget_s)
 
 
-def plan_missing(results: list[PointResult], seeds: list[int], out: str,
-                 scenario_recipes: dict[str, tuple], pool: list[RunStats], here: Here | None, here_peak=None,
-                 budget_s: float | None = None) -> list[RunPlan]:
+def plan_missing(
+    results: list[PointResult],
+    seeds: list[int],
+    out: str,
+    scenario_recipes: dict[str, tuple],
+    pool: list[RunStats],
+    here: Here | None,
+    here_peak=None,
+    budget_s: float | None = None,
+) -> list[RunPlan]:
     """A plan for every missing point: its command, where it runs and its estimated time; a point
     that runs here but would outlast `budget_s` gets a short probe instead (its numbers are then
     projected). A run that also makes a shorter missing point of its recipe covers it."""
@@ -215,35 +278,79 @@ def plan_missing(results: list[PointResult], seeds: list[int], out: str,
             continue
         p = res.point
         place = where(p, here)
-        est, how = estimate_point(p, pool, here, here_peak) if place == "here" or here is not None else (None, "")
+        est, how = (
+            estimate_point(p, pool, here, here_peak)
+            if place == "here" or here is not None
+            else (None, "")
+        )
         if place == "here" and budget_s is not None and est is not None and est > budget_s:
             eval_iters = min(PROBE_EVAL_ITERS, int(json.loads(p.key("eval.iters") or "1")))
             probe_est, probe_how = estimate_point(p, pool, here, here_peak, PROBE_ITERS, eval_iters)
-            argv = command_args(p, seeds[:1], out, scenario_recipes, PROBE_ITERS, (f"eval.iters={eval_iters}",))
+            argv = command_args(
+                p, seeds[:1], out, scenario_recipes, PROBE_ITERS, (f"eval.iters={eval_iters}",)
+            )
             probe_s = None if probe_est is None else probe_est + STARTUP_S
-            if probe_s is not None and probe_s > budget_s:  # not even the probe: planned, never picked by --run
+            if (
+                probe_s is not None and probe_s > budget_s
+            ):  # not even the probe: planned, never picked by --run
                 place = f"too slow here even as a probe (over the {fmt_time(budget_s)} budget)"
-            plans.append(RunPlan(p, argv, place, probe_s, f"probe of {PROBE_ITERS} iterations; the full run: "
-                                 f"{fmt_time(est)} ({how})", probe=True))
+            plans.append(
+                RunPlan(
+                    p,
+                    argv,
+                    place,
+                    probe_s,
+                    f"probe of {PROBE_ITERS} iterations; the full run: {fmt_time(est)} ({how})",
+                    probe=True,
+                )
+            )
             continue
         n = max(1, len(seeds))
         total = None if est is None else n * (est + STARTUP_S)
-        plans.append(RunPlan(p, command_args(p, seeds, out, scenario_recipes), place, total,
-                             f"{n} seed{'s' * (n > 1)} x ({fmt_time(est)} + {STARTUP_S:g} s start-up): {how}"))
+        plans.append(
+            RunPlan(
+                p,
+                command_args(p, seeds, out, scenario_recipes),
+                place,
+                total,
+                f"{n} seed{'s' * (n > 1)} x ({fmt_time(est)} + {STARTUP_S:g} s start-up): {how}",
+            )
+        )
     folded = []
     for plan in plans:
-        longer = next((o for o in plans if o is not plan and not o.probe and not plan.probe and _folds(plan.point, o.point)), None)
+        longer = next(
+            (
+                o
+                for o in plans
+                if o is not plan and not o.probe and not plan.probe and _folds(plan.point, o.point)
+            ),
+            None,
+        )
         if longer is None:
             folded.append(plan)
-    return [replace(p, covers=tuple(o.point for o in plans if o is not p and not o.probe and not p.probe
-                                    and _folds(o.point, p.point))) for p in folded]
+    return [
+        replace(
+            p,
+            covers=tuple(
+                o.point
+                for o in plans
+                if o is not p and not o.probe and not p.probe and _folds(o.point, p.point)
+            ),
+        )
+        for p in folded
+    ]
 
 
 def _folds(short: Point, long: Point) -> bool:
     """Does a run of `long` make `short` too (same recipe and platform, an evaluation at short.iters)?"""
     interval = int(json.loads(long.key("eval.interval") or "0") or 0)
-    return (short != long and replace(short, iters=long.iters) == long and short.iters < long.iters
-            and interval > 0 and short.iters % interval == 0)
+    return (
+        short != long
+        and replace(short, iters=long.iters) == long
+        and short.iters < long.iters
+        and interval > 0
+        and short.iters % interval == 0
+    )
 
 
 def run_order(plans: list[RunPlan], results: list[PointResult], budget_s: float) -> list[RunPlan]:
@@ -258,10 +365,15 @@ def run_order(plans: list[RunPlan], results: list[PointResult], budget_s: float)
         for pt in (plan.point, *plan.covers):
             if pt in index:
                 now[index[pt]] = True
-        return sum(now[i] and now[i + 1] for i in range(len(now) - 1)) - sum(known[i] and known[i + 1] for i in range(len(known) - 1))
+        return sum(now[i] and now[i + 1] for i in range(len(now) - 1)) - sum(
+            known[i] and known[i + 1] for i in range(len(known) - 1)
+        )
 
     chosen, left = [], budget_s
-    for plan in sorted((p for p in plans if p.here and p.estimate_s is not None), key=lambda p: (-completes(p), p.estimate_s)):
+    for plan in sorted(
+        (p for p in plans if p.here and p.estimate_s is not None),
+        key=lambda p: (-completes(p), p.estimate_s),
+    ):
         if plan.estimate_s <= left:
             chosen.append(plan)
             left -= plan.estimate_s

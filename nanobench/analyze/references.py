@@ -27,23 +27,34 @@ LEVEL = 0.95
 
 # scenario -> [(iter, val loss, source)]
 PUBLISHED = {
-    "shakespeare_char_cpu": [(2000, 1.88, "nanoGPT README, CPU recipe: 'a loss of only 1.88' after 2000 iterations")],
-    "shakespeare_char": [(5000, 1.4697, "nanoGPT README, GPU recipe: best validation loss 1.4697 (5000 iterations, A100)")],
+    "shakespeare_char_cpu": [
+        (2000, 1.88, "nanoGPT README, CPU recipe: 'a loss of only 1.88' after 2000 iterations")
+    ],
+    "shakespeare_char": [
+        (
+            5000,
+            1.4697,
+            "nanoGPT README, GPU recipe: best validation loss 1.4697 (5000 iterations, A100)",
+        )
+    ],
 }
 
 # scenario -> (where the runs are, {iter: val loss of each seed}); cpu fp32, seeds 1337-1339
 SEED_RUNS = {
-    "shakespeare_char_cpu": ("results/examples/cpu-fp32-vs-bf16 (cpu fp32, seeds 1337, 1338, 1339)", {
-        0: (4.195825, 4.177634, 4.204833),
-        250: (2.419101, 2.441944, 2.426625),
-        500: (2.306506, 2.270468, 2.274294),
-        750: (2.171207, 2.124645, 2.160984),
-        1000: (2.056638, 2.031992, 2.062155),
-        1250: (2.002452, 1.987184, 2.000296),
-        1500: (1.955619, 1.933904, 1.943235),
-        1750: (1.917677, 1.896035, 1.915691),
-        2000: (1.903803, 1.876808, 1.895966),
-    }),
+    "shakespeare_char_cpu": (
+        "results/examples/cpu-fp32-vs-bf16 (cpu fp32, seeds 1337, 1338, 1339)",
+        {
+            0: (4.195825, 4.177634, 4.204833),
+            250: (2.419101, 2.441944, 2.426625),
+            500: (2.306506, 2.270468, 2.274294),
+            750: (2.171207, 2.124645, 2.160984),
+            1000: (2.056638, 2.031992, 2.062155),
+            1250: (2.002452, 1.987184, 2.000296),
+            1500: (1.955619, 1.933904, 1.943235),
+            1750: (1.917677, 1.896035, 1.915691),
+            2000: (1.903803, 1.876808, 1.895966),
+        },
+    ),
 }
 
 
@@ -70,12 +81,16 @@ class Check:
         if self.first_outside is None:
             its = sorted({it for it, _, _ in self.checked})
             at = f"all {len(self.checked)} checks" if len(self.checked) > 1 else "its one check"
-            return (f"{self.run_id}: normal, inside the reference bands of {self.scenario} at {at} "
-                    f"(iterations {its[0]}-{its[-1]}).")
+            return (
+                f"{self.run_id}: normal, inside the reference bands of {self.scenario} at {at} "
+                f"(iterations {its[0]}-{its[-1]})."
+            )
         it, val, band = self.first_outside
         way = "above" if val > band.high else "below"
-        return (f"{self.run_id}: NOT NORMAL from iteration {it}: val loss {val:.4f} is {way} the band "
-                f"{band.low:.4f}-{band.high:.4f} ({band.source}).")
+        return (
+            f"{self.run_id}: NOT NORMAL from iteration {it}: val loss {val:.4f} is {way} the band "
+            f"{band.low:.4f}-{band.high:.4f} ({band.source})."
+        )
 
 
 def prediction_band(values, level: float = LEVEL) -> tuple[float, float] | None:
@@ -100,7 +115,14 @@ def bands(scenario: str) -> list[Band]:
             if band:
                 out.append(Band(it, *band, f"95% prediction band of {len(values)} seeds, {where}"))
     for it, val, source in PUBLISHED.get(scenario, []):
-        out.append(Band(it, val - PUBLISHED_TOLERANCE, val + PUBLISHED_TOLERANCE, f"{source}, ±{PUBLISHED_TOLERANCE:g}"))
+        out.append(
+            Band(
+                it,
+                val - PUBLISHED_TOLERANCE,
+                val + PUBLISHED_TOLERANCE,
+                f"{source}, ±{PUBLISHED_TOLERANCE:g}",
+            )
+        )
     return sorted(out, key=lambda b: b.iter)
 
 
@@ -117,8 +139,19 @@ def check(run_id: str, scenario: str, evaluations) -> Check | None:
 
 def to_json(c: Check) -> dict:
     def point(it, val, band):
-        return {"iter": it, "val_loss": val, "low": band.low, "high": band.high, "source": band.source}
+        return {
+            "iter": it,
+            "val_loss": val,
+            "low": band.low,
+            "high": band.high,
+            "source": band.source,
+        }
 
-    return {"run_id": c.run_id, "scenario": c.scenario, "normal": c.first_outside is None,
-            "first_outside": None if c.first_outside is None else point(*c.first_outside),
-            "checked": [point(*x) for x in c.checked], "sentence": c.sentence()}
+    return {
+        "run_id": c.run_id,
+        "scenario": c.scenario,
+        "normal": c.first_outside is None,
+        "first_outside": None if c.first_outside is None else point(*c.first_outside),
+        "checked": [point(*x) for x in c.checked],
+        "sentence": c.sentence(),
+    }

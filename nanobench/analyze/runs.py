@@ -29,9 +29,13 @@ class Evaluation:
     train_loss: float | None
     train_time_s: float  # train time at which the evaluated model existed
     wall_time_s: float
-    tokens: float | None = None  # training tokens the evaluated model had seen: iter x tokens per iteration
+    tokens: float | None = (
+        None  # training tokens the evaluated model had seen: iter x tokens per iteration
+    )
     flops: float | None = None  # model FLOPs spent on them: iter x the metadata's flops.per_iter
-    energy_j: float | None = None  # the energy counter at the evaluation's wall time (None: no counter)
+    energy_j: float | None = (
+        None  # the energy counter at the evaluation's wall time (None: no counter)
+    )
 
 
 @dataclass(eq=False)
@@ -63,11 +67,15 @@ class RunStats:
     wall_time_s: float
     evaluations: tuple[Evaluation, ...]
     step_times_s: np.ndarray = field(repr=False)  # warm-up excluded, (n_steps,)
-    run: results.Run | None = field(default=None, repr=False)  # None only for hand-built stats in tests
+    run: results.Run | None = field(
+        default=None, repr=False
+    )  # None only for hand-built stats in tests
     overrides: tuple[str, ...] = ()  # the run's --set strings, as given
     tokens_per_iter: float | None = None
     flops_per_iter: float | None = None  # model FLOPs of one iteration (metadata flops.per_iter)
-    noise: RunNoise = RunNoise("unknown", (), None)  # the verdict the run recorded (analyze/noise.py)
+    noise: RunNoise = RunNoise(
+        "unknown", (), None
+    )  # the verdict the run recorded (analyze/noise.py)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
 
     @property
@@ -113,7 +121,9 @@ def _untimed(rows) -> np.ndarray:
     return _warmup(rows) | (rows["step_includes_eval"].to_numpy(dtype=object) == True)  # noqa: E712
 
 
-def evaluations(rows, tokens_per_iter: float | None = None, flops_per_iter: float | None = None) -> tuple[Evaluation, ...]:
+def evaluations(
+    rows, tokens_per_iter: float | None = None, flops_per_iter: float | None = None
+) -> tuple[Evaluation, ...]:
     """Evaluation points in iteration order, each with the time its model was reached, and
     the tokens, model FLOPs and energy spent to get there where those are known."""
     val = _col(rows, "eval_val_loss")
@@ -128,8 +138,16 @@ def evaluations(rows, tokens_per_iter: float | None = None, flops_per_iter: floa
     energy = _energy_at(rows, wall_t)
     per = lambda x, i: None if x is None else float(x) * int(i)  # noqa: E731  (a resumed run's iter counts from 0 too)
     return tuple(
-        Evaluation(int(i), float(v), None if math.isnan(t) else float(t), float(a), float(w),
-                   per(tokens_per_iter, i), per(flops_per_iter, i), None if math.isnan(j) else float(j))
+        Evaluation(
+            int(i),
+            float(v),
+            None if math.isnan(t) else float(t),
+            float(a),
+            float(w),
+            per(tokens_per_iter, i),
+            per(flops_per_iter, i),
+            None if math.isnan(j) else float(j),
+        )
         for i, v, t, a, w, j in zip(its, val[at], tl, train_t, wall_t, energy)
     )
 
@@ -270,6 +288,8 @@ def load_runs(specs: list[str], skip_bad: bool = False) -> tuple[list[results.Ru
                 raise
             skipped.append(str(exc))
     if not runs:
-        raise InputError(f"{' '.join(specs)}: no readable result file" + (f" ({len(skipped)} skipped)" if skipped else ""))
+        raise InputError(
+            f"{' '.join(specs)}: no readable result file"
+            + (f" ({len(skipped)} skipped)" if skipped else "")
+        )
     return runs, skipped
-

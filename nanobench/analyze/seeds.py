@@ -45,8 +45,13 @@ def aggregate(config: Config, label: str, runs: list[RunStats]) -> ConfigSummary
     """Several seeds of one configuration: step times pooled, everything else the mean."""
     pooled = np.concatenate([r.step_times_s for r in runs]) if runs else np.array([])
     return ConfigSummary(
-        config=config, label=label, runs=runs, step_times_s=pooled,
-        median_step_s=percentile(pooled, 50), q1_step_s=percentile(pooled, 25), q3_step_s=percentile(pooled, 75),
+        config=config,
+        label=label,
+        runs=runs,
+        step_times_s=pooled,
+        median_step_s=percentile(pooled, 50),
+        q1_step_s=percentile(pooled, 25),
+        q3_step_s=percentile(pooled, 75),
         final_val_loss=mean_or_none(r.final_val_loss for r in runs),
         best_val_loss=mean_or_none(r.best_val_loss for r in runs),
         final_train_loss=mean_or_none(r.final_train_loss for r in runs),
@@ -63,10 +68,18 @@ def config_hit(cs: ConfigSummary, target: float) -> tuple[Hit | None, int]:
     reached = [h for h in hits if h is not None]
     if not reached or len(reached) < len(hits):
         return None, len(reached)
-    energy = mean_or_none(h.energy_j for h in reached) if all(h.energy_j is not None for h in reached) else None
-    return Hit(*(float(np.mean(x)) for x in zip(*((h.iter, h.train_time_s, h.wall_time_s) for h in reached))),
-               energy), len(reached)
-
+    energy = (
+        mean_or_none(h.energy_j for h in reached)
+        if all(h.energy_j is not None for h in reached)
+        else None
+    )
+    return Hit(
+        *(
+            float(np.mean(x))
+            for x in zip(*((h.iter, h.train_time_s, h.wall_time_s) for h in reached))
+        ),
+        energy,
+    ), len(reached)
 
 
 def seed_curves(cs: ConfigSummary) -> dict[int, dict]:
@@ -91,8 +104,14 @@ def mean_curve(cs: ConfigSummary) -> equivalence.Curve:
         for ev in r.evaluations:
             by_iter.setdefault(ev.iter, []).append(ev)
     n = len(cs.runs)
-    return equivalence.Curve(cs.label, {
-        it: (float(np.mean([e.val_loss for e in evs])), float(np.mean([e.train_time_s for e in evs])))
-        for it, evs in sorted(by_iter.items()) if len(evs) == n
-    })
-
+    return equivalence.Curve(
+        cs.label,
+        {
+            it: (
+                float(np.mean([e.val_loss for e in evs])),
+                float(np.mean([e.train_time_s for e in evs])),
+            )
+            for it, evs in sorted(by_iter.items())
+            if len(evs) == n
+        },
+    )

@@ -25,36 +25,49 @@ def verdict(p) -> str:
         t = min(both, key=lambda t: t.target)  # the hardest target both reached
         r = t.train_time_ratio
         way = f"{fmt_ratio(r)} sooner" if r >= 1 else f"{fmt_ratio(1 / r)} later"
-        parts.append(f"{o} reached val {t.target:.2f} {way} than {b} (train time {fmt_time(t.other.train_time_s)} "
-                     f"vs {fmt_time(t.base.train_time_s)})")
+        parts.append(
+            f"{o} reached val {t.target:.2f} {way} than {b} (train time {fmt_time(t.other.train_time_s)} "
+            f"vs {fmt_time(t.base.train_time_s)})"
+        )
     else:
         one = [t for t in p.targets if (t.base is None) != (t.other is None)]
         if one:
             t = min(one, key=lambda t: t.target)
-            who, hit, never, never_cs = (o, t.other, b, p.base) if t.other else (b, t.base, o, p.other)
-            parts.append(f"{who} reached val {t.target:.2f} after {fmt_time(hit.train_time_s)} of training; "
-                         f"{never} never did (best {never_cs.best_val_loss:.4f})")
+            who, hit, never, never_cs = (
+                (o, t.other, b, p.base) if t.other else (b, t.base, o, p.other)
+            )
+            parts.append(
+                f"{who} reached val {t.target:.2f} after {fmt_time(hit.train_time_s)} of training; "
+                f"{never} never did (best {never_cs.best_val_loss:.4f})"
+            )
         elif p.targets:
             t = min(p.targets, key=lambda t: t.target)
             parts.append(f"neither reached val {t.target:.2f}")
     if p.equal_iter:
         e = p.equal_iter
-        parts.append(f"at equal iterations ({int(e.at)}) their val loss differs by {e.diff:+.4f} ({o} minus {b})")
+        parts.append(
+            f"at equal iterations ({int(e.at)}) their val loss differs by {e.diff:+.4f} ({o} minus {b})"
+        )
     if p.equal_time:
         e = p.equal_time
         parts.append(f"at equal train time ({fmt_time(e.at)}) by {e.diff:+.4f}")
     noisy = noisy_note(p.base.runs + p.other.runs)
-    if noisy and (p.speedup or any(t.train_time_ratio is not None for t in p.targets) or p.equal_time):
-        parts.append(f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: {noisy}")
+    if noisy and (
+        p.speedup or any(t.train_time_ratio is not None for t in p.targets) or p.equal_time
+    ):
+        parts.append(
+            f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: {noisy}"
+        )
     return "; ".join(parts) + "."
-
 
 
 def design_words(point) -> str:
     """'paired over 3 seeds' / 'paired over 3 seeds, 1 unpaired seed left out' / 'unpaired, 3 vs 2 seeds'."""
     if point.design == "paired":
         left = point.n_unpaired
-        return f"paired over {point.n_pairs} seeds" + (f", {left} unpaired seed{'s' if left != 1 else ''} left out" if left else "")
+        return f"paired over {point.n_pairs} seeds" + (
+            f", {left} unpaired seed{'s' if left != 1 else ''} left out" if left else ""
+        )
     return f"unpaired (Welch), {point.n_b} vs {point.n_a} seeds"
 
 
@@ -66,20 +79,33 @@ def equivalence_sentence(eq: dict, base: str, other: str, imported: str = "") ->
         return f"{other} and {base} share no evaluation iteration."
     if final.ci95 is None:
         if not imported:
-            return (f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); "
-                    f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed spread.")
+            return (
+                f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); "
+                f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed spread."
+            )
         fixed = " (nanoGPT's train.py fixes its seed at 1337)" if imported == "nanogpt" else ""
-        return (f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); 2 or more "
-                f"seeds of each compare the difference with the seed-to-seed spread: --seeds for nanobench's runs, "
-                f"logs of runs with other seeds for the imported {imported} side{fixed}.")
+        return (
+            f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); 2 or more "
+            f"seeds of each compare the difference with the seed-to-seed spread: --seeds for nanobench's runs, "
+            f"logs of runs with other seeds for the imported {imported} side{fixed}."
+        )
     points = eq["points"]
-    counts = {v: sum(1 for p in points if p.verdict == v) for v in ("equivalent", "different", "undecided")}
+    counts = {
+        v: sum(1 for p in points if p.verdict == v)
+        for v in ("equivalent", "different", "undecided")
+    }
     looks = sum(1 for p in points if p.p_holm is not None)
     leaves = eq["first_iter_beyond_noise"]
-    where = (f"they leave the seed noise at iteration {leaves}" if leaves is not None else "they never leave the seed noise")
+    where = (
+        f"they leave the seed noise at iteration {leaves}"
+        if leaves is not None
+        else "they never leave the seed noise"
+    )
     what = "mean per-seed difference" if final.design == "paired" else "difference of means"
     boot = f", bootstrap {final.boot95[0]:+.4f} to {final.boot95[1]:+.4f}" if final.boot95 else ""
-    return (f"Equivalence of {other} and {base} ({design_words(final)}, margin {eq['margin']:g}): "
-            f"{final.verdict} at iteration {final.iter} ({what} {final.diff:+.4f}, 95% CI "
-            f"{final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}{boot}); {where} (Holm-corrected over {looks} evaluations); "
-            f"{counts['equivalent']} evaluations equivalent, {counts['different']} different, {counts['undecided']} undecided.")
+    return (
+        f"Equivalence of {other} and {base} ({design_words(final)}, margin {eq['margin']:g}): "
+        f"{final.verdict} at iteration {final.iter} ({what} {final.diff:+.4f}, 95% CI "
+        f"{final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}{boot}); {where} (Holm-corrected over {looks} evaluations); "
+        f"{counts['equivalent']} evaluations equivalent, {counts['different']} different, {counts['undecided']} undecided."
+    )

@@ -33,7 +33,9 @@ def _name(header: str) -> str:
 
 def looks_like(path: Path, lines: list[str]) -> bool:
     head = lines[0] if lines else ""
-    return path.suffix.lower() == ".csv" or ("," in head and any(_name(h) in ALIASES["iter"] for h in head.split(",")))
+    return path.suffix.lower() == ".csv" or (
+        "," in head and any(_name(h) in ALIASES["iter"] for h in head.split(","))
+    )
 
 
 def _number(text: str, path: Path, n: int, column: str) -> float | None:
@@ -43,7 +45,9 @@ def _number(text: str, path: Path, n: int, column: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise InputError(f"{path}:{n}: column {column!r} holds {text[:40]!r}, not a number") from None
+        raise InputError(
+            f"{path}:{n}: column {column!r} holds {text[:40]!r}, not a number"
+        ) from None
 
 
 def parse(path: Path, text: str) -> Parsed:
@@ -51,7 +55,9 @@ def parse(path: Path, text: str) -> Parsed:
     try:
         header = next(reader)
     except StopIteration:
-        raise InputError(f"{path}: empty CSV; expected a header with iter and loss columns") from None
+        raise InputError(
+            f"{path}: empty CSV; expected a header with iter and loss columns"
+        ) from None
     cols: dict[str, int] = {}
     ignored = []
     for i, h in enumerate(header):
@@ -61,23 +67,39 @@ def parse(path: Path, text: str) -> Parsed:
         else:
             ignored.append(h)
     if "iter" not in cols:
-        raise InputError(f"{path}:1: no iteration column (one of {', '.join(ALIASES['iter'])}) in the header {header!r}")
+        raise InputError(
+            f"{path}:1: no iteration column (one of {', '.join(ALIASES['iter'])}) in the header {header!r}"
+        )
     if "loss" not in cols and "val" not in cols:
-        raise InputError(f"{path}:1: no loss column (one of {', '.join(ALIASES['loss'] + ALIASES['val'])}) in the header")
+        raise InputError(
+            f"{path}:1: no loss column (one of {', '.join(ALIASES['loss'] + ALIASES['val'])}) in the header"
+        )
     out = Parsed(format="csv", parser=PARSER, n_lines=text.count("\n") + (not text.endswith("\n")))
-    out.inferred.append({"key": "columns", "value": {r: header[i] for r, i in cols.items()}, "from": "line 1 (header)"})
+    out.inferred.append(
+        {
+            "key": "columns",
+            "value": {r: header[i] for r, i in cols.items()},
+            "from": "line 1 (header)",
+        }
+    )
     if ignored:
         out.notes.append(f"columns not recorded: {', '.join(ignored)}")
     if "loss" in cols and _name(header[cols["loss"]]) == "value":
-        out.notes.append("the column 'Value' (TensorBoard's export of one scalar) is taken as the training loss")
+        out.notes.append(
+            "the column 'Value' (TensorBoard's export of one scalar) is taken as the training loss"
+        )
     for n, row in enumerate(reader, 2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) < len(header):
-            raise InputError(f"{path}:{n}: {len(row)} cells, the header has {len(header)}: {','.join(row)[:100]!r}")
+            raise InputError(
+                f"{path}:{n}: {len(row)} cells, the header has {len(header)}: {','.join(row)[:100]!r}"
+            )
         get = {r: _number(row[i], path, n, header[i]) for r, i in cols.items()}
         if get["iter"] is None or get["iter"] != int(get["iter"]) or get["iter"] < 0:
-            raise InputError(f"{path}:{n}: iteration {row[cols['iter']]!r} is not a non-negative integer")
+            raise InputError(
+                f"{path}:{n}: iteration {row[cols['iter']]!r} is not a non-negative integer"
+            )
         it = int(get["iter"])
         if get.get("val") is not None:
             out.evals[it] = (get.get("train_eval"), get["val"])
@@ -85,5 +107,10 @@ def parse(path: Path, text: str) -> Parsed:
         if t is None and get.get("step_time_ms") is not None:
             t = get["step_time_ms"] / 1e3
         if get.get("loss") is not None or t is not None:
-            out.steps[it] = Step(loss=get.get("loss"), step_time_s=t, lr=get.get("lr"), grad_norm=get.get("grad_norm"))
+            out.steps[it] = Step(
+                loss=get.get("loss"),
+                step_time_s=t,
+                lr=get.get("lr"),
+                grad_norm=get.get("grad_norm"),
+            )
     return out

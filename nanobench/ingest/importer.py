@@ -19,7 +19,9 @@ SECTIONS = ("data", "model", "train", "eval")
 def read_text(path: Path) -> str:
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, not a log file")
+        raise InputError(
+            f"{path}: no such file" if not path.exists() else f"{path}: is a folder, not a log file"
+        )
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -42,8 +44,10 @@ def parse_log(path: Path, fmt: str | None = None) -> Parsed:
             fmt = "nanogpt"
         else:
             first = next(line.strip() for line in lines if line.strip())
-            raise InputError(f"{path}:1: not a nanoGPT train.py log, an llm.c main.log or a CSV with iter and loss "
-                             f"columns: {first[:100]!r}")
+            raise InputError(
+                f"{path}:1: not a nanoGPT train.py log, an llm.c main.log or a CSV with iter and loss "
+                f"columns: {first[:100]!r}"
+            )
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     return {"nanogpt": nanogpt, "llmc": llmc, "csv": csvlog}[fmt].parse(path, text)
@@ -67,19 +71,36 @@ def apply_sets(parsed: Parsed, sets: list[str]) -> None:
         elif key.split(".")[0] in SECTIONS and "." in key:
             parsed.set(key, value, where)
         else:
-            raise InputError(f"{where}: unknown key {key!r}; give a scenario key (model.n_layer, train.batch_size, ...), "
-                             f"{', '.join(OPTION_KEYS)} or {', '.join(FACT_KEYS)}")
+            raise InputError(
+                f"{where}: unknown key {key!r}; give a scenario key (model.n_layer, train.batch_size, ...), "
+                f"{', '.join(OPTION_KEYS)} or {', '.join(FACT_KEYS)}"
+            )
     r = parsed.recipe
     shape = ("model.n_layer", "model.n_embd")
-    if parsed.n_params is None and parsed.vocab_size and all(isinstance(r.get(k), int) for k in shape):
-        parsed.n_params = non_embedding_params(parsed.vocab_size, r["model.n_layer"], r["model.n_embd"], bool(r.get("model.bias")))
+    if (
+        parsed.n_params is None
+        and parsed.vocab_size
+        and all(isinstance(r.get(k), int) for k in shape)
+    ):
+        parsed.n_params = non_embedding_params(
+            parsed.vocab_size, r["model.n_layer"], r["model.n_embd"], bool(r.get("model.bias"))
+        )
     batch = [r.get(k) for k in ("train.batch_size", "train.grad_accum", "model.block_size")]
     if parsed.tokens_per_iter is None and all(isinstance(v, int) for v in batch[::2]):
-        parsed.tokens_per_iter = batch[0] * (batch[1] if isinstance(batch[1], int) else 1) * batch[2]
+        parsed.tokens_per_iter = (
+            batch[0] * (batch[1] if isinstance(batch[1], int) else 1) * batch[2]
+        )
 
 
-def import_log(path, out_dir, *, fmt: str | None = None, device_name: str | None = None, dtype: str | None = None,
-               sets: list[str] = ()) -> Path:
+def import_log(
+    path,
+    out_dir,
+    *,
+    fmt: str | None = None,
+    device_name: str | None = None,
+    dtype: str | None = None,
+    sets: list[str] = (),
+) -> Path:
     parsed = parse_log(Path(path), fmt)
     apply_sets(parsed, list(sets))
     return publish(parsed, Path(path), Path(out_dir), device_name=device_name, dtype=dtype)

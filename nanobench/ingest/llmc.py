@@ -50,17 +50,27 @@ def parse(path: Path, text: str) -> Parsed:
                 out.notes.append(f"the last line is cut off and left out: {line[:80]!r}")
                 break
             what = f" (unknown field {unknown[0]!r})" if m and unknown else ""
-            raise InputError(f"{path}:{n}: cannot place this line in an llm.c main.log{what}: {line[:100]!r}")
+            raise InputError(
+                f"{path}:{n}: cannot place this line in an llm.c main.log{what}: {line[:100]!r}"
+            )
         it = int(m["it"])
         if "tel" in values:
             out.evals[it] = (None, values["tel"])
         if "trl" in values:
-            out.steps[it] = Step(loss=values["trl"], lr=values.get("lr"), grad_norm=values.get("norm"))
+            out.steps[it] = Step(
+                loss=values["trl"], lr=values.get("lr"), grad_norm=values.get("norm")
+            )
         hellaswag += "eval" in values
     if hellaswag:
         out.notes.append(f"{hellaswag} HellaSwag accuracy lines (eval:) read and not recorded")
     out.notes.append("llm.c's main.log has no step times: timing columns are null")
-    out.set("options.device", "cuda", "llm.c's main.log comes from train_gpt2cu (give --set device=cpu for train_gpt2.c)")
+    out.set(
+        "options.device",
+        "cuda",
+        "llm.c's main.log comes from train_gpt2cu (give --set device=cpu for train_gpt2.c)",
+    )
     out.set("options.compile", False, "llm.c is compiled C/CUDA, not torch.compile")
-    out.set("options.dtype", "bf16", "llm.c's default build (PRECISION=BF16); give --dtype for another")
+    out.set(
+        "options.dtype", "bf16", "llm.c's default build (PRECISION=BF16); give --dtype for another"
+    )
     return out

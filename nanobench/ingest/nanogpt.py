@@ -29,24 +29,55 @@ PARSER = "nanobench.ingest.nanogpt 1"
 
 # train.py's defaults (the values before any config file or argument), by nanoGPT's names.
 DEFAULTS = {
-    "eval_interval": 2000, "log_interval": 1, "eval_iters": 200, "init_from": "scratch",
-    "dataset": "openwebtext", "gradient_accumulation_steps": 40, "batch_size": 12, "block_size": 1024,
-    "n_layer": 12, "n_head": 12, "n_embd": 768, "dropout": 0.0, "bias": False,
-    "learning_rate": 6e-4, "max_iters": 600000, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95,
-    "grad_clip": 1.0, "decay_lr": True, "warmup_iters": 2000, "lr_decay_iters": 600000, "min_lr": 6e-5,
-    "device": "cuda", "compile": True,
+    "eval_interval": 2000,
+    "log_interval": 1,
+    "eval_iters": 200,
+    "init_from": "scratch",
+    "dataset": "openwebtext",
+    "gradient_accumulation_steps": 40,
+    "batch_size": 12,
+    "block_size": 1024,
+    "n_layer": 12,
+    "n_head": 12,
+    "n_embd": 768,
+    "dropout": 0.0,
+    "bias": False,
+    "learning_rate": 6e-4,
+    "max_iters": 600000,
+    "weight_decay": 0.1,
+    "beta1": 0.9,
+    "beta2": 0.95,
+    "grad_clip": 1.0,
+    "decay_lr": True,
+    "warmup_iters": 2000,
+    "lr_decay_iters": 600000,
+    "min_lr": 6e-5,
+    "device": "cuda",
+    "compile": True,
 }
 SEED = 1337  # torch.manual_seed(1337 + rank offset): rank 0 prints
 
 # nanoGPT name -> nanobench scenario key
 RECIPE_KEYS = {
-    "n_layer": "model.n_layer", "n_head": "model.n_head", "n_embd": "model.n_embd",
-    "block_size": "model.block_size", "dropout": "model.dropout", "bias": "model.bias",
-    "batch_size": "train.batch_size", "gradient_accumulation_steps": "train.grad_accum",
-    "max_iters": "train.max_iters", "learning_rate": "train.learning_rate", "min_lr": "train.min_lr",
-    "warmup_iters": "train.warmup_iters", "lr_decay_iters": "train.lr_decay_iters",
-    "weight_decay": "train.weight_decay", "beta1": "train.beta1", "beta2": "train.beta2",
-    "grad_clip": "train.grad_clip", "eval_interval": "eval.interval", "eval_iters": "eval.iters",
+    "n_layer": "model.n_layer",
+    "n_head": "model.n_head",
+    "n_embd": "model.n_embd",
+    "block_size": "model.block_size",
+    "dropout": "model.dropout",
+    "bias": "model.bias",
+    "batch_size": "train.batch_size",
+    "gradient_accumulation_steps": "train.grad_accum",
+    "max_iters": "train.max_iters",
+    "learning_rate": "train.learning_rate",
+    "min_lr": "train.min_lr",
+    "warmup_iters": "train.warmup_iters",
+    "lr_decay_iters": "train.lr_decay_iters",
+    "weight_decay": "train.weight_decay",
+    "beta1": "train.beta1",
+    "beta2": "train.beta2",
+    "grad_clip": "train.grad_clip",
+    "eval_interval": "eval.interval",
+    "eval_iters": "eval.iters",
 }
 # nanoGPT's datasets that are nanobench's corpora (its prepare.py downloads the same file)
 DATASETS = {"shakespeare_char": "tinyshakespeare"}
@@ -59,14 +90,32 @@ PATTERNS = [
     ("vocab", re.compile(r"found vocab_size = (?P<n>\d+) \(inside (?P<path>.+)\)")),
     ("vocab_default", re.compile(r"defaulting to vocab_size of GPT-2 to (?P<n>\d+).*")),
     ("params", re.compile(r"number of parameters: (?P<m>[\d.]+)M")),
-    ("eval", re.compile(rf"step (?P<it>\d+): train loss (?P<train>{_NUM}), val loss (?P<val>{_NUM})")),
-    ("iter", re.compile(rf"iter (?P<it>\d+): loss (?P<loss>{_NUM}), time (?P<ms>{_NUM})ms, mfu (?P<mfu>{_NUM})%")),
+    (
+        "eval",
+        re.compile(rf"step (?P<it>\d+): train loss (?P<train>{_NUM}), val loss (?P<val>{_NUM})"),
+    ),
+    (
+        "iter",
+        re.compile(
+            rf"iter (?P<it>\d+): loss (?P<loss>{_NUM}), time (?P<ms>{_NUM})ms, mfu (?P<mfu>{_NUM})%"
+        ),
+    ),
     ("init", re.compile(r"Initializing a new model from scratch")),
     ("resume", re.compile(r"Resuming training from (?P<dir>.+)")),
-    ("pretrained", re.compile(r"Initializing from OpenAI GPT-2 weights: (?P<name>.+)"
-                              r"|loading weights from pretrained gpt: .+|forcing vocab_size=.+|overriding dropout rate to .+")),
-    ("info", re.compile(r"num (?:non-)?decayed parameter tensors: .+|using fused AdamW: (?:True|False)"
-                        r"|compiling the model\.\.\. .*|saving checkpoint to .+")),
+    (
+        "pretrained",
+        re.compile(
+            r"Initializing from OpenAI GPT-2 weights: (?P<name>.+)"
+            r"|loading weights from pretrained gpt: .+|forcing vocab_size=.+|overriding dropout rate to .+"
+        ),
+    ),
+    (
+        "info",
+        re.compile(
+            r"num (?:non-)?decayed parameter tensors: .+|using fused AdamW: (?:True|False)"
+            r"|compiling the model\.\.\. .*|saving checkpoint to .+"
+        ),
+    ),
     # with 2>&1: a Python warning, its source line (indented) and wandb's chatter
     ("warning", re.compile(r"\S.*:\d+: \w*Warning: .*|wandb: .*")),
 ]
@@ -82,8 +131,10 @@ def _literal(text: str):
 
 def looks_like(lines: list[str]) -> bool:
     """True when some line is one only nanoGPT prints."""
-    return any(PATTERNS[0][1].fullmatch(x) or PATTERNS[6][1].fullmatch(x) or PATTERNS[7][1].fullmatch(x)
-               for x in (line.strip() for line in lines[:5000]))
+    return any(
+        PATTERNS[0][1].fullmatch(x) or PATTERNS[6][1].fullmatch(x) or PATTERNS[7][1].fullmatch(x)
+        for x in (line.strip() for line in lines[:5000])
+    )
 
 
 def parse(path: Path, text: str) -> Parsed:
@@ -97,7 +148,9 @@ def parse(path: Path, text: str) -> Parsed:
     for n, raw in enumerate(lines, 1):
         line = raw.rstrip("\r")
         stripped = line.strip()
-        kind, m = next(((k, p.fullmatch(stripped)) for k, p in PATTERNS if p.fullmatch(stripped)), (None, None))
+        kind, m = next(
+            ((k, p.fullmatch(stripped)) for k, p in PATTERNS if p.fullmatch(stripped)), (None, None)
+        )
         if kind is None and after_warning and line[:1].isspace():
             after_warning = False  # the warning's source line
             continue
@@ -109,23 +162,36 @@ def parse(path: Path, text: str) -> Parsed:
                 tree = ast.parse(stripped)
             except SyntaxError:
                 tree = None
-            if tree is not None and any(isinstance(x, ast.Expr) and not isinstance(x.value, ast.Call) for x in tree.body):
+            if tree is not None and any(
+                isinstance(x, ast.Expr) and not isinstance(x.value, ast.Call) for x in tree.body
+            ):
                 tree = None  # a bare expression ("n_head is two") parses, yet no config file line is one
             if tree is not None:
                 for node in tree.body:
-                    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    if (
+                        isinstance(node, ast.Assign)
+                        and len(node.targets) == 1
+                        and isinstance(node.targets[0], ast.Name)
+                    ):
                         try:
                             value = ast.literal_eval(node.value)
                         except ValueError:
-                            value = ast.unparse(node.value)  # computed (e.g. time.time()): kept as its text
-                        values[node.targets[0].id] = (value, f"line {n} (config file {in_config}): {stripped}")
+                            value = ast.unparse(
+                                node.value
+                            )  # computed (e.g. time.time()): kept as its text
+                        values[node.targets[0].id] = (
+                            value,
+                            f"line {n} (config file {in_config}): {stripped}",
+                        )
                 continue
         if kind is None:
             if n == len(lines) and cut:
                 out.last_line_cut = True
                 out.notes.append(f"the last line is cut off and left out: {stripped[:80]!r}")
                 break
-            raise InputError(f"{path}:{n}: cannot place this line in a nanoGPT train.py log: {stripped[:100]!r}")
+            raise InputError(
+                f"{path}:{n}: cannot place this line in a nanoGPT train.py log: {stripped[:100]!r}"
+            )
         if kind != "config_file":
             in_config = None
         where = f"line {n}: {stripped}"
@@ -145,8 +211,11 @@ def parse(path: Path, text: str) -> Parsed:
         elif kind == "iter":
             it = int(m["it"])
             mfu = float(m["mfu"])
-            out.steps[it] = Step(loss=float(m["loss"]), step_time_s=float(m["ms"]) / 1e3,
-                                 mfu_reported=None if mfu < 0 else mfu / 100)  # -100%: not yet estimated
+            out.steps[it] = Step(
+                loss=float(m["loss"]),
+                step_time_s=float(m["ms"]) / 1e3,
+                mfu_reported=None if mfu < 0 else mfu / 100,
+            )  # -100%: not yet estimated
             if it in out.evals:
                 out.step_includes_eval.add(it)
         elif kind == "resume":
@@ -172,9 +241,12 @@ def _recipe(out: Parsed, values: dict) -> None:
     if dataset in DATASETS:
         from nanobench.run.data import TINYSHAKESPEARE_SHA256
 
-        out.dataset = {"name": DATASETS[dataset], "sha256": TINYSHAKESPEARE_SHA256,
-                       "source": f"nanoGPT data/{dataset} (inferred: its prepare.py downloads the same file; "
-                                 f"the log carries no hash)"}
+        out.dataset = {
+            "name": DATASETS[dataset],
+            "sha256": TINYSHAKESPEARE_SHA256,
+            "source": f"nanoGPT data/{dataset} (inferred: its prepare.py downloads the same file; "
+            f"the log carries no hash)",
+        }
     decay, src = get("decay_lr")
     if decay is not True:
         out.set("nanogpt.decay_lr", decay, src)  # a constant learning rate: no nanobench scenario
@@ -190,26 +262,46 @@ def _recipe(out: Parsed, values: dict) -> None:
     out.set("options.seed", SEED, "nanoGPT seeds torch with 1337 (+ rank) in train.py")
     dtype, src = values.get("dtype", (None, ""))
     if not str(device).startswith("cuda"):
-        out.set("options.dtype", "fp32", f"device {device}: nanoGPT runs without autocast off CUDA, so fp32 "
-                                         f"whatever dtype says" + (f" ({dtype})" if dtype else ""))
+        out.set(
+            "options.dtype",
+            "fp32",
+            f"device {device}: nanoGPT runs without autocast off CUDA, so fp32 "
+            f"whatever dtype says" + (f" ({dtype})" if dtype else ""),
+        )
     elif dtype is not None:
         # nanoGPT turns TF32 on for CUDA matmuls: its float32 is tf32
-        out.set("options.dtype", {"float32": "tf32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, str(dtype)), src)
+        out.set(
+            "options.dtype",
+            {"float32": "tf32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, str(dtype)),
+            src,
+        )
     else:
-        out.set("options.dtype", "bf16", "nanoGPT's default on a GPU with bf16 (Ampere and newer; float16 on older "
-                                         "ones: give --dtype fp16)")
+        out.set(
+            "options.dtype",
+            "bf16",
+            "nanoGPT's default on a GPU with bf16 (Ampere and newer; float16 on older "
+            "ones: give --dtype fp16)",
+        )
 
     r = out.recipe
     if out.vocab_size and all(isinstance(r.get(k), int) for k in ("model.n_layer", "model.n_embd")):
-        out.n_params = non_embedding_params(out.vocab_size, r["model.n_layer"], r["model.n_embd"], bool(r.get("model.bias")))
+        out.n_params = non_embedding_params(
+            out.vocab_size, r["model.n_layer"], r["model.n_embd"], bool(r.get("model.bias"))
+        )
         printed = next((i["value"] for i in out.inferred if i["key"] == "n_params_printed"), None)
         if printed and abs(float(printed[:-1]) - out.n_params / 1e6) > 0.006:
-            out.notes.append(f"the recipe gives {out.n_params / 1e6:.2f}M parameters but the log printed {printed}: "
-                             f"a setting the log does not show differs; MFU and FLOPs may be off")
+            out.notes.append(
+                f"the recipe gives {out.n_params / 1e6:.2f}M parameters but the log printed {printed}: "
+                f"a setting the log does not show differs; MFU and FLOPs may be off"
+            )
     gas = r.get("train.grad_accum")
     if isinstance(gas, int) and gas > 1:
-        out.notes.append(f"loss: nanoGPT prints the last of {gas} micro-batches' losses (times {gas}), "
-                         f"not their mean as nanobench records")
+        out.notes.append(
+            f"loss: nanoGPT prints the last of {gas} micro-batches' losses (times {gas}), "
+            f"not their mean as nanobench records"
+        )
     log_interval, _ = get("log_interval")
     if log_interval != 1:
-        out.notes.append(f"log_interval = {log_interval}: nanoGPT printed one iteration in {log_interval}")
+        out.notes.append(
+            f"log_interval = {log_interval}: nanoGPT printed one iteration in {log_interval}"
+        )

@@ -54,7 +54,7 @@ class DeviceSpec:
     kind: str
     index: int | None = None
 
-    def resolve(self) -> "Device":
+    def resolve(self) -> Device:
         """The device this spec names on this machine; InputError naming it if absent."""
         spec = self.text
         if self.kind == "auto":
@@ -66,17 +66,23 @@ class DeviceSpec:
         here = ", ".join(available_kinds())
         if self.kind == "cuda":
             if not torch.cuda.is_available():
-                raise InputError(f"--device {spec}: CUDA is not available on this machine (devices here: {here})")
+                raise InputError(
+                    f"--device {spec}: CUDA is not available on this machine (devices here: {here})"
+                )
             index = self.index or 0
             if index >= torch.cuda.device_count():
-                raise InputError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here")
+                raise InputError(
+                    f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here"
+                )
             return Device.cuda(index)
         if not _mps_available():
-            raise InputError(f"--device {spec}: MPS is not available on this machine (devices here: {here})")
+            raise InputError(
+                f"--device {spec}: MPS is not available on this machine (devices here: {here})"
+            )
         return Device("mps", None, MPS_NAME)
 
 
-def devices_here() -> list["Device"]:
+def devices_here() -> list[Device]:
     """Every device of this machine, for `--device all`: the CPU, each CUDA GPU, the Apple GPU."""
     found = [Device.cpu()] + [Device.cuda(i) for i in range(cuda_device_count())]
     return found + ([Device("mps", None, MPS_NAME)] if _mps_available() else [])
@@ -92,7 +98,7 @@ def parse_device(spec: str) -> DeviceSpec:
     return DeviceSpec(spec, kind, int(match.group(2)) if match.group(2) is not None else None)
 
 
-def resolve(spec: str) -> "Device":
+def resolve(spec: str) -> Device:
     """parse_device(spec).resolve(): a device string straight to the Device it names here."""
     return parse_device(spec).resolve()
 
@@ -117,11 +123,11 @@ class Device:
     uuid: str | None = None
 
     @classmethod
-    def cpu(cls) -> "Device":
+    def cpu(cls) -> Device:
         return cls("cpu", None, host.cpu_model(), native_bf16=host.cpu_native_bf16())
 
     @classmethod
-    def cuda(cls, index: int | None) -> "Device":
+    def cuda(cls, index: int | None) -> Device:
         """CUDA device `index` (None: the current one) with its name and capabilities.
 
         native_bf16 comes from this device's own compute capability (8.0+: Ampere's bf16
@@ -130,8 +136,14 @@ class Device:
         where = torch.device("cuda") if index is None else torch.device("cuda", index)
         capability = tuple(torch.cuda.get_device_capability(where))
         uuid = getattr(torch.cuda.get_device_properties(where), "uuid", None)
-        return cls("cuda", index, torch.cuda.get_device_name(where), capability, capability >= (8, 0),
-                   str(uuid) if uuid is not None else None)
+        return cls(
+            "cuda",
+            index,
+            torch.cuda.get_device_name(where),
+            capability,
+            capability >= (8, 0),
+            str(uuid) if uuid is not None else None,
+        )
 
     def __str__(self) -> str:
         return str(self.torch)
@@ -139,16 +151,22 @@ class Device:
     @property
     def torch(self) -> torch.device:
         """The torch.device to put tensors on."""
-        return torch.device(self.kind) if self.index is None else torch.device(self.kind, self.index)
+        return (
+            torch.device(self.kind) if self.index is None else torch.device(self.kind, self.index)
+        )
 
     @property
     def supports_tf32(self) -> bool:
         """TF32 tensor cores: NVIDIA compute capability 8.0+ (Ampere and later)."""
-        return self.kind == "cuda" and self.compute_capability is not None and self.compute_capability[0] >= 8
+        return (
+            self.kind == "cuda"
+            and self.compute_capability is not None
+            and self.compute_capability[0] >= 8
+        )
 
     # ---- data parallel ---------------------------------------------------------------------
 
-    def for_rank(self, local_rank: int) -> "Device":
+    def for_rank(self, local_rank: int) -> Device:
         """A torchrun worker's device: its own GPU (cuda:LOCAL_RANK); the CPU is shared."""
         if self.kind != "cuda":
             return self
@@ -225,7 +243,9 @@ class Device:
         CUDA one nested allocator-stats call serves all three: `torch.cuda.memory_allocated`
         and friends each rebuild the whole stats dict."""
         if self.kind == "cuda":
-            stats = torch.cuda.memory_stats_as_nested_dict(self.torch)  # no flattening: cheap per step
+            stats = torch.cuda.memory_stats_as_nested_dict(
+                self.torch
+            )  # no flattening: cheap per step
             alloc, reserved = stats["allocated_bytes"]["all"], stats["reserved_bytes"]["all"]
             return alloc["current"], alloc["peak"], reserved["current"]
         if self.kind == "mps":
@@ -298,7 +318,9 @@ class Device:
             except nvml.NvmlUnavailable as exc:
                 return metrics.NoEnergyMeter(str(exc))
             except Exception as exc:  # pynvml.NVMLError_NotSupported: before Volta
-                return metrics.NoEnergyMeter(f"NVML energy counter unavailable on {self.name}: {exc}")
+                return metrics.NoEnergyMeter(
+                    f"NVML energy counter unavailable on {self.name}: {exc}"
+                )
         if self.kind == "cpu":
             return metrics.rapl_meter()
         return metrics.NoEnergyMeter(f"no energy counter readable for {self.kind} devices")
@@ -333,4 +355,8 @@ def _this_process(pid: int):
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA's OutOfMemoryError, MPS's and the CPU allocator's ("can't allocate memory")."""
     text = str(exc).lower()
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+    return (
+        isinstance(exc, torch.OutOfMemoryError)
+        or "out of memory" in text
+        or "can't allocate memory" in text
+    )

@@ -71,25 +71,35 @@ def _gpus() -> list[dict]:
         except nv.NVMLError:
             return None
 
-    reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or nv.nvmlDeviceGetCurrentClocksThrottleReasons
+    reasons = (
+        getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None)
+        or nv.nvmlDeviceGetCurrentClocksThrottleReasons
+    )
     out = []
     for i in range(count):
         h = nv.nvmlDeviceGetHandleByIndex(i)
         util = ask(nv.nvmlDeviceGetUtilizationRates, h)
         procs = ask(nv.nvmlDeviceGetComputeRunningProcesses, h)
-        out.append({
-            "index": i, "name": ask(nv.nvmlDeviceGetName, h),
-            "persistence_mode": ask(nv.nvmlDeviceGetPersistenceMode, h),
-            "sm_clock_mhz": ask(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
-            "sm_clock_max_mhz": ask(nv.nvmlDeviceGetMaxClockInfo, h, nv.NVML_CLOCK_SM),
-            "power_limit_w": (ask(nv.nvmlDeviceGetPowerManagementLimit, h) or 0) / 1e3 or None,
-            "power_limit_default_w": (ask(nv.nvmlDeviceGetPowerManagementDefaultLimit, h) or 0) / 1e3 or None,
-            "temperature_c": ask(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
-            "slowdown_temperature_c": ask(nv.nvmlDeviceGetTemperatureThreshold, h, nv.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN),
-            "clock_event_mask": ask(reasons, h),
-            "utilization_percent": getattr(util, "gpu", None),
-            "compute_processes": None if procs is None else len(procs),
-        })
+        out.append(
+            {
+                "index": i,
+                "name": ask(nv.nvmlDeviceGetName, h),
+                "persistence_mode": ask(nv.nvmlDeviceGetPersistenceMode, h),
+                "sm_clock_mhz": ask(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+                "sm_clock_max_mhz": ask(nv.nvmlDeviceGetMaxClockInfo, h, nv.NVML_CLOCK_SM),
+                "power_limit_w": (ask(nv.nvmlDeviceGetPowerManagementLimit, h) or 0) / 1e3 or None,
+                "power_limit_default_w": (ask(nv.nvmlDeviceGetPowerManagementDefaultLimit, h) or 0)
+                / 1e3
+                or None,
+                "temperature_c": ask(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
+                "slowdown_temperature_c": ask(
+                    nv.nvmlDeviceGetTemperatureThreshold, h, nv.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN
+                ),
+                "clock_event_mask": ask(reasons, h),
+                "utilization_percent": getattr(util, "gpu", None),
+                "compute_processes": None if procs is None else len(procs),
+            }
+        )
     return out
 
 
@@ -117,13 +127,21 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
             continue
     top.sort(reverse=True)
     steal = getattr(after, "steal", None)
-    total = sum(after) - sum(before) - (getattr(after, "guest", 0) - getattr(before, "guest", 0)) \
+    total = (
+        sum(after)
+        - sum(before)
+        - (getattr(after, "guest", 0) - getattr(before, "guest", 0))
         - (getattr(after, "guest_nice", 0) - getattr(before, "guest_nice", 0))
+    )
     temps = {}
     try:
         for chip, entries in (psutil.sensors_temperatures() or {}).items():
             for e in entries:
-                temps[f"{chip}/{e.label or 'temp'}"] = {"current_c": e.current, "high_c": e.high, "critical_c": e.critical}
+                temps[f"{chip}/{e.label or 'temp'}"] = {
+                    "current_c": e.current,
+                    "high_c": e.high,
+                    "critical_c": e.critical,
+                }
     except (AttributeError, OSError):
         pass
     try:
@@ -139,7 +157,9 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
         "physical_cores": psutil.cpu_count(logical=False),
         "load_avg": load,
         "cpu_busy_percent": percpu,
-        "top_processes": [{"cpu_percent": c, "name": n, "pid": pid} for c, n, pid in top[:3] if c > 0],
+        "top_processes": [
+            {"cpu_percent": c, "name": n, "pid": pid} for c, n, pid in top[:3] if c > 0
+        ],
         "steal_frac": None if steal is None or total <= 0 else (steal - before.steal) / total,
         "governors": sorted(noise.governors(cpu_root) or []) or None,
         "no_turbo": _read(f"{cpu_root}/intel_pstate/no_turbo"),  # "1": turbo off (intel_pstate)
@@ -147,7 +167,9 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
         "smt_control": _read(f"{cpu_root}/smt/control"),
         "smt_siblings": _siblings(cpu_root),
         "temperatures": temps,
-        "on_battery": None if battery is None or battery.power_plugged is None else not battery.power_plugged,
+        "on_battery": None
+        if battery is None or battery.power_plugged is None
+        else not battery.power_plugged,
         "gpus": _gpus(),
     }
 
@@ -160,31 +182,66 @@ def _cpu_checks(f: dict) -> list[Check]:
         out.append(Check("cpu load", "unknown", "per-CPU utilisation unreadable"))
     else:
         used = sum(busy) / 100
-        top = ", ".join(f"{p['name']} ({p['pid']}) {p['cpu_percent']:.0f}%" for p in f.get("top_processes") or [])
+        top = ", ".join(
+            f"{p['name']} ({p['pid']}) {p['cpu_percent']:.0f}%"
+            for p in f.get("top_processes") or []
+        )
         if used >= noise.OTHER_CORES_MIN:
-            out.append(Check("cpu load", "warn", f"other processes use {used:.1f} of {n} cores now"
-                             + (f" (load average {f['load_avg'][0]:.1f})" if f.get("load_avg") else "")
-                             + (f"; busiest: {top}" if top else ""),
-                             "wait for them to finish or stop them (`top` shows them); benchmark on an idle machine"))
+            out.append(
+                Check(
+                    "cpu load",
+                    "warn",
+                    f"other processes use {used:.1f} of {n} cores now"
+                    + (f" (load average {f['load_avg'][0]:.1f})" if f.get("load_avg") else "")
+                    + (f"; busiest: {top}" if top else ""),
+                    "wait for them to finish or stop them (`top` shows them); benchmark on an idle machine",
+                )
+            )
         else:
             out.append(Check("cpu load", "ok", f"{used:.1f} of {n} cores in use by others"))
     steal = f.get("steal_frac")
     if steal is not None:
-        out.append(Check("steal time", "warn" if steal >= noise.STEAL_FRAC_MIN else "ok",
-                         f"the hypervisor took {steal:.0%} of the CPU time over the last second",
-                         "use a dedicated (or less crowded) instance" if steal >= noise.STEAL_FRAC_MIN else None))
+        out.append(
+            Check(
+                "steal time",
+                "warn" if steal >= noise.STEAL_FRAC_MIN else "ok",
+                f"the hypervisor took {steal:.0%} of the CPU time over the last second",
+                "use a dedicated (or less crowded) instance"
+                if steal >= noise.STEAL_FRAC_MIN
+                else None,
+            )
+        )
     govs = f.get("governors")
     if not govs:
-        out.append(Check("cpu governor", "unknown", "no cpufreq in sysfs (a VM or container): the host sets the clock"))
+        out.append(
+            Check(
+                "cpu governor",
+                "unknown",
+                "no cpufreq in sysfs (a VM or container): the host sets the clock",
+            )
+        )
     elif govs != ["performance"]:
-        out.append(Check("cpu governor", "warn", f"governor {'/'.join(govs)}: the clock follows the load",
-                         "sudo cpupower frequency-set -g performance"))
+        out.append(
+            Check(
+                "cpu governor",
+                "warn",
+                f"governor {'/'.join(govs)}: the clock follows the load",
+                "sudo cpupower frequency-set -g performance",
+            )
+        )
     else:
         out.append(Check("cpu governor", "ok", "performance"))
     if f.get("no_turbo") == "0" or f.get("boost") == "1":
-        out.append(Check("turbo", "warn", "turbo/boost is on: the clock varies with temperature and how many cores are busy",
-                         "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo" if f.get("no_turbo") == "0"
-                         else "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost"))
+        out.append(
+            Check(
+                "turbo",
+                "warn",
+                "turbo/boost is on: the clock varies with temperature and how many cores are busy",
+                "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo"
+                if f.get("no_turbo") == "0"
+                else "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost",
+            )
+        )
     elif f.get("no_turbo") == "1" or f.get("boost") == "0":
         out.append(Check("turbo", "ok", "turbo/boost off"))
     else:
@@ -193,22 +250,45 @@ def _cpu_checks(f: dict) -> list[Check]:
     if pairs and busy is not None:
         hot = [g for g in pairs if any(busy[c] >= BUSY_CPU_PERCENT for c in g if c < len(busy))]
         if hot:
-            out.append(Check("smt siblings", "warn", f"SMT is on and {len(hot)} of {len(pairs)} cores have a busy sibling "
-                             f"thread, which shares the core with a run's thread",
-                             "echo off | sudo tee /sys/devices/system/cpu/smt/control (or --threads at most the idle physical cores)"))
+            out.append(
+                Check(
+                    "smt siblings",
+                    "warn",
+                    f"SMT is on and {len(hot)} of {len(pairs)} cores have a busy sibling "
+                    f"thread, which shares the core with a run's thread",
+                    "echo off | sudo tee /sys/devices/system/cpu/smt/control (or --threads at most the idle physical cores)",
+                )
+            )
         else:
-            out.append(Check("smt siblings", "ok", f"SMT on, no busy sibling threads among {len(pairs)} cores"))
-    hot = [f"{name} {t['current_c']:.0f} C (high {t['high_c']:.0f} C)" for name, t in (f.get("temperatures") or {}).items()
-           if t.get("high_c") and t["current_c"] >= t["high_c"] - HOT_MARGIN_C]
+            out.append(
+                Check(
+                    "smt siblings",
+                    "ok",
+                    f"SMT on, no busy sibling threads among {len(pairs)} cores",
+                )
+            )
+    hot = [
+        f"{name} {t['current_c']:.0f} C (high {t['high_c']:.0f} C)"
+        for name, t in (f.get("temperatures") or {}).items()
+        if t.get("high_c") and t["current_c"] >= t["high_c"] - HOT_MARGIN_C
+    ]
     if hot:
-        out.append(Check("thermal", "warn", "near the throttling point: " + ", ".join(hot),
-                         "let the machine cool; check its fans and airflow"))
+        out.append(
+            Check(
+                "thermal",
+                "warn",
+                "near the throttling point: " + ", ".join(hot),
+                "let the machine cool; check its fans and airflow",
+            )
+        )
     elif f.get("temperatures"):
         out.append(Check("thermal", "ok", "all sensors below their high mark"))
     else:
         out.append(Check("thermal", "unknown", "no temperature sensors readable"))
     if f.get("on_battery"):
-        out.append(Check("power", "warn", "on battery: laptops lower their clocks", "plug in the charger"))
+        out.append(
+            Check("power", "warn", "on battery: laptops lower their clocks", "plug in the charger")
+        )
     elif f.get("on_battery") is False:
         out.append(Check("power", "ok", "on mains power"))
     return out
@@ -218,33 +298,76 @@ def _gpu_checks(g: dict) -> list[Check]:
     name = f"gpu {g['index']}"
     out = []
     if g.get("persistence_mode") == 0:
-        out.append(Check(f"{name} persistence", "warn", "persistence mode off: the driver re-initialises the GPU for each process",
-                         f"sudo nvidia-smi -i {g['index']} -pm 1"))
+        out.append(
+            Check(
+                f"{name} persistence",
+                "warn",
+                "persistence mode off: the driver re-initialises the GPU for each process",
+                f"sudo nvidia-smi -i {g['index']} -pm 1",
+            )
+        )
     elif g.get("persistence_mode") == 1:
         out.append(Check(f"{name} persistence", "ok", "persistence mode on"))
     slow = noise.gpu_slowdowns(g.get("clock_event_mask"))
     clocks = f"SM clock {g.get('sm_clock_mhz')} of {g.get('sm_clock_max_mhz')} MHz"
     if slow:
-        out.append(Check(f"{name} clocks", "warn", f"{clocks}, slowed now ({', '.join(slow)})",
-                         f"nvidia-smi -i {g['index']} -q -d PERFORMANCE shows why"))
+        out.append(
+            Check(
+                f"{name} clocks",
+                "warn",
+                f"{clocks}, slowed now ({', '.join(slow)})",
+                f"nvidia-smi -i {g['index']} -q -d PERFORMANCE shows why",
+            )
+        )
     else:
-        out.append(Check(f"{name} clocks", "ok", f"{clocks}; boost clocks still vary with power and temperature",
-                         f"to pin them: sudo nvidia-smi -i {g['index']} --lock-gpu-clocks=<MHz>,<MHz>"))
+        out.append(
+            Check(
+                f"{name} clocks",
+                "ok",
+                f"{clocks}; boost clocks still vary with power and temperature",
+                f"to pin them: sudo nvidia-smi -i {g['index']} --lock-gpu-clocks=<MHz>,<MHz>",
+            )
+        )
     limit, default = g.get("power_limit_w"), g.get("power_limit_default_w")
     if limit and default and limit < 0.99 * default:
-        out.append(Check(f"{name} power limit", "warn", f"power limit {limit:.0f} W, below the default {default:.0f} W",
-                         f"sudo nvidia-smi -i {g['index']} -pl {default:.0f}"))
+        out.append(
+            Check(
+                f"{name} power limit",
+                "warn",
+                f"power limit {limit:.0f} W, below the default {default:.0f} W",
+                f"sudo nvidia-smi -i {g['index']} -pl {default:.0f}",
+            )
+        )
     elif limit:
         out.append(Check(f"{name} power limit", "ok", f"power limit {limit:.0f} W"))
     temp, slowdown = g.get("temperature_c"), g.get("slowdown_temperature_c")
     if temp is not None and slowdown and temp >= slowdown - HOT_MARGIN_C:
-        out.append(Check(f"{name} thermal", "warn", f"{temp} C, slowdown at {slowdown} C", "cool the GPU (airflow, fan curve)"))
+        out.append(
+            Check(
+                f"{name} thermal",
+                "warn",
+                f"{temp} C, slowdown at {slowdown} C",
+                "cool the GPU (airflow, fan curve)",
+            )
+        )
     elif temp is not None:
-        out.append(Check(f"{name} thermal", "ok", f"{temp} C" + (f" (slowdown at {slowdown} C)" if slowdown else "")))
+        out.append(
+            Check(
+                f"{name} thermal",
+                "ok",
+                f"{temp} C" + (f" (slowdown at {slowdown} C)" if slowdown else ""),
+            )
+        )
     util, procs = g.get("utilization_percent"), g.get("compute_processes")
     if (util or 0) >= GPU_BUSY_PERCENT or procs:
-        out.append(Check(f"{name} in use", "warn", f"{util}% busy, {procs} compute process(es) already on it",
-                         f"wait for them (nvidia-smi -i {g['index']} lists them) or use another GPU"))
+        out.append(
+            Check(
+                f"{name} in use",
+                "warn",
+                f"{util}% busy, {procs} compute process(es) already on it",
+                f"wait for them (nvidia-smi -i {g['index']} lists them) or use another GPU",
+            )
+        )
     elif util is not None:
         out.append(Check(f"{name} in use", "ok", "idle"))
     return out

@@ -13,12 +13,23 @@ from nanobench.measure import host, nvml
 from nanobench.measure.precision import current_matmul_flags
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "KMP_AFFINITY", "GOMP_CPU_AFFINITY",
-                    "OMP_PROC_BIND", "OMP_PLACES", "OMP_DYNAMIC", "MKL_DYNAMIC", "KMP_BLOCKTIME")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "KMP_AFFINITY",
+    "GOMP_CPU_AFFINITY",
+    "OMP_PROC_BIND",
+    "OMP_PLACES",
+    "OMP_DYNAMIC",
+    "MKL_DYNAMIC",
+    "KMP_BLOCKTIME",
+)
 
 
 def git_state() -> dict:
     """The project's commit and whether the working tree had uncommitted changes."""
+
     def git(*args):
         return subprocess.run(
             ["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=5
@@ -95,8 +106,12 @@ def sdpa_backends() -> dict:
     import torch
 
     b = torch.backends.cuda
-    flags = {"flash": b.flash_sdp_enabled, "mem_efficient": b.mem_efficient_sdp_enabled,
-             "math": b.math_sdp_enabled, "cudnn": getattr(b, "cudnn_sdp_enabled", None)}
+    flags = {
+        "flash": b.flash_sdp_enabled,
+        "mem_efficient": b.mem_efficient_sdp_enabled,
+        "math": b.math_sdp_enabled,
+        "cudnn": getattr(b, "cudnn_sdp_enabled", None),
+    }
     return {k: (f() if f else None) for k, f in flags.items()}
 
 
@@ -123,7 +138,11 @@ def compile_problem(device) -> str | None:
         except ImportError:
             return None
         if not has_triton_package():
-            how = "pip install triton-windows" if sys.platform == "win32" else "install the triton matching your torch"
+            how = (
+                "pip install triton-windows"
+                if sys.platform == "win32"
+                else "install the triton matching your torch"
+            )
             return f"torch.compile on CUDA needs the triton package, which is not installed ({how})"
     elif device.kind == "cpu":
         try:
@@ -133,8 +152,16 @@ def compile_problem(device) -> str | None:
             return None
         try:
             cpp_builder.get_cpp_compiler()
-        except (InvalidCxxCompiler, RuntimeError, OSError) as exc:  # torch's other compiler checks raise RuntimeError
-            how = {"win32": "install Visual Studio Build Tools (C++) and run from the x64 Native Tools prompt",
-                   "darwin": "run `xcode-select --install`"}.get(sys.platform, "install g++ or set CXX")
-            return f"torch.compile on the CPU needs a C++ compiler: {str(exc).splitlines()[0]} ({how})"
+        except (
+            InvalidCxxCompiler,
+            RuntimeError,
+            OSError,
+        ) as exc:  # torch's other compiler checks raise RuntimeError
+            how = {
+                "win32": "install Visual Studio Build Tools (C++) and run from the x64 Native Tools prompt",
+                "darwin": "run `xcode-select --install`",
+            }.get(sys.platform, "install g++ or set CXX")
+            return (
+                f"torch.compile on the CPU needs a C++ compiler: {str(exc).splitlines()[0]} ({how})"
+            )
     return None

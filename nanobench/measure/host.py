@@ -18,6 +18,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+
 @lru_cache(maxsize=1)
 def _cpuinfo() -> dict:
     """The first processor's fields from /proc/cpuinfo (Linux); empty elsewhere."""
@@ -55,10 +56,17 @@ def _sysctl() -> dict:
 
 # macOS feature keys -> the names Linux uses for the same features (what peaks reads)
 MAC_FEATURES = {
-    "hw.optional.avx1_0": "avx", "hw.optional.avx2_0": "avx2", "hw.optional.fma": "fma",
-    "hw.optional.avx512f": "avx512f", "hw.optional.AdvSIMD": "asimd", "hw.optional.neon": "asimd",
-    "hw.optional.arm.FEAT_FP16": "asimdhp", "hw.optional.arm.FEAT_BF16": "bf16",
-    "hw.optional.arm.FEAT_I8MM": "i8mm", "hw.optional.arm.FEAT_SME": "sme", "hw.optional.arm.FEAT_SME2": "sme2",
+    "hw.optional.avx1_0": "avx",
+    "hw.optional.avx2_0": "avx2",
+    "hw.optional.fma": "fma",
+    "hw.optional.avx512f": "avx512f",
+    "hw.optional.AdvSIMD": "asimd",
+    "hw.optional.neon": "asimd",
+    "hw.optional.arm.FEAT_FP16": "asimdhp",
+    "hw.optional.arm.FEAT_BF16": "bf16",
+    "hw.optional.arm.FEAT_I8MM": "i8mm",
+    "hw.optional.arm.FEAT_SME": "sme",
+    "hw.optional.arm.FEAT_SME2": "sme2",
 }
 _WINDOWS_KEY = r"HARDWARE\DESCRIPTION\System\CentralProcessor\0"
 # IsProcessorFeaturePresent's PF_* numbers (winnt.h) -> Linux flag names
@@ -98,21 +106,30 @@ def _windows_flags() -> list[str]:
     SIMD mandatory. AVX-512 BF16 and AMX are not reported: bf16 gets no spec peak there."""
     if sys.platform != "win32":
         return []
-    flags = [name for feature, name in WINDOWS_FEATURES.items() if _windows_feature_present(feature)]
+    flags = [
+        name for feature, name in WINDOWS_FEATURES.items() if _windows_feature_present(feature)
+    ]
     flags += ["fma"] if "avx2" in flags else []
     return flags + (["asimd"] if platform.machine().lower() in ("arm64", "aarch64") else [])
 
 
 def cpu_model() -> str:
-    return (_cpuinfo().get("model name") or _sysctl().get("machdep.cpu.brand_string")
-            or _windows_cpu().get("ProcessorNameString", "").strip() or platform.processor() or platform.machine()
-            or "unknown CPU")
+    return (
+        _cpuinfo().get("model name")
+        or _sysctl().get("machdep.cpu.brand_string")
+        or _windows_cpu().get("ProcessorNameString", "").strip()
+        or platform.processor()
+        or platform.machine()
+        or "unknown CPU"
+    )
 
 
 def cpu_flags() -> list[str]:
     info = _cpuinfo()
     mac = {MAC_FEATURES[k] for k, v in _sysctl().items() if k in MAC_FEATURES and v == "1"}
-    return sorted(set((info.get("flags") or info.get("Features") or "").split()) | mac | set(_windows_flags()))
+    return sorted(
+        set((info.get("flags") or info.get("Features") or "").split()) | mac | set(_windows_flags())
+    )
 
 
 # Native bf16 matmul instructions: Intel AMX tiles, AVX-512 BF16 dot products (x86 flags), Arm
@@ -132,7 +149,11 @@ def cpu_vendor() -> str:
 
 def cpu_family() -> int | None:
     m = re.search(r"Family (\d+)", _windows_cpu().get("Identifier") or "")
-    text = _cpuinfo().get("cpu family") or _sysctl().get("machdep.cpu.family") or (m.group(1) if m else "")
+    text = (
+        _cpuinfo().get("cpu family")
+        or _sysctl().get("machdep.cpu.family")
+        or (m.group(1) if m else "")
+    )
     try:
         return int(text)
     except ValueError:
@@ -151,7 +172,9 @@ def compute_cores() -> tuple[int | None, str]:
     mac = _sysctl()
     if mac.get("hw.nperflevels", "1") != "1" and mac.get("hw.perflevel0.physicalcpu", "").isdigit():
         slow = mac.get("hw.perflevel1.physicalcpu", "?")
-        return int(mac["hw.perflevel0.physicalcpu"]), f"performance cores; {slow} efficiency cores not counted"
+        return int(
+            mac["hw.perflevel0.physicalcpu"]
+        ), f"performance cores; {slow} efficiency cores not counted"
     return physical_cores(), "physical"
 
 
@@ -162,8 +185,12 @@ def apple_gpu_cores() -> int | None:
     for an MPS device's spec peak; None elsewhere or when neither says."""
     if sys.platform != "darwin":
         return None
-    m = re.search(r'"gpu-core-count"\s*=\s*(\d+)', _run(["ioreg", "-rc", "AGXAccelerator", "-d", "1"]))
-    m = m or re.search(r"Total Number of Cores:\s*(\d+)", _run(["system_profiler", "SPDisplaysDataType"]))
+    m = re.search(
+        r'"gpu-core-count"\s*=\s*(\d+)', _run(["ioreg", "-rc", "AGXAccelerator", "-d", "1"])
+    )
+    m = m or re.search(
+        r"Total Number of Cores:\s*(\d+)", _run(["system_profiler", "SPDisplaysDataType"])
+    )
     return int(m.group(1)) if m else None
 
 
@@ -179,7 +206,12 @@ def cpu_clock_hz() -> tuple[float | None, str]:
 
     try:
         freq = psutil.cpu_freq()
-    except (OSError, NotImplementedError, FileNotFoundError, AttributeError):  # AttributeError: no cpu_freq here
+    except (
+        OSError,
+        NotImplementedError,
+        FileNotFoundError,
+        AttributeError,
+    ):  # AttributeError: no cpu_freq here
         freq = None
     max_mhz = freq.max if freq and freq.max else 0.0
     if 0 < max_mhz < 100:  # psutil on Apple M4 reports GHz in the MHz field (psutil issue 2642)
@@ -193,5 +225,11 @@ def cpu_clock_hz() -> tuple[float | None, str]:
     except ValueError:
         mhz = 0.0
     if mhz > 0:
-        return mhz * 1e6, f"{mhz / 1e3:.3f} GHz (current clock from /proc/cpuinfo; a VM hides boost clocks)"
-    return None, "CPU clock unknown: the OS reports none (VMs and macOS on Apple silicon often hide it)"
+        return (
+            mhz * 1e6,
+            f"{mhz / 1e3:.3f} GHz (current clock from /proc/cpuinfo; a VM hides boost clocks)",
+        )
+    return (
+        None,
+        "CPU clock unknown: the OS reports none (VMs and macOS on Apple silicon often hide it)",
+    )

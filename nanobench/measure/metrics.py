@@ -63,7 +63,9 @@ class CudaEventTimer:
         return [start.elapsed_time(end) / 1e3 for start, end in handles]  # ms -> s
 
 
-def flops_per_token(n_params: int, n_layer: int, n_head: int, head_size: int, block_size: int) -> int:
+def flops_per_token(
+    n_params: int, n_layer: int, n_head: int, head_size: int, block_size: int
+) -> int:
     """Training FLOPs per token, nanoGPT/PaLM appendix B: 6N + 12·L·H·Q·T.
 
     6N: forward (2N) and backward (4N) matmuls over the non-embedding parameters N (the tied
@@ -102,7 +104,9 @@ def to_host(pending: list[PendingStep], timer) -> list[dict]:
         return []
     import torch
 
-    values = torch.stack([torch.stack([p.loss.float(), p.grad_norm.float()]) for p in pending]).tolist()
+    values = torch.stack(
+        [torch.stack([p.loss.float(), p.grad_norm.float()]) for p in pending]
+    ).tolist()
     seconds = timer.seconds([p.timing for p in pending])
     return [
         {
@@ -118,8 +122,6 @@ def to_host(pending: list[PendingStep], timer) -> list[dict]:
         }
         for p, (loss, norm), step_s in zip(pending, values, seconds)
     ]
-
-
 
 
 # ---- energy -----------------------------------------------------------------------------------
@@ -160,7 +162,11 @@ class NvmlEnergyMeter:
             return None
 
     def describe(self) -> dict:
-        return {"source": "nvml", "reason": None, "what": "GPU board energy (nvmlDeviceGetTotalEnergyConsumption)"}
+        return {
+            "source": "nvml",
+            "reason": None,
+            "what": "GPU board energy (nvmlDeviceGetTotalEnergyConsumption)",
+        }
 
 
 class RaplEnergyMeter:
@@ -175,7 +181,9 @@ class RaplEnergyMeter:
     reason = None
 
     def __init__(self, zones: list):
-        self._zones = [(z / "energy_uj", int((z / "max_energy_range_uj").read_text())) for z in zones]
+        self._zones = [
+            (z / "energy_uj", int((z / "max_energy_range_uj").read_text())) for z in zones
+        ]
         self._names = [z.name for z in zones]
         self._last = [int(path.read_text()) for path, _ in self._zones]
         self._total_uj = 0
@@ -188,7 +196,12 @@ class RaplEnergyMeter:
         return self._total_uj / 1e6
 
     def describe(self) -> dict:
-        return {"source": "rapl", "reason": None, "zones": self._names, "what": "CPU package energy (powercap energy_uj)"}
+        return {
+            "source": "rapl",
+            "reason": None,
+            "zones": self._names,
+            "what": "CPU package energy (powercap energy_uj)",
+        }
 
 
 def rapl_delta_uj(last: int, now: int, max_range_uj: int) -> int:
@@ -219,13 +232,17 @@ def rapl_meter(powercap_root="/sys/class/powercap"):
     try:
         return RaplEnergyMeter(zones)
     except PermissionError:
-        return NoEnergyMeter(f"{zones[0]}/energy_uj is readable only by root (Linux 5.10+); "
-                             f"run as root or `sudo chmod o+r {root}/intel-rapl:*/energy_uj`")
+        return NoEnergyMeter(
+            f"{zones[0]}/energy_uj is readable only by root (Linux 5.10+); "
+            f"run as root or `sudo chmod o+r {root}/intel-rapl:*/energy_uj`"
+        )
     except (OSError, ValueError) as exc:
         return NoEnergyMeter(f"RAPL unreadable: {exc}")
 
 
-def interpolate_energy(rows: list[dict], prev: tuple[float, float], now: tuple[float, float]) -> None:
+def interpolate_energy(
+    rows: list[dict], prev: tuple[float, float], now: tuple[float, float]
+) -> None:
     """Fill rows' cumulative `energy_j` by linear interpolation in wall_time_s between two
     samples (wall_time_s, joules): the previous host read and this one. Exact at the sample
     points; in between it assumes constant power over one read window (10 steps on a GPU)."""
@@ -248,11 +265,26 @@ class Recorder:
 
     TOTALS = ("train_time_s", "tokens", "vals", "last_loss")  # what a checkpoint carries on
 
-    def __init__(self, *, writer, tokens_per_iter: int, flops_per_iter: float, spec_peak_flops: float | None,
-                 measured_peak_flops: float | None, warmup_iters: int, energy, device_memory, t0: float,
-                 ddp=None, totals: dict | None = None, noise=None):
+    def __init__(
+        self,
+        *,
+        writer,
+        tokens_per_iter: int,
+        flops_per_iter: float,
+        spec_peak_flops: float | None,
+        measured_peak_flops: float | None,
+        warmup_iters: int,
+        energy,
+        device_memory,
+        t0: float,
+        ddp=None,
+        totals: dict | None = None,
+        noise=None,
+    ):
         self.writer = writer
-        self.noise = noise  # a noise.Sampler: marks a window's last row with a reading, ~1 per second
+        self.noise = (
+            noise  # a noise.Sampler: marks a window's last row with a reading, ~1 per second
+        )
         self.tokens_per_iter = tokens_per_iter
         self.flops_per_iter = flops_per_iter
         self.spec_peak_flops = spec_peak_flops
@@ -262,9 +294,19 @@ class Recorder:
         self.device_memory = device_memory
         self.t0 = t0
         self.ddp = ddp
-        self.evals: dict[int, dict] = {}  # iteration -> {"train": loss, "val": loss}, until recorded
-        self.state = {"train_time_s": 0.0, "tokens": 0, "rows": 0, "step_times": [], "vals": [], "last_loss": None,
-                      "first_step_s": None, "energy_j": None}
+        self.evals: dict[
+            int, dict
+        ] = {}  # iteration -> {"train": loss, "val": loss}, until recorded
+        self.state = {
+            "train_time_s": 0.0,
+            "tokens": 0,
+            "rows": 0,
+            "step_times": [],
+            "vals": [],
+            "last_loss": None,
+            "first_step_s": None,
+            "energy_j": None,
+        }
         # a resumed run's times and tokens continue its parent's
         self.state.update({k: v for k, v in (totals or {}).items() if k in self.TOTALS})
         self._energy_at = (time.perf_counter() - t0, 0.0)  # the energy counter starts with this run
@@ -275,11 +317,16 @@ class Recorder:
     def record(self, rows: list[dict]) -> list[dict]:
         state = self.state
         if self.ddp and rows and rows[0].get("step_time_s") is not None:
-            per_rank = self.ddp.gather_step_times([r["step_time_s"] for r in rows])  # (world, window)
+            per_rank = self.ddp.gather_step_times(
+                [r["step_time_s"] for r in rows]
+            )  # (world, window)
             for i, row in enumerate(rows):  # an iteration lasts as long as its slowest rank
                 row["rank_step_time_s"] = [times[i] for times in per_rank]
                 row["step_time_s"] = max(row["rank_step_time_s"])
-        energy_now = (time.perf_counter() - self.t0, self.energy.read_j())  # one counter read per window
+        energy_now = (
+            time.perf_counter() - self.t0,
+            self.energy.read_j(),
+        )  # one counter read per window
         if energy_now[1] is not None and rows:
             interpolate_energy(rows, self._energy_at, energy_now)
             self._energy_at, state["energy_j"] = energy_now, energy_now[1]
@@ -314,7 +361,9 @@ class Recorder:
 
     def totals(self) -> dict:
         """What a checkpoint needs to continue the cumulative columns."""
-        return {k: self.state[k] for k in self.TOTALS} | {"wall_time_s": time.perf_counter() - self.t0}
+        return {k: self.state[k] for k in self.TOTALS} | {
+            "wall_time_s": time.perf_counter() - self.t0
+        }
 
     def summary(self, compiled: bool = False) -> dict:
         """Headline numbers for the metadata and the command line (warm-up steps excluded).
@@ -339,7 +388,9 @@ class Recorder:
             "median_tokens_per_s": self.tokens_per_iter / median_s if median_s else None,
             "train_time_s": state["train_time_s"],
             "first_step_time_s": first_s,
-            "compile_time_s": max(0.0, first_s - median_s) if compiled and first_s and median_s else None,
+            "compile_time_s": max(0.0, first_s - median_s)
+            if compiled and first_s and median_s
+            else None,
             "energy_j": state["energy_j"],  # None: no counter was readable
             "mfu": self._mfu(median_s, self.spec_peak_flops),  # at the median step
             "mfu_measured": self._mfu(median_s, self.measured_peak_flops),

@@ -35,20 +35,37 @@ OTHER_CORES_MIN = 0.5
 STEAL_FRAC_MIN = 0.05
 FREQ_DROP_MIN = 0.10
 NOISY_SHARE_MIN = 0.10
-THRESHOLDS = {"other_cores_above_idle": OTHER_CORES_MIN, "steal_frac": STEAL_FRAC_MIN,
-              "cpu_freq_drop_frac": FREQ_DROP_MIN, "noisy_share": NOISY_SHARE_MIN}
+THRESHOLDS = {
+    "other_cores_above_idle": OTHER_CORES_MIN,
+    "steal_frac": STEAL_FRAC_MIN,
+    "cpu_freq_drop_frac": FREQ_DROP_MIN,
+    "noisy_share": NOISY_SHARE_MIN,
+}
 
 # NVML clock-event ("throttle") reasons that slow a GPU below what was asked of it. Idle,
 # application/user clocks, sync boost and display clocks are not slowdowns of a busy GPU.
 GPU_SLOWDOWN_REASONS = {
-    0x4: "power cap", 0x8: "hardware slowdown", 0x20: "thermal (driver)", 0x40: "thermal (hardware)",
-    0x80: "power brake", 0x200: "board limit", 0x400: "reliability limit",
+    0x4: "power cap",
+    0x8: "hardware slowdown",
+    0x20: "thermal (driver)",
+    0x40: "thermal (hardware)",
+    0x80: "power brake",
+    0x200: "board limit",
+    0x400: "reliability limit",
 }
 GPU_SLOWDOWN_MASK = sum(GPU_SLOWDOWN_REASONS)
 
 # The row columns a sample sets (null on rows without a sample); see docs/results.md.
-COLUMNS = ("other_cpu_cores", "cpu_steal_frac", "load_1m", "cpu_freq_hz", "on_battery",
-           "gpu_sm_clock_mhz", "gpu_clock_event_mask", "gpu_temp_c")
+COLUMNS = (
+    "other_cpu_cores",
+    "cpu_steal_frac",
+    "load_1m",
+    "cpu_freq_hz",
+    "on_battery",
+    "gpu_sm_clock_mhz",
+    "gpu_clock_event_mask",
+    "gpu_temp_c",
+)
 
 
 @dataclass(frozen=True)
@@ -81,10 +98,16 @@ def interval(prev: Reading, now: Reading, logical_cpus: int) -> dict:
                 other = max(0.0, others_s) / (total / logical_cpus)
             if prev.cpu_steal_s is not None and now.cpu_steal_s is not None:
                 steal = max(0.0, now.cpu_steal_s - prev.cpu_steal_s) / total
-    return {"other_cpu_cores": other, "cpu_steal_frac": steal, "load_1m": now.load_1m,
-            "cpu_freq_hz": now.cpu_freq_hz, "on_battery": now.on_battery,
-            "gpu_sm_clock_mhz": now.gpu_sm_clock_mhz, "gpu_clock_event_mask": now.gpu_clock_event_mask,
-            "gpu_temp_c": now.gpu_temp_c}
+    return {
+        "other_cpu_cores": other,
+        "cpu_steal_frac": steal,
+        "load_1m": now.load_1m,
+        "cpu_freq_hz": now.cpu_freq_hz,
+        "on_battery": now.on_battery,
+        "gpu_sm_clock_mhz": now.gpu_sm_clock_mhz,
+        "gpu_clock_event_mask": now.gpu_clock_event_mask,
+        "gpu_temp_c": now.gpu_temp_c,
+    }
 
 
 def gpu_slowdowns(mask: int | None) -> list[str]:
@@ -96,28 +119,47 @@ def gpu_slowdowns(mask: int | None) -> list[str]:
 # A sample is (steps it covered, its interval columns). Each detector says which samples it
 # affects; `verdict` weighs them by steps.
 
+
 def _other_processes(cols: list[dict], idle_cores: float, logical_cpus: int):
     limit = idle_cores + OTHER_CORES_MIN
     hit = [c["other_cpu_cores"] is not None and c["other_cpu_cores"] > limit for c in cols]
     used = [c["other_cpu_cores"] for c, h in zip(cols, hit) if h]
-    return hit, lambda share: (f"other processes used {sum(used) / max(1, len(used)):.1f} of {logical_cpus} cores "
-                               f"for {share:.0%} of the iterations")
+    return (
+        hit,
+        lambda share: (
+            f"other processes used {sum(used) / max(1, len(used)):.1f} of {logical_cpus} cores "
+            f"for {share:.0%} of the iterations"
+        ),
+    )
 
 
 def _steal(cols: list[dict], idle_cores: float, logical_cpus: int):
     hit = [c["cpu_steal_frac"] is not None and c["cpu_steal_frac"] >= STEAL_FRAC_MIN for c in cols]
     stolen = [c["cpu_steal_frac"] for c, h in zip(cols, hit) if h]
-    return hit, lambda share: (f"the hypervisor took {sum(stolen) / max(1, len(stolen)):.0%} of the CPU time "
-                               f"(steal) for {share:.0%} of the iterations")
+    return (
+        hit,
+        lambda share: (
+            f"the hypervisor took {sum(stolen) / max(1, len(stolen)):.0%} of the CPU time "
+            f"(steal) for {share:.0%} of the iterations"
+        ),
+    )
 
 
 def _cpu_frequency(cols: list[dict], idle_cores: float, logical_cpus: int):
     freqs = [c["cpu_freq_hz"] for c in cols if c["cpu_freq_hz"]]
     top = max(freqs, default=None)
-    hit = [bool(top and c["cpu_freq_hz"] and c["cpu_freq_hz"] < (1 - FREQ_DROP_MIN) * top) for c in cols]
+    hit = [
+        bool(top and c["cpu_freq_hz"] and c["cpu_freq_hz"] < (1 - FREQ_DROP_MIN) * top)
+        for c in cols
+    ]
     low = min(freqs, default=0.0)
-    return hit, lambda share: (f"the CPU clock fell to {low / 1e9:.2f} GHz from {top / 1e9:.2f} GHz "
-                               f"for {share:.0%} of the iterations")
+    return (
+        hit,
+        lambda share: (
+            f"the CPU clock fell to {low / 1e9:.2f} GHz from {top / 1e9:.2f} GHz "
+            f"for {share:.0%} of the iterations"
+        ),
+    )
 
 
 def _battery(cols: list[dict], idle_cores: float, logical_cpus: int):
@@ -128,11 +170,19 @@ def _battery(cols: list[dict], idle_cores: float, logical_cpus: int):
 def _gpu_clock_events(cols: list[dict], idle_cores: float, logical_cpus: int):
     hit = [bool(gpu_slowdowns(c["gpu_clock_event_mask"])) for c in cols]
     names = sorted({n for c in cols for n in gpu_slowdowns(c["gpu_clock_event_mask"])})
-    return hit, lambda share: f"the GPU was slowed ({', '.join(names)}) for {share:.0%} of the iterations"
+    return (
+        hit,
+        lambda share: f"the GPU was slowed ({', '.join(names)}) for {share:.0%} of the iterations",
+    )
 
 
-DETECTORS = {"other_processes": _other_processes, "steal": _steal, "cpu_frequency": _cpu_frequency,
-             "battery": _battery, "gpu_clock_events": _gpu_clock_events}
+DETECTORS = {
+    "other_processes": _other_processes,
+    "steal": _steal,
+    "cpu_frequency": _cpu_frequency,
+    "battery": _battery,
+    "gpu_clock_events": _gpu_clock_events,
+}
 
 
 def verdict(samples: list[tuple[int, dict]], idle_cores: float, logical_cpus: int) -> dict:
@@ -142,8 +192,15 @@ def verdict(samples: list[tuple[int, dict]], idle_cores: float, logical_cpus: in
     run's threads leave free (logical CPUs - threads, at least 0)."""
     samples = [(n, c) for n, c in samples if n > 0]
     steps = sum(n for n, _ in samples)
-    out = {"verdict": "unknown", "reasons": [], "minor": [], "share_affected": None, "steps_sampled": steps,
-           "samples": len(samples), "thresholds": dict(THRESHOLDS, idle_cores=idle_cores)}
+    out = {
+        "verdict": "unknown",
+        "reasons": [],
+        "minor": [],
+        "share_affected": None,
+        "steps_sampled": steps,
+        "samples": len(samples),
+        "thresholds": dict(THRESHOLDS, idle_cores=idle_cores),
+    }
     if not steps:
         return out
     cols = [c for _, c in samples]
@@ -161,25 +218,35 @@ def verdict(samples: list[tuple[int, dict]], idle_cores: float, logical_cpus: in
     return out
 
 
-def start_problems(cols: dict, idle_cores: float, logical_cpus: int, governors: set[str] | None) -> list[str]:
+def start_problems(
+    cols: dict, idle_cores: float, logical_cpus: int, governors: set[str] | None
+) -> list[str]:
     """What already makes timings noisy when a run starts, each with what to do: `cols` is
     the interval over the run's setup (model build, data load)."""
     problems = []
     other = cols.get("other_cpu_cores")
     if other is not None and other > idle_cores + OTHER_CORES_MIN:
-        problems.append(f"other processes are using {other:.1f} of {logical_cpus} cores (load {cols.get('load_1m') or 0:.1f}); "
-                        f"wait for them to finish (see `top`) or run where nothing else runs")
+        problems.append(
+            f"other processes are using {other:.1f} of {logical_cpus} cores (load {cols.get('load_1m') or 0:.1f}); "
+            f"wait for them to finish (see `top`) or run where nothing else runs"
+        )
     if (cols.get("cpu_steal_frac") or 0) >= STEAL_FRAC_MIN:
-        problems.append(f"the hypervisor is taking {cols['cpu_steal_frac']:.0%} of the CPU time (steal); "
-                        f"use a dedicated or less crowded instance")
+        problems.append(
+            f"the hypervisor is taking {cols['cpu_steal_frac']:.0%} of the CPU time (steal); "
+            f"use a dedicated or less crowded instance"
+        )
     if governors and governors != {"performance"}:
-        problems.append(f"the CPU frequency governor is {'/'.join(sorted(governors))}, not performance; "
-                        f"`sudo cpupower frequency-set -g performance`")
+        problems.append(
+            f"the CPU frequency governor is {'/'.join(sorted(governors))}, not performance; "
+            f"`sudo cpupower frequency-set -g performance`"
+        )
     if cols.get("on_battery"):
         problems.append("the machine is on battery; plug it in")
     if gpu_slowdowns(cols.get("gpu_clock_event_mask")):
-        problems.append(f"the GPU is already slowed ({', '.join(gpu_slowdowns(cols['gpu_clock_event_mask']))}); "
-                        f"check `nvidia-smi -q -d PERFORMANCE`")
+        problems.append(
+            f"the GPU is already slowed ({', '.join(gpu_slowdowns(cols['gpu_clock_event_mask']))}); "
+            f"check `nvidia-smi -q -d PERFORMANCE`"
+        )
     return problems
 
 
@@ -221,12 +288,18 @@ def _gpu_reader(device):
         pynvml, h = device.nvml()  # opened once per Device
     except nvml.NvmlUnavailable:
         return None
-    reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+    reasons = (
+        getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+        or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+    )
 
     def read():
         values = []
-        for fn, *args in ((pynvml.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_SM), (reasons, h),
-                          (pynvml.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU)):
+        for fn, *args in (
+            (pynvml.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_SM),
+            (reasons, h),
+            (pynvml.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU),
+        ):
             try:
                 values.append(int(fn(*args)))
             except pynvml.NVMLError:
@@ -272,7 +345,11 @@ class SystemReader:
             freq_hz = None
         try:
             battery = ps.sensors_battery()
-            on_battery = None if battery is None or battery.power_plugged is None else not battery.power_plugged
+            on_battery = (
+                None
+                if battery is None or battery.power_plugged is None
+                else not battery.power_plugged
+            )
         except (OSError, AttributeError):
             on_battery = None
         try:
@@ -280,7 +357,19 @@ class SystemReader:
         except (OSError, AttributeError):  # Windows has no load average
             load = None
         sm, mask, temp = self._gpu() if self._gpu else (None, None, None)
-        return Reading(time.monotonic(), busy, total, steal, self._job_cpu_s(), load, freq_hz, on_battery, sm, mask, temp)
+        return Reading(
+            time.monotonic(),
+            busy,
+            total,
+            steal,
+            self._job_cpu_s(),
+            load,
+            freq_hz,
+            on_battery,
+            sm,
+            mask,
+            temp,
+        )
 
 
 class Sampler:
@@ -288,8 +377,16 @@ class Sampler:
     does, and writes the interval's columns on the last row of that window (the rows since
     the previous reading are the steps it covers). The run's last row always gets one."""
 
-    def __init__(self, read, *, logical_cpus: int, threads: int, last_iter: int,
-                 every_s: float = SAMPLE_EVERY_S, clock=time.monotonic):
+    def __init__(
+        self,
+        read,
+        *,
+        logical_cpus: int,
+        threads: int,
+        last_iter: int,
+        every_s: float = SAMPLE_EVERY_S,
+        clock=time.monotonic,
+    ):
         self._read, self._clock, self.every_s = read, clock, every_s
         self.logical_cpus = logical_cpus
         self.idle_cores = max(0, logical_cpus - threads)
@@ -304,9 +401,14 @@ class Sampler:
         cols = interval(self._prev, now, self.logical_cpus)
         self._prev = now  # the loop's first sample starts here: setup is not training
         problems = start_problems(cols, self.idle_cores, self.logical_cpus, governors_in_use)
-        return {"other_cpu_cores": cols["other_cpu_cores"], "load_1m": cols["load_1m"], "governors": sorted(governors_in_use or []) or None,
-                "on_battery": cols["on_battery"], "problems": problems,
-                "warning": ("timings will be noisy: " + "; ".join(problems)) if problems else None}
+        return {
+            "other_cpu_cores": cols["other_cpu_cores"],
+            "load_1m": cols["load_1m"],
+            "governors": sorted(governors_in_use or []) or None,
+            "on_battery": cols["on_battery"],
+            "problems": problems,
+            "warning": ("timings will be noisy: " + "; ".join(problems)) if problems else None,
+        }
 
     def mark(self, rows: list[dict]) -> None:
         """Called with each window's rows before they are written."""
@@ -329,4 +431,6 @@ def watch(device, *, threads: int, last_iter: int, ddp=None) -> Sampler:
     """A Sampler over this machine's real sources, for a run on `device`."""
     reader = SystemReader(device, ddp)
     world = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if ddp else 1
-    return Sampler(reader, logical_cpus=reader.logical_cpus, threads=threads * world, last_iter=last_iter)
+    return Sampler(
+        reader, logical_cpus=reader.logical_cpus, threads=threads * world, last_iter=last_iter
+    )

@@ -31,7 +31,9 @@ def handle(index: int | None):
     uuid = str(getattr(torch.cuda.get_device_properties(index), "uuid", "") or "")
     try:
         if uuid:
-            return pynvml, pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+            return pynvml, pynvml.nvmlDeviceGetHandleByUUID(
+                uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+            )
     except pynvml.NVMLError:
         pass  # MIG or an odd UUID format: fall back to the index
     try:

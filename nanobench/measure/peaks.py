@@ -44,9 +44,15 @@ class Peak:
 GPU_PEAKS_TFLOPS: list[tuple[str, dict[str, float | None]]] = [
     # NVIDIA A100 Tensor Core GPU datasheet (SXM4 and PCIe, 40 and 80 GB: same compute figures)
     (r"NVIDIA A100-SXM4-(40|80)GB", {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312}),
-    (r"NVIDIA A100-PCIE-(40|80)GB|NVIDIA A100 80GB PCIe", {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312}),
+    (
+        r"NVIDIA A100-PCIE-(40|80)GB|NVIDIA A100 80GB PCIe",
+        {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312},
+    ),
     # NVIDIA H100 Tensor Core GPU architecture whitepaper, table 3 (H100 SXM5, dense)
-    (r"NVIDIA H100 80GB HBM3|NVIDIA H100 SXM5 80GB|NVIDIA H100", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (
+        r"NVIDIA H100 80GB HBM3|NVIDIA H100 SXM5 80GB|NVIDIA H100",
+        {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},
+    ),
     # same whitepaper, H100 PCIe column (dense)
     (r"NVIDIA H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
     # NVIDIA H100 NVL datasheet: 60 FP32, 835* TF32, 1,671* BF16/FP16 (* sparse)
@@ -101,7 +107,10 @@ GPU_PEAKS_TFLOPS: list[tuple[str, dict[str, float | None]]] = [
     (r"NVIDIA GeForce RTX 4080 SUPER", {"fp32": 52.2, "tf32": 52.2, "bf16": 104.4, "fp16": 104.4}),
     # RTX 4090 Laptop GPU: 9,728 CUDA cores at the highest boost NVIDIA lists (2.04 GHz; laptops
     # set lower power limits, so a given laptop reads lower): 39.7 FP32, same ratios
-    (r"NVIDIA GeForce RTX 4090 Laptop GPU", {"fp32": 39.7, "tf32": 39.7, "bf16": 79.4, "fp16": 79.4}),
+    (
+        r"NVIDIA GeForce RTX 4090 Laptop GPU",
+        {"fp32": 39.7, "tf32": 39.7, "bf16": 79.4, "fp16": 79.4},
+    ),
     # RTX 4070 Ti: 40.1 FP32 (NVIDIA spec page); tensor rates by the Ada whitepaper's per-SM
     # ratios (FP16/BF16 with FP32 accumulate = 2 x FP32, TF32 = FP32): 60 SMs at 2.61 GHz
     (r"NVIDIA GeForce RTX 4070 Ti", {"fp32": 40.1, "tf32": 40.1, "bf16": 80.2, "fp16": 80.2}),
@@ -116,7 +125,9 @@ def gpu_spec_peak(name: str, dtype: str) -> Peak:
             if tflops is None:
                 return Peak(None, f"{name} has no {dtype} tensor-core rate on its datasheet")
             return Peak(tflops * T, f"datasheet, dense: {tflops:g} TFLOP/s {dtype} for '{name}'")
-    return Peak(None, f"no datasheet entry for '{name}' (add it to nanobench/peaks.py GPU_PEAKS_TFLOPS)")
+    return Peak(
+        None, f"no datasheet entry for '{name}' (add it to nanobench/peaks.py GPU_PEAKS_TFLOPS)"
+    )
 
 
 # ---- Apple GPUs (MPS): FP32 TFLOP/s per GPU core, by chip generation --------------------------
@@ -145,13 +156,23 @@ def apple_gpu_spec_peak(chip: str, gpu_cores: int | None, dtype: str) -> Peak:
         return Peak(None, f"{chip}: no documented {dtype} rate for Apple GPUs")
     per_core, source = APPLE_GPU_TFLOPS_PER_CORE[m.group(1)]
     tflops = per_core * gpu_cores
-    return Peak(tflops * T, f"{source}: {gpu_cores} GPU cores x {per_core:g} = {tflops:.2f} TFLOP/s {dtype}")
+    return Peak(
+        tflops * T, f"{source}: {gpu_cores} GPU cores x {per_core:g} = {tflops:.2f} TFLOP/s {dtype}"
+    )
 
 
 # ---- CPUs: cores x clock x FLOPs per cycle -------------------------------------------------
 
-def cpu_flops_per_cycle(flags: set[str], dtype: str, *, vendor: str = "", family: int | None = None,
-                        machine: str = "", system: str = "") -> tuple[float | None, str]:
+
+def cpu_flops_per_cycle(
+    flags: set[str],
+    dtype: str,
+    *,
+    vendor: str = "",
+    family: int | None = None,
+    machine: str = "",
+    system: str = "",
+) -> tuple[float | None, str]:
     """FLOPs per cycle per core for dense matmul in `dtype`, from the CPU's flags.
 
     An FMA counts 2 FLOPs. Assumptions, stated because flags cannot tell them apart:
@@ -168,11 +189,19 @@ def cpu_flops_per_cycle(flags: set[str], dtype: str, *, vendor: str = "", family
         return None, f"{dtype} is not a CPU training dtype"
     if "avx512f" in flags:
         zen4 = vendor == "AuthenticAMD" and family == 25
-        fp32, what = (32, "AVX-512 on 256-bit units (AMD Zen 4)") if zen4 else (64, "AVX-512, two 512-bit FMA units assumed")
+        fp32, what = (
+            (32, "AVX-512 on 256-bit units (AMD Zen 4)")
+            if zen4
+            else (64, "AVX-512, two 512-bit FMA units assumed")
+        )
     elif "avx2" in flags and "fma" in flags:
         fp32, what = 32, "AVX2+FMA, two 256-bit FMA units"
     elif "asimd" in flags or "neon" in flags or machine in ("arm64", "aarch64"):
-        fp32, what = (32, "NEON, four 128-bit FMA pipes (Apple)") if system == "Darwin" else (16, "NEON, two 128-bit FMA pipes")
+        fp32, what = (
+            (32, "NEON, four 128-bit FMA pipes (Apple)")
+            if system == "Darwin"
+            else (16, "NEON, two 128-bit FMA pipes")
+        )
     else:
         return None, "no AVX-512, AVX2+FMA or NEON flags: no FLOPs-per-cycle figure for this CPU"
     if dtype == "fp32":
@@ -187,8 +216,14 @@ def cpu_flops_per_cycle(flags: set[str], dtype: str, *, vendor: str = "", family
 def cpu_spec_peak(dtype: str, *, threads: int | None = None) -> Peak:
     """cores x clock x FLOPs/cycle for this machine's CPU. Cores = min(physical cores, torch
     threads): a run limited to 1 thread can use one core's peak, not the socket's."""
-    per_cycle, what = cpu_flops_per_cycle(set(host.cpu_flags()), dtype, vendor=host.cpu_vendor(), family=host.cpu_family(),
-                                          machine=platform.machine().lower(), system=platform.system())
+    per_cycle, what = cpu_flops_per_cycle(
+        set(host.cpu_flags()),
+        dtype,
+        vendor=host.cpu_vendor(),
+        family=host.cpu_family(),
+        machine=platform.machine().lower(),
+        system=platform.system(),
+    )
     if per_cycle is None:
         return Peak(None, what)
     clock, clock_note = host.cpu_clock_hz()
@@ -198,9 +233,11 @@ def cpu_spec_peak(dtype: str, *, threads: int | None = None) -> Peak:
     if not physical:
         return Peak(None, "physical core count unknown")
     cores = min(physical, threads) if threads else physical
-    return Peak(cores * clock * per_cycle,
-                f"spec: {cores} cores (of {physical} {which}; torch threads {threads}) x {clock_note} x "
-                f"{per_cycle:g} {dtype} FLOPs/cycle ({what})")
+    return Peak(
+        cores * clock * per_cycle,
+        f"spec: {cores} cores (of {physical} {which}; torch threads {threads}) x {clock_note} x "
+        f"{per_cycle:g} {dtype} FLOPs/cycle ({what})",
+    )
 
 
 def spec_peak(device, precision) -> Peak:
@@ -211,7 +248,9 @@ def spec_peak(device, precision) -> Peak:
         return gpu_spec_peak(device.name, precision.name)
     if device.kind == "cpu":
         return cpu_spec_peak(precision.name, threads=torch.get_num_threads())
-    if device.kind == "mps":  # the chip as the CPU brand names it ("Apple M2 Pro"); cores probed only here
+    if (
+        device.kind == "mps"
+    ):  # the chip as the CPU brand names it ("Apple M2 Pro"); cores probed only here
         return apple_gpu_spec_peak(host.cpu_model(), host.apple_gpu_cores(), precision.name)
     return Peak(None, f"no datasheet table for {device.kind} devices ({device.name})")
 
@@ -221,8 +260,12 @@ def spec_peak(device, precision) -> Peak:
 CALIBRATION_N = {"cuda": 8192, "mps": 4096}  # square matmul side; the CPU's is chosen by speed
 CPU_REP_TARGET_S = 0.02  # CPU: the largest n (1024 ... 4096) whose matmul takes about this long
 CALIBRATION_BUDGET_S = 0.5  # one round's timed repetitions stop after this (at least 5)
-CALIBRATION_ROUNDS = 4  # at most; two consecutive rounds within 10% end it (best-of rides out neighbours)
-CALIBRATION_CAP_S = 3.0  # hard cap on one calibration, all rounds: a slow dtype gets fewer repetitions
+CALIBRATION_ROUNDS = (
+    4  # at most; two consecutive rounds within 10% end it (best-of rides out neighbours)
+)
+CALIBRATION_CAP_S = (
+    3.0  # hard cap on one calibration, all rounds: a slow dtype gets fewer repetitions
+)
 
 
 def cache_path() -> Path:
@@ -253,7 +296,11 @@ def _load_cache(path: Path) -> dict:
 
 def _usable(entry) -> bool:
     """A cache entry with a positive rate (a damaged or hand-edited one is measured again)."""
-    return isinstance(entry, dict) and isinstance(entry.get("flops"), (int, float)) and entry["flops"] > 0
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("flops"), (int, float))
+        and entry["flops"] > 0
+    )
 
 
 def _store(path: Path, key: str, entry: dict) -> None:
@@ -280,14 +327,21 @@ def _cpu_calibration_n(torch, dtype) -> int:
         torch.matmul(a, a)  # first touch, library init
         t0 = time.perf_counter()
         torch.matmul(a, a)
-        if (time.perf_counter() - t0) * 8 > CPU_REP_TARGET_S:  # twice the side: eight times the work
+        if (
+            time.perf_counter() - t0
+        ) * 8 > CPU_REP_TARGET_S:  # twice the side: eight times the work
             break
         n *= 2
     return n
 
 
-def calibrate(device, precision, n: int | None = None, budget_s: float | None = None,
-              cap_s: float | None = None) -> dict:
+def calibrate(
+    device,
+    precision,
+    n: int | None = None,
+    budget_s: float | None = None,
+    cap_s: float | None = None,
+) -> dict:
     """Time (n, n) @ (n, n) matmuls in `precision` on `device`; return the best rate seen.
 
     The precision's matmul flags hold during the timing (fp32: TF32 off, tf32: on) and are
@@ -311,13 +365,20 @@ def calibrate(device, precision, n: int | None = None, budget_s: float | None = 
             torch.matmul(a, b, out=c)
         device.sync()
         best_s, reps, t_end = float("inf"), 0, time.perf_counter() + budget_s
-        while (reps < 5 and (reps < 2 or time.perf_counter() < t_cap)) or (time.perf_counter() < t_end and reps < 100):
+        while (reps < 5 and (reps < 2 or time.perf_counter() < t_cap)) or (
+            time.perf_counter() < t_end and reps < 100
+        ):
             timer.start()
             for _ in range(per_call):
                 torch.matmul(a, b, out=c)
             best_s = min(best_s, timer.seconds([timer.stop()])[0] / per_call)
             reps += 1
-    return {"flops": 2 * n**3 / best_s, "n": n, "reps": reps, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "flops": 2 * n**3 / best_s,
+        "n": n,
+        "reps": reps,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def _calibrate_until_stable(device, precision) -> dict:
@@ -326,7 +387,9 @@ def _calibrate_until_stable(device, precision) -> dict:
     t_cap = time.perf_counter() + CALIBRATION_CAP_S
     rounds = [calibrate(device, precision)]
     while len(rounds) < CALIBRATION_ROUNDS and time.perf_counter() < t_cap:
-        rounds.append(calibrate(device, precision, n=rounds[0]["n"], cap_s=t_cap - time.perf_counter()))
+        rounds.append(
+            calibrate(device, precision, n=rounds[0]["n"], cap_s=t_cap - time.perf_counter())
+        )
         a, b = rounds[-2]["flops"], rounds[-1]["flops"]
         if abs(a - b) <= 0.1 * max(a, b):
             break
@@ -347,13 +410,18 @@ def measured_peak(device, precision, recalibrate: bool = False) -> Peak:
         try:
             entry = _calibrate_until_stable(device, precision)
         except (RuntimeError, TypeError) as exc:  # dtype unsupported by the device's kernels
-            return Peak(None, f"calibration failed for {dtype} on {name}: {str(exc).splitlines()[0]}")
+            return Peak(
+                None, f"calibration failed for {dtype} on {name}: {str(exc).splitlines()[0]}"
+            )
         _store(path, key, entry)
         how = "measured now"
     threads = f", {torch.get_num_threads()} threads" if device.kind == "cpu" else ""
-    return Peak(float(entry["flops"]), f"measured: best {entry['n']}^2 {dtype} matmul of {entry['reps']} in "
-                                        f"{entry.get('rounds', 1)} round(s){threads} "
-                                        f"({how}, {entry['measured_at']}; {path})")
+    return Peak(
+        float(entry["flops"]),
+        f"measured: best {entry['n']}^2 {dtype} matmul of {entry['reps']} in "
+        f"{entry.get('rounds', 1)} round(s){threads} "
+        f"({how}, {entry['measured_at']}; {path})",
+    )
 
 
 def cached_peak(device, precision) -> Peak:
@@ -361,8 +429,14 @@ def cached_peak(device, precision) -> Peak:
     program's log (ingest), which must not start a calibration."""
     entry = _load_cache(cache_path()).get(_cache_key(device, precision))
     if _usable(entry):
-        return Peak(float(entry["flops"]), f"measured: cached, {entry.get('measured_at', '?')}; {cache_path()}")
-    return Peak(None, f"no cached calibration of {precision.name} on {device.name} (`nanobench env --calibrate`)")
+        return Peak(
+            float(entry["flops"]),
+            f"measured: cached, {entry.get('measured_at', '?')}; {cache_path()}",
+        )
+    return Peak(
+        None,
+        f"no cached calibration of {precision.name} on {device.name} (`nanobench env --calibrate`)",
+    )
 
 
 def emulated_slowdown(device, precision) -> float | None:
@@ -392,9 +466,11 @@ def emulation_warning(device, precision) -> str | None:
     if not pair:
         return None
     fast, slow = pair[0].flops / 1e9, pair[1].flops / 1e9
-    return (f"warning: {precision.name} on this CPU is emulated (no AVX-512 BF16, AMX or Arm BF16): matmul "
-            f"{slow:.3g} vs {fast:.3g} GFLOP/s in fp32, about {fast / slow:.0f}x slower; expect every step "
-            f"several times slower than in fp32 (--dtype fp32 is the fast choice here)")
+    return (
+        f"warning: {precision.name} on this CPU is emulated (no AVX-512 BF16, AMX or Arm BF16): matmul "
+        f"{slow:.3g} vs {fast:.3g} GFLOP/s in fp32, about {fast / slow:.0f}x slower; expect every step "
+        f"several times slower than in fp32 (--dtype fp32 is the fast choice here)"
+    )
 
 
 def forget_measured(device, precision) -> None:
@@ -416,8 +492,11 @@ def spec_for_mfu(spec: Peak, measured: Peak) -> Peak:
     low, and an MFU against it would read high; a null MFU is better than a wrong one.
     """
     if spec.flops and measured.flops and measured.flops > spec.flops:
-        return Peak(None, f"spec {spec.flops / 1e9:.0f} GFLOP/s is below the measured "
-                          f"{measured.flops / 1e9:.0f} GFLOP/s ({spec.source}); see mfu_measured")
+        return Peak(
+            None,
+            f"spec {spec.flops / 1e9:.0f} GFLOP/s is below the measured "
+            f"{measured.flops / 1e9:.0f} GFLOP/s ({spec.source}); see mfu_measured",
+        )
     return spec
 
 
@@ -425,6 +504,8 @@ def consistency_note(spec: Peak, measured: Peak) -> str | None:
     """A warning when the measured matmul beats the spec figure: then the spec's inputs are
     off (most often a VM showing its base clock, not the boost clock) and its MFU reads high."""
     if spec.flops and measured.flops and measured.flops > spec.flops:
-        return (f"measured peak {measured.flops / 1e9:.0f} GFLOP/s exceeds the spec {spec.flops / 1e9:.0f} GFLOP/s: "
-                f"the spec's clock or FLOPs/cycle is too low here; trust mfu_measured")
+        return (
+            f"measured peak {measured.flops / 1e9:.0f} GFLOP/s exceeds the spec {spec.flops / 1e9:.0f} GFLOP/s: "
+            f"the spec's clock or FLOPs/cycle is too low here; trust mfu_measured"
+        )
     return None

@@ -12,7 +12,10 @@ import torch
 from nanobench.errors import InputError
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
-_TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # fp32 and tf32 keep float32 tensors
+_TORCH_DTYPES = {
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}  # fp32 and tf32 keep float32 tensors
 
 
 @dataclass(frozen=True)
@@ -29,20 +32,26 @@ class Precision:
             raise InputError(f"--dtype {self.name}: unknown (use {', '.join(DTYPES)})")
 
     @classmethod
-    def for_device(cls, name: str, device) -> "Precision":
+    def for_device(cls, name: str, device) -> Precision:
         """The precision `name` on `device` (a Device); InputError if the device cannot run
         it, before anything is trained."""
         precision = cls(name)
         if name == "tf32" and not device.supports_tf32:
-            raise InputError(f"--dtype tf32: TF32 needs an NVIDIA GPU of compute capability 8.0+ (Ampere); not {device}")
+            raise InputError(
+                f"--dtype tf32: TF32 needs an NVIDIA GPU of compute capability 8.0+ (Ampere); not {device}"
+            )
         if name == "fp16" and device.kind == "cpu":
-            raise InputError("--dtype fp16: fp16 training needs a GPU (cuda or mps); on cpu use bf16")
+            raise InputError(
+                "--dtype fp16: fp16 training needs a GPU (cuda or mps); on cpu use bf16"
+            )
         if name == "bf16" and device.kind == "cuda" and not device.native_bf16:
             # torch would run it (is_bf16_supported() says True on a T4 or V100), emulated and
             # far slower: a benchmark of that measures the emulation, not the GPU
             cc = ".".join(map(str, device.compute_capability or ())) or "unknown"
-            raise InputError(f"--dtype bf16: {device.name} ({device}, compute capability {cc}) has no native "
-                             f"bfloat16 (needs 8.0+, Ampere or later); use fp16 or fp32 there")
+            raise InputError(
+                f"--dtype bf16: {device.name} ({device}, compute capability {cc}) has no native "
+                f"bfloat16 (needs 8.0+, Ampere or later); use fp16 or fp32 there"
+            )
         return precision
 
     @property
@@ -83,8 +92,11 @@ class Precision:
     @contextlib.contextmanager
     def matmul_flags(self):
         """The flags of `apply_matmul_flags` inside the block, the previous ones after it."""
-        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-                 torch.get_float32_matmul_precision())
+        saved = (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.get_float32_matmul_precision(),
+        )
         try:
             yield self.apply_matmul_flags()
         finally:

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from nanobench.analyze.attribution import QUANTITIES, PointResult, Value, rounded_parts
 from nanobench.analyze.explain import Explanation, Ladder
-from nanobench.analyze.ladder import FACTOR_LABELS
 from nanobench.analyze.format import fmt_time as _fmt_s
+from nanobench.analyze.ladder import FACTOR_LABELS
 
 
 def fmt_time(s) -> str:
@@ -23,11 +23,17 @@ def fmt_time(s) -> str:
     if s is None or s < 600:
         return _fmt_s(s)
     return f"{s / 60:.0f} min" if s < 3 * 3600 else f"{s / 3600:,.1f} h"
+
+
 from nanobench.present.tables import TableSpec
 
 # per quantity: (heading, scale to the printed unit, decimals)
-SHOWN = {"val_loss": ("val loss", 1.0, 4), "step_s": ("ms/iter", 1e3, 2),
-         "time_to_target_s": ("train s to target", 1.0, 2), "train_time_s": ("train s, whole run", 1.0, 2)}
+SHOWN = {
+    "val_loss": ("val loss", 1.0, 4),
+    "step_s": ("ms/iter", 1e3, 2),
+    "time_to_target_s": ("train s to target", 1.0, 2),
+    "train_time_s": ("train s, whole run", 1.0, 2),
+}
 
 
 def _num(x: float | None, q: str, signed: bool = False) -> str:
@@ -53,7 +59,9 @@ def _status(r: PointResult, plans) -> str:
     if plan is None:
         return "missing"
     est = f", est. {fmt_time(plan.estimate_s)}" if plan.estimate_s is not None else ""
-    return f"missing: {'runs here' if plan.here else plan.where}{est}" + (" (probe)" if plan.probe else "")
+    return f"missing: {'runs here' if plan.here else plan.where}{est}" + (
+        " (probe)" if plan.probe else ""
+    )
 
 
 def ladder_spec(e: Explanation) -> TableSpec:
@@ -66,14 +74,19 @@ def ladder_spec(e: Explanation) -> TableSpec:
         names[-1] += " = B"
     rows = []
     for name, change, res in zip(names, changes, lad.results):
-        rows.append([name, change, res.point.label(), _status(res, e.plans)] + [_value(res.values.get(q), q) for q, _, _ in QUANTITIES])
+        rows.append(
+            [name, change, res.point.label(), _status(res, e.plans)]
+            + [_value(res.values.get(q), q) for q, _, _ in QUANTITIES]
+        )
     return TableSpec(cols, rows)
 
 
 def attribution_spec(lad: Ladder) -> TableSpec:
     """One row per rung, its part of each quantity's gap with the band; then the sum and the total.
     The printed parts of a quantity add up to its printed total exactly."""
-    cols = [("rung", "right"), ("changes", "left")] + [(f"{SHOWN[q][0]} part [band]", "right") for q, _, _ in QUANTITIES]
+    cols = [("rung", "right"), ("changes", "left")] + [
+        (f"{SHOWN[q][0]} part [band]", "right") for q, _, _ in QUANTITIES
+    ]
     shown: dict[str, list[str]] = {}
     sums: dict[str, str] = {}
     for q, _, _ in QUANTITIES:
@@ -81,7 +94,9 @@ def attribution_spec(lad: Ladder) -> TableSpec:
         _, scale, digits = SHOWN[q]
         cells = []
         if att.complete:
-            printed = rounded_parts([p.value * scale for p in att.parts], att.total.value * scale, digits)
+            printed = rounded_parts(
+                [p.value * scale for p in att.parts], att.total.value * scale, digits
+            )
             sums[q] = f"{sum(printed):+.{digits}f}" + (" projected" if att.projected else "")
         else:
             printed = [None if p is None else p.value * scale for p in att.parts]
@@ -90,16 +105,29 @@ def attribution_spec(lad: Ladder) -> TableSpec:
             if p is None:
                 cells.append("-")
                 continue
-            band = f" [{_num(p.low, q, True)}, {_num(p.high, q, True)}]" if p.low is not None else ""
+            band = (
+                f" [{_num(p.low, q, True)}, {_num(p.high, q, True)}]" if p.low is not None else ""
+            )
             cells.append(f"{x:+.{digits}f}{band}" + (" projected" if p.projected else ""))
         shown[q] = cells
-    rows = [[str(i + 1), FACTOR_LABELS[r.factors[0]]] + [shown[q][i] for q, _, _ in QUANTITIES] for i, r in enumerate(lad.rungs)]
+    rows = [
+        [str(i + 1), FACTOR_LABELS[r.factors[0]]] + [shown[q][i] for q, _, _ in QUANTITIES]
+        for i, r in enumerate(lad.rungs)
+    ]
     rows.append(["", "sum of the parts"] + [sums[q] for q, _, _ in QUANTITIES])
     total = []
     for q, _, _ in QUANTITIES:
         t = lad.attribution[q].total
-        band = f" [{_num(t.low, q, True)}, {_num(t.high, q, True)}]" if t is not None and t.low is not None else ""
-        total.append("-" if t is None else _num(t.value, q, True) + band + (" projected" if t.projected else ""))
+        band = (
+            f" [{_num(t.low, q, True)}, {_num(t.high, q, True)}]"
+            if t is not None and t.low is not None
+            else ""
+        )
+        total.append(
+            "-"
+            if t is None
+            else _num(t.value, q, True) + band + (" projected" if t.projected else "")
+        )
     rows.append(["", "total gap, B - A"] + total)
     return TableSpec(cols, rows)
 
@@ -124,24 +152,48 @@ def _rich(spec: TableSpec, title: str) -> Table:
 
 
 def render_explanation(e: Explanation, console) -> None:
-    console.print(f"[bold]A[/bold] {escape(e.a.point.label())}\n[bold]B[/bold] {escape(e.b.point.label())}")
+    console.print(
+        f"[bold]A[/bold] {escape(e.a.point.label())}\n[bold]B[/bold] {escape(e.b.point.label())}"
+    )
     console.print("They differ in:" if e.differences else "They differ in no recorded factor.")
     for d in e.differences:
         console.print(f"  - {escape(d)}")
     if e.target is not None:
         console.print(f"Common target: val {e.target:g} ({escape(e.target_how)})")
-    console.print(_rich(ladder_spec(e), "The ladder: A -> " + "".join(FACTOR_LABELS[r.factors[0]] + " -> " for r in e.ladder.rungs) + "B"))
-    console.print(_rich(attribution_spec(e.ladder), "Each rung's part of the gap (band: paired 95% interval where seeds pair, else Welch 95% with 2+ seeds a side)"))
+    console.print(
+        _rich(
+            ladder_spec(e),
+            "The ladder: A -> "
+            + "".join(FACTOR_LABELS[r.factors[0]] + " -> " for r in e.ladder.rungs)
+            + "B",
+        )
+    )
+    console.print(
+        _rich(
+            attribution_spec(e.ladder),
+            "Each rung's part of the gap (band: paired 95% interval where seeds pair, else Welch 95% with 2+ seeds a side)",
+        )
+    )
     for alt in e.alternatives:
-        console.print(_rich(attribution_spec(alt), "Another order: " + " -> ".join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs)))
+        console.print(
+            _rich(
+                attribution_spec(alt),
+                "Another order: " + " -> ".join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs),
+            )
+        )
     for res in e.ladder.results:
         if res.kind == "projected":
             wall = res.projected_wall_s
-            extra = (f"; whole run with evaluations {fmt_time(wall.mean)} projected [{fmt_time(wall.low)}, {fmt_time(wall.high)}]"
-                     if wall else "")
+            extra = (
+                f"; whole run with evaluations {fmt_time(wall.mean)} projected [{fmt_time(wall.low)}, {fmt_time(wall.high)}]"
+                if wall
+                else ""
+            )
             t = res.values["train_time_s"]
-            console.print(f"projected: {escape(res.point.label())}: training {fmt_time(t.mean)} projected "
-                          f"[{fmt_time(t.low)}, {fmt_time(t.high)}]{escape(extra)}; {escape('; '.join(res.notes))}")
+            console.print(
+                f"projected: {escape(res.point.label())}: training {fmt_time(t.mean)} projected "
+                f"[{fmt_time(t.low)}, {fmt_time(t.high)}]{escape(extra)}; {escape('; '.join(res.notes))}"
+            )
     if e.plans:
         console.print("[bold]Runs that would complete the ladder[/bold]")
         for line in commands(e):
@@ -152,14 +204,23 @@ def render_explanation(e: Explanation, console) -> None:
 
 def explanation_html(e: Explanation, table_html, esc) -> str:
     """The report's section: the same tables and paragraph as the terminal."""
-    parts = [f"<p><b>A</b> {esc(e.a.point.label())}<br><b>B</b> {esc(e.b.point.label())}</p>",
-             "<ul>" + "".join(f"<li>{esc(d)}</li>" for d in e.differences) + "</ul>",
-             f"<p>{esc(' '.join(e.sentences))}</p>", table_html(ladder_spec(e)),
-             "<h4>Each rung's part of the gap</h4>", table_html(attribution_spec(e.ladder))]
+    parts = [
+        f"<p><b>A</b> {esc(e.a.point.label())}<br><b>B</b> {esc(e.b.point.label())}</p>",
+        "<ul>" + "".join(f"<li>{esc(d)}</li>" for d in e.differences) + "</ul>",
+        f"<p>{esc(' '.join(e.sentences))}</p>",
+        table_html(ladder_spec(e)),
+        "<h4>Each rung's part of the gap</h4>",
+        table_html(attribution_spec(e.ladder)),
+    ]
     for alt in e.alternatives:
-        parts += [f"<h4>Another order: {esc(' -> '.join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs))}</h4>",
-                  table_html(attribution_spec(alt))]
+        parts += [
+            f"<h4>Another order: {esc(' -> '.join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs))}</h4>",
+            table_html(attribution_spec(alt)),
+        ]
     if e.plans:
-        parts.append("<h4>Runs that would complete the ladder</h4><ul>"
-                     + "".join(f"<li>{esc(p.where)}: <code>{esc(p.command())}</code></li>" for p in e.plans) + "</ul>")
+        parts.append(
+            "<h4>Runs that would complete the ladder</h4><ul>"
+            + "".join(f"<li>{esc(p.where)}: <code>{esc(p.command())}</code></li>" for p in e.plans)
+            + "</ul>"
+        )
     return "".join(parts)

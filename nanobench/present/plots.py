@@ -19,8 +19,18 @@ from nanobench.analyze.equivalence import band
 
 MAX_POINTS = 600  # per curve: enough for the eye, keeps 5,000-iteration runs small on the page
 EMA_BETA = 0.9
-STYLES = ["-", "--", ":", "-."]  # configurations that overlap (fp32 vs bf16 on one device) stay visible
-MARGINS = {"left": 0.09, "right": 0.98, "top": 0.91, "bottom": 0.13}  # fixed: constrained layout costs ~0.1 s a figure
+STYLES = [
+    "-",
+    "--",
+    ":",
+    "-.",
+]  # configurations that overlap (fp32 vs bf16 on one device) stay visible
+MARGINS = {
+    "left": 0.09,
+    "right": 0.98,
+    "top": 0.91,
+    "bottom": 0.13,
+}  # fixed: constrained layout costs ~0.1 s a figure
 
 
 def ema_debiased(values, beta: float = EMA_BETA) -> np.ndarray:
@@ -68,7 +78,10 @@ def _figure(height: float = 4.2, left: float | None = None) -> tuple[Figure, obj
 def _legend(ax, labels: list[str]) -> None:
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=f"C{i % 10}", ls=STYLES[i % len(STYLES)], marker="o", ms=4) for i in range(len(labels))]
+    handles = [
+        Line2D([], [], color=f"C{i % 10}", ls=STYLES[i % len(STYLES)], marker="o", ms=4)
+        for i in range(len(labels))
+    ]
     ax.legend(handles, labels, fontsize=8, loc="upper right")
 
 
@@ -88,7 +101,9 @@ def _train_curve(run, x_column: str):
     return x[keep], y[keep]
 
 
-def _loss_figure(series, x_column: str, eval_x, title: str, xlabel: str, log_x: bool = False) -> Figure:
+def _loss_figure(
+    series, x_column: str, eval_x, title: str, xlabel: str, log_x: bool = False
+) -> Figure:
     fig, ax = _figure()
     labels = _labels(series)
     for i, label in enumerate(labels):
@@ -106,7 +121,9 @@ def _loss_figure(series, x_column: str, eval_x, title: str, xlabel: str, log_x: 
             continue
         evals = []
         for run in runs:
-            ev = [e for e in run.evaluations if eval_x(e) is not None and (not log_x or eval_x(e) > 0)]
+            ev = [
+                e for e in run.evaluations if eval_x(e) is not None and (not log_x or eval_x(e) > 0)
+            ]
             evals.append((np.array([eval_x(e) for e in ev]), np.array([e.val_loss for e in ev])))
         ax.plot(*_joined(evals), color=colour, ls=style, marker="o", ms=4, lw=1.2)
     if log_x:
@@ -138,15 +155,25 @@ def _seed_band(runs, eval_x, log_x: bool):
 
 def loss_vs_iteration(series) -> Figure:
     """Train loss (debiased EMA) and evaluation points (markers: val) against iteration."""
-    return _loss_figure(series, "iter", lambda e: e.iter, "Loss against iterations (thin: train EMA, dots: val)",
-                        "iteration")
+    return _loss_figure(
+        series,
+        "iter",
+        lambda e: e.iter,
+        "Loss against iterations (thin: train EMA, dots: val)",
+        "iteration",
+    )
 
 
 def loss_vs_train_time(series, log_x: bool = False) -> Figure:
     """The same curves against train time (s): what each device bought per second."""
-    return _loss_figure(series, "train_time_s", lambda e: e.train_time_s,
-                        "Loss against train time" + (" (log x)" if log_x else ""),
-                        "train time (s" + (", log scale)" if log_x else ")"), log_x=log_x)
+    return _loss_figure(
+        series,
+        "train_time_s",
+        lambda e: e.train_time_s,
+        "Loss against train time" + (" (log x)" if log_x else ""),
+        "train time (s" + (", log scale)" if log_x else ")"),
+        log_x=log_x,
+    )
 
 
 def loss_vs_flops(series) -> Figure:
@@ -154,8 +181,14 @@ def loss_vs_flops(series) -> Figure:
     the axis on which recipes with other batches, contexts or model sizes compare. Runs whose
     metadata records no FLOPs are left out of it."""
     series = [(label, run) for label, run in series if run.flops_per_iter]
-    return _loss_figure(series, "flops", lambda e: e.flops, "Loss against model FLOPs (log x)",
-                        "model FLOPs (6N + 12LHQT per token x tokens, log scale)", log_x=True)
+    return _loss_figure(
+        series,
+        "flops",
+        lambda e: e.flops,
+        "Loss against model FLOPs (log x)",
+        "model FLOPs (6N + 12LHQT per token x tokens, log scale)",
+        log_x=True,
+    )
 
 
 def step_time_distribution(series, names: list[str] | None = None) -> Figure:
@@ -172,8 +205,13 @@ def step_time_distribution(series, names: list[str] | None = None) -> Figure:
     if keep:
         # matplotlib 3.10 renamed vert=False to orientation="horizontal"
         horizontal = {"orientation": "horizontal"} if _mpl_version() >= (3, 10) else {"vert": False}
-        bp = ax.boxplot([data[i] for i in keep], widths=0.6, patch_artist=True,
-                        flierprops={"markersize": 2, "alpha": 0.4}, **horizontal)
+        bp = ax.boxplot(
+            [data[i] for i in keep],
+            widths=0.6,
+            patch_artist=True,
+            flierprops={"markersize": 2, "alpha": 0.4},
+            **horizontal,
+        )
         for patch, i in zip(bp["boxes"], keep):
             patch.set_facecolor(f"C{labels.index(series[i][0]) % 10}")
             patch.set_alpha(0.6)

@@ -21,8 +21,15 @@ from nanobench.analyze.verdicts import equivalence_sentence
 from nanobench.errors import InputError
 from nanobench.present import plots
 from nanobench.present.explain import explanation_html
-from nanobench.present.tables import (TableSpec, energy_note, equivalence_spec, matrix_spec, runs_spec, speed_spec,
-                                      targets_spec)
+from nanobench.present.tables import (
+    TableSpec,
+    energy_note,
+    equivalence_spec,
+    matrix_spec,
+    runs_spec,
+    speed_spec,
+    targets_spec,
+)
 from nanobench.store.meta import RunMeta
 
 FIGURE_DPI = 96
@@ -165,9 +172,16 @@ def figure_img(fig, alt: str) -> str:
 
 
 def table_html(spec: TableSpec, cls: str = "") -> str:
-    head = "".join(f'<th class="{"r" if j == "right" else ""}">{e(name)}</th>' for name, j in spec.columns)
+    head = "".join(
+        f'<th class="{"r" if j == "right" else ""}">{e(name)}</th>' for name, j in spec.columns
+    )
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"r" if j == "right" else ""}">{e(cell)}</td>' for cell, (_, j) in zip(row, spec.columns)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="{"r" if j == "right" else ""}">{e(cell)}</td>'
+            for cell, (_, j) in zip(row, spec.columns)
+        )
+        + "</tr>"
         for row in spec.rows
     )
     return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
@@ -193,13 +207,25 @@ NOT_IN_SUMMARY = {"run", "started", "seed"}
 def environment_html(runs: list[RunStats]) -> str:
     """The fields that differ between runs (what could explain a difference), then every field
     of every run folded under <details>: a page of many runs stays within its width."""
-    fields = [(name, ["-" if read(r.info) is None else str(read(r.info)) for r in runs]) for name, read in ENV_FIELDS]
-    differ = [(name, values) for name, values in fields if len(set(values)) > 1 and name not in NOT_IN_SUMMARY]
-    summary = (_env_table(runs, differ, "env env-diff") if differ
-               else "<p>Every recorded field below is the same in all runs (besides run id, seed and start time).</p>")
-    return (f"<p>Fields that differ between runs; highlighted cells differ from the first run's.</p>{summary}"
-            f"<details><summary>Every field of every run ({len(fields)} fields, {len(runs)} runs)</summary>"
-            f"{_env_table(runs, fields, 'env env-all')}</details>")
+    fields = [
+        (name, ["-" if read(r.info) is None else str(read(r.info)) for r in runs])
+        for name, read in ENV_FIELDS
+    ]
+    differ = [
+        (name, values)
+        for name, values in fields
+        if len(set(values)) > 1 and name not in NOT_IN_SUMMARY
+    ]
+    summary = (
+        _env_table(runs, differ, "env env-diff")
+        if differ
+        else "<p>Every recorded field below is the same in all runs (besides run id, seed and start time).</p>"
+    )
+    return (
+        f"<p>Fields that differ between runs; highlighted cells differ from the first run's.</p>{summary}"
+        f"<details><summary>Every field of every run ({len(fields)} fields, {len(runs)} runs)</summary>"
+        f"{_env_table(runs, fields, 'env env-all')}</details>"
+    )
 
 
 def _short_name(m: RunMeta) -> str:
@@ -218,37 +244,61 @@ def _series(group: Group):
 
 def noise_html(runs: list[RunStats]) -> str:
     """Why a run's timings are marked noisy, and what the timing and outlier columns mean."""
-    noisy = [f"<li><b>{e(r.run_id)}</b>: {e('; '.join(r.noise.reasons) or 'noisy')}</li>"
-             for r in runs if r.noise.verdict == "noisy"]
-    return ((f'<p class="warning">Noisy runs: their timings (ms/iter, speedup, time to target, timing gates) '
-             f'are not to be trusted.</p><ul>{"".join(noisy)}</ul>' if noisy else "")
-            + f"<p>noise: the verdict the run recorded (quiet or noisy; - when not sampled; "
-              f"docs/results.md); outliers: {e(TIMING_RULE)}.</p>")
+    noisy = [
+        f"<li><b>{e(r.run_id)}</b>: {e('; '.join(r.noise.reasons) or 'noisy')}</li>"
+        for r in runs
+        if r.noise.verdict == "noisy"
+    ]
+    return (
+        (
+            f'<p class="warning">Noisy runs: their timings (ms/iter, speedup, time to target, timing gates) '
+            f"are not to be trusted.</p><ul>{''.join(noisy)}</ul>"
+            if noisy
+            else ""
+        )
+        + f"<p>noise: the verdict the run recorded (quiet or noisy; - when not sampled; "
+        f"docs/results.md); outliers: {e(TIMING_RULE)}.</p>"
+    )
 
 
 def group_html(group: Group, explained: set = frozenset()) -> tuple[str, str]:
     """(comparison tables, figures) of one group."""
     title = f"{group.scenario} on {group.dataset} (sha256 {group.dataset_sha256[:12]})"
-    parts = [f"<h3>{e(title)}</h3>", f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>"]
+    parts = [
+        f"<h3>{e(title)}</h3>",
+        f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>",
+    ]
     matrix = matrix_spec(group)
     if matrix is not None:
         parts += ["<h4>Device &times; dtype</h4>", table_html(matrix, "matrix")]
     parts += ["<h4>Runs</h4>", table_html(runs_spec(group)), noise_html(group.runs)]
     if group.pairs:
-        parts += ["<h4>Speed and loss at equal iteration and equal train time</h4>", table_html(speed_spec(group))]
+        parts += [
+            "<h4>Speed and loss at equal iteration and equal train time</h4>",
+            table_html(speed_spec(group)),
+        ]
     tt = targets_spec(group)
     if tt is not None:
         parts += ["<h4>Time to target</h4>", table_html(tt)]
         parts += [f"<p>{e(energy_note(group))}</p>"] if energy_note(group) else []
     for p in group.pairs:
-        parts += [f"<h4>Beyond seed noise? {e(p.other.label)} vs {e(p.base.label)}</h4>",
-                  f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label, p.imported))}</p>",
-                  table_html(equivalence_spec(p))]
-        if (group.key, p.other.label) in explained:  # the ladder below replaces the same-scenario split
-            parts.append("<p>The gap is explained rung by rung in <a href=\"#explain\">Explaining the gap</a>.</p>")
+        parts += [
+            f"<h4>Beyond seed noise? {e(p.other.label)} vs {e(p.base.label)}</h4>",
+            f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label, p.imported))}</p>",
+            table_html(equivalence_spec(p)),
+        ]
+        if (
+            group.key,
+            p.other.label,
+        ) in explained:  # the ladder below replaces the same-scenario split
+            parts.append(
+                '<p>The gap is explained rung by rung in <a href="#explain">Explaining the gap</a>.</p>'
+            )
         else:
-            parts += [f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
-                      "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>"]
+            parts += [
+                f"<h4>Explaining the gap: {e(p.other.label)} vs {e(p.base.label)}</h4>",
+                "<ul>" + "".join(f"<li>{e(t)}</li>" for t in p.explanation["sentences"]) + "</ul>",
+            ]
     series, names = _series(group)
     figs = [
         (plots.loss_vs_iteration(series), "loss against iteration"),
@@ -260,15 +310,19 @@ def group_html(group: Group, explained: set = frozenset()) -> tuple[str, str]:
     if any(r.flops_per_iter for r in group.runs):  # older and hand-made files record no FLOPs
         figs.insert(3, (plots.loss_vs_flops(series), "loss against model FLOPs, log x"))
     imgs = "".join(figure_img(f, f"{title}: {alt}") for f, alt in figs)
-    return "".join(parts), f"<h3>{e(title)}</h3><div class=\"figures\">{imgs}</div>"
+    return "".join(parts), f'<h3>{e(title)}</h3><div class="figures">{imgs}</div>'
 
 
 def samples_html(runs: list[RunStats]) -> str:
     cells = []
     for r in runs:
-        text = r.info.sample if r.info.sample is not None else "(no sample: the run did not complete)"
-        cells.append(f'<figure><figcaption>{e(_short_name(r.info))} <small>{e(r.info.run_id)}</small></figcaption>'
-                     f'<pre class="sample">{e(text)}</pre></figure>')
+        text = (
+            r.info.sample if r.info.sample is not None else "(no sample: the run did not complete)"
+        )
+        cells.append(
+            f"<figure><figcaption>{e(_short_name(r.info))} <small>{e(r.info.run_id)}</small></figcaption>"
+            f'<pre class="sample">{e(text)}</pre></figure>'
+        )
     return f'<div class="samples">{"".join(cells)}</div>'
 
 
@@ -276,29 +330,44 @@ def explain_html(explanations) -> str:
     """The report's "Explaining the gap" section: one ladder per explanation (present/explain.py)."""
     if not explanations:
         return ""
-    parts = ['<h2 id="explain">Explaining the gap</h2>',
-             "<p>Each gap is split along a ladder of configurations from A to B that changes one factor per rung; each "
-             "rung's part is its configuration minus the one before, so the parts sum to the gap. The split depends on "
-             "the order of the rungs; another order is shown where its runs exist. Projected figures say so.</p>"]
+    parts = [
+        '<h2 id="explain">Explaining the gap</h2>',
+        "<p>Each gap is split along a ladder of configurations from A to B that changes one factor per rung; each "
+        "rung's part is its configuration minus the one before, so the parts sum to the gap. The split depends on "
+        "the order of the rungs; another order is shown where its runs exist. Projected figures say so.</p>",
+    ]
     for _, x in explanations:
-        parts += [f"<h3>{e(x.b.point.label())} vs {e(x.a.point.label())}</h3>", explanation_html(x, table_html, e)]
+        parts += [
+            f"<h3>{e(x.b.point.label())} vs {e(x.a.point.label())}</h3>",
+            explanation_html(x, table_html, e),
+        ]
     return "".join(parts)
 
 
 def render_html(comparison: Comparison, title: str = "nanobench report", explanations=()) -> str:
     ordered = comparison.runs
-    explained = {key for key, x in explanations if key is not None and x.ladder.attribution["val_loss"].complete}
+    explained = {
+        key
+        for key, x in explanations
+        if key is not None and x.ladder.attribution["val_loss"].complete
+    }
     verdicts, tables, figures = [], [], []
     for w in comparison.warnings:
         verdicts.append(f'<p class="warning">warning: {e(w)}</p>')
     for line in comparison.skipped:
         verdicts.append(f'<p class="warning">skipped: {e(line)}</p>')
     for g in comparison.groups:
-        verdicts.append(f"<h3>{e(g.scenario)} ({len(g.runs)} runs, baseline {e(g.baseline.label)})</h3>")
+        verdicts.append(
+            f"<h3>{e(g.scenario)} ({len(g.runs)} runs, baseline {e(g.baseline.label)})</h3>"
+        )
         verdicts += [f'<p class="verdict">{e(p.verdict)}</p>' for p in g.pairs]
-        verdicts += [f'<p class="verdict">{e(d.sentence())}</p>' for d in g.device_speedups]  # with `run --best` runs
+        verdicts += [
+            f'<p class="verdict">{e(d.sentence())}</p>' for d in g.device_speedups
+        ]  # with `run --best` runs
         if not g.pairs:
-            verdicts.append("<p>One configuration only: nothing to compare against; its numbers are below.</p>")
+            verdicts.append(
+                "<p>One configuration only: nothing to compare against; its numbers are below.</p>"
+            )
         verdicts += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
         verdicts += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
         t, f = group_html(g, explained)
@@ -306,8 +375,10 @@ def render_html(comparison: Comparison, title: str = "nanobench report", explana
         figures.append(f)
     if comparison.references:
         verdicts.append("<h3>Is each run normal?</h3>")
-        verdicts += [f'<p class="{"warning" if ch.first_outside else "verdict"}">{e(ch.sentence())}</p>'
-                     for ch in comparison.references]
+        verdicts += [
+            f'<p class="{"warning" if ch.first_outside else "verdict"}">{e(ch.sentence())}</p>'
+            for ch in comparison.references
+        ]
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -316,14 +387,14 @@ def render_html(comparison: Comparison, title: str = "nanobench report", explana
 <style>{CSS}</style>
 </head><body>
 <h1>{e(title)}</h1>
-<p>{len(ordered)} runs in {len(comparison.groups)} group{'s' if len(comparison.groups) != 1 else ''}; generated {generated} by nanobench.</p>
+<p>{len(ordered)} runs in {len(comparison.groups)} group{"s" if len(comparison.groups) != 1 else ""}; generated {generated} by nanobench.</p>
 <h2 id="verdict">Verdict</h2>
-{''.join(verdicts)}
+{"".join(verdicts)}
 <h2 id="comparison">Comparison</h2>
-{''.join(tables)}
+{"".join(tables)}
 {explain_html(explanations)}
 <h2 id="plots">Plots</h2>
-{''.join(figures)}
+{"".join(figures)}
 <h2 id="environment">Environment</h2>
 {environment_html(ordered)}
 <h2 id="samples">Text samples</h2>
@@ -335,13 +406,19 @@ def render_html(comparison: Comparison, title: str = "nanobench report", explana
 """
 
 
-def write_report(comparison: Comparison, out_dir, title: str = "nanobench report", explanations=()) -> Path:
+def write_report(
+    comparison: Comparison, out_dir, title: str = "nanobench report", explanations=()
+) -> Path:
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"-o {out}: cannot create the report folder ({exc.strerror})") from None
     try:
-        return files.write_atomic(out / "index.html", render_html(comparison, title, explanations), inside=out)
+        return files.write_atomic(
+            out / "index.html", render_html(comparison, title, explanations), inside=out
+        )
     except OSError as exc:
-        raise InputError(f"-o {out}: could not write index.html ({files.write_cause(exc)})") from None
+        raise InputError(
+            f"-o {out}: could not write index.html ({files.write_cause(exc)})"
+        ) from None

@@ -27,22 +27,47 @@ class TableSpec:
 
 def runs_spec(group: Group) -> TableSpec:
     # the group's heading names the scenario; noise: the run's recorded verdict ("-": not sampled)
-    cols = [("device name", "left"), ("dtype", "left"), ("seed", "right"), ("iters", "right"),
-            ("train loss", "right"), ("val loss", "right"), ("best val", "right"), ("ms/iter p50", "right"),
-            ("p90", "right"), ("outliers", "right"), ("tokens/s", "right"), ("MFU", "right"), ("peak mem", "right"),
-            ("energy", "right"), ("noise", "left"), ("status", "left")]
+    cols = [
+        ("device name", "left"),
+        ("dtype", "left"),
+        ("seed", "right"),
+        ("iters", "right"),
+        ("train loss", "right"),
+        ("val loss", "right"),
+        ("best val", "right"),
+        ("ms/iter p50", "right"),
+        ("p90", "right"),
+        ("outliers", "right"),
+        ("tokens/s", "right"),
+        ("MFU", "right"),
+        ("peak mem", "right"),
+        ("energy", "right"),
+        ("noise", "left"),
+        ("status", "left"),
+    ]
     rows = []
     for cs in group.configs:
         for r in cs.runs:
-            rows.append([
-                r.config.device_name,
-                r.config.dtype + (" compiled" if r.config.compile else ""), str(r.seed),
-                str(r.iterations), fmt(r.final_train_loss), fmt(r.final_val_loss), fmt(r.best_val_loss),
-                fmt_ms(r.median_step_s), fmt_ms(r.p90_step_s), str(r.slow_outliers), fmt(r.tokens_per_s, ",.0f"),
-                "-" if r.mfu is None else f"{r.mfu * 100:.1f}%",
-                fmt_bytes(r.mem_peak_bytes), "-" if r.energy_j is None else f"{r.energy_j:,.0f} J",
-                "-" if r.noise.verdict == "unknown" else r.noise.verdict, r.status,
-            ])
+            rows.append(
+                [
+                    r.config.device_name,
+                    r.config.dtype + (" compiled" if r.config.compile else ""),
+                    str(r.seed),
+                    str(r.iterations),
+                    fmt(r.final_train_loss),
+                    fmt(r.final_val_loss),
+                    fmt(r.best_val_loss),
+                    fmt_ms(r.median_step_s),
+                    fmt_ms(r.p90_step_s),
+                    str(r.slow_outliers),
+                    fmt(r.tokens_per_s, ",.0f"),
+                    "-" if r.mfu is None else f"{r.mfu * 100:.1f}%",
+                    fmt_bytes(r.mem_peak_bytes),
+                    "-" if r.energy_j is None else f"{r.energy_j:,.0f} J",
+                    "-" if r.noise.verdict == "unknown" else r.noise.verdict,
+                    r.status,
+                ]
+            )
     return TableSpec(cols, rows)
 
 
@@ -55,7 +80,9 @@ def timed_label(cs) -> str:
 def axes_differ(group: Group) -> bool:
     """Whether tokens or FLOPs per iteration differ within the group (other batch, context or
     model): only then does 'val at equal tokens / FLOPs' say more than 'val at equal iteration'."""
-    return any(len({getattr(r, f) for r in group.runs}) > 1 for f in ("tokens_per_iter", "flops_per_iter"))
+    return any(
+        len({getattr(r, f) for r in group.runs}) > 1 for f in ("tokens_per_iter", "flops_per_iter")
+    )
 
 
 def _equal_cell(e, at: str) -> str:
@@ -66,20 +93,50 @@ def speed_spec(group: Group) -> TableSpec:
     """Speed, and val loss at equal iteration and train time; at equal tokens and FLOPs too when
     the group's recipes differ in them (axes_differ)."""
     axes = axes_differ(group)
-    cols = [("configuration", "left"), ("runs", "right"), ("ms/iter p50", "right"), ("IQR", "right"),
-            ("speedup", "right"), ("range", "right"), ("val @ iter", "right"), ("val @ train time", "right")]
+    cols = [
+        ("configuration", "left"),
+        ("runs", "right"),
+        ("ms/iter p50", "right"),
+        ("IQR", "right"),
+        ("speedup", "right"),
+        ("range", "right"),
+        ("val @ iter", "right"),
+        ("val @ train time", "right"),
+    ]
     cols += [("val @ tokens", "right"), ("val @ FLOPs", "right")] * axes
     base = group.baseline
-    rows = [[timed_label(base) + " (baseline)", str(len(base.runs)), fmt_ms(base.median_step_s),
-             f"{fmt_ms(base.q1_step_s)}-{fmt_ms(base.q3_step_s)}", "1.00x", "", "", ""] + ["", ""] * axes]
+    rows = [
+        [
+            timed_label(base) + " (baseline)",
+            str(len(base.runs)),
+            fmt_ms(base.median_step_s),
+            f"{fmt_ms(base.q1_step_s)}-{fmt_ms(base.q3_step_s)}",
+            "1.00x",
+            "",
+            "",
+            "",
+        ]
+        + ["", ""] * axes
+    ]
     for p in group.pairs:
         o, s, ei, et = p.other, p.speedup, p.equal_iter, p.equal_time
-        rows.append([
-            timed_label(o), str(len(o.runs)), fmt_ms(o.median_step_s), f"{fmt_ms(o.q1_step_s)}-{fmt_ms(o.q3_step_s)}",
-            fmt_ratio(s.ratio if s else None), f"{s.low:.2f}-{s.high:.2f}x" if s else "-",
-            _equal_cell(ei, str(int(ei.at)) if ei else ""), _equal_cell(et, fmt_time(et.at) if et else ""),
-        ] + [_equal_cell(p.equal_tokens, fmt_count(p.equal_tokens.at) if p.equal_tokens else ""),
-             _equal_cell(p.equal_flops, fmt_count(p.equal_flops.at) if p.equal_flops else "")] * axes)
+        rows.append(
+            [
+                timed_label(o),
+                str(len(o.runs)),
+                fmt_ms(o.median_step_s),
+                f"{fmt_ms(o.q1_step_s)}-{fmt_ms(o.q3_step_s)}",
+                fmt_ratio(s.ratio if s else None),
+                f"{s.low:.2f}-{s.high:.2f}x" if s else "-",
+                _equal_cell(ei, str(int(ei.at)) if ei else ""),
+                _equal_cell(et, fmt_time(et.at) if et else ""),
+            ]
+            + [
+                _equal_cell(p.equal_tokens, fmt_count(p.equal_tokens.at) if p.equal_tokens else ""),
+                _equal_cell(p.equal_flops, fmt_count(p.equal_flops.at) if p.equal_flops else ""),
+            ]
+            * axes
+        )
     return TableSpec(cols, rows)
 
 
@@ -96,11 +153,30 @@ def equivalence_spec(pair) -> TableSpec:
     and the verdict against the seed noise; a bootstrap column only where one was computed."""
     points = pair.equivalence["points"]
     boot = any(p.boot95 for p in points)
-    cols = [("iter", "right"), ("seeds", "right"), ("diff (other - base)", "right"), ("90% CI", "right"),
-            ("95% CI", "right")] + [("bootstrap 95%", "right")] * boot + [("p (Holm)", "right"), ("verdict", "left")]
+    cols = (
+        [
+            ("iter", "right"),
+            ("seeds", "right"),
+            ("diff (other - base)", "right"),
+            ("90% CI", "right"),
+            ("95% CI", "right"),
+        ]
+        + [("bootstrap 95%", "right")] * boot
+        + [("p (Holm)", "right"), ("verdict", "left")]
+    )
     ci = lambda c: "-" if c is None else f"{c[0]:+.4f} to {c[1]:+.4f}"  # noqa: E731
-    rows = [[str(p.iter), f"{p.n_pairs} pairs" if p.design == "paired" else f"{p.n_b} vs {p.n_a}", f"{p.diff:+.4f}",
-             ci(p.ci90), ci(p.ci95)] + [ci(p.boot95)] * boot + [fmt_p(p.p_holm), p.verdict] for p in points]
+    rows = [
+        [
+            str(p.iter),
+            f"{p.n_pairs} pairs" if p.design == "paired" else f"{p.n_b} vs {p.n_a}",
+            f"{p.diff:+.4f}",
+            ci(p.ci90),
+            ci(p.ci95),
+        ]
+        + [ci(p.boot95)] * boot
+        + [fmt_p(p.p_holm), p.verdict]
+        for p in points
+    ]
     return TableSpec(cols, rows)
 
 
@@ -110,9 +186,17 @@ def fmt_p(p: float | None) -> str:
 
 def _hit_cells(h: Hit | None, reached: int, n: int, energy: bool) -> list[str]:
     if h is None:
-        return [f"not reached ({reached}/{n} seeds)" if n > 1 and reached else "not reached", "", ""] + [""] * energy
+        return [
+            f"not reached ({reached}/{n} seeds)" if n > 1 and reached else "not reached",
+            "",
+            "",
+        ] + [""] * energy
     joules = ["-" if h.energy_j is None else f"{h.energy_j:,.0f} J"] * energy
-    return [f"{h.iter:.0f}", fmt_time(h.train_time_s), fmt_time(h.wall_time_s)] + joules  # seeds: the mean, rounded
+    return [
+        f"{h.iter:.0f}",
+        fmt_time(h.train_time_s),
+        fmt_time(h.wall_time_s),
+    ] + joules  # seeds: the mean, rounded
 
 
 def has_energy(group: Group) -> bool:
@@ -123,8 +207,12 @@ def energy_note(group: Group) -> str | None:
     """Said once per group where no run read an energy counter (instead of a column of '-')."""
     if has_energy(group) or not group.targets:
         return None
-    reasons = sorted({r.info.energy_reason for r in group.runs if r.run is not None and r.info.energy_reason})
-    return "energy to target: no run read an energy counter" + (f" ({'; '.join(reasons)})" if reasons else "")
+    reasons = sorted(
+        {r.info.energy_reason for r in group.runs if r.run is not None and r.info.energy_reason}
+    )
+    return "energy to target: no run read an energy counter" + (
+        f" ({'; '.join(reasons)})" if reasons else ""
+    )
 
 
 def targets_spec(group: Group) -> TableSpec | None:
@@ -133,18 +221,42 @@ def targets_spec(group: Group) -> TableSpec | None:
     if not group.targets:
         return None
     energy = has_energy(group)
-    cols = [("target val", "right"), ("configuration", "left"), ("iters", "right"), ("train time", "right"),
-            ("wall time", "right")] + [("energy", "right")] * energy + [
-            ("iters ratio", "right"), ("train ratio", "right"), ("wall ratio", "right")]
+    cols = (
+        [
+            ("target val", "right"),
+            ("configuration", "left"),
+            ("iters", "right"),
+            ("train time", "right"),
+            ("wall time", "right"),
+        ]
+        + [("energy", "right")] * energy
+        + [("iters ratio", "right"), ("train ratio", "right"), ("wall ratio", "right")]
+    )
     rows = []
     for target in group.targets:
         bh, bn = config_hit(group.baseline, target)
-        rows.append([f"{target:.2f}", timed_label(group.baseline), *_hit_cells(bh, bn, len(group.baseline.runs), energy),
-                     "", "", ""])
+        rows.append(
+            [
+                f"{target:.2f}",
+                timed_label(group.baseline),
+                *_hit_cells(bh, bn, len(group.baseline.runs), energy),
+                "",
+                "",
+                "",
+            ]
+        )
         for p in group.pairs:
             tr = next(x for x in p.targets if x.target == target)
-            rows.append(["", timed_label(p.other), *_hit_cells(tr.other, tr.other_reached, len(p.other.runs), energy),
-                         fmt_ratio(tr.iter_ratio), fmt_ratio(tr.train_time_ratio), fmt_ratio(tr.wall_time_ratio)])
+            rows.append(
+                [
+                    "",
+                    timed_label(p.other),
+                    *_hit_cells(tr.other, tr.other_reached, len(p.other.runs), energy),
+                    fmt_ratio(tr.iter_ratio),
+                    fmt_ratio(tr.train_time_ratio),
+                    fmt_ratio(tr.wall_time_ratio),
+                ]
+            )
     return TableSpec(cols, rows)
 
 
@@ -153,12 +265,18 @@ def matrix_spec(group: Group) -> TableSpec | None:
     more than one cell (a `--device all --dtype fp32,bf16` matrix, or runs made one by one):
     rows are device and headline number, columns the dtypes. None with fewer than 2 cells."""
     base = group.baseline
-    cells = {(cs.config.device_type, cs.config.device_name, _dtype_name(cs.config)): cs for cs in group.configs
-             if cs.config.recipe == base.config.recipe and not cs.config.continues}
+    cells = {
+        (cs.config.device_type, cs.config.device_name, _dtype_name(cs.config)): cs
+        for cs in group.configs
+        if cs.config.recipe == base.config.recipe and not cs.config.continues
+    }
     if len(cells) < 2:
         return None
     dtypes = sorted({d for _, _, d in cells}, key=lambda d: (d != _dtype_name(base.config), d))
-    devices = sorted({(t, n) for t, n, _ in cells}, key=lambda dn: (dn != (base.config.device_type, base.config.device_name), dn))
+    devices = sorted(
+        {(t, n) for t, n, _ in cells},
+        key=lambda dn: (dn != (base.config.device_type, base.config.device_name), dn),
+    )
     pairs = {id(p.other): p for p in group.pairs}
 
     def number(cs, what: str, target: float | None = None) -> str:
@@ -168,21 +286,45 @@ def matrix_spec(group: Group) -> TableSpec | None:
         if what == "ms":
             return fmt_ms(cs.median_step_s)
         if what == "speedup":
-            return "1.00x (baseline)" if cs is base else fmt_ratio(p.speedup.ratio if p and p.speedup else None)
+            return (
+                "1.00x (baseline)"
+                if cs is base
+                else fmt_ratio(p.speedup.ratio if p and p.speedup else None)
+            )
         if what == "val":
             if cs is base:
-                return fmt(mean_or_none(e.val_loss for r in cs.runs for e in r.evaluations if e.iter == equal_at))
-            point = next((x for x in p.equivalence["points"] if x.iter == equal_at), None) if p else None
+                return fmt(
+                    mean_or_none(
+                        e.val_loss for r in cs.runs for e in r.evaluations if e.iter == equal_at
+                    )
+                )
+            point = (
+                next((x for x in p.equivalence["points"] if x.iter == equal_at), None)
+                if p
+                else None
+            )
             if point is None:
                 return "-"
             ci = f", 95% CI {point.ci95[0]:+.4f} to {point.ci95[1]:+.4f}" if point.ci95 else ""
-            design = f"{point.n_pairs} pairs" if point.design == "paired" else f"{point.n_b} vs {point.n_a} seeds"
+            design = (
+                f"{point.n_pairs} pairs"
+                if point.design == "paired"
+                else f"{point.n_b} vs {point.n_a} seeds"
+            )
             return f"{point.diff:+.4f} vs baseline ({design}{ci}): {point.verdict}"
         hit, reached = config_hit(cs, target)
-        return fmt_time(hit.train_time_s) if hit else _hit_cells(None, reached, len(cs.runs), False)[0]
+        return (
+            fmt_time(hit.train_time_s) if hit else _hit_cells(None, reached, len(cs.runs), False)[0]
+        )
 
-    equal_at = min((int(p.equal_iter.at) for p in group.pairs if id(p.other) in {id(c) for c in cells.values()} and p.equal_iter),
-                   default=None)
+    equal_at = min(
+        (
+            int(p.equal_iter.at)
+            for p in group.pairs
+            if id(p.other) in {id(c) for c in cells.values()} and p.equal_iter
+        ),
+        default=None,
+    )
     metrics = [("ms/iter p50", "ms", None), ("speedup", "speedup", None)]
     if equal_at is not None:
         metrics.append((f"val loss @{equal_at}", "val", None))
@@ -190,7 +332,10 @@ def matrix_spec(group: Group) -> TableSpec | None:
     rows = []
     for t, n in devices:
         for i, (name, what, target) in enumerate(metrics):
-            rows.append([f"{t} ({n})" if i == 0 else "", name] + [number(cells.get((t, n, d)), what, target) for d in dtypes])
+            rows.append(
+                [f"{t} ({n})" if i == 0 else "", name]
+                + [number(cells.get((t, n, d)), what, target) for d in dtypes]
+            )
     return TableSpec([("device", "left"), ("", "left")] + [(d, "right") for d in dtypes], rows)
 
 
@@ -207,13 +352,17 @@ def to_rich(spec: TableSpec) -> Table:
     return t
 
 
-def render_comparison(c: Comparison, console, gates: list[GateResult] | None = None, ungated: list[str] | None = None) -> None:
+def render_comparison(
+    c: Comparison, console, gates: list[GateResult] | None = None, ungated: list[str] | None = None
+) -> None:
     for w in c.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}")
     for g in c.groups:
         console.print()
-        console.print(f"[bold]{escape(g.scenario)}[/bold] on {escape(g.dataset)} (sha256 {escape(g.dataset_sha256[:12])}), "
-                      f"{len(g.runs)} run{'s' if len(g.runs) != 1 else ''}; baseline: {escape(g.baseline.label)}")
+        console.print(
+            f"[bold]{escape(g.scenario)}[/bold] on {escape(g.dataset)} (sha256 {escape(g.dataset_sha256[:12])}), "
+            f"{len(g.runs)} run{'s' if len(g.runs) != 1 else ''}; baseline: {escape(g.baseline.label)}"
+        )
         console.print(to_rich(runs_spec(g)))
         if g.pairs:
             console.print()
@@ -228,7 +377,12 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
             console.print()
             for p in g.pairs:
                 console.print(escape(p.verdict))
-                console.print("  " + escape(equivalence_sentence(p.equivalence, p.base.label, p.other.label, p.imported)))
+                console.print(
+                    "  "
+                    + escape(
+                        equivalence_sentence(p.equivalence, p.base.label, p.other.label, p.imported)
+                    )
+                )
                 console.print("  " + escape(" ".join(p.explanation["sentences"])))
         for d in g.device_speedups:  # with `run --best` runs: the speedup each way
             console.print(escape(d.sentence()))
@@ -238,7 +392,9 @@ def render_comparison(c: Comparison, console, gates: list[GateResult] | None = N
             console.print(f"[yellow]confound:[/yellow] {escape(item)}")
     if c.references:
         console.print()
-        console.print("[bold]Is each run normal?[/bold] Val loss against the reference points of its scenario:")
+        console.print(
+            "[bold]Is each run normal?[/bold] Val loss against the reference points of its scenario:"
+        )
         for ch in c.references:
             style = "bold red" if ch.first_outside else "green"
             console.print(f"  [{style}]{escape(ch.sentence())}[/{style}]")

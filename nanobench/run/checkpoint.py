@@ -62,8 +62,14 @@ def save(path: Path, *, it: int, model, optimizer, scaler, device, info: dict) -
         path.parent.mkdir(parents=True, exist_ok=True)
         files.write_atomic(path, lambda f: torch.save(state, f))
     except OSError as exc:
-        fix = "free space or drop --checkpoint-every" if files.no_space(exc) else "fix that or drop --checkpoint-every"
-        raise InputError(f"{path}: could not write the checkpoint ({files.write_cause(exc)}); {fix}") from None
+        fix = (
+            "free space or drop --checkpoint-every"
+            if files.no_space(exc)
+            else "fix that or drop --checkpoint-every"
+        )
+        raise InputError(
+            f"{path}: could not write the checkpoint ({files.write_cause(exc)}); {fix}"
+        ) from None
 
 
 def load(path: str | Path) -> dict:
@@ -76,25 +82,39 @@ def load(path: str | Path) -> dict:
 
     p = Path(path)
     if not p.exists():
-        raise InputError(f"--resume {path}: no such file; checkpoints are written by --checkpoint-every N to OUT/{CHECKPOINT_DIR}/")
+        raise InputError(
+            f"--resume {path}: no such file; checkpoints are written by --checkpoint-every N to OUT/{CHECKPOINT_DIR}/"
+        )
     if p.is_dir():
-        raise InputError(f"--resume {path}: is a folder; give the checkpoint file (OUT/{CHECKPOINT_DIR}/<run_id>.pt)")
+        raise InputError(
+            f"--resume {path}: is a folder; give the checkpoint file (OUT/{CHECKPOINT_DIR}/<run_id>.pt)"
+        )
     with open(p, "rb") as f:
         head = f.read(4)
     if head == b"PAR1":
-        raise InputError(f"--resume {path}: a result file, not a checkpoint; resume from OUT/{CHECKPOINT_DIR}/<run_id>.pt")
+        raise InputError(
+            f"--resume {path}: a result file, not a checkpoint; resume from OUT/{CHECKPOINT_DIR}/<run_id>.pt"
+        )
     if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; its directory is at the end
-        raise InputError(f"--resume {path}: not a readable checkpoint (truncated, or another kind of file)")
+        raise InputError(
+            f"--resume {path}: not a readable checkpoint (truncated, or another kind of file)"
+        )
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise InputError(f"--resume {path}: holds Python objects a nanobench checkpoint never has; refused (loaded with weights_only=True)") from None
+        raise InputError(
+            f"--resume {path}: holds Python objects a nanobench checkpoint never has; refused (loaded with weights_only=True)"
+        ) from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"--resume {path}: not a readable checkpoint (truncated, or another kind of file: {str(exc).splitlines()[0][:80]})") from None
+        raise InputError(
+            f"--resume {path}: not a readable checkpoint (truncated, or another kind of file: {str(exc).splitlines()[0][:80]})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise InputError(f"--resume {path}: a torch file, but not a nanobench checkpoint")
     if ckpt.get("version") != VERSION:
-        raise InputError(f"--resume {path}: checkpoint version {ckpt.get('version')!r}; this nanobench reads {VERSION}")
+        raise InputError(
+            f"--resume {path}: checkpoint version {ckpt.get('version')!r}; this nanobench reads {VERSION}"
+        )
     ckpt["info"] = json.loads(ckpt["info_json"])
     return ckpt
 
@@ -109,7 +129,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def check_compatible(ckpt: dict, path: str | Path, scenario: dict, dataset_sha256: str, seed: int) -> None:
+def check_compatible(
+    ckpt: dict, path: str | Path, scenario: dict, dataset_sha256: str, seed: int
+) -> None:
     """Refuse a checkpoint of another scenario, model shape, dataset or seed."""
     info = ckpt["info"]
     mine = _flatten(json.loads(json.dumps(scenario)))  # tuples -> lists, as stored
@@ -117,14 +139,22 @@ def check_compatible(ckpt: dict, path: str | Path, scenario: dict, dataset_sha25
     differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if differ:
         what = "model shape" if any(k.startswith("model.") for k in differ) else "scenario"
-        shown = ", ".join(f"{k} = {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:3])
-        raise InputError(f"--resume {path}: checkpoint of another {what} "
-                         f"('{info['scenario']['name']}': {shown}); resume it with the scenario it was made with")
+        shown = ", ".join(
+            f"{k} = {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:3]
+        )
+        raise InputError(
+            f"--resume {path}: checkpoint of another {what} "
+            f"('{info['scenario']['name']}': {shown}); resume it with the scenario it was made with"
+        )
     if info["dataset_sha256"] != dataset_sha256:
-        raise InputError(f"--resume {path}: checkpoint trained on other text (dataset sha256 {info['dataset_sha256'][:12]}...); "
-                         f"resume it with the same dataset")
+        raise InputError(
+            f"--resume {path}: checkpoint trained on other text (dataset sha256 {info['dataset_sha256'][:12]}...); "
+            f"resume it with the same dataset"
+        )
     if info["seed"] != seed:
-        raise InputError(f"--resume {path}: checkpoint of seed {info['seed']}, not {seed}; drop --seeds when resuming")
+        raise InputError(
+            f"--resume {path}: checkpoint of seed {info['seed']}, not {seed}; drop --seeds when resuming"
+        )
 
 
 def restore(ckpt: dict, model, optimizer, scaler, device) -> bool:
@@ -149,8 +179,9 @@ def restore(ckpt: dict, model, optimizer, scaler, device) -> bool:
     return False
 
 
-def resume_defaults(path: str, scenario_name: str | None, overrides: list[str], seeds: str | None,
-                    given: dict) -> tuple:
+def resume_defaults(
+    path: str, scenario_name: str | None, overrides: list[str], seeds: str | None, given: dict
+) -> tuple:
     """For `run --resume PATH`: (scenario, [seed], platform options). The scenario and every
     platform option not given (None in `given`: device, dtype, compile, threads,
     checkpoint_every) come from the checkpoint."""
@@ -158,7 +189,9 @@ def resume_defaults(path: str, scenario_name: str | None, overrides: list[str], 
 
     info = load(path)["info"]
     if seeds:
-        raise InputError(f"--seeds {seeds}: a resumed run keeps its checkpoint's seed ({info['seed']}); drop --seeds")
+        raise InputError(
+            f"--seeds {seeds}: a resumed run keeps its checkpoint's seed ({info['seed']}); drop --seeds"
+        )
     if scenario_name:
         scenario = scen.load(scenario_name, overrides)
     else:
@@ -166,11 +199,15 @@ def resume_defaults(path: str, scenario_name: str | None, overrides: list[str], 
     parent = info["options"]
     device = given["device"]
     same_kind = device is None or parse_device(device).kind == info["device"]["type"]
-    return scenario, [info["seed"]], {
-        "device": device or parent["device"],
-        "dtype": given["dtype"] or parent["dtype"],
-        "compile": parent["compile"] if given["compile"] is None else given["compile"],
-        # Thread count changes CPU sums: keep the parent's on the same kind of device.
-        "threads": given["threads"] or (parent["threads"] if same_kind else None),
-        "checkpoint_every": given["checkpoint_every"] or parent.get("checkpoint_every"),
-    }
+    return (
+        scenario,
+        [info["seed"]],
+        {
+            "device": device or parent["device"],
+            "dtype": given["dtype"] or parent["dtype"],
+            "compile": parent["compile"] if given["compile"] is None else given["compile"],
+            # Thread count changes CPU sums: keep the parent's on the same kind of device.
+            "threads": given["threads"] or (parent["threads"] if same_kind else None),
+            "checkpoint_every": given["checkpoint_every"] or parent.get("checkpoint_every"),
+        },
+    )

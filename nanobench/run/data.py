@@ -82,7 +82,9 @@ class Dataset:
         index = {c: i for i, c in enumerate(self.vocab)}
         missing = sorted(set(text) - set(index))
         if missing:
-            raise InputError(f"text holds characters not in the {self.name} vocabulary: {missing!r}")
+            raise InputError(
+                f"text holds characters not in the {self.name} vocabulary: {missing!r}"
+            )
         return [index[c] for c in text]
 
     def decode(self, ids) -> str:
@@ -124,7 +126,10 @@ def _tinyshakespeare_text(data_dir: str | None, url: str, timeout_s: float) -> t
     """(source, text): the local data directory, else the cache, else the copy shipped in the
     package, else a verified download into the cache."""
     if data_dir:
-        for candidate in (Path(data_dir) / "tinyshakespeare" / "input.txt", Path(data_dir) / "input.txt"):
+        for candidate in (
+            Path(data_dir) / "tinyshakespeare" / "input.txt",
+            Path(data_dir) / "input.txt",
+        ):
             if candidate.is_file():
                 if _sha256_file(candidate) != TINYSHAKESPEARE_SHA256:
                     raise InputError(
@@ -204,7 +209,9 @@ def load_dataset(
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); data.dataset needs a UTF-8 file") from None
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}); data.dataset needs a UTF-8 file"
+        ) from None
     if len(text) < 100:
         raise InputError(f"{path}: only {len(text)} characters; a dataset needs at least 100")
     return _from_text(path.stem, str(path), text)
@@ -224,7 +231,9 @@ def _windows(ids: torch.Tensor, block_size: int, split: str) -> torch.Tensor:
 class Batches:
     """Training batches for iteration `it` and fixed evaluation batches, all on the CPU."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, block_size: int, grad_accum: int, seed: int):
+    def __init__(
+        self, dataset: Dataset, batch_size: int, block_size: int, grad_accum: int, seed: int
+    ):
         self.batch_size = batch_size
         self.grad_accum = grad_accum
         self.seed = seed
@@ -253,7 +262,9 @@ class Batches:
 
         Seeded from (seed, it) alone, so a resumed run or another rank draws the same batch.
         """
-        w = self._draw("train", self.grad_accum * self.batch_size, generator(self.seed, "train", it))
+        w = self._draw(
+            "train", self.grad_accum * self.batch_size, generator(self.seed, "train", it)
+        )
         w = w.view(self.grad_accum, self.batch_size, -1)
         # Contiguous copies, not views: a pinned non-blocking copy of a strided view is staged
         # through pageable memory by PyTorch, and the host then waits for the GPU every step.

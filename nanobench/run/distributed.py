@@ -36,7 +36,9 @@ class Dist:
     world_size: int
     local_rank: int
     backend: str
-    side_group: object = None  # gloo group for the leaving barrier under NCCL (None: the default group)
+    side_group: object = (
+        None  # gloo group for the leaving barrier under NCCL (None: the default group)
+    )
 
     def shard(self, batch_size: int) -> slice:
         """This rank's slice of each micro-batch (B,): contiguous, equal-sized."""
@@ -48,7 +50,9 @@ class Dist:
         import torch.distributed as tdist
 
         value = value.clone()
-        tdist.all_reduce(value, op=tdist.ReduceOp.AVG if self.backend == "nccl" else tdist.ReduceOp.SUM)
+        tdist.all_reduce(
+            value, op=tdist.ReduceOp.AVG if self.backend == "nccl" else tdist.ReduceOp.SUM
+        )
         return value if self.backend == "nccl" else value / self.world_size  # gloo has no AVG
 
     def should_stop(self) -> bool:
@@ -75,15 +79,18 @@ class Dist:
         tdist.all_gather(gathered, local)
         return [g.cpu().tolist() for g in gathered]
 
-    def energy_meter(self, device) -> "JobEnergyMeter":
+    def energy_meter(self, device) -> JobEnergyMeter:
         """The job's energy meter on this rank: the device's own counter, summed over ranks
         by every read (see JobEnergyMeter)."""
         return JobEnergyMeter(device.energy_meter(), self, per_rank=device.energy_per_rank)
 
     def describe(self) -> dict:
-        return {"world_size": self.world_size, "backend": self.backend,
-                "nnodes": int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1),
-                "local_world_size": int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world_size)))}
+        return {
+            "world_size": self.world_size,
+            "backend": self.backend,
+            "nnodes": int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1),
+            "local_world_size": int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world_size))),
+        }
 
 
 class JobEnergyMeter:
@@ -104,7 +111,9 @@ class JobEnergyMeter:
         import torch.distributed as tdist
 
         joules = self._meter.read_j() if self._counted else 0.0
-        both = torch.tensor([joules or 0.0, 1.0 if joules is None else 0.0], dtype=torch.float64)  # (sum, missing)
+        both = torch.tensor(
+            [joules or 0.0, 1.0 if joules is None else 0.0], dtype=torch.float64
+        )  # (sum, missing)
         if self._dist.backend == "nccl":
             both = both.cuda(self._dist.local_rank)
         tdist.all_reduce(both, op=tdist.ReduceOp.SUM)
@@ -112,8 +121,11 @@ class JobEnergyMeter:
         return None if missing else total
 
     def describe(self) -> dict:
-        job = (f"summed over the {self._dist.world_size} ranks' own counters" if self._per_rank
-               else "one counter per node, shared by its ranks: read by local rank 0, summed over nodes")
+        job = (
+            f"summed over the {self._dist.world_size} ranks' own counters"
+            if self._per_rank
+            else "one counter per node, shared by its ranks: read by local rank 0, summed over nodes"
+        )
         return dict(self._meter.describe(), job=job)
 
 
@@ -129,10 +141,18 @@ def from_environment(device) -> Dist | None:
         tdist.init_process_group(backend=backend)
     # NCCL's barrier cannot time out (it hangs on a dead rank); gloo's monitored one can
     side = tdist.new_group(backend="gloo") if backend == "nccl" else None
-    return Dist(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend, side)
+    return Dist(
+        tdist.get_rank(),
+        tdist.get_world_size(),
+        int(os.environ.get("LOCAL_RANK", "0")),
+        backend,
+        side,
+    )
 
 
-def shutdown(dist: Dist | None, peer_failed: bool = False, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+def shutdown(
+    dist: Dist | None, peer_failed: bool = False, timeout_s: float = SHUTDOWN_TIMEOUT_S
+) -> None:
     """Leave the process group together, waiting at most `timeout_s` for the other ranks;
     with `peer_failed` (this rank saw a collective fail) there is no one to wait for."""
     if dist is None:
@@ -160,11 +180,14 @@ def is_comm_error(exc: BaseException) -> bool:
     import torch.distributed as tdist
 
     return isinstance(exc, getattr(tdist, "DistError", ())) or any(
-        word in str(exc) for word in ("Connection closed by peer", "Connection reset", "NCCL", "Gloo", "gloo")
+        word in str(exc)
+        for word in ("Connection closed by peer", "Connection reset", "NCCL", "Gloo", "gloo")
     )
 
 
-def check_launch(nproc: int, nnodes: int, device: DeviceSpec, batch_size: int, grad_accum: int) -> None:
+def check_launch(
+    nproc: int, nnodes: int, device: DeviceSpec, batch_size: int, grad_accum: int
+) -> None:
     """Refuse, before anything starts, a world the device or the batch cannot take."""
     if nproc < 1:
         raise InputError(f"--nproc {nproc}: must be >= 1")
@@ -179,19 +202,31 @@ def check_launch(nproc: int, nnodes: int, device: DeviceSpec, batch_size: int, g
         if nproc > have:
             raise InputError(f"--nproc {nproc}: more CUDA ranks than GPUs on this machine ({have})")
         if device.index is not None:
-            raise InputError(f"--device {device.text}: with --nproc each rank takes cuda:LOCAL_RANK; use --device cuda")
+            raise InputError(
+                f"--device {device.text}: with --nproc each rank takes cuda:LOCAL_RANK; use --device cuda"
+            )
     elif device.kind == "cpu":
         cores = os.cpu_count() or 1
         if nproc > cores:
-            raise InputError(f"--nproc {nproc}: more CPU ranks than cores ({cores}); each rank would share a core")
+            raise InputError(
+                f"--nproc {nproc}: more CPU ranks than cores ({cores}); each rank would share a core"
+            )
     else:
-        raise InputError(f"--device {device.text}: --nproc supports cpu (gloo) and cuda (nccl on Linux; "
-                         f"gloo elsewhere, NCCL is Linux-only)")
+        raise InputError(
+            f"--device {device.text}: --nproc supports cpu (gloo) and cuda (nccl on Linux; "
+            f"gloo elsewhere, NCCL is Linux-only)"
+        )
 
 
 def torchrun_command(nproc: int, rdzv: dict, run_args: list[str]) -> list[str]:
     """`python -m torch.distributed.run [launcher options] -m nanobench run ...`."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--max-restarts=0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={nproc}",
+        "--max-restarts=0",
+    ]
     if rdzv.get("rdzv_endpoint") or (rdzv.get("nnodes") or 1) > 1:
         for key in ("nnodes", "node_rank", "rdzv_backend", "rdzv_endpoint", "rdzv_id"):
             if rdzv.get(key) is not None:
@@ -213,7 +248,9 @@ def _torch_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None, device_kind: str = "cpu") -> int:
+def launch(
+    nproc: int, rdzv: dict, run_args: list[str], threads: int | None, device_kind: str = "cpu"
+) -> int:
     """Run `nanobench run RUN_ARGS` under torchrun, one worker per rank, and wait for it;
     returns its exit code (130 when stopped by Ctrl-C or SIGTERM, Ctrl-Break on Windows).
     Rank 0 prints the outcome."""
@@ -226,7 +263,9 @@ def launch(nproc: int, rdzv: dict, run_args: list[str], threads: int | None, dev
     cmd = torchrun_command(nproc, rdzv, run_args)
     print(f"launching {nproc} ranks: {' '.join(cmd[1:])}", file=sys.stderr)
     if sys.platform != "linux" and device_kind == "cuda":
-        print("NCCL is Linux-only: the CUDA ranks use gloo here (slower all-reduce)", file=sys.stderr)
+        print(
+            "NCCL is Linux-only: the CUDA ranks use gloo here (slower all-reduce)", file=sys.stderr
+        )
     # POSIX: torchrun gets a session of its own, so a Ctrl-C here does not reach it (it would
     # end its workers from outside and print its own traceback). The launcher passes the stop
     # on to the workers: each ends its loop, rank 0 completes its file as `interrupted`, and

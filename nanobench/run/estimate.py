@@ -26,10 +26,14 @@ def n_params(model, vocab_size: int) -> int:
     c, b = model.n_embd, int(model.bias)
     per_layer = (
         2 * c * (1 + b)  # ln_1, ln_2 (weight, bias)
-        + 3 * c * c + 3 * c * b  # attention: q, k, v
-        + c * c + c * b  # attention output projection
-        + 4 * c * c + 4 * c * b  # MLP up
-        + 4 * c * c + c * b  # MLP down
+        + 3 * c * c
+        + 3 * c * b  # attention: q, k, v
+        + c * c
+        + c * b  # attention output projection
+        + 4 * c * c
+        + 4 * c * b  # MLP up
+        + 4 * c * c
+        + c * b  # MLP down
     )
     return vocab_size * c + model.n_layer * per_layer + c * (1 + b)  # tied wte + layers + ln_f
 
@@ -48,8 +52,15 @@ class Estimate:
         return self.train_s + self.eval_s
 
 
-def estimate(scenario, vocab_size: int, peak_flops: float, mfu: float, *, iters: int | None = None,
-             floor_s_per_iter: float = 0.0) -> Estimate:
+def estimate(
+    scenario,
+    vocab_size: int,
+    peak_flops: float,
+    mfu: float,
+    *,
+    iters: int | None = None,
+    floor_s_per_iter: float = 0.0,
+) -> Estimate:
     """Seconds for `iters` iterations (default: the scenario's) and their evaluations, at
     `mfu` of `peak_flops` (FLOP/s), each iteration and evaluation batch taking at least
     `floor_s_per_iter`."""
@@ -57,14 +68,23 @@ def estimate(scenario, vocab_size: int, peak_flops: float, mfu: float, *, iters:
         raise ValueError("peak_flops must be positive and mfu in (0, 1]")
     m, t, e = scenario.model, scenario.train, scenario.eval
     iters = t.max_iters if iters is None else iters
-    per_token = flops_per_token(n_params(m, vocab_size), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size)
+    per_token = flops_per_token(
+        n_params(m, vocab_size), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size
+    )
     step_tokens = t.batch_size * t.grad_accum * m.block_size
     eval_tokens = t.batch_size * m.block_size  # one evaluation batch
-    n_evals = iters // e.interval + (0 if iters % e.interval == 0 else 1) + 1  # iteration 0 and the last
+    n_evals = (
+        iters // e.interval + (0 if iters % e.interval == 0 else 1) + 1
+    )  # iteration 0 and the last
     rate = peak_flops * mfu
     step_s = max(per_token * step_tokens / rate, floor_s_per_iter)
     eval_batch_s = max(per_token / 3 * eval_tokens / rate, floor_s_per_iter / 3)
     eval_batches = n_evals * EVAL_SPLITS * e.iters
-    return Estimate(iters=iters, n_evals=n_evals, train_flops=per_token * step_tokens * iters,
-                    eval_flops=per_token / 3 * eval_tokens * eval_batches,
-                    train_s=step_s * iters, eval_s=eval_batch_s * eval_batches)
+    return Estimate(
+        iters=iters,
+        n_evals=n_evals,
+        train_flops=per_token * step_tokens * iters,
+        eval_flops=per_token / 3 * eval_tokens * eval_batches,
+        train_s=step_s * iters,
+        eval_s=eval_batch_s * eval_batches,
+    )

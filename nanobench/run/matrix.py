@@ -57,9 +57,14 @@ def emulated_bf16_slowdown(device: Device) -> float | None:
     return peaks.emulated_slowdown(device, Precision("bf16"))
 
 
-def plan(device_text: str, dtype_text: str, *, allow_slow: bool = False,
-         devices: Callable[[], list[Device]] = devices_here,
-         slowdown: Callable[[Device], float | None] = emulated_bf16_slowdown) -> Plan:
+def plan(
+    device_text: str,
+    dtype_text: str,
+    *,
+    allow_slow: bool = False,
+    devices: Callable[[], list[Device]] = devices_here,
+    slowdown: Callable[[Device], float | None] = emulated_bf16_slowdown,
+) -> Plan:
     """The cells of `--device D1,D2|all --dtype T1,T2`, in device then dtype order.
 
     devices: the devices `all` means (this machine's; tests pass their own). slowdown: the
@@ -73,10 +78,14 @@ def plan(device_text: str, dtype_text: str, *, allow_slow: bool = False,
     else:
         specs = [s.strip() for s in device_text.split(",") if s.strip()]
         if not specs:
-            raise InputError(f"--device {device_text}: expected all or a comma-separated list of devices")
+            raise InputError(
+                f"--device {device_text}: expected all or a comma-separated list of devices"
+            )
         found, explicit = [(s, parse_device(s).resolve()) for s in dict.fromkeys(specs)], True
     cells, skipped, notes = [], [], []
-    single = explicit and len(found) == 1 and len(dtypes) == 1  # a plain run: its error is bad input
+    single = (
+        explicit and len(found) == 1 and len(dtypes) == 1
+    )  # a plain run: its error is bad input
     for spec, device in found:
         for dtype in dtypes:
             cell = Cell(spec, dtype)
@@ -85,24 +94,36 @@ def plan(device_text: str, dtype_text: str, *, allow_slow: bool = False,
             except InputError as exc:
                 if single:
                     raise
-                skipped.append(f"{cell.label}: skipped ({str(exc).removeprefix(f'--dtype {dtype}: ')})")
+                skipped.append(
+                    f"{cell.label}: skipped ({str(exc).removeprefix(f'--dtype {dtype}: ')})"
+                )
                 continue
             if dtype == "bf16" and device.kind == "cpu" and not device.native_bf16:
                 ratio = slowdown(device)
-                cost = f"its measured bf16 matmul peak is {ratio:.1f}x below fp32's" if ratio else "its bf16 speed is unknown"
+                cost = (
+                    f"its measured bf16 matmul peak is {ratio:.1f}x below fp32's"
+                    if ratio
+                    else "its bf16 speed is unknown"
+                )
                 why = f"{device.name} has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): bf16 is emulated, {cost}"
                 if not (explicit or allow_slow):
-                    skipped.append(f"{cell.label}: skipped: {why}; add --allow-slow (or --device cpu) to run it")
+                    skipped.append(
+                        f"{cell.label}: skipped: {why}; add --allow-slow (or --device cpu) to run it"
+                    )
                     continue
                 notes.append(f"{cell.label}: {why}; running it as asked")
             cells.append(cell)
     if not cells:
-        raise InputError(f"--device {device_text} --dtype {dtype_text}: no cell of the matrix can run here "
-                         f"({'; '.join(skipped)})")
+        raise InputError(
+            f"--device {device_text} --dtype {dtype_text}: no cell of the matrix can run here "
+            f"({'; '.join(skipped)})"
+        )
     return Plan(cells, skipped, notes)
 
 
-def run_cells(scenario, cells: list[Cell], seeds: list, options: dict, train, progress, report) -> list:
+def run_cells(
+    scenario, cells: list[Cell], seeds: list, options: dict, train, progress, report
+) -> list:
     """Train every cell for every seed, in order; stop at the first run that was interrupted
     (Ctrl-C, SIGTERM): every finished run and the interrupted one keep their result files.
 

@@ -27,7 +27,7 @@ class GPTConfig:
     bias: bool = False
 
     @classmethod
-    def from_scenario(cls, scenario, vocab_size: int) -> "GPTConfig":
+    def from_scenario(cls, scenario, vocab_size: int) -> GPTConfig:
         """The model a scenario describes (its [model] table) over a dataset's vocabulary."""
         m = scenario.model
         return cls(vocab_size, m.block_size, m.n_layer, m.n_head, m.n_embd, m.dropout, m.bias)
@@ -131,7 +131,9 @@ class GPT(nn.Module):
             x = block(x)
         x = self.ln_f(x)
         if targets is None:
-            return self.lm_head(x[:, [-1], :]), None  # (B, 1, V): generation needs the last step only
+            return self.lm_head(
+                x[:, [-1], :]
+            ), None  # (B, 1, V): generation needs the last step only
         logits = self.lm_head(x)  # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss

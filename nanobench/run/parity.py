@@ -38,10 +38,12 @@ class Side:
     dtype: str
 
     @classmethod
-    def parse(cls, text: str, flag: str) -> "Side":
+    def parse(cls, text: str, flag: str) -> Side:
         device, sep, dtype = text.rpartition(":")  # the dtype is last: cuda:0:tf32
         if not sep or not device or dtype not in DTYPES:
-            raise InputError(f"{flag} {text}: expected DEVICE:DTYPE, e.g. cpu:fp32, cuda:bf16 or cuda:0:tf32")
+            raise InputError(
+                f"{flag} {text}: expected DEVICE:DTYPE, e.g. cpu:fp32, cuda:bf16 or cuda:0:tf32"
+            )
         return cls(parse_device(device), dtype)
 
     def label(self) -> str:
@@ -53,17 +55,35 @@ class Trainer:
     batches. `speed` (run/settings.py) defaults to a plain run's settings in `side.dtype`;
     its thread count None means the count torch has when the trainer is made."""
 
-    def __init__(self, side: Side, scenario: Scenario, vocab_size: int, seed: int, speed: Settings | None = None):
+    def __init__(
+        self,
+        side: Side,
+        scenario: Scenario,
+        vocab_size: int,
+        seed: int,
+        speed: Settings | None = None,
+    ):
         self.device = side.device.resolve()
         self.speed = speed or Settings(dtype=side.dtype)
         self.threads = self.speed.threads or torch.get_num_threads()
-        check(self.device, self.speed.optimizer, self.speed.sdpa, self.speed.compile, self.speed.compile_mode,
-              self.speed.dtype, scenario.train.grad_accum)
+        check(
+            self.device,
+            self.speed.optimizer,
+            self.speed.sdpa,
+            self.speed.compile,
+            self.speed.compile_mode,
+            self.speed.dtype,
+            scenario.train.grad_accum,
+        )
         self.precision = Precision.for_device(self.speed.dtype, self.device)
         self.t = scenario.train
         cfg = GPTConfig.from_scenario(scenario, vocab_size)
-        self.model = GPT(cfg, generator(seed, "init")).to(self.device.torch)  # same CPU draw on both sides
-        self.optimizer = make_optimizer(self.model, self.t, fused=fused_adamw(self.speed.optimizer, self.device))
+        self.model = GPT(cfg, generator(seed, "init")).to(
+            self.device.torch
+        )  # same CPU draw on both sides
+        self.optimizer = make_optimizer(
+            self.model, self.t, fused=fused_adamw(self.speed.optimizer, self.device)
+        )
         self.scaler = self.precision.grad_scaler(self.device)
         self.step_model = compile_model(self.model, self.speed.compile, self.speed.compile_mode)
         self.context = StepContext(self.precision.autocast(self.device), self.speed.sdpa)
@@ -78,8 +98,16 @@ class Trainer:
         set_lr(self.optimizer, lr)
         # pinned, non-blocking copies as in train.py: a pageable copy would make the host wait
         # for the GPU every step, and the timings would not be those of a run
-        loss, _ = train_step(self.step_model, self.model, self.optimizer, self.scaler, self.device.to_device(x),
-                             self.device.to_device(y), self.context, self.t.grad_clip)
+        loss, _ = train_step(
+            self.step_model,
+            self.model,
+            self.optimizer,
+            self.scaler,
+            self.device.to_device(x),
+            self.device.to_device(y),
+            self.context,
+            self.t.grad_clip,
+        )
         return loss
 
     def params_cpu(self) -> list[torch.Tensor]:
@@ -93,8 +121,15 @@ def relative_drift(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return math.sqrt(num / den) if den else math.nan
 
 
-def run_parity(scenario: Scenario, a: Side, b: Side, iters: int, out_dir: str, seed: int | None = None,
-               progress=None) -> tuple[Path, dict]:
+def run_parity(
+    scenario: Scenario,
+    a: Side,
+    b: Side,
+    iters: int,
+    out_dir: str,
+    seed: int | None = None,
+    progress=None,
+) -> tuple[Path, dict]:
     """Step both sides in lockstep for `iters` iterations; write and summarise the record."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -119,24 +154,42 @@ def run_parity(scenario: Scenario, a: Side, b: Side, iters: int, out_dir: str, s
         loss_a = side_a.step(x, y, lr).item()
         torch.manual_seed(derive_seed(seed, "dropout", it))
         loss_b = side_b.step(x, y, lr).item()
-        rows.append({"iter": it, "loss_a": loss_a, "loss_b": loss_b, "loss_diff": loss_b - loss_a,
-                     "param_rel_drift": relative_drift(side_a.params_cpu(), side_b.params_cpu())})
+        rows.append(
+            {
+                "iter": it,
+                "loss_a": loss_a,
+                "loss_b": loss_b,
+                "loss_diff": loss_b - loss_a,
+                "param_rel_drift": relative_drift(side_a.params_cpu(), side_b.params_cpu()),
+            }
+        )
         if progress:
             progress(rows[-1], iters)
 
     summary = summarize_parity(rows)
     meta = {
-        "kind": "parity", "schema_version": 1,
-        "scenario": scenario.to_dict(), "seed": seed, "a": a.label(), "b": b.label(), "iters": iters,
-        "dataset": dataset.identity(), "wall_time_s": time.perf_counter() - start, "summary": summary,
+        "kind": "parity",
+        "schema_version": 1,
+        "scenario": scenario.to_dict(),
+        "seed": seed,
+        "a": a.label(),
+        "b": b.label(),
+        "iters": iters,
+        "dataset": dataset.identity(),
+        "wall_time_s": time.perf_counter() - start,
+        "summary": summary,
         "note": "dropout masks are identical only when both sides run on the same device type",
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    name = f"{scenario.name}-{stamp}-{a.label()}-vs-{b.label()}-{secrets.token_hex(3)}".replace(":", "_")
+    name = f"{scenario.name}-{stamp}-{a.label()}-vs-{b.label()}-{secrets.token_hex(3)}".replace(
+        ":", "_"
+    )
     path = out / f"{name}{PARITY_SUFFIX}"
-    table = pa.Table.from_pylist(rows).replace_schema_metadata({"nanobench": json.dumps(meta, default=str)})
+    table = pa.Table.from_pylist(rows).replace_schema_metadata(
+        {"nanobench": json.dumps(meta, default=str)}
+    )
     files.write_atomic(path, lambda f: pq.write_table(table, f), inside=out)
     return path, summary
 

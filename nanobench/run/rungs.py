@@ -27,7 +27,9 @@ class Done:
     stopped: bool  # stopped at the end of the budget
 
 
-def run_commands(commands: list[tuple[str, ...]], budget_s: float, log=print, python: str = sys.executable) -> list[Done]:
+def run_commands(
+    commands: list[tuple[str, ...]], budget_s: float, log=print, python: str = sys.executable
+) -> list[Done]:
     """Run each `nanobench run` argument list in turn while budget is left; the one running when
     it ends is stopped (SIGTERM: its result file is completed as interrupted)."""
     deadline = time.monotonic() + budget_s

@@ -8,10 +8,11 @@ Every problem in a file is reported at once, each naming the file and the key pa
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from nanobench import files
 from nanobench.errors import InputError
@@ -193,19 +194,28 @@ def _check_values(s: Scenario) -> list[str]:
         (m.n_layer >= 1, "model.n_layer", f"must be >= 1, got {m.n_layer}"),
         (m.n_head >= 1, "model.n_head", f"must be >= 1, got {m.n_head}"),
         (m.n_embd >= 1, "model.n_embd", f"must be >= 1, got {m.n_embd}"),
-        (m.n_head < 1 or m.n_embd % m.n_head == 0, "model.n_embd",
-         f"{m.n_embd} is not divisible by model.n_head = {m.n_head}"),
+        (
+            m.n_head < 1 or m.n_embd % m.n_head == 0,
+            "model.n_embd",
+            f"{m.n_embd} is not divisible by model.n_head = {m.n_head}",
+        ),
         (m.block_size >= 1, "model.block_size", f"must be >= 1, got {m.block_size}"),
         (0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}"),
         (t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}"),
         (t.grad_accum >= 1, "train.grad_accum", f"must be >= 1, got {t.grad_accum}"),
         (t.max_iters >= 1, "train.max_iters", f"must be >= 1, got {t.max_iters}"),
         (t.learning_rate > 0, "train.learning_rate", f"must be > 0, got {t.learning_rate}"),
-        (0 <= t.min_lr <= t.learning_rate, "train.min_lr",
-         f"must be in [0, train.learning_rate], got {t.min_lr}"),
+        (
+            0 <= t.min_lr <= t.learning_rate,
+            "train.min_lr",
+            f"must be in [0, train.learning_rate], got {t.min_lr}",
+        ),
         (t.warmup_iters >= 0, "train.warmup_iters", f"must be >= 0, got {t.warmup_iters}"),
-        (t.lr_decay_iters >= t.warmup_iters, "train.lr_decay_iters",
-         f"must be >= train.warmup_iters ({t.warmup_iters}), got {t.lr_decay_iters}"),
+        (
+            t.lr_decay_iters >= t.warmup_iters,
+            "train.lr_decay_iters",
+            f"must be >= train.warmup_iters ({t.warmup_iters}), got {t.lr_decay_iters}",
+        ),
         (t.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {t.weight_decay}"),
         (0 <= t.beta1 < 1, "train.beta1", f"must be in [0, 1), got {t.beta1}"),
         (0 <= t.beta2 < 1, "train.beta2", f"must be in [0, 1), got {t.beta2}"),
@@ -213,8 +223,11 @@ def _check_values(s: Scenario) -> list[str]:
         (t.seed >= 0, "train.seed", f"must be >= 0, got {t.seed}"),
         (e.interval >= 1, "eval.interval", f"must be >= 1, got {e.interval}"),
         (e.iters >= 1, "eval.iters", f"must be >= 1, got {e.iters}"),
-        (all(v > 0 for v in s.targets.val_loss), "targets.val_loss",
-         f"targets must be > 0, got {list(s.targets.val_loss)}"),
+        (
+            all(v > 0 for v in s.targets.val_loss),
+            "targets.val_loss",
+            f"targets must be > 0, got {list(s.targets.val_loss)}",
+        ),
         (smp.length >= 0, "sample.length", f"must be >= 0, got {smp.length}"),
         (smp.temperature > 0, "sample.temperature", f"must be > 0, got {smp.temperature}"),
         (smp.top_k >= 0, "sample.top_k", f"must be >= 0, got {smp.top_k}"),
@@ -233,7 +246,9 @@ def resolve_path(name_or_path: str) -> Path:
     shipped = SCENARIO_DIR / f"{name_or_path}.toml"
     if not shipped.is_file():
         known = ", ".join(list_shipped()) or "none"
-        raise InputError(f"unknown scenario '{name_or_path}' (shipped: {known}; or give a path to a .toml file)")
+        raise InputError(
+            f"unknown scenario '{name_or_path}' (shipped: {known}; or give a path to a .toml file)"
+        )
     return shipped
 
 

@@ -56,12 +56,19 @@ class Settings:
         flags = []
         for key, value in self.changed().items():
             flag = "--" + key.replace("_", "-")
-            flags.append(flag if value is True else f"--no-{key}" if value is False else f"{flag} {value}")
+            flags.append(
+                flag if value is True else f"--no-{key}" if value is False else f"{flag} {value}"
+            )
         return " ".join(flags) or "default"
 
 
-def unsupported(device, sdpa: str = "auto", compile_mode: str | None = None, dtype: str = "fp32",
-                grad_accum: int = 1) -> str | None:
+def unsupported(
+    device,
+    sdpa: str = "auto",
+    compile_mode: str | None = None,
+    dtype: str = "fp32",
+    grad_accum: int = 1,
+) -> str | None:
     """Why `device` cannot run this combination, in one line naming the flag (None: it can).
     These are limits torch only hits at the first step, or mid-run."""
     if device.kind == "cuda" and sdpa in ("flash", "cudnn") and dtype not in ("bf16", "fp16"):
@@ -71,13 +78,22 @@ def unsupported(device, sdpa: str = "auto", compile_mode: str | None = None, dty
     if device.kind == "cuda" and compile_mode in CUDA_GRAPH_MODES and grad_accum > 1:
         # the first micro-step's gradients live in the CUDA graphs' memory pool, which the
         # next micro-step's replay reclaims before its backward adds into them
-        return (f"--compile-mode {compile_mode}: CUDA graphs overwrite the gradients accumulated over "
-                f"train.grad_accum = {grad_accum} micro-steps (pytorch/pytorch#169545); use another mode or grad_accum 1")
+        return (
+            f"--compile-mode {compile_mode}: CUDA graphs overwrite the gradients accumulated over "
+            f"train.grad_accum = {grad_accum} micro-steps (pytorch/pytorch#169545); use another mode or grad_accum 1"
+        )
     return None
 
 
-def check(device, optimizer: str, sdpa: str, compile: bool, compile_mode: str | None, dtype: str = "fp32",
-          grad_accum: int = 1) -> None:
+def check(
+    device,
+    optimizer: str,
+    sdpa: str,
+    compile: bool,
+    compile_mode: str | None,
+    dtype: str = "fp32",
+    grad_accum: int = 1,
+) -> None:
     """InputError naming the option if `device` (a Device) cannot run these settings."""
     if optimizer not in OPTIMIZERS:
         raise InputError(f"--optimizer {optimizer}: unknown (use {', '.join(OPTIMIZERS)})")
@@ -86,13 +102,17 @@ def check(device, optimizer: str, sdpa: str, compile: bool, compile_mode: str | 
     if sdpa not in SDPA_BACKENDS:
         raise InputError(f"--sdpa {sdpa}: unknown (use {', '.join(SDPA_BACKENDS)})")
     if sdpa not in SDPA_ON.get(device.kind, ("auto",)):
-        raise InputError(f"--sdpa {sdpa}: not a backend of {device.kind} (there: {', '.join(SDPA_ON[device.kind])})")
+        raise InputError(
+            f"--sdpa {sdpa}: not a backend of {device.kind} (there: {', '.join(SDPA_ON[device.kind])})"
+        )
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
         raise InputError(f"--compile-mode {compile_mode}: unknown (use {', '.join(COMPILE_MODES)})")
     if compile_mode is not None and not compile:
         raise InputError(f"--compile-mode {compile_mode}: needs --compile")
     if compile_mode == "reduce-overhead" and device.kind != "cuda":
-        raise InputError(f"--compile-mode reduce-overhead: CUDA graphs need a CUDA device, not {device.kind}")
+        raise InputError(
+            f"--compile-mode reduce-overhead: CUDA graphs need a CUDA device, not {device.kind}"
+        )
     problem = unsupported(device, sdpa, compile_mode, dtype, grad_accum)
     if problem:
         raise InputError(problem)
@@ -109,7 +129,11 @@ def compile_model(model, compile: bool, compile_mode: str | None):
 
     if not compile:
         return model
-    return torch.compile(model) if compile_mode in (None, "default") else torch.compile(model, mode=compile_mode)
+    return (
+        torch.compile(model)
+        if compile_mode in (None, "default")
+        else torch.compile(model, mode=compile_mode)
+    )
 
 
 class StepContext:
@@ -139,8 +163,12 @@ def sdpa_backend(name: str):
     """The torch SDPBackend of a setting other than `auto`."""
     from torch.nn.attention import SDPBackend
 
-    return {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
-            "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}[name]
+    return {
+        "math": SDPBackend.MATH,
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+    }[name]
 
 
 def describe(options: dict) -> str:
@@ -148,8 +176,13 @@ def describe(options: dict) -> str:
     compiled = options.get("compile")
     mode = options.get("compile_mode")
     threads = options.get("threads")
-    parts = [str(options.get("dtype", "fp32")),
-             ("compiled" + (f" ({mode})" if mode and mode != "default" else "")) if compiled else "eager",
-             f"{threads} threads" if threads else "default threads",
-             f"AdamW {options.get('optimizer') or 'auto'}", f"SDPA {options.get('sdpa') or 'auto'}"]
+    parts = [
+        str(options.get("dtype", "fp32")),
+        ("compiled" + (f" ({mode})" if mode and mode != "default" else ""))
+        if compiled
+        else "eager",
+        f"{threads} threads" if threads else "default threads",
+        f"AdamW {options.get('optimizer') or 'auto'}",
+        f"SDPA {options.get('sdpa') or 'auto'}",
+    ]
     return ", ".join(parts)

@@ -71,8 +71,12 @@ class RunOptions:
 
     def __post_init__(self):
         device = parse_device(self.device).resolve()
-        settings.check(device, self.optimizer, self.sdpa, self.compile, self.compile_mode, self.dtype)
-        object.__setattr__(self, "platform", Platform(device, Precision.for_device(self.dtype, device)))
+        settings.check(
+            device, self.optimizer, self.sdpa, self.compile, self.compile_mode, self.dtype
+        )
+        object.__setattr__(
+            self, "platform", Platform(device, Precision.for_device(self.dtype, device))
+        )
         problem = environment.compile_problem(device) if self.compile else None
         if problem:
             raise InputError(f"--compile: {problem}; run without --compile")
@@ -108,7 +112,9 @@ def make_optimizer(model: GPT, t: TrainConfig, fused: bool) -> torch.optim.AdamW
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), fused=fused or None)
+    return torch.optim.AdamW(
+        groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), fused=fused or None
+    )
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -116,8 +122,17 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def train_step(step_model, model, optimizer, scaler, x: torch.Tensor, y: torch.Tensor, autocast,
-               grad_clip: float, ddp=None) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(
+    step_model,
+    model,
+    optimizer,
+    scaler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    autocast,
+    grad_clip: float,
+    ddp=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step over x, y of shape (grad_accum, B, T), already on the device:
     forward and backward per micro-batch, clip, AdamW. Returns the mean micro-batch loss and
     the gradient norm before clipping, both 0-d tensors still on the device (no sync).
@@ -191,11 +206,15 @@ def _setup_out_of_memory(device: Device):
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        raise InputError(f"--device {device}: out of memory placing the model and evaluation batches "
-                         f"({str(exc).splitlines()[0][:120]}); use a smaller model or eval.iters, or another device") from None
+        raise InputError(
+            f"--device {device}: out of memory placing the model and evaluation batches "
+            f"({str(exc).splitlines()[0][:120]}); use a smaller model or eval.iters, or another device"
+        ) from None
 
 
-def _new_writer(out_dir: Path, scenario: str, device_type: str, dtype: str, seed: int, meta: dict) -> RunWriter:
+def _new_writer(
+    out_dir: Path, scenario: str, device_type: str, dtype: str, seed: int, meta: dict
+) -> RunWriter:
     """A writer under a fresh run id; another run that drew the same id (same second, same
     random suffix) or left a file by that name makes us draw again, never overwrite."""
     for _ in range(10):
@@ -203,7 +222,9 @@ def _new_writer(out_dir: Path, scenario: str, device_type: str, dtype: str, seed
             return RunWriter(out_dir, make_run_id(scenario, device_type, dtype, seed), meta)
         except FileExistsError:
             continue
-    raise InputError(f"--out {out_dir}: could not find an unused run id after 10 tries; is the clock or the random source stuck?")
+    raise InputError(
+        f"--out {out_dir}: could not find an unused run id after 10 tries; is the clock or the random source stuck?"
+    )
 
 
 def sample_text(model: GPT, scenario: Scenario, dataset) -> str:
@@ -227,7 +248,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # ---- platform: resolved and checked when the options were made ----------------------
     device, precision = opts.platform.device, opts.platform.precision
     # RunOptions checked the settings; this limit needs the scenario (CUDA graphs and grad_accum)
-    problem = settings.unsupported(device, opts.sdpa, opts.compile_mode, opts.dtype, scenario.train.grad_accum)
+    problem = settings.unsupported(
+        device, opts.sdpa, opts.compile_mode, opts.dtype, scenario.train.grad_accum
+    )
     if problem:
         raise InputError(problem)
     ddp = distributed.from_environment(device)  # None unless launched by `--nproc`
@@ -236,7 +259,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     precision_flags = precision.apply_matmul_flags()
-    autocast = settings.StepContext(precision.autocast(device), opts.sdpa)  # and the attention backend
+    autocast = settings.StepContext(
+        precision.autocast(device), opts.sdpa
+    )  # and the attention backend
     seed = scenario.train.seed if opts.seed is None else opts.seed
     t, m, e = scenario.train, scenario.model, scenario.eval
     max_iters = opts.max_iters or t.max_iters
@@ -251,11 +276,15 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     if ckpt:
         checkpoint.check_compatible(ckpt, opts.resume, scenario.to_dict(), dataset.sha256, seed)
         if ckpt["iter"] >= max_iters:
-            raise InputError(f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
-                             f"nothing is left before max_iters {max_iters}; give a larger --max-iters")
+            raise InputError(
+                f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
+                f"nothing is left before max_iters {max_iters}; give a larger --max-iters"
+            )
     cfg = GPTConfig.from_scenario(scenario, dataset.vocab_size)
     with _setup_out_of_memory(device):
-        eval_sets = {split: batches.fixed(split, e.iters).to(device.torch) for split in ("train", "val")}
+        eval_sets = {
+            split: batches.fixed(split, e.iters).to(device.torch) for split in ("train", "val")
+        }
         model = GPT(cfg, generator(seed, "init")).to(device.torch)
     fused = settings.fused_adamw(opts.optimizer, device)
     optimizer = make_optimizer(model, t, fused=fused)
@@ -263,19 +292,26 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     step_model = settings.compile_model(model, opts.compile, opts.compile_mode)
     rank = ddp.rank if ddp else 0
     progress = progress if rank == 0 else None
-    torch.manual_seed(derive_seed(seed, "dropout", rank))  # dropout masks: the device's own generator
+    torch.manual_seed(
+        derive_seed(seed, "dropout", rank)
+    )  # dropout masks: the device's own generator
     start_it = 0
     if ckpt:  # weights, moments, scaler and random streams as they were before iteration start_it
         same_stream = checkpoint.restore(ckpt, model, optimizer, scaler, device)
         start_it = ckpt["iter"]
     if ddp:  # gradients all-reduced across ranks during backward
-        step_model = torch.nn.parallel.DistributedDataParallel(step_model, device_ids=device.ddp_device_ids)
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            step_model, device_ids=device.ddp_device_ids
+        )
     eval_model = model if ddp else step_model  # every rank scores the full fixed set alike
     shard = ddp.shard(t.batch_size) if ddp else slice(None)  # this rank's part of each micro-batch
 
     tokens_per_iter = t.batch_size * t.grad_accum * m.block_size
     n_params = model.num_params()
-    flops_per_iter = flops_per_token(n_params, m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size) * tokens_per_iter
+    flops_per_iter = (
+        flops_per_token(n_params, m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size)
+        * tokens_per_iter
+    )
     raw_spec_peak = peaks.spec_peak(device, precision)
     measured_peak = peaks.measured_peak(device, precision)
     spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted
@@ -283,7 +319,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # read once per host-read window, like device memory; a DDP job's is every rank's
     energy = ddp.energy_meter(device) if ddp else device.energy_meter()
 
-    noise_at_start = noise_watch.start_check(noise.governors())  # busy already? warned once the run exists
+    noise_at_start = noise_watch.start_check(
+        noise.governors()
+    )  # busy already? warned once the run exists
 
     parent = ckpt["info"] if ckpt else None
     meta = {
@@ -296,65 +334,118 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "device": {"spec": opts.device, "type": device.kind, "name": device.name},
         "dataset": dataset.identity(),
         "model": {"n_params": n_params, "n_params_with_pos_emb": model.num_params(False)},
-        "flops": {"per_iter": flops_per_iter, "per_token": flops_per_iter // tokens_per_iter,
-                  "method": "6N + 12*L*H*Q*T per token (nanoGPT, PaLM appendix B)"},
-        "peak_flops": {"spec": asdict(raw_spec_peak), "measured": asdict(measured_peak),
-                       "used_for_mfu": asdict(spec_peak),
-                       "note": peaks.consistency_note(raw_spec_peak, measured_peak)},
+        "flops": {
+            "per_iter": flops_per_iter,
+            "per_token": flops_per_iter // tokens_per_iter,
+            "method": "6N + 12*L*H*Q*T per token (nanoGPT, PaLM appendix B)",
+        },
+        "peak_flops": {
+            "spec": asdict(raw_spec_peak),
+            "measured": asdict(measured_peak),
+            "used_for_mfu": asdict(spec_peak),
+            "note": peaks.consistency_note(raw_spec_peak, measured_peak),
+        },
         "energy": energy.describe(),
-        "optimizer": {"name": "AdamW", "fused": fused,
-                      "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only"},
+        "optimizer": {
+            "name": "AdamW",
+            "fused": fused,
+            "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only",
+        },
         "precision": precision_flags,
         "environment": environment.collect(device),
-        "not_identical_across_devices": (["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else [])
+        "not_identical_across_devices": (
+            ["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else []
+        )
         + ["kernel choice and reduction order (floating-point sums differ in the last bits)"],
         "warmup_iters": WARMUP_ITERS,
         "noise": {"at_start": noise_at_start},  # the run's verdict is added when it ends
         "distributed": ddp.describe() if ddp else None,
         # Lineage: this file continues `run_id` from `iter`; its rows start there.
-        "resumed_from": None if not ckpt else {
-            "run_id": parent["run_id"], "iter": start_it, "checkpoint": str(opts.resume),
-            "device": parent["device"], "dtype": parent["options"]["dtype"],
+        "resumed_from": None
+        if not ckpt
+        else {
+            "run_id": parent["run_id"],
+            "iter": start_it,
+            "checkpoint": str(opts.resume),
+            "device": parent["device"],
+            "dtype": parent["options"]["dtype"],
             "same_random_streams": same_stream,
         },
     }
     # rank 0 records; the other ranks of a torchrun job only train
     if opts.checkpoint_every and rank == 0:
-        checkpoint.folder(opts.out_dir)  # refuse a checkpoints folder leading outside OUT before any row exists
-    writer = _new_writer(Path(opts.out_dir), scenario.name, device.kind, precision.name, seed, meta) if rank == 0 else None
+        checkpoint.folder(
+            opts.out_dir
+        )  # refuse a checkpoints folder leading outside OUT before any row exists
+    writer = (
+        _new_writer(Path(opts.out_dir), scenario.name, device.kind, precision.name, seed, meta)
+        if rank == 0
+        else None
+    )
     run_id = writer.run_id if writer else None
-    ckpt_path = checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
+    ckpt_path = (
+        checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
+    )
     timer = device.step_timer()
     read_every = device.host_read_interval
-    if progress and noise_at_start["warning"]:  # after every input check: bad input gets its one line only
+    if (
+        progress and noise_at_start["warning"]
+    ):  # after every input check: bad input gets its one line only
         progress.log(f"warning: {noise_at_start['warning']}")
-    emulated = peaks.emulation_warning(device, precision) if progress else None  # bf16 on a CPU without bf16 hardware
+    emulated = (
+        peaks.emulation_warning(device, precision) if progress else None
+    )  # bf16 on a CPU without bf16 hardware
     if emulated:
         progress.log(emulated)  # before the first step, not after hours of slow ones
     device.reset_peak_memory()  # mem_peak_bytes: the run's own, without the calibration's matmuls
 
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None
-    t0 = time.perf_counter() - (parent["recorder"]["wall_time_s"] if ckpt else 0.0)  # a resumed run's clock goes on
-    rec = Recorder(writer=writer, tokens_per_iter=tokens_per_iter, flops_per_iter=flops_per_iter,
-                   spec_peak_flops=spec_peak.flops and spec_peak.flops * peak_scale,
-                   measured_peak_flops=measured_peak.flops and measured_peak.flops * peak_scale,
-                   warmup_iters=WARMUP_ITERS, energy=energy, device_memory=device.device_memory_reader(),
-                   t0=t0, ddp=ddp, totals=parent["recorder"] if ckpt else None, noise=noise_watch)
+    t0 = time.perf_counter() - (
+        parent["recorder"]["wall_time_s"] if ckpt else 0.0
+    )  # a resumed run's clock goes on
+    rec = Recorder(
+        writer=writer,
+        tokens_per_iter=tokens_per_iter,
+        flops_per_iter=flops_per_iter,
+        spec_peak_flops=spec_peak.flops and spec_peak.flops * peak_scale,
+        measured_peak_flops=measured_peak.flops and measured_peak.flops * peak_scale,
+        warmup_iters=WARMUP_ITERS,
+        energy=energy,
+        device_memory=device.device_memory_reader(),
+        t0=t0,
+        ddp=ddp,
+        totals=parent["recorder"] if ckpt else None,
+        noise=noise_watch,
+    )
     pending: list[PendingStep] = []
 
     try:
         for it in range(start_it, max_iters + 1):
             if ckpt_path and it > start_it and it % opts.checkpoint_every == 0:
                 # Before iteration `it`; every earlier row was read at the end of the last step.
-                checkpoint.save(ckpt_path, it=it, model=model, optimizer=optimizer, scaler=scaler, device=device, info={
-                    "run_id": run_id, "scenario": scenario.to_dict(), "model_config": asdict(cfg),
-                    "dataset_sha256": dataset.sha256, "seed": seed, "options": writer.meta["options"],
-                    "device": writer.meta["device"],
-                    "recorder": rec.totals(),
-                })
+                checkpoint.save(
+                    ckpt_path,
+                    it=it,
+                    model=model,
+                    optimizer=optimizer,
+                    scaler=scaler,
+                    device=device,
+                    info={
+                        "run_id": run_id,
+                        "scenario": scenario.to_dict(),
+                        "model_config": asdict(cfg),
+                        "dataset_sha256": dataset.sha256,
+                        "seed": seed,
+                        "options": writer.meta["options"],
+                        "device": writer.meta["device"],
+                        "recorder": rec.totals(),
+                    },
+                )
                 writer.update_meta(checkpoint={"path": str(ckpt_path), "iter": it})
-            if it % e.interval == 0 or it == max_iters:  # evaluation sees the model after `it` steps
+            if (
+                it % e.interval == 0 or it == max_iters
+            ):  # evaluation sees the model after `it` steps
                 ev = rec.evals[it] = evaluate(eval_model, eval_sets, autocast)
                 if progress:
                     progress.log(f"iter {it}: train {ev['train']:.4f}, val {ev['val']:.4f}")
@@ -362,8 +453,17 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 window, pending = pending, []
                 rec.record(to_host(window, timer))
                 mem, mem_peak, mem_reserved = device.memory_sample()
-                rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, "mem_bytes": mem,
-                             "mem_peak_bytes": mem_peak, "mem_reserved_bytes": mem_reserved}])
+                rec.record(
+                    [
+                        {
+                            "iter": it,
+                            "wall_time_s": time.perf_counter() - t0,
+                            "mem_bytes": mem,
+                            "mem_peak_bytes": mem_peak,
+                            "mem_reserved_bytes": mem_reserved,
+                        }
+                    ]
+                )
                 break
 
             lr = lr_at(it, t)
@@ -372,29 +472,50 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             x, y = device.to_device(x[:, shard]), device.to_device(y[:, shard])
 
             timer.start()
-            loss, grad_norm = train_step(step_model, model, optimizer, scaler, x, y, autocast, t.grad_clip, ddp)
+            loss, grad_norm = train_step(
+                step_model, model, optimizer, scaler, x, y, autocast, t.grad_clip, ddp
+            )
             timing = timer.stop()
 
             loss_mean = ddp.mean(loss) if ddp else loss  # every rank's loss: its shard's
             mem, mem_peak, mem_reserved = device.memory_sample()
-            pending.append(PendingStep(it, lr, loss_mean, grad_norm, timing,
-                                       time.perf_counter() - t0, mem, mem_peak, mem_reserved))
+            pending.append(
+                PendingStep(
+                    it,
+                    lr,
+                    loss_mean,
+                    grad_norm,
+                    timing,
+                    time.perf_counter() - t0,
+                    mem,
+                    mem_peak,
+                    mem_reserved,
+                )
+            )
             checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
             if len(pending) >= read_every or checkpoint_next:
                 # Taken off `pending` first: a Ctrl-C inside record() must not make the finish
                 # path record these steps a second time (a row appears at most once).
                 window, pending = pending, []
-                rows = rec.record(to_host(window, timer))  # the one CPU-GPU sync point per read window
+                rows = rec.record(
+                    to_host(window, timer)
+                )  # the one CPU-GPU sync point per read window
                 if progress:
                     progress.update(rows[-1], max_iters)
                 bad = next((r for r in rows if not math.isfinite(r["loss"])), None)
                 if bad:
-                    status, reason = "diverged", f"loss became {bad['loss']} at iteration {bad['iter']}"
+                    status, reason = (
+                        "diverged",
+                        f"loss became {bad['loss']} at iteration {bad['iter']}",
+                    )
                     break
                 if ddp and ddp.should_stop():  # Ctrl-C reached a rank: all stop at this window
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
-        status, reason = "interrupted", f"interrupted ({process.stop_signal_names()}) after {rec.state['rows'] + len(pending)} iterations"
+        status, reason = (
+            "interrupted",
+            f"interrupted ({process.stop_signal_names()}) after {rec.state['rows'] + len(pending)} iterations",
+        )
     except Exception as exc:
         if is_out_of_memory(exc):
             status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
@@ -404,7 +525,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                 except Exception:
                     pass
         elif ddp and distributed.is_comm_error(exc):
-            status, reason = "failed", f"a collective failed (another rank died?): {str(exc).splitlines()[0]}"
+            status, reason = (
+                "failed",
+                f"a collective failed (another rank died?): {str(exc).splitlines()[0]}",
+            )
         else:
             if writer:
                 try:
@@ -420,18 +544,32 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         if status != "failed":
             rec.record(to_host(pending, timer))
         summary = rec.summary(compiled=opts.compile)
-        if (summary["mfu_measured"] or 0) > 1.0:  # the run beat its own "peak": a calibration taken under load
+        if (
+            summary["mfu_measured"] or 0
+        ) > 1.0:  # the run beat its own "peak": a calibration taken under load
             peaks.forget_measured(device, precision)
-            reason_peak = (f"the run's median step beat the measured peak ({summary['mfu_measured']:.2f}): the "
-                           f"calibration was low (taken under load?); it is dropped, the next run measures again")
+            reason_peak = (
+                f"the run's median step beat the measured peak ({summary['mfu_measured']:.2f}): the "
+                f"calibration was low (taken under load?); it is dropped, the next run measures again"
+            )
             if writer:
                 writer.meta["peak_flops"]["measured_beaten"] = reason_peak
             if progress:
                 progress.log(f"warning: {reason_peak}")
         path = None
         if writer:
-            sample = sample_text(model, scenario, dataset) if status in ("completed", "interrupted") else None
-            path = writer.finish(status, reason, sample=sample, summary=summary, total_wall_time_s=time.perf_counter() - t0,
-                                 noise={"at_start": noise_at_start, **noise_watch.verdict()})
+            sample = (
+                sample_text(model, scenario, dataset)
+                if status in ("completed", "interrupted")
+                else None
+            )
+            path = writer.finish(
+                status,
+                reason,
+                sample=sample,
+                summary=summary,
+                total_wall_time_s=time.perf_counter() - t0,
+                noise={"at_start": noise_at_start, **noise_watch.verdict()},
+            )
     distributed.shutdown(ddp, peer_failed=status == "failed")
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)

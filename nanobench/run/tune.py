@@ -54,20 +54,29 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 # ---- which settings a device can be tuned over ---------------------------------------------
 
+
 def native_dtypes(device) -> tuple[list[str], dict[str, str]]:
     """(dtypes `device` computes natively, {dtype: why not} for the others)."""
     if device.kind == "cpu":
         flags = set(host.cpu_flags())
         if flags & set(CPU_BF16_FLAGS):
             return ["fp32", "bf16"], {"fp16": "fp16 training needs a GPU"}
-        return ["fp32"], {"bf16": f"{device.name} has no native bf16 matmul (none of {', '.join(CPU_BF16_FLAGS)} "
-                                  f"among its CPU flags): torch emulates it in fp32, slower than fp32 itself",
-                          "fp16": "fp16 training needs a GPU"}
+        return ["fp32"], {
+            "bf16": f"{device.name} has no native bf16 matmul (none of {', '.join(CPU_BF16_FLAGS)} "
+            f"among its CPU flags): torch emulates it in fp32, slower than fp32 itself",
+            "fp16": "fp16 training needs a GPU",
+        }
     if device.kind == "cuda":
         dtypes, why = ["fp32"], {}
-        for dtype, ok, reason in (("tf32", device.supports_tf32, "TF32 needs compute capability 8.0+"),
-                                  ("bf16", device.native_bf16, "no native bf16"),
-                                  ("fp16", (device.compute_capability or (0, 0)) >= (7, 0), "no fp16 tensor cores (< 7.0)")):
+        for dtype, ok, reason in (
+            ("tf32", device.supports_tf32, "TF32 needs compute capability 8.0+"),
+            ("bf16", device.native_bf16, "no native bf16"),
+            (
+                "fp16",
+                (device.compute_capability or (0, 0)) >= (7, 0),
+                "no fp16 tensor cores (< 7.0)",
+            ),
+        ):
             if ok:
                 dtypes.append(dtype)
             else:
@@ -88,16 +97,23 @@ def thread_counts(default: int, logical: int, physical: int | None) -> list[int]
 
 
 def _usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
 
 
-def candidates(device, axes=AXES, default_threads: int | None = None, logical_cpus: int | None = None) -> list[Settings]:
+def candidates(
+    device, axes=AXES, default_threads: int | None = None, logical_cpus: int | None = None
+) -> list[Settings]:
     """The reference (Settings()) first, then every one-setting change of it that `device` runs."""
     out = [Settings()]
     if "dtype" in axes:
         out += [Settings(dtype=d) for d in native_dtypes(device)[0] if d != "fp32"]
     if "compile" in axes:
-        modes = {"cuda": ["reduce-overhead", "max-autotune"], "cpu": ["max-autotune-no-cudagraphs"]}.get(device.kind, [])
+        modes = {
+            "cuda": ["reduce-overhead", "max-autotune"],
+            "cpu": ["max-autotune-no-cudagraphs"],
+        }.get(device.kind, [])
         out += [Settings(compile=True)] + [Settings(compile=True, compile_mode=m) for m in modes]
     if "threads" in axes and device.kind == "cpu":
         import torch
@@ -112,7 +128,9 @@ def candidates(device, axes=AXES, default_threads: int | None = None, logical_cp
     return out
 
 
-def screen(found: list[Settings], device, grad_accum: int = 1) -> tuple[list[Settings], dict[str, str]]:
+def screen(
+    found: list[Settings], device, grad_accum: int = 1
+) -> tuple[list[Settings], dict[str, str]]:
     """The candidates this device can run for a scenario with `grad_accum` micro-steps, and
     why each other one is left out (settings.unsupported: a limit torch hits at the first step)."""
     kept, refused = [], {}
@@ -134,8 +152,10 @@ def apart(kept: dict[str, Measured]) -> tuple[dict[str, Measured], str | None]:
         return kept, None
     slower = max(("compile", "sdpa"), key=lambda axis: kept[axis].median_step_s)
     faster = "sdpa" if slower == "compile" else "compile"
-    note = (f"not combined: {kept[slower].settings.label()} (slower than {kept[faster].settings.label()}); "
-            f"compiled candidates in one process share a graph that ignores the attention backend")
+    note = (
+        f"not combined: {kept[slower].settings.label()} (slower than {kept[faster].settings.label()}); "
+        f"compiled candidates in one process share a graph that ignores the attention backend"
+    )
     return {k: v for k, v in kept.items() if k != slower}, note
 
 
@@ -153,6 +173,7 @@ def changes(settings: Settings, base: Settings) -> dict:
 
 
 # ---- measuring: interleaved blocks, lockstep losses -----------------------------------------
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -175,14 +196,31 @@ def loss_figures(reference: list[float], losses: list[float]) -> dict:
     diffs = [b - a for a, b in zip(reference, losses)]
     finite = all(math.isfinite(v) for v in losses)
     if not finite or not diffs:
-        return {"max_abs_loss_diff": math.inf, "max_diff_iter": -1, "final_loss_diff": math.nan, "finite": False}
+        return {
+            "max_abs_loss_diff": math.inf,
+            "max_diff_iter": -1,
+            "final_loss_diff": math.nan,
+            "finite": False,
+        }
     worst = max(range(len(diffs)), key=lambda i: abs(diffs[i]))
-    return {"max_abs_loss_diff": abs(diffs[worst]), "max_diff_iter": worst, "final_loss_diff": diffs[-1], "finite": True}
+    return {
+        "max_abs_loss_diff": abs(diffs[worst]),
+        "max_diff_iter": worst,
+        "final_loss_diff": diffs[-1],
+        "finite": True,
+    }
 
 
-def measure(scenario, device_text: str, settings: list[Settings], iters: int = DEFAULT_ITERS,
-            block: int = DEFAULT_BLOCK, warmup: int = DEFAULT_WARMUP, seed: int | None = None,
-            log=None) -> list[Measured]:
+def measure(
+    scenario,
+    device_text: str,
+    settings: list[Settings],
+    iters: int = DEFAULT_ITERS,
+    block: int = DEFAULT_BLOCK,
+    warmup: int = DEFAULT_WARMUP,
+    seed: int | None = None,
+    log=None,
+) -> list[Measured]:
     """Train every candidate in lockstep, interleaved in blocks; settings[0] is the reference."""
     import torch
 
@@ -193,7 +231,9 @@ def measure(scenario, device_text: str, settings: list[Settings], iters: int = D
     from nanobench.run.train import lr_at
 
     if iters <= warmup or block < 1:
-        raise InputError(f"--iters {iters}: must exceed the {warmup} warm-up iterations (and the block be >= 1)")
+        raise InputError(
+            f"--iters {iters}: must exceed the {warmup} warm-up iterations (and the block be >= 1)"
+        )
     seed = scenario.train.seed if seed is None else seed
     dataset = load_dataset(scenario.data.dataset)
     t, m = scenario.train, scenario.model
@@ -203,46 +243,69 @@ def measure(scenario, device_text: str, settings: list[Settings], iters: int = D
     device = trainers[0].device
     losses = [[] for _ in trainers]
     block_s = [[] for _ in trainers]
-    recompile_limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    recompile_limit = (
+        "recompile_limit"
+        if hasattr(torch._dynamo.config, "recompile_limit")
+        else "cache_size_limit"
+    )
     threads = torch.get_num_threads()  # the candidates change it; the caller gets it back
     # one compiled model each; every candidate sets its own matmul flags per step, and the
     # caller gets its own back afterwards (as the thread count)
-    with torch._dynamo.config.patch(**{recompile_limit: max(64, 2 * len(trainers))}), Precision("fp32").matmul_flags():
+    with (
+        torch._dynamo.config.patch(**{recompile_limit: max(64, 2 * len(trainers))}),
+        Precision("fp32").matmul_flags(),
+    ):
         for n, start in enumerate(range(0, iters, block)):
             its = range(start, min(start + block, iters))
             order = list(range(len(trainers)))
-            order = order[n % len(order):] + order[:n % len(order)]  # nobody always runs first after a switch
+            order = (
+                order[n % len(order) :] + order[: n % len(order)]
+            )  # nobody always runs first after a switch
             for i in order:
                 t0 = time.perf_counter()
                 for it in its:
-                    torch.manual_seed(derive_seed(seed, "dropout", it))  # the same masks on every side
+                    torch.manual_seed(
+                        derive_seed(seed, "dropout", it)
+                    )  # the same masks on every side
                     x, y = batches.train(it)
                     losses[i].append(trainers[i].step(x, y, lr_at(it, t)))
                 device.sync()
                 if start >= warmup:
                     block_s[i].append((time.perf_counter() - t0) / len(its))
             if log:
-                log(f"iterations {its.start}-{its.stop - 1} of {iters} done for {len(trainers)} candidates")
+                log(
+                    f"iterations {its.start}-{its.stop - 1} of {iters} done for {len(trainers)} candidates"
+                )
     torch.set_num_threads(threads)
     curves = [[float(v) for v in torch.stack(ls).cpu().tolist()] for ls in losses]
-    return [Measured(s, statistics.median(b), **loss_figures(curves[0], c)) for s, b, c in zip(settings, block_s, curves)]
+    return [
+        Measured(s, statistics.median(b), **loss_figures(curves[0], c))
+        for s, b, c in zip(settings, block_s, curves)
+    ]
 
 
 # ---- choosing -------------------------------------------------------------------------------
+
 
 def gain(reference: Measured, other: Measured) -> float:
     """How much faster `other` steps than the reference: 0.10 is 10% less time per step."""
     return 1.0 - other.median_step_s / reference.median_step_s
 
 
-def select_singles(measured: list[Measured], margin: float, min_gain: float, base: Settings = Settings()) -> dict[str, Measured]:
+def select_singles(
+    measured: list[Measured], margin: float, min_gain: float, base: Settings = Settings()
+) -> dict[str, Measured]:
     """Per setting, its fastest equivalent one-change candidate (a change of `base`), if that
     beats `base`'s own time by more than `min_gain`. measured[0] is the fp32 eager reference
     (equivalence is always against it); `base` is measured too."""
     base_m = next(m for m in measured if m.settings == base)
     best: dict[str, Measured] = {}
     for m in measured:
-        if m.settings in (base, Settings()) or not m.equivalent(margin) or gain(base_m, m) <= min_gain:
+        if (
+            m.settings in (base, Settings())
+            or not m.equivalent(margin)
+            or gain(base_m, m) <= min_gain
+        ):
             continue
         axis = axis_of(m.settings, base)
         if axis not in best or m.median_step_s < best[axis].median_step_s:
@@ -284,7 +347,9 @@ class TuneResult:
     iters: int
     margin: float
     min_gain: float
-    rounds: list[tuple[str, list[Measured]]]  # (what the round tried, its measurements: the reference first)
+    rounds: list[
+        tuple[str, list[Measured]]
+    ]  # (what the round tried, its measurements: the reference first)
     final: list[Measured]  # the round the choice was made from
     best: Measured
     refused: dict[str, str]  # settings not tried, and why
@@ -298,8 +363,16 @@ def host_load() -> float | None:
         return None
 
 
-def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float = DEFAULT_MARGIN,
-         min_gain: float = DEFAULT_MIN_GAIN, axes=AXES, block: int = DEFAULT_BLOCK, log=None) -> TuneResult:
+def tune(
+    scenario,
+    device_text: str,
+    iters: int = DEFAULT_ITERS,
+    margin: float = DEFAULT_MARGIN,
+    min_gain: float = DEFAULT_MIN_GAIN,
+    axes=AXES,
+    block: int = DEFAULT_BLOCK,
+    log=None,
+) -> TuneResult:
     """Measure the candidates, then the combination of the kept changes; choose, never record.
 
     On a CPU the thread count is settled first (its own round): it sets how fast everything else
@@ -318,15 +391,25 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
     base, rounds = ref, []
     if threads:
         say(f"round 1 (threads): {len(threads) + 1} candidates, {iters} lockstep iterations each")
-        rounds.append(("threads first: they set how fast everything else runs",
-                       measure(scenario, device_text, [ref] + threads, iters, block, log=log)))
+        rounds.append(
+            (
+                "threads first: they set how fast everything else runs",
+                measure(scenario, device_text, [ref] + threads, iters, block, log=log),
+            )
+        )
         kept = select_singles(rounds[0][1], margin, min_gain)
         base = kept["threads"].settings if "threads" in kept else ref
     others = on_base([s for s in found if not s.threads and s != ref], base)
-    say(f"round {len(rounds) + 1}: {len(others) + (base != ref)} candidates on {base.label()}: "
-        + "; ".join(s.label() for s in others))
-    round1 = measure(scenario, device_text, ([ref] if base != ref else []) + others, iters, block, log=log)
-    rounds.append((f"one setting changed at a time{'' if base == ref else ' on ' + base.label()}", round1))
+    say(
+        f"round {len(rounds) + 1}: {len(others) + (base != ref)} candidates on {base.label()}: "
+        + "; ".join(s.label() for s in others)
+    )
+    round1 = measure(
+        scenario, device_text, ([ref] if base != ref else []) + others, iters, block, log=log
+    )
+    rounds.append(
+        (f"one setting changed at a time{'' if base == ref else ' on ' + base.label()}", round1)
+    )
     kept, note = apart(select_singles(round1, margin, min_gain, base))
     if note:
         say(note)
@@ -336,18 +419,36 @@ def tune(scenario, device_text: str, iters: int = DEFAULT_ITERS, margin: float =
         round2 = list(dict.fromkeys([ref, base, best_single, combine(kept, base)]))
         say(f"round {len(rounds) + 1}: {'; '.join(s.label() for s in round2)}")
         final = measure(scenario, device_text, round2, iters, block, log=log)
-        rounds.append(("the best single change and the combination of kept changes, measured again", final))
+        rounds.append(
+            ("the best single change and the combination of kept changes, measured again", final)
+        )
     # what was not tried on this device, of the axes asked for
-    refused = {f"--dtype {d}": why for d, why in native_dtypes(device)[1].items()} if "dtype" in axes else {}
+    refused = (
+        {f"--dtype {d}": why for d, why in native_dtypes(device)[1].items()}
+        if "dtype" in axes
+        else {}
+    )
     if device.kind == "cpu" and "compile" in axes:
         refused["--compile-mode reduce-overhead"] = "CUDA graphs need a CUDA device"
     refused.update(unrunnable)
     load = {"before": load_before, "after": host_load(), "cpus": _usable_cpus()}
-    return TuneResult(scenario.name, device.name, torch.__version__, iters, margin, min_gain, rounds, final,
-                      choose(final, margin, min_gain), refused, load)
+    return TuneResult(
+        scenario.name,
+        device.name,
+        torch.__version__,
+        iters,
+        margin,
+        min_gain,
+        rounds,
+        final,
+        choose(final, margin, min_gain),
+        refused,
+        load,
+    )
 
 
 # ---- the record: per user, keyed by device name, torch version and scenario ------------------
+
 
 def record_path() -> Path:
     return files.cache_dir() / "tune.json"
@@ -362,8 +463,10 @@ def scenario_digest(scenario) -> str:
     """12 hex digits of what the scenario's training step depends on (STEP_KEYS): a `--set`
     that changes the model or the recipe makes another key."""
     full = scenario.to_dict()
-    step = {section: {k: v for k, v in (full.get(section) or {}).items() if k not in (left_out or ())}
-            for section, left_out in STEP_KEYS.items()}
+    step = {
+        section: {k: v for k, v in (full.get(section) or {}).items() if k not in (left_out or ())}
+        for section, left_out in STEP_KEYS.items()
+    }
     return hashlib.sha256(json.dumps(step, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -377,13 +480,21 @@ def load_records(path: Path | None = None) -> dict:
         data = json.loads((path or record_path()).read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("version") != RECORD_VERSION or not isinstance(data.get("records"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != RECORD_VERSION
+        or not isinstance(data.get("records"), dict)
+    ):
         return {}
     return data["records"]
 
 
 def _measured_dict(m: Measured) -> dict:
-    return {"settings": m.settings.options(), "label": m.settings.label(), **{k: v for k, v in asdict(m).items() if k != "settings"}}
+    return {
+        "settings": m.settings.options(),
+        "label": m.settings.label(),
+        **{k: v for k, v in asdict(m).items() if k != "settings"},
+    }
 
 
 def save(result: TuneResult, scenario, path: Path | None = None) -> str:
@@ -392,19 +503,33 @@ def save(result: TuneResult, scenario, path: Path | None = None) -> str:
     key = record_key(result.device, result.torch, scenario)
     records = load_records(path)
     records[key] = {
-        "device": result.device, "torch": result.torch, "scenario": scenario.name,
-        "scenario_sha": scenario_digest(scenario), "settings": result.best.settings.options(),
-        "label": result.best.settings.label(), "iters": result.iters, "margin": result.margin,
-        "min_gain": result.min_gain, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "rounds": [{"title": title, "measured": [_measured_dict(m) for m in r]} for title, r in result.rounds],
-        "refused": result.refused, "load": result.load,
+        "device": result.device,
+        "torch": result.torch,
+        "scenario": scenario.name,
+        "scenario_sha": scenario_digest(scenario),
+        "settings": result.best.settings.options(),
+        "label": result.best.settings.label(),
+        "iters": result.iters,
+        "margin": result.margin,
+        "min_gain": result.min_gain,
+        "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rounds": [
+            {"title": title, "measured": [_measured_dict(m) for m in r]}
+            for title, r in result.rounds
+        ],
+        "refused": result.refused,
+        "load": result.load,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    files.write_atomic(path, json.dumps({"version": RECORD_VERSION, "records": records}, indent=1, sort_keys=True))
+    files.write_atomic(
+        path, json.dumps({"version": RECORD_VERSION, "records": records}, indent=1, sort_keys=True)
+    )
     return key
 
 
-def find(device_name: str, torch_version: str, scenario, path: Path | None = None) -> Settings | None:
+def find(
+    device_name: str, torch_version: str, scenario, path: Path | None = None
+) -> Settings | None:
     """The recorded best settings for this device, torch and scenario, or None."""
     entry = load_records(path).get(record_key(device_name, torch_version, scenario))
     if not entry:
@@ -427,7 +552,9 @@ def best_settings(scenario, device_text: str, log=None, path: Path | None = None
     if found is not None:
         return found
     if log:
-        log(f"no tune record for {scenario.name} on {device.name} (torch {torch.__version__}): tuning first")
+        log(
+            f"no tune record for {scenario.name} on {device.name} (torch {torch.__version__}): tuning first"
+        )
     result = tune(scenario, device_text, log=log)
     save(result, scenario, path)
     return result.best.settings

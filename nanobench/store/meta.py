@@ -129,7 +129,9 @@ class RunMeta:
     def parse(cls, raw: dict, path: Path | str) -> RunMeta:
         """Typed fields from a result's metadata dict (already version-checked)."""
         section = _sections(raw, path)
-        scen, opts, dev, data, env = (section(k) for k in ("scenario", "options", "device", "dataset", "environment"))
+        scen, opts, dev, data, env = (
+            section(k) for k in ("scenario", "options", "device", "dataset", "environment")
+        )
         targets = section("targets", scen).get("val_loss") or []
         nvml = section("gpu_state_at_start", env, "environment.")
         git = section("git", env, "environment.")
@@ -145,28 +147,45 @@ class RunMeta:
             scenario_name=scen.get("name"),
             val_loss_targets=tuple(sorted((float(t) for t in targets), reverse=True)),
             options=OptionsInfo(
-                device=opts.get("device"), dtype=opts.get("dtype"), compile=bool(opts.get("compile", False)),
-                seed=opts.get("seed"), threads=opts.get("threads"), max_iters=opts.get("max_iters"),
-                overrides=tuple(opts.get("overrides") or ()), best=bool(opts.get("best", False)),
+                device=opts.get("device"),
+                dtype=opts.get("dtype"),
+                compile=bool(opts.get("compile", False)),
+                seed=opts.get("seed"),
+                threads=opts.get("threads"),
+                max_iters=opts.get("max_iters"),
+                overrides=tuple(opts.get("overrides") or ()),
+                best=bool(opts.get("best", False)),
             ),
             device=DeviceInfo(dev.get("spec"), dev.get("type"), dev.get("name")),
             dataset=DatasetInfo(data.get("name"), data.get("sha256")),
             environment=EnvironmentInfo(
-                hostname=env.get("hostname"), os=env.get("os"), python=env.get("python"), torch=env.get("torch"),
-                cuda_runtime=env.get("cuda_runtime"), cpu_model=env.get("cpu_model"),
-                cpu_physical_cores=env.get("cpu_physical_cores"), torch_num_threads=env.get("torch_num_threads"),
-                gpu_name=env.get("gpu_name"), gpu_driver=nvml.get("driver"),
-                git_commit=git.get("commit"), git_dirty=git.get("dirty"),
+                hostname=env.get("hostname"),
+                os=env.get("os"),
+                python=env.get("python"),
+                torch=env.get("torch"),
+                cuda_runtime=env.get("cuda_runtime"),
+                cpu_model=env.get("cpu_model"),
+                cpu_physical_cores=env.get("cpu_physical_cores"),
+                torch_num_threads=env.get("torch_num_threads"),
+                gpu_name=env.get("gpu_name"),
+                gpu_driver=nvml.get("driver"),
+                git_commit=git.get("commit"),
+                git_dirty=git.get("dirty"),
                 float32_matmul_precision=section("precision").get("float32_matmul_precision"),
             ),
             flops_per_iter=flops.get("per_iter"),
             peak_flops=_peak_flops(section("peak_flops")),
             energy_source=section("energy").get("source"),
             energy_reason=section("energy").get("reason"),
-            resumed_from=None if not parent else ResumedFrom(
-                parent.get("run_id"), parent.get("iter"),
+            resumed_from=None
+            if not parent
+            else ResumedFrom(
+                parent.get("run_id"),
+                parent.get("iter"),
                 # written as the parent's device record ({spec, type, name}); a bare string in hand-made files
-                parent_device.get("type", "?") if isinstance(parent_device, dict) else parent_device,
+                parent_device.get("type", "?")
+                if isinstance(parent_device, dict)
+                else parent_device,
                 parent.get("dtype"),
             ),
             summary=raw.get("summary"),
@@ -174,8 +193,11 @@ class RunMeta:
             started_at=raw.get("started_at"),
             finished_at=raw.get("finished_at"),
             raw=raw,
-            imported=None if not section("imported") else ImportedInfo(
-                section("imported").get("format"), section("imported").get("truncated_at_iter")),
+            imported=None
+            if not section("imported")
+            else ImportedInfo(
+                section("imported").get("format"), section("imported").get("truncated_at_iter")
+            ),
         )
 
 
@@ -187,8 +209,10 @@ def _sections(raw: dict, path):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise InputError(f"{path}: metadata key '{prefix}{key}' is {type(value).__name__}, expected an object; "
-                             f"the file is damaged")
+            raise InputError(
+                f"{path}: metadata key '{prefix}{key}' is {type(value).__name__}, expected an object; "
+                f"the file is damaged"
+            )
         return value
 
     return section

@@ -87,8 +87,12 @@ def _table(rows: list[dict]) -> pa.Table:
 def _publish(out_dir: Path, run_id: str, table: pa.Table, meta: dict) -> Path:
     """Write the final file under a temporary name, then rename: never seen half-written.
     A final name that leads outside out_dir (a planted symlink) is refused (InputError)."""
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
-    return files.write_atomic(out_dir / f"{run_id}.parquet", lambda f: pq.write_table(table, f), inside=out_dir)
+    table = table.replace_schema_metadata(
+        {META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()}
+    )
+    return files.write_atomic(
+        out_dir / f"{run_id}.parquet", lambda f: pq.write_table(table, f), inside=out_dir
+    )
 
 
 def _advice(exc: OSError, partial: Path, n_rows: int, out_dir: Path) -> str:
@@ -103,8 +107,14 @@ def _advice(exc: OSError, partial: Path, n_rows: int, out_dir: Path) -> str:
 class RunWriter:
     """Buffers rows and flushes them to segment files; `finish` publishes the result."""
 
-    def __init__(self, out_dir: Path, run_id: str, meta: dict,
-                 flush_every_iters: int = FLUSH_EVERY_ITERS, flush_every_s: float = FLUSH_EVERY_S):
+    def __init__(
+        self,
+        out_dir: Path,
+        run_id: str,
+        meta: dict,
+        flush_every_iters: int = FLUSH_EVERY_ITERS,
+        flush_every_s: float = FLUSH_EVERY_S,
+    ):
         self.out_dir = Path(out_dir)
         self.run_id = run_id
         self.meta = dict(meta, schema_version=SCHEMA_VERSION, run_id=run_id, status="running")
@@ -115,16 +125,24 @@ class RunWriter:
         try:
             (self.out_dir / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"--out {self.out_dir}: cannot create the results folder ({files.write_cause(exc)})") from None
-        files.check_inside(self.partial, self.out_dir, "--out")  # OUT/.partial may be a symlink leading away
+            raise InputError(
+                f"--out {self.out_dir}: cannot create the results folder ({files.write_cause(exc)})"
+            ) from None
+        files.check_inside(
+            self.partial, self.out_dir, "--out"
+        )  # OUT/.partial may be a symlink leading away
         if (self.out_dir / f"{run_id}.parquet").exists():
             raise FileExistsError(run_id)  # a result by that name: the caller draws another id
         try:
-            self.partial.mkdir(exist_ok=False)  # atomic: of two runs drawing one id, only one gets it
+            self.partial.mkdir(
+                exist_ok=False
+            )  # atomic: of two runs drawing one id, only one gets it
         except FileExistsError:
             raise
         except OSError as exc:
-            raise InputError(f"--out {self.out_dir}: cannot create {self.partial} ({files.write_cause(exc)})") from None
+            raise InputError(
+                f"--out {self.out_dir}: cannot create {self.partial} ({files.write_cause(exc)})"
+            ) from None
         self._buffer: list[dict] = []
         self._n_segments = 0
         self.n_rows_flushed = 0
@@ -133,7 +151,10 @@ class RunWriter:
 
     def append(self, rows: list[dict]) -> None:
         self._buffer.extend(rows)
-        if len(self._buffer) >= self.flush_every_iters or time.monotonic() - self._last_flush >= self.flush_every_s:
+        if (
+            len(self._buffer) >= self.flush_every_iters
+            or time.monotonic() - self._last_flush >= self.flush_every_s
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -145,8 +166,10 @@ class RunWriter:
         try:
             files.write_atomic(seg, lambda f: pq.write_table(table, f))
         except OSError as exc:
-            raise InputError(f"{seg}: could not write results ({files.write_cause(exc)}); "
-                             f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
+            raise InputError(
+                f"{seg}: could not write results ({files.write_cause(exc)}); "
+                f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}"
+            ) from None
         # The buffer is emptied first, right after the write: a Ctrl-C arriving here must not
         # leave written rows in the buffer for finish() to write a second time.
         rows, self._buffer = self._buffer, []
@@ -157,8 +180,10 @@ class RunWriter:
         try:
             _write_json_atomic(self.partial / "meta.json", self.meta)
         except OSError as exc:
-            raise InputError(f"{self.partial / 'meta.json'}: could not write ({files.write_cause(exc)}); "
-                             f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
+            raise InputError(
+                f"{self.partial / 'meta.json'}: could not write ({files.write_cause(exc)}); "
+                f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}"
+            ) from None
 
     def update_meta(self, **fields) -> None:
         self.meta.update(fields)
@@ -173,8 +198,10 @@ class RunWriter:
         try:
             path = _publish(self.out_dir, self.run_id, _read_segments(self.partial), self.meta)
         except OSError as exc:
-            raise InputError(f"{self.out_dir / self.run_id}.parquet: could not write the result ({files.write_cause(exc)}); "
-                             f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}") from None
+            raise InputError(
+                f"{self.out_dir / self.run_id}.parquet: could not write the result ({files.write_cause(exc)}); "
+                f"{_advice(exc, self.partial, self.n_rows_flushed, self.out_dir)}"
+            ) from None
         shutil.rmtree(self.partial, ignore_errors=True)
         _remove_if_empty(self.partial.parent)
         return path
@@ -214,20 +241,31 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
         meta = json.loads((partial / "meta.json").read_text())
         meta["run_id"], meta["schema_version"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"{partial / 'meta.json'}: damaged, so this partial run cannot be recovered; "
-                         f"its rows are in {partial}/seg-*.parquet; move the folder away") from None
+        raise InputError(
+            f"{partial / 'meta.json'}: damaged, so this partial run cannot be recovered; "
+            f"its rows are in {partial}/seg-*.parquet; move the folder away"
+        ) from None
     # The metadata is data, never a path: the run id is this folder's own name, and a
     # meta.json naming another (or an unsafe one), or a folder leading away, is left alone.
     out_dir = partial.parent.parent
     run_id = partial.name
     if not files.is_inside(partial, out_dir):
-        raise InputError(f"{partial}: refused to recover: it leads to {partial.resolve()}, outside {out_dir} "
-                         f"(a symlink); left where it is")
+        raise InputError(
+            f"{partial}: refused to recover: it leads to {partial.resolve()}, outside {out_dir} "
+            f"(a symlink); left where it is"
+        )
     if meta["run_id"] != run_id or files.name_problem(run_id):
-        raise InputError(f"{partial}: refused to recover: its meta.json names run id {meta['run_id']!r}; a result is "
-                         f"published only under its folder's own safe name (metadata never decides where); left where it is")
+        raise InputError(
+            f"{partial}: refused to recover: its meta.json names run id {meta['run_id']!r}; a result is "
+            f"published only under its folder's own safe name (metadata never decides where); left where it is"
+        )
     same_host = meta.get("pid_host") == process.host_name()
-    if not force and same_host and process.pid_alive(meta.get("pid")) and meta.get("pid") != os.getpid():
+    if (
+        not force
+        and same_host
+        and process.pid_alive(meta.get("pid"))
+        and meta.get("pid") != os.getpid()
+    ):
         return None
     table = _read_segments(partial)
     last = table.column("iter")[-1].as_py() if table.num_rows else None
@@ -241,8 +279,10 @@ def recover(partial: Path, *, force: bool = False) -> Path | None:
         path = _publish(out_dir, run_id, table, meta)
     except OSError as exc:
         fix = "free space and retry" if files.no_space(exc) else "retry once that is fixed"
-        raise InputError(f"{out_dir / run_id}.parquet: could not write the recovered result ({files.write_cause(exc)}); "
-                         f"the rows stay in {partial}; {fix}") from None
+        raise InputError(
+            f"{out_dir / run_id}.parquet: could not write the recovered result ({files.write_cause(exc)}); "
+            f"the rows stay in {partial}; {fix}"
+        ) from None
     shutil.rmtree(partial, ignore_errors=True)
     _remove_if_empty(partial.parent)
     return path
@@ -270,7 +310,7 @@ class Run:
 
     path: Path
     info: RunMeta
-    rows: "pandas.DataFrame"  # noqa: F821
+    rows: pandas.DataFrame  # noqa: F821
 
     @property
     def meta(self) -> dict:
@@ -296,7 +336,9 @@ def read_meta(path: Path) -> dict:
         f.seek(-4, os.SEEK_END)
         tail = f.read(4)
     if head != b"PAR1":
-        raise InputError(f"{path}: not a parquet file (a CSV or other file renamed?); not a nanobench result")
+        raise InputError(
+            f"{path}: not a parquet file (a CSV or other file renamed?); not a nanobench result"
+        )
     if tail != b"PAR1":
         raise InputError(
             f"{path}: truncated parquet file (no footer); if a run was killed, "
@@ -305,15 +347,23 @@ def read_meta(path: Path) -> dict:
     try:
         kv = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{path}: unreadable parquet file ({exc}); not a nanobench result") from None
+        raise InputError(
+            f"{path}: unreadable parquet file ({exc}); not a nanobench result"
+        ) from None
     if META_KEY not in kv:
-        raise InputError(f"{path}: a parquet file without nanobench metadata; not a nanobench result")
+        raise InputError(
+            f"{path}: a parquet file without nanobench metadata; not a nanobench result"
+        )
     try:
         meta = json.loads(kv[META_KEY])
     except ValueError:
-        raise InputError(f"{path}: nanobench metadata is not valid JSON; the file is damaged") from None
+        raise InputError(
+            f"{path}: nanobench metadata is not valid JSON; the file is damaged"
+        ) from None
     if meta.get("kind", "run") != "run":
-        raise InputError(f"{path}: a nanobench {meta['kind']} record, not a run result; leave it out of compare/report")
+        raise InputError(
+            f"{path}: a nanobench {meta['kind']} record, not a run result; leave it out of compare/report"
+        )
     version = meta.get("schema_version")
     if version != SCHEMA_VERSION:
         if isinstance(version, int) and version > SCHEMA_VERSION:
@@ -338,7 +388,9 @@ def read_run(path: Path) -> Run:
         raise InputError(f"{path}: rows unreadable ({exc}); the file is damaged") from None
     missing = [c for c in ("iter", "loss", "step_time_s", "eval_val_loss") if c not in rows.columns]
     if missing:
-        raise InputError(f"{path}: missing columns {missing}; not a nanobench result of schema {SCHEMA_VERSION}")
+        raise InputError(
+            f"{path}: missing columns {missing}; not a nanobench result of schema {SCHEMA_VERSION}"
+        )
     return Run(path=path, info=RunMeta.parse(meta, path), rows=rows)
 
 
@@ -353,8 +405,11 @@ def expand_paths(specs: list[str]) -> list[Path]:
         p = Path(spec)
         if p.is_dir():
             # Folders hold run results; parity records (*.parity.parquet) are another kind.
-            found = sorted(q for q in p.rglob("*.parquet")
-                           if PARTIAL_DIR not in q.parts and not q.name.endswith(".parity.parquet"))
+            found = sorted(
+                q
+                for q in p.rglob("*.parquet")
+                if PARTIAL_DIR not in q.parts and not q.name.endswith(".parity.parquet")
+            )
             if not found:
                 raise InputError(f"{spec}: folder holds no .parquet result files")
             out.extend(found)

@@ -29,6 +29,7 @@ def ev(it, val, t, w=None):
 
 # ---- pure statistics, hand-computed ---------------------------------------------------------
 
+
 def test_speedup_ratio_of_medians_with_quartile_range():
     base = [0.08, 0.10, 0.12]  # Q1 0.09, median 0.10, Q3 0.11
     other = [0.02, 0.025, 0.03]  # Q1 0.0225, median 0.025, Q3 0.0275
@@ -43,12 +44,32 @@ def test_speedup_ratio_of_medians_with_quartile_range():
 
 def _stats(cfg, seed, evs, steps):
     return runs.RunStats(
-        run_id=f"{cfg.label()}-{seed}", path=f"/x/{cfg.label()}-{seed}", scenario="s", dataset="d", dataset_sha256="h",
-        config=cfg, seed=seed, threads=2, torch_version="2", status="completed", targets=(2.0,), iterations=8,
-        final_train_loss=None, final_val_loss=evs[-1].val_loss if evs else None,
+        run_id=f"{cfg.label()}-{seed}",
+        path=f"/x/{cfg.label()}-{seed}",
+        scenario="s",
+        dataset="d",
+        dataset_sha256="h",
+        config=cfg,
+        seed=seed,
+        threads=2,
+        torch_version="2",
+        status="completed",
+        targets=(2.0,),
+        iterations=8,
+        final_train_loss=None,
+        final_val_loss=evs[-1].val_loss if evs else None,
         best_val_loss=min(e.val_loss for e in evs) if evs else None,
-        median_step_s=runs.percentile(steps, 50), p90_step_s=None, tokens_per_s=None, mfu=None, mem_peak_bytes=None,
-        energy_j=None, train_time_s=1.0, wall_time_s=2.0, evaluations=tuple(evs), step_times_s=np.asarray(steps, float))
+        median_step_s=runs.percentile(steps, 50),
+        p90_step_s=None,
+        tokens_per_s=None,
+        mfu=None,
+        mem_peak_bytes=None,
+        energy_j=None,
+        train_time_s=1.0,
+        wall_time_s=2.0,
+        evaluations=tuple(evs),
+        step_times_s=np.asarray(steps, float),
+    )
 
 
 CPU = Config("cpu", "EPYC", "fp32", False)
@@ -63,8 +84,10 @@ def test_a_single_run_group_has_no_pairs_and_its_own_baseline():
 
 
 def test_seeds_aggregate_and_a_target_counts_only_when_every_seed_reached_it():
-    runs = [_stats(GPU, 1, [ev(0, 3.0, 0.0), ev(4, 1.9, 0.15), ev(8, 1.4, 0.25)], [0.02, 0.03]),
-            _stats(GPU, 2, [ev(0, 3.0, 0.0), ev(4, 2.1, 0.15), ev(8, 2.05, 0.25)], [0.025])]
+    runs = [
+        _stats(GPU, 1, [ev(0, 3.0, 0.0), ev(4, 1.9, 0.15), ev(8, 1.4, 0.25)], [0.02, 0.03]),
+        _stats(GPU, 2, [ev(0, 3.0, 0.0), ev(4, 2.1, 0.15), ev(8, 2.05, 0.25)], [0.025]),
+    ]
     cs = seeds.aggregate(GPU, "cuda bf16", runs)
     assert cs.median_step_s == pytest.approx(0.025)  # pooled 0.02, 0.025, 0.03
     assert cs.final_val_loss == pytest.approx((1.4 + 2.05) / 2)
@@ -84,16 +107,24 @@ def test_baseline_is_cpu_fp32_else_the_slowest():
 
 
 def test_verdict_when_only_one_configuration_reaches_the_target():
-    base = seeds.aggregate(CPU, "cpu fp32", [_stats(CPU, 1, [ev(0, 3.0, 0.0), ev(8, 2.2, 1.0)], [0.1])])
-    other = seeds.aggregate(GPU, "cuda bf16", [_stats(GPU, 1, [ev(0, 3.0, 0.0), ev(8, 1.9, 0.2)], [0.025])])
+    base = seeds.aggregate(
+        CPU, "cpu fp32", [_stats(CPU, 1, [ev(0, 3.0, 0.0), ev(8, 2.2, 1.0)], [0.1])]
+    )
+    other = seeds.aggregate(
+        GPU, "cuda bf16", [_stats(GPU, 1, [ev(0, 3.0, 0.0), ev(8, 1.9, 0.2)], [0.025])]
+    )
     p = pairs.compare_pair(base, other, (2.0,))
     assert p.targets[0].base is None and p.targets[0].train_time_ratio is None
-    assert "cuda bf16 reached val 2.00 after 0.2 s of training; cpu fp32 never did (best 2.2000)" in p.verdict
+    assert (
+        "cuda bf16 reached val 2.00 after 0.2 s of training; cpu fp32 never did (best 2.2000)"
+        in p.verdict
+    )
     p = pairs.compare_pair(base, other, (1.0,))
     assert "neither reached val 1.00" in p.verdict
 
 
 # ---- the committed fixtures -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def fixture_comparison():
@@ -112,17 +143,25 @@ def test_fixture_answers(fixture_comparison):
     # val <= 2.0: cpu at iter 4 (exactly 2.0), train 0.6, wall 1.3; cuda seeds at iter 4 (0.15 s, wall 0.65)
     # and iter 8 (0.25 s, wall 0.75) -> mean iter 6, train 0.2, wall 0.7
     assert (t2.base.iter, t2.base.train_time_s, t2.base.wall_time_s) == pytest.approx((4, 0.6, 1.3))
-    assert (t2.other.iter, t2.other.train_time_s, t2.other.wall_time_s) == pytest.approx((6, 0.2, 0.7))
-    assert (t2.iter_ratio, t2.train_time_ratio, t2.wall_time_ratio) == pytest.approx((4 / 6, 3.0, 1.3 / 0.7))
+    assert (t2.other.iter, t2.other.train_time_s, t2.other.wall_time_s) == pytest.approx(
+        (6, 0.2, 0.7)
+    )
+    assert (t2.iter_ratio, t2.train_time_ratio, t2.wall_time_ratio) == pytest.approx(
+        (4 / 6, 3.0, 1.3 / 0.7)
+    )
     # energy (cuda only, 10 J a step): s1 reached 2.0 at wall 0.65 s (40 J), s2 at 0.75 s (80 J) -> 60 J
     assert t2.base.energy_j is None and t2.other.energy_j == pytest.approx(60.0)
     # val <= 1.5: cpu never (best 1.6); both cuda seeds at iter 8
     assert t15.base is None and t15.other.iter == 8 and t15.train_time_ratio is None
     # equal iteration 8: cpu 1.6, cuda mean(1.4, 1.45) = 1.425
-    assert (p.equal_iter.at, p.equal_iter.base_val, p.equal_iter.other_val) == pytest.approx((8, 1.6, 1.425))
+    assert (p.equal_iter.at, p.equal_iter.base_val, p.equal_iter.other_val) == pytest.approx(
+        (8, 1.6, 1.425)
+    )
     # equal train time 0.25 s (cuda's last evaluation): cpu 3.0 - 1.0 * 0.25 / 0.6 = 2.58333
     assert p.equal_time.at == pytest.approx(0.25)
-    assert p.equal_time.base_val == pytest.approx(2.583333333) and p.equal_time.diff == pytest.approx(1.425 - 2.583333333)
+    assert p.equal_time.base_val == pytest.approx(
+        2.583333333
+    ) and p.equal_time.diff == pytest.approx(1.425 - 2.583333333)
     assert any(x.startswith("dtype differs") for x in g.confounds)
     assert any(x.startswith("torch differs") for x in g.confounds)
     other = c.groups[1]
@@ -139,7 +178,10 @@ def test_compare_output_matches_golden_file(nb):
 
 def test_in_process_rendering_is_the_same_table(fixture_comparison):
     buf = StringIO()
-    tables.render_comparison(fixture_comparison, Console(file=buf, width=160, no_color=True, highlight=False, soft_wrap=True))
+    tables.render_comparison(
+        fixture_comparison,
+        Console(file=buf, width=160, no_color=True, highlight=False, soft_wrap=True),
+    )
     assert buf.getvalue() == GOLDEN.read_text()
 
 
@@ -154,10 +196,18 @@ def test_json_output(nb):
     assert p["targets"][1]["base"] is None and p["targets"][1]["other"]["iter"] == 8
     assert "3.00x sooner" in p["verdict"]
     cpu = next(r for r in g["runs"] if r["device_type"] == "cpu")
-    assert cpu["time_to_target"] == {"2": {"iter": 4, "train_time_s": pytest.approx(0.6), "wall_time_s": pytest.approx(1.3),
-                                           "energy_j": None},  # no energy counter in the cpu fixture
-                                     "1.5": None}
-    assert p["targets"][0]["other"]["energy_j"] == pytest.approx(60.0)  # the cuda seeds' 40 and 80 J
+    assert cpu["time_to_target"] == {
+        "2": {
+            "iter": 4,
+            "train_time_s": pytest.approx(0.6),
+            "wall_time_s": pytest.approx(1.3),
+            "energy_j": None,
+        },  # no energy counter in the cpu fixture
+        "1.5": None,
+    }
+    assert p["targets"][0]["other"]["energy_j"] == pytest.approx(
+        60.0
+    )  # the cuda seeds' 40 and 80 J
 
 
 @pytest.fixture
@@ -171,15 +221,19 @@ def with_bad_files(tmp_path):
 def test_a_bad_file_is_one_line_exit_2(nb, with_bad_files):
     out = nb("compare", with_bad_files, env=PLAIN)
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"nanobench: error: {with_bad_files / 'a-empty.parquet'}: empty file (0 bytes), "
-                                               "not a nanobench result; delete it"]
+    assert out.stderr.strip().splitlines() == [
+        f"nanobench: error: {with_bad_files / 'a-empty.parquet'}: empty file (0 bytes), "
+        "not a nanobench result; delete it"
+    ]
 
 
 def test_skip_bad_goes_on_and_lists_what_it_skipped(nb, with_bad_files):
     out = nb("compare", "--skip-bad", with_bad_files, env=PLAIN)
     assert out.returncode == 0, out.stderr
     skipped = [line for line in out.stderr.splitlines() if line.startswith("nanobench: skipped:")]
-    assert len(skipped) == 2 and "a-empty.parquet" in skipped[0] and "not a parquet file" in skipped[1]
+    assert (
+        len(skipped) == 2 and "a-empty.parquet" in skipped[0] and "not a parquet file" in skipped[1]
+    )
     assert "cuda bf16 ran 4.00x faster" in out.stdout
     data = json.loads(nb("compare", "--skip-bad", "--json", with_bad_files).stdout)
     assert len(data["skipped"]) == 2 and len(data["groups"][0]["runs"]) == 3
@@ -189,13 +243,27 @@ def test_skip_bad_goes_on_and_lists_what_it_skipped(nb, with_bad_files):
 def test_real_smoke_runs_compare(nb, tmp_path):
     """Two real runs (fp32, bf16) of the smoke scenario: same iterations, close losses."""
     for dtype in ("fp32", "bf16"):
-        r = nb("run", "smoke", "--dtype", dtype, "--threads", "1", "--max-iters", "12", "--quiet", "--out", tmp_path)
+        r = nb(
+            "run",
+            "smoke",
+            "--dtype",
+            dtype,
+            "--threads",
+            "1",
+            "--max-iters",
+            "12",
+            "--quiet",
+            "--out",
+            tmp_path,
+        )
         assert r.returncode == 0, r.stderr
     c = compare.compare_files([str(tmp_path)])
     [g] = c.groups
     [p] = g.pairs
     assert g.baseline.label == "cpu fp32" and p.other.label == "cpu bf16"
-    assert p.equal_iter.at == 12 and abs(p.equal_iter.diff) < 0.05  # same batches, same init: precision only
+    assert (
+        p.equal_iter.at == 12 and abs(p.equal_iter.diff) < 0.05
+    )  # same batches, same init: precision only
     assert p.speedup is not None and p.speedup.low <= p.speedup.ratio <= p.speedup.high
     assert all(r.iterations == 12 and r.median_step_s > 0 for r in g.runs)
     assert results.read_run(g.runs[0].path).meta["summary"]["iterations"] == 12
@@ -209,10 +277,14 @@ CPU_BF16 = Config("cpu", "EPYC", "bf16", False)
 def test_equivalence_and_gap_through_compare():
     # three seeds each, of different numbers (so unpaired: Welch); at iteration 4 the
     # configurations overlap, at 8 cuda is 0.5 lower
-    cpu = [_stats(CPU, s, [ev(0, 3.0, 0.0), ev(4, 2.4 + d, 1.0), ev(8, 2.1 + d, 2.0)], [0.1]) for s, d in
-           ((1, -0.1), (2, 0.0), (3, 0.1))]
-    gpu = [_stats(GPU, s, [ev(0, 3.0, 0.0), ev(4, 2.45 + d, 0.2), ev(8, 1.6 + d, 0.4)], [0.02]) for s, d in
-           ((11, -0.1), (12, 0.0), (13, 0.1))]
+    cpu = [
+        _stats(CPU, s, [ev(0, 3.0, 0.0), ev(4, 2.4 + d, 1.0), ev(8, 2.1 + d, 2.0)], [0.1])
+        for s, d in ((1, -0.1), (2, 0.0), (3, 0.1))
+    ]
+    gpu = [
+        _stats(GPU, s, [ev(0, 3.0, 0.0), ev(4, 2.45 + d, 0.2), ev(8, 1.6 + d, 0.4)], [0.02])
+        for s, d in ((11, -0.1), (12, 0.0), (13, 0.1))
+    ]
     bf16 = [_stats(CPU_BF16, 1, [ev(0, 3.0, 0.0), ev(4, 2.4, 1.0), ev(8, 2.05, 2.0)], [0.1])]
     [g] = compare.compare_runs(cpu + gpu + bf16).groups
     pair = next(p for p in g.pairs if p.other.label == "cuda bf16")
@@ -224,7 +296,9 @@ def test_equivalence_and_gap_through_compare():
     assert points[4].diff == pytest.approx(0.05) and points[4].verdict == "undecided"
     # iteration 8: diff -0.5, 95% CI -0.5 +- 0.2267 = [-0.727, -0.273] excludes 0; t = 6.12, df 4:
     # p = 0.0036, Holm over 3 looks (it is the smallest) x 3 = 0.011 < 0.05 -> different
-    assert points[8].verdict == "different" and points[8].ci95[1] == pytest.approx(-0.2733, abs=1e-3)
+    assert points[8].verdict == "different" and points[8].ci95[1] == pytest.approx(
+        -0.2733, abs=1e-3
+    )
     assert points[8].p_holm == pytest.approx(3 * points[8].p) and points[8].p_holm < 0.05
     assert pair.equivalence["first_iter_beyond_noise"] == 8
     # the gap: -0.5 at equal iterations; precision (cpu bf16 - cpu fp32 at 8) = 2.05 - 2.1 = -0.05
@@ -237,22 +311,31 @@ def test_equivalence_and_gap_through_compare():
     # a same-device pair has no precision split: the whole difference is precision
     same = next(p for p in g.pairs if p.other.label == "cpu bf16")
     assert same.explanation["precision"] is None
-    assert "undecided, 1 and 3 seed(s)" in verdicts.equivalence_sentence(same.equivalence, "cpu fp32", "cpu bf16")
+    assert "undecided, 1 and 3 seed(s)" in verdicts.equivalence_sentence(
+        same.equivalence, "cpu fp32", "cpu bf16"
+    )
 
 
 def test_the_same_seeds_pair_through_compare():
     # seeds 1-3 in both: at iteration 4 every seed of cuda is exactly 0.05 above its cpu twin,
     # which the unpaired test above calls undecided (the seeds' spread of 0.1 hides it)
-    cpu = [_stats(CPU, s, [ev(0, 3.0, 0.0), ev(4, 2.4 + d, 1.0)], [0.1]) for s, d in ((1, -0.1), (2, 0.0), (3, 0.1))]
-    gpu = [_stats(GPU, s, [ev(0, 3.0, 0.0), ev(4, 2.45 + d + e, 0.2)], [0.02]) for s, d, e in
-           ((1, -0.1, 0.001), (2, 0.0, -0.001), (3, 0.1, 0.0))]
+    cpu = [
+        _stats(CPU, s, [ev(0, 3.0, 0.0), ev(4, 2.4 + d, 1.0)], [0.1])
+        for s, d in ((1, -0.1), (2, 0.0), (3, 0.1))
+    ]
+    gpu = [
+        _stats(GPU, s, [ev(0, 3.0, 0.0), ev(4, 2.45 + d + e, 0.2)], [0.02])
+        for s, d, e in ((1, -0.1, 0.001), (2, 0.0, -0.001), (3, 0.1, 0.0))
+    ]
     [pair] = compare.compare_runs(cpu + gpu).groups[0].pairs
     four = pair.equivalence["points"][1]
     assert (four.design, four.n_pairs) == ("paired", 3)
     # differences 0.051, 0.049, 0.050: mean 0.05, sd 0.001, se 0.000577, 95% CI 0.05 +- 4.303 x 0.000577
     assert four.ci95 == pytest.approx((0.05 - 0.002484, 0.05 + 0.002484), abs=1e-5)
     assert four.verdict == "different" and pair.equivalence["first_iter_beyond_noise"] == 4
-    assert "paired over 3 seeds" in verdicts.equivalence_sentence(pair.equivalence, "cpu fp32", "cuda bf16")
+    assert "paired over 3 seeds" in verdicts.equivalence_sentence(
+        pair.equivalence, "cpu fp32", "cuda bf16"
+    )
 
 
 def test_runs_of_different_lengths_in_one_configuration_are_flagged():

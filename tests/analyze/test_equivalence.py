@@ -7,9 +7,16 @@ import pytest
 from nanobench.analyze import equivalence as eq
 
 
-@pytest.mark.parametrize("p,df,expected", [
-    (0.975, 1, 12.706), (0.975, 2, 4.303), (0.95, 4, 2.132), (0.975, 10, 2.228), (0.975, math.inf, 1.960),
-])
+@pytest.mark.parametrize(
+    "p,df,expected",
+    [
+        (0.975, 1, 12.706),
+        (0.975, 2, 4.303),
+        (0.95, 4, 2.132),
+        (0.975, 10, 2.228),
+        (0.975, math.inf, 1.960),
+    ],
+)
 def test_t_quantile_matches_tables(p, df, expected):
     assert eq.t_quantile(p, df) == pytest.approx(expected, abs=1e-3)
 
@@ -18,19 +25,25 @@ def test_welch_interval_by_hand():
     # A: mean 2.1, sd 0.1; B: mean 2.4, sd 0.1; se = sqrt(2 * 0.01 / 3) = 0.08165, df = 4
     diff, lo, hi, df = eq.welch_interval([2.0, 2.1, 2.2], [2.3, 2.4, 2.5], 0.95)
     assert diff == pytest.approx(0.3) and df == pytest.approx(4.0)
-    assert lo == pytest.approx(0.3 - 2.776 * 0.08165, abs=1e-3) and hi == pytest.approx(0.3 + 2.776 * 0.08165, abs=1e-3)
+    assert lo == pytest.approx(0.3 - 2.776 * 0.08165, abs=1e-3) and hi == pytest.approx(
+        0.3 + 2.776 * 0.08165, abs=1e-3
+    )
 
 
 def test_verdicts():
     # clearly apart: 95% CI [0.073, 0.527] excludes 0 -> different
     assert eq.verdict_at(0, [2.0, 2.1, 2.2], [2.3, 2.4, 2.5], 0.02).verdict == "different"
     # 1e-3 apart with 1e-3 spread: 90% CI [-0.0007, 0.0027] inside +-0.02 -> equivalent
-    assert eq.verdict_at(0, [2.0, 2.001, 2.002], [2.001, 2.002, 2.003], 0.02).verdict == "equivalent"
+    assert (
+        eq.verdict_at(0, [2.0, 2.001, 2.002], [2.001, 2.002, 2.003], 0.02).verdict == "equivalent"
+    )
     # two noisy seeds each: the interval spans 0 and the margin -> undecided
     assert eq.verdict_at(0, [2.0, 2.1], [2.05, 2.12], 0.02).verdict == "undecided"
     # a single seed has no spread to compare against
     single = eq.verdict_at(0, [2.0], [2.0, 2.1], 0.02)
-    assert single.verdict == "undecided" and single.ci95 is None and single.diff == pytest.approx(0.05)
+    assert (
+        single.verdict == "undecided" and single.ci95 is None and single.diff == pytest.approx(0.05)
+    )
 
 
 def test_compare_curves_finds_where_they_leave_the_noise():
@@ -46,7 +59,12 @@ def test_band_kinds():
     assert eq.band([1.0, 2.0, 3.0]) == (2.0, 1.0, 3.0, "min-max")
     mean, lo, hi, kind = eq.band([1.0, 2.0, 3.0, 4.0, 5.0])
     # sd = 1.5811, t(0.975, 4) = 2.776: half-width = 2.776 * 1.5811 / sqrt(5) = 1.963
-    assert kind == "95% CI" and mean == 3.0 and lo == pytest.approx(1.037, abs=1e-3) and hi == pytest.approx(4.963, abs=1e-3)
+    assert (
+        kind == "95% CI"
+        and mean == 3.0
+        and lo == pytest.approx(1.037, abs=1e-3)
+        and hi == pytest.approx(4.963, abs=1e-3)
+    )
 
 
 def test_explain_gap_splits_iterations_precision_and_device():
@@ -62,10 +80,14 @@ def test_explain_gap_splits_iterations_precision_and_device():
     assert out["precision"] == pytest.approx(-0.005) and out["device"] == pytest.approx(-0.005)
     assert out["speedup_to_iter"] == pytest.approx(6.0)
     text = " ".join(out["sentences"])
-    assert "6.00x sooner than cpu fp32" in text and "cuda bf16's 2000-5000 contribute -0.1800" in text
+    assert (
+        "6.00x sooner than cpu fp32" in text and "cuda bf16's 2000-5000 contribute -0.1800" in text
+    )
     # the other way round: the longer run is A, so its extra iterations count against the gap
     back = eq.explain_gap(gpu, cpu)
-    assert back["total_gap"] == pytest.approx(0.19) and back["from_iterations"] == pytest.approx(0.18)
+    assert back["total_gap"] == pytest.approx(0.19) and back["from_iterations"] == pytest.approx(
+        0.18
+    )
 
 
 def test_explain_gap_without_common_iterations():
@@ -92,8 +114,12 @@ def test_paired_interval_by_hand():
     p = eq.verdict_at(0, A, B, 0.02)
     assert (p.design, p.n_pairs, p.n_unpaired) == ("paired", 3, 0)
     assert p.diff == pytest.approx(0.01)
-    assert p.ci95 == pytest.approx((0.01 - 4.303 * 0.005774, 0.01 + 4.303 * 0.005774), abs=1e-4)  # -0.0148, 0.0348
-    assert p.ci90 == pytest.approx((0.01 - 2.920 * 0.005774, 0.01 + 2.920 * 0.005774), abs=1e-4)  # -0.0069, 0.0269
+    assert p.ci95 == pytest.approx(
+        (0.01 - 4.303 * 0.005774, 0.01 + 4.303 * 0.005774), abs=1e-4
+    )  # -0.0148, 0.0348
+    assert p.ci90 == pytest.approx(
+        (0.01 - 2.920 * 0.005774, 0.01 + 2.920 * 0.005774), abs=1e-4
+    )  # -0.0069, 0.0269
     # t = 0.01 / 0.005774 = sqrt(3); Student t with 2 df: F(t) = 1/2 + t / (2 sqrt(2 + t^2)) -> p = 1 - sqrt(3/5)
     assert p.p == pytest.approx(1 - math.sqrt(3 / 5), abs=1e-9)  # 0.2254
     assert p.verdict == "undecided"  # the 90% interval reaches past +0.02
@@ -114,7 +140,9 @@ def test_seeds_that_partly_pair():
     # seeds 1-3 pair; seed 4 (A only) and 9 (B only) are left out of the paired statistic
     p = eq.verdict_at(0, {**A, 4: 2.5}, {**B, 9: 1.0}, 0.02)
     assert (p.design, p.n_pairs, p.n_unpaired, p.n_a, p.n_b) == ("paired", 3, 2, 4, 4)
-    assert p.diff == pytest.approx(0.01) and p.ci95 == pytest.approx(eq.verdict_at(0, A, B, 0.02).ci95)
+    assert p.diff == pytest.approx(0.01) and p.ci95 == pytest.approx(
+        eq.verdict_at(0, A, B, 0.02).ci95
+    )
     # one shared seed is no pairing: Welch over all seeds, the textbook case above
     w = eq.verdict_at(0, {1: 2.0, 2: 2.1, 3: 2.2}, {1: 2.3, 5: 2.4, 6: 2.5}, 0.02)
     assert (w.design, w.n_pairs) == ("unpaired", 1) and w.diff == pytest.approx(0.3)
@@ -136,12 +164,16 @@ def test_many_looks_do_not_leave_the_noise_on_one_lucky_evaluation():
     t = 0.06 / (0.01 / math.sqrt(3))
     assert alone.p == pytest.approx(1 - t / math.sqrt(2 + t * t)) and alone.verdict == "different"
     # one of 20 looks: Holm multiplies it by 20 -> 0.18: not beyond the noise
-    out = eq.compare_curves({it: a for it, (a, _) in flat.items()}, {it: b for it, (_, b) in flat.items()}, 0.02)
+    out = eq.compare_curves(
+        {it: a for it, (a, _) in flat.items()}, {it: b for it, (_, b) in flat.items()}, 0.02
+    )
     five = out["points"][5]
     assert five.p_holm == pytest.approx(20 * alone.p) and five.verdict == "undecided"
     assert out["first_iter_beyond_noise"] is None
     # one of 3 looks: 3 x 0.0092 = 0.028 < 0.05 -> it does leave the noise there
-    few = eq.compare_curves({it: flat[it][0] for it in (4, 5, 6)}, {it: flat[it][1] for it in (4, 5, 6)}, 0.02)
+    few = eq.compare_curves(
+        {it: flat[it][0] for it in (4, 5, 6)}, {it: flat[it][1] for it in (4, 5, 6)}, 0.02
+    )
     assert few["first_iter_beyond_noise"] == 5 and few["points"][1].verdict == "different"
 
 

@@ -24,9 +24,14 @@ def mark_noisy(path: Path, verdict="noisy", reasons=(BUSY,)) -> None:
     """Rewrite a result's metadata as if its run had recorded this noise verdict."""
     table = pq.read_table(path)
     meta = json.loads(table.schema.metadata[results.META_KEY])
-    meta["noise"] = {"verdict": verdict, "share_affected": 0.92 if reasons else 0.0,
-                     "reasons": [{"detector": "other_processes", "share": 0.92, "text": t} for t in reasons]}
-    pq.write_table(table.replace_schema_metadata({results.META_KEY: json.dumps(meta).encode()}), path)
+    meta["noise"] = {
+        "verdict": verdict,
+        "share_affected": 0.92 if reasons else 0.0,
+        "reasons": [{"detector": "other_processes", "share": 0.92, "text": t} for t in reasons],
+    }
+    pq.write_table(
+        table.replace_schema_metadata({results.META_KEY: json.dumps(meta).encode()}), path
+    )
 
 
 @pytest.fixture
@@ -38,11 +43,27 @@ def folders(tmp_path):
 
 def test_recorded_verdict_and_old_files():
     assert noise.recorded({}) == noise.RunNoise("unknown", (), None)  # written before noise existed
-    assert noise.recorded({"noise": {"at_start": {}}}).verdict == "unknown"  # killed before its verdict
-    assert noise.recorded({"noise": {"verdict": "loud"}}).verdict == "unknown"  # not a verdict we know
+    assert (
+        noise.recorded({"noise": {"at_start": {}}}).verdict == "unknown"
+    )  # killed before its verdict
+    assert (
+        noise.recorded({"noise": {"verdict": "loud"}}).verdict == "unknown"
+    )  # not a verdict we know
     assert noise.recorded({"noise": "noisy"}).verdict == "unknown"
-    got = noise.recorded({"noise": {"verdict": "noisy", "share_affected": 0.4,
-                                    "reasons": [{"detector": "gpu_clock_events", "text": "the GPU was slowed (power cap) for 40%"}]}})
+    got = noise.recorded(
+        {
+            "noise": {
+                "verdict": "noisy",
+                "share_affected": 0.4,
+                "reasons": [
+                    {
+                        "detector": "gpu_clock_events",
+                        "text": "the GPU was slowed (power cap) for 40%",
+                    }
+                ],
+            }
+        }
+    )
     assert got == noise.RunNoise("noisy", ("the GPU was slowed (power cap) for 40%",), 0.4)
 
 
@@ -61,20 +82,34 @@ def test_noisy_runs_are_marked_where_their_timings_are_used(folders):
     mark_noisy(cpu)
     c = compare.compare_files([str(folders / "compare")])
     [g] = c.groups
-    assert [(r.config.device_type, r.noise.verdict) for r in g.runs] == [("cpu", "noisy"), ("cuda", "unknown"), ("cuda", "unknown")]
+    assert [(r.config.device_type, r.noise.verdict) for r in g.runs] == [
+        ("cpu", "noisy"),
+        ("cuda", "unknown"),
+        ("cuda", "unknown"),
+    ]
     [p] = g.pairs
-    assert p.verdict.endswith(f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: "
-                              f"{g.baseline.runs[0].run_id} ({BUSY}).")
+    assert p.verdict.endswith(
+        f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: "
+        f"{g.baseline.runs[0].run_id} ({BUSY})."
+    )
     assert tables.speed_spec(g).rows[0][0] == "cpu fp32 [noisy: 1/1 runs] (baseline)"
     assert tables.targets_spec(g).rows[0][1] == "cpu fp32 [noisy: 1/1 runs]"
     runs_table = tables.runs_spec(g)
     noise_col = [h for h, _ in runs_table.columns].index("noise")
     assert [row[noise_col] for row in runs_table.rows] == ["noisy", "-", "-"]
     data = export.to_json(c)["groups"][0]
-    assert data["runs"][0]["noise"] == {"verdict": "noisy", "reasons": [BUSY], "share_affected": 0.92}
+    assert data["runs"][0]["noise"] == {
+        "verdict": "noisy",
+        "reasons": [BUSY],
+        "share_affected": 0.92,
+    }
     assert data["configurations"][0]["noisy_runs"] == [g.baseline.runs[0].run_id]
     page = report.render_html(c)
-    assert "Noisy runs: their timings" in page and BUSY in page and html.escape(noise.TIMING_RULE) in page
+    assert (
+        "Noisy runs: their timings" in page
+        and BUSY in page
+        and html.escape(noise.TIMING_RULE) in page
+    )
 
 
 def test_quiet_runs_are_not_marked(folders):
@@ -87,19 +122,37 @@ def test_quiet_runs_are_not_marked(folders):
 def test_a_timing_gate_on_noisy_runs_neither_passes_nor_fails(folders, nb):
     # current cpu fp32: 100 ms/iter vs the baseline's 90: ms_per_iter:5% would fail; val_loss:0.02 passes
     mark_noisy(next((folders / "baseline").glob("*.parquet")))
-    args = ("compare", folders / "compare", "--baseline", folders / "baseline", "--fail-on", "ms_per_iter:5%,val_loss:0.02")
+    args = (
+        "compare",
+        folders / "compare",
+        "--baseline",
+        folders / "baseline",
+        "--fail-on",
+        "ms_per_iter:5%,val_loss:0.02",
+    )
     out = nb(*args, env=PLAIN)
     assert out.returncode == 3, out.stdout + out.stderr  # refused, not passed (0) nor failed (1)
     line = next(l for l in out.stdout.splitlines() if "ms_per_iter" in l)
-    assert line.startswith("REFUSED: tiny cpu fp32 ms_per_iter 100 vs baseline 90 (limit 94.5, 5%): timings of noisy runs, "
-                           "neither passed nor failed: ")
+    assert line.startswith(
+        "REFUSED: tiny cpu fp32 ms_per_iter 100 vs baseline 90 (limit 94.5, 5%): timings of noisy runs, "
+        "neither passed nor failed: "
+    )
     assert BUSY in line and "--allow-noisy" in line
-    assert "ok: tiny cpu fp32 val_loss 1.6 vs baseline 1.59" in out.stdout  # a loss gate is not about timing
+    assert (
+        "ok: tiny cpu fp32 val_loss 1.6 vs baseline 1.59" in out.stdout
+    )  # a loss gate is not about timing
     allowed = nb(*args, "--allow-noisy", "--json")
     assert allowed.returncode == 1
     ms = next(r for r in json.loads(allowed.stdout)["gates"] if r["metric"] == "ms_per_iter")
     assert ms["passed"] is False and ms["refused"] is False and BUSY in ms["noisy_runs"]
-    loss_only = nb("compare", folders / "compare", "--baseline", folders / "baseline", "--fail-on", "val_loss:0.02")
+    loss_only = nb(
+        "compare",
+        folders / "compare",
+        "--baseline",
+        folders / "baseline",
+        "--fail-on",
+        "val_loss:0.02",
+    )
     assert loss_only.returncode == 0
 
 
@@ -109,8 +162,12 @@ def test_gate_refusal_in_process_and_failure_still_wins(folders):
     base = compare.compare_files([str(folders / "baseline")])
     checks = gates.parse_gates("ms_per_iter:5%,tokens_per_s:5%,train_time_s:5%,val_loss:0.001")
     got, _ = gates.check_gates(current, base, checks)
-    assert {r.gate.metric: r.passed for r in got} == {"ms_per_iter": None, "tokens_per_s": None, "train_time_s": None,
-                                                      "val_loss": False}  # 1.6 vs 1.59 + 0.001
+    assert {r.gate.metric: r.passed for r in got} == {
+        "ms_per_iter": None,
+        "tokens_per_s": None,
+        "train_time_s": None,
+        "val_loss": False,
+    }  # 1.6 vs 1.59 + 0.001
     judged, _ = gates.check_gates(current, base, checks, allow_noisy=True)
     assert {r.gate.metric: r.passed for r in judged}["ms_per_iter"] is False
     assert all(r.noisy for r in judged if r.gate.metric != "val_loss")

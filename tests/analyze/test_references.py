@@ -16,7 +16,9 @@ EXAMPLES = Path(__file__).parents[2] / "results" / "examples" / "cpu-fp32-vs-bf1
 def test_prediction_band_hand_computed():
     # mean 2, sd 1, n 3: t(0.975, 2) = 4.302653; half-width 4.302653 * sqrt(1 + 1/3) = 4.968275
     low, high = references.prediction_band([1.0, 2.0, 3.0])
-    assert low == pytest.approx(2 - 4.968275, abs=1e-6) and high == pytest.approx(2 + 4.968275, abs=1e-6)
+    assert low == pytest.approx(2 - 4.968275, abs=1e-6) and high == pytest.approx(
+        2 + 4.968275, abs=1e-6
+    )
     assert references.prediction_band([1.0]) is None
 
 
@@ -27,7 +29,9 @@ def test_seed_runs_are_the_committed_examples():
         for it, v in zip(run.rows["iter"], run.rows["eval_val_loss"]):
             if not math.isnan(v):
                 per_iter.setdefault(int(it), []).append(round(float(v), 6))
-    assert {it: tuple(v) for it, v in per_iter.items()} == references.SEED_RUNS["shakespeare_char_cpu"][1]
+    assert {it: tuple(v) for it, v in per_iter.items()} == references.SEED_RUNS[
+        "shakespeare_char_cpu"
+    ][1]
 
 
 def _evals(run_id_seed=0, **changes):
@@ -39,8 +43,13 @@ def _evals(run_id_seed=0, **changes):
 
 def test_a_committed_seed_is_normal_everywhere():
     c = references.check("s1337", "shakespeare_char_cpu", _evals())
-    assert c.first_outside is None and len(c.checked) == 10  # 9 seed bands + nanoGPT's figure at 2000
-    assert "normal, inside the reference bands of shakespeare_char_cpu at all 10 checks (iterations 0-2000)" in c.sentence()
+    assert (
+        c.first_outside is None and len(c.checked) == 10
+    )  # 9 seed bands + nanoGPT's figure at 2000
+    assert (
+        "normal, inside the reference bands of shakespeare_char_cpu at all 10 checks (iterations 0-2000)"
+        in c.sentence()
+    )
 
 
 def test_a_run_leaving_the_band_is_flagged_at_the_first_evaluation_outside():
@@ -49,15 +58,23 @@ def test_a_run_leaving_the_band_is_flagged_at_the_first_evaluation_outside():
     c = references.check("odd", "shakespeare_char_cpu", _evals(i750=2.30, i1000=2.20))
     it, val, band = c.first_outside
     assert (it, val) == (750, 2.30)
-    assert band.low == pytest.approx(2.030699, abs=2e-6) and band.high == pytest.approx(2.273859, abs=2e-6)
-    assert c.sentence().startswith("odd: NOT NORMAL from iteration 750: val loss 2.3000 is above the band 2.0307-2.2739")
+    assert band.low == pytest.approx(2.030699, abs=2e-6) and band.high == pytest.approx(
+        2.273859, abs=2e-6
+    )
+    assert c.sentence().startswith(
+        "odd: NOT NORMAL from iteration 750: val loss 2.3000 is above the band 2.0307-2.2739"
+    )
 
 
 def test_nanogpts_published_figure_catches_what_the_wide_seed_band_lets_through():
     # 1.95 at 2000 is inside the 3-seed band (1.8232 .. 1.9612) but not within 0.05 of nanoGPT's 1.88
     c = references.check("late", "shakespeare_char_cpu", _evals(i2000=1.95))
     it, val, band = c.first_outside
-    assert it == 2000 and (band.low, band.high) == pytest.approx((1.83, 1.93)) and "nanoGPT README" in band.source
+    assert (
+        it == 2000
+        and (band.low, band.high) == pytest.approx((1.83, 1.93))
+        and "nanoGPT README" in band.source
+    )
 
 
 def test_gpu_recipe_has_nanogpts_point_only_and_unknown_scenarios_none():
@@ -72,10 +89,15 @@ def test_compare_flags_the_run_outside_its_band():
     rows = odd.rows.copy()
     rows.loc[rows["iter"] == 1000, "eval_val_loss"] = 2.5
     stats = [compare.run_stats(r) for r in runs[1:]] + [
-        compare.run_stats(results.Run(odd.path, RunMeta.parse(dict(odd.meta, run_id="odd"), odd.path), rows))]
+        compare.run_stats(
+            results.Run(odd.path, RunMeta.parse(dict(odd.meta, run_id="odd"), odd.path), rows)
+        )
+    ]
     c = compare.compare_runs(stats)
     flagged = [ch for ch in c.references if ch.first_outside]
     assert [(ch.run_id, ch.first_outside[0]) for ch in flagged] == [("odd", 1000)]
     assert len(c.references) == 3
     out = export.to_json(c)["references"]
-    assert [r["normal"] for r in out] == [False, True, True] and out[0]["first_outside"]["iter"] == 1000
+    assert [r["normal"] for r in out] == [False, True, True] and out[0]["first_outside"][
+        "iter"
+    ] == 1000

@@ -49,9 +49,12 @@ def test_evaluation_times_use_the_time_before_the_step(fixture_comparison):
     cpu = next(r for r in fixture_comparison.groups[0].runs if r.config.device_type == "cpu")
     # iter 4: train_time 0.7 after its step of 0.1 -> reached at 0.6; wall 1.4 - 0.1 = 1.3
     # final row iter 8 has no step: its own train time 1.0, wall 2.0
-    assert [(e.iter, round(e.train_time_s, 9), round(e.wall_time_s, 9)) for e in cpu.evaluations] == \
-        [(0, 0.0, 0.2), (4, 0.6, 1.3), (8, 1.0, 2.0)]
-    assert cpu.iterations == 8 and cpu.median_step_s == pytest.approx(0.1)  # warm-up 0.2 s steps excluded
+    assert [
+        (e.iter, round(e.train_time_s, 9), round(e.wall_time_s, 9)) for e in cpu.evaluations
+    ] == [(0, 0.0, 0.2), (4, 0.6, 1.3), (8, 1.0, 2.0)]
+    assert cpu.iterations == 8 and cpu.median_step_s == pytest.approx(
+        0.1
+    )  # warm-up 0.2 s steps excluded
     assert cpu.tokens_per_s == pytest.approx(7680) and cpu.final_train_loss == pytest.approx(2.3)
 
 
@@ -64,9 +67,15 @@ def test_each_run_carries_its_file_and_series_computed_once(fixture_comparison):
         assert r.info.device.type == r.config.device_type and r.info.options.seed == r.seed
     # ordered as shown: the baseline's runs first, then each configuration's seeds
     cpu, cuda1, cuda2 = fixture_comparison.runs
-    assert [(r.config.device_type, r.seed) for r in (cpu, cuda1, cuda2)] == [("cpu", 1), ("cuda", 1), ("cuda", 2)]
+    assert [(r.config.device_type, r.seed) for r in (cpu, cuda1, cuda2)] == [
+        ("cpu", 1),
+        ("cuda", 1),
+        ("cuda", 2),
+    ]
     # step times without the two warm-up steps and the final evaluation-only row (make_fixtures.py)
-    assert cpu.step_times_s.tolist() == pytest.approx([0.1] * 6) and cuda2.step_times_s.tolist() == pytest.approx([0.025] * 6)
+    assert cpu.step_times_s.tolist() == pytest.approx(
+        [0.1] * 6
+    ) and cuda2.step_times_s.tolist() == pytest.approx([0.025] * 6)
 
 
 def test_only_bad_files_is_an_error_even_with_skip_bad(tmp_path):
@@ -79,18 +88,32 @@ def test_evaluations_carry_tokens_flops_and_energy_to_get_there():
     # fixtures: 768 tokens per step; cuda s1 reads energy 10 J per step at wall = train + 0.5
     r = results.read_run(FIX / "compare" / "tiny-cuda-bf16-s1.parquet")
     evs = runs.evaluations(r.rows, tokens_per_iter=768, flops_per_iter=1e9)
-    assert [(e.iter, e.tokens, e.flops) for e in evs] == [(0, 0, 0), (4, 4 * 768, 4e9), (8, 8 * 768, 8e9)]
+    assert [(e.iter, e.tokens, e.flops) for e in evs] == [
+        (0, 0, 0),
+        (4, 4 * 768, 4e9),
+        (8, 8 * 768, 8e9),
+    ]
     # iter 4 was reached at wall 0.65 s, when row 3 read 40 J; iter 0 at wall 0.5 s, interpolated from
     # (0 s, 0 J) to the first reading (0.55 s, 10 J): 9.09 J; the final evaluation at 0.75 s: 80 J
     assert [e.energy_j for e in evs] == pytest.approx([0.5 / 0.55 * 10, 40.0, 80.0])
     assert runs.time_to_target(evs, 2.0).energy_j == pytest.approx(40.0)
     cpu = runs.evaluations(results.read_run(FIX / "compare" / "tiny-cpu-fp32-s1.parquet").rows)
-    assert {(e.tokens, e.flops, e.energy_j) for e in cpu} == {(None, None, None)}  # nothing known, nothing made up
+    assert {(e.tokens, e.flops, e.energy_j) for e in cpu} == {
+        (None, None, None)
+    }  # nothing known, nothing made up
 
 
 def test_val_loss_at_equal_tokens_and_flops():
-    evs = (runs.Evaluation(0, 3.0, None, 0.0, 0.0, 0.0, 0.0), runs.Evaluation(10, 2.0, None, 1.0, 1.0, 1000.0, 5e12))
+    evs = (
+        runs.Evaluation(0, 3.0, None, 0.0, 0.0, 0.0, 0.0),
+        runs.Evaluation(10, 2.0, None, 1.0, 1.0, 1000.0, 5e12),
+    )
     assert runs.val_loss_at(evs, 250.0, lambda e: e.tokens) == pytest.approx(2.75)
     assert runs.val_loss_at(evs, 4e12, lambda e: e.flops) == pytest.approx(2.2)
     assert runs.val_loss_at(evs, 2000.0, lambda e: e.tokens) is None  # no extrapolation
-    assert runs.val_loss_at(evs[:1] + (runs.Evaluation(10, 2.0, None, 1.0, 1.0),), 5.0, lambda e: e.tokens) is None
+    assert (
+        runs.val_loss_at(
+            evs[:1] + (runs.Evaluation(10, 2.0, None, 1.0, 1.0),), 5.0, lambda e: e.tokens
+        )
+        is None
+    )

@@ -20,7 +20,9 @@ def record(tmp_path) -> dict:
     """A tune record of this CPU for `smoke` in a fresh cache; the child's environment for it."""
     cache = tmp_path / "cache"
     best = tune.Measured(TUNED, 0.04, 1e-6, 3, 1e-7)
-    result = tune.TuneResult("smoke", Device.cpu().name, torch.__version__, 60, 0.02, 0.03, [], [best], best, {})
+    result = tune.TuneResult(
+        "smoke", Device.cpu().name, torch.__version__, 60, 0.02, 0.03, [], [best], best, {}
+    )
     tune.save(result, load("smoke"), cache / "nanobench" / "tune.json")
     return {"XDG_CACHE_HOME": str(cache)}
 
@@ -32,13 +34,31 @@ def tuned_options(proc) -> dict:
     return {k: options[k] for k in ("threads", "optimizer", "sdpa", "dtype", "compile", "best")}
 
 
-TUNED_OPTIONS = {"threads": 1, "optimizer": "foreach", "sdpa": "math", "dtype": "fp32", "compile": False, "best": True}
+TUNED_OPTIONS = {
+    "threads": 1,
+    "optimizer": "foreach",
+    "sdpa": "math",
+    "dtype": "fp32",
+    "compile": False,
+    "best": True,
+}
 
 
 @pytest.mark.slow  # fast in the default suite: test_device_all_best_runs_each_device_with_its_record, run/test_tune's record tests
 def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
     env = record(tmp_path)
-    proc = nb("run", "smoke", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet", "--json", env=env)
+    proc = nb(
+        "run",
+        "smoke",
+        "--best",
+        "--max-iters",
+        "2",
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+        "--json",
+        env=env,
+    )
     assert tuned_options(proc) == TUNED_OPTIONS
 
     listed = json.loads(nb("env", "--json", env=env).stdout)["tune_records"]
@@ -48,8 +68,20 @@ def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
 def test_device_all_best_runs_each_device_with_its_record(nb, tmp_path):
     """GPUs hidden from the child, `all` is the CPU alone: the matrix is its one tuned cell."""
     env = dict(record(tmp_path), CUDA_VISIBLE_DEVICES="")
-    proc = nb("run", "smoke", "--device", "all", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet",
-              "--json", env=env)
+    proc = nb(
+        "run",
+        "smoke",
+        "--device",
+        "all",
+        "--best",
+        "--max-iters",
+        "2",
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+        "--json",
+        env=env,
+    )
     assert tuned_options(proc) == TUNED_OPTIONS
 
 
@@ -58,11 +90,23 @@ def test_data_parallel_best_hands_the_record_to_its_workers():
     the worker parses them, give the record's settings and `best`."""
     parser = cli.build_parser()
     launcher = parser.parse_args(["run", "smoke", "--nproc", "2", "--best"])
-    platform = {"device": "cpu", "dtype": "fp32", "compile": False, "threads": 1, "checkpoint_every": None,
-                "optimizer": "foreach", "sdpa": "math", "best": True}  # as _speed_settings resolved it
+    platform = {
+        "device": "cpu",
+        "dtype": "fp32",
+        "compile": False,
+        "threads": 1,
+        "checkpoint_every": None,
+        "optimizer": "foreach",
+        "sdpa": "math",
+        "best": True,
+    }  # as _speed_settings resolved it
     worker = parser.parse_args(["run", *cli._worker_args(launcher, platform)])
     assert (worker.threads, worker.dtype, worker.compile, worker.best) == (1, "fp32", False, False)
-    assert cli._speed_settings(worker, load("smoke"), "cpu") == {"optimizer": "foreach", "sdpa": "math", "best": True}
+    assert cli._speed_settings(worker, load("smoke"), "cpu") == {
+        "optimizer": "foreach",
+        "sdpa": "math",
+        "best": True,
+    }
     untuned = parser.parse_args(["run", *cli._worker_args(launcher, dict(platform, best=False))])
     assert "best" not in cli._speed_settings(untuned, load("smoke"), "cpu")
 
@@ -72,8 +116,20 @@ def test_data_parallel_best_workers_record_the_tuned_settings(nb, tmp_path):
     """`--nproc 2 --best`: the launcher reads the record, its two gloo workers get the settings
     as flags; rank 0's run says best like a single-process `--best` run."""
     env = record(tmp_path)
-    proc = nb("run", "smoke", "--nproc", "2", "--best", "--max-iters", "2", "--out", tmp_path / "out", "--quiet",
-              env=env, timeout=180)
+    proc = nb(
+        "run",
+        "smoke",
+        "--nproc",
+        "2",
+        "--best",
+        "--max-iters",
+        "2",
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+        env=env,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     [path] = (tmp_path / "out").glob("*.parquet")
     options = results.read_run(path).info.raw["options"]
@@ -83,8 +139,10 @@ def test_data_parallel_best_workers_record_the_tuned_settings(nb, tmp_path):
 def test_best_with_a_setting_given_is_one_line_exit_2(nb, tmp_path):
     proc = nb("run", "smoke", "--best", "--threads", "2", "--out", tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("nanobench: error: --best: it chooses --dtype, --compile, --threads, --compile-mode, "
-                                   "--optimizer, --sdpa from the tune record; drop --threads")
+    assert proc.stderr.strip() == (
+        "nanobench: error: --best: it chooses --dtype, --compile, --threads, --compile-mode, "
+        "--optimizer, --sdpa from the tune record; drop --threads"
+    )
 
 
 def test_a_setting_the_device_lacks_is_one_line_exit_2(nb, tmp_path):

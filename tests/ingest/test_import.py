@@ -26,8 +26,13 @@ NB = [sys.executable, "-m", "nanobench"]
 
 
 def nb(*args):
-    return subprocess.run([*NB, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+    return subprocess.run(
+        [*NB, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
 
 
 def imported(path, tmp_path, **kw):
@@ -46,23 +51,46 @@ def test_nanogpt_overrides_beat_the_config_file_and_say_where_each_value_came_fr
     m = run.meta
     s = m["scenario"]
     # config file says batch_size = 8, then `Overriding: batch_size = 4`: the later line wins
-    assert s["train"]["batch_size"] == 4 and where(m, "train.batch_size") == "line 27: Overriding: batch_size = 4"
-    assert s["model"] == {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 32, "dropout": 0.0, "bias": False}
+    assert (
+        s["train"]["batch_size"] == 4
+        and where(m, "train.batch_size") == "line 27: Overriding: batch_size = 4"
+    )
+    assert s["model"] == {
+        "n_layer": 2,
+        "n_head": 2,
+        "n_embd": 64,
+        "block_size": 32,
+        "dropout": 0.0,
+        "bias": False,
+    }
     assert where(m, "model.n_layer").startswith("line 14 (config file config/tiny_char.py)")
     assert "default" in where(m, "train.weight_decay") and s["train"]["weight_decay"] == 0.1
-    assert m["options"] == {"device": "cpu", "dtype": "fp32", "compile": False, "seed": 1337, "max_iters": 10, "threads": None}
+    assert m["options"] == {
+        "device": "cpu",
+        "dtype": "fp32",
+        "compile": False,
+        "seed": 1337,
+        "max_iters": 10,
+        "threads": None,
+    }
     assert m["status"] == "imported" and m["status_reason"] is None
     # N = 2 * (12 * 64^2 + 2 * 64) + 64 + 65 * 64 = 102,784 (the log prints 0.10M)
     assert m["model"]["n_params"] == 102_784
     # no shipped scenario has this recipe: its own group, and the closest one's differences
-    assert m["imported"]["scenario_match"]["scenario"] is None and s["name"].startswith("imported-nanogpt-")
+    assert m["imported"]["scenario_match"]["scenario"] is None and s["name"].startswith(
+        "imported-nanogpt-"
+    )
     assert m["imported"]["sha256"] == record.file_sha256(FIX / "nanogpt_overrides.log")
     rows = run.rows
     # steps 0..9 and the final evaluation at 10 (nanoGPT's step after it is left out)
     assert list(rows["iter"]) == list(range(11)) and math.isnan(rows["loss"].iloc[10])
     assert rows["loss"].iloc[3] == 3.8842 and rows["step_time_s"].iloc[3] == pytest.approx(0.0205)
     evals = rows.dropna(subset=["eval_val_loss"])
-    assert list(evals["iter"]) == [0, 5, 10] and list(evals["eval_val_loss"]) == [4.1810, 3.6254, 3.1566]
+    assert list(evals["iter"]) == [0, 5, 10] and list(evals["eval_val_loss"]) == [
+        4.1810,
+        3.6254,
+        3.1566,
+    ]
     # iterations 0 and 5 evaluated first: their printed times hold the evaluation
     assert list(rows["iter"][rows["step_includes_eval"] == True]) == [0, 5]  # noqa: E712
     assert list(rows["warmup"]) == [True] * 5 + [False] * 6
@@ -72,7 +100,9 @@ def test_nanogpt_overrides_beat_the_config_file_and_say_where_each_value_came_fr
     # timing statistics: warm-up and iteration 5 left out -> 6..9: 20, 22, 21, 20 ms
     stats = compare.run_stats(run)
     assert stats.iterations == 10 and stats.median_step_s == pytest.approx(0.0205)
-    assert stats.config.imported == "nanogpt" and stats.config.label() == "cpu fp32 from nanogpt log"
+    assert (
+        stats.config.imported == "nanogpt" and stats.config.label() == "cpu fp32 from nanogpt log"
+    )
     # train time counts iteration 0 and 5 at that median, the rest as printed (sum of 1..4, 6..9 = 0.1645)
     assert rows["train_time_s"].iloc[9] == pytest.approx(0.1645 + 2 * 0.0205)
     assert rows["wall_time_s"].iloc[9] == pytest.approx(0.95 + 0.0815 + 0.16 + 0.083)
@@ -101,9 +131,13 @@ def test_nanogpt_compile_true_by_default_and_mfu_against_the_named_gpu(tmp_path)
 def test_mfu_on_another_gpu_and_null_without_a_device_name(tmp_path):
     log = FIX / "nanogpt_compile.log"
     ti = imported(log, tmp_path / "a", device_name="NVIDIA GeForce RTX 4070 Ti")
-    assert ti.rows["mfu"].iloc[6] == pytest.approx(1_162_585_571_328 / 0.02 / 80.2e12)  # 0.7248, not 0.1863
+    assert ti.rows["mfu"].iloc[6] == pytest.approx(
+        1_162_585_571_328 / 0.02 / 80.2e12
+    )  # 0.7248, not 0.1863
     bare = imported(log, tmp_path / "b")
-    assert bare.rows["mfu"].isna().all() and bare.rows["mfu_reported"].iloc[6] == pytest.approx(0.1863)
+    assert bare.rows["mfu"].isna().all() and bare.rows["mfu_reported"].iloc[6] == pytest.approx(
+        0.1863
+    )
     assert "no --device-name" in bare.meta["peak_flops"]["used_for_mfu"]["source"]
     assert bare.meta["device"]["name"] == "unknown (not in the log)"
 
@@ -113,7 +147,9 @@ def test_cpu_mfu_uses_this_machines_spec_only_for_this_machines_cpu(monkeypatch,
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no calibration cached (see the next test)
     monkeypatch.setattr(host, "cpu_model", lambda: "Test CPU 9000")
-    monkeypatch.setattr(peaks, "cpu_spec_peak", lambda dtype, threads=None: peaks.Peak(100e9, f"spec for {dtype}"))
+    monkeypatch.setattr(
+        peaks, "cpu_spec_peak", lambda dtype, threads=None: peaks.Peak(100e9, f"spec for {dtype}")
+    )
     assert record.peak_for("cpu", "Test CPU 9000", "fp32") == peaks.Peak(100e9, "spec for fp32")
     other = record.peak_for("cpu", "Some Laptop CPU", "fp32")
     assert other.flops is None and "not this machine's" in other.source
@@ -127,16 +163,28 @@ def test_cpu_mfu_is_null_when_this_machines_calibration_beats_the_spec(monkeypat
     from nanobench.measure.precision import Precision
 
     monkeypatch.setattr(host, "cpu_model", lambda: "Test CPU 9000")
-    monkeypatch.setattr(peaks, "cpu_spec_peak", lambda dtype, threads=None: peaks.Peak(100e9, f"spec for {dtype}"))
+    monkeypatch.setattr(
+        peaks, "cpu_spec_peak", lambda dtype, threads=None: peaks.Peak(100e9, f"spec for {dtype}")
+    )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = peaks.cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = peaks._cache_key(Device.cpu(), Precision("fp32"))
-    path.write_text(json.dumps({key: {"flops": 150e9, "n": 1024, "reps": 3, "measured_at": "2026-11-29T08:42:00Z"}}))
+    path.write_text(
+        json.dumps(
+            {key: {"flops": 150e9, "n": 1024, "reps": 3, "measured_at": "2026-11-29T08:42:00Z"}}
+        )
+    )
     peak = record.peak_for("cpu", "Test CPU 9000", "fp32")
     assert peak.flops is None and "below the measured 150 GFLOP/s" in peak.source
-    path.write_text(json.dumps({key: {"flops": 80e9, "n": 1024, "reps": 3, "measured_at": "2026-11-29T08:42:00Z"}}))
-    assert record.peak_for("cpu", "Test CPU 9000", "fp32").flops == 100e9  # the spec stands above a lower measurement
+    path.write_text(
+        json.dumps(
+            {key: {"flops": 80e9, "n": 1024, "reps": 3, "measured_at": "2026-11-29T08:42:00Z"}}
+        )
+    )
+    assert (
+        record.peak_for("cpu", "Test CPU 9000", "fp32").flops == 100e9
+    )  # the spec stands above a lower measurement
 
 
 def _cut(src: Path, dst: Path, n_lines: int, partial: str = "") -> Path:
@@ -150,7 +198,9 @@ def test_truncated_log_imports_what_it_holds(tmp_path):
     log = _cut(FIX / "nanogpt_overrides.log", tmp_path / "cut.log", 48, "iter 8: loss 3.26")
     run = imported(log, tmp_path / "out")
     assert run.meta["status"] == "imported"
-    assert run.meta["status_reason"] == "truncated at iteration 7 (the log ends before max_iters 10)"
+    assert (
+        run.meta["status_reason"] == "truncated at iteration 7 (the log ends before max_iters 10)"
+    )
     assert run.info.shown_status == "imported (truncated at iteration 7)"
     assert run.meta["imported"]["last_line_cut"] and list(run.rows["iter"]) == list(range(8))
     stats = compare.run_stats(run)
@@ -160,19 +210,26 @@ def test_truncated_log_imports_what_it_holds(tmp_path):
 
 
 def test_a_line_nanogpt_never_prints_is_refused_by_the_cli_in_one_line(tmp_path):
-    text = (FIX / "nanogpt_overrides.log").read_text().replace("iter 6: loss", "Traceback (most recent call last):\niter 6: loss")
+    text = (
+        (FIX / "nanogpt_overrides.log")
+        .read_text()
+        .replace("iter 6: loss", "Traceback (most recent call last):\niter 6: loss")
+    )
     log = tmp_path / "bad.log"
     log.write_text(text)
     r = nb("import", str(log), "--out", str(tmp_path / "out"))
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
-        f"nanobench: error: {log}:47: cannot place this line in a nanoGPT train.py log: 'Traceback (most recent call last):'"]
+        f"nanobench: error: {log}:47: cannot place this line in a nanoGPT train.py log: 'Traceback (most recent call last):'"
+    ]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.parquet"))
 
 
 def test_a_config_line_that_is_not_python_is_refused(tmp_path):
     log = tmp_path / "bad.log"
-    log.write_text((FIX / "nanogpt_overrides.log").read_text().replace("n_head = 2", "n_head is two"))
+    log.write_text(
+        (FIX / "nanogpt_overrides.log").read_text().replace("n_head = 2", "n_head is two")
+    )
     with pytest.raises(InputError, match=r"bad.log:15: cannot place this line .*'n_head is two'"):
         importer.parse_log(log)
 
@@ -202,14 +259,27 @@ def test_warmup_is_nanobench_runs_own():
 
 
 def test_llmc_main_log_with_the_model_given_as_options(tmp_path):
-    sets = ["model.n_layer=2", "model.n_head=2", "model.n_embd=64", "model.block_size=32", "train.batch_size=4",
-            "train.max_iters=10", "vocab_size=65"]
+    sets = [
+        "model.n_layer=2",
+        "model.n_head=2",
+        "model.n_embd=64",
+        "model.block_size=32",
+        "train.batch_size=4",
+        "train.max_iters=10",
+        "vocab_size=65",
+    ]
     run = imported(FIX / "llmc_main.log", tmp_path, sets=sets)
     m, rows = run.meta, run.rows
     assert m["imported"]["format"] == "llm.c" and m["options"]["dtype"] == "bf16"
-    assert where(m, "model.n_layer") == "--set model.n_layer=2" and m["model"]["n_params"] == 102_784
+    assert (
+        where(m, "model.n_layer") == "--set model.n_layer=2" and m["model"]["n_params"] == 102_784
+    )
     assert list(rows["iter"]) == list(range(11))
-    assert rows["loss"].iloc[0] == 10.9862 and rows["lr"].iloc[5] == 0.0003 and rows["grad_norm"].iloc[9] == 2.87
+    assert (
+        rows["loss"].iloc[0] == 10.9862
+        and rows["lr"].iloc[5] == 0.0003
+        and rows["grad_norm"].iloc[9] == 2.87
+    )
     assert list(rows.dropna(subset=["eval_val_loss"])["eval_val_loss"]) == [10.9814, 8.8321, 7.9420]
     assert rows["step_time_s"].isna().all() and rows["tokens"].iloc[9] == 10 * 4 * 32
     stats = compare.run_stats(run)  # no times: steps are counted by their loss
@@ -219,18 +289,30 @@ def test_llmc_main_log_with_the_model_given_as_options(tmp_path):
 def test_csv_columns_mapped_by_name(tmp_path):
     run = imported(FIX / "metrics.csv", tmp_path, sets=["device=cpu"])
     m, rows = run.meta, run.rows
-    assert m["imported"]["inferred"][0]["value"] == {"iter": "Step", "loss": "loss", "val": "val_loss", "step_time_ms": "time_ms"}
+    assert m["imported"]["inferred"][0]["value"] == {
+        "iter": "Step",
+        "loss": "loss",
+        "val": "val_loss",
+        "step_time_ms": "time_ms",
+    }
     assert "columns not recorded: throughput" in m["imported"]["notes"]
     assert rows["step_time_s"].iloc[1] == 0.030 and rows["eval_val_loss"].iloc[5] == 3.58
     assert rows["step_includes_eval"].isna().all()  # a CSV does not say how its times were taken
     assert compare.run_stats(run).median_step_s == pytest.approx(0.030)  # iterations 5..9
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("main.log", "s:0 trl:10.9 lr:0.0\ns:1 trl:10.4 speed:fast\n", r"main.log:2: .*llm.c main.log \(unknown field 'speed'\)"),
-    ("m.csv", "epoch,loss\n0,4.2\n", r"m.csv:1: no iteration column"),
-    ("m.csv", "iter,loss\n0,4.2\n1,oops\n", r"m.csv:3: column 'loss' holds 'oops'"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        (
+            "main.log",
+            "s:0 trl:10.9 lr:0.0\ns:1 trl:10.4 speed:fast\n",
+            r"main.log:2: .*llm.c main.log \(unknown field 'speed'\)",
+        ),
+        ("m.csv", "epoch,loss\n0,4.2\n", r"m.csv:1: no iteration column"),
+        ("m.csv", "iter,loss\n0,4.2\n1,oops\n", r"m.csv:3: column 'loss' holds 'oops'"),
+    ],
+)
 def test_llmc_and_csv_lines_that_cannot_be_placed_are_refused(tmp_path, name, text, message):
     log = tmp_path / name
     log.write_text(text)
@@ -244,28 +326,46 @@ def test_llmc_and_csv_lines_that_cannot_be_placed_are_refused(tmp_path, name, te
 def test_imported_cpu_recipe_is_grouped_with_the_scenario_and_compared(tmp_path):
     # the CPU recipe exactly (as nanoGPT's README runs it), cut after a few iterations
     text = (FIX / "nanogpt_overrides.log").read_text()
-    for old, new in (("eval_interval = 5", "eval_interval = 250"), ("eval_iters = 10", "eval_iters = 20"),
-                     ("batch_size = 8", "batch_size = 12"), ("block_size = 32", "block_size = 64"),
-                     ("n_layer = 2", "n_layer = 4"), ("n_head = 2", "n_head = 4"), ("n_embd = 64", "n_embd = 128"),
-                     ("max_iters = 10", "max_iters = 2000"), ("lr_decay_iters = 10", "lr_decay_iters = 2000"),
-                     ("warmup_iters = 2", "warmup_iters = 100"), ("Overriding: batch_size = 4", "Overriding: batch_size = 12"),
-                     ):
+    for old, new in (
+        ("eval_interval = 5", "eval_interval = 250"),
+        ("eval_iters = 10", "eval_iters = 20"),
+        ("batch_size = 8", "batch_size = 12"),
+        ("block_size = 32", "block_size = 64"),
+        ("n_layer = 2", "n_layer = 4"),
+        ("n_head = 2", "n_head = 4"),
+        ("n_embd = 64", "n_embd = 128"),
+        ("max_iters = 10", "max_iters = 2000"),
+        ("lr_decay_iters = 10", "lr_decay_iters = 2000"),
+        ("warmup_iters = 2", "warmup_iters = 100"),
+        ("Overriding: batch_size = 4", "Overriding: batch_size = 12"),
+    ):
         text = text.replace(old, new)
     log = tmp_path / "cpu_recipe.log"
     log.write_text(text)
     path = importer.import_log(log, tmp_path / "out")
     meta = results.read_meta(path)
-    assert meta["scenario"]["name"] == "shakespeare_char_cpu" and meta["imported"]["scenario_match"]["differs"] == []
-    assert meta["dataset"]["sha256"] == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    assert (
+        meta["scenario"]["name"] == "shakespeare_char_cpu"
+        and meta["imported"]["scenario_match"]["differs"] == []
+    )
+    assert (
+        meta["dataset"]["sha256"]
+        == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    )
     c = compare.compare_files([str(path), *map(str, sorted(EXAMPLES.glob("*fp32*.parquet")))])
     [g] = c.groups
-    assert [cs.label for cs in g.configs] == ["cpu fp32", "cpu fp32 from nanogpt log"]  # nanobench is the baseline
+    assert [cs.label for cs in g.configs] == [
+        "cpu fp32",
+        "cpu fp32 from nanogpt log",
+    ]  # nanobench is the baseline
     [p] = g.pairs
     assert p.equal_iter.at == 0 and p.equal_iter.other_val == 4.1810
     assert "imported nanogpt log" in " ".join(p.explanation["sentences"])
     assert any("truncated at iteration" in w for w in c.warnings)
     # the log does not say its threads: "not recorded", not a thread count called None
-    assert any(x.startswith("threads differs: 2 (") and "not recorded (1 run)" in x for x in g.confounds), g.confounds
+    assert any(
+        x.startswith("threads differs: 2 (") and "not recorded (1 run)" in x for x in g.confounds
+    ), g.confounds
     # the CLI prints the same comparison, and the reference check of each run
     r = nb("compare", str(path), str(EXAMPLES))
     assert r.returncode == 0, r.stderr
@@ -283,13 +383,31 @@ def test_real_nanogpt_cpu_recipe_log(tmp_path):
     (stdout; nanoGPT at 3adf61e, torch 2.13 CPU)."""
     run = imported(FIX / "nanogpt_cpu_recipe.log", tmp_path)
     m, rows = run.meta, run.rows
-    assert m["scenario"]["name"] == "shakespeare_char_cpu" and m["status"] == "imported" and m["status_reason"] is None
-    assert m["model"]["n_params"] == 795_904 and m["flops"]["per_iter"] == 3_969_515_520  # as nanobench's own runs
+    assert (
+        m["scenario"]["name"] == "shakespeare_char_cpu"
+        and m["status"] == "imported"
+        and m["status_reason"] is None
+    )
+    assert (
+        m["model"]["n_params"] == 795_904 and m["flops"]["per_iter"] == 3_969_515_520
+    )  # as nanobench's own runs
     evals = rows.dropna(subset=["eval_val_loss"])
     assert list(evals["iter"]) == list(range(0, 2001, 250))
-    assert list(evals["eval_val_loss"]) == [4.1649, 2.4447, 2.3141, 2.1905, 2.0528, 2.0089, 1.9225, 1.8921, 1.8857]
+    assert list(evals["eval_val_loss"]) == [
+        4.1649,
+        2.4447,
+        2.3141,
+        2.1905,
+        2.0528,
+        2.0089,
+        1.9225,
+        1.8921,
+        1.8857,
+    ]
     stats = compare.run_stats(run)
-    assert stats.iterations == 2000 and len(stats.step_times_s) == 2000 - 5 - 7  # warm-up (0-4) and evaluating steps 250..1750 out
+    assert (
+        stats.iterations == 2000 and len(stats.step_times_s) == 2000 - 5 - 7
+    )  # warm-up (0-4) and evaluating steps 250..1750 out
     c = compare.compare_runs([stats])
     [check] = c.references
     assert check.first_outside is None  # nanoGPT's own run is normal against nanobench's references
@@ -299,13 +417,21 @@ def test_same_machine_example_calls_the_gap_the_two_programs():
     """results/examples/nanogpt-cpu-recipe: nanoGPT's log imported with this CPU's name, and
     nanobench's three seeds on that CPU in fp32. The gap at equal iterations is the programs',
     never "hardware and precision"; the numbers are the example's, by hand from compare.txt."""
-    c = compare.compare_files([str(Path(__file__).parents[2] / "results" / "examples" / "nanogpt-cpu-recipe")])
+    c = compare.compare_files(
+        [str(Path(__file__).parents[2] / "results" / "examples" / "nanogpt-cpu-recipe")]
+    )
     [g] = c.groups
     assert [cs.label for cs in g.configs] == ["cpu fp32 best", "cpu fp32 from nanogpt log"]
     [p] = g.pairs
-    assert p.explanation["iter"] == 2000 and p.explanation["at_equal_iters"] == pytest.approx(1.8857 - 1.8922, abs=1e-4)
+    assert p.explanation["iter"] == 2000 and p.explanation["at_equal_iters"] == pytest.approx(
+        1.8857 - 1.8922, abs=1e-4
+    )
     assert "that much is the two programs (nanogpt and nanobench" in p.explanation["sentences"][1]
     # one nanoGPT run: undecided, and the way to more seeds is more logs, not --seeds
     text = verdicts.equivalence_sentence(p.equivalence, p.base.label, p.other.label, "nanogpt")
-    assert text.startswith("Equivalence of cpu fp32 from nanogpt log and cpu fp32 best: undecided, 1 and 3 seed(s)")
-    assert text.endswith("logs of runs with other seeds for the imported nanogpt side (nanoGPT's train.py fixes its seed at 1337).")
+    assert text.startswith(
+        "Equivalence of cpu fp32 from nanogpt log and cpu fp32 best: undecided, 1 and 3 seed(s)"
+    )
+    assert text.endswith(
+        "logs of runs with other seeds for the imported nanogpt side (nanoGPT's train.py fixes its seed at 1337)."
+    )

@@ -9,9 +9,16 @@ from nanobench.measure import host
 from nanobench.measure.device import Device, DeviceSpec, parse_device
 
 
-@pytest.mark.parametrize("text, kind, index", [
-    ("cpu", "cpu", None), ("cuda", "cuda", None), ("cuda:1", "cuda", 1), ("mps", "mps", None), ("auto", "auto", None),
-])
+@pytest.mark.parametrize(
+    "text, kind, index",
+    [
+        ("cpu", "cpu", None),
+        ("cuda", "cuda", None),
+        ("cuda:1", "cuda", 1),
+        ("mps", "mps", None),
+        ("auto", "auto", None),
+    ],
+)
 def test_device_strings_parse_to_kind_and_index(text, kind, index):
     assert parse_device(text) == DeviceSpec(text, kind, index)
 
@@ -31,24 +38,36 @@ def test_cpu_resolves_to_the_host_cpu():
 
 
 def test_absent_cuda_is_refused_listing_what_is_here(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, on any host
+    monkeypatch.setattr(
+        torch.cuda, "is_available", lambda: False
+    )  # a machine without CUDA, on any host
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with pytest.raises(InputError, match=r"--device cuda:1: CUDA is not available on this machine \(devices here: cpu"):
+    with pytest.raises(
+        InputError,
+        match=r"--device cuda:1: CUDA is not available on this machine \(devices here: cpu",
+    ):
         parse_device("cuda:1").resolve()
 
 
 def test_a_gpu_counts_one_device_per_rank_and_reads_in_windows():
-    gpu = Device("cuda", 2, "NVIDIA stand-in (no GPU here)", (9, 0), True)  # stands for a GPU: nothing probed
+    gpu = Device(
+        "cuda", 2, "NVIDIA stand-in (no GPU here)", (9, 0), True
+    )  # stands for a GPU: nothing probed
     assert str(gpu) == "cuda:2" and gpu.ddp_device_ids == [2] and gpu.ddp_backend == "nccl"
     assert gpu.devices_in_job(4) == 4 and gpu.host_read_interval == 10 and gpu.supports_tf32
     assert not Device("cuda", 0, "Tesla V100 stand-in", (7, 0)).supports_tf32
 
 
-@pytest.mark.parametrize("flags, native", [
-    (["avx2", "fma"], False),  # this project's AVX2 host: bf16 is emulated through fp32
-    (["avx512f", "avx512_bf16"], True), (["amx_bf16", "amx_tile"], True),
-    (["asimd", "bf16", "i8mm"], True), (["asimd", "fphp"], False),  # aarch64 Features
-])
+@pytest.mark.parametrize(
+    "flags, native",
+    [
+        (["avx2", "fma"], False),  # this project's AVX2 host: bf16 is emulated through fp32
+        (["avx512f", "avx512_bf16"], True),
+        (["amx_bf16", "amx_tile"], True),
+        (["asimd", "bf16", "i8mm"], True),
+        (["asimd", "fphp"], False),  # aarch64 Features
+    ],
+)
 def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
     monkeypatch.setattr(host, "cpu_flags", lambda: flags)  # stands for /proc/cpuinfo of such a CPU
     assert host.cpu_native_bf16() is native
@@ -73,7 +92,9 @@ class FakeCudaEvents:
 def test_cuda_event_timer_records_on_the_runs_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "Event", FakeCudaEvents.Event)
     monkeypatch.setattr(torch.cuda, "current_stream", FakeCudaEvents.current_stream)
-    timer = Device("cuda", 1, "NVIDIA stand-in (no GPU here)", (9, 0), True).step_timer()  # --device cuda:1
+    timer = Device(
+        "cuda", 1, "NVIDIA stand-in (no GPU here)", (9, 0), True
+    ).step_timer()  # --device cuda:1
     timer.start()
     start, end = timer.stop()
     assert start.stream == end.stream == ("current stream of", torch.device("cuda", 1))
@@ -87,14 +108,32 @@ def test_a_cuda_device_is_read_from_its_own_ordinal(monkeypatch):
     asked = []
     caps = {0: (9, 0), 1: (7, 5)}  # stands for torch.cuda on a machine with an H100 and a T4
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d: asked.append(d) or caps[d.index])
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: {0: "NVIDIA H100 80GB HBM3", 1: "Tesla T4"}[d.index])
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: type("Props", (), {"uuid": f"GPU-{d.index}"})())
+    monkeypatch.setattr(
+        torch.cuda, "get_device_capability", lambda d: asked.append(d) or caps[d.index]
+    )
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_name",
+        lambda d: {0: "NVIDIA H100 80GB HBM3", 1: "Tesla T4"}[d.index],
+    )
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_properties",
+        lambda d: type("Props", (), {"uuid": f"GPU-{d.index}"})(),
+    )
     t4, h100 = Device.cuda(1), Device.cuda(0)
     assert asked[0] == torch.device("cuda", 1)
-    assert (t4.name, t4.compute_capability, t4.native_bf16, t4.uuid) == ("Tesla T4", (7, 5), False, "GPU-1")
+    assert (t4.name, t4.compute_capability, t4.native_bf16, t4.uuid) == (
+        "Tesla T4",
+        (7, 5),
+        False,
+        "GPU-1",
+    )
     assert h100.native_bf16 and h100.uuid == "GPU-0"
-    with pytest.raises(InputError, match=r"--dtype bf16: Tesla T4 \(cuda:1, compute capability 7.5\) has no native bfloat16"):
+    with pytest.raises(
+        InputError,
+        match=r"--dtype bf16: Tesla T4 \(cuda:1, compute capability 7.5\) has no native bfloat16",
+    ):
         Precision.for_device("bf16", t4)
     assert Precision.for_device("bf16", h100) == Precision("bf16")
 

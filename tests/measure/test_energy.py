@@ -32,14 +32,18 @@ def make_powercap(root, packages):
 
 
 def test_rapl_meter_sums_packages_across_a_wrap(tmp_path):
-    make_powercap(tmp_path, {"intel-rapl:0": (9_000_000, 10_000_000), "intel-rapl:1": (100, 10_000_000)})
+    make_powercap(
+        tmp_path, {"intel-rapl:0": (9_000_000, 10_000_000), "intel-rapl:1": (100, 10_000_000)}
+    )
     meter = metrics.rapl_meter(tmp_path)
     assert meter.source == "rapl" and meter.describe()["zones"] == ["intel-rapl:0", "intel-rapl:1"]
     assert meter.read_j() == 0.0
     (tmp_path / "intel-rapl:0" / "energy_uj").write_text("9500000\n")  # +0.5 J
     (tmp_path / "intel-rapl:1" / "energy_uj").write_text("2000100\n")  # +2 J
     assert meter.read_j() == pytest.approx(2.5)
-    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("500000\n")  # wrapped: +0.5 J to the top, +0.5 J after
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text(
+        "500000\n"
+    )  # wrapped: +0.5 J to the top, +0.5 J after
     assert meter.read_j() == pytest.approx(3.5)
 
 
@@ -75,7 +79,10 @@ def test_nvml_absent_means_null_energy_and_device_memory_with_reason(no_nvml_dri
     meter = cuda.energy_meter()
     assert meter.read_j() is None and "NVML library not found" in meter.describe()["reason"]
     assert cuda.device_memory_reader()() is None
-    assert nvml.gpu_state(cuda) == {"nvml": None, "reason": "NVML library not found (no NVIDIA driver on this machine)"}
+    assert nvml.gpu_state(cuda) == {
+        "nvml": None,
+        "reason": "NVML library not found (no NVIDIA driver on this machine)",
+    }
 
 
 def test_one_nvml_handle_per_device(monkeypatch):
@@ -91,7 +98,9 @@ def test_one_nvml_handle_per_device(monkeypatch):
         def nvmlDeviceGetMemoryInfo(self, handle):
             return type("Memory", (), {"used": 123, "total": 456})()
 
-    monkeypatch.setattr(nvml, "handle", lambda index: opened.append(index) or (Driver(), f"gpu{index}"))
+    monkeypatch.setattr(
+        nvml, "handle", lambda index: opened.append(index) or (Driver(), f"gpu{index}")
+    )
     cuda = stand_in_gpu(3)
     assert cuda.energy_meter().read_j() == 0.0
     assert cuda.device_memory_reader()() == 123

@@ -24,7 +24,9 @@ def test_formula_matches_flop_counter_within_2_percent(name):
     vocab = 65  # tinyshakespeare's; the vocabulary enters both counts the same way (through N)
     cfg = dataclasses.replace(GPTConfig.from_scenario(s, vocab), dropout=0.0)
     model = GPT(cfg, torch.Generator().manual_seed(0))
-    batch = 1 if m.block_size * m.n_embd > 64 * 128 else 2  # the GPU recipe: one sequence keeps it fast
+    batch = (
+        1 if m.block_size * m.n_embd > 64 * 128 else 2
+    )  # the GPU recipe: one sequence keeps it fast
     gen = torch.Generator().manual_seed(1)
     x = torch.randint(vocab, (batch, m.block_size), generator=gen)  # (B, T)
     y = torch.randint(vocab, (batch, m.block_size), generator=gen)
@@ -33,8 +35,12 @@ def test_formula_matches_flop_counter_within_2_percent(name):
         _, loss = model(x, y)
         loss.backward()
     counted_per_token = counter.get_total_flops() / (batch * m.block_size)
-    formula = flops_per_token(model.num_params(), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size)
-    print(f"{name}: counted {counted_per_token:,.0f} FLOPs/token, formula {formula:,}, ratio {counted_per_token / formula:.4f}")
+    formula = flops_per_token(
+        model.num_params(), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size
+    )
+    print(
+        f"{name}: counted {counted_per_token:,.0f} FLOPs/token, formula {formula:,}, ratio {counted_per_token / formula:.4f}"
+    )
     assert counted_per_token == pytest.approx(formula, rel=0.02), (name, counted_per_token, formula)
 
 
@@ -43,4 +49,7 @@ def test_cpu_recipe_count_matches_the_field_notes():
     m = s.model
     model = GPT(GPTConfig.from_scenario(s, 65), torch.Generator().manual_seed(0))
     assert model.num_params() == 795_904
-    assert flops_per_token(model.num_params(), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size) == 5_168_640
+    assert (
+        flops_per_token(model.num_params(), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size)
+        == 5_168_640
+    )

@@ -13,9 +13,9 @@ import torch
 from nanobench.measure import peaks
 from nanobench.measure.device import parse_device
 from nanobench.measure.precision import Precision
-from nanobench.store import results
 from nanobench.run.scenario import load
 from nanobench.run.train import RunOptions, train
+from nanobench.store import results
 
 pytestmark = pytest.mark.gpu
 
@@ -50,7 +50,9 @@ def test_fp32_run_fills_the_cuda_memory_energy_and_mfu_columns(tmp_path, cuda):
     steps = run.rows[run.rows["step_time_s"].notna()]
     assert (steps["mem_reserved_bytes"] >= steps["mem_bytes"]).all()
     assert (steps["mem_peak_bytes"] >= steps["mem_bytes"]).all()
-    assert (steps["mem_device_bytes"] >= steps["mem_reserved_bytes"]).all()  # NVML sees the context too
+    assert (
+        steps["mem_device_bytes"] >= steps["mem_reserved_bytes"]
+    ).all()  # NVML sees the context too
     assert run.meta["energy"]["source"] == "nvml"
     assert steps["energy_j"].is_monotonic_increasing and steps["energy_j"].iloc[-1] > 0
     state = run.meta["environment"]["gpu_state_at_start"]
@@ -116,8 +118,10 @@ def test_no_host_sync_per_step(tmp_path):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                train(load("smoke", ["eval.interval=1000"]), RunOptions(device="cuda", out_dir=str(tmp_path),
-                                                                         max_iters=iters))
+                train(
+                    load("smoke", ["eval.interval=1000"]),
+                    RunOptions(device="cuda", out_dir=str(tmp_path), max_iters=iters),
+                )
         finally:
             torch.cuda.set_sync_debug_mode(0)
         return sum("synchroniz" in str(w.message).lower() for w in caught)

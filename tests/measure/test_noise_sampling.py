@@ -16,7 +16,15 @@ class FakeMachine:
     Reading as given."""
 
     def __init__(self, cpus=2, other=0.0, job=1.0, steal=0.0, dt=0.5, tick=0.0, **extra):
-        self.cpus, self.other, self.job, self.steal, self.dt, self.tick, self.extra = cpus, other, job, steal, dt, tick, extra
+        self.cpus, self.other, self.job, self.steal, self.dt, self.tick, self.extra = (
+            cpus,
+            other,
+            job,
+            steal,
+            dt,
+            tick,
+            extra,
+        )
         self.t = self._counted_to = 100.0
         self.busy = self.total = self.stolen = self.job_s = 0.0
         self.n = 0
@@ -47,8 +55,19 @@ def cols(**values):
 def test_interval_other_cores_and_steal_by_hand():
     # 2 CPUs, 1 s: total 2.0 CPU-s, of which busy 1.9 (job 0.6 -> others 1.3), steal 0.1 (5%)
     a = Reading(0.0, cpu_busy_s=10.0, cpu_total_s=50.0, cpu_steal_s=1.0, job_cpu_s=3.0)
-    b = Reading(1.0, cpu_busy_s=11.9, cpu_total_s=52.0, cpu_steal_s=1.1, job_cpu_s=3.6, load_1m=2.5,
-                cpu_freq_hz=3 * GHZ, on_battery=False, gpu_sm_clock_mhz=1400, gpu_clock_event_mask=4, gpu_temp_c=71)
+    b = Reading(
+        1.0,
+        cpu_busy_s=11.9,
+        cpu_total_s=52.0,
+        cpu_steal_s=1.1,
+        job_cpu_s=3.6,
+        load_1m=2.5,
+        cpu_freq_hz=3 * GHZ,
+        on_battery=False,
+        gpu_sm_clock_mhz=1400,
+        gpu_clock_event_mask=4,
+        gpu_temp_c=71,
+    )
     c = interval(a, b, logical_cpus=2)
     assert c["other_cpu_cores"] == pytest.approx(1.3)
     assert c["cpu_steal_frac"] == pytest.approx(0.05)
@@ -70,14 +89,19 @@ def test_interval_clamps_tick_rounding_and_reads_null_without_counters():
 # ---- each detector, at its threshold -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("idle, other, hit", [(0, 0.5, False), (0, 0.51, True), (1, 1.5, False), (1, 1.6, True),
-                                              (0, None, False)])
+@pytest.mark.parametrize(
+    "idle, other, hit",
+    [(0, 0.5, False), (0, 0.51, True), (1, 1.5, False), (1, 1.6, True), (0, None, False)],
+)
 def test_other_processes_beyond_the_idle_cores_plus_half_a_core(idle, other, hit):
     v = verdict([(10, cols(other_cpu_cores=other))], idle_cores=idle, logical_cpus=2)
     assert (v["verdict"] == "noisy") is hit
     if hit:
         assert v["reasons"][0]["detector"] == "other_processes"
-        assert v["reasons"][0]["text"] == f"other processes used {other:.1f} of 2 cores for 100% of the iterations"
+        assert (
+            v["reasons"][0]["text"]
+            == f"other processes used {other:.1f} of 2 cores for 100% of the iterations"
+        )
 
 
 @pytest.mark.parametrize("steal, hit", [(0.049, False), (0.05, True), (0.3, True)])
@@ -85,22 +109,32 @@ def test_steal_from_five_percent(steal, hit):
     v = verdict([(10, cols(cpu_steal_frac=steal))], idle_cores=0, logical_cpus=2)
     assert (v["verdict"] == "noisy") is hit
     if hit:
-        assert v["reasons"][0]["text"].startswith(f"the hypervisor took {steal:.0%} of the CPU time")
+        assert v["reasons"][0]["text"].startswith(
+            f"the hypervisor took {steal:.0%} of the CPU time"
+        )
 
 
 def test_cpu_frequency_below_ninety_percent_of_the_runs_highest():
-    samples = [(10, cols(cpu_freq_hz=3.0 * GHZ)), (10, cols(cpu_freq_hz=2.71 * GHZ)),  # 90.3%: not affected
-               (10, cols(cpu_freq_hz=2.69 * GHZ)), (10, cols(cpu_freq_hz=None))]  # 89.7%: affected
+    samples = [
+        (10, cols(cpu_freq_hz=3.0 * GHZ)),
+        (10, cols(cpu_freq_hz=2.71 * GHZ)),  # 90.3%: not affected
+        (10, cols(cpu_freq_hz=2.69 * GHZ)),
+        (10, cols(cpu_freq_hz=None)),
+    ]  # 89.7%: affected
     v = verdict(samples, idle_cores=0, logical_cpus=2)
     [reason] = v["reasons"]
     assert reason["detector"] == "cpu_frequency" and reason["share"] == pytest.approx(0.25)
-    assert reason["text"] == "the CPU clock fell to 2.69 GHz from 3.00 GHz for 25% of the iterations"
+    assert (
+        reason["text"] == "the CPU clock fell to 2.69 GHz from 3.00 GHz for 25% of the iterations"
+    )
     steady = verdict([(10, cols(cpu_freq_hz=2.4 * GHZ))] * 3, idle_cores=0, logical_cpus=2)
     assert steady["verdict"] == "quiet"
 
 
 def test_battery():
-    v = verdict([(5, cols(on_battery=True)), (15, cols(on_battery=False))], idle_cores=0, logical_cpus=2)
+    v = verdict(
+        [(5, cols(on_battery=True)), (15, cols(on_battery=False))], idle_cores=0, logical_cpus=2
+    )
     assert v["verdict"] == "noisy" and v["reasons"][0]["share"] == pytest.approx(0.25)
     assert verdict([(5, cols(on_battery=None))], 0, 2)["verdict"] == "quiet"
 
@@ -109,17 +143,31 @@ def test_gpu_clock_events_count_only_slowdowns():
     import pynvml
 
     # the bits we call slowdowns are NVML's own
-    assert {pynvml.nvmlClocksThrottleReasonSwPowerCap, pynvml.nvmlClocksThrottleReasonHwThermalSlowdown,
-            pynvml.nvmlClocksThrottleReasonSwThermalSlowdown, pynvml.nvmlClocksThrottleReasonHwPowerBrakeSlowdown,
-            pynvml.nvmlClocksThrottleReasonHwSlowdown} <= set(noise.GPU_SLOWDOWN_REASONS)
-    idle_app_boost = pynvml.nvmlClocksThrottleReasonGpuIdle | pynvml.nvmlClocksThrottleReasonApplicationsClocksSetting \
+    assert {
+        pynvml.nvmlClocksThrottleReasonSwPowerCap,
+        pynvml.nvmlClocksThrottleReasonHwThermalSlowdown,
+        pynvml.nvmlClocksThrottleReasonSwThermalSlowdown,
+        pynvml.nvmlClocksThrottleReasonHwPowerBrakeSlowdown,
+        pynvml.nvmlClocksThrottleReasonHwSlowdown,
+    } <= set(noise.GPU_SLOWDOWN_REASONS)
+    idle_app_boost = (
+        pynvml.nvmlClocksThrottleReasonGpuIdle
+        | pynvml.nvmlClocksThrottleReasonApplicationsClocksSetting
         | pynvml.nvmlClocksThrottleReasonSyncBoost
+    )
     assert noise.gpu_slowdowns(idle_app_boost) == []
-    samples = [(4, cols(gpu_clock_event_mask=pynvml.nvmlClocksThrottleReasonSwPowerCap | 1)),
-               (6, cols(gpu_clock_event_mask=idle_app_boost))]
+    samples = [
+        (4, cols(gpu_clock_event_mask=pynvml.nvmlClocksThrottleReasonSwPowerCap | 1)),
+        (6, cols(gpu_clock_event_mask=idle_app_boost)),
+    ]
     v = verdict(samples, idle_cores=8, logical_cpus=16)
-    assert v["reasons"] == [{"detector": "gpu_clock_events", "share": pytest.approx(0.4),
-                             "text": "the GPU was slowed (power cap) for 40% of the iterations"}]
+    assert v["reasons"] == [
+        {
+            "detector": "gpu_clock_events",
+            "share": pytest.approx(0.4),
+            "text": "the GPU was slowed (power cap) for 40% of the iterations",
+        }
+    ]
 
 
 # ---- the verdict ---------------------------------------------------------------------------------
@@ -129,7 +177,9 @@ def test_noisy_from_ten_percent_of_the_steps_weighted_by_steps():
     busy, calm = cols(other_cpu_cores=1.9), cols(other_cpu_cores=0.0)
     under = verdict([(9, busy), (91, calm)], idle_cores=0, logical_cpus=2)
     assert under["verdict"] == "quiet" and under["reasons"] == []
-    assert under["minor"][0]["share"] == pytest.approx(0.09) and under["share_affected"] == pytest.approx(0.09)
+    assert under["minor"][0]["share"] == pytest.approx(0.09) and under[
+        "share_affected"
+    ] == pytest.approx(0.09)
     at = verdict([(10, busy), (90, calm)], idle_cores=0, logical_cpus=2)
     assert at["verdict"] == "noisy" and at["reasons"][0]["share"] == pytest.approx(0.10)
     # one long sample outweighs many short ones
@@ -137,7 +187,11 @@ def test_noisy_from_ten_percent_of_the_steps_weighted_by_steps():
 
 
 def test_share_affected_is_the_union_of_detectors():
-    samples = [(10, cols(other_cpu_cores=1.9, on_battery=True)), (10, cols(on_battery=True)), (20, cols())]
+    samples = [
+        (10, cols(other_cpu_cores=1.9, on_battery=True)),
+        (10, cols(on_battery=True)),
+        (20, cols()),
+    ]
     v = verdict(samples, idle_cores=0, logical_cpus=2)
     assert [r["detector"] for r in v["reasons"]] == ["other_processes", "battery"]
     assert v["share_affected"] == pytest.approx(0.5) and v["steps_sampled"] == 40
@@ -155,11 +209,22 @@ def test_start_problems_each_with_what_to_do():
     calm = cols(other_cpu_cores=0.2, load_1m=0.3, on_battery=False)
     assert noise.start_problems(calm, idle_cores=0, logical_cpus=2, governors={"performance"}) == []
     assert noise.start_problems(calm, 0, 2, governors=None) == []  # unreadable: no claim
-    busy = cols(other_cpu_cores=1.7, load_1m=5.7, on_battery=True, cpu_steal_frac=0.2, gpu_clock_event_mask=0x40)
-    problems = noise.start_problems(busy, idle_cores=0, logical_cpus=2, governors={"powersave", "performance"})
+    busy = cols(
+        other_cpu_cores=1.7,
+        load_1m=5.7,
+        on_battery=True,
+        cpu_steal_frac=0.2,
+        gpu_clock_event_mask=0x40,
+    )
+    problems = noise.start_problems(
+        busy, idle_cores=0, logical_cpus=2, governors={"powersave", "performance"}
+    )
     assert problems[0].startswith("other processes are using 1.7 of 2 cores (load 5.7); wait")
     assert "20% of the CPU time (steal)" in problems[1]
-    assert "governor is performance/powersave" in problems[2] and "cpupower frequency-set -g performance" in problems[2]
+    assert (
+        "governor is performance/powersave" in problems[2]
+        and "cpupower frequency-set -g performance" in problems[2]
+    )
     assert problems[3] == "the machine is on battery; plug it in"
     assert "thermal (hardware)" in problems[4] and "nvidia-smi" in problems[4]
 
@@ -188,14 +253,20 @@ def test_sampler_reads_once_per_interval_and_marks_the_windows_last_row():
     reads = m.n
     window = rows(0, 3)
     s.mark(window)
-    assert m.n == reads and all("other_cpu_cores" not in r for r in window)  # too soon: nothing read
+    assert m.n == reads and all(
+        "other_cpu_cores" not in r for r in window
+    )  # too soon: nothing read
     m.t += 1.0  # others 1.8 cores, this job 1.0 over that second
     window = rows(3, 2)
     s.mark(window)
     assert m.n == reads + 1
-    assert window[-1]["other_cpu_cores"] == pytest.approx(1.8) and "other_cpu_cores" not in window[0]
+    assert (
+        window[-1]["other_cpu_cores"] == pytest.approx(1.8) and "other_cpu_cores" not in window[0]
+    )
     [(steps, sample)] = s.samples
-    assert steps == 5 and sample == {c: window[-1][c] for c in noise.COLUMNS}  # the 5 steps since the first reading
+    assert steps == 5 and sample == {
+        c: window[-1][c] for c in noise.COLUMNS
+    }  # the 5 steps since the first reading
 
 
 def test_sampler_always_reads_at_the_last_row_and_counts_only_steps():
@@ -211,7 +282,9 @@ def test_start_check_then_the_loop_starts_a_fresh_interval():
     s = noise.Sampler(m, logical_cpus=2, threads=2, last_iter=10, every_s=0.0, clock=m.clock)
     start = s.start_check({"powersave"})
     assert start["other_cpu_cores"] == pytest.approx(1.9) and start["governors"] == ["powersave"]
-    assert start["warning"].startswith("timings will be noisy: other processes are using 1.9 of 2 cores")
+    assert start["warning"].startswith(
+        "timings will be noisy: other processes are using 1.9 of 2 cores"
+    )
     assert "governor is powersave" in start["warning"]
     m.other = 0.0  # the machine calms down once training starts
     for first in range(0, 10, 2):
@@ -243,8 +316,18 @@ def test_a_run_records_its_samples_and_verdict(tmp_path, monkeypatch, other):
     from nanobench.store import results
 
     machine = FakeMachine(other=other, dt=0.5, tick=0.1, on_battery=False)
-    monkeypatch.setattr(noise, "watch", lambda device, *, threads, last_iter, ddp=None: noise.Sampler(
-        machine, logical_cpus=2, threads=2, last_iter=last_iter, every_s=1.0, clock=machine.clock))
+    monkeypatch.setattr(
+        noise,
+        "watch",
+        lambda device, *, threads, last_iter, ddp=None: noise.Sampler(
+            machine,
+            logical_cpus=2,
+            threads=2,
+            last_iter=last_iter,
+            every_s=1.0,
+            clock=machine.clock,
+        ),
+    )
     monkeypatch.setattr(noise, "governors", lambda: None)
     log = Log()
     outcome = train(load("smoke"), RunOptions(out_dir=str(tmp_path), threads=1), progress=log)
@@ -260,19 +343,39 @@ def test_a_run_records_its_samples_and_verdict(tmp_path, monkeypatch, other):
         assert meta["verdict"] == "noisy" and meta["reasons"][0]["detector"] == "other_processes"
         assert meta["reasons"][0]["share"] == 1.0
         assert [line for line in log.lines if line.startswith("warning: ")] == [
-            f"warning: {meta['at_start']['warning']}"]
+            f"warning: {meta['at_start']['warning']}"
+        ]
         assert "1.8 of 2 cores" in meta["at_start"]["warning"]
     else:
         assert meta["verdict"] == "quiet" and meta["at_start"]["warning"] is None
         assert not any(line.startswith("warning") for line in log.lines)
 
 
-@pytest.mark.parametrize("fields", [
-    {"user": 10.0, "nice": 1.0, "system": 2.0, "idle": 80.0, "iowait": 1.0, "irq": 0.5, "softirq": 0.5, "steal": 5.0,
-     "guest": 0.0, "guest_nice": 0.0},  # Linux
-    {"user": 10.0, "nice": 1.0, "system": 3.0, "idle": 86.0},  # macOS: no irq, steal or iowait
-    {"user": 11.0, "system": 3.0, "idle": 86.0, "interrupt": 0.5, "dpc": 0.5},  # Windows: interrupt and dpc inside system
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {
+            "user": 10.0,
+            "nice": 1.0,
+            "system": 2.0,
+            "idle": 80.0,
+            "iowait": 1.0,
+            "irq": 0.5,
+            "softirq": 0.5,
+            "steal": 5.0,
+            "guest": 0.0,
+            "guest_nice": 0.0,
+        },  # Linux
+        {"user": 10.0, "nice": 1.0, "system": 3.0, "idle": 86.0},  # macOS: no irq, steal or iowait
+        {
+            "user": 11.0,
+            "system": 3.0,
+            "idle": 86.0,
+            "interrupt": 0.5,
+            "dpc": 0.5,
+        },  # Windows: interrupt and dpc inside system
+    ],
+)
 def test_system_reader_on_each_os_cpu_times(monkeypatch, fields):
     """The reader takes psutil's cpu_times as each OS spells them; no load average on Windows."""
     import collections
@@ -286,6 +389,8 @@ def test_system_reader_on_each_os_cpu_times(monkeypatch, fields):
     if "interrupt" in fields:
         monkeypatch.delattr(noise.os, "getloadavg")
     r = noise.SystemReader()()
-    assert r.cpu_busy_s == pytest.approx(14.0) and r.cpu_total_s == pytest.approx(14.0 + 86.0 if "steal" not in fields else 100.0)
+    assert r.cpu_busy_s == pytest.approx(14.0) and r.cpu_total_s == pytest.approx(
+        14.0 + 86.0 if "steal" not in fields else 100.0
+    )
     assert r.cpu_steal_s == fields.get("steal") and r.cpu_freq_hz is None and r.on_battery is None
     assert (r.load_1m is None) == ("interrupt" in fields)

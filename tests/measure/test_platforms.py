@@ -62,8 +62,17 @@ Graphics/Displays:
 freq = namedtuple("scpufreq", "current min max")
 
 
-def pretend(monkeypatch, os_name: str, machine: str, system: str, *, sysctl: str = "", commands=None,
-            max_mhz: float | None = None, cores: int | None = None):
+def pretend(
+    monkeypatch,
+    os_name: str,
+    machine: str,
+    system: str,
+    *,
+    sysctl: str = "",
+    commands=None,
+    max_mhz: float | None = None,
+    cores: int | None = None,
+):
     """This process believes it runs on `os_name`; `commands` maps a probe command's name to its output."""
     for cached in (host._sysctl, host._windows_cpu, host.apple_gpu_cores):
         cached.cache_clear()  # and again when the test ends (fresh_caches)
@@ -90,19 +99,27 @@ def test_apple_silicon_cpu_facts_and_spec_peak(monkeypatch):
     assert host.cpu_flags() == ["asimd", "asimdhp", "bf16", "i8mm"]  # set to 0: not a flag
     assert host.compute_cores() == (8, "performance cores; 4 efficiency cores not counted")
     peak = peaks.cpu_spec_peak("fp32", threads=12)
-    assert peak.flops == pytest.approx(8 * 3.504e9 * 32)  # 8 P-cores x clock x four 128-bit FMA pipes
+    assert peak.flops == pytest.approx(
+        8 * 3.504e9 * 32
+    )  # 8 P-cores x clock x four 128-bit FMA pipes
     assert "efficiency cores not counted" in peak.source and "Apple" in peak.source
-    assert peaks.cpu_spec_peak("bf16", threads=8).flops is None  # FEAT_BF16 has no stated rate: unknown, not guessed
+    assert (
+        peaks.cpu_spec_peak("bf16", threads=8).flops is None
+    )  # FEAT_BF16 has no stated rate: unknown, not guessed
 
 
 def test_apple_m4_clock_in_the_wrong_unit_is_unknown(monkeypatch):
-    pretend(monkeypatch, "darwin", "arm64", "Darwin", sysctl=M2_PRO_SYSCTL, max_mhz=4.0, cores=10)  # psutil issue 2642
+    pretend(
+        monkeypatch, "darwin", "arm64", "Darwin", sysctl=M2_PRO_SYSCTL, max_mhz=4.0, cores=10
+    )  # psutil issue 2642
     assert host.cpu_clock_hz()[0] is None
     assert "implausible" in peaks.cpu_spec_peak("fp32").source
 
 
 def test_intel_mac_cpu_facts_and_spec_peak(monkeypatch):
-    pretend(monkeypatch, "darwin", "x86_64", "Darwin", sysctl=XEON_MAC_SYSCTL, max_mhz=4400, cores=16)
+    pretend(
+        monkeypatch, "darwin", "x86_64", "Darwin", sysctl=XEON_MAC_SYSCTL, max_mhz=4400, cores=16
+    )
     assert host.cpu_model().startswith("Intel(R) Xeon(R) W-3245")
     assert host.cpu_flags() == ["avx", "avx2", "avx512f", "fma"]
     assert (host.cpu_vendor(), host.cpu_family()) == ("GenuineIntel", 6)
@@ -114,8 +131,12 @@ class FakeWinreg(types.ModuleType):
     """Stands for Windows' winreg: one key, processor 0, as an AMD Ryzen 9 7950X describes itself."""
 
     HKEY_LOCAL_MACHINE = "HKLM"
-    VALUES = {"ProcessorNameString": "AMD Ryzen 9 7950X 16-Core Processor          ",
-              "VendorIdentifier": "AuthenticAMD", "Identifier": "AMD64 Family 25 Model 97 Stepping 2", "~MHz": 4500}
+    VALUES = {
+        "ProcessorNameString": "AMD Ryzen 9 7950X 16-Core Processor          ",
+        "VendorIdentifier": "AuthenticAMD",
+        "Identifier": "AMD64 Family 25 Model 97 Stepping 2",
+        "~MHz": 4500,
+    }
 
     def __init__(self):
         super().__init__("winreg")
@@ -165,27 +186,46 @@ def test_windows_without_avx2_has_no_peak_and_says_why(monkeypatch):
 
 def test_mps_spec_peak_from_the_chip_and_its_gpu_cores(monkeypatch):
     mps = Device("mps", None, "Apple GPU (mps)")  # stands for an MPS device: only its kind is read
-    pretend(monkeypatch, "darwin", "arm64", "Darwin", sysctl=M2_PRO_SYSCTL, commands={"ioreg": IOREG_AGX})
+    pretend(
+        monkeypatch,
+        "darwin",
+        "arm64",
+        "Darwin",
+        sysctl=M2_PRO_SYSCTL,
+        commands={"ioreg": IOREG_AGX},
+    )
     assert peaks.spec_peak(mps, Precision("fp32")).flops == pytest.approx(19 * 0.36e12)
-    pretend(monkeypatch, "darwin", "arm64", "Darwin", sysctl=M2_PRO_SYSCTL,
-            commands={"system_profiler": PROFILER_DISPLAYS})  # ioreg without the key: the slower source
+    pretend(
+        monkeypatch,
+        "darwin",
+        "arm64",
+        "Darwin",
+        sysctl=M2_PRO_SYSCTL,
+        commands={"system_profiler": PROFILER_DISPLAYS},
+    )  # ioreg without the key: the slower source
     assert host.apple_gpu_cores() == 19
     pretend(monkeypatch, "darwin", "arm64", "Darwin", sysctl=M2_PRO_SYSCTL)
     peak = peaks.spec_peak(mps, Precision("fp32"))
     assert peak.flops is None and "GPU core count unknown" in peak.source
 
 
-@pytest.mark.parametrize("os_name, why", [("darwin", "powermetrics, which needs root"),
-                                          ("win32", "no CPU energy counter")])
+@pytest.mark.parametrize(
+    "os_name, why",
+    [("darwin", "powermetrics, which needs root"), ("win32", "no CPU energy counter")],
+)
 def test_cpu_energy_is_null_with_the_reason_off_linux(monkeypatch, tmp_path, os_name, why):
-    (tmp_path / "intel-rapl:0").mkdir()  # even a readable-looking tree is not Linux's powercap there
+    (
+        tmp_path / "intel-rapl:0"
+    ).mkdir()  # even a readable-looking tree is not Linux's powercap there
     monkeypatch.setattr(sys, "platform", os_name)
     meter = metrics.rapl_meter(tmp_path)
     assert meter.read_j() is None and why in meter.describe()["reason"]
 
 
 def test_cuda_ranks_use_gloo_off_linux(monkeypatch):
-    gpu = Device("cuda", 0, "NVIDIA GeForce RTX 4070 Ti", (8, 9), True)  # stands for a GPU this machine lacks
+    gpu = Device(
+        "cuda", 0, "NVIDIA GeForce RTX 4070 Ti", (8, 9), True
+    )  # stands for a GPU this machine lacks
     assert gpu.ddp_backend == "nccl"
     monkeypatch.setattr(sys, "platform", "win32")
     assert gpu.ddp_backend == "gloo" and Device("cpu", None, "a CPU").ddp_backend == "gloo"
@@ -193,10 +233,21 @@ def test_cuda_ranks_use_gloo_off_linux(monkeypatch):
 
 def test_compile_refused_in_one_line_without_a_cpp_compiler(nb, tmp_path):
     """torch's own compiler search, run before the first step; no traceback from inductor."""
-    out = nb("run", "smoke", "--compile", "--max-iters", "2", "--out", tmp_path, env={"CXX": "no-such-c++"})
+    out = nb(
+        "run",
+        "smoke",
+        "--compile",
+        "--max-iters",
+        "2",
+        "--out",
+        tmp_path,
+        env={"CXX": "no-such-c++"},
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
-    line, = out.stderr.strip().splitlines()
-    assert "--compile: torch.compile on the CPU needs a C++ compiler" in line and "no-such-c++" in line
+    (line,) = out.stderr.strip().splitlines()
+    assert (
+        "--compile: torch.compile on the CPU needs a C++ compiler" in line and "no-such-c++" in line
+    )
     assert not list(tmp_path.glob("*.parquet"))
 
 

@@ -9,19 +9,28 @@ from pathlib import Path
 import pytest
 
 from nanobench.analyze import compare
-from nanobench.present import plots
-from nanobench.present import report, tables
+from nanobench.present import plots, report, tables
 from nanobench.store.results import RunWriter
 
 FIX = Path(__file__).parents[1] / "fixtures"
 SAMPLE = "<script>alert('sample')</script> & <b>bold</b>"  # from make_fixtures.py
-HEADINGS = ["Verdict", "Comparison", "Explaining the gap", "Plots", "Environment", "Text samples", "Methodology"]
+HEADINGS = [
+    "Verdict",
+    "Comparison",
+    "Explaining the gap",
+    "Plots",
+    "Environment",
+    "Text samples",
+    "Methodology",
+]
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, nb):
     out = tmp_path_factory.mktemp("report")
-    r = nb("report", FIX / "compare", FIX / "compare-other", "-o", out, "--title", "fixtures <report>")
+    r = nb(
+        "report", FIX / "compare", FIX / "compare-other", "-o", out, "--title", "fixtures <report>"
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(out / "index.html")
     return out / "index.html"
@@ -30,9 +39,13 @@ def page(tmp_path_factory, nb):
 def test_report_is_self_contained_and_escaped(page):
     text = page.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text)  # nothing to fetch
-    assert "<script" not in text.replace(html.escape("<script>alert('sample')</script>"), "")  # no script at all
+    assert "<script" not in text.replace(
+        html.escape("<script>alert('sample')</script>"), ""
+    )  # no script at all
     assert html.escape(SAMPLE) in text
-    assert "&lt;b&gt;host&lt;/b&gt;" in text and "<b>host</b>" not in text  # host name from the file
+    assert (
+        "&lt;b&gt;host&lt;/b&gt;" in text and "<b>host</b>" not in text
+    )  # host name from the file
     assert "<title>fixtures &lt;report&gt;</title>" in text
     assert text.count('src="data:image/png;base64,') == 10  # 5 figures x 2 groups
     assert "cuda bf16 ran 4.00x faster per iteration than cpu fp32" in text
@@ -55,16 +68,36 @@ def test_plots_return_figures_with_the_curves():
     fig = plots.loss_vs_train_time(series, log_x=True)
     assert fig.axes[0].get_xscale() == "log"
     assert len(plots.step_time_distribution(series).axes[0].get_yticklabels()) == 3
-    assert report.figure_img(plots.memory_over_time(series), "m").startswith('<img alt="m" src="data:image/png;base64,')
+    assert report.figure_img(plots.memory_over_time(series), "m").startswith(
+        '<img alt="m" src="data:image/png;base64,'
+    )
 
 
 def test_environment_shows_the_gpu_driver_where_nvml_recorded_it(tmp_path):
     """The driver row reads the NVML state taken at the start of a CUDA run
     (environment.gpu_state_at_start.driver); a CPU run has none: "-"."""
-    row = {"iter": 0, "loss": 3.0, "step_time_s": 0.1, "train_time_s": 0.1, "wall_time_s": 0.1, "eval_val_loss": 3.0}
-    for kind, env in (("cpu", {"torch": "2"}), ("cuda", {"torch": "2", "gpu_state_at_start": {"nvml": True, "driver": "550.54.15"}})):
-        w = RunWriter(tmp_path, f"r-{kind}", {"scenario": {"name": "s"}, "dataset": {"sha256": "a"}, "environment": env,
-                                             "device": {"spec": kind, "type": kind, "name": kind.upper()}})
+    row = {
+        "iter": 0,
+        "loss": 3.0,
+        "step_time_s": 0.1,
+        "train_time_s": 0.1,
+        "wall_time_s": 0.1,
+        "eval_val_loss": 3.0,
+    }
+    for kind, env in (
+        ("cpu", {"torch": "2"}),
+        ("cuda", {"torch": "2", "gpu_state_at_start": {"nvml": True, "driver": "550.54.15"}}),
+    ):
+        w = RunWriter(
+            tmp_path,
+            f"r-{kind}",
+            {
+                "scenario": {"name": "s"},
+                "dataset": {"sha256": "a"},
+                "environment": env,
+                "device": {"spec": kind, "type": kind, "name": kind.upper()},
+            },
+        )
         w.append([row])
         w.finish("completed")
     page = report.environment_html(compare.compare_files([str(tmp_path)]).runs)
@@ -72,8 +105,13 @@ def test_environment_shows_the_gpu_driver_where_nvml_recorded_it(tmp_path):
     summary, folded = page.split("<details>")
     for part in (summary, folded):
         [driver] = re.findall(r"<tr><th>driver</th>(.*?)</tr>", part)
-        assert re.findall(r"<td[^>]*>(.*?)</td>", driver) == ["-", "550.54.15"]  # cpu (the baseline) first
-    assert "<tr><th>Python</th>" in folded and "<tr><th>Python</th>" not in summary  # the same in both runs
+        assert re.findall(r"<td[^>]*>(.*?)</td>", driver) == [
+            "-",
+            "550.54.15",
+        ]  # cpu (the baseline) first
+    assert (
+        "<tr><th>Python</th>" in folded and "<tr><th>Python</th>" not in summary
+    )  # the same in both runs
 
 
 def test_ema_is_debiased_and_downsample_keeps_ends():
@@ -94,9 +132,14 @@ def test_report_in_headless_chromium(page):
     browser = Browser()
     try:
         session = browser.open(page.as_uri())
-        browser.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
-                                                            "mobile": False}, session=session)
-        seen = browser.evaluate(session, """(async () => {
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
+        seen = browser.evaluate(
+            session,
+            """(async () => {
             await Promise.all([...document.images].map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
             return {
               h2: [...document.querySelectorAll('h2')].map(h => h.textContent),
@@ -108,7 +151,8 @@ def test_report_in_headless_chromium(page):
               envFits: [...document.querySelectorAll('table.env-diff')].map(t => t.parentElement.scrollWidth <= t.parentElement.clientWidth),
               folded: [...document.querySelectorAll('details')].filter(d => d.querySelector('table.env-all')).map(d => d.open),
             };
-        })()""")
+        })()""",
+        )
         events = list(browser.events)
     finally:
         browser.close()
@@ -116,13 +160,23 @@ def test_report_in_headless_chromium(page):
     assert len(seen["widths"]) == 10 and all(w > 0 for w in seen["widths"])
     assert SAMPLE in seen["samples"]  # shown as text, never run
     assert seen["scripts"] == 0
-    assert seen["envFits"] == [True] and seen["folded"] == [False]  # the full table is folded, closed
+    assert seen["envFits"] == [True] and seen["folded"] == [
+        False
+    ]  # the full table is folded, closed
     assert any("3.00x sooner" in v for v in seen["verdicts"])
-    errors = [e for e in events if e.get("method") == "Runtime.exceptionThrown"
-              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
-              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+    errors = [
+        e
+        for e in events
+        if e.get("method") == "Runtime.exceptionThrown"
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")
+    ]
     assert errors == []
-    requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
+    requests = [
+        e["params"]["request"]["url"]
+        for e in events
+        if e.get("method") == "Network.requestWillBeSent"
+    ]
     assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
 
 
@@ -134,11 +188,14 @@ def test_device_by_dtype_matrix_of_the_committed_example():
     m = tables.matrix_spec(g)
     assert [c for c, _ in m.columns] == ["device", "", "fp32", "bf16"]
     rows = {r[1]: r[2:] for r in m.rows}
-    assert rows["speedup"][0] == "1.00x (baseline)" and rows["ms/iter p50"] == [tables.fmt_ms(c.median_step_s) for c in g.configs]
+    assert rows["speedup"][0] == "1.00x (baseline)" and rows["ms/iter p50"] == [
+        tables.fmt_ms(c.median_step_s) for c in g.configs
+    ]
     [pair] = g.pairs
     final = pair.equivalence["points"][-1]
     assert final.iter == 2000 and rows["val loss @2000"][1] == (
-        f"{final.diff:+.4f} vs baseline (3 pairs, 95% CI {final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}): equivalent")
+        f"{final.diff:+.4f} vs baseline (3 pairs, 95% CI {final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}): equivalent"
+    )
     assert set(rows) >= {"train time to 2.00", "train time to 1.90"}
     # one configuration: no matrix
     assert tables.matrix_spec(compare.compare_files([str(FIX / "compare-other")]).groups[0]) is None

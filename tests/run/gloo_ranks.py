@@ -48,8 +48,12 @@ class Device:
 
 def energy_reads(rank, dist):
     own = dist.energy_meter(Device(True, 10.0 * (rank + 1)))  # a GPU each: 10 J and 20 J
-    shared = dist.energy_meter(Device(False, 10.0 * (rank + 1)))  # one CPU package that both ranks read
-    blind = dist.energy_meter(Device(True, None if rank == 1 else 5.0))  # rank 1 cannot read its GPU
+    shared = dist.energy_meter(
+        Device(False, 10.0 * (rank + 1))
+    )  # one CPU package that both ranks read
+    blind = dist.energy_meter(
+        Device(True, None if rank == 1 else 5.0)
+    )  # rank 1 cannot read its GPU
     return own.read_j(), shared.read_j(), blind.read_j(), own.describe()["job"]
 
 

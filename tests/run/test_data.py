@@ -3,15 +3,17 @@ import hashlib
 import pytest
 import torch
 
-from nanobench.run import data
 from nanobench.errors import InputError
+from nanobench.run import data
 
 
 def test_tinyshakespeare_from_data_dir(tmp_path):
     import lzma
 
     (tmp_path / "tinyshakespeare").mkdir()
-    (tmp_path / "tinyshakespeare" / "input.txt").write_bytes(lzma.decompress(data.SHIPPED_TINYSHAKESPEARE.read_bytes()))
+    (tmp_path / "tinyshakespeare" / "input.txt").write_bytes(
+        lzma.decompress(data.SHIPPED_TINYSHAKESPEARE.read_bytes())
+    )
     ds = data.load_dataset("tinyshakespeare", data_dir=str(tmp_path))
     assert ds.source == str(tmp_path / "tinyshakespeare" / "input.txt")
     assert ds.n_chars == 1_115_394 and ds.vocab_size == 65
@@ -22,9 +24,13 @@ def test_tinyshakespeare_from_data_dir(tmp_path):
 
 def test_shipped_copy_serves_without_data_dir_cache_or_network(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    ds = data.load_dataset("tinyshakespeare", data_dir=str(tmp_path / "empty"), url="http://127.0.0.1:9/x", timeout_s=1)
+    ds = data.load_dataset(
+        "tinyshakespeare", data_dir=str(tmp_path / "empty"), url="http://127.0.0.1:9/x", timeout_s=1
+    )
     assert ds.sha256 == data.TINYSHAKESPEARE_SHA256 and ds.n_chars == 1_115_394
-    assert "shipped" in ds.source and not (tmp_path / "cache").exists()  # nothing downloaded or cached
+    assert (
+        "shipped" in ds.source and not (tmp_path / "cache").exists()
+    )  # nothing downloaded or cached
 
 
 def test_a_damaged_shipped_copy_is_not_used(tmp_path, monkeypatch):
@@ -35,7 +41,12 @@ def test_a_damaged_shipped_copy_is_not_used(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "SHIPPED_TINYSHAKESPEARE", bad)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(InputError, match="missing or damaged"):
-        data.load_dataset("tinyshakespeare", data_dir=str(tmp_path / "empty"), url="http://127.0.0.1:9/x", timeout_s=1)
+        data.load_dataset(
+            "tinyshakespeare",
+            data_dir=str(tmp_path / "empty"),
+            url="http://127.0.0.1:9/x",
+            timeout_s=1,
+        )
 
 
 def test_missing_dataset_without_network_is_one_clear_line(tmp_path, monkeypatch):
@@ -43,7 +54,12 @@ def test_missing_dataset_without_network_is_one_clear_line(tmp_path, monkeypatch
     monkeypatch.setattr(data, "SHIPPED_TINYSHAKESPEARE", tmp_path / "not-installed.xz")
     with pytest.raises(InputError) as err:
         # An address nothing listens on stands for "no network": the real download code runs.
-        data.load_dataset("tinyshakespeare", data_dir=str(tmp_path / "empty"), url="http://127.0.0.1:9/input.txt", timeout_s=2)
+        data.load_dataset(
+            "tinyshakespeare",
+            data_dir=str(tmp_path / "empty"),
+            url="http://127.0.0.1:9/input.txt",
+            timeout_s=2,
+        )
     msg = str(err.value)
     assert "\n" not in msg
     assert "dataset 'tinyshakespeare' not found" in msg and "NANOBENCH_DATA_DIR" in msg
@@ -70,7 +86,9 @@ def test_download_is_verified_and_cached(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("NANOBENCH_DATA_DIR", raising=False)
-    monkeypatch.setattr(data, "SHIPPED_TINYSHAKESPEARE", tmp_path / "not-installed.xz")  # the download path
+    monkeypatch.setattr(
+        data, "SHIPPED_TINYSHAKESPEARE", tmp_path / "not-installed.xz"
+    )  # the download path
     url = f"http://127.0.0.1:{server.server_address[1]}/input.txt"
     try:
         with pytest.raises(InputError, match="sha256"):
@@ -78,7 +96,9 @@ def test_download_is_verified_and_cached(tmp_path, monkeypatch):
         monkeypatch.setattr(data, "TINYSHAKESPEARE_SHA256", hashlib.sha256(payload).hexdigest())
         ds = data.load_dataset("tinyshakespeare", data_dir=None, url=url)
         assert ds.n_chars == len(payload)
-        assert (tmp_path / "cache" / "nanobench" / "tinyshakespeare" / "input.txt").read_bytes() == payload
+        assert (
+            tmp_path / "cache" / "nanobench" / "tinyshakespeare" / "input.txt"
+        ).read_bytes() == payload
     finally:
         server.shutdown()
 

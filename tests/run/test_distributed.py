@@ -29,8 +29,14 @@ def _on_two_gloo_ranks(tmp_path, target, answering=(0, 1), timeout_s=60):
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["torch.distributed", "nanobench.run.distributed"])
     answers = ctx.Queue()
-    procs = [ctx.Process(target=gloo_ranks.main, args=(rank, str(tmp_path / "rendezvous"), target, answers), daemon=True)
-             for rank in range(2)]
+    procs = [
+        ctx.Process(
+            target=gloo_ranks.main,
+            args=(rank, str(tmp_path / "rendezvous"), target, answers),
+            daemon=True,
+        )
+        for rank in range(2)
+    ]
     for proc in procs:
         proc.start()
     got = {}
@@ -48,13 +54,17 @@ def _on_two_gloo_ranks(tmp_path, target, answering=(0, 1), timeout_s=60):
             proc.join(timeout=1 if set(got) == set(answering) else 0)
             if proc.is_alive():
                 proc.kill()
-    assert set(got) == set(answering), f"ranks {sorted(set(answering) - set(got))} did not answer in {timeout_s} s"
+    assert set(got) == set(answering), (
+        f"ranks {sorted(set(answering) - set(got))} did not answer in {timeout_s} s"
+    )
     return got
 
 
 def test_a_jobs_energy_sums_every_ranks_counter(tmp_path):
     got = _on_two_gloo_ranks(tmp_path, "energy_reads")
-    assert got[0][:3] == got[1][:3] == (30.0, 10.0, None)  # each GPU's, summed; the shared one once; no partial sums
+    assert (
+        got[0][:3] == got[1][:3] == (30.0, 10.0, None)
+    )  # each GPU's, summed; the shared one once; no partial sums
     assert got[0][3] == "summed over the 2 ranks' own counters"
 
 
@@ -63,6 +73,7 @@ def test_leaving_does_not_wait_for_a_rank_that_never_comes(tmp_path):
     side group) instead of hanging, so rank 0 exits with the status its file records."""
     got = _on_two_gloo_ranks(tmp_path, "rank1_never_leaves", answering=(0,), timeout_s=45)
     assert 1.5 < got[0] < 20  # rank 0 waited out its 2 s timeout, not gloo's 30 minutes
+
 
 @pytest.fixture(scope="module")
 def single_and_ddp(tmp_path_factory, nb):
@@ -85,7 +96,9 @@ def test_two_ranks_reproduce_the_single_process_curve(single_and_ddp):
 
 def test_rank0_records_world_and_per_rank_step_times(single_and_ddp):
     _, two = single_and_ddp
-    assert two.meta["distributed"]["world_size"] == 2 and two.meta["distributed"]["backend"] == "gloo"
+    assert (
+        two.meta["distributed"]["world_size"] == 2 and two.meta["distributed"]["backend"] == "gloo"
+    )
     steps = two.rows.iloc[:-1]
     per_rank = steps["rank_step_time_s"]
     assert all(len(r) == 2 for r in per_rank)
@@ -93,7 +106,9 @@ def test_rank0_records_world_and_per_rank_step_times(single_and_ddp):
 
 
 def test_launch_checks(monkeypatch):
-    monkeypatch.setattr(distributed, "cuda_device_count", lambda: 2)  # a machine with 2 GPUs and 4 cores, on any host
+    monkeypatch.setattr(
+        distributed, "cuda_device_count", lambda: 2
+    )  # a machine with 2 GPUs and 4 cores, on any host
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     with pytest.raises(InputError, match="does not split evenly over 3 ranks"):
         distributed.check_launch(3, 1, parse_device("cpu"), 4, 1)
@@ -114,9 +129,20 @@ def test_bad_nproc_is_exit_2_without_traceback(nb, tmp_path):
 
 
 def test_torchrun_command_passes_rendezvous_through():
-    cmd = distributed.torchrun_command(4, {"nnodes": 2, "node_rank": 1, "rdzv_endpoint": "10.0.0.1:29500",
-                                           "rdzv_backend": "c10d", "rdzv_id": "job7"}, ["smoke"])
-    assert "--nnodes=2" in cmd and "--node-rank=1" in cmd and "--rdzv-endpoint=10.0.0.1:29500" in cmd
+    cmd = distributed.torchrun_command(
+        4,
+        {
+            "nnodes": 2,
+            "node_rank": 1,
+            "rdzv_endpoint": "10.0.0.1:29500",
+            "rdzv_backend": "c10d",
+            "rdzv_id": "job7",
+        },
+        ["smoke"],
+    )
+    assert (
+        "--nnodes=2" in cmd and "--node-rank=1" in cmd and "--rdzv-endpoint=10.0.0.1:29500" in cmd
+    )
     assert "--standalone" not in cmd and cmd[-3:] == ["nanobench", "run", "smoke"]
     assert "--standalone" in distributed.torchrun_command(2, {}, ["smoke"])
 
@@ -124,16 +150,34 @@ def test_torchrun_command_passes_rendezvous_through():
 @pytest.mark.slow  # fast in the default suite: test_leaving_does_not_wait_for_a_rank_that_never_comes
 def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path):
     """SIGKILL rank 1 mid-run: every rank ends, rank 0's rows survive with a status."""
-    proc = subprocess.Popen([*nb.cmd, "run", "smoke", "--nproc", "2", "--set", "train.max_iters=100000",
-                             "--set", "eval.interval=100000", "--out", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *nb.cmd,
+            "run",
+            "smoke",
+            "--nproc",
+            "2",
+            "--set",
+            "train.max_iters=100000",
+            "--set",
+            "eval.interval=100000",
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 90
         while not list((tmp_path / results.PARTIAL_DIR).glob("*/seg-*.parquet")):
             assert time.time() < deadline and proc.poll() is None, "run did not start recording"
             time.sleep(0.2)
-        rank1 = next(p for p in psutil.Process(proc.pid).children(recursive=True)
-                     if p.environ().get("RANK") == "1" and "nanobench" in " ".join(p.cmdline()))
+        rank1 = next(
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if p.environ().get("RANK") == "1" and "nanobench" in " ".join(p.cmdline())
+        )
         rank1.send_signal(signal.SIGKILL)
         proc.wait(timeout=120)
     finally:
@@ -150,17 +194,36 @@ def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path):
     assert len(run_.rows) >= 100  # at least the flushed segment
     print("status:", run_.meta["status"], run_.meta["status_reason"], len(run_.rows), "rows")
     time.sleep(1)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])], \
-        "every rank must end"
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ], "every rank must end"
 
 
 @pytest.mark.slow  # fast in the default suite: test_faults' Ctrl-C flood (one process), test_leaving_does_not_wait_for_a_rank_that_never_comes
 def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(nb, tmp_path):
     """A terminal's Ctrl-C (SIGINT to the launcher's process group): rank 0 publishes its rows
     as `interrupted`, every process ends, exit 130, and no traceback from torchrun."""
-    proc = subprocess.Popen([*nb.cmd, "run", "smoke", "--nproc", "2", "--set", "train.max_iters=100000",
-                             "--set", "eval.interval=100000", "--out", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            *nb.cmd,
+            "run",
+            "smoke",
+            "--nproc",
+            "2",
+            "--set",
+            "train.max_iters=100000",
+            "--set",
+            "eval.interval=100000",
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 90
         while not list((tmp_path / results.PARTIAL_DIR).glob("*/seg-*.parquet")):
@@ -177,7 +240,11 @@ def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(nb, tmp_path):
     run_ = results.read_run(path)
     assert run_.meta["status"] == "interrupted" and len(run_.rows) >= 100
     time.sleep(1)
-    assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 def test_windows_launch_starts_no_session_and_sends_no_signal(monkeypatch, capsys):
@@ -201,12 +268,16 @@ def test_windows_launch_starts_no_session_and_sends_no_signal(monkeypatch, capsy
     monkeypatch.setattr(subprocess, "Popen", FakeTorchrun)
     monkeypatch.setattr(distributed, "_torch_version", lambda: (2, 13))
     monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
-    monkeypatch.setattr(psutil.Process, "send_signal", lambda self, sig: sent.append((self.pid, sig)))
+    monkeypatch.setattr(
+        psutil.Process, "send_signal", lambda self, sig: sent.append((self.pid, sig))
+    )
     assert distributed.launch(2, {}, ["smoke"], 1, "cuda") == 130
     assert set(handlers) == {signal.SIGINT, 21} and sent == []
     assert "NCCL is Linux-only" in capsys.readouterr().err
     cmd = distributed.torchrun_command(2, {}, ["smoke"])
-    assert "--signals-to-handle=SIGINT,SIGTERM,SIGBREAK" in cmd  # torchrun waits for its workers on Ctrl-Break
+    assert (
+        "--signals-to-handle=SIGINT,SIGTERM,SIGBREAK" in cmd
+    )  # torchrun waits for its workers on Ctrl-Break
 
 
 def test_posix_launch_forwards_the_stop_to_the_workers_only(monkeypatch):
@@ -225,8 +296,17 @@ def test_posix_launch_forwards_the_stop_to_the_workers_only(monkeypatch):
     sent = []
     monkeypatch.setattr(signal, "signal", lambda s, h: handlers.__setitem__(s, h))
     monkeypatch.setattr(subprocess, "Popen", FakeTorchrun)
-    monkeypatch.setattr(psutil, "Process", lambda pid: types.SimpleNamespace(
-        children=lambda recursive: [types.SimpleNamespace(send_signal=lambda sig: sent.append(sig))] * 2))
+    monkeypatch.setattr(
+        psutil,
+        "Process",
+        lambda pid: types.SimpleNamespace(
+            children=lambda recursive: (
+                [types.SimpleNamespace(send_signal=lambda sig: sent.append(sig))] * 2
+            )
+        ),
+    )
     assert distributed.launch(2, {}, ["smoke"], 1) == 130
     assert popen_kwargs["start_new_session"] is True and sent == [signal.SIGINT, signal.SIGINT]
-    assert not any("signals-to-handle" in part for part in distributed.torchrun_command(2, {}, ["smoke"]))
+    assert not any(
+        "signals-to-handle" in part for part in distributed.torchrun_command(2, {}, ["smoke"])
+    )

@@ -14,12 +14,16 @@ from nanobench.run.scenario import load
 @pytest.mark.parametrize("bias", [False, True])
 def test_parameter_count_from_shapes_matches_the_model(name, bias):
     m = dataclasses.replace(load(name).model, bias=bias)
-    model = GPT(GPTConfig(65, m.block_size, m.n_layer, m.n_head, m.n_embd, 0.0, bias), torch.Generator())
+    model = GPT(
+        GPTConfig(65, m.block_size, m.n_layer, m.n_head, m.n_embd, 0.0, bias), torch.Generator()
+    )
     assert est.n_params(m, 65) == model.num_params()
 
 
 def test_gpu_recipe_estimate_by_hand():
-    s = load("shakespeare_char")  # 6L/6H/384, T 256, batch 64, 5000 iters, eval every 250 over 200 batches
+    s = load(
+        "shakespeare_char"
+    )  # 6L/6H/384, T 256, batch 64, 5000 iters, eval every 250 over 200 batches
     e = est.estimate(s, 65, peak_flops=1e15, mfu=0.1)
     n = est.n_params(s.model, 65)
     per_token = 6 * n + 12 * 6 * 6 * 64 * 256

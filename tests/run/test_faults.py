@@ -11,21 +11,35 @@ import time
 
 import pytest
 
-from nanobench.store import results
 from nanobench.run.scenario import load
 from nanobench.run.train import RunOptions, train
+from nanobench.store import results
 
 # A run that would go on for minutes: smoke's tiny model with a 100,000-iteration schedule.
 # Evaluating every iteration (one batch) makes the progress lines ("iter N: ...", written to
 # stderr before step N) a record of how far the process got.
-LONG = ["run", "smoke", "--threads", "1", "--set", "train.max_iters=100000", "--set", "train.lr_decay_iters=100000",
-        "--set", "eval.interval=1", "--set", "eval.iters=1"]
+LONG = [
+    "run",
+    "smoke",
+    "--threads",
+    "1",
+    "--set",
+    "train.max_iters=100000",
+    "--set",
+    "train.lr_decay_iters=100000",
+    "--set",
+    "eval.interval=1",
+    "--set",
+    "eval.iters=1",
+]
 ITER_LINE = re.compile(r"^iter (\d+): ", re.M)
 
 
 def start(args, out_dir, log_path, prefix=()):
     log = open(log_path, "w")
-    return subprocess.Popen([*prefix, *args, "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=log, text=True)
+    return subprocess.Popen(
+        [*prefix, *args, "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=log, text=True
+    )
 
 
 def wait_for(predicate, proc, timeout_s=60.0):
@@ -67,7 +81,9 @@ def test_sigkill_loses_at_most_one_flush_window(nb, tmp_path):
     iters = run.rows["iter"].tolist()
     assert iters == list(range(len(iters))) and len(iters) >= 100  # whole segments, in order
     lost = reached - iters[-1]
-    print(f"SIGKILL at iteration {reached}: {len(iters)} rows recovered (last {iters[-1]}), {lost} iterations lost")
+    print(
+        f"SIGKILL at iteration {reached}: {len(iters)} rows recovered (last {iters[-1]}), {lost} iterations lost"
+    )
     assert 0 <= lost <= results.FLUSH_EVERY_ITERS
     assert not results.find_partials(out)
 
@@ -92,12 +108,16 @@ def test_ctrl_c_then_a_flood_of_signals_completes_the_file(nb, tmp_path):
     assert run.meta["status"] == "interrupted" and str(run.path) in stdout
     iters = run.rows["iter"].tolist()
     assert iters == list(range(len(iters)))
-    assert len(iters) >= last_logged_iter(log)  # every step that ran is a row (only step N may not have)
+    assert len(iters) >= last_logged_iter(
+        log
+    )  # every step that ran is a row (only step N may not have)
     assert not results.find_partials(out)
 
 
 def test_divergence_stops_with_status_and_rows(nb, tmp_path):
-    out = nb("run", "smoke", "--threads", "1", "--out", tmp_path, "--set", "train.learning_rate=1e6")
+    out = nb(
+        "run", "smoke", "--threads", "1", "--out", tmp_path, "--set", "train.learning_rate=1e6"
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr  # not completed, not bad input
     run = only_result(tmp_path)
     assert run.meta["status"] == "diverged"
@@ -127,19 +147,27 @@ DISK_FULLS_AT_150 = textwrap.dedent("""
 @pytest.mark.slow  # fast in the default suite: test_files' write failures, store/test_containment's one-line message
 def test_failed_write_is_one_line_and_earlier_rows_survive(nb, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", DISK_FULLS_AT_150, *LONG, "--max-iters", "300", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", DISK_FULLS_AT_150, *LONG, "--max-iters", "300", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     errors = [line for line in proc.stderr.splitlines() if line.startswith("nanobench: error:")]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(errors) == 1 and "seg-000001.parquet: could not write results (" in errors[0]
-    assert "File too large" in errors[0] and "free space" not in errors[0]  # a size limit, not a full disk
+    assert (
+        "File too large" in errors[0] and "free space" not in errors[0]
+    )  # a size limit, not a full disk
     assert "100 rows flushed before are intact" in errors[0] and "nanobench recover" in errors[0]
     assert not list(out.glob("*.parquet"))  # nothing half-written under a final name
 
     # Space is back: the next run publishes the killed run's rows before its own.
     again = nb("run", "smoke", "--threads", "1", "--max-iters", "1", "--out", out)
     assert again.returncode == 0 and "recovered a killed run" in again.stderr
-    [killed] = [r for r in map(results.read_run, out.glob("*.parquet")) if r.meta["status"] == "killed"]
+    [killed] = [
+        r for r in map(results.read_run, out.glob("*.parquet")) if r.meta["status"] == "killed"
+    ]
     assert killed.rows["iter"].tolist() == list(range(100))
 
 
@@ -195,8 +223,23 @@ CUDA_FULL_AT_30 = textwrap.dedent("""
 
 @pytest.mark.gpu
 def test_cuda_out_of_memory_fails_with_reason_and_keeps_rows(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", CUDA_FULL_AT_30, *LONG, "--device", "cuda", "--max-iters", "100",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CUDA_FULL_AT_30,
+            *LONG,
+            "--device",
+            "cuda",
+            "--max-iters",
+            "100",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     run = only_result(tmp_path)
     assert run.meta["status"] == "failed" and "out of memory on cuda" in run.meta["status_reason"]

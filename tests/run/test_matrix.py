@@ -20,12 +20,20 @@ T4 = Device("cuda", 1, "Tesla T4 stand-in", (7, 5), False)
 
 
 def plan(device, dtype, devices, allow_slow=False, slowdown=6.0):
-    return matrix.plan(device, dtype, allow_slow=allow_slow, devices=lambda: devices, slowdown=lambda d: slowdown)
+    return matrix.plan(
+        device, dtype, allow_slow=allow_slow, devices=lambda: devices, slowdown=lambda d: slowdown
+    )
 
 
 def test_all_devices_by_every_dtype_with_skipped_cells_saying_why():
     p = plan("all", "fp32,tf32,bf16", [AVX2_CPU, H100, T4])
-    assert [c.label for c in p.cells] == ["cpu fp32", "cuda:0 fp32", "cuda:0 tf32", "cuda:0 bf16", "cuda:1 fp32"]
+    assert [c.label for c in p.cells] == [
+        "cpu fp32",
+        "cuda:0 fp32",
+        "cuda:0 tf32",
+        "cuda:0 bf16",
+        "cuda:1 fp32",
+    ]
     assert p.skipped == [
         "cpu tf32: skipped (TF32 needs an NVIDIA GPU of compute capability 8.0+ (Ampere); not cpu)",
         "cpu bf16: skipped: AVX2 CPU stand-in has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): bf16 is "
@@ -51,14 +59,18 @@ def test_a_named_cpu_runs_emulated_bf16_after_saying_so(monkeypatch):
     monkeypatch.setattr(Device, "cpu", classmethod(lambda cls: AVX2_CPU))
     p = matrix.plan("cpu", "fp32,bf16", slowdown=lambda d: 5.5)
     assert [c.label for c in p.cells] == ["cpu fp32", "cpu bf16"] and p.skipped == []
-    assert p.notes == ["cpu bf16: AVX2 CPU stand-in has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): "
-                       "bf16 is emulated, its measured bf16 matmul peak is 5.5x below fp32's; running it as asked"]
+    assert p.notes == [
+        "cpu bf16: AVX2 CPU stand-in has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): "
+        "bf16 is emulated, its measured bf16 matmul peak is 5.5x below fp32's; running it as asked"
+    ]
 
 
 def test_bad_lists_and_an_empty_matrix_are_bad_input():
     with pytest.raises(InputError, match=r"--dtype int8: unknown \(use fp32, tf32, bf16, fp16\)"):
         plan("all", "fp32,int8", [AVX2_CPU])
-    with pytest.raises(InputError, match="--dtype tf32: TF32 needs an NVIDIA GPU"):  # one cell: the run's own error
+    with pytest.raises(
+        InputError, match="--dtype tf32: TF32 needs an NVIDIA GPU"
+    ):  # one cell: the run's own error
         matrix.plan("cpu", "tf32")
     with pytest.raises(InputError, match="--device tpu: not a device"):
         matrix.plan("cpu,tpu", "fp32")
@@ -71,11 +83,15 @@ def test_bad_lists_and_an_empty_matrix_are_bad_input():
 def test_a_matrix_of_smoke_runs_with_a_skipped_cell(tmp_path):
     """The plan (tf32 skipped on the CPU) run for real: one file per cell and seed, one group_id."""
     p = plan("all", "fp32,tf32", [Device.cpu()])
-    assert [c.label for c in p.cells] == ["cpu fp32"] and p.skipped[0].startswith("cpu tf32: skipped")
+    assert [c.label for c in p.cells] == ["cpu fp32"] and p.skipped[0].startswith(
+        "cpu tf32: skipped"
+    )
     s = scen.load("smoke")
     reported = []
     shared = {"max_iters": 3, "out_dir": str(tmp_path), "group_id": "matrix-test", "threads": 1}
-    outcomes = matrix.run_cells(s, p.cells, [1, 2], shared, train, lambda label: contextlib.nullcontext(), reported.append)
+    outcomes = matrix.run_cells(
+        s, p.cells, [1, 2], shared, train, lambda label: contextlib.nullcontext(), reported.append
+    )
     assert [o.status for o in outcomes] == ["completed", "completed"] and reported == outcomes
     runs = [results.read_run(o.path) for o in outcomes]
     assert {r.info.group_id for r in runs} == {"matrix-test"}
@@ -90,20 +106,48 @@ def test_an_interrupted_run_stops_the_matrix_and_keeps_what_ran():
     statuses = iter(["completed", "interrupted", "completed"])
     ran = []
 
-    def fake_train(scenario, opts, progress):  # stands for train(): the second run is stopped by Ctrl-C
+    def fake_train(
+        scenario, opts, progress
+    ):  # stands for train(): the second run is stopped by Ctrl-C
         ran.append((opts.device, opts.dtype, opts.seed))
         return Outcome(next(statuses))
 
     cells = [matrix.Cell("cpu", "fp32"), matrix.Cell("cpu", "bf16")]
-    outcomes = matrix.run_cells(scen.load("smoke"), cells, [1, 2], {}, fake_train, lambda label: contextlib.nullcontext(),
-                                lambda o: None)
+    outcomes = matrix.run_cells(
+        scen.load("smoke"),
+        cells,
+        [1, 2],
+        {},
+        fake_train,
+        lambda label: contextlib.nullcontext(),
+        lambda o: None,
+    )
     assert ran == [("cpu", "fp32", 1), ("cpu", "fp32", 2)]  # the bf16 cell never started
-    assert [o.status for o in outcomes] == ["completed", "interrupted"]  # both kept, the interrupted one too
+    assert [o.status for o in outcomes] == [
+        "completed",
+        "interrupted",
+    ]  # both kept, the interrupted one too
 
 
 def test_run_device_list_prints_the_skip_and_the_comparison(nb, tmp_path):
-    out = nb("run", "smoke", "--device", "cpu", "--dtype", "fp32,tf32", "--seeds", "1,2", "--max-iters", "3",
-             "--threads", "1", "--quiet", "--out", tmp_path, env={"NO_COLOR": "1", "COLUMNS": "160"})
+    out = nb(
+        "run",
+        "smoke",
+        "--device",
+        "cpu",
+        "--dtype",
+        "fp32,tf32",
+        "--seeds",
+        "1,2",
+        "--max-iters",
+        "3",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        tmp_path,
+        env={"NO_COLOR": "1", "COLUMNS": "160"},
+    )
     assert out.returncode == 0, out.stderr
     assert "nanobench: cpu tf32: skipped (TF32 needs an NVIDIA GPU" in out.stderr
     assert "smoke on synthetic" in out.stdout and "2 runs; baseline: cpu fp32" in out.stdout

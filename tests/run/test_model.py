@@ -51,7 +51,9 @@ def test_initial_loss_is_uniform_guess_and_causal():
 
 
 def test_generate_uses_only_its_generator():
-    model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=16), generator(1, "init"))
+    model = GPT(
+        GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=16), generator(1, "init")
+    )
     prompt = torch.zeros((1, 1), dtype=torch.long)
     torch.manual_seed(0)
     a = model.generate(prompt, 20, temperature=1.0, top_k=0, gen=torch.Generator().manual_seed(5))

@@ -4,11 +4,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from nanobench.store import results
 from nanobench.errors import InputError
 from nanobench.measure.device import parse_device
 from nanobench.run.parity import Side, relative_drift, run_parity
 from nanobench.run.scenario import load
+from nanobench.store import results
 
 CPU_FP32 = Side(parse_device("cpu"), "fp32")
 
@@ -22,7 +22,12 @@ def test_relative_drift_hand_computed():
 
 def test_side_parsing():
     side = Side.parse("cuda:0:tf32", "--a")
-    assert (side.device.kind, side.device.index, side.dtype, side.label()) == ("cuda", 0, "tf32", "cuda:0:tf32")
+    assert (side.device.kind, side.device.index, side.dtype, side.label()) == (
+        "cuda",
+        0,
+        "tf32",
+        "cuda:0:tf32",
+    )
     assert Side.parse("cpu:bf16", "--b") == Side(parse_device("cpu"), "bf16")
     with pytest.raises(InputError, match="--a cpu: expected DEVICE:DTYPE"):
         Side.parse("cpu", "--a")
@@ -39,7 +44,9 @@ def test_same_configuration_is_bit_identical(tmp_path):
 
 def test_bf16_drifts_a_little_and_the_record_is_not_a_run(tmp_path):
     torch.set_num_threads(1)
-    path, summary = run_parity(load("smoke"), CPU_FP32, Side(parse_device("cpu"), "bf16"), 8, str(tmp_path))
+    path, summary = run_parity(
+        load("smoke"), CPU_FP32, Side(parse_device("cpu"), "bf16"), 8, str(tmp_path)
+    )
     assert not summary["bit_identical_losses"]
     assert 0 < summary["max_abs_loss_diff"] < 0.05
     assert 0 < summary["final_param_rel_drift"] < 0.05 and math.isfinite(summary["final_loss_diff"])

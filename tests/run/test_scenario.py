@@ -1,7 +1,7 @@
 import pytest
 
-from nanobench.run import scenario as scen
 from nanobench.errors import InputError
+from nanobench.run import scenario as scen
 
 
 def write(tmp_path, text, name="s.toml"):
@@ -12,17 +12,35 @@ def write(tmp_path, text, name="s.toml"):
 
 def test_shipped_scenarios_load_with_nanogpt_values():
     cpu = scen.load("shakespeare_char_cpu")
-    assert (cpu.model.n_layer, cpu.model.n_head, cpu.model.n_embd, cpu.model.block_size) == (4, 4, 128, 64)
+    assert (cpu.model.n_layer, cpu.model.n_head, cpu.model.n_embd, cpu.model.block_size) == (
+        4,
+        4,
+        128,
+        64,
+    )
     assert (cpu.train.batch_size, cpu.train.max_iters, cpu.eval.iters) == (12, 2000, 20)
     gpu = scen.load("shakespeare_char")
-    assert (gpu.model.n_layer, gpu.model.n_head, gpu.model.n_embd, gpu.model.block_size) == (6, 6, 384, 256)
-    assert (gpu.train.batch_size, gpu.train.max_iters, gpu.model.dropout, gpu.eval.iters) == (64, 5000, 0.2, 200)
+    assert (gpu.model.n_layer, gpu.model.n_head, gpu.model.n_embd, gpu.model.block_size) == (
+        6,
+        6,
+        384,
+        256,
+    )
+    assert (gpu.train.batch_size, gpu.train.max_iters, gpu.model.dropout, gpu.eval.iters) == (
+        64,
+        5000,
+        0.2,
+        200,
+    )
     assert scen.load("smoke").data.dataset == "synthetic"
     assert set(scen.list_shipped()) >= {"smoke", "shakespeare_char", "shakespeare_char_cpu"}
 
 
 def test_every_error_is_reported_at_once_with_file_and_key(tmp_path):
-    p = write(tmp_path, 'name = "x"\nbogus = 1\n[model]\nn_head = "four"\nwidth = 3\n[train]\nlearning_rate = true\n')
+    p = write(
+        tmp_path,
+        'name = "x"\nbogus = 1\n[model]\nn_head = "four"\nwidth = 3\n[train]\nlearning_rate = true\n',
+    )
     with pytest.raises(InputError) as err:
         scen.load(str(p))
     lines = str(err.value).splitlines()
@@ -36,7 +54,10 @@ def test_every_error_is_reported_at_once_with_file_and_key(tmp_path):
 
 
 def test_values_that_cannot_train_are_rejected(tmp_path):
-    p = write(tmp_path, 'name = "x"\n[model]\nn_embd = 130\nn_head = 4\nblock_size = 0\n[train]\nlearning_rate = -1.0\n[eval]\ninterval = 0\n')
+    p = write(
+        tmp_path,
+        'name = "x"\n[model]\nn_embd = 130\nn_head = 4\nblock_size = 0\n[train]\nlearning_rate = -1.0\n[eval]\ninterval = 0\n',
+    )
     with pytest.raises(InputError) as err:
         scen.load(str(p))
     text = str(err.value)
@@ -58,7 +79,10 @@ def test_unknown_scenario_lists_shipped_ones():
 
 
 def test_overrides_are_typed_and_checked():
-    s = scen.load("smoke", ["train.learning_rate=1e-2", "model.n_layer=2", "data.dataset=synthetic", "eval.iters=3"])
+    s = scen.load(
+        "smoke",
+        ["train.learning_rate=1e-2", "model.n_layer=2", "data.dataset=synthetic", "eval.iters=3"],
+    )
     assert s.train.learning_rate == 0.01 and s.model.n_layer == 2 and s.eval.iters == 3
     with pytest.raises(InputError, match="model.n_layer: expected integer, got float 2.5"):
         scen.load("smoke", ["model.n_layer=2.5"])

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from nanobench.store import results
 from nanobench.run.scenario import load
 from nanobench.run.train import RunOptions, lr_at, train
+from nanobench.store import results
 
 
 def run_smoke(tmp_path, **opts):
@@ -19,7 +19,9 @@ def run_smoke(tmp_path, **opts):
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("smoke")
-    return [run_smoke(d / name, seed=seed)[1] for name, seed in (("a", 1337), ("b", 1337), ("c", 7))]
+    return [
+        run_smoke(d / name, seed=seed)[1] for name, seed in (("a", 1337), ("b", 1337), ("c", 7))
+    ]
 
 
 def test_loss_falls_and_every_iteration_is_recorded(smoke_runs):
@@ -29,7 +31,9 @@ def test_loss_falls_and_every_iteration_is_recorded(smoke_runs):
     evals = rows.dropna(subset=["eval_val_loss"])
     assert list(evals["iter"]) == [0, 10, 20, 30]
     assert evals["eval_val_loss"].iloc[-1] < evals["eval_val_loss"].iloc[0] - 0.4
-    assert evals["eval_val_loss"].iloc[0] == pytest.approx(math.log(run.meta["dataset"]["vocab_size"]), abs=0.1)
+    assert evals["eval_val_loss"].iloc[0] == pytest.approx(
+        math.log(run.meta["dataset"]["vocab_size"]), abs=0.1
+    )
     steps = rows.iloc[:-1]
     assert steps["step_time_s"].gt(0).all() and steps["loss"].notna().all()
     assert steps["train_time_s"].is_monotonic_increasing
@@ -83,8 +87,10 @@ def test_grad_accum_keeps_the_global_batch(tmp_path):
     """grad_accum=2 with half the batch sees the same tokens: the losses agree closely."""
     s = load("smoke")
     full = train(s, RunOptions(out_dir=str(tmp_path / "a"), threads=1, max_iters=5))
-    split = train(load("smoke", ["train.batch_size=2", "train.grad_accum=2"]),
-                  RunOptions(out_dir=str(tmp_path / "b"), threads=1, max_iters=5))
+    split = train(
+        load("smoke", ["train.batch_size=2", "train.grad_accum=2"]),
+        RunOptions(out_dir=str(tmp_path / "b"), threads=1, max_iters=5),
+    )
     la = results.read_run(full.path).rows["loss"].iloc[:5]
     lb = results.read_run(split.path).rows["loss"].iloc[:5]
     assert la.tolist() == pytest.approx(lb.tolist(), abs=1e-4)
@@ -110,7 +116,9 @@ def test_peak_memory_is_reset_after_calibration_before_the_first_step(tmp_path, 
 
     calls = []
     measured, sample = peaks.measured_peak, Device.memory_sample
-    monkeypatch.setattr(peaks, "measured_peak", lambda *a, **k: calls.append("calibrate") or measured(*a, **k))
+    monkeypatch.setattr(
+        peaks, "measured_peak", lambda *a, **k: calls.append("calibrate") or measured(*a, **k)
+    )
     monkeypatch.setattr(Device, "reset_peak_memory", lambda self: calls.append("reset peak"))
     monkeypatch.setattr(Device, "memory_sample", lambda self: calls.append("step") or sample(self))
     run_smoke(tmp_path, max_iters=2)

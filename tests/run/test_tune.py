@@ -22,32 +22,49 @@ def m(settings, ms, drift=0.0, finite=True):
 
 # ---- selection on injected figures -----------------------------------------------------------
 
+
 def test_select_on_a_base_measures_gains_against_the_base():
     t1 = Settings(threads=1)
-    measured = [m(REF, 100.0), m(t1, 50.0), m(Settings(threads=1, sdpa="math"), 49.0),  # 2% on the base: noise
-                m(Settings(threads=1, optimizer="foreach"), 45.0)]
+    measured = [
+        m(REF, 100.0),
+        m(t1, 50.0),
+        m(Settings(threads=1, sdpa="math"), 49.0),  # 2% on the base: noise
+        m(Settings(threads=1, optimizer="foreach"), 45.0),
+    ]
     kept = tune.select_singles(measured, 0.02, 0.03, base=t1)
     assert list(kept) == ["optimizer"]
     assert tune.combine(kept, t1) == Settings(threads=1, optimizer="foreach")
     assert tune.on_base([REF, Settings(sdpa="math"), Settings(compile=True)], t1) == [
-        t1, Settings(threads=1, sdpa="math"), Settings(threads=1, compile=True)]
+        t1,
+        Settings(threads=1, sdpa="math"),
+        Settings(threads=1, compile=True),
+    ]
 
 
 def test_select_keeps_the_fastest_equivalent_value_of_each_setting_beyond_the_gain():
-    measured = [m(REF, 50.0),
-                m(Settings(threads=1), 40.0, 1e-6),  # 20% faster, equivalent: kept
-                m(Settings(threads=4), 35.0, 1e-6),  # faster still: wins the threads axis
-                m(Settings(optimizer="foreach"), 49.0),  # 2% faster: within min_gain, not kept
-                m(Settings(sdpa="math"), 30.0, 0.05),  # fastest of all, but its loss drifts 0.05 > 0.02
-                m(Settings(dtype="bf16"), 20.0, finite=False),  # diverged
-                m(Settings(compile=True), 45.0, 1e-3)]  # 10%: kept
+    measured = [
+        m(REF, 50.0),
+        m(Settings(threads=1), 40.0, 1e-6),  # 20% faster, equivalent: kept
+        m(Settings(threads=4), 35.0, 1e-6),  # faster still: wins the threads axis
+        m(Settings(optimizer="foreach"), 49.0),  # 2% faster: within min_gain, not kept
+        m(Settings(sdpa="math"), 30.0, 0.05),  # fastest of all, but its loss drifts 0.05 > 0.02
+        m(Settings(dtype="bf16"), 20.0, finite=False),  # diverged
+        m(Settings(compile=True), 45.0, 1e-3),
+    ]  # 10%: kept
     kept = tune.select_singles(measured, margin=0.02, min_gain=0.03)
-    assert {k: v.settings for k, v in kept.items()} == {"threads": Settings(threads=4), "compile": Settings(compile=True)}
+    assert {k: v.settings for k, v in kept.items()} == {
+        "threads": Settings(threads=4),
+        "compile": Settings(compile=True),
+    }
     assert tune.combine(kept) == Settings(threads=4, compile=True)
 
 
 def test_compile_modes_are_one_setting_and_their_combination_keeps_the_mode():
-    measured = [m(REF, 50.0), m(Settings(compile=True), 40.0), m(Settings(compile=True, compile_mode="max-autotune"), 30.0)]
+    measured = [
+        m(REF, 50.0),
+        m(Settings(compile=True), 40.0),
+        m(Settings(compile=True, compile_mode="max-autotune"), 30.0),
+    ]
     kept = tune.select_singles(measured, 0.02, 0.03)
     assert list(kept) == ["compile"]
     assert tune.combine(kept) == Settings(compile=True, compile_mode="max-autotune")
@@ -56,7 +73,9 @@ def test_compile_modes_are_one_setting_and_their_combination_keeps_the_mode():
 def test_choose_refuses_drift_and_small_gains_and_falls_back_to_the_reference():
     ref = m(REF, 50.0)
     assert tune.choose([ref, m(Settings(threads=1), 49.0)], 0.02, 0.03) is ref  # 2%: noise
-    assert tune.choose([ref, m(Settings(threads=1), 10.0, 0.021)], 0.02, 0.03) is ref  # beyond the margin
+    assert (
+        tune.choose([ref, m(Settings(threads=1), 10.0, 0.021)], 0.02, 0.03) is ref
+    )  # beyond the margin
     fast = m(Settings(threads=1, optimizer="foreach"), 30.0, 0.019)
     assert tune.choose([ref, m(Settings(threads=1), 40.0), fast], 0.02, 0.03) is fast
 
@@ -74,21 +93,45 @@ def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(mon
     measured again with the reference and the best single change."""
     rounds = []
     t1 = Settings(threads=1)
-    figures = {REF: 50.0, t1: 40.0, Settings(threads=1, optimizer="foreach"): 36.0,
-               Settings(threads=1, sdpa="math"): 38.0, Settings(threads=1, optimizer="foreach", sdpa="math"): 30.0}
+    figures = {
+        REF: 50.0,
+        t1: 40.0,
+        Settings(threads=1, optimizer="foreach"): 36.0,
+        Settings(threads=1, sdpa="math"): 38.0,
+        Settings(threads=1, optimizer="foreach", sdpa="math"): 30.0,
+    }
 
     def fake_measure(scenario, device_text, settings, iters, block, log=None):
         rounds.append(settings)
         return [m(s, figures.get(s, 60.0), 1e-4) for s in settings]
 
     monkeypatch.setattr(tune, "measure", fake_measure)
-    monkeypatch.setattr(tune, "candidates", lambda device, axes: [REF, t1, Settings(optimizer="foreach"),
-                                                                  Settings(sdpa="math"), Settings(compile=True)])
+    monkeypatch.setattr(
+        tune,
+        "candidates",
+        lambda device, axes: [
+            REF,
+            t1,
+            Settings(optimizer="foreach"),
+            Settings(sdpa="math"),
+            Settings(compile=True),
+        ],
+    )
     result = tune.tune(load("smoke"), "cpu", iters=20)
     assert rounds[0] == [REF, t1]
-    assert rounds[1] == [REF, t1, Settings(threads=1, optimizer="foreach"), Settings(threads=1, sdpa="math"),
-                         Settings(threads=1, compile=True)]  # compile: 60 ms, not kept
-    assert rounds[2] == [REF, t1, Settings(threads=1, optimizer="foreach"), Settings(threads=1, optimizer="foreach", sdpa="math")]
+    assert rounds[1] == [
+        REF,
+        t1,
+        Settings(threads=1, optimizer="foreach"),
+        Settings(threads=1, sdpa="math"),
+        Settings(threads=1, compile=True),
+    ]  # compile: 60 ms, not kept
+    assert rounds[2] == [
+        REF,
+        t1,
+        Settings(threads=1, optimizer="foreach"),
+        Settings(threads=1, optimizer="foreach", sdpa="math"),
+    ]
     assert result.best.settings == Settings(threads=1, optimizer="foreach", sdpa="math")
     assert [title for title, _ in result.rounds][0].startswith("threads first")
     assert "--dtype fp16" in result.refused and "--compile-mode reduce-overhead" in result.refused
@@ -99,15 +142,26 @@ def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(mon
 
 def test_without_a_faster_thread_count_the_rest_is_measured_on_the_defaults(monkeypatch):
     rounds = []
-    monkeypatch.setattr(tune, "measure", lambda scenario, device_text, settings, iters, block, log=None: (
-        rounds.append(settings) or [m(s, 50.0 if s.threads is None else 80.0) for s in settings]))
-    monkeypatch.setattr(tune, "candidates", lambda device, axes: [REF, Settings(threads=1), Settings(sdpa="math")])
+    monkeypatch.setattr(
+        tune,
+        "measure",
+        lambda scenario, device_text, settings, iters, block, log=None: (
+            rounds.append(settings) or [m(s, 50.0 if s.threads is None else 80.0) for s in settings]
+        ),
+    )
+    monkeypatch.setattr(
+        tune, "candidates", lambda device, axes: [REF, Settings(threads=1), Settings(sdpa="math")]
+    )
     result = tune.tune(load("smoke"), "cpu", iters=20)
-    assert rounds == [[REF, Settings(threads=1)], [REF, Settings(sdpa="math")]]  # nothing kept: no round 3
+    assert rounds == [
+        [REF, Settings(threads=1)],
+        [REF, Settings(sdpa="math")],
+    ]  # nothing kept: no round 3
     assert result.best.settings == REF
 
 
 # ---- candidates per device -----------------------------------------------------------------
+
 
 def test_bf16_is_a_cpu_candidate_only_with_native_bf16_matmuls(monkeypatch):
     cpu = Device("cpu", None, "Some CPU")
@@ -139,19 +193,32 @@ def test_cuda_limits_torch_hits_at_the_first_step_are_screened_out_and_refused_i
     from nanobench.run import settings
 
     h100 = Device("cuda", 0, "NVIDIA H100 80GB HBM3", (9, 0), True)
-    with pytest.raises(InputError, match=r"^--sdpa flash: on CUDA this kernel takes fp16 or bf16 only, not fp32$"):
+    with pytest.raises(
+        InputError, match=r"^--sdpa flash: on CUDA this kernel takes fp16 or bf16 only, not fp32$"
+    ):
         settings.check(h100, "auto", "flash", False, None, "fp32")
     settings.check(h100, "auto", "flash", False, None, "bf16")  # runs
-    settings.check(h100, "auto", "efficient", False, None, "fp32")  # memory-efficient attention takes fp32
-    with pytest.raises(InputError, match=r"^--compile-mode reduce-overhead: CUDA graphs overwrite the gradients"):
+    settings.check(
+        h100, "auto", "efficient", False, None, "fp32"
+    )  # memory-efficient attention takes fp32
+    with pytest.raises(
+        InputError, match=r"^--compile-mode reduce-overhead: CUDA graphs overwrite the gradients"
+    ):
         settings.check(h100, "auto", "auto", True, "reduce-overhead", "bf16", grad_accum=2)
     settings.check(h100, "auto", "auto", True, "reduce-overhead", "bf16", grad_accum=1)
-    settings.check(Device("cpu", None, "Some CPU"), "auto", "flash", False, None, "fp32")  # the CPU kernel takes fp32
+    settings.check(
+        Device("cpu", None, "Some CPU"), "auto", "flash", False, None, "fp32"
+    )  # the CPU kernel takes fp32
 
     one, refused_one = tune.screen(tune.candidates(h100), h100, grad_accum=1)
-    assert refused_one == {"--sdpa flash": "on CUDA this kernel takes fp16 or bf16 only, not fp32",
-                           "--sdpa cudnn": "on CUDA this kernel takes fp16 or bf16 only, not fp32"}
-    assert Settings(compile=True, compile_mode="reduce-overhead") in one and Settings(sdpa="efficient") in one
+    assert refused_one == {
+        "--sdpa flash": "on CUDA this kernel takes fp16 or bf16 only, not fp32",
+        "--sdpa cudnn": "on CUDA this kernel takes fp16 or bf16 only, not fp32",
+    }
+    assert (
+        Settings(compile=True, compile_mode="reduce-overhead") in one
+        and Settings(sdpa="efficient") in one
+    )
     accum, refused_accum = tune.screen(tune.candidates(h100), h100, grad_accum=4)
     assert not any(s.compile_mode in ("reduce-overhead", "max-autotune") for s in accum)
     assert "train.grad_accum = 4" in refused_accum["--compile --compile-mode reduce-overhead"]
@@ -161,8 +228,11 @@ def test_cuda_limits_torch_hits_at_the_first_step_are_screened_out_and_refused_i
 def test_compile_and_an_attention_backend_are_never_combined():
     """Compiled models of one mode share dynamo's graph, which ignores the SDPA backend: of a
     kept compile and a kept backend, the faster alone goes into the combination."""
-    kept = {"compile": m(Settings(compile=True), 30.0), "sdpa": m(Settings(sdpa="math"), 35.0),
-            "optimizer": m(Settings(optimizer="foreach"), 40.0)}
+    kept = {
+        "compile": m(Settings(compile=True), 30.0),
+        "sdpa": m(Settings(sdpa="math"), 35.0),
+        "optimizer": m(Settings(optimizer="foreach"), 40.0),
+    }
     apart, note = tune.apart(kept)
     assert list(apart) == ["compile", "optimizer"]
     assert note.startswith("not combined: --sdpa math (slower than --compile)")
@@ -184,23 +254,54 @@ def test_cpu_thread_candidates(monkeypatch):
 
 # ---- the record ----------------------------------------------------------------------------
 
+
 def test_record_round_trip_is_keyed_by_device_torch_and_scenario(tmp_path):
     path = tmp_path / "tune.json"
     smoke = load("smoke")
-    result = tune.TuneResult("smoke", "AMD EPYC", "2.13.0+cpu", 60, 0.02, 0.03, [("one at a time", [m(REF, 50.0)])],
-                             [m(REF, 50.0), m(Settings(threads=1), 40.0)], m(Settings(threads=1), 40.0), {})
+    result = tune.TuneResult(
+        "smoke",
+        "AMD EPYC",
+        "2.13.0+cpu",
+        60,
+        0.02,
+        0.03,
+        [("one at a time", [m(REF, 50.0)])],
+        [m(REF, 50.0), m(Settings(threads=1), 40.0)],
+        m(Settings(threads=1), 40.0),
+        {},
+    )
     key = tune.save(result, smoke, path)
     assert key.startswith("AMD EPYC|torch 2.13.0+cpu|smoke|")
     assert tune.find("AMD EPYC", "2.13.0+cpu", smoke, path) == Settings(threads=1)
     assert tune.find("AMD EPYC", "2.14.0+cpu", smoke, path) is None  # another torch
     assert tune.find("Intel Xeon", "2.13.0+cpu", smoke, path) is None  # another device
-    assert tune.find("AMD EPYC", "2.13.0+cpu", load("smoke", ["model.n_layer=3"]), path) is None  # another model
-    assert tune.find("AMD EPYC", "2.13.0+cpu", load("smoke", ["train.learning_rate=3e-4"]), path) is None
-    same_step = load("smoke", ["eval.interval=100000", "train.max_iters=7", "train.seed=1"])  # the step is the same
+    assert (
+        tune.find("AMD EPYC", "2.13.0+cpu", load("smoke", ["model.n_layer=3"]), path) is None
+    )  # another model
+    assert (
+        tune.find("AMD EPYC", "2.13.0+cpu", load("smoke", ["train.learning_rate=3e-4"]), path)
+        is None
+    )
+    same_step = load(
+        "smoke", ["eval.interval=100000", "train.max_iters=7", "train.seed=1"]
+    )  # the step is the same
     assert tune.find("AMD EPYC", "2.13.0+cpu", same_step, path) == Settings(threads=1)
-    other = tune.TuneResult("smoke", "NVIDIA H100", "2.13.0+cu128", 60, 0.02, 0.03, [], [], m(Settings(dtype="bf16"), 5.0), {})
+    other = tune.TuneResult(
+        "smoke",
+        "NVIDIA H100",
+        "2.13.0+cu128",
+        60,
+        0.02,
+        0.03,
+        [],
+        [],
+        m(Settings(dtype="bf16"), 5.0),
+        {},
+    )
     tune.save(other, smoke, path)  # a second key keeps the first
-    assert len(tune.load_records(path)) == 2 and tune.find("AMD EPYC", "2.13.0+cpu", smoke, path) == Settings(threads=1)
+    assert len(tune.load_records(path)) == 2 and tune.find(
+        "AMD EPYC", "2.13.0+cpu", smoke, path
+    ) == Settings(threads=1)
     path.write_text("{not json")
     assert tune.load_records(path) == {}  # damaged: tune again, never a traceback
     path.write_text(json.dumps({"version": 99, "records": {}}))
@@ -209,14 +310,23 @@ def test_record_round_trip_is_keyed_by_device_torch_and_scenario(tmp_path):
 
 # ---- a real, short lockstep measurement ----------------------------------------------------
 
+
 def test_measure_trains_candidates_in_lockstep_against_the_reference():
     import torch
 
     saved = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("medium")  # the caller's: each candidate sets fp32's own while it steps
+    torch.set_float32_matmul_precision(
+        "medium"
+    )  # the caller's: each candidate sets fp32's own while it steps
     try:
-        out = tune.measure(load("smoke"), "cpu", [REF, Settings(threads=1), Settings(sdpa="math")], iters=6, block=2,
-                           warmup=2)
+        out = tune.measure(
+            load("smoke"),
+            "cpu",
+            [REF, Settings(threads=1), Settings(sdpa="math")],
+            iters=6,
+            block=2,
+            warmup=2,
+        )
         assert torch.get_float32_matmul_precision() == "medium"  # given back, as the thread count
     finally:
         torch.set_float32_matmul_precision(saved)
@@ -233,16 +343,39 @@ def test_the_table_names_each_verdict_and_the_choice():
 
     from nanobench.present.tuning import print_tune
 
-    singles = [m(REF, 50.0), m(Settings(threads=1), 40.0, 2e-7), m(Settings(sdpa="math"), 30.0, 0.05),
-               m(Settings(compile=True), 20.0, finite=False)]
-    result = tune.TuneResult("smoke", "AMD EPYC", "2.13.0+cpu", 60, 0.02, 0.03, [("one at a time", singles)], singles[:2], singles[1],
-                             {"--dtype bf16": "no native bf16"}, {"before": 9.0, "after": 8.0, "cpus": 2})
+    singles = [
+        m(REF, 50.0),
+        m(Settings(threads=1), 40.0, 2e-7),
+        m(Settings(sdpa="math"), 30.0, 0.05),
+        m(Settings(compile=True), 20.0, finite=False),
+    ]
+    result = tune.TuneResult(
+        "smoke",
+        "AMD EPYC",
+        "2.13.0+cpu",
+        60,
+        0.02,
+        0.03,
+        [("one at a time", singles)],
+        singles[:2],
+        singles[1],
+        {"--dtype bf16": "no native bf16"},
+        {"before": 9.0, "after": 8.0, "cpus": 2},
+    )
     out = io.StringIO()
     print_tune(result, Console(file=out, width=200, no_color=True, highlight=False), key="K")
     text = out.getvalue()
-    assert "--threads 1" in text and "x1.25" in text and "2.00e-07 @3" in text and "equivalent, chosen" in text
+    assert (
+        "--threads 1" in text
+        and "x1.25" in text
+        and "2.00e-07 @3" in text
+        and "equivalent, chosen" in text
+    )
     assert "refused: loss off by more than 0.02" in text and "refused: loss not finite" in text
-    assert "not a candidate: --dtype bf16: no native bf16" in text and "load average 9.0 -> 8.0 on 2 CPUs" in text
+    assert (
+        "not a candidate: --dtype bf16: no native bf16" in text
+        and "load average 9.0 -> 8.0 on 2 CPUs" in text
+    )
     assert "best: --threads 1 (recorded as K)" in text and "round 1: one at a time" in text
 
 
@@ -253,7 +386,18 @@ def test_best_settings_tunes_once_then_reads_the_record(monkeypatch, tmp_path):
     def fake_tune(scenario, device_text, log=None):
         calls.append(device_text)
         best = m(Settings(threads=1), 40.0)
-        return tune.TuneResult(scenario.name, Device.cpu().name, torch.__version__, 60, 0.02, 0.03, [], [best], best, {})
+        return tune.TuneResult(
+            scenario.name,
+            Device.cpu().name,
+            torch.__version__,
+            60,
+            0.02,
+            0.03,
+            [],
+            [best],
+            best,
+            {},
+        )
 
     monkeypatch.setattr(tune, "tune", fake_tune)
     smoke = load("smoke")

@@ -42,8 +42,14 @@ def tree(root: Path, skip: Path | None = None) -> dict:
 
 
 def nb(*args, cwd, env=None):
-    return subprocess.run([*NB, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd,
-                          env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [*NB, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def refused(proc, *needles):
@@ -83,15 +89,33 @@ def test_scenario_name_leading_away_is_refused_before_any_row(world, name):
 
 def test_scenario_name_set_on_the_command_line_is_refused(world):
     before = tree(world)
-    proc = nb("run", "smoke", "--set", "name=../../x", "--out", world / "OUT", "--max-iters", "2", cwd=world)
+    proc = nb(
+        "run",
+        "smoke",
+        "--set",
+        "name=../../x",
+        "--out",
+        world / "OUT",
+        "--max-iters",
+        "2",
+        cwd=world,
+    )
     refused(proc, "(with --set name=../../x): name: '../../x' is not a safe name")
     assert tree(world) == before
 
 
 def test_group_id_from_the_environment_is_refused(world):
     before = tree(world)
-    proc = nb("run", "smoke", "--out", world / "OUT", "--max-iters", "1", cwd=world,
-              env={"NANOBENCH_GROUP_ID": "../../g"})
+    proc = nb(
+        "run",
+        "smoke",
+        "--out",
+        world / "OUT",
+        "--max-iters",
+        "1",
+        cwd=world,
+        env={"NANOBENCH_GROUP_ID": "../../g"},
+    )
     refused(proc, "NANOBENCH_GROUP_ID: '../../g' is not a safe name")
     assert not list((world / "OUT").rglob("*.parquet"))
     assert tree(world, skip=world / "OUT") == before
@@ -99,7 +123,9 @@ def test_group_id_from_the_environment_is_refused(world):
 
 def plant_partial(out: Path, folder: str, run_id: str, **meta) -> Path:
     """A partial run as another machine's killed run would leave it: meta.json and a segment."""
-    w = results.RunWriter(out, folder, {"pid": 999_999_999, "pid_host": "elsewhere", **meta}, flush_every_iters=1)
+    w = results.RunWriter(
+        out, folder, {"pid": 999_999_999, "pid_host": "elsewhere", **meta}, flush_every_iters=1
+    )
     w.append([{"iter": 0, "loss": 3.0, "step_time_s": 0.01}])
     meta_path = w.partial / "meta.json"
     meta_path.write_text(json.dumps(dict(json.loads(meta_path.read_text()), run_id=run_id)))
@@ -113,7 +139,11 @@ def test_recover_refuses_a_run_id_from_metadata_and_leaves_the_partial(world, ru
     partial = plant_partial(out, "r1", run_id)
     before = tree(world)  # the output folder included: the partial stays as it is
     proc = nb("recover", out, cwd=world)
-    refused(proc, f"{partial}: refused to recover: its meta.json names run id {run_id!r}", "left where it is")
+    refused(
+        proc,
+        f"{partial}: refused to recover: its meta.json names run id {run_id!r}",
+        "left where it is",
+    )
     assert tree(world) == before
 
 
@@ -166,7 +196,19 @@ def test_checkpoint_folder_symlinked_away_is_refused_before_any_row(world):
     out.mkdir()
     (out / "checkpoints").symlink_to(world / "outside")
     before = tree(world)
-    proc = nb("run", "smoke", "--out", out, "--max-iters", "4", "--checkpoint-every", "2", "--threads", "1", cwd=world)
+    proc = nb(
+        "run",
+        "smoke",
+        "--out",
+        out,
+        "--max-iters",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--threads",
+        "1",
+        cwd=world,
+    )
     refused(proc, "--checkpoint-every:", f"{out / 'checkpoints'}: refused: it leads to")
     assert tree(world) == before  # no partial run, no row, nothing in the folder it points at
 
@@ -177,7 +219,10 @@ def test_resume_from_a_checkpoint_naming_a_scenario_that_leads_away(world):
     # A crafted checkpoint: only the fields `--resume` reads before the scenario is checked.
     ckpt = world / "crafted.pt"
     info = {"scenario": {"name": "../../x", "data": {"dataset": "synthetic"}}, "seed": 1}
-    torch.save({"format": "nanobench-checkpoint", "version": 1, "iter": 1, "info_json": json.dumps(info)}, ckpt)
+    torch.save(
+        {"format": "nanobench-checkpoint", "version": 1, "iter": 1, "info_json": json.dumps(info)},
+        ckpt,
+    )
     before = tree(world)
     proc = nb("run", "--resume", ckpt, "--out", world / "OUT" / "a" / "b", cwd=world)
     refused(proc, f"{ckpt} (its scenario): name: '../../x' is not a safe name")
@@ -199,7 +244,9 @@ def test_report_folder_itself_may_be_a_symlink_the_user_made(world):
     (world / "link").symlink_to(world / "outside")
     proc = nb("report", EXAMPLE_RUN, "-o", world / "link", cwd=world)
     assert proc.returncode == 0, proc.stderr
-    assert (world / "outside" / "index.html").is_file() and (world / "outside" / "victim.txt").read_text() == "precious\n"
+    assert (world / "outside" / "index.html").is_file() and (
+        world / "outside" / "victim.txt"
+    ).read_text() == "precious\n"
 
 
 def test_a_failed_write_names_its_cause_and_suggests_recover_only_while_rows_remain(tmp_path):

@@ -4,20 +4,30 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nanobench.store import results
 from nanobench.errors import InputError
+from nanobench.store import results
 
 
 def rows(n, start=0):
-    return [{"iter": i, "loss": 3.0 - i * 0.01, "step_time_s": 0.01, "train_time_s": 0.01 * (i + 1),
-             "wall_time_s": 0.02 * (i + 1), "eval_val_loss": 2.5 if i % 10 == 0 else None}
-            for i in range(start, start + n)]
+    return [
+        {
+            "iter": i,
+            "loss": 3.0 - i * 0.01,
+            "step_time_s": 0.01,
+            "train_time_s": 0.01 * (i + 1),
+            "wall_time_s": 0.02 * (i + 1),
+            "eval_val_loss": 2.5 if i % 10 == 0 else None,
+        }
+        for i in range(start, start + n)
+    ]
 
 
 def test_round_trip_with_metadata_and_segments(tmp_path):
     w = results.RunWriter(tmp_path, "r1", {"scenario": {"name": "x"}}, flush_every_iters=10)
     w.append(rows(25))
-    assert len(list(w.partial.glob("seg-*.parquet"))) == 1  # flushed once the buffer reached 10 rows
+    assert (
+        len(list(w.partial.glob("seg-*.parquet"))) == 1
+    )  # flushed once the buffer reached 10 rows
     w.append(rows(5, start=25))
     path = w.finish("completed", None, summary={"a": 1})
     assert path == tmp_path / "r1.parquet" and not w.partial.exists()
@@ -39,7 +49,9 @@ def test_rows_reach_disk_before_the_run_ends(tmp_path):
 
 
 def test_recover_publishes_a_killed_run(tmp_path):
-    w = results.RunWriter(tmp_path, "r3", {"pid": 999_999_999, "pid_host": "elsewhere"}, flush_every_iters=10)
+    w = results.RunWriter(
+        tmp_path, "r3", {"pid": 999_999_999, "pid_host": "elsewhere"}, flush_every_iters=10
+    )
     w.append(rows(15))  # 15 buffered -> flushed at >=10; nothing left over
     w.append(rows(3, start=15))  # 3 rows only in memory: lost with the process
     [partial] = results.find_partials(tmp_path)
@@ -51,7 +63,9 @@ def test_recover_publishes_a_killed_run(tmp_path):
 
 
 def test_reader_refuses_other_schema_versions(tmp_path):
-    table = pa.table({"iter": [0]}).replace_schema_metadata({"nanobench": json.dumps({"schema_version": 99})})
+    table = pa.table({"iter": [0]}).replace_schema_metadata(
+        {"nanobench": json.dumps({"schema_version": 99})}
+    )
     pq.write_table(table, tmp_path / "new.parquet")
     with pytest.raises(InputError, match="schema_version 99 is newer .* upgrade nanobench"):
         results.read_run(tmp_path / "new.parquet")
@@ -61,11 +75,14 @@ def test_reader_refuses_other_schema_versions(tmp_path):
         results.read_run(tmp_path / "old.parquet")
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "empty file"),
-    (b"iter,loss\n0,3.0\n", "not a parquet file"),
-    (b"PAR1" + b"\0" * 100, "truncated parquet file"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "empty file"),
+        (b"iter,loss\n0,3.0\n", "not a parquet file"),
+        (b"PAR1" + b"\0" * 100, "truncated parquet file"),
+    ],
+)
 def test_reader_names_the_file_and_the_problem(tmp_path, content, match):
     p = tmp_path / "bad.parquet"
     p.write_bytes(content)
@@ -100,5 +117,8 @@ def test_the_sweep_before_a_run_recovers_the_killed_and_reports_the_damaged(tmp_
     damaged.mkdir()
     (damaged / "meta.json").write_text('{"run_id": "d", "sche')
     recovered, warnings = results.recover_killed(tmp_path)
-    assert recovered == [tmp_path / "killed.parquet"] and results.read_run(recovered[0]).meta["status"] == "killed"
+    assert (
+        recovered == [tmp_path / "killed.parquet"]
+        and results.read_run(recovered[0]).meta["status"] == "killed"
+    )
     assert len(warnings) == 1 and "meta.json: damaged" in warnings[0] and damaged.is_dir()
