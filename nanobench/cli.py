@@ -190,7 +190,13 @@ def cmd_run(args) -> int:
 
     cells = [matrix.Cell(platform.pop("device"), platform.pop("dtype"))]
     if not args.resume and not os.environ.get(distributed.CHILD_ENV):
-        plan = matrix.plan(cells[0].device, cells[0].dtype, allow_slow=args.allow_slow)
+        plan = matrix.plan(
+            cells[0].device,
+            cells[0].dtype,
+            allow_slow=args.allow_slow,
+            speed=platform,
+            scenario=scenario,
+        )
         for line in plan.skipped + plan.notes:
             print(f"nanobench: {line}", file=sys.stderr)
         cells = plan.cells
@@ -253,8 +259,16 @@ def _speed_settings(args, scenario, device: str | None) -> dict:
         raise InputError("--best: a resumed run keeps its checkpoint's settings; drop --best")
     if device is None:
         return {"best": True}
-    from nanobench.run import tune
+    from nanobench.run import distributed, tune
 
+    if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
+        # a data-parallel job: tuned for one rank's share of the batch, in a child process
+        # that takes its CUDA context with it before the ranks start
+        world = args.nproc * (args.nnodes or 1)
+        if args.nproc < 1 or scenario.train.batch_size % world:
+            return {"best": True}  # the launch check refuses it next, before any tuning
+        found = tune.best_settings_for_ranks(scenario, device, world, verbose=not args.quiet)
+        return dict(found.options(), best=True)
     return dict(tune.best_settings(scenario, device, log=_log(args.quiet)).options(), best=True)
 
 
