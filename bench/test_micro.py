@@ -289,7 +289,8 @@ def test_noise_sampling_overhead_under_one_percent(benchmark, tmp_path):
         samples_taken=samples,
     )
     print(
-        f"\nnoise sampling overhead: step+recording {without_s * 1e3:.2f} ms without the sampler, {with_s * 1e3:.2f} ms "
+        f"\nnoise sampling overhead: step+recording {without_s * 1e3:.2f} ms without the sampler, "
+        f"{with_s * 1e3:.2f} ms "
         f"with it (interleaved, median of {n}; {samples} readings taken): ratio {side_by_side:.4f}; directly: "
         f"mark not due {mark_s * 1e6:.2f} us per host read, one reading {read_s * 1e6:.0f} us per "
         f"{noise.SAMPLE_EVERY_S:g} s: ratio {direct:.5f}"

@@ -66,7 +66,7 @@ def test_recipe_default_vs_fastest(benchmark):
         label: make_step(dtype, fused, compiled, scenario, dataset)
         for label, dtype, fused, compiled in CONFIGS
     }
-    for label, step in steps.items():  # warm-up, compilation included
+    for step in steps.values():  # warm-up, compilation included
         for it in range(WARMUP):
             step(it)
     times = {label: [] for label in steps}

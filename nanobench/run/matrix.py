@@ -140,7 +140,10 @@ def plan(
                     if ratio
                     else "its bf16 speed is unknown"
                 )
-                why = f"{device.name} has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): bf16 is emulated, {cost}"
+                why = (
+                    f"{device.name} has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): "
+                    f"bf16 is emulated, {cost}"
+                )
                 if not (explicit or allow_slow):
                     skipped.append(
                         f"{cell.label}: skipped: {why}; add --allow-slow (or --device cpu) to run it"

@@ -240,7 +240,9 @@ def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path):
     ], "every rank must end"
 
 
-@pytest.mark.slow  # fast in the default suite: test_faults' Ctrl-C flood (one process), test_leaving_does_not_wait_for_a_rank_that_never_comes
+# fast in the default suite: test_faults' Ctrl-C flood (one process), and
+# test_leaving_does_not_wait_for_a_rank_that_never_comes
+@pytest.mark.slow
 def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(nb, tmp_path):
     """A terminal's Ctrl-C (SIGINT to the launcher's process group): rank 0 publishes its rows
     as `interrupted`, every process ends, exit 130, and no traceback from torchrun."""
