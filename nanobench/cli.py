@@ -737,7 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)"
     )
     run.add_argument(
-        "--optimizer", help="AdamW implementation: auto (the device's), fused or foreach"
+        "--optimizer",
+        help="AdamW implementation: auto (the device's), fused, foreach or for-loop (as torch has them there)",
     )
     run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
     run.add_argument(
