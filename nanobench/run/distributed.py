@@ -12,7 +12,10 @@ next stop check is itself a collective with it. So once the warm-up (compilation
 every rank shortens its process group's collective timeout to STEADY_TIMEOUT_S (`Dist.steady`),
 and the launcher asks NCCL's watchdog to abort the communicator at that timeout rather than
 end the process (TORCH_NCCL_ASYNC_ERROR_HANDLING=2, "abort the communicator only", in torch's
-ProcessGroupNCCL.hpp; its default, 3, tears the process down). The waiting collective then
+ProcessGroupNCCL.hpp; torchrun otherwise gives each worker 1, which tears the process down:
+elastic/agent/server/local_elastic_agent.py, and so would torch's own default, 3). The
+launcher's value reaches the workers because torchrun's agent reads it from its own
+environment. The waiting collective then
 fails in rank 0 like gloo's, and rank 0 finishes its file as `failed` before torchrun's SIGKILL
 (30 s after its SIGTERM to the surviving ranks: elastic/multiprocessing/api.py, `_close`).
 """

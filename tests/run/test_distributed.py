@@ -89,7 +89,8 @@ def test_after_the_warm_up_a_collective_with_a_silent_peer_fails_within_its_time
 def test_the_launcher_asks_nccl_to_abort_the_communicator_not_the_process(monkeypatch):
     """TORCH_NCCL_ASYNC_ERROR_HANDLING=2 (torch's ProcessGroupNCCL.hpp: abort the communicator
     only): at the steady timeout rank 0's collective fails instead of its process being torn
-    down (the default, 3) with its file unfinished. A user's own value is kept."""
+    down (torchrun's default for its workers, 1) with its file unfinished. A user's own
+    value is kept."""
     seen = []
 
     class FakeTorchrun:  # stands for the torchrun process: records the environment it was given
