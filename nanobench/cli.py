@@ -655,9 +655,9 @@ def cmd_explain(args) -> int:
     pool += [args.out] if args.run and os.path.isdir(args.out) and args.out not in pool else []
     here, here_peak = _here()
 
-    def build():
+    def build(ends=None):
         return explain.explain_specs(
-            args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s
+            args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s, ends
         )
 
     result = build()
@@ -674,7 +674,7 @@ def cmd_explain(args) -> int:
                 log=lambda t: print(f"nanobench: {t}", file=sys.stderr, flush=True),
             )
             pool += [args.out] if args.out not in pool else []
-            result = build()
+            result = build(result.ends)  # the same A and B, though A's folder may now hold more
     if args.json:
         print(json.dumps(explain.to_json(result), indent=1))
     else:

@@ -165,6 +165,9 @@ class Explanation:
     plans: list[RunPlan]
     margin: float
     sentences: list[str] = field(default_factory=list)
+    ends: tuple | None = (
+        None  # explain_specs' resolved A and B: (point, own runs, dataset sha) each
+    )
 
 
 def _seeds(r: PointResult) -> list[int]:
@@ -553,8 +556,11 @@ def explain_specs(
     here: Here | None = None,
     here_peak=None,
     budget_s: float | None = None,
+    ends: tuple | None = None,
 ) -> Explanation:
-    """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain."""
+    """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain.
+    `ends`: the ends an earlier call resolved (Explanation.ends), so that `--run`, whose runs
+    land in a folder A may be, explains the same A and B afterwards."""
     from nanobench.analyze.runs import load_runs, run_stats
 
     pool = []
@@ -563,8 +569,9 @@ def explain_specs(
             pool += [run_stats(r) for r in load_runs([spec], skip_bad=True)[0]]
         except InputError:
             continue
-    a, a_runs, a_sha = resolve(a_spec, "A", pool)
-    b, b_runs, b_sha = resolve(b_spec, "B", pool)
+    if ends is None:
+        ends = (resolve(a_spec, "A", pool), resolve(b_spec, "B", pool))
+    (a, a_runs, a_sha), (b, b_runs, b_sha) = ends
     dataset_check(a, b, a_sha, b_sha)
     by_path = {r.path: r for r in pool + a_runs + b_runs}
     pool = list(by_path.values())
@@ -583,7 +590,9 @@ def explain_specs(
         "here_peak": here_peak,
         "budget_s": budget_s,
     }
-    return explain(a, b, pool, targets, parse_order(order), margin, plan_args)
+    e = explain(a, b, pool, targets, parse_order(order), margin, plan_args)
+    e.ends = ends
+    return e
 
 
 def _pair_points(a_runs: list[RunStats], b_runs: list[RunStats]) -> tuple[Point, Point]:

@@ -3,6 +3,7 @@ too short to judge, a reference that must not be built from the run it checks). 
 value comes from the raw numbers: read from the committed parquet files with pyarrow, worked by
 hand, or computed here with scipy.stats directly."""
 
+import json
 import math
 import shutil
 from dataclasses import replace
@@ -318,11 +319,11 @@ def test_item10_the_runs_explain_makes_go_where_results_are_read():
     )
 
 
-def _smoke_run(folder, seed, vals, status="completed", interval=10, last_iter=None):
+def _smoke_run(folder, seed, vals, status="completed", interval=10, last_iter=None, name=""):
     s = scen.load("smoke", [f"eval.interval={interval}"])
     iters = (len(vals) - 1) * interval
     folder.mkdir(parents=True, exist_ok=True)
-    run_id = f"smoke-{status}-s{seed}"
+    run_id = f"smoke-{name or status}-s{seed}"
     meta = {
         "scenario": s.to_dict(),
         "dataset": {"name": "synthetic", "sha256": "d" * 64, "vocab_size": 27},
@@ -351,10 +352,59 @@ def _smoke_run(folder, seed, vals, status="completed", interval=10, last_iter=No
         }
         for i in range(last_iter if last_iter is not None else iters)
     ]
+    if last_iter is None:  # a run that ended: its final evaluation after its last step
+        rows.append(
+            {
+                "iter": iters,
+                "train_time_s": 0.1 * iters,
+                "wall_time_s": 0.1 * iters,
+                "eval_val_loss": vals[-1],
+            }
+        )
     w = RunWriter(folder, run_id, meta)
     w.append(rows)
     w.finish(status, None)
     shutil.rmtree(folder / PARTIAL_DIR, ignore_errors=True)
+
+
+def test_item10_after_run_the_same_ends_are_explained_from_the_results_folder(tmp_path):
+    """explain --run writes into the --results folder, which may be A's own: the rebuild after
+    the runs keeps the A and B resolved before them (fast counterpart of the CLI test below)."""
+    d = tmp_path / "results"
+    _smoke_run(d, 1, [3.0, 2.8, 2.7])  # A: 20 iterations
+    first = explain.explain_specs(str(d), "smoke:cpu:fp32", [str(d)])
+    assert first.ladder.results[-1].kind != "measured"
+    _smoke_run(d, 1, [3.0, 2.8, 2.7, 2.6], name="made-by-run")  # what --run made, beside A
+    with pytest.raises(InputError, match="holds 2 configurations"):
+        explain.explain_specs(str(d), "smoke:cpu:fp32", [str(d)])
+    after = explain.explain_specs(str(d), "smoke:cpu:fp32", [str(d)], ends=first.ends)
+    assert after.ladder.results[-1].kind == "measured"
+    assert after.ladder.attribution["val_loss"].total.value == pytest.approx(2.6 - 2.7)
+
+
+@pytest.mark.slow  # fast counterpart: test_item10_after_run_the_same_ends_are_explained_from_the_results_folder
+def test_item10_explain_run_on_the_command_line_feeds_its_own_answer(tmp_path, nb):
+    d, cwd = tmp_path / "DIR", tmp_path / "cwd"
+    cwd.mkdir()
+    made = nb("run", "smoke", "--max-iters", "20", "--seeds", "1", "--out", d, "--quiet", cwd=cwd)
+    assert made.returncode == 0, made.stderr
+    out = nb(
+        "explain",
+        d,
+        "smoke:cpu:fp32",
+        "--results",
+        d,
+        "--run",
+        "--budget",
+        "3m",
+        "--json",
+        cwd=cwd,
+        timeout=400,
+    )
+    assert out.returncode == 0, out.stderr
+    assert not (cwd / "results").exists() and len(list(d.glob("*.parquet"))) == 2
+    data = json.loads(out.stdout)
+    assert data["b"]["kind"] == "measured" and data["missing"] == []
 
 
 def test_item10_a_rung_stopped_by_the_budget_shows_what_it_reached(tmp_path):
