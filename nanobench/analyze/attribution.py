@@ -165,7 +165,14 @@ def measure(
             runs.append(r)
             seen.add(r.seed)
     if runs:
-        per = [(r.seed, _seed_values(r, p, target)) for r in runs]
+        # an imported log's seed is its trainer's, not nanobench's: it never pairs with ours
+        per = [
+            (
+                (r.config.imported, r.seed) if r.config.imported else r.seed,
+                _seed_values(r, p, target),
+            )
+            for r in runs
+        ]
         values = {q: _measured([(s, v[q]) for s, v in per]) for q, _, _ in QUANTITIES}
         notes = ()
         if values["time_to_target_s"] is None and target is not None:
@@ -363,7 +370,10 @@ def part(
     if split is not None and split.shared and split.differ and len(split.shared) < 2:
         lo = hi = None  # a band from all seeds would not be a band of the shared-seed value
         method = f"{len(split.shared)} shared seed: no band"
-    value = split.diff if split is not None and split.shared else cur.mean - prev.mean
+    # the shared-seed difference where the seed sets differ; where they are the same it is the
+    # difference of means (the same number, without its rounding)
+    differ = split is not None and bool(split.shared) and split.differ
+    value = split.diff if differ else cur.mean - prev.mean
     if same_runs:
         lo = hi = None
         method = SAME_RUNS
@@ -373,7 +383,7 @@ def part(
         hi,
         method,
         projected,
-        (cur.mean - prev.mean) - value,
+        (cur.mean - prev.mean) - value if differ else 0.0,
         split.words(*labels) if split is not None and split.shared and split.differ else "",
         same_runs,
         split,

@@ -133,7 +133,11 @@ def _by_seed(values) -> dict:
 
 
 def seed_names(seeds) -> str:
-    return ", ".join(str(s) for s in seeds if is_known(s)) or "unknown"
+    """'1337, 1338'; an imported log's seed is its trainer's: 'nanogpt seed 1337'."""
+    shown = [
+        f"{s[0]} seed {s[1]}" if isinstance(s, tuple) else str(s) for s in seeds if is_known(s)
+    ]
+    return ", ".join(shown) or "unknown"
 
 
 @dataclass(frozen=True)

@@ -84,10 +84,15 @@ def config_hit(cs: ConfigSummary, target: float) -> tuple[Hit | None, int]:
 
 
 def seed_key(cs: ConfigSummary, r: RunStats):
-    """The key a run's values go under: its seed, or ("unknown", run_id) for a run without a
-    recorded seed or one of several runs of one seed (it counts but never pairs)."""
+    """The key a run's values go under: its seed ((format, seed) for an imported log), or
+    ("unknown", run_id) for a run without a recorded seed or one of several runs of one seed
+    (it counts but never pairs)."""
     same = sum(1 for x in cs.runs if x.seed == r.seed)
-    return r.seed if r.seed is not None and same == 1 else ("unknown", r.run_id)
+    if r.seed is None or same != 1:
+        return ("unknown", r.run_id)
+    # another trainer's seed 1337 draws other weights and batches than nanobench's: it pairs
+    # only with logs of that trainer
+    return (cs.config.imported, r.seed) if cs.config.imported else r.seed
 
 
 def seed_curves(cs: ConfigSummary) -> dict[int, dict]:
