@@ -168,7 +168,9 @@ def test_fixture_answers(fixture_comparison):
     split = p.equal_iter.split
     assert split.shared == (1,) and split.only_b == (2,) and split.b_extra == pytest.approx(0.025)
     assert "at equal iterations (8) their val loss differs by -0.2000" in p.verdict
-    assert "on the 1 shared seed, 1" in p.verdict and "seed 2 moves its mean by +0.0250" in p.verdict
+    assert (
+        "on the 1 shared seed, 1" in p.verdict and "seed 2 moves its mean by +0.0250" in p.verdict
+    )
     assert any(x.startswith("dtype differs") for x in g.confounds)
     assert any(x.startswith("torch differs") for x in g.confounds)
     other = c.groups[1]

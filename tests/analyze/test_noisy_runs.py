@@ -89,7 +89,10 @@ def test_noisy_runs_are_marked_where_their_timings_are_used(folders):
     ]
     [p] = g.pairs
     # a noisy configuration is never the baseline where a quiet one is there (issue 24, item 12)
-    assert g.baseline.label == "cuda bf16" and "a configuration with a noisy run only" in g.baseline_why
+    assert (
+        g.baseline.label == "cuda bf16"
+        and "a configuration with a noisy run only" in g.baseline_why
+    )
     cpu_id = p.other.runs[0].run_id
     assert p.verdict.endswith(
         f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: "

@@ -90,7 +90,9 @@ def test_item1_the_device_by_dtype_table_shows_the_shared_seed_difference(fp32_t
     a, b = fp32_three_bf16_one
     [g] = compare.compare_files([str(a), str(b)]).groups
     rows = {r[1]: r[2:] for r in tables.matrix_spec(g).rows}
-    assert rows["val loss @2000"][1] == "+0.0000 vs baseline (on the 1 shared seed, 1337): undecided"
+    assert (
+        rows["val loss @2000"][1] == "+0.0000 vs baseline (on the 1 shared seed, 1337): undecided"
+    )
 
 
 def test_item1_explain_puts_the_precision_part_on_the_shared_seed(fp32_three_bf16_one):
