@@ -73,6 +73,71 @@ def test_atomic_write_replaces_a_planted_symlink_without_following_it(tmp_path):
     ]  # no temporary left
 
 
+def predictable_temporary_names(monkeypatch, *tokens):
+    """Make write_atomic's random part of the temporary name a known sequence, as an attacker
+    who guessed it would know it; returns the list of tokens drawn."""
+    drawn, queue = [], list(tokens)
+
+    def token_hex(nbytes):
+        assert nbytes == 4  # eight hex digits: 2**32 names to guess, not a handful
+        drawn.append(queue.pop(0) if len(queue) > 1 else queue[0])
+        return drawn[-1]
+
+    monkeypatch.setattr(files.secrets, "token_hex", token_hex)
+    return drawn
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_never_written_through(tmp_path, monkeypatch):
+    """O_EXCL: the temporary file is created, never opened; the name is skipped, not reused."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".index.html.guessed.tmp").symlink_to(victim)
+    drawn = predictable_temporary_names(monkeypatch, "guessed", "fresh")
+    files.write_atomic(out / "index.html", "new page")
+    assert victim.read_text() == "precious\n" and (out / "index.html").read_text() == "new page"
+    assert drawn == ["guessed", "fresh"]
+    assert (out / ".index.html.guessed.tmp").is_symlink()  # someone else's: left alone
+
+
+def test_a_hard_link_planted_at_the_temporary_name_is_never_written_through(tmp_path, monkeypatch):
+    """What O_NOFOLLOW alone would not stop: an existing file (a hard link to the victim)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    os.link(victim, tmp_path / ".meta.json.guessed.tmp")
+    predictable_temporary_names(monkeypatch, "guessed", "fresh")
+    files.write_atomic(tmp_path / "meta.json", "{}")
+    assert victim.read_text() == "precious\n" and (tmp_path / "meta.json").read_text() == "{}"
+
+
+def test_ten_taken_temporary_names_give_up_naming_the_folder(tmp_path, monkeypatch):
+    (tmp_path / ".r.parquet.taken.tmp").write_text("someone else's")
+    drawn = predictable_temporary_names(monkeypatch, "taken")
+    with pytest.raises(FileExistsError, match="no unused temporary name") as info:
+        files.write_atomic(tmp_path / "r.parquet", b"x")
+    assert len(drawn) == 10 and info.value.filename == str(tmp_path)
+    assert not (tmp_path / "r.parquet").exists()
+    assert (tmp_path / ".r.parquet.taken.tmp").read_text() == "someone else's"
+
+
+def test_the_umask_decides_the_mode_as_for_any_file_the_user_writes(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = files.write_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640  # 0o666 less the umask's 0o027
+
+
+def test_content_as_bytes_text_or_a_writer_function(tmp_path):
+    assert files.write_atomic(tmp_path / "b", b"\x00\xff").read_bytes() == b"\x00\xff"
+    assert files.write_atomic(tmp_path / "t", "é").read_bytes() == "é".encode()
+    files.write_atomic(tmp_path / "f", lambda f: f.write(b"from a function"))
+    assert (tmp_path / "f").read_bytes() == b"from a function"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "f", "t"]
+
+
 def test_atomic_write_inside_a_folder_refuses_a_symlink_leading_out(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
