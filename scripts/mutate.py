@@ -90,14 +90,14 @@ def toml_table(name: str, values: dict) -> str:
 
 def prepare(module: str, work: Path, tests: list[str]) -> None:
     """A fresh copy of the tree in `work` whose pyproject.toml mutates `module` alone."""
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    settings = tomllib.loads(pyproject).get("tool", {}).get("mutmut", {})
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("nanobench", "tests", "scenarios"):
+    for folder in ("nanobench", "tests", *settings.get("also_copy", [])):
         shutil.copytree(REPO / folder, work / folder, ignore=ignore)
-    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    settings = tomllib.loads(pyproject).get("tool", {}).get("mutmut", {})
     settings = {
         **settings,
         "only_mutate": [module],
