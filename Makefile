@@ -20,7 +20,7 @@ MODULES  ?=
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.nanobench-installed
 
-.PHONY: install bench compare report test mutate bench-micro gpu-check clean
+.PHONY: install bench compare report test lint mutate bench-micro gpu-check clean
 
 # Reinstalls when pyproject.toml changes or TORCH names another spec than last time.
 install:
@@ -47,6 +47,11 @@ report: install
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ruff, as configured in pyproject.toml: lint findings and files the formatter would change.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Mutation testing (mutmut) of MODULES, default the modules that decide verdicts and
 # figures; each against its own tests. Scores and survivors: build/mutate/summary.txt.
