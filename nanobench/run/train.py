@@ -239,6 +239,7 @@ def sample_text(model: GPT, scenario: Scenario, dataset) -> str:
     return dataset.decode(ids[0].tolist())
 
 
+@settings.keeps_process_state  # threads, random stream and matmul flags: this run's only
 def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     """Train `scenario` on `opts.device`, recording every iteration. Returns where it went.
 
