@@ -44,7 +44,7 @@ TUNED_OPTIONS = {
 }
 
 
-@pytest.mark.slow  # fast in the default suite: test_device_all_best_runs_each_device_with_its_record, run/test_tune's record tests
+@pytest.mark.slow  # fast in the default suite: test_device_all_best_runs_each_device_with_its_record, test_env_json_lists_the_tune_record, run/test_tune's record tests
 def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
     env = record(tmp_path)
     proc = nb(
@@ -63,6 +63,18 @@ def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
 
     listed = json.loads(nb("env", "--json", env=env).stdout)["tune_records"]
     assert [r["label"] for r in listed.values()] == ["--threads 1 --optimizer foreach --sdpa math"]
+
+
+def test_env_json_lists_the_tune_record(tmp_path, monkeypatch, capsys):
+    """In process (the env half of the slow test above): the record of this CPU for smoke,
+    under its key, with the options it stands for."""
+    for key, value in record(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    assert (cli.main(["env", "--json"]) or 0) == 0  # None is success, as for sys.exit
+    listed = json.loads(capsys.readouterr().out)["tune_records"]
+    [(key, entry)] = listed.items()
+    assert entry["label"] == "--threads 1 --optimizer foreach --sdpa math"
+    assert "smoke" in key and torch.__version__ in key, key
 
 
 def test_device_all_best_runs_each_device_with_its_record(nb, tmp_path):
