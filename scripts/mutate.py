@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -125,35 +126,52 @@ def mutmut(work: Path, *args: str, log=None) -> subprocess.CompletedProcess:
     )
 
 
-def run_module(module: str, out: Path, jobs: int) -> dict:
+def statuses(work: Path) -> dict[str, str]:
+    """Every mutant's name -> mutmut's status for it ("killed", "survived", "not checked"...)."""
+    listed = mutmut(work, "results", "--all", "true").stdout
+    pairs = (line.strip().rsplit(": ", 1) for line in listed.splitlines() if ": " in line)
+    return {name: status for name, status in pairs}
+
+
+def run_module(module: str, out: Path, jobs: int, sample: int | None) -> dict:
     work = out / module.removesuffix(".py").replace("/", ".")
     tests = tests_for(module)
     print(f"mutate: {module} against {' '.join(tests)} (in {work})", file=sys.stderr, flush=True)
     prepare(module, work, tests)
+    run = ["run", "--max-children", str(jobs)]
     with open(work / "run.log", "w") as log:
-        ran = mutmut(work, "run", "--max-children", str(jobs), log=log)
+        if sample:
+            # Make the mutants and the test map without testing any (a name matching none:
+            # mutmut stops once they exist, saying nothing matches), then test a seeded
+            # random sample of them by name.
+            mutmut(work, *run, "no.such.mutant", log=log)
+            names = sorted(statuses(work))
+            chosen = random.Random(0).sample(names, min(sample, len(names)))
+            ran = mutmut(work, *run, *chosen, log=log)
+        else:
+            ran = mutmut(work, *run, log=log)
     stats_file = work / "mutants" / "mutmut-cicd-stats.json"
     exported = mutmut(work, "export-cicd-stats")
     if ran.returncode != 0 or exported.returncode != 0 or not stats_file.exists():
         return {"module": module, "error": f"mutmut failed; see {work / 'run.log'}"}
     stats = json.loads(stats_file.read_text())
-    listed = mutmut(work, "results").stdout
-    survivors = [
-        line.split(":")[0].strip()
-        for line in listed.splitlines()
-        if line.strip().endswith(": survived")
-    ]
-    return {"module": module, **stats, "survivors": survivors}
+    status = statuses(work)
+    survivors = sorted(name for name, s in status.items() if s == "survived")
+    checked = sum(1 for s in status.values() if s != "not checked")
+    return {"module": module, **stats, "checked": checked, "survivors": survivors}
 
 
 def score(row: dict) -> float | None:
-    """Killed (a test failed, or the mutant hung or crashed) over every mutant made."""
+    """Killed (a test failed, or the mutant hung or crashed) over the mutants tested."""
     caught = row["killed"] + row["timeout"] + row["segfault"]
-    return caught / row["total"] if row["total"] else None
+    return caught / row["checked"] if row["checked"] else None
 
 
 def summary(rows: list[dict]) -> str:
-    head = f"{'module':40} {'killed':>6} {'surv':>5} {'no test':>7} {'timeout':>7} {'total':>5} {'score':>6}"
+    head = (
+        f"{'module':40} {'killed':>6} {'surv':>5} {'no test':>7} {'timeout':>7} "
+        f"{'tested':>6} {'made':>5} {'score':>6}"
+    )
     lines = [head]
     for row in rows:
         if "error" in row:
@@ -162,7 +180,8 @@ def summary(rows: list[dict]) -> str:
         s = score(row)
         lines.append(
             f"{row['module']:40} {row['killed']:6} {row['survived']:5} {row['no_tests']:7} "
-            f"{row['timeout']:7} {row['total']:5} {'-' if s is None else f'{s:.0%}':>6}"
+            f"{row['timeout']:7} {row['checked']:6} {row['total']:5} "
+            f"{'-' if s is None else f'{s:.0%}':>6}"
         )
     for row in rows:
         if row.get("survivors"):
@@ -176,13 +195,18 @@ def main(argv=None) -> int:
     parser.add_argument("modules", nargs="*", help="paths such as nanobench/files.py")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=REPO / "build" / "mutate")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        help="test a seeded random sample of this many mutants per module, not all of them",
+    )
     args = parser.parse_args(argv)
     modules = args.modules or DEFAULT_MODULES
     missing = [m for m in modules if not (REPO / m).is_file()]
     if missing:
         print(f"mutate: no such module: {' '.join(missing)}", file=sys.stderr)
         return 2
-    rows = [run_module(m, args.out, args.jobs) for m in modules]
+    rows = [run_module(m, args.out, args.jobs, args.sample) for m in modules]
     text = summary(rows)
     print(text)
     (args.out / "summary.txt").write_text(text, encoding="utf-8")
