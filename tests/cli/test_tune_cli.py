@@ -44,7 +44,9 @@ TUNED_OPTIONS = {
 }
 
 
-@pytest.mark.slow  # fast in the default suite: test_device_all_best_runs_each_device_with_its_record, test_env_json_lists_the_tune_record, run/test_tune's record tests
+# fast in the default suite: test_device_all_best_runs_each_device_with_its_record,
+# test_env_json_lists_the_tune_record, run/test_tune's record tests
+@pytest.mark.slow
 def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
     env = record(tmp_path)
     proc = nb(

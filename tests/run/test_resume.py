@@ -170,7 +170,10 @@ def test_resume_in_another_dtype_in_process(runs, tmp_path):
     assert child.rows["loss"].iloc[0] == pytest.approx(straight[20], rel=0.02)
 
 
-@pytest.mark.slow  # fast in the default suite: test_resume_in_another_dtype_in_process, test_same_device_resume_is_bit_identical, test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs
+# fast in the default suite: test_resume_in_another_dtype_in_process,
+# test_same_device_resume_is_bit_identical,
+# test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs
+@pytest.mark.slow
 def test_resume_in_another_configuration_records_lineage(nb, tmp_path):
     """The cross-device path, exercised with what this machine has: resume a cpu fp32
     checkpoint as cpu bf16. The child records its parent and compare labels it so."""
