@@ -117,6 +117,20 @@ class Nanobench:
         )
 
 
+def cores_for_ranks(n: int) -> None:
+    """Skip, saying why, where this host has fewer cores than `--nproc n` CPU ranks: nanobench
+    refuses more CPU ranks than cores (run/distributed.check_launch), so such a host cannot
+    run the test, and must not fail it."""
+    cores = os.cpu_count() or 1
+    if cores < n:
+        pytest.skip(f"--nproc {n} needs {n} cores (one per CPU rank); this host has {cores}")
+
+
+@pytest.fixture(scope="session")
+def two_rank_host():
+    cores_for_ranks(2)
+
+
 @pytest.fixture(scope="session")
 def nb():
     return Nanobench()

@@ -126,7 +126,7 @@ def test_data_parallel_best_hands_the_record_to_its_workers():
 
 
 @pytest.mark.slow  # fast in the default suite: test_data_parallel_best_hands_the_record_to_its_workers
-def test_data_parallel_best_workers_record_the_tuned_settings(nb, tmp_path):
+def test_data_parallel_best_workers_record_the_tuned_settings(nb, tmp_path, two_rank_host):
     """`--nproc 2 --best`: the launcher reads the record, its two gloo workers get the settings
     as flags; rank 0's run says best like a single-process `--best` run."""
     env = record(tmp_path)

@@ -55,10 +55,45 @@ def test_rapl_absent_or_empty_gives_a_reason(tmp_path):
     assert empty.read_j() is None and "no RAPL package zones" in empty.reason
 
 
-def test_cpu_energy_meter_here_reads_or_says_why():
-    meter = Device.cpu().energy_meter()
-    info = meter.describe()
-    assert (info["source"] == "rapl") or (info["source"] is None and info["reason"])
+def test_the_cpu_reads_rapl_from_the_powercap_tree(monkeypatch):
+    """The CPU device's meter is rapl_meter over Linux's tree (stood in for: the meter's
+    reading of a tree is checked above on real files)."""
+    monkeypatch.setattr(metrics, "rapl_meter", lambda: "the rapl meter")
+    assert Device.cpu().energy_meter() == "the rapl meter"
+    meter = Device("mps", None, "Apple M2").energy_meter()
+    assert meter.read_j() is None and meter.reason == "no energy counter readable for mps devices"
+
+
+def test_rapl_readable_only_by_root_says_how_to_read_it(tmp_path, monkeypatch):
+    """energy_uj is mode 0400 since Linux 5.10; this test runs as root, so the refusal an
+    ordinary user gets is stood in for."""
+    make_powercap(tmp_path, {"intel-rapl:0": (1, 10)})
+
+    def refused(zones):
+        raise PermissionError(13, "Permission denied", str(zones[0] / "energy_uj"))
+
+    monkeypatch.setattr(metrics, "RaplEnergyMeter", refused)
+    meter = metrics.rapl_meter(tmp_path)
+    assert meter.read_j() is None and meter.reason == (
+        f"{tmp_path}/intel-rapl:0/energy_uj is readable only by root (Linux 5.10+); "
+        f"run as root or `sudo chmod o+r {tmp_path}/intel-rapl:*/energy_uj`"
+    )
+
+
+def test_rapl_unreadable_names_the_cause(tmp_path):
+    make_powercap(tmp_path, {"intel-rapl:0": (1, 10)})
+    (tmp_path / "intel-rapl:0" / "max_energy_range_uj").write_text("not a number\n")
+    meter = metrics.rapl_meter(tmp_path)
+    assert meter.read_j() is None and meter.reason.startswith("RAPL unreadable: invalid literal")
+
+
+@pytest.mark.parametrize("platform", ["darwin", "win32"])
+def test_no_cpu_energy_where_the_os_keeps_it_from_us(platform, tmp_path, monkeypatch):
+    make_powercap(tmp_path, {"intel-rapl:0": (1, 10)})  # even with a tree present
+    monkeypatch.setattr(metrics.sys, "platform", platform)
+    meter = metrics.rapl_meter(tmp_path)
+    assert meter.read_j() is None and meter.reason == metrics.NO_CPU_ENERGY[platform]
+    assert meter.describe() == {"source": None, "reason": metrics.NO_CPU_ENERGY[platform]}
 
 
 @pytest.fixture
