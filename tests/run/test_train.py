@@ -58,7 +58,9 @@ def test_metadata_records_what_a_comparison_needs(smoke_runs):
     assert meta["options"]["seed"] == 1337 and meta["options"]["threads"] == 1
     assert meta["scenario"]["name"] == "smoke"
     assert meta["dataset"]["name"] == "synthetic" and len(meta["dataset"]["sha256"]) == 64
-    assert meta["model"]["n_params"] > 0 and meta["flops"]["per_iter"] > 0
+    # smoke on 27 characters: N = 13,248 (worked out in tests/measure/test_metrics.py), per
+    # token 6N + 12*1*2*16*16 = 85,632, x 4 x 16 tokens = 5,480,448
+    assert meta["model"]["n_params"] == 13_248 and meta["flops"]["per_iter"] == 5_480_448
     env = meta["environment"]
     assert env["torch"] == torch.__version__ and env["torch_num_threads"] == 1
     assert "git" in env and "cpu_model" in env
