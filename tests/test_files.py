@@ -41,6 +41,39 @@ def test_unsafe_names_are_refused_naming_the_key(name):
         files.check_name(name, "f.toml: name")
 
 
+def test_each_refusal_says_what_is_wrong():
+    assert files.name_problem("") == "is empty"
+    assert files.name_problem(7) == "7 is not a string"
+    assert files.name_problem("a/b") == (
+        "'a/b' is not a safe name (letters, digits, '.', '_' and '-' only, not starting with "
+        "'.'): it becomes part of file names"
+    )
+    long = "abcdefghij" * 3  # 30 characters: the first 20 are quoted
+    assert files.name_problem(long, max_chars=25) == (
+        "'abcdefghijabcdefghij'... is 30 characters long (at most 25): it becomes part of file names"
+    )
+    assert files.check_name("abcdef", "k", max_chars=6) == "abcdef"
+    with pytest.raises(InputError, match=r"^k: 'abcdefg'\.\.\. is 7 characters long \(at most 6\)"):
+        files.check_name("abcdefg", "k", max_chars=6)
+
+
+def test_a_refusal_to_leave_the_folder_names_the_option(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    away = out / ".." / "elsewhere"
+    expected = (
+        f"{away}: refused: it leads to {tmp_path / 'elsewhere'}, outside {out} "
+        f"(through '..' or a symlink); nothing was written there"
+    )
+    with pytest.raises(InputError) as named:
+        files.check_inside(away, out, "--out")
+    assert str(named.value) == f"--out {expected}"
+    with pytest.raises(InputError) as bare:
+        files.check_inside(away, out)
+    assert str(bare.value) == expected
+    assert files.check_inside(out / "r.parquet", out) == out / "r.parquet"
+
+
 def test_containment_follows_symlinks_and_dotdot(tmp_path):
     (tmp_path / "out" / "sub").mkdir(parents=True)
     (tmp_path / "outside").mkdir()
@@ -117,17 +150,18 @@ def test_ten_taken_temporary_names_give_up_naming_the_folder(tmp_path, monkeypat
     with pytest.raises(FileExistsError, match="no unused temporary name") as info:
         files.write_atomic(tmp_path / "r.parquet", b"x")
     assert len(drawn) == 10 and info.value.filename == str(tmp_path)
+    assert info.value.errno == errno.EEXIST and info.value.strerror == "no unused temporary name"
     assert not (tmp_path / "r.parquet").exists()
     assert (tmp_path / ".r.parquet.taken.tmp").read_text() == "someone else's"
 
 
 def test_the_umask_decides_the_mode_as_for_any_file_the_user_writes(tmp_path):
-    old = os.umask(0o027)
+    old = os.umask(0o002)  # masks only others' write: any other mode bit shows through
     try:
         path = files.write_atomic(tmp_path / "a.txt", "x")
     finally:
         os.umask(old)
-    assert path.stat().st_mode & 0o777 == 0o640  # 0o666 less the umask's 0o027
+    assert path.stat().st_mode & 0o777 == 0o664  # 0o666 less the umask's 0o002
 
 
 def test_content_as_bytes_text_or_a_writer_function(tmp_path):
@@ -184,6 +218,16 @@ def test_write_causes_in_words(code, cause):
     exc = OSError(code, os.strerror(code))
     assert files.write_cause(exc).startswith(cause)
     assert files.no_space(exc) == (code == errno.EDQUOT)
+
+
+def test_a_cause_without_an_os_message_is_the_exception_itself():
+    assert files.write_cause(OSError("the disk said no")) == "the disk said no"
+
+
+def test_cache_dir_without_xdg_is_under_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert files.cache_dir() == tmp_path / ".cache" / "nanobench"
 
 
 def test_cache_dir_follows_xdg_and_ignores_a_relative_one(tmp_path, monkeypatch):
