@@ -36,7 +36,12 @@ def test_rapl_meter_sums_packages_across_a_wrap(tmp_path):
         tmp_path, {"intel-rapl:0": (9_000_000, 10_000_000), "intel-rapl:1": (100, 10_000_000)}
     )
     meter = metrics.rapl_meter(tmp_path)
-    assert meter.source == "rapl" and meter.describe()["zones"] == ["intel-rapl:0", "intel-rapl:1"]
+    assert meter.source == "rapl" and meter.describe() == {
+        "source": "rapl",
+        "reason": None,
+        "zones": ["intel-rapl:0", "intel-rapl:1"],
+        "what": "CPU package energy (powercap energy_uj)",
+    }
     assert meter.read_j() == 0.0
     (tmp_path / "intel-rapl:0" / "energy_uj").write_text("9500000\n")  # +0.5 J
     (tmp_path / "intel-rapl:1" / "energy_uj").write_text("2000100\n")  # +2 J
@@ -155,12 +160,24 @@ def test_nvml_energy_meter_differences_millijoules():
     meter = metrics.NvmlEnergyMeter(counter, "gpu0")
     counter.mj += 12_345
     assert meter.read_j() == pytest.approx(12.345)
+    assert meter.describe() == {
+        "source": "nvml",
+        "reason": None,
+        "what": "GPU board energy (nvmlDeviceGetTotalEnergyConsumption)",
+    }
 
 
 def test_energy_is_interpolated_in_wall_time_within_a_window():
     rows = [{"wall_time_s": 1.0}, {"wall_time_s": 1.5}, {"wall_time_s": 2.0}, {"wall_time_s": None}]
     metrics.interpolate_energy(rows, (1.0, 100.0), (2.0, 300.0))
     assert [r["energy_j"] for r in rows] == [100.0, 200.0, 300.0, 300.0]
+    # a row outside the window is held at its edge; a window of no time takes the new reading
+    outside = [{"wall_time_s": 0.5}, {"wall_time_s": 2.5}]
+    metrics.interpolate_energy(outside, (1.0, 100.0), (2.0, 300.0))
+    assert [r["energy_j"] for r in outside] == [100.0, 300.0]
+    still = [{"wall_time_s": 2.0}]
+    metrics.interpolate_energy(still, (2.0, 100.0), (2.0, 300.0))
+    assert still[0]["energy_j"] == 300.0
 
 
 def test_cpu_memory_sample_has_no_reserved_or_device_counter():

@@ -144,6 +144,41 @@ def test_summary_from_the_median_steady_step():
     assert rec.summary(compiled=False)["compile_time_s"] is None
 
 
+def test_summary_before_any_step_is_empty_not_made_up():
+    s = recorder().summary(compiled=True)
+    assert s == {
+        "iterations": 0,
+        "final_loss": None,
+        "final_val_loss": None,
+        "final_val_iter": None,
+        "best_val_loss": None,
+        "median_step_time_s": None,
+        "median_tokens_per_s": None,
+        "train_time_s": 0.0,
+        "first_step_time_s": None,
+        "compile_time_s": None,
+        "energy_j": None,
+        "mfu": None,
+        "mfu_measured": None,
+    }
+
+
+def test_a_first_step_faster_than_the_median_costs_no_compile_time():
+    rec = recorder(warmup_iters=0)
+    rec.record([row(0, 0.1), row(1, 0.3), row(2, 0.2)])
+    assert rec.summary(compiled=True)["compile_time_s"] == 0.0  # 0.1 - 0.2 floored at 0
+
+
+def test_an_empty_window_reads_no_device_memory_and_writes_nothing_new():
+    writer = Writer()
+
+    def memory():
+        raise AssertionError("device memory read for an empty window")
+
+    rec = recorder(writer=writer, device_memory=memory)
+    assert rec.record([]) == [] and writer.appended == [[]] and rec.state["rows"] == 0
+
+
 def test_a_resumed_run_continues_its_parents_time_tokens_and_validations():
     parent = {"train_time_s": 10.0, "tokens": 7680, "vals": [(10, 2.0)], "last_loss": 2.1}
     rec = recorder(totals={**parent, "rows": 99})  # only what a checkpoint carries counts
@@ -188,6 +223,11 @@ def test_a_ddp_iteration_lasts_as_long_as_its_slowest_rank():
     assert [r["rank_step_time_s"] for r in out] == [[0.1, 0.3], [0.2, 0.05]]
     assert [r["step_time_s"] for r in out] == [0.3, 0.2]
     assert out[0]["tokens_per_s"] == pytest.approx(768 / 0.3)
+    # the final, evaluation-only window has no step time to gather
+    [final] = recorder(ddp=None).record([row(4, None)])
+    assert "rank_step_time_s" not in final
+    [final] = rec.record([row(4, None)])
+    assert "rank_step_time_s" not in final and final["step_time_s"] is None
 
 
 def test_the_noise_sampler_sees_each_window():
