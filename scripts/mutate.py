@@ -53,11 +53,12 @@ TESTS = {
     "nanobench/analyze/attribution.py": ["tests/analyze/test_explain.py"],
     "nanobench/analyze/seeds.py": ["tests/analyze"],
     "nanobench/analyze/references.py": ["tests/analyze"],
+    # test_metrics drives the Recorder directly and trains once; test_train's runs would
+    # only repeat that, at seconds a mutant
     "nanobench/measure/metrics.py": [
         "tests/measure/test_flops.py",
         "tests/measure/test_energy.py",
         "tests/measure/test_metrics.py",
-        "tests/run/test_train.py",
     ],
     "nanobench/files.py": ["tests/test_files.py", "tests/store/test_containment.py"],
 }
