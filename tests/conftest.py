@@ -117,6 +117,18 @@ class Nanobench:
         )
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (the same summation order every time, the thread count a
+    cache key holds); the process's own count after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def cores_for_ranks(n: int) -> None:
     """Skip, saying why, where this host has fewer cores than `--nproc n` CPU ranks: nanobench
     refuses more CPU ranks than cores (run/distributed.check_launch), so such a host cannot

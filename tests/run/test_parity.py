@@ -35,16 +35,6 @@ def test_side_parsing():
         Side.parse("tpu:fp32", "--a")
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for the test (the same summation order each run); the process's own
-    count after it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_same_configuration_is_bit_identical(tmp_path, one_thread):
     path, summary = run_parity(load("smoke"), CPU_FP32, CPU_FP32, 8, str(tmp_path))
     assert summary["bit_identical_losses"] and summary["final_param_rel_drift"] == 0.0
