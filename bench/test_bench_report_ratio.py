@@ -1,0 +1,87 @@
+"""How much `compare` and `report` cost beyond reading the files, side by side in one run.
+
+    PYTHONPATH=. .venv/bin/python bench/test_bench_report_ratio.py        # 5 interleaved rounds, printed
+    make bench-micro PYTEST_ARGS="-k report_ratio"                         # the same, once, as a check
+
+Each round times, one after the other on the same 100 runs x 5,000 rows (bench/
+test_bench_compare_report.make_runs, written through RunWriter): reading every file into
+pandas with pyarrow (the floor any tool pays), `compare` (compare.compare_files), and
+`compare` + `report` (write_report into a folder). Interleaving the three inside each round
+means a machine that gets busier mid-run slows all three alike, so the ratios hold where the
+absolute times do not. The goal of issue 27: compare + report within 3x the read.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from nanobench.analyze import compare
+from nanobench.present import report
+from nanobench.store import results
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_bench_compare_report import N_ROWS, N_RUNS, make_runs  # noqa: E402
+
+
+def read_floor(folder: Path) -> int:
+    """Every result file's rows into pandas, nothing else."""
+    return sum(len(pq.read_table(p).to_pandas()) for p in results.expand_paths([str(folder)]))
+
+
+def compare_only(folder: Path):
+    return compare.compare_files([str(folder)])
+
+
+def compare_and_report(folder: Path, out: Path) -> Path:
+    return report.write_report(compare.compare_files([str(folder)]), out)
+
+
+def rounds(folder: Path, out: Path, n: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"read": [], "compare": [], "compare + report": []}
+    steps = (
+        ("read", lambda: read_floor(folder)),
+        ("compare", lambda: compare_only(folder)),
+        ("compare + report", lambda: compare_and_report(folder, out)),
+    )
+    for _ in range(n):
+        for name, step in steps:
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def folder_bytes(out: Path) -> int:
+    return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+
+
+def test_report_ratio_runs_once(tmp_path_factory):
+    """Not a timing gate: the benchmark's three steps run and the report folder is written."""
+    folder = tmp_path_factory.mktemp("runs")
+    make_runs(folder)
+    out = tmp_path_factory.mktemp("report")
+    times = rounds(folder, out, 1)
+    assert all(len(v) == 1 for v in times.values())
+    assert (out / "index.html").stat().st_size > 0
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as d:
+        folder, out = Path(d) / "runs", Path(d) / "report"
+        t0 = time.perf_counter()
+        make_runs(folder)
+        print(f"made {N_RUNS} runs x {N_ROWS} rows in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        times = rounds(folder, out, int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+        floor = statistics.median(times["read"])
+        for name, ts in times.items():
+            print(
+                f"{name:>17}: median {statistics.median(ts):.2f} s "
+                f"(min {min(ts):.2f}, max {max(ts):.2f}), {statistics.median(ts) / floor:.1f}x the read"
+            )
+        print(f"report folder: {folder_bytes(out) / 2**20:.1f} MiB")
