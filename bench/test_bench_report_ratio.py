@@ -1,6 +1,6 @@
 """How much `compare` and `report` cost beyond reading the files, side by side in one run.
 
-    PYTHONPATH=. .venv/bin/python bench/test_bench_report_ratio.py        # 5 interleaved rounds, printed
+    PYTHONPATH=. .venv/bin/python bench/test_bench_report_ratio.py [ROUNDS] [RUNS_DIR]   # printed
     make bench-micro PYTEST_ARGS="-k report_ratio"                         # the same, once, as a check
 
 Each round times, one after the other on the same 100 runs x 5,000 rows (bench/
@@ -72,11 +72,20 @@ def test_report_ratio_runs_once(tmp_path_factory):
 
 
 if __name__ == "__main__":
+    # ROUNDS (default 5); RUNS_DIR: runs made once and kept, so that two checkouts (before
+    # and after a change) can be timed in turn on the same files
     with tempfile.TemporaryDirectory() as d:
-        folder, out = Path(d) / "runs", Path(d) / "report"
-        t0 = time.perf_counter()
-        make_runs(folder)
-        print(f"made {N_RUNS} runs x {N_ROWS} rows in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        folder, out = (
+            Path(sys.argv[2] if len(sys.argv) > 2 else Path(d) / "runs"),
+            Path(d) / "report",
+        )
+        if not folder.is_dir():
+            t0 = time.perf_counter()
+            make_runs(folder)
+            print(
+                f"made {N_RUNS} runs x {N_ROWS} rows in {time.perf_counter() - t0:.1f} s",
+                file=sys.stderr,
+            )
         times = rounds(folder, out, int(sys.argv[1]) if len(sys.argv) > 1 else 5)
         floor = statistics.median(times["read"])
         for name, ts in times.items():
