@@ -77,6 +77,13 @@ class RunStats:
         "unknown", (), None
     )  # the verdict the run recorded (analyze/noise.py)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
+    # the rows' columns as float arrays, converted once (run_stats fills it as it reads them)
+    columns: _Columns | None = field(default=None, repr=False, compare=False)
+
+    def column(self, name: str) -> np.ndarray:
+        """A column of the rows as float64, NaN for null (all NaN where absent), converted once
+        per run however many statistics and figures read it."""
+        return _col(self.rows if self.columns is None else self.columns, name)
 
     @property
     def rows(self):
@@ -246,6 +253,7 @@ def run_stats(run: results.Run) -> RunStats:
         flops_per_iter=info.flops_per_iter,
         noise=recorded(info.raw),
         slow_outliers=slow_outliers(times),
+        columns=cols,
     )
 
 

@@ -21,6 +21,7 @@ x (an `updatemenus` button pair).
 
 from __future__ import annotations
 
+import functools
 import html
 
 import numpy as np
@@ -228,9 +229,7 @@ def _guides(fig: dict, lines) -> None:
 
 def _train_curve(run, x_of, n_points: int):
     """Train loss (debiased EMA over the steps), downsampled for display; (x, y) arrays."""
-    rows = run.rows
-    step = rows["step_time_s"].to_numpy(dtype=float, na_value=np.nan)
-    loss = rows["loss"].to_numpy(dtype=float, na_value=np.nan)
+    step, loss = run.column("step_time_s"), run.column("loss")
     ok = ~np.isnan(step) & ~np.isnan(loss)
     y = ema_debiased(loss[ok])
     x = x_of(run)[ok]
@@ -239,12 +238,12 @@ def _train_curve(run, x_of, n_points: int):
 
 
 def _column(name: str):
-    return lambda run: run.rows[name].to_numpy(dtype=float, na_value=np.nan)
+    return lambda run: run.column(name)
 
 
 def _scaled_iter(per_iter):
     """x = iteration x a per-run constant (tokens or FLOPs per iteration)."""
-    return lambda run: run.rows["iter"].to_numpy(dtype=float) * (per_iter(run) or np.nan)
+    return lambda run: run.column("iter") * (per_iter(run) or np.nan)
 
 
 def _shade(fig: dict, x, low, high, c: str, group: str, name: str, alpha: float = 0.18) -> None:
@@ -266,6 +265,12 @@ def _shade(fig: dict, x, low, high, c: str, group: str, name: str, alpha: float 
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _band(values: tuple[float, ...]):
+    """equivalence.band, once per set of values: the loss figures share their bands."""
+    return band(list(values))
+
+
 def _seed_band(runs, eval_x):
     """Per evaluation every seed reached: x (mean over seeds), mean, low, high val loss."""
     by_iter: dict[int, list] = {}
@@ -277,7 +282,7 @@ def _seed_band(runs, eval_x):
         evs = by_iter[it]
         if len(evs) < len(runs) or any(eval_x(e) is None for e in evs):
             continue
-        mean, lo, hi, kind = band([e.val_loss for e in evs])
+        mean, lo, hi, kind = _band(tuple(e.val_loss for e in evs))
         xs.append(float(np.mean([eval_x(e) for e in evs])))
         means.append(mean), los.append(lo), his.append(hi)
     return np.array(xs), np.array(means), np.array(los), np.array(his), kind
@@ -525,12 +530,11 @@ def step_time_over_run(series) -> dict:
     n_bins = points_per_run(len(series)) // 3
 
     def curve(run):
-        rows = run.rows
-        step = rows["step_time_s"].to_numpy(dtype=float, na_value=np.nan)
+        rows, step = run.rows, run.column("step_time_s")
         timed = ~np.isnan(step)
         if "warmup" in rows:
             timed &= ~(rows["warmup"].to_numpy(dtype=object) == True)  # noqa: E712
-        return _binned(rows["iter"].to_numpy(dtype=float)[timed], step[timed] * 1e3, n_bins)
+        return _binned(run.column("iter")[timed], step[timed] * 1e3, n_bins)
 
     fig = _figure()
     _run_lines(fig, series, curve, "iteration %{x}<br>%{y:.2f} ms/iter (median of the bin)")
@@ -592,8 +596,7 @@ def memory_over_time(series) -> dict:
     n_points = points_per_run(len(series)) // 2
 
     def curve(run):
-        mem = run.rows["mem_bytes"].to_numpy(dtype=float, na_value=np.nan)
-        wall = run.rows["wall_time_s"].to_numpy(dtype=float, na_value=np.nan)
+        mem, wall = run.column("mem_bytes"), run.column("wall_time_s")
         ok = ~np.isnan(mem) & ~np.isnan(wall)
         keep = downsample(int(ok.sum()), n_points)
         return wall[ok][keep], mem[ok][keep] / 2**20

@@ -535,17 +535,14 @@ class Page:
     figures: list[FigureItem] = field(default_factory=list)  # in page order
 
 
-def _toc(entries: list[tuple[str, str, list[tuple[str, str]]]]) -> str:
-    """(anchor, title, [(anchor, title) of its subsections]) -> the table of contents."""
-    items = []
-    for anchor, text, subs in entries:
-        sub = (
-            "<ol>" + "".join(f'<li><a href="#{a}">{t}</a></li>' for a, t in subs) + "</ol>"
-            if subs
-            else ""
-        )
-        items.append(f'<li><a href="#{anchor}">{text}</a>{sub}</li>')
-    return f'<nav class="toc" aria-label="contents"><b>Contents</b><ol>{"".join(items)}</ol></nav>'
+def _toc(entries) -> str:
+    """[(anchor, title, [its subsections, the same shape])] -> the table of contents."""
+    if not entries:
+        return ""
+    items = "".join(
+        f'<li><a href="#{anchor}">{text}</a>{_toc(subs)}</li>' for anchor, text, subs in entries
+    )
+    return f"<ol>{items}</ol>"
 
 
 def render_page(
@@ -569,7 +566,7 @@ def render_page(
         gid = f"g{k}"
         name = e(f"{g.scenario} ({len(g.runs)} runs, baseline {g.baseline.label})")
         summary.append(_heading(3, f"{gid}-summary", name))
-        toc_summary.append((f"{gid}-summary", name))
+        toc_summary.append((f"{gid}-summary", name, []))
         if g.pairs:
             summary.append('<ul class="summary">' + "".join(map(summary_line, g.pairs)) + "</ul>")
         else:
@@ -582,14 +579,15 @@ def render_page(
         summary += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
         summary += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
         tables.append(group_html(g, gid, explained))
-        toc_tables.append((f"{gid}-comparison", e(g.scenario)))
+        toc_tables.append((f"{gid}-comparison", e(g.scenario), []))
         group_items, notes = group_figures(g, gid)
         items += group_items
         figures.append(_heading(3, f"{gid}-figures", e(g.scenario)))
         figures += [f'<p class="note">{e(n)}</p>' for n in notes]
         figures += [figure_html(it, stills) for it in group_items]
-        toc_figures.append((f"{gid}-figures", e(g.scenario)))
-        toc_figures += [(it.slug, "&nbsp;&nbsp;" + e(it.caption)) for it in group_items]
+        toc_figures.append(
+            (f"{gid}-figures", e(g.scenario), [(it.slug, e(it.caption), []) for it in group_items])
+        )
     toc = [("summary", "Summary", toc_summary)]
     normal = ""
     if comparison.references:
@@ -622,7 +620,7 @@ def render_page(
 <h1>{e(title)}</h1>
 <p>{len(ordered)} runs in {len(comparison.groups)} group{plural}; generated {generated} by nanobench.
 The figures are drawn by <code>{script}</code> beside this page.</p>
-{_toc(toc)}
+<nav class="toc" aria-label="contents"><b>Contents</b>{_toc(toc)}</nav>
 {_heading(2, "summary", "Summary")}
 {"".join(summary)}
 {normal}
