@@ -52,6 +52,7 @@ h2, h3, h4, figure { scroll-margin-top: .5em; }
 a.anchor { color: #bbb; text-decoration: none; margin-left: .3em; font-weight: normal; } a.anchor:hover { color: #58c; }
 nav.toc { background: #f7f7f7; border: 1px solid #e3e3e3; padding: .4em 1em; margin: 1em 0; font-size: 13px; }
 nav.toc ol { margin: .2em 0; padding-left: 1.4em; } nav.toc li { margin: .1em 0; }
+nav.toc ol ol ol { display: flex; flex-wrap: wrap; gap: 0 1.4em; list-style: none; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: 13px; }
 th, td { padding: .25em .6em; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
 th { text-align: left; background: #f4f4f4; } td.r, th.r { text-align: right; font-variant-numeric: tabular-nums; }
