@@ -1,7 +1,7 @@
 """How much `compare` and `report` cost beyond reading the files, side by side in one run.
 
     PYTHONPATH=. .venv/bin/python bench/test_bench_report_ratio.py [ROUNDS] [RUNS_DIR]   # printed
-    make bench-micro PYTEST_ARGS="-k report_ratio"                         # the same, once, as a check
+    .venv/bin/python -m pytest -q bench/test_bench_report_ratio.py         # one round, as a check
 
 Each round times, one after the other on the same 100 runs x 5,000 rows (bench/
 test_bench_compare_report.make_runs, written through RunWriter): reading every file into

@@ -672,6 +672,10 @@ def write_report(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"-o {out}: cannot create the report folder ({exc.strerror})") from None
+    path = out / "index.html"
+    # refuse a planted symlink before anything is written, so a refusal leaves the folder as it was
+    for name in (path.name, plotlyjs.SCRIPT_NAME) + ((FIGURES_DIR,) if stills else ()):
+        files.check_inside(out / name, out)
     page = render_page(comparison, title, explanations, stills)
     try:
         plotlyjs.write_script(out)
@@ -690,9 +694,10 @@ def write_report(
         for item in page.figures:
             _write(folder / f"{item.slug}.png", static.png(item.figure), out)
             written.add(f"{item.slug}.png")
-    for old in folder.glob("g*-*.png") if folder.is_dir() else ():
+    # a figures/ that leads elsewhere (a planted symlink) is never cleaned: nothing outside is removed
+    stale = folder.glob("g*-*.png") if folder.is_dir() and files.is_inside(folder, out) else ()
+    for old in stale:
         if old.name not in written:
             old.unlink(missing_ok=True)
-    path = out / "index.html"
     _write(path, page.html, out)
     return path

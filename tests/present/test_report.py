@@ -135,6 +135,17 @@ def test_stills_are_written_on_request_and_stale_ones_removed(tmp_path):
     assert 'href="figures/' not in page.read_text()
 
 
+def test_a_figures_folder_leading_elsewhere_is_neither_written_nor_cleaned(tmp_path, nb):
+    outside, out = tmp_path / "outside", tmp_path / "report"
+    outside.mkdir(), out.mkdir()
+    (outside / "g1-precious.png").write_bytes(b"not ours")
+    (out / "figures").symlink_to(outside)
+    assert nb("report", FIX / "compare", "-o", out).returncode == 0  # no stills: figures/ untouched
+    r = nb("report", FIX / "compare", "-o", out, "--stills")
+    assert r.returncode == 2 and "refused" in r.stderr and "Traceback" not in r.stderr
+    assert [p.name for p in outside.iterdir()] == ["g1-precious.png"]
+
+
 @pytest.mark.slow
 def test_a_hundred_runs_stay_under_8_mb(tmp_path):
     """The folder (page, plotly.js) of 100 runs in 4 configurations: curves are downsampled to
