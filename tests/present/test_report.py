@@ -33,15 +33,9 @@ HEADINGS = [
 FIGURES = 7 + 6
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory, nb):
-    out = tmp_path_factory.mktemp("report")
-    r = nb(
-        "report", FIX / "compare", FIX / "compare-other", "-o", out, "--title", "fixtures <report>"
-    )
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(out / "index.html")
-    return out / "index.html"
+@pytest.fixture
+def page(fixture_report):
+    return fixture_report  # conftest.py: made once per session
 
 
 def test_report_is_self_contained_and_escaped(page):

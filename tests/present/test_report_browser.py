@@ -46,15 +46,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def report_page(tmp_path_factory, nb):
-    out = tmp_path_factory.mktemp("report")
-    r = nb("report", FIX / "compare", FIX / "compare-other", "-o", out)
-    assert r.returncode == 0, r.stderr
-    return out / "index.html"
-
-
-@pytest.fixture(scope="module")
-def opened(browser, report_page):
+def opened(browser, fixture_report):
     """The report open at 1400 px, with every request and error recorded. One page for the
     module (loading it is most of these tests' time): each test leaves it as it found it."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -63,7 +55,7 @@ def opened(browser, report_page):
     page.on("request", lambda r: seen["requests"].append(r.url))
     page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
     page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
-    page.goto(report_page.as_uri())
+    page.goto(fixture_report.as_uri())
     page.wait_for_function(
         f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {FIGURES}"
     )
