@@ -29,9 +29,8 @@ from scipy.signal import lfilter
 
 from nanobench.analyze.equivalence import band
 
-POINTS_PER_FIGURE = (
-    24_000  # train-curve points over all runs of a figure: keeps 100 runs under 8 MB
-)
+# train-curve points over all runs of one figure: 100 runs stay well under 8 MB
+POINTS_PER_FIGURE = 16_000
 MIN_POINTS, MAX_POINTS = 120, 600  # per run: a short run keeps its shape, a long one stays small
 EMA_BETA = 0.9
 # The D3 palette (plotly's and matplotlib's default): a configuration has one colour everywhere.
@@ -227,14 +226,21 @@ def _guides(fig: dict, lines) -> None:
     _update(fig, shapes=shapes, annotations=notes)
 
 
-def _train_curve(run, x_of, n_points: int):
-    """Train loss (debiased EMA over the steps), downsampled for display; (x, y) arrays."""
-    step, loss = run.column("step_time_s"), run.column("loss")
-    ok = ~np.isnan(step) & ~np.isnan(loss)
-    y = ema_debiased(loss[ok])
-    x = x_of(run)[ok]
-    keep = downsample(len(x), n_points)
-    return x[keep], y[keep]
+def _train_curve(run, x_of, n_points: int, shared: dict | None = None):
+    """Train loss (debiased EMA over the steps), downsampled for display; (x, y) arrays.
+    shared: a dict the loss figures of one set of runs pass along, so that each run's EMA is
+    computed once however many x axes it is drawn against."""
+    done = shared.get((id(run), n_points)) if shared is not None else None
+    if done is None:
+        step, loss = run.column("step_time_s"), run.column("loss")
+        ok = ~np.isnan(step) & ~np.isnan(loss)
+        y = ema_debiased(loss[ok])
+        keep = downsample(len(y), n_points)
+        done = (ok, keep, y[keep])
+        if shared is not None:
+            shared[(id(run), n_points)] = done
+    ok, keep, y = done
+    return x_of(run)[ok][keep], y
 
 
 def _column(name: str):
@@ -289,7 +295,7 @@ def _seed_band(runs, eval_x):
 
 
 def _loss_figure(
-    series, x_of, eval_x, title: str, xlabel: str, targets=(), log_x: bool = False
+    series, x_of, eval_x, title: str, xlabel: str, targets=(), log_x=False, shared=None
 ) -> dict:
     """Per configuration: the train EMA of every run (thin line), each run's evaluations
     (markers), and with several seeds the mean val loss in its band (shaded)."""
@@ -299,7 +305,7 @@ def _loss_figure(
     for i, label in enumerate(labels):
         runs = [run for lab, run in series if lab == label]
         c, dash, who = colour(i), DASHES[i % len(DASHES)], _who(label, runs)
-        x, y, seeds = _joined([(*_train_curve(r, x_of, n_points), _seed(r)) for r in runs])
+        x, y, seeds = _joined([(*_train_curve(r, x_of, n_points, shared), _seed(r)) for r in runs])
         seeds_band = _seed_band(runs, eval_x) if len(runs) > 1 else None
         _add(
             fig,
@@ -357,7 +363,7 @@ def _loss_figure(
     return fig
 
 
-def loss_vs_iteration(series, targets=()) -> dict:
+def loss_vs_iteration(series, targets=(), shared=None) -> dict:
     """Train loss (debiased EMA, lines) and evaluations (markers: val) against iteration."""
     return _loss_figure(
         series,
@@ -366,10 +372,11 @@ def loss_vs_iteration(series, targets=()) -> dict:
         "Loss against iterations (lines: train EMA, circles: val, shaded: seed band)",
         "iteration",
         targets,
+        shared=shared,
     )
 
 
-def loss_vs_train_time(series, targets=(), log_x: bool = False) -> dict:
+def loss_vs_train_time(series, targets=(), log_x: bool = False, shared=None) -> dict:
     """The same curves against train time (s): what each device bought per second of steps."""
     return _loss_figure(
         series,
@@ -379,10 +386,11 @@ def loss_vs_train_time(series, targets=(), log_x: bool = False) -> dict:
         "train time (s)",
         targets,
         log_x,
+        shared=shared,
     )
 
 
-def loss_vs_wall_time(series, targets=()) -> dict:
+def loss_vs_wall_time(series, targets=(), shared=None) -> dict:
     """Against wall time (s since the run started, evaluations included): what a user waited."""
     return _loss_figure(
         series,
@@ -391,10 +399,11 @@ def loss_vs_wall_time(series, targets=()) -> dict:
         "Loss against wall time (evaluation included)",
         "wall time (s)",
         targets,
+        shared=shared,
     )
 
 
-def loss_vs_tokens(series, targets=()) -> dict:
+def loss_vs_tokens(series, targets=(), shared=None) -> dict:
     """Against training tokens seen (iteration x tokens per iteration): the axis on which
     recipes with other batches or contexts compare. Runs that record no tokens are left out."""
     series = [(label, run) for label, run in series if run.tokens_per_iter]
@@ -405,10 +414,11 @@ def loss_vs_tokens(series, targets=()) -> dict:
         "Loss against training tokens",
         "tokens",
         targets,
+        shared=shared,
     )
 
 
-def loss_vs_flops(series, targets=()) -> dict:
+def loss_vs_flops(series, targets=(), shared=None) -> dict:
     """Against model FLOPs spent (iteration x FLOPs per iteration, log x at first): the axis on
     which recipes with other model sizes compare. Runs whose metadata records no FLOPs are
     left out."""
@@ -421,6 +431,7 @@ def loss_vs_flops(series, targets=()) -> dict:
         "model FLOPs",
         targets,
         log_x=True,
+        shared=shared,
     )
 
 

@@ -62,6 +62,7 @@ ul.summary li { padding: .35em .8em; margin: .25em 0; border-left: 4px solid #99
 ul.summary li.equivalent { border-color: #4a4; background: #eef6ee; }
 ul.summary li.different { border-color: #c44; background: #fbeeee; }
 ul.summary li.undecided { border-color: #d90; background: #fff6e0; }
+ul.summary li.diverged { border-color: #c44; background: #fbeeee; }
 .word { font-weight: 700; text-transform: uppercase; font-size: .85em; letter-spacing: .03em; }
 .verdict { background: #eef6ee; border-left: 4px solid #4a4; padding: .5em 1em; margin: .5em 0; }
 .warning { background: #fff6e0; border-left: 4px solid #d90; padding: .4em 1em; margin: .4em 0; }
@@ -322,9 +323,12 @@ def summary_line(p) -> str:
     decides it and the margin, then the speed. The full sentence is in the comparison below."""
     eq, final = p.equivalence, (p.equivalence or {}).get("final")
     who = f"<b>{e(p.other.label)}</b> vs {e(p.base.label)}: "
-    if final is None:
+    if final is None or eq.get("too_short"):  # too_short: only the initial weights in common
+        why = (
+            "no evaluation in common" if final is None else "only iteration 0 in common: too short"
+        )
         speed = "; ".join(map(e, _speed_words(p)))
-        return f'<li class="none">{who}no evaluation in common; nothing to judge the loss by. {speed}</li>'
+        return f'<li class="none">{who}{why} to judge the loss by. {speed}</li>'
     interval = deciding_interval(final)
     design = (
         f"paired, {final.n_pairs} pairs"
@@ -440,20 +444,40 @@ class FigureItem:
 def group_figures(group: Group, gid: str) -> tuple[list[FigureItem], list[str]]:
     """The figures of one group, in the page's order, and notes on those left out."""
     series, names = _series(group)
-    targets = group.targets
+    targets, shared = group.targets, {}  # shared: each run's train EMA, computed once
     items = [
-        ("loss-iteration", "Loss against iterations", plots.loss_vs_iteration(series, targets)),
-        ("loss-train-time", "Loss against train time", plots.loss_vs_train_time(series, targets)),
-        ("loss-wall-time", "Loss against wall time", plots.loss_vs_wall_time(series, targets)),
+        (
+            "loss-iteration",
+            "Loss against iterations",
+            plots.loss_vs_iteration(series, targets, shared=shared),
+        ),
+        (
+            "loss-train-time",
+            "Loss against train time",
+            plots.loss_vs_train_time(series, targets, shared=shared),
+        ),
+        (
+            "loss-wall-time",
+            "Loss against wall time",
+            plots.loss_vs_wall_time(series, targets, shared=shared),
+        ),
     ]
     notes = []
     if axes_differ(group):
         items.append(
-            ("loss-tokens", "Loss against training tokens", plots.loss_vs_tokens(series, targets))
+            (
+                "loss-tokens",
+                "Loss against training tokens",
+                plots.loss_vs_tokens(series, targets, shared=shared),
+            )
         )
         if any(r.flops_per_iter for r in group.runs):  # older and hand-made files record no FLOPs
             items.append(
-                ("loss-flops", "Loss against model FLOPs", plots.loss_vs_flops(series, targets))
+                (
+                    "loss-flops",
+                    "Loss against model FLOPs",
+                    plots.loss_vs_flops(series, targets, shared=shared),
+                )
             )
     else:
         notes.append(

@@ -46,7 +46,7 @@ def test_ema_is_debiased_and_downsample_keeps_ends():
     idx = plots.downsample(5000, 600)
     assert len(idx) <= 600 and idx[0] == 0 and idx[-1] == 4999
     # a figure's train points are shared out over its runs, within bounds
-    assert plots.points_per_run(7) == 600 and plots.points_per_run(100) == 240
+    assert plots.points_per_run(7) == 600 and plots.points_per_run(100) == 160
     assert plots.points_per_run(10_000) == 120
 
 
@@ -220,7 +220,7 @@ def test_a_still_is_drawn_from_the_figure_itself(group):
 
 def test_a_figure_of_a_hundred_runs_keeps_to_its_point_budget():
     """The committed example's 2,001-row runs drawn as 100 series: every run gets
-    24,000 / 100 = 240 train points, so a figure holds 24,000 whatever the runs' length
+    16,000 / 100 = 160 train points, so a figure holds 16,000 whatever the runs' length
     (the slow test_report.test_a_hundred_runs_stay_under_8_mb weighs the whole folder)."""
     [g] = compare.compare_files([str(EXAMPLE)]).groups
     runs = [r for cs in g.configs for r in cs.runs]
@@ -229,4 +229,4 @@ def test_a_figure_of_a_hundred_runs_keeps_to_its_point_budget():
     train = [t for t in fig["data"] if t.get("showlegend")]
     assert len(train) == 4
     points = sum(sum(v is not None for v in t["y"]) for t in train)
-    assert points == 100 * 240
+    assert points == 100 * 160

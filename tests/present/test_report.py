@@ -143,7 +143,7 @@ def test_a_figures_folder_leading_elsewhere_is_neither_written_nor_cleaned(tmp_p
 @pytest.mark.slow
 def test_a_hundred_runs_stay_under_8_mb(tmp_path):
     """The folder (page, plotly.js) of 100 runs in 4 configurations: curves are downsampled to
-    a budget of 240 points a run at 100 runs, so 300 rows weigh what 5,000 do (bench/ times
+    a budget of 160 points a run at 100 runs, so 300 rows weigh what 5,000 do (bench/ times
     the 5,000) and 21 evaluations a run what a 5,000-iteration run evaluated every 250 has.
     Slow (100 files written and compared); its fast counterpart is
     test_plots.test_a_figure_of_a_hundred_runs_keeps_to_its_point_budget."""
