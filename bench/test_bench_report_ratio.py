@@ -42,8 +42,13 @@ def compare_and_report(folder: Path, out: Path) -> Path:
     return report.write_report(compare.compare_files([str(folder)]), out)
 
 
-def rounds(folder: Path, out: Path, n: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"read": [], "compare": [], "compare + report": []}
+STEPS = ("read", "compare", "compare + report")
+
+
+def rounds(folder: Path, out: Path, n: int) -> dict[str, list[tuple[float, float]]]:
+    """Per step, (wall s, CPU s of this process) of each round. On a shared machine the CPU
+    time is the steadier figure: it leaves out the time spent waiting for a core."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in STEPS}
     steps = (
         ("read", lambda: read_floor(folder)),
         ("compare", lambda: compare_only(folder)),
@@ -51,9 +56,9 @@ def rounds(folder: Path, out: Path, n: int) -> dict[str, list[float]]:
     )
     for _ in range(n):
         for name, step in steps:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append((time.perf_counter() - t0, time.process_time() - c0))
     return times
 
 
@@ -87,10 +92,12 @@ if __name__ == "__main__":
                 file=sys.stderr,
             )
         times = rounds(folder, out, int(sys.argv[1]) if len(sys.argv) > 1 else 5)
-        floor = statistics.median(times["read"])
-        for name, ts in times.items():
-            print(
-                f"{name:>17}: median {statistics.median(ts):.2f} s "
-                f"(min {min(ts):.2f}, max {max(ts):.2f}), {statistics.median(ts) / floor:.1f}x the read"
-            )
+        for k, clock in enumerate(("wall", "CPU")):
+            floor = statistics.median(t[k] for t in times["read"])
+            for name, ts in times.items():
+                v = [t[k] for t in ts]
+                print(
+                    f"{clock:>4} {name:>16}: median {statistics.median(v):.2f} s (min {min(v):.2f}, "
+                    f"max {max(v):.2f}), {statistics.median(v) / floor:.1f}x the read"
+                )
         print(f"report folder: {folder_bytes(out) / 2**20:.1f} MiB")
