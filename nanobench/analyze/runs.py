@@ -129,10 +129,9 @@ class _Columns:
 def _warmup(rows) -> np.ndarray:
     if "warmup" not in rows:
         return np.zeros(len(rows), dtype=bool)
-    col = rows["warmup"]
-    if col.dtype == bool:
-        return col.to_numpy()
-    return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
+    # a null counts as not warm-up; one conversion whatever the column's dtype (bool, nullable
+    # boolean, or object where the parquet column holds nulls)
+    return rows["warmup"].to_numpy(dtype=bool, na_value=False)
 
 
 def _untimed(rows) -> np.ndarray:

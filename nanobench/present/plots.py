@@ -544,7 +544,7 @@ def step_time_over_run(series) -> dict:
         rows, step = run.rows, run.column("step_time_s")
         timed = ~np.isnan(step)
         if "warmup" in rows:
-            timed &= ~(rows["warmup"].to_numpy(dtype=object) == True)  # noqa: E712
+            timed &= ~rows["warmup"].to_numpy(dtype=bool, na_value=False)  # null: not warm-up
         return _binned(run.column("iter")[timed], step[timed] * 1e3, n_bins)
 
     fig = _figure()
