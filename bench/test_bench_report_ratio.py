@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/test_bench_report_ratio.py [ROUNDS] [RUNS_DIR]   # printed
     .venv/bin/python -m pytest -q bench/test_bench_report_ratio.py         # one round, as a check
+    (`make bench-check` runs that round at NANOBENCH_BENCH_SIZE=small: make_runs' 8 x 300)
 
 Each round times, one after the other on the same 100 runs x 5,000 rows (bench/
 test_bench_compare_report.make_runs, written through RunWriter): reading every file into
