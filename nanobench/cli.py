@@ -622,7 +622,9 @@ def cmd_report(args) -> int:
     explanations = explain_comparison(
         comparison, [tuple(args.explain)] if args.explain else [], args.margin
     )
-    path = report.write_report(comparison, args.output, title=args.title, explanations=explanations)
+    path = report.write_report(
+        comparison, args.output, title=args.title, explanations=explanations, stills=args.stills
+    )
     print(path)
     return EXIT_OK
 
@@ -915,7 +917,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(func=cmd_compare)
 
     rep = sub.add_parser(
-        "report", help="write a self-contained HTML report (index.html) of result files"
+        "report",
+        help="write an HTML report of result files (index.html with interactive figures, offline)",
     )
     rep.add_argument(
         "paths", nargs="+", help="result files, folders (searched recursively) or globs"
@@ -945,6 +948,11 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         metavar=("A", "B"),
         help="add `nanobench explain A B` over the report's runs (files, folders or SCENARIO:DEVICE:DTYPE)",
+    )
+    rep.add_argument(
+        "--stills",
+        action="store_true",
+        help="also write a PNG of every figure (figures/), for e-mail or PDF where no script runs",
     )
     rep.set_defaults(func=cmd_report)
 

@@ -77,6 +77,13 @@ class RunStats:
         "unknown", (), None
     )  # the verdict the run recorded (analyze/noise.py)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
+    # the rows' columns as float arrays, converted once (run_stats fills it as it reads them)
+    columns: _Columns | None = field(default=None, repr=False, compare=False)
+
+    def column(self, name: str) -> np.ndarray:
+        """A column of the rows as float64, NaN for null (all NaN where absent), converted once
+        per run however many statistics and figures read it."""
+        return _col(self.rows if self.columns is None else self.columns, name)
 
     @property
     def rows(self):
@@ -99,18 +106,32 @@ def percentile(values, q: float) -> float | None:
 def _col(rows, name: str) -> np.ndarray:
     """A column as float64 with NaN for null (or all NaN when the column is absent): plain
     numpy, because pandas indexing per column costs more than the statistics here."""
+    if isinstance(rows, _Columns):
+        return rows.get(name)
     if name not in rows:
         return np.full(len(rows), np.nan)
     return rows[name].to_numpy(dtype=float, na_value=np.nan)
 
 
+class _Columns:
+    """The rows' float columns, each converted once: run_stats reads step_time_s, loss and
+    the times several times over, and each pandas conversion costs more than its use."""
+
+    def __init__(self, rows):
+        self.rows, self._done = rows, {}
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self._done:
+            self._done[name] = _col(self.rows, name)
+        return self._done[name]
+
+
 def _warmup(rows) -> np.ndarray:
     if "warmup" not in rows:
         return np.zeros(len(rows), dtype=bool)
-    col = rows["warmup"]
-    if col.dtype == bool:
-        return col.to_numpy()
-    return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
+    # a null counts as not warm-up; one conversion whatever the column's dtype (bool, nullable
+    # boolean, or object where the parquet column holds nulls)
+    return rows["warmup"].to_numpy(dtype=bool, na_value=False)
 
 
 def _untimed(rows) -> np.ndarray:
@@ -126,16 +147,18 @@ def evaluations(
 ) -> tuple[Evaluation, ...]:
     """Evaluation points in iteration order, each with the time its model was reached, and
     the tokens, model FLOPs and energy spent to get there where those are known."""
-    val = _col(rows, "eval_val_loss")
+    cols = rows if isinstance(rows, _Columns) else _Columns(rows)
+    rows = cols.rows
+    val = _col(cols, "eval_val_loss")
     at = ~np.isnan(val)
     if not at.any():
         return ()
-    step = np.nan_to_num(_col(rows, "step_time_s")[at], nan=0.0)
-    train_t = _col(rows, "train_time_s")[at] - step
-    wall_t = _col(rows, "wall_time_s")[at] - step
-    tl = _col(rows, "eval_train_loss")[at]
+    step = np.nan_to_num(_col(cols, "step_time_s")[at], nan=0.0)
+    train_t = _col(cols, "train_time_s")[at] - step
+    wall_t = _col(cols, "wall_time_s")[at] - step
+    tl = _col(cols, "eval_train_loss")[at]
     its = rows["iter"].to_numpy()[at]
-    energy = _energy_at(rows, wall_t)
+    energy = _energy_at(cols, wall_t)
     per = lambda x, i: None if x is None else float(x) * int(i)  # noqa: E731  (a resumed run's iter counts from 0 too)
     return tuple(
         Evaluation(
@@ -177,14 +200,15 @@ def _max(values: np.ndarray) -> float | None:
 def run_stats(run: results.Run) -> RunStats:
     """The per-run numbers of the compare table, from the rows."""
     info, rows = run.info, run.rows
+    cols = _Columns(rows)
     scenario, dataset_sha256 = group_key(info)
     # a step has a time or a loss (an imported llm.c log prints no times); the final row neither
-    is_step = ~np.isnan(_col(rows, "step_time_s")) | ~np.isnan(_col(rows, "loss"))
-    timed = ~np.isnan(_col(rows, "step_time_s")) & ~_untimed(rows)
-    times = _col(rows, "step_time_s")[timed]
+    is_step = ~np.isnan(_col(cols, "step_time_s")) | ~np.isnan(_col(cols, "loss"))
+    timed = ~np.isnan(_col(cols, "step_time_s")) & ~_untimed(rows)
+    times = _col(cols, "step_time_s")[timed]
     median_s = percentile(times, 50)
     # tokens is cumulative, from the parent's count in a resumed run: take a step's increment
-    tokens = _col(rows, "tokens")[is_step]
+    tokens = _col(cols, "tokens")[is_step]
     tokens = tokens[~np.isnan(tokens)]
     if tokens.size >= 2:
         tokens_per_iter = float(tokens[1] - tokens[0])
@@ -192,10 +216,10 @@ def run_stats(run: results.Run) -> RunStats:
         tokens_per_iter = float(tokens[0])
     else:
         tokens_per_iter = None
-    evs = evaluations(rows, tokens_per_iter, info.flops_per_iter)
-    mfu = _col(rows, "mfu")[timed]
+    evs = evaluations(cols, tokens_per_iter, info.flops_per_iter)
+    mfu = _col(cols, "mfu")[timed]
     mfu = mfu[~np.isnan(mfu)]
-    mem_peak = _max(_col(rows, "mem_peak_bytes"))
+    mem_peak = _max(_col(cols, "mem_peak_bytes"))
     return RunStats(
         run_id=info.run_id,
         path=str(run.path),
@@ -209,7 +233,7 @@ def run_stats(run: results.Run) -> RunStats:
         status=info.shown_status,
         targets=info.val_loss_targets,
         iterations=int(is_step.sum()),
-        final_train_loss=_last(_col(rows, "loss")[is_step]),
+        final_train_loss=_last(_col(cols, "loss")[is_step]),
         final_val_loss=evs[-1].val_loss if evs else None,
         best_val_loss=min(e.val_loss for e in evs) if evs else None,
         median_step_s=median_s,
@@ -217,9 +241,9 @@ def run_stats(run: results.Run) -> RunStats:
         tokens_per_s=tokens_per_iter / median_s if tokens_per_iter and median_s else None,
         mfu=float(np.median(mfu)) if mfu.size else None,
         mem_peak_bytes=int(mem_peak) if mem_peak is not None else None,
-        energy_j=_last(_col(rows, "energy_j")),
-        train_time_s=_max(_col(rows, "train_time_s")) or 0.0,
-        wall_time_s=_max(_col(rows, "wall_time_s")) or 0.0,
+        energy_j=_last(_col(cols, "energy_j")),
+        train_time_s=_max(_col(cols, "train_time_s")) or 0.0,
+        wall_time_s=_max(_col(cols, "wall_time_s")) or 0.0,
         evaluations=evs,
         step_times_s=times,
         run=run,
@@ -228,6 +252,7 @@ def run_stats(run: results.Run) -> RunStats:
         flops_per_iter=info.flops_per_iter,
         noise=recorded(info.raw),
         slow_outliers=slow_outliers(times),
+        columns=cols,
     )
 
 
