@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from nanobench.analyze.config import Config, config_of, group_key
 from nanobench.analyze.noise import RunNoise, recorded, slow_outliers
@@ -77,6 +79,7 @@ class RunStats:
         "unknown", (), None
     )  # the verdict the run recorded (analyze/noise.py)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
+    mfu_measured: float | None = None  # median over timed steps, against the measured peak
 
     @property
     def rows(self):
@@ -96,29 +99,51 @@ def percentile(values, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
+def _length(rows) -> int:
+    return rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+
+
 def _col(rows, name: str) -> np.ndarray:
     """A column as float64 with NaN for null (or all NaN when the column is absent): plain
-    numpy, because pandas indexing per column costs more than the statistics here."""
+    numpy, because pandas indexing per column costs more than the statistics here. `rows` is
+    a pandas DataFrame (read_run) or a pyarrow Table of a few columns (read_run_columns)."""
+    if isinstance(rows, pa.Table):
+        if name not in rows.column_names:
+            return np.full(rows.num_rows, np.nan)
+        return rows.column(name).to_numpy().astype(float, copy=False)  # null -> NaN
     if name not in rows:
         return np.full(len(rows), np.nan)
     return rows[name].to_numpy(dtype=float, na_value=np.nan)
 
 
-def _warmup(rows) -> np.ndarray:
-    if "warmup" not in rows:
+def _flag(rows, name: str) -> np.ndarray:
+    """A boolean column with null (and absence) read as False."""
+    if isinstance(rows, pa.Table):
+        if name not in rows.column_names:
+            return np.zeros(rows.num_rows, dtype=bool)
+        return pc.fill_null(rows.column(name), False).to_numpy(zero_copy_only=False).astype(bool)
+    if name not in rows:
         return np.zeros(len(rows), dtype=bool)
-    col = rows["warmup"]
+    col = rows[name]
     if col.dtype == bool:
         return col.to_numpy()
-    return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
+    return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not set)
+
+
+def _warmup(rows) -> np.ndarray:
+    return _flag(rows, "warmup")
 
 
 def _untimed(rows) -> np.ndarray:
     """Rows left out of step-time statistics: warm-up, and imported steps whose printed time
     includes an evaluation (column `step_includes_eval`)."""
-    if "step_includes_eval" not in rows:
-        return _warmup(rows)
-    return _warmup(rows) | (rows["step_includes_eval"].to_numpy(dtype=object) == True)  # noqa: E712
+    return _warmup(rows) | _flag(rows, "step_includes_eval")
+
+
+def _iters(rows) -> np.ndarray:
+    if isinstance(rows, pa.Table):
+        return rows.column("iter").to_numpy()
+    return rows["iter"].to_numpy()
 
 
 def evaluations(
@@ -134,7 +159,7 @@ def evaluations(
     train_t = _col(rows, "train_time_s")[at] - step
     wall_t = _col(rows, "wall_time_s")[at] - step
     tl = _col(rows, "eval_train_loss")[at]
-    its = rows["iter"].to_numpy()[at]
+    its = _iters(rows)[at]
     energy = _energy_at(rows, wall_t)
     per = lambda x, i: None if x is None else float(x) * int(i)  # noqa: E731  (a resumed run's iter counts from 0 too)
     return tuple(
@@ -188,13 +213,15 @@ def run_stats(run: results.Run) -> RunStats:
     tokens = tokens[~np.isnan(tokens)]
     if tokens.size >= 2:
         tokens_per_iter = float(tokens[1] - tokens[0])
-    elif tokens.size == 1 and int(rows["iter"].to_numpy()[is_step][0]) == 0:
+    elif tokens.size == 1 and int(_iters(rows)[is_step][0]) == 0:
         tokens_per_iter = float(tokens[0])
     else:
         tokens_per_iter = None
     evs = evaluations(rows, tokens_per_iter, info.flops_per_iter)
     mfu = _col(rows, "mfu")[timed]
     mfu = mfu[~np.isnan(mfu)]
+    mfu_measured = _col(rows, "mfu_measured")[timed]
+    mfu_measured = mfu_measured[~np.isnan(mfu_measured)]
     mem_peak = _max(_col(rows, "mem_peak_bytes"))
     return RunStats(
         run_id=info.run_id,
@@ -228,7 +255,32 @@ def run_stats(run: results.Run) -> RunStats:
         flops_per_iter=info.flops_per_iter,
         noise=recorded(info.raw),
         slow_outliers=slow_outliers(times),
+        mfu_measured=float(np.median(mfu_measured)) if mfu_measured.size else None,
     )
+
+
+def backwards(rows) -> str | None:
+    """Where a run's iterations or clocks go backwards, which no real run does (a damaged or
+    hand-edited file), in words; None for a run whose rows are in order."""
+    its = _iters(rows).astype(float)
+    bad = np.flatnonzero(np.diff(its) <= 0)
+    if bad.size:
+        i = bad[0]
+        return (
+            f"iteration {its[i + 1]:.0f} follows iteration {its[i]:.0f}: iterations run backwards"
+        )
+    for name in ("train_time_s", "wall_time_s"):
+        values = _col(rows, name)
+        ok = ~np.isnan(values)
+        v, at = values[ok], its[ok]
+        bad = np.flatnonzero(np.diff(v) < 0)
+        if bad.size:
+            i = bad[0]
+            return f"{name} runs backwards at iteration {at[i + 1]:.0f} ({v[i + 1]:.6g} s after {v[i]:.6g} s)"
+    negative = np.flatnonzero(_col(rows, "step_time_s") < 0)
+    if negative.size:
+        return f"step_time_s is negative at iteration {its[negative[0]]:.0f}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,16 @@ def seed_curves(cs: ConfigSummary) -> dict[int, dict]:
     """Evaluation iteration -> {seed: val loss} of every seed evaluated there. A run without a
     recorded seed, or one of several runs of one seed, is keyed ("unknown", run_id): it
     counts as a seed but never pairs with another configuration's (equivalence.py)."""
+    return runs_curves(cs.runs)
+
+
+def runs_curves(runs) -> dict[int, dict]:
+    """seed_curves of any runs with `seed`, `run_id` and `evaluations` (RunStats, the board's rows' runs)."""
     counts: dict = {}
-    for r in cs.runs:
+    for r in runs:
         counts[r.seed] = counts.get(r.seed, 0) + 1
     out: dict[int, dict] = {}
-    for r in cs.runs:
+    for r in runs:
         key = r.seed if r.seed is not None and counts[r.seed] == 1 else ("unknown", r.run_id)
         for ev in r.evaluations:
             out.setdefault(ev.iter, {})[key] = ev.val_loss
