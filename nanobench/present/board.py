@@ -60,7 +60,7 @@ def _spread_text(s: Spread | None, scale: float = 1.0, pct: bool = False) -> str
     if s is None:
         return "-"
     show = (lambda v: f"{v * scale:.0%}") if pct else (lambda v: _num(v * scale))
-    if s.n == 1 or s.low == s.high:
+    if s.n == 1 or show(s.low) == show(s.high):  # a range too narrow to print is left out
         return show(s.median)
     return f"{show(s.median)} [{show(s.low)}-{show(s.high)}]"
 
@@ -70,7 +70,9 @@ def _with_unit(s: Spread | None, unit: str) -> str:
     if s is None:
         return "-"
     text = f"{_num(s.median)} {unit}"
-    return text if s.n == 1 or s.low == s.high else f"{text} [{_num(s.low)}-{_num(s.high)}]"
+    if s.n == 1 or _num(s.low) == _num(s.high):
+        return text
+    return f"{text} [{_num(s.low)}-{_num(s.high)}]"
 
 
 def _target_text(t) -> str:
