@@ -146,52 +146,85 @@ def settings_of(raw_options: dict, best: bool, compile_: bool) -> str:
     return text or "default"
 
 
-def _peak_problem(stats, info, flops_per_iter) -> str | None:
-    """Why a run's speed cannot be true: MFU above 1 against its measured peak, or FLOP/s
-    above the largest peak known for its device (its spec, its measured matmul, and for a
-    GPU our own datasheet table, which a file cannot change)."""
-    if not (flops_per_iter and stats.median_step_s):
+def _positive(value) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    return float(value) if ok else None
+
+
+def _peak_problem(stats, info, flops_per_iter: float) -> str | None:
+    """Why a run's speed cannot be true: MFU above 1 against its measured peak (from its FLOPs
+    and median step, or as its rows record it), or FLOP/s above its device's peak. For a GPU
+    in nanobench's datasheet table that peak is the table's, which a file cannot change;
+    otherwise the larger of the spec and measured peaks the file records."""
+    if not stats.median_step_s:
         return None
     rate = flops_per_iter / stats.median_step_s  # FLOP/s of the median step
     peaks = info.peak_flops
-    measured = peaks.measured.flops if peaks else None
-    spec = peaks.spec.flops if peaks else None
+    measured = _positive(peaks.measured.flops) if peaks else None
+    spec = _positive(peaks.spec.flops) if peaks else None
     recorded = info.raw.get("peak_flops")
     beaten = isinstance(recorded, dict) and bool(recorded.get("measured_beaten"))
-    if measured and not beaten:
+    if measured and not beaten:  # a run that beat its calibration says so (docs/results.md)
         for mfu, how in (
             (rate / measured, "from its FLOPs and median step"),
-            (stats.mfu_measured, "as recorded"),
+            (stats.mfu_measured, "as its rows record it"),
         ):
             if mfu is not None and mfu > 1.0:
-                return f"MFU {mfu:.2f} against its measured peak ({measured / 1e9:.3g} GFLOP/s; {how}): above 1"
+                return f"MFU {mfu:.2f} against its measured peak ({measured / 1e9:,.1f} GFLOP/s; {how}): above 1"
     datasheet = None
     if stats.config.device_type == "cuda":
-        datasheet = gpu_spec_peak(stats.config.device_name, stats.config.dtype).flops
-    known = [p for p in (spec, measured, datasheet) if isinstance(p, (int, float)) and p > 0]
-    if known and rate > max(known):
-        return (
-            f"{stats.tokens_per_s:.4g} tokens/s x {flops_per_iter / (stats.tokens_per_iter or 1):.4g} "
-            f"FLOPs/token = {rate / 1e9:.4g} GFLOP/s, above the largest peak known for "
-            f"{stats.config.device_name} ({max(known) / 1e9:.4g} GFLOP/s)"
+        datasheet = _positive(gpu_spec_peak(stats.config.device_name, stats.config.dtype).flops)
+    recorded_peaks = [p for p in (spec, measured) if p]
+    bound, whose = (
+        (datasheet, f"the {stats.config.dtype} datasheet peak of {stats.config.device_name}")
+        if datasheet
+        else (max(recorded_peaks), "the largest peak the file records")
+        if recorded_peaks
+        else (None, "")
+    )
+    if bound and rate > bound:
+        per_token = flops_per_iter / stats.tokens_per_iter if stats.tokens_per_iter else None
+        how = (
+            f"{stats.tokens_per_s:,.0f} tokens/s x {per_token:.4g} FLOPs/token"
+            if stats.tokens_per_s and per_token
+            else f"{flops_per_iter:.4g} FLOPs per {stats.median_step_s:.4g} s step"
         )
+        return f"{how} = {rate / 1e9:,.1f} GFLOP/s, above {whose} ({bound / 1e9:,.1f} GFLOP/s)"
     return None
 
 
 def summarize(path: Path) -> dict:
     """One result file as one summary row (SUMMARY_SCHEMA). InputError for a file that cannot
-    be read (naming it); a run whose numbers cannot be true gets `impossible`, not an error."""
+    be read (naming it); a run whose numbers cannot be true gets `impossible`, not an error.
+    A value of the wrong type anywhere in a stranger's file is an InputError too, never a
+    traceback: the board lists the file as left out and goes on."""
     run = results.read_run_columns(path, READ_COLUMNS)
+    try:
+        return _summary(run)
+    except (
+        TypeError,
+        ValueError,
+        AttributeError,
+        KeyError,
+        OverflowError,
+        ZeroDivisionError,
+    ) as exc:
+        raise InputError(
+            f"{path}: malformed values ({type(exc).__name__}: {str(exc)[:120]}); refused"
+        ) from None
+
+
+def _summary(run: results.Run) -> dict:
     stats = run_stats(run)
     info = run.info
     cfg = stats.config
     raw_options = info.raw.get("options") if isinstance(info.raw.get("options"), dict) else {}
     machine = info.machine
     fingerprint = machine.fingerprint
-    flops_per_iter = (
-        stats.flops_per_iter if isinstance(stats.flops_per_iter, (int, float)) else None
+    flops_per_iter = _positive(stats.flops_per_iter)
+    impossible = backwards(run.rows) or (
+        _peak_problem(stats, info, flops_per_iter) if flops_per_iter else None
     )
-    impossible = backwards(run.rows) or _peak_problem(stats, info, flops_per_iter)
     tokens = stats.tokens_per_iter * stats.iterations if stats.tokens_per_iter else None
     hits = []
     for target in info.val_loss_targets:
