@@ -325,7 +325,10 @@ def left_out_line(x) -> str:
 
 # ---- Markdown -------------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-!|~])")
+# What can make text in a GitHub table cell other than text: the cell's bar, emphasis, code,
+# links and images (through the brackets), tags, strikethrough, and an @mention that would
+# notify someone. Line-start markers (#, -, +) cannot occur inside a cell.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~@])")
 
 
 def md_text(text) -> str:
