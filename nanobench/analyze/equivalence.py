@@ -162,10 +162,11 @@ class PointVerdict:
         return self.n_a + self.n_b - 2 * self.n_pairs if self.design == "paired" else 0
 
 
-def point_statistic(it: int, a, b, margin: float) -> PointVerdict:
+def point_statistic(it: int, a, b, margin: float, bootstrap: bool = True) -> PointVerdict:
     """The verdict at one evaluation taken alone: paired on the shared seeds when there are 2
     or more, else Welch over all seeds. compare_curves re-decides "different" with the
-    Holm-adjusted p of all the pair's evaluations."""
+    Holm-adjusted p of all the pair's evaluations. Without `bootstrap` no bootstrap interval
+    is drawn (the verdict never uses it; the board shows none)."""
     a, b = _by_seed(a), _by_seed(b)
     shared = sorted(
         (s for s in a if s in b and not (isinstance(s, tuple) and s[0] == "unknown")), key=str
@@ -203,7 +204,7 @@ def point_statistic(it: int, a, b, margin: float) -> PointVerdict:
         len(shared),
         est.p_zero,
         est.p_zero,
-        boot() if n_boot >= BOOTSTRAP_MIN_SEEDS else None,
+        boot() if bootstrap and n_boot >= BOOTSTRAP_MIN_SEEDS else None,
     )
     return _decide(point, margin)
 
@@ -224,11 +225,15 @@ def verdict_at(it: int, a, b, margin: float) -> PointVerdict:
     return point_statistic(it, a, b, margin)
 
 
-def compare_curves(a: dict, b: dict, margin: float = DEFAULT_MARGIN) -> dict:
+def compare_curves(
+    a: dict, b: dict, margin: float = DEFAULT_MARGIN, bootstrap: bool = True
+) -> dict:
     """Per common evaluation iteration, the verdict with the p-values Holm-adjusted over all
     of them; the first iteration that leaves the noise floor and the verdict at the last
     common evaluation. a, b: iteration -> {seed: val loss} (or a list: seeds unknown)."""
-    points = [point_statistic(it, a[it], b[it], margin) for it in sorted(set(a) & set(b))]
+    points = [
+        point_statistic(it, a[it], b[it], margin, bootstrap) for it in sorted(set(a) & set(b))
+    ]
     tested = [i for i, p in enumerate(points) if p.p is not None]
     for i, adj in zip(tested, holm([points[i].p for i in tested])):
         points[i] = _decide(replace(points[i], p_holm=adj), margin)
