@@ -139,7 +139,8 @@ def settings_of(raw_options: dict, best: bool, compile_: bool) -> str:
         if value not in (None, default):
             parts.append(f"{key} {value}")
     if raw_options.get("threads") is not None:
-        parts.append(f"{raw_options['threads']} threads")
+        n = raw_options["threads"]
+        parts.append(f"{n} thread{'s' * (n != 1)}")
     text = ", ".join(str(p) for p in parts)
     if best:
         return f"best ({text})" if text else "best"
@@ -363,6 +364,7 @@ class BoardRow:
     runs: int
     seeds: int
     noisy: int  # noisy runs of this row: left out of every number unless include_noisy
+    noisy_counted: bool  # include_noisy: the noisy runs are among `runs`
     run_ids: list[str]
     tokens_per_s: Spread | None
     step_s: Spread | None
@@ -766,6 +768,7 @@ def build_board(
             runs=g["n_runs"],
             seeds=g["n_seeds"],
             noisy=g["noisy"],
+            noisy_counted=include_noisy,
             run_ids=[r["run_id"] for r in members],
             tokens_per_s=_spread_of(g, "tokens_per_s"),
             step_s=_spread_of(g, "step_s"),

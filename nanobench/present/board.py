@@ -105,7 +105,7 @@ def columns(table: BoardTable) -> list[tuple[str, callable, callable]]:
         ("machines", lambda r: str(r.machines), lambda r: r.machines),
         (
             "runs",
-            lambda r: str(r.runs) + (f" (+{r.noisy} noisy)" if r.noisy else ""),
+            lambda r: str(r.runs) + _noisy_text(r, " ("),
             lambda r: r.runs,
         ),
         ("seeds", lambda r: str(r.seeds), lambda r: r.seeds),
@@ -157,6 +157,13 @@ def columns(table: BoardTable) -> list[tuple[str, callable, callable]]:
         ("nanobench", lambda r: _versions(r.nanobench), None),
     ]
     return cols
+
+
+def _noisy_text(r: BoardRow, start: str) -> str:
+    """' (+2 noisy left out)', or ' (2 noisy)' when noisy runs are counted in; '' for none."""
+    if not r.noisy:
+        return ""
+    return f"{start}{r.noisy} noisy)" if r.noisy_counted else f"{start}+{r.noisy} noisy left out)"
 
 
 def _loss_text(r: BoardRow) -> str:
@@ -248,7 +255,7 @@ def terminal_columns(table: BoardTable) -> list[tuple[str, callable]]:
         return f"{r.dtype}\n{r.settings}{prog}"
 
     def counts(r):
-        return f"{r.machines}/{r.runs}/{r.seeds}" + (f"\n+{r.noisy} noisy" if r.noisy else "")
+        return f"{r.machines}/{r.runs}/{r.seeds}" + _noisy_text(r, "\n(")
 
     cols = [
         ("hardware", lambda r: r.hardware),

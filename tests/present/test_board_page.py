@@ -163,3 +163,13 @@ def test_page_in_headless_chromium_sorts_by_a_clicked_column(board, tmp_path):
     assert any("<img src=x" in t for t in ticks)  # the chart shows the name as written too
     assert not errors, errors
     assert all(u.startswith("file://") for u in requests), requests  # opens offline
+
+
+def test_noisy_runs_are_counted_in_words(tmp_path, handmade):
+    d = tmp_path / "runs"
+    handmade(d, "quiet", seed=1)
+    handmade(d, "noisy", seed=2, step_s=0.3, noise="noisy")
+    left = present.to_markdown(analyze_board.board_files([str(d)])[0])
+    counted = present.to_markdown(analyze_board.board_files([str(d)], include_noisy=True)[0])
+    assert "| 1 (+1 noisy left out) |" in left and "1 run(s) recorded noisy are left out" in left
+    assert "| 2 (1 noisy) |" in counted
