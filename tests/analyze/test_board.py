@@ -309,3 +309,17 @@ def test_metadata_that_is_not_an_object(good):
     )
     kind, reason = left_out(build(good))["array.parquet"]
     assert "a JSON list, not an object" in reason
+
+
+def test_runs_that_all_declare_an_override_are_not_refused(tmp_path, handmade):
+    lr = {"name": "tiny", "targets": {"val_loss": [2.0]}, "train": {"learning_rate": 3e-4, "beta2": 0.99}}
+    for seed in (1, 2):
+        handmade(
+            tmp_path,
+            f"s{seed}",
+            seed=seed,
+            scenario=lr,
+            options={"overrides": ["train.learning_rate=3e-4"]},
+        )
+    b = build(tmp_path)
+    assert b.left_out == [] and only_table(b).rows[0].runs == 2
