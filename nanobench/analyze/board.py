@@ -477,14 +477,21 @@ def _checked(rows: list[dict]) -> tuple[list[dict], list[LeftOut]]:
         # the checksum most of the scenario's runs record; a tie goes to the one sorted first
         sha = min(counts, key=lambda s: (-len(counts[s]), s)) if counts else None
         shipped = _shipped_recipe(name)
-        recipes = [tuple(map(tuple, json.loads(r["recipe"]))) for r in runs]
+        parsed: dict[str, tuple] = {}  # thousands of runs share a handful of recipes
+        for r in runs:
+            if r["recipe"] not in parsed:
+                parsed[r["recipe"]] = tuple(map(tuple, json.loads(r["recipe"])))
+        recipes = [parsed[r["recipe"]] for r in runs]
         plain = [rec for rec, r in zip(recipes, runs) if not r["overrides"]]
         # a scenario nanobench does not ship: the recipe most runs without overrides record
         # (most runs, when every one has overrides)
         reference = shipped if shipped is not None else reference_recipe(recipes, plain)
+        diffs: dict = {}
         for r, recipe in zip(runs, recipes):
             named = {o.partition("=")[0].strip() for o in r["overrides"]}
-            unexplained = [k for k in recipe_diff(recipe, reference) if k not in named]
+            if r["recipe"] not in diffs:
+                diffs[r["recipe"]] = recipe_diff(recipe, reference)
+            unexplained = [k for k in diffs[r["recipe"]] if k not in named]
             if sha and r["dataset_sha256"] not in (sha, "?"):
                 out.append(
                     LeftOut(
@@ -514,38 +521,33 @@ def _group(rows: list[dict], include_noisy: bool) -> list[dict]:
     ranges of the per-run numbers and the counts of machines, runs and seeds."""
     import duckdb
 
-    runs = pa.Table.from_pylist(
-        [
-            {
-                "n": i,
-                "tkey": json.dumps([r["scenario"], r["dataset_sha256"], r["recipe"]]),
-                "rkey": json.dumps(_row_key(r)),
-                "machine_id": r["machine_id"],
-                "seed": r["seed"],
-                "noisy": r["noise"] == "noisy",
-                "tokens_per_s": r["tokens_per_s"],
-                "step_s": r["median_step_s"],
-                "mfu": r["mfu"],
-                "mfu_measured": r["mfu_measured"],
-                "mem": r["mem_peak_bytes"],
-                "tpj": r["tokens_per_j"],
-            }
-            for i, r in enumerate(rows)
-        ],
-        schema=pa.schema(
-            [
-                ("n", pa.int64()),
-                ("tkey", pa.string()),
-                ("rkey", pa.string()),
-                ("machine_id", pa.string()),
-                ("seed", pa.int64()),
-                ("noisy", pa.bool_()),
-                *[
-                    (c, pa.float64())
-                    for c in ("tokens_per_s", "step_s", "mfu", "mfu_measured", "mem", "tpj")
-                ],
-            ]
-        ),
+    # a table key and a row key per run, numbered: DuckDB groups small integers, and the keys
+    # (JSON, which the tables and rows carry on) are made once per distinct value
+    tkeys: dict[tuple, int] = {}
+    rkeys: dict[tuple, int] = {}
+    t_of = [
+        tkeys.setdefault((r["scenario"], r["dataset_sha256"], r["recipe"]), len(tkeys))
+        for r in rows
+    ]
+    r_of = [rkeys.setdefault(_row_key(r), len(rkeys)) for r in rows]
+    floats = {
+        "tokens_per_s": "tokens_per_s",
+        "step_s": "median_step_s",
+        "mfu": "mfu",
+        "mfu_measured": "mfu_measured",
+        "mem": "mem_peak_bytes",
+        "tpj": "tokens_per_j",
+    }
+    runs = pa.table(
+        {
+            "n": pa.array(range(len(rows)), pa.int64()),
+            "tkey": pa.array(t_of, pa.int64()),
+            "rkey": pa.array(r_of, pa.int64()),
+            "machine_id": pa.array([r["machine_id"] for r in rows], pa.string()),
+            "seed": pa.array([r["seed"] for r in rows], pa.int64()),
+            "noisy": pa.array([r["noise"] == "noisy" for r in rows], pa.bool_()),
+            **{c: pa.array([r[k] for r in rows], pa.float64()) for c, k in floats.items()},
+        }
     )
     con = duckdb.connect()
     con.register("runs", runs)
@@ -600,28 +602,38 @@ class _Run:
     evaluations: tuple
 
 
-def _curve_runs(runs: list[dict]) -> list[_Run]:
+def _curve_runs(runs: list[dict], it: int) -> list[_Run]:
+    """The runs with their evaluation at iteration `it` only: all the verdict looks at."""
     return [
         _Run(
             r["run_id"],
             r["seed"],
-            tuple(Evaluation(e["iter"], e["val_loss"], None, 0.0, 0.0) for e in r["evaluations"]),
+            tuple(
+                Evaluation(e["iter"], e["val_loss"], None, 0.0, 0.0)
+                for e in r["evaluations"]
+                if e["iter"] == it
+            ),
         )
         for r in runs
     ]
+
+
+def common_iterations(runs: list[dict]) -> set[int]:
+    """The evaluation iterations every one of the runs has."""
+    sets = [{e["iter"] for e in r["evaluations"]} for r in runs]
+    return set.intersection(*sets) if sets else set()
 
 
 def loss_verdict(row_runs: list[dict], ref_runs: list[dict], margin: float) -> LossVerdict | None:
     """Val loss at the last evaluation (after iteration 0) every run of both rows has, and the
     verdict there: analyze/equivalence at that one evaluation, paired by seed where two or more
     seeds ran on both sides once each, else Welch."""
-    sets = [{e["iter"] for e in r["evaluations"]} for r in row_runs + ref_runs]
-    common = set.intersection(*sets) - {0} if sets else set()
+    common = (common_iterations(row_runs) & common_iterations(ref_runs)) - {0}
     if not common:
         return None
     it = max(common)
-    a = runs_curves(_curve_runs(ref_runs))[it]
-    b = runs_curves(_curve_runs(row_runs))[it]
+    a = runs_curves(_curve_runs(ref_runs, it))[it]
+    b = runs_curves(_curve_runs(row_runs, it))[it]
     # no bootstrap interval: the verdict does not use it, and it costs 10,000 resamples a row
     result = equivalence.compare_curves({it: a}, {it: b}, margin, bootstrap=False)
     point = result["final"]

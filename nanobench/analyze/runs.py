@@ -99,18 +99,57 @@ def percentile(values, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
-def _length(rows) -> int:
-    return rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+class ArrowColumns:
+    """A pyarrow Table's columns as numpy, each converted once: floats with NaN for null,
+    flags with False for null. Read through the Arrow buffers, because pyarrow's to_numpy
+    imports pandas (a second of a board's start) and costs more per call than the statistics."""
+
+    def __init__(self, table: pa.Table):
+        self.table, self.num_rows = table, table.num_rows
+        self._names = set(table.column_names)
+        self._cache: dict = {}
+
+    def has(self, name: str) -> bool:
+        return name in self._names
+
+    def _numpy(self, name: str, arrow_type, fill, dtype) -> np.ndarray:
+        key = (name, dtype)
+        if key not in self._cache:
+            arr = pc.fill_null(self.table.column(name).cast(arrow_type), fill).combine_chunks()
+            data = arr.buffers()[1]
+            self._cache[key] = (
+                np.frombuffer(
+                    data, dtype=dtype, count=len(arr), offset=arr.offset * np.dtype(dtype).itemsize
+                )
+                if len(arr)
+                else np.empty(0, dtype=dtype)
+            )
+        return self._cache[key]
+
+    def floats(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.float64(), float("nan"), np.float64)
+
+    def flags(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.uint8(), 0, np.uint8).astype(bool)
+
+    def ints(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.int64(), 0, np.int64)
+
+
+def columns(rows):
+    """`rows` ready for the helpers below: a pyarrow Table (read_run_columns) wrapped once, so
+    that each column is converted once; a pandas DataFrame (read_run) as it is."""
+    return ArrowColumns(rows) if isinstance(rows, pa.Table) else rows
 
 
 def _col(rows, name: str) -> np.ndarray:
     """A column as float64 with NaN for null (or all NaN when the column is absent): plain
     numpy, because pandas indexing per column costs more than the statistics here. `rows` is
-    a pandas DataFrame (read_run) or a pyarrow Table of a few columns (read_run_columns)."""
-    if isinstance(rows, pa.Table):
-        if name not in rows.column_names:
-            return np.full(rows.num_rows, np.nan)
-        return rows.column(name).to_numpy().astype(float, copy=False)  # null -> NaN
+    a pandas DataFrame (read_run), or a pyarrow Table of a few columns (read_run_columns),
+    best wrapped by `columns` first."""
+    rows = columns(rows)
+    if isinstance(rows, ArrowColumns):
+        return rows.floats(name) if rows.has(name) else np.full(rows.num_rows, np.nan)
     if name not in rows:
         return np.full(len(rows), np.nan)
     return rows[name].to_numpy(dtype=float, na_value=np.nan)
@@ -118,10 +157,9 @@ def _col(rows, name: str) -> np.ndarray:
 
 def _flag(rows, name: str) -> np.ndarray:
     """A boolean column with null (and absence) read as False."""
-    if isinstance(rows, pa.Table):
-        if name not in rows.column_names:
-            return np.zeros(rows.num_rows, dtype=bool)
-        return pc.fill_null(rows.column(name), False).to_numpy(zero_copy_only=False).astype(bool)
+    rows = columns(rows)
+    if isinstance(rows, ArrowColumns):
+        return rows.flags(name) if rows.has(name) else np.zeros(rows.num_rows, dtype=bool)
     if name not in rows:
         return np.zeros(len(rows), dtype=bool)
     col = rows[name]
@@ -141,8 +179,9 @@ def _untimed(rows) -> np.ndarray:
 
 
 def _iters(rows) -> np.ndarray:
-    if isinstance(rows, pa.Table):
-        return rows.column("iter").to_numpy()
+    rows = columns(rows)
+    if isinstance(rows, ArrowColumns):
+        return rows.ints("iter")
     return rows["iter"].to_numpy()
 
 
@@ -151,6 +190,7 @@ def evaluations(
 ) -> tuple[Evaluation, ...]:
     """Evaluation points in iteration order, each with the time its model was reached, and
     the tokens, model FLOPs and energy spent to get there where those are known."""
+    rows = columns(rows)
     val = _col(rows, "eval_val_loss")
     at = ~np.isnan(val)
     if not at.any():
@@ -201,7 +241,7 @@ def _max(values: np.ndarray) -> float | None:
 
 def run_stats(run: results.Run) -> RunStats:
     """The per-run numbers of the compare table, from the rows."""
-    info, rows = run.info, run.rows
+    info, rows = run.info, columns(run.rows)
     scenario, dataset_sha256 = group_key(info)
     # a step has a time or a loss (an imported llm.c log prints no times); the final row neither
     is_step = ~np.isnan(_col(rows, "step_time_s")) | ~np.isnan(_col(rows, "loss"))
@@ -262,6 +302,7 @@ def run_stats(run: results.Run) -> RunStats:
 def backwards(rows) -> str | None:
     """Where a run's iterations or clocks go backwards, which no real run does (a damaged or
     hand-edited file), in words; None for a run whose rows are in order."""
+    rows = columns(rows)
     its = _iters(rows).astype(float)
     bad = np.flatnonzero(np.diff(its) <= 0)
     if bad.size:

@@ -491,9 +491,12 @@ def expand_paths(specs: list[str]) -> list[Path]:
         if p.is_dir():
             # Folders hold run results; parity records (*.parity.parquet) are another kind.
             found = sorted(
-                q
-                for q in p.rglob("*.parquet")
-                if PARTIAL_DIR not in q.parts and not q.name.endswith(".parity.parquet")
+                (
+                    q
+                    for q in p.rglob("*.parquet")
+                    if PARTIAL_DIR not in q.parts and not q.name.endswith(".parity.parquet")
+                ),
+                key=str,  # a string sort: Path's own comparison costs 10x more, per pair
             )
             if not found:
                 raise InputError(f"{spec}: folder holds no .parquet result files")
@@ -509,8 +512,18 @@ def expand_paths(specs: list[str]) -> list[Path]:
             out.append(p)
     seen, unique = set(), []
     for p in out:
-        key = p.resolve()
+        key = file_key(p)
         if key not in seen:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+def file_key(path: Path):
+    """What makes two paths one file: device and inode (one stat; resolving every symlink
+    and `..` costs a syscall per path component, many seconds over ten thousand files)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path.resolve()
+    return (st.st_dev, st.st_ino)
