@@ -632,10 +632,11 @@ def loss_verdict(row_runs: list[dict], ref_runs: list[dict], margin: float) -> L
     if not common:
         return None
     it = max(common)
-    a = runs_curves(_curve_runs(ref_runs, it))[it]
-    b = runs_curves(_curve_runs(row_runs, it))[it]
-    # no bootstrap interval: the verdict does not use it, and it costs 10,000 resamples a row
-    result = equivalence.compare_curves({it: a}, {it: b}, margin, bootstrap=False)
+    # an imported log's seed pairs only with logs of its own trainer (analyze/seeds.run_keys)
+    imported = lambda runs: "" if runs[0]["program"] == "nanobench" else runs[0]["program"]  # noqa: E731
+    a = runs_curves(_curve_runs(ref_runs, it), imported(ref_runs))[it]
+    b = runs_curves(_curve_runs(row_runs, it), imported(row_runs))[it]
+    result = equivalence.compare_curves({it: a}, {it: b}, margin)
     point = result["final"]
     mean = lambda d: float(np.mean(list(d.values())))  # noqa: E731
     return LossVerdict(it, mean(b), mean(a), point.verdict, point.design, mean(b) - mean(a))

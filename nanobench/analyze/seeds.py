@@ -3,6 +3,8 @@ the seeds, and the seeds' curves for the equivalence test."""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,33 +84,75 @@ def config_hit(cs: ConfigSummary, target: float) -> tuple[Hit | None, int]:
     ), len(reached)
 
 
+def run_keys(runs, imported: str = "") -> list:
+    """The key each run's values go under: its seed ((format, seed) for an imported log), or
+    ("unknown", run_id) for a run without a recorded seed or one of several runs of one seed
+    (it counts but never pairs). `runs`: anything with `seed` and `run_id` (RunStats, the
+    board's rows)."""
+    counts = Counter(r.seed for r in runs)
+    # another trainer's seed 1337 draws other weights and batches than nanobench's: it pairs
+    # only with logs of that trainer
+    return [
+        ("unknown", r.run_id)
+        if r.seed is None or counts[r.seed] != 1
+        else ((imported, r.seed) if imported else r.seed)
+        for r in runs
+    ]
+
+
+def seed_key(cs: ConfigSummary, r: RunStats):
+    """run_keys' key of one run of a configuration."""
+    return run_keys(cs.runs, cs.config.imported)[cs.runs.index(r)]
+
+
 def seed_curves(cs: ConfigSummary) -> dict[int, dict]:
-    """Evaluation iteration -> {seed: val loss} of every seed evaluated there. A run without a
-    recorded seed, or one of several runs of one seed, is keyed ("unknown", run_id): it
-    counts as a seed but never pairs with another configuration's (equivalence.py)."""
-    return runs_curves(cs.runs)
+    """Evaluation iteration -> {seed: val loss} of every seed evaluated there (seed_key), finite
+    values only: a NaN or inf loss is the seed diverging (diverged_seeds), never a number to
+    average or test."""
+    return runs_curves(cs.runs, cs.config.imported)
 
 
-def runs_curves(runs) -> dict[int, dict]:
-    """seed_curves of any runs with `seed`, `run_id` and `evaluations` (RunStats, the board's rows' runs)."""
-    counts: dict = {}
-    for r in runs:
-        counts[r.seed] = counts.get(r.seed, 0) + 1
+def runs_curves(runs, imported: str = "") -> dict[int, dict]:
+    """seed_curves of any runs with `seed`, `run_id` and `evaluations` (the board's rows)."""
     out: dict[int, dict] = {}
-    for r in runs:
-        key = r.seed if r.seed is not None and counts[r.seed] == 1 else ("unknown", r.run_id)
+    for r, key in zip(runs, run_keys(runs, imported)):
         for ev in r.evaluations:
+            if not math.isfinite(ev.val_loss):
+                break
             out.setdefault(ev.iter, {})[key] = ev.val_loss
     return out
 
 
+def diverged_seeds(cs: ConfigSummary) -> dict:
+    """seed -> the iteration at which it diverged: the first evaluation with a NaN or inf val
+    loss, else, for a run recorded as `diverged` (a NaN loss stopped it), its last iteration."""
+    out = {}
+    for r in cs.runs:
+        bad = next((e.iter for e in r.evaluations if not math.isfinite(e.val_loss)), None)
+        if bad is None and r.status == "diverged":
+            bad = _last_iter(r)
+        if bad is not None:
+            out[seed_key(cs, r)] = bad
+    return out
+
+
+def _last_iter(r: RunStats) -> int:
+    if r.run is not None and len(r.rows):
+        return int(r.rows["iter"].max())
+    return r.evaluations[-1].iter if r.evaluations else r.iterations
+
+
 def mean_curve(cs: ConfigSummary) -> equivalence.Curve:
-    """The seeds' mean val loss and mean train time at each evaluation all of them reached."""
+    """The seeds' mean val loss and mean train time at each evaluation all of them reached,
+    with each seed's val loss there (for gaps on shared seeds)."""
     by_iter: dict[int, list[Evaluation]] = {}
     for r in cs.runs:
         for ev in r.evaluations:
-            by_iter.setdefault(ev.iter, []).append(ev)
+            if math.isfinite(ev.val_loss):
+                by_iter.setdefault(ev.iter, []).append(ev)
     n = len(cs.runs)
+    kept = {it: evs for it, evs in sorted(by_iter.items()) if len(evs) == n}
+    per_seed = seed_curves(cs)
     return equivalence.Curve(
         cs.label,
         {
@@ -116,7 +160,7 @@ def mean_curve(cs: ConfigSummary) -> equivalence.Curve:
                 float(np.mean([e.val_loss for e in evs])),
                 float(np.mean([e.train_time_s for e in evs])),
             )
-            for it, evs in sorted(by_iter.items())
-            if len(evs) == n
+            for it, evs in kept.items()
         },
+        {it: per_seed.get(it, {}) for it in kept},
     )
