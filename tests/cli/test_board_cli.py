@@ -20,10 +20,8 @@ def test_board_command(nb, tmp_path, handmade):
     again = nb("board", d, "--format", "csv")
     assert again.returncode == 0 and "board of 2 files (0 read" in again.stderr
     assert len(list(csv.reader(io.StringIO(again.stdout)))) == 3
-    page = nb("board", d, "-o", tmp_path / "page")
+    page = nb("board", d, "-o", tmp_path / "page")  # -o alone: the html page
     assert page.returncode == 0 and (tmp_path / "page" / "index.html").is_file()
-    table = nb("board", d, env={"COLUMNS": "200"})
-    assert table.returncode == 0 and "NVIDIA H100 80GB HBM3" in table.stdout
 
 
 def test_board_bad_input_is_one_line_and_exit_2(nb, tmp_path):
@@ -35,5 +33,3 @@ def test_board_bad_input_is_one_line_and_exit_2(nb, tmp_path):
     assert html.returncode == 2 and html.stderr.strip() == (
         "nanobench: error: --format html: give the folder for index.html with -o DIR"
     )
-    missing = nb("board", tmp_path / "nowhere")
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr
