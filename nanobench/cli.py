@@ -629,6 +629,46 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_board(args) -> int:
+    from nanobench.analyze.board import board_files
+    from nanobench.present import board as present
+
+    fmt = args.format or ("html" if args.output else "table")
+    if fmt == "html" and not args.output:
+        raise InputError("--format html: give the folder for index.html with -o DIR")
+    if not args.margin > 0:
+        raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
+    board, refreshed = board_files(
+        args.paths,
+        include_noisy=args.include_noisy,
+        baseline=args.baseline,
+        margin=args.margin,
+        write_index=not args.no_index,
+    )
+    print(
+        f"nanobench: board of {refreshed.n_files} files ({refreshed.n_read} read, the rest from "
+        f"the index)",
+        file=sys.stderr,
+    )
+    if fmt == "table":
+        present.render_board(board, _console())
+    elif fmt == "html":
+        print(present.write_html(board, args.output, title=args.title))
+    else:
+        text = {"md": present.to_markdown, "csv": present.to_csv, "json": present.to_json_text}[fmt]
+        sys.stdout.write(text(board))
+        if fmt == "csv":  # the table only: what was left out goes beside it
+            for x in board.left_out:
+                print(
+                    f"nanobench: left out: {present.printable(present.left_out_line(x))}",
+                    file=sys.stderr,
+                )
+    if not board.tables:
+        print("nanobench: no usable run among these files", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK
+
+
 def _parse_duration(text: str) -> float:
     """'10m', '90s', '1h30m', '600' (seconds) -> seconds."""
     import re
@@ -955,6 +995,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write a PNG of every figure (figures/), for e-mail or PDF where no script runs",
     )
     rep.set_defaults(func=cmd_report)
+
+    brd = sub.add_parser(
+        "board",
+        help="one table of every machine's runs: per hardware x dtype x settings, speed, time to target",
+    )
+    brd.add_argument(
+        "paths",
+        nargs="+",
+        help="result files, folders (searched recursively) or globs, from any machines",
+    )
+    brd.add_argument(
+        "--format",
+        choices=("table", "md", "csv", "json", "html"),
+        help="table (default), md to paste into a discussion, csv, json (docs/board.md), html (with -o)",
+    )
+    brd.add_argument(
+        "-o", "--output", metavar="DIR", help="write index.html (and plotly.min.js) here"
+    )
+    brd.add_argument("--title", default="nanobench board", help="the page title (html)")
+    brd.add_argument(
+        "--include-noisy",
+        action="store_true",
+        help="count runs recorded noisy in the medians (default: left out, counted)",
+    )
+    brd.add_argument(
+        "--baseline",
+        metavar="TEXT",
+        help="the reference row: the one whose label holds TEXT (default: the slowest CPU row)",
+    )
+    brd.add_argument(
+        "--margin",
+        type=float,
+        default=0.02,
+        help="equivalence margin in nats of val loss (TOST; default 0.02)",
+    )
+    brd.add_argument(
+        "--no-index",
+        action="store_true",
+        help="write no .nanobench-index (read-only folders; the next board reads every file again)",
+    )
+    brd.set_defaults(func=cmd_board)
 
     exp = sub.add_parser(
         "explain",

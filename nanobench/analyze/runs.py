@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from nanobench.analyze.config import Config, config_of, group_key
 from nanobench.analyze.noise import RunNoise, recorded, slow_outliers
@@ -77,8 +79,9 @@ class RunStats:
         "unknown", (), None
     )  # the verdict the run recorded (analyze/noise.py)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
-    # the rows' columns as float arrays, converted once (run_stats fills it as it reads them)
-    columns: _Columns | None = field(default=None, repr=False, compare=False)
+    mfu_measured: float | None = None  # median over timed steps, against the measured peak
+    # the rows' columns, each converted once (run_stats fills it as it reads them)
+    columns: object = field(default=None, repr=False, compare=False)
 
     def column(self, name: str) -> np.ndarray:
         """A column of the rows as float64, NaN for null (all NaN where absent), converted once
@@ -103,14 +106,62 @@ def percentile(values, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
+class ArrowColumns:
+    """A pyarrow Table's columns as numpy, each converted once: floats with NaN for null,
+    flags with False for null. Read through the Arrow buffers, because pyarrow's to_numpy
+    imports pandas (a second of a board's start) and costs more per call than the statistics."""
+
+    def __init__(self, table: pa.Table):
+        self.table, self.num_rows = table, table.num_rows
+        self._names = set(table.column_names)
+        self._cache: dict = {}
+
+    def has(self, name: str) -> bool:
+        return name in self._names
+
+    def _numpy(self, name: str, arrow_type, fill, dtype) -> np.ndarray:
+        key = (name, dtype)
+        if key not in self._cache:
+            arr = pc.fill_null(self.table.column(name).cast(arrow_type), fill).combine_chunks()
+            data = arr.buffers()[1]
+            self._cache[key] = (
+                np.frombuffer(
+                    data, dtype=dtype, count=len(arr), offset=arr.offset * np.dtype(dtype).itemsize
+                )
+                if len(arr)
+                else np.empty(0, dtype=dtype)
+            )
+        return self._cache[key]
+
+    def floats(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.float64(), float("nan"), np.float64)
+
+    def flags(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.uint8(), 0, np.uint8).astype(bool)
+
+    def ints(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.int64(), 0, np.int64)
+
+
+def columns(rows):
+    """`rows` ready for the helpers below, wrapped once so that each column is converted once:
+    a pyarrow Table (read_run_columns) or a pandas DataFrame (read_run); a wrapped one as it is."""
+    if isinstance(rows, pa.Table):
+        return ArrowColumns(rows)
+    if isinstance(rows, (ArrowColumns, _Columns)):
+        return rows
+    return _Columns(rows)
+
+
 def _col(rows, name: str) -> np.ndarray:
     """A column as float64 with NaN for null (or all NaN when the column is absent): plain
-    numpy, because pandas indexing per column costs more than the statistics here."""
+    numpy, because pandas indexing per column costs more than the statistics here. `rows` is
+    a pandas DataFrame (read_run), or a pyarrow Table of a few columns (read_run_columns),
+    best wrapped by `columns` first (each column is then converted once)."""
+    rows = columns(rows)
     if isinstance(rows, _Columns):
         return rows.get(name)
-    if name not in rows:
-        return np.full(len(rows), np.nan)
-    return rows[name].to_numpy(dtype=float, na_value=np.nan)
+    return rows.floats(name) if rows.has(name) else np.full(rows.num_rows, np.nan)
 
 
 class _Columns:
@@ -122,24 +173,54 @@ class _Columns:
 
     def get(self, name: str) -> np.ndarray:
         if name not in self._done:
-            self._done[name] = _col(self.rows, name)
+            rows = self.rows
+            self._done[name] = (
+                rows[name].to_numpy(dtype=float, na_value=np.nan)
+                if name in rows
+                else np.full(len(rows), np.nan)
+            )
         return self._done[name]
+
+    # the DataFrame's own reads, for the few helpers that need more than float columns
+    def __contains__(self, name) -> bool:
+        return name in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, name):
+        return self.rows[name]
+
+
+def _flag(rows, name: str) -> np.ndarray:
+    """A boolean column with null (and absence) read as False."""
+    rows = columns(rows)
+    if isinstance(rows, _Columns):
+        rows = rows.rows
+    if isinstance(rows, ArrowColumns):
+        return rows.flags(name) if rows.has(name) else np.zeros(rows.num_rows, dtype=bool)
+    if name not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    # one conversion whatever the column's dtype (bool, nullable boolean, or object where the
+    # parquet column holds nulls); a null counts as not set
+    return rows[name].to_numpy(dtype=bool, na_value=False)
 
 
 def _warmup(rows) -> np.ndarray:
-    if "warmup" not in rows:
-        return np.zeros(len(rows), dtype=bool)
-    # a null counts as not warm-up; one conversion whatever the column's dtype (bool, nullable
-    # boolean, or object where the parquet column holds nulls)
-    return rows["warmup"].to_numpy(dtype=bool, na_value=False)
+    return _flag(rows, "warmup")
 
 
 def _untimed(rows) -> np.ndarray:
     """Rows left out of step-time statistics: warm-up, and imported steps whose printed time
     includes an evaluation (column `step_includes_eval`)."""
-    if "step_includes_eval" not in rows:
-        return _warmup(rows)
-    return _warmup(rows) | (rows["step_includes_eval"].to_numpy(dtype=object) == True)  # noqa: E712
+    return _warmup(rows) | _flag(rows, "step_includes_eval")
+
+
+def _iters(rows) -> np.ndarray:
+    rows = columns(rows)
+    if isinstance(rows, ArrowColumns):
+        return rows.ints("iter")
+    return rows["iter"].to_numpy()
 
 
 def evaluations(
@@ -147,18 +228,17 @@ def evaluations(
 ) -> tuple[Evaluation, ...]:
     """Evaluation points in iteration order, each with the time its model was reached, and
     the tokens, model FLOPs and energy spent to get there where those are known."""
-    cols = rows if isinstance(rows, _Columns) else _Columns(rows)
-    rows = cols.rows
-    val = _col(cols, "eval_val_loss")
+    rows = columns(rows)
+    val = _col(rows, "eval_val_loss")
     at = ~np.isnan(val)
     if not at.any():
         return ()
-    step = np.nan_to_num(_col(cols, "step_time_s")[at], nan=0.0)
-    train_t = _col(cols, "train_time_s")[at] - step
-    wall_t = _col(cols, "wall_time_s")[at] - step
-    tl = _col(cols, "eval_train_loss")[at]
-    its = rows["iter"].to_numpy()[at]
-    energy = _energy_at(cols, wall_t)
+    step = np.nan_to_num(_col(rows, "step_time_s")[at], nan=0.0)
+    train_t = _col(rows, "train_time_s")[at] - step
+    wall_t = _col(rows, "wall_time_s")[at] - step
+    tl = _col(rows, "eval_train_loss")[at]
+    its = _iters(rows)[at]
+    energy = _energy_at(rows, wall_t)
     per = lambda x, i: None if x is None else float(x) * int(i)  # noqa: E731  (a resumed run's iter counts from 0 too)
     return tuple(
         Evaluation(
@@ -199,8 +279,8 @@ def _max(values: np.ndarray) -> float | None:
 
 def run_stats(run: results.Run) -> RunStats:
     """The per-run numbers of the compare table, from the rows."""
-    info, rows = run.info, run.rows
-    cols = _Columns(rows)
+    info, rows = run.info, columns(run.rows)
+    cols = rows
     scenario, dataset_sha256 = group_key(info)
     # a step has a time or a loss (an imported llm.c log prints no times); the final row neither
     is_step = ~np.isnan(_col(cols, "step_time_s")) | ~np.isnan(_col(cols, "loss"))
@@ -212,13 +292,15 @@ def run_stats(run: results.Run) -> RunStats:
     tokens = tokens[~np.isnan(tokens)]
     if tokens.size >= 2:
         tokens_per_iter = float(tokens[1] - tokens[0])
-    elif tokens.size == 1 and int(rows["iter"].to_numpy()[is_step][0]) == 0:
+    elif tokens.size == 1 and int(_iters(rows)[is_step][0]) == 0:
         tokens_per_iter = float(tokens[0])
     else:
         tokens_per_iter = None
     evs = evaluations(cols, tokens_per_iter, info.flops_per_iter)
     mfu = _col(cols, "mfu")[timed]
     mfu = mfu[~np.isnan(mfu)]
+    mfu_measured = _col(cols, "mfu_measured")[timed]
+    mfu_measured = mfu_measured[~np.isnan(mfu_measured)]
     mem_peak = _max(_col(cols, "mem_peak_bytes"))
     return RunStats(
         run_id=info.run_id,
@@ -252,8 +334,34 @@ def run_stats(run: results.Run) -> RunStats:
         flops_per_iter=info.flops_per_iter,
         noise=recorded(info.raw),
         slow_outliers=slow_outliers(times),
+        mfu_measured=float(np.median(mfu_measured)) if mfu_measured.size else None,
         columns=cols,
     )
+
+
+def backwards(rows) -> str | None:
+    """Where a run's iterations or clocks go backwards, which no real run does (a damaged or
+    hand-edited file), in words; None for a run whose rows are in order."""
+    rows = columns(rows)
+    its = _iters(rows).astype(float)
+    bad = np.flatnonzero(np.diff(its) <= 0)
+    if bad.size:
+        i = bad[0]
+        return (
+            f"iteration {its[i + 1]:.0f} follows iteration {its[i]:.0f}: iterations run backwards"
+        )
+    for name in ("train_time_s", "wall_time_s"):
+        values = _col(rows, name)
+        ok = ~np.isnan(values)
+        v, at = values[ok], its[ok]
+        bad = np.flatnonzero(np.diff(v) < 0)
+        if bad.size:
+            i = bad[0]
+            return f"{name} runs backwards at iteration {at[i + 1]:.0f} ({v[i + 1]:.6g} s after {v[i]:.6g} s)"
+    negative = np.flatnonzero(_col(rows, "step_time_s") < 0)
+    if negative.size:
+        return f"step_time_s is negative at iteration {its[negative[0]]:.0f}"
+    return None
 
 
 @dataclass(frozen=True)
