@@ -1,6 +1,7 @@
 """`run --best` applies the tune record of this device, torch and scenario; `env` lists it.
 The record is written by tune.save from injected figures: nothing here is timed."""
 
+import dataclasses
 import json
 
 import pytest
@@ -88,27 +89,36 @@ def test_device_all_best_runs_each_device_with_its_record(nb, tmp_path):
 def test_data_parallel_best_hands_the_record_to_its_workers():
     """In process: the arguments the `--nproc 2 --best` launcher gives each worker, parsed as
     the worker parses them, give the record's settings and `best`."""
+    from nanobench.run import executors
+    from nanobench.run.plan import Cell, build_cells
+
     parser = cli.build_parser()
-    launcher = parser.parse_args(["run", "smoke", "--nproc", "2", "--best"])
-    platform = {
-        "device": "cpu",
-        "dtype": "fp32",
-        "compile": False,
-        "threads": 1,
-        "checkpoint_every": None,
-        "optimizer": "foreach",
-        "sdpa": "math",
-        "best": True,
-    }  # as _speed_settings resolved it
-    worker = parser.parse_args(["run", *cli._worker_args(launcher, platform)])
-    assert (worker.threads, worker.dtype, worker.compile, worker.best) == (1, "fp32", False, False)
-    assert cli._speed_settings(worker, load("smoke"), "cpu") == {
-        "optimizer": "foreach",
-        "sdpa": "math",
-        "best": True,
-    }
-    untuned = parser.parse_args(["run", *cli._worker_args(launcher, dict(platform, best=False))])
-    assert "best" not in cli._speed_settings(untuned, load("smoke"), "cpu")
+    resolved = Cell(  # a `--best` cell after run_cell read the tune record
+        "c000", "smoke", (), "cpu", "fp32", None, threads=1, optimizer="foreach", sdpa="math"
+    )
+
+    def worker_cell(cell):
+        worker = parser.parse_args(["run", *executors.worker_args(cell, "out", True, False)])
+        platform = {
+            "device": worker.device,
+            "dtype": worker.dtype,
+            "compile": bool(worker.compile),
+            "threads": worker.threads,
+            "checkpoint_every": None,
+        }
+        assert (worker.threads, worker.dtype, worker.compile, worker.best) == (
+            1,
+            "fp32",
+            False,
+            False,
+        )
+        request = cli._request(worker, platform, [None], child=True)
+        [cell] = build_cells(request, load("smoke"), here=False)[0]
+        return cell
+
+    tuned = worker_cell(dataclasses.replace(resolved, best=True))
+    assert (tuned.optimizer, tuned.sdpa, tuned.best, tuned.threads) == ("foreach", "math", True, 1)
+    assert worker_cell(resolved).best is False
 
 
 @pytest.mark.slow  # fast in the default suite: test_data_parallel_best_hands_the_record_to_its_workers
