@@ -279,8 +279,9 @@ def _run_here(args, plan, cells: list, scenario, child: bool) -> int:
         signal.signal(signum, stop)
     finished = threading.Event()  # the console-close handler holds the process until it is set
     close_handler = process.on_console_close(finished)  # noqa: F841 (kept alive for ctypes)
-    # torchrun workers other than rank 0 record nothing (no path)
-    report = lambda o: _print_outcome(o) if o.path is not None and not args.json else None  # noqa: E731
+    # torchrun workers other than rank 0 record nothing (no path); a data-parallel cell's
+    # launcher leaves the printing to its rank 0 (it has no summary)
+    report = lambda o: _print_outcome(o) if o.path and o.summary and not args.json else None  # noqa: E731
     show = lambda label: Progress(label, args.quiet)  # noqa: E731
     try:
         outcomes = executors.run_local(
@@ -295,12 +296,13 @@ def _run_here(args, plan, cells: list, scenario, child: bool) -> int:
         )
     finally:
         finished.set()
-    if args.json and any(o.path for o in outcomes):
+    if args.json and any(o.path and o.summary for o in outcomes):
         print(
             json.dumps(
                 [
                     {"path": o.path, "status": o.status, "reason": o.reason, **o.summary}
                     for o in outcomes
+                    if o.summary
                 ],
                 indent=1,
             )

@@ -239,9 +239,9 @@ def remote_cell(plan_file: str, cell_id: str) -> CellResult:
     out_dir = Path(plan_file).parent.parent  # OUT/plans/<id>.json: OUT as this node sees it
     plan = plans.load(out_dir, Path(plan_file).stem)
     cell = plan.cell(cell_id)
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM (a scheduler's stop, a preemption) completes the result as `interrupted`
-        signal.signal(signal.SIGTERM, StopOnce())
+    # SIGTERM (a scheduler's stop, a preemption) completes the result as `interrupted`
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, StopOnce()) if main else None
     where = f"on {process.host_name()}, pid {os.getpid()}"
     try:
         return run_cell(plan, cell)
@@ -255,6 +255,9 @@ def remote_cell(plan_file: str, cell_id: str) -> CellResult:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         plans.record_failure(plan, cell.id, f"{last} ({where})", "nanobench")
         raise
+    finally:
+        if main:  # the engine's own handler again (a debug executor runs in its caller)
+            signal.signal(signal.SIGTERM, before)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class Cell:
     @property
     def label(self) -> str:
         seed = f" s{self.seed}" if self.seed is not None else ""
-        ranks = f" x{self.nproc} ranks" if self.nproc else ""
+        ranks = f" nproc {self.nproc}" if self.nproc else ""
         return f"{self.scenario} {self.device} {self.dtype or 'best'}{seed}{ranks}"
 
     @property
@@ -117,10 +117,15 @@ class Plan:
 
     def save(self) -> Path:
         """Write OUT/plans/<plan_id>.json atomically (a reader sees the whole plan or none)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return files.write_atomic(
-            self.path, json.dumps(self.to_json(), indent=1) + "\n", inside=self.out_dir
-        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return files.write_atomic(
+                self.path, json.dumps(self.to_json(), indent=1) + "\n", inside=self.out_dir
+            )
+        except OSError as exc:
+            raise InputError(
+                f"--out {self.out_dir}: cannot create the results folder ({files.write_cause(exc)})"
+            ) from None
 
 
 def plan_path(out_dir: str | Path, plan_id: str) -> Path:
@@ -297,7 +302,7 @@ def build_cells(request: Request, scenario, here: bool = True) -> tuple[list[Cel
             scenario.train.grad_accum,
         )
     said: list[str] = []
-    if r.resume or not here and not is_matrix:
+    if r.resume:
         pairs = [(r.device, r.dtype)]
     elif here:
         found = matrix.plan(r.device, r.dtype, allow_slow=r.allow_slow)
@@ -412,13 +417,15 @@ def cell_states(plan: Plan, host: str | None = None, alive=process.pid_alive) ->
             if alive(pid):
                 states.append(CellState(cell, "running", str(partial), f"pid {pid}"))
                 continue
+            engine = _recorded_failure(plan, cell.id)
             states.append(
                 CellState(
                     cell,
                     "failed",
                     str(partial),
-                    f"killed: its process (pid {pid}) ended without finishing its result; "
-                    f"`nanobench recover {plan.out_dir}` publishes the rows it wrote",
+                    f"killed: its process (pid {pid}) ended without finishing its result"
+                    + (f" ({engine[1]})" if engine else "")
+                    + f"; `nanobench recover {plan.out_dir}` publishes the rows it wrote",
                 )
             )
             continue
@@ -426,19 +433,26 @@ def cell_states(plan: Plan, host: str | None = None, alive=process.pid_alive) ->
             (mtime, str(path), f"{meta.get('status')}: {meta.get('status_reason') or 'no reason'}")
             for mtime, path, meta in done
         ]
-        record = failure_path(plan, cell.id)
-        if record.is_file():
-            try:
-                entry = json.loads(record.read_text())
-                candidates.append((record.stat().st_mtime, str(record), str(entry["reason"])))
-            except (OSError, ValueError, KeyError):
-                candidates.append((record.stat().st_mtime, str(record), "unreadable record"))
+        record = _recorded_failure(plan, cell.id)
+        if record:
+            candidates.append((failure_path(plan, cell.id).stat().st_mtime, *record))
         if candidates:
             _, path, reason = max(candidates)
             states.append(CellState(cell, "failed", path, reason))
         else:
             states.append(CellState(cell, "not started"))
     return states
+
+
+def _recorded_failure(plan: Plan, cell_id: str) -> tuple[str, str] | None:
+    """(path, reason) of an executor's failure record of the cell, if there is one."""
+    record = failure_path(plan, cell_id)
+    if not record.is_file():
+        return None
+    try:
+        return str(record), str(json.loads(record.read_text())["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(record), "an executor recorded a failure (its record is unreadable)"
 
 
 def to_run(plan: Plan, states: list[CellState] | None = None) -> list[Cell]:
