@@ -338,12 +338,20 @@ def wait_submitit(plan: plans.Plan, jobs: dict, log) -> list[CellResult]:
     return done
 
 
-def _short(text: str, lines: int = 4) -> str:
-    """An engine's error in a few lines: its first line and the last lines of the log it quotes."""
+def _short(text: str) -> str:
+    """An engine's error in one line, without the logs it quotes: submitit's "has not
+    produced any output (state: ...)" for a job that died, the exception a task raised, or
+    the error's first line."""
     rows = [r.strip() for r in text.strip().splitlines() if r.strip() and set(r.strip()) != {"-"}]
-    if len(rows) <= lines:
-        return " | ".join(rows)
-    return " | ".join([rows[0], "...", *rows[-(lines - 1) :]])
+    if not rows:
+        return "no reason given"
+    for row in rows:
+        if "has not produced any output" in row:
+            return f"ended without a result ({row[row.index('has not'):]})"
+    if "with trace:" in rows[0]:
+        trace = [r for r in rows[1:] if not r.startswith(("You can check", "or at paths", "- "))]
+        return f"raised {trace[-1]}" if trace else rows[0]
+    return rows[0]
 
 
 def _write_jobs(plan: plans.Plan, ids: dict) -> None:
