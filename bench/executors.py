@@ -45,8 +45,7 @@ def run_one(executor: str, out: Path, args) -> float:
         args.dtypes,
         "--seeds",
         args.seeds,
-        "--max-iters",
-        str(args.max_iters),
+        *(["--max-iters", str(args.max_iters)] if args.max_iters else []),
         "--threads",
         "1",
         "--quiet",
@@ -92,7 +91,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scenario", default="smoke")
     parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--max-iters", type=int, default=200)
+    parser.add_argument("--max-iters", type=int, help="(default: the scenario's)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--ray-cpus", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="one cell, 2 iterations")
@@ -130,8 +129,9 @@ def main(argv=None) -> int:
     report = {
         "cells": n_cells,
         "rounds": args.rounds,
-        "command": f"{args.scenario} --dtype {args.dtypes} --seeds {args.seeds} "
-        f"--max-iters {args.max_iters} --threads 1",
+        "command": f"{args.scenario} --dtype {args.dtypes} --seeds {args.seeds}"
+        + (f" --max-iters {args.max_iters}" if args.max_iters else "")
+        + " --threads 1",
         "identical_losses": same,
         "statuses": statuses,
         "executors": {
