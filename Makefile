@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.nanobench-installed
 
-.PHONY: install bench compare report test bench-micro gpu-check clean
+.PHONY: install bench compare report test lint bench-micro gpu-check clean
 
 # Reinstalls when pyproject.toml changes or TORCH names another spec than last time.
 install:
@@ -46,6 +46,11 @@ report: install
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ruff, as configured in pyproject.toml: lint findings and files the formatter would change.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench-micro: install
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds $(PYTEST_ARGS)

@@ -456,12 +456,19 @@ def cmd_env(args) -> int:
     from nanobench.present import envreport
 
     if args.check:
-        envreport.print_checks(_console(), as_json=args.json)
+        from nanobench.measure import envcheck
+
+        facts = envcheck.gather()
+        envreport.print_checks(envcheck.checks(facts), facts, _console(), as_json=args.json)
         return EXIT_OK
-    report = envreport.collect(
+    from nanobench.measure.survey import survey
+    from nanobench.run import tune
+
+    report = survey(
         calibrate=args.calibrate,
         log=lambda text: print(text, file=sys.stderr) if args.calibrate else None,
     )
+    report |= {"tune_records": tune.load_records(), "tune_file": str(tune.record_path())}
     if args.json:
         print(json.dumps(report, indent=1, default=str))
     else:

@@ -40,7 +40,11 @@ def test_every_module_imports_without_resource_fcntl_or_uname():
         sys.meta_path.insert(0, NotOnWindows())
         del os.uname
         import nanobench
-        names = [m.name for m in pkgutil.walk_packages(nanobench.__path__, "nanobench.") if not m.name.endswith("__main__")]
+        names = [
+            m.name
+            for m in pkgutil.walk_packages(nanobench.__path__, "nanobench.")
+            if not m.name.endswith("__main__")
+        ]
         for name in names:
             importlib.import_module(name)
         assert "resource" not in sys.modules and "fcntl" not in sys.modules

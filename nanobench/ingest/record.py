@@ -130,7 +130,7 @@ def match_scenario(recipe: dict) -> tuple[dict | None, list[str]]:
     sample aside), and otherwise the closest one's differences, one line each."""
     from nanobench.run import scenario as scen
 
-    best, best_diffs = None, None
+    best_diffs = None
     for name in scen.list_shipped():
         s = scen.load(name).to_dict()
         diffs = []
@@ -155,7 +155,7 @@ def match_scenario(recipe: dict) -> tuple[dict | None, list[str]]:
         if not diffs:
             return s, []
         if best_diffs is None or len(diffs) < len(best_diffs):
-            best, best_diffs = name, diffs
+            best_diffs = diffs  # the closest scenario: its differences name it
     return None, best_diffs or []
 
 

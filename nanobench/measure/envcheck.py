@@ -256,7 +256,8 @@ def _cpu_checks(f: dict) -> list[Check]:
                     "warn",
                     f"SMT is on and {len(hot)} of {len(pairs)} cores have a busy sibling "
                     f"thread, which shares the core with a run's thread",
-                    "echo off | sudo tee /sys/devices/system/cpu/smt/control (or --threads at most the idle physical cores)",
+                    "echo off | sudo tee /sys/devices/system/cpu/smt/control "
+                    "(or --threads at most the idle physical cores)",
                 )
             )
         else:

@@ -1,56 +1,7 @@
-"""`nanobench env`: what this machine is, which devices it has, and their peaks."""
+"""`nanobench env` on the terminal: what measure/survey.py found (this machine, its devices and
+their peaks), the tune records, and the findings of `env --check`. Nothing here measures."""
 
 from __future__ import annotations
-
-
-def collect(calibrate: bool = False, log=None) -> dict:
-    """Devices found, with name, memory, and spec and measured peaks per dtype (or why not).
-    `calibrate` re-measures the matmul peaks instead of reading the per-machine cache."""
-    from nanobench.errors import InputError
-    from nanobench.measure import environment, peaks
-    from nanobench.measure.device import Device, available_kinds, cuda_device_count, resolve
-    from nanobench.measure.precision import DTYPES, Precision
-
-    devices = []
-    for kind in available_kinds():
-        names = [f"cuda:{i}" for i in range(cuda_device_count())] if kind == "cuda" else [kind]
-        for spec in names:
-            d = resolve(spec)
-            entry = {
-                "device": spec,
-                "name": d.name,
-                "memory_bytes": d.memory_total_bytes(),
-                "peaks": {},
-                "energy": d.energy_meter().describe(),
-            }
-            for dtype in DTYPES:
-                try:
-                    precision = Precision.for_device(dtype, d)
-                except InputError as exc:  # this dtype does not run here
-                    entry["peaks"][dtype] = {"supported": False, "why": str(exc)}
-                    continue
-                if log:
-                    log(f"{'calibrating' if calibrate else 'peaks for'} {spec} {dtype}")
-                spec_peak = peaks.spec_peak(d, precision)
-                measured = peaks.measured_peak(d, precision, recalibrate=calibrate)
-                entry["peaks"][dtype] = {
-                    "supported": True,
-                    "spec_flops": spec_peak.flops,
-                    "spec_source": spec_peak.source,
-                    "measured_flops": measured.flops,
-                    "measured_source": measured.source,
-                    "note": peaks.consistency_note(spec_peak, measured),
-                }
-            devices.append(entry)
-    from nanobench.run import tune
-
-    return {
-        "environment": environment.collect(Device.cpu()),
-        "devices": devices,
-        "peaks_cache": str(peaks.cache_path()),
-        "tune_records": tune.load_records(),
-        "tune_file": str(tune.record_path()),
-    }
 
 
 def _flops(f) -> str:
@@ -111,13 +62,9 @@ def print_report(report: dict, console) -> None:
         console.print(f"  {line}")
 
 
-def print_checks(console, as_json: bool = False) -> list:
-    """`nanobench env --check`: gather this machine's facts, judge them, print each finding
-    with its fix (JSON: the facts and the findings). Changes nothing. Returns the findings."""
-    from nanobench.measure import envcheck
-
-    facts = envcheck.gather()
-    found = envcheck.checks(facts)
+def print_checks(found: list, facts: dict, console, as_json: bool = False) -> None:
+    """`nanobench env --check`: each finding (measure/envcheck.py) with its fix; JSON: the
+    facts and the findings."""
     if as_json:
         import json
 
@@ -126,7 +73,7 @@ def print_checks(console, as_json: bool = False) -> list:
                 {"checks": [c.to_dict() for c in found], "facts": facts}, indent=1, default=str
             )
         )
-        return found
+        return
     from rich.table import Table
 
     table = Table("check", "status", "finding", "fix")
@@ -145,4 +92,3 @@ def print_checks(console, as_json: bool = False) -> list:
         if warns
         else "nothing found that makes timings noisy; nothing was changed"
     )
-    return found

@@ -103,11 +103,13 @@ def load(path: str | Path) -> dict:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise InputError(
-            f"--resume {path}: holds Python objects a nanobench checkpoint never has; refused (loaded with weights_only=True)"
+            f"--resume {path}: holds Python objects a nanobench checkpoint never has; "
+            "refused (loaded with weights_only=True)"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
         raise InputError(
-            f"--resume {path}: not a readable checkpoint (truncated, or another kind of file: {str(exc).splitlines()[0][:80]})"
+            f"--resume {path}: not a readable checkpoint (truncated, or another kind of file: "
+            f"{str(exc).splitlines()[0][:80]})"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise InputError(f"--resume {path}: a torch file, but not a nanobench checkpoint")

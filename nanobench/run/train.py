@@ -515,7 +515,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     except KeyboardInterrupt:
         status, reason = (
             "interrupted",
-            f"interrupted ({process.stop_signal_names()}) after {rec.state['rows'] + len(pending)} iterations",
+            _stopped_after(rec.state["rows"] + len(pending)),
         )
     except Exception as exc:
         if is_out_of_memory(exc):
@@ -574,3 +574,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             )
     distributed.shutdown(ddp, peer_failed=status == "failed")
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)
+
+
+def _stopped_after(n_iters: int) -> str:
+    """The reason of an interrupted run; the status itself already says "interrupted"."""
+    return (
+        f"stopped by {process.stop_signal_names()} after {n_iters} iteration{'s' * (n_iters != 1)}"
+    )

@@ -369,7 +369,8 @@ def read_meta(path: Path) -> dict:
         if isinstance(version, int) and version > SCHEMA_VERSION:
             raise InputError(
                 f"{path}: schema_version {version} is newer than this nanobench reads "
-                f"({SCHEMA_VERSION}); upgrade nanobench (pip install -U nanobench) to read it"
+                f"({SCHEMA_VERSION}); upgrade nanobench to read it (a checkout: git pull, then "
+                f"make install; an installed package: pip install -U nanobench)"
             )
         raise InputError(
             f"{path}: schema_version {version!r} is not one this nanobench reads ({SCHEMA_VERSION}); "

@@ -132,7 +132,7 @@ def test_a_timing_gate_on_noisy_runs_neither_passes_nor_fails(folders, nb):
     )
     out = nb(*args, env=PLAIN)
     assert out.returncode == 3, out.stdout + out.stderr  # refused, not passed (0) nor failed (1)
-    line = next(l for l in out.stdout.splitlines() if "ms_per_iter" in l)
+    line = next(ln for ln in out.stdout.splitlines() if "ms_per_iter" in ln)
     assert line.startswith(
         "REFUSED: tiny cpu fp32 ms_per_iter 100 vs baseline 90 (limit 94.5, 5%): timings of noisy runs, "
         "neither passed nor failed: "

@@ -10,7 +10,11 @@ from nanobench.store import results
 
 
 def test_help_and_import_do_not_import_torch():
-    code = "import sys, nanobench, nanobench.cli\ntry:\n    nanobench.cli.main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    code = (
+        "import sys, nanobench, nanobench.cli\n"
+        "try:\n    nanobench.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip().endswith("False")
 

@@ -220,7 +220,8 @@ def test_a_line_nanogpt_never_prints_is_refused_by_the_cli_in_one_line(tmp_path)
     r = nb("import", str(log), "--out", str(tmp_path / "out"))
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
-        f"nanobench: error: {log}:47: cannot place this line in a nanoGPT train.py log: 'Traceback (most recent call last):'"
+        f"nanobench: error: {log}:47: cannot place this line in a nanoGPT train.py log: "
+        "'Traceback (most recent call last):'"
     ]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.parquet"))
 

@@ -300,9 +300,10 @@ def test_env_report_lists_peaks_per_dtype_and_why_not(fast_calibration):
 
     from rich.console import Console
 
+    from nanobench.measure.survey import survey
     from nanobench.present import envreport
 
-    report = envreport.collect()
+    report = survey() | {"tune_records": {}, "tune_file": "tune.json"}
     cpu = next(d for d in report["devices"] if d["device"] == "cpu")
     assert cpu["memory_bytes"] > 0 and cpu["energy"]["source"] in ("rapl", None)
     assert cpu["peaks"]["tf32"] == {
@@ -313,13 +314,12 @@ def test_env_report_lists_peaks_per_dtype_and_why_not(fast_calibration):
     fp32 = cpu["peaks"]["fp32"]
     assert fp32["measured_flops"] > 0 and "measured now" in fp32["measured_source"]
     assert (fp32["spec_flops"] or 0) > 0 or fp32["spec_source"]  # a number, or why not
-    again = envreport.collect()["devices"][0]["peaks"]["fp32"]
+    again = survey()["devices"][0]["peaks"]["fp32"]
     assert (
         "cached" in again["measured_source"] and again["measured_flops"] == fp32["measured_flops"]
     )
     assert (
-        "measured now"
-        in envreport.collect(calibrate=True)["devices"][0]["peaks"]["fp32"]["measured_source"]
+        "measured now" in survey(calibrate=True)["devices"][0]["peaks"]["fp32"]["measured_source"]
     )
     out = io.StringIO()
     envreport.print_report(report, Console(file=out, width=200, _environ={}))

@@ -107,6 +107,8 @@ def test_ctrl_c_then_a_flood_of_signals_completes_the_file(nb, tmp_path):
     run = only_result(out)
     assert run.meta["status"] == "interrupted" and str(run.path) in stdout
     iters = run.rows["iter"].tolist()
+    # The reason says how and when, without repeating the status it stands beside.
+    assert run.meta["status_reason"] == f"stopped by Ctrl-C or SIGTERM after {len(iters)} iterations"
     assert iters == list(range(len(iters)))
     assert len(iters) >= last_logged_iter(
         log
