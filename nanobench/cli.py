@@ -367,9 +367,9 @@ def _print_status(plan, as_json: bool = False) -> int:
 
     states = plans.cell_states(plan)
     if as_json:
-        print(json.dumps(status.to_json(plan, states), indent=1))
+        print(json.dumps(status.to_json(plan, states, plans.STATES), indent=1))
     else:
-        status.render_status(plan, states, _console())
+        status.render_status(plan, states, _console(), plans.STATES)
     return EXIT_OK if all(s.state == "completed" for s in states) else EXIT_GATE
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from nanobench.run.plan import STATES
-
 STYLE = {"completed": "green", "running": "cyan", "failed": "red", "not started": "dim"}
 
 
-def to_json(plan, states) -> dict:
+def to_json(plan, states, order: tuple[str, ...]) -> dict:
+    """order: every state a cell can be in (run/plan.STATES), each counted even when none is."""
     return {
         "plan_id": plan.plan_id,
         "out_dir": plan.out_dir,
-        "counts": {state: sum(s.state == state for s in states) for state in STATES},
+        "counts": {state: sum(s.state == state for s in states) for state in order},
         "cells": [
             {
                 "cell": s.cell.id,
@@ -27,7 +26,7 @@ def to_json(plan, states) -> dict:
     }
 
 
-def render_status(plan, states, console) -> None:
+def render_status(plan, states, console, order: tuple[str, ...]) -> None:
     from rich.table import Table
 
     table = Table("cell", "run", "state", "file / reason", title=f"plan {plan.plan_id}")
@@ -38,4 +37,4 @@ def render_status(plan, states, console) -> None:
         )
     console.print(table)
     counts = Counter(s.state for s in states)
-    console.print(", ".join(f"{counts[state]} {state}" for state in STATES))
+    console.print(", ".join(f"{counts[state]} {state}" for state in order))

@@ -288,17 +288,19 @@ def submit_submitit(plan: plans.Plan, cells: list[plans.Cell], options: Submitit
         by_kind.setdefault(cell.device_kind, []).append(cell)
     plan_file = str(plan.path.resolve())
     for kind, group in by_kind.items():
+        # one task per cell: a data-parallel cell's torchrun starts its own ranks
         params = dict(
             name=f"nanobench-{plan.plan_id}-{kind}",
             timeout_min=options.timeout_min,
             tasks_per_node=1,
             nodes=1,
-            gpus_per_node=max(c.nproc or 1 for c in group) if kind == "cuda" else 0,
         )
         if _for_kind(options.partition, kind):
             params["slurm_partition"] = _for_kind(options.partition, kind)
         if _for_kind(options.gres, kind):
             params["slurm_gres"] = _for_kind(options.gres, kind)
+        elif kind == "cuda":  # a GPU per rank, unless --slurm-gres says otherwise
+            params["gpus_per_node"] = max(c.nproc or 1 for c in group)
         executor.update_parameters(**params, **options.extra)
         with executor.batch():
             submitted = [executor.submit(remote_cell, plan_file, c.id) for c in group]
@@ -347,7 +349,7 @@ def _short(text: str) -> str:
         return "no reason given"
     for row in rows:
         if "has not produced any output" in row:
-            return f"ended without a result ({row[row.index('has not'):]})"
+            return f"ended without a result ({row[row.index('has not') :]})"
     if "with trace:" in rows[0]:
         trace = [r for r in rows[1:] if not r.startswith(("You can check", "or at paths", "- "))]
         return f"raised {trace[-1]}" if trace else rows[0]
