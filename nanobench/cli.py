@@ -378,16 +378,28 @@ def cmd_status(args) -> int:
 
     if not os.path.isdir(args.folder):
         raise InputError(f"{args.folder}: no such folder; give the --out folder of a run")
-    plan = plans.load(args.folder, args.plan)
-    if not args.wait:
-        return _print_status(plan, args.json)
+    if args.all and args.plan:
+        raise InputError("status: --all shows every plan; drop --plan or --all")
+    if args.all:
+        chosen = [plans.load(args.folder, p.stem) for p in plans.stored(args.folder)]
+        if not chosen:
+            plans.load(args.folder)  # says that none is stored there
+    else:
+        chosen = [plans.load(args.folder, args.plan)]
     import time
 
-    while True:
-        states = plans.cell_states(plan)
-        if not any(s.state == "running" for s in states):
-            return _print_status(plan, args.json)
+    while args.wait and any(
+        s.state == "running" for plan in chosen for s in plans.cell_states(plan)
+    ):
         time.sleep(args.poll_s)
+    if args.json and args.all:  # one JSON document: a list of plans
+        from nanobench.present import status
+
+        shown = [(plan, plans.cell_states(plan)) for plan in chosen]
+        print(json.dumps([status.to_json(p, st, plans.STATES) for p, st in shown], indent=1))
+        done = all(s.state == "completed" for _, st in shown for s in st)
+        return EXIT_OK if done else EXIT_GATE
+    return max(_print_status(plan, args.json) for plan in chosen)
 
 
 def _log(quiet: bool):
@@ -841,6 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sta.add_argument("folder", metavar="DIR", help="the --out folder of a run")
     sta.add_argument("--plan", help="the plan id (default: the newest plan stored in DIR)")
+    sta.add_argument("--all", action="store_true", help="every plan stored in DIR, oldest first")
     sta.add_argument("--wait", action="store_true", help="wait until no cell is running")
     sta.add_argument("--poll-s", type=float, default=5.0, help=argparse.SUPPRESS)
     sta.add_argument("--json", action="store_true", help="machine-readable output")

@@ -400,7 +400,7 @@ def cell_states(plan: Plan, host: str | None = None, alive=process.pid_alive) ->
     an executor's failure record; else not started. host and alive: this machine's name and
     the pid check (tests pass their own)."""
     host = host or process.host_name()
-    finished, partials = _results_of(plan), _partials_of(plan)
+    finished, partials, submitted = _results_of(plan), _partials_of(plan), _submitted(plan)
     states = []
     for cell in plan.cells:
         done = sorted(finished.get(cell.id, []), key=lambda t: t[0])
@@ -440,8 +440,19 @@ def cell_states(plan: Plan, host: str | None = None, alive=process.pid_alive) ->
             _, path, reason = max(candidates)
             states.append(CellState(cell, "failed", path, reason))
         else:
-            states.append(CellState(cell, "not started"))
+            job = submitted.get(cell.id)
+            queued = f"submitted: {job.get('engine')} job {job.get('job')}" if job else None
+            states.append(CellState(cell, "not started", None, queued))
     return states
+
+
+def _submitted(plan: Plan) -> dict:
+    """cell id -> the engine's job for it, as the executor recorded (jobs.json)."""
+    try:
+        jobs = json.loads((plan.records / "jobs.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in jobs.items() if isinstance(v, dict)} if isinstance(jobs, dict) else {}
 
 
 def _recorded_failure(plan: Plan, cell_id: str) -> tuple[str, str] | None:

@@ -4,6 +4,7 @@ store's own writer)."""
 
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -158,3 +159,28 @@ def test_a_failure_record_alone_fails_the_cell_and_a_new_start_clears_it(tmp_pat
     assert states[1].state == "not started"
     plans.clear_failure(plan, first)
     assert plans.cell_states(plan, host="here")[0].state == "not started"
+
+
+def test_a_submitted_cell_not_started_names_its_job(tmp_path):
+    plan = make_plan(tmp_path, n_seeds=1)
+    plan.records.mkdir(parents=True)
+    jobs = {plan.cells[0].id: {"engine": "submitit-slurm", "job": "4242_0"}}
+    (plan.records / "jobs.json").write_text(json.dumps(jobs))
+    first, second = plans.cell_states(plan, host="here")
+    assert (first.state, first.reason) == ("not started", "submitted: submitit-slurm job 4242_0")
+    assert (second.state, second.reason) == ("not started", None)
+
+
+def test_status_all_lists_every_stored_plan_oldest_first(nb, tmp_path):
+    older = make_plan(tmp_path, n_seeds=1)
+    older.save()
+    newer = dataclasses.replace(older, plan_id="smoke-newer000")
+    newer.save()
+    os.utime(older.path, (1, 1))  # written long before
+    proc = nb("status", tmp_path, "--all", "--json")
+    assert proc.returncode == 1  # nothing completed
+    shown = json.loads(proc.stdout)
+    assert [p["plan_id"] for p in shown] == ["smoke-abcd0123", "smoke-newer000"]
+    assert shown[0]["counts"] == {"completed": 0, "running": 0, "failed": 0, "not started": 2}
+    newest = json.loads(nb("status", tmp_path, "--json").stdout)
+    assert newest["plan_id"] == "smoke-newer000"
