@@ -164,7 +164,8 @@ def cmd_run(args) -> int:
     for line in said:
         print(f"nanobench: {line}", file=sys.stderr)
     plan, todo = _plan_of(args, scenario, cells, child)
-
+    if not todo:  # --continue, and every cell is completed or still running
+        return _print_status(plan, as_json=args.json)
     if args.executor == "local":
         return _run_here(args, plan, todo, scenario, child)
     if args.executor == "submitit":

@@ -7,7 +7,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +204,20 @@ def test_ray_runs_each_cell_as_the_local_executor_does(nb, tmp_path):
     assert here.returncode == 0 and there.returncode == 0, there.stderr
     assert losses(tmp_path / "ray") == losses(tmp_path / "here")
     assert len(losses(tmp_path / "ray")) == 2
+
+
+def test_the_executor_bench_runs_at_a_tiny_size(tmp_path):
+    """bench/executors.py, one cell of 2 iterations through local, submitit's local processes
+    and a 2-CPU local Ray cluster: the same losses bit for bit, every cell completed."""
+    script = Path(__file__).resolve().parents[2] / "bench" / "executors.py"
+    figures = tmp_path / "figures.json"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--tiny", "--out", str(tmp_path), "--json", str(figures)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(figures.read_text())
+    assert report["cells"] == 1 and list(report["identical_losses"].values()) == [True]
+    assert report["statuses"] == {e: ["completed"] for e in ("local", "submitit", "ray")}
