@@ -182,7 +182,8 @@ def _run_distributed(plan, cell, scenario, quiet: bool, as_json: bool) -> CellRe
         env={GROUP_ENV: plan.plan_id, CELL_ENV: cell.id},
     )
     state = {s.cell.id: s for s in plans.cell_states(plan)}[cell.id]
-    if state.state == "completed":
+    # on a machine that is not global rank 0's, torchrun's exit 0 is all there is to see
+    if state.state == "completed" or (rc == 0 and state.state == "not started"):
         return CellResult(cell.id, "completed", None, state.path)
     if rc == 130:
         return CellResult(cell.id, "interrupted", state.reason, state.path, stop_requested=True)
