@@ -163,11 +163,11 @@ def cmd_run(args) -> int:
     )
     for line in said:
         print(f"nanobench: {line}", file=sys.stderr)
-    plan, todo = _plan_of(args, scenario, cells, child)
+    plan, todo, made = _plan_of(args, scenario, cells, child)
     if not todo:  # --continue, and every cell is completed or still running
         return _print_status(plan, as_json=args.json)
     if args.executor == "local":
-        return _run_here(args, plan, todo, scenario, child)
+        return _run_here(args, plan, todo, scenario, child, made)
     if args.executor == "submitit":
         jobs = executors.submit_submitit(plan, todo, _submitit_options(args), _log(False))
         if not args.wait:
@@ -207,9 +207,10 @@ def _request(args, platform: dict, seeds: list, child: bool):
 
 
 def _plan_of(args, scenario, cells: list, child: bool) -> tuple:
-    """The plan to run and the cells of it to run now: a new plan stored in OUT, or with
-    --continue the stored plan of the same cells, minus those completed. A torchrun worker
-    runs its launcher's cell, under its launcher's plan id, and stores nothing."""
+    """The plan to run, the cells of it to run now, and the folders storing it made (None:
+    not a new plan): a new plan stored in OUT, or with --continue the stored plan of the
+    same cells, minus those completed. A torchrun worker runs its launcher's cell, under
+    its launcher's plan id, and stores nothing."""
     from nanobench.run import executors
     from nanobench.run import plan as plans
 
@@ -217,7 +218,7 @@ def _plan_of(args, scenario, cells: list, child: bool) -> tuple:
         plan_id = os.environ.get(executors.GROUP_ENV) or plans.new_plan_id(scenario.name)
         cell_id = os.environ.get(executors.CELL_ENV)
         cells = [dataclasses.replace(c, id=cell_id) for c in cells] if cell_id else cells
-        return plans.Plan(plan_id, args.out, tuple(cells)), cells
+        return plans.Plan(plan_id, args.out, tuple(cells)), cells, None
     if args.continue_:
         found = plans.matching(args.out, cells)
         if found is None:
@@ -232,7 +233,7 @@ def _plan_of(args, scenario, cells: list, child: bool) -> tuple:
             f"have a completed result or still run; running {len(todo)}",
             file=sys.stderr,
         )
-        return found, todo
+        return found, todo, None
     # One id for the runs of this invocation (every cell and seed); NANOBENCH_GROUP_ID joins
     # separate invocations, and the machines of one multi-node job share their --rdzv-id.
     plan_id = (
@@ -257,8 +258,9 @@ def _plan_of(args, scenario, cells: list, child: bool) -> tuple:
         tuple(sorted((k, v) for k, v in rdzv.items() if v is not None)),
         _utc_now(),
     )
+    made = plans.folders_to_make(plan)
     plan.save()
-    return plan, cells
+    return plan, cells, made
 
 
 def _utc_now() -> str:
@@ -267,8 +269,9 @@ def _utc_now() -> str:
     return utc_now()
 
 
-def _run_here(args, plan, cells: list, scenario, child: bool) -> int:
-    """The local executor, with this terminal's progress display and stop signals."""
+def _run_here(args, plan, cells: list, scenario, child: bool, made: list | None) -> int:
+    """The local executor, with this terminal's progress display and stop signals. made:
+    the folders a new plan's saving made, taken away with it when its first cell is refused."""
     from nanobench.run import distributed, executors, matrix
 
     # SIGTERM (Windows: Ctrl-Break or closing the console) ends a run like Ctrl-C: the result
@@ -295,6 +298,13 @@ def _run_here(args, plan, cells: list, scenario, child: bool) -> int:
             scenario if len({c.scenario for c in cells}) == 1 else None,
             sweep=not child,
         )
+    except InputError:
+        # refused before any cell left a trace: a new plan goes too, nothing is written
+        if made is not None:
+            from nanobench.run import plan as plans
+
+            plans.discard(plan, made)
+        raise
     finally:
         finished.set()
     if args.json and any(o.path and o.summary for o in outcomes):

@@ -128,6 +128,30 @@ class Plan:
             ) from None
 
 
+def folders_to_make(plan: Plan) -> list[Path]:
+    """The folders saving `plan` will create (none of them exists yet), deepest first."""
+    missing, folder = [], plan.path.parent
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def discard(plan: Plan, made: list[Path]) -> bool:
+    """Remove a plan none of whose cells left a trace (its first cell was refused as bad
+    input), and the folders its saving made, so a refused command leaves OUT as it found it.
+    Returns whether it did."""
+    if any(s.state != "not started" or s.reason for s in cell_states(plan)):
+        return False
+    plan.path.unlink(missing_ok=True)
+    for folder in [plan.records, *made]:
+        try:
+            folder.rmdir()  # only an empty one: what another plan or run wrote stays
+        except OSError:
+            pass
+    return True
+
+
 def plan_path(out_dir: str | Path, plan_id: str) -> Path:
     return Path(out_dir) / PLANS_DIR / f"{plan_id}.json"
 

@@ -184,3 +184,14 @@ def test_status_all_lists_every_stored_plan_oldest_first(nb, tmp_path):
     assert shown[0]["counts"] == {"completed": 0, "running": 0, "failed": 0, "not started": 2}
     newest = json.loads(nb("status", tmp_path, "--json").stdout)
     assert newest["plan_id"] == "smoke-newer000"
+
+
+def test_a_refused_new_plan_takes_away_only_what_saving_it_made(tmp_path):
+    plan = dataclasses.replace(make_plan(tmp_path), out_dir=str(tmp_path / "new" / "out"))
+    made = plans.folders_to_make(plan)
+    assert made == [tmp_path / "new" / "out" / "plans", tmp_path / "new" / "out", tmp_path / "new"]
+    plan.save()
+    assert plans.discard(plan, made) and sorted(tmp_path.iterdir()) == []
+    plan.save()
+    write(plan, plan.cells[0].id, "completed")  # a cell left a result: the plan stays
+    assert not plans.discard(plan, made) and plan.path.is_file()
