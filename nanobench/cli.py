@@ -157,6 +157,9 @@ def cmd_run(args) -> int:
     child = bool(os.environ.get(distributed.CHILD_ENV))  # a torchrun worker of one cell
     if args.executor != "local" and (child or args.resume):
         raise InputError(f"--executor {args.executor}: a resumed run continues here; drop one")
+    # the engine's options are checked before anything is stored
+    engine = {"submitit": _submitit_options, "ray": _ray_options}.get(args.executor, lambda a: None)
+    engine_options = engine(args)
     request = _request(args, platform, seeds, child)
     cells, said = plans.build_cells(
         request, scenario, here=args.executor == "local" and not child and not args.resume
@@ -169,13 +172,13 @@ def cmd_run(args) -> int:
     if args.executor == "local":
         return _run_here(args, plan, todo, scenario, child, made)
     if args.executor == "submitit":
-        jobs = executors.submit_submitit(plan, todo, _submitit_options(args), _log(False))
+        jobs = executors.submit_submitit(plan, todo, engine_options, _log(False))
         if not args.wait:
             print(f"follow it: nanobench status {args.out} (exit 0 once every cell completed)")
             return EXIT_OK
         executors.wait_submitit(plan, jobs, _log(args.quiet))
     else:
-        executors.run_ray(plan, todo, _ray_options(args), _log(args.quiet))
+        executors.run_ray(plan, todo, engine_options, _log(args.quiet))
     return _print_status(plan, as_json=args.json)
 
 

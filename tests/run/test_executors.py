@@ -99,8 +99,6 @@ def test_local_continue_runs_only_the_cell_without_a_completed_result(nb, tmp_pa
     now = sorted(out.glob("*.parquet"))
     assert len(now) == 2 and by_cell["c000"] in now  # c000 was not measured again
     assert nb("status", out).returncode == 0
-    other = nb("run", "smoke", "--seeds", "3", "--max-iters", "2", "--out", out, "--continue")
-    assert other.returncode == 2 and "--continue: no plan in" in other.stderr
 
 
 @pytest.mark.parametrize(
@@ -120,6 +118,7 @@ def test_plan_and_status_mistakes_are_one_line_exit_2(nb, tmp_path, args, messag
     out = ["--out", tmp_path / "o"] if args[0] == "run" else []
     proc = nb(*[a.format(tmp=tmp_path) for a in args], *out)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()  # refused before anything was stored
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("nanobench: error: ") and message.format(tmp=tmp_path) in line
 
