@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -350,7 +351,8 @@ def _short(text: str) -> str:
         return "no reason given"
     for row in rows:
         if "has not produced any output" in row:
-            return f"ended without a result ({row[row.index('has not') :]})"
+            state = re.search(r"\(state: ([^)]*)\)", row)
+            return "ended without a result" + (f", state {state.group(1)}" if state else "")
     if "with trace:" in rows[0]:
         trace = [r for r in rows[1:] if not r.startswith(("You can check", "or at paths", "- "))]
         return f"raised {trace[-1]}" if trace else rows[0]

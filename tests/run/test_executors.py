@@ -220,3 +220,25 @@ def test_the_executor_bench_runs_at_a_tiny_size(tmp_path):
     report = json.loads(figures.read_text())
     assert report["cells"] == 1 and list(report["identical_losses"].values()) == [True]
     assert report["statuses"] == {e: ["completed"] for e in ("local", "submitit", "ray")}
+
+
+def test_an_engines_error_is_told_in_one_line_without_its_logs():
+    # the two messages submitit's Job.exception() gives (submitit/core/core.py), by hand
+    died = (
+        "Job 1397 (task: 0) with path /o/plans/p/submitit/1397_0_result.pkl\n"
+        "has not produced any output (state: PREEMPTED)\n"
+        "Error stream produced:\n----------------------------------------\n"
+        "submitit INFO (2026-12-03 15:21:41,687) - Starting with JobEnvironment(...)"
+    )
+    raised = (
+        "Job (task=0) failed during processing with trace:\n----------------------\n"
+        'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n'
+        "RuntimeError: CUDA error: an illegal memory access\n----------------------\n"
+        "You can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
+        "  - /o/1397_0_log.err\n  - /o/1397_0_log.out"
+    )
+    assert executors._short(died) == "ended without a result, state PREEMPTED"
+    assert executors._short(raised) == "raised RuntimeError: CUDA error: an illegal memory access"
+    assert (
+        executors._short("The worker died unexpectedly.\nmore") == "The worker died unexpectedly."
+    )
