@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.nanobench-installed
 
-.PHONY: install bench compare report test lint bench-micro gpu-check clean
+.PHONY: install bench compare report test lint bench-micro bench-check gpu-check clean
 
 # Reinstalls when pyproject.toml changes or TORCH names another spec than last time.
 install:
@@ -54,6 +54,13 @@ lint: install
 
 bench-micro: install
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds $(PYTEST_ARGS)
+
+# Every benchmark once at a small size, untimed (CI): collected and run, so none can break
+# unseen; the timings and their gates are bench-micro's.
+bench-check: install
+	NANOBENCH_BENCH_SIZE=small $(BIN)/python -m pytest -q -p no:cacheprovider bench --benchmark-disable $(PYTEST_ARGS)
+	NANOBENCH_BENCH_SIZE=small PYTHONPATH=. $(BIN)/python bench/test_bench_compare_report.py
+	$(BIN)/python bench/profile_step.py smoke --steps 2 --warmup 1
 
 # No install step: a lent GPU machine has torch but no package registry. The script uses
 # $(VENV) when it exists, else python3 with this checkout on PYTHONPATH.

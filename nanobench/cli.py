@@ -94,9 +94,28 @@ class Progress:
             print(text, file=sys.stderr, flush=True)
 
 
+def _check_list(flag: str, text: str | None) -> None:
+    """A comma list given on the command line has no empty item: `--seeds ""` or `--dtype fp32,`
+    is a mistake to name, never a silent default (leaving the flag out gives the default)."""
+    if text is not None and any(not item.strip() for item in text.split(",")):
+        raise InputError(
+            f"{flag} {text!r}: an empty {'list' if not text.strip() else 'item in the list'}; "
+            f"give comma-separated values (e.g. {flag} {LIST_EXAMPLES[flag]}) or leave {flag} out"
+        )
+
+
+LIST_EXAMPLES = {
+    "--seeds": "1337,1338",
+    "--device": "cpu,cuda",
+    "--dtype": "fp32,bf16",
+    "--axes": "dtype,compile",
+}
+
+
 def _parse_seeds(text: str | None) -> list[int | None]:
-    if not text:
+    if text is None:
         return [None]
+    _check_list("--seeds", text)
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -113,6 +132,8 @@ def cmd_run(args) -> int:
     # so those mistakes are told at once rather than after a second of `import torch`.
     from nanobench.run import scenario as scen
 
+    for flag, text in (("--seeds", args.seeds), ("--device", args.device), ("--dtype", args.dtype)):
+        _check_list(flag, text)
     if args.resume:
         from nanobench.run import checkpoint, matrix
 
@@ -563,6 +584,8 @@ def cmd_tune(args) -> int:
     from nanobench.run import scenario as scen
     from nanobench.run import tune
 
+    _check_list("--device", args.device)
+    _check_list("--axes", args.axes)
     scenario = scen.load(args.scenario, args.set or [])
     axes = tuple(a.strip() for a in args.axes.split(",") if a.strip()) if args.axes else tune.AXES
     unknown = [a for a in axes if a not in tune.AXES]
@@ -583,7 +606,12 @@ def _load_comparison(args):
 
     if not args.margin > 0:
         raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
-    comparison = compare.compare_files(args.paths, skip_bad=args.skip_bad, margin=args.margin)
+    comparison = compare.compare_files(
+        args.paths,
+        skip_bad=args.skip_bad,
+        margin=args.margin,
+        reference_config=getattr(args, "reference", None),
+    )
     for line in comparison.skipped:
         print(f"nanobench: skipped: {line}", file=sys.stderr)
     return comparison
@@ -670,12 +698,14 @@ def cmd_explain(args) -> int:
         if args.results is not None
         else (["results"] if os.path.isdir("results") else [])
     )
+    # the runs --run makes go where the ladder is read from: the first --results folder
+    args.out = args.out or (args.results[0] if args.results else "results")
     pool += [args.out] if args.run and os.path.isdir(args.out) and args.out not in pool else []
     here, here_peak = _here()
 
-    def build():
+    def build(ends=None):
         return explain.explain_specs(
-            args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s
+            args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s, ends
         )
 
     result = build()
@@ -692,7 +722,7 @@ def cmd_explain(args) -> int:
                 log=lambda t: print(f"nanobench: {t}", file=sys.stderr, flush=True),
             )
             pool += [args.out] if args.out not in pool else []
-            result = build()
+            result = build(result.ends)  # the same A and B, though A's folder may now hold more
     if args.json:
         print(json.dumps(explain.to_json(result), indent=1))
     else:
@@ -764,7 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)"
     )
     run.add_argument(
-        "--optimizer", help="AdamW implementation: auto (the device's), fused or foreach"
+        "--optimizer",
+        help="AdamW implementation: auto (the device's), fused, foreach or for-loop (as torch has them there)",
     )
     run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
     run.add_argument(
@@ -958,6 +989,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.02,
         help="equivalence margin in nats of val loss (TOST; default 0.02)",
     )
+    cmp.add_argument(
+        "--reference",
+        metavar="CONFIG",
+        help="the configuration every other is compared with, by its label as printed (e.g. "
+        "'cpu fp32', 'cuda bf16 (NVIDIA H100)'); default: the rule printed beside the baseline. "
+        "Not --baseline, which names earlier runs for --fail-on gates",
+    )
     cmp.set_defaults(func=cmd_compare)
 
     rep = sub.add_parser(
@@ -980,6 +1018,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.02,
         help="equivalence margin in nats of val loss (TOST; default 0.02)",
+    )
+    rep.add_argument(
+        "--reference",
+        metavar="CONFIG",
+        help="the configuration every other is compared with, by its label (as compare --reference)",
     )
     rep.add_argument(
         "--explain",
@@ -1022,7 +1065,9 @@ def build_parser() -> argparse.ArgumentParser:
         "short probe replaces it (default 10m)",
     )
     exp.add_argument(
-        "--out", default="results", help="folder the rungs' runs are written to (default results/)"
+        "--out",
+        help="folder the rungs' runs are written to (default: the first --results folder, else "
+        "results/), and read back from",
     )
     exp.add_argument(
         "--margin",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -54,6 +54,9 @@ class PointResult:
     projected_wall_s: Value | None = (
         None  # projected: train time plus evaluations, for the whole run
     )
+    # runs of this point's recipe and platform that stopped short of it (a budget, Ctrl-C):
+    # (run id, status, last iteration, last evaluation iteration, its val loss)
+    stopped: tuple[tuple, ...] = ()
 
 
 def covers(stats: RunStats, p: Point) -> bool:
@@ -118,10 +121,10 @@ def _steps_until(stats: RunStats, iters: int) -> np.ndarray:
     rows = stats.rows
     step = rows["step_time_s"].to_numpy(dtype=float, na_value=np.nan)
     warm = (
-        rows["warmup"].to_numpy(dtype=object) == True
+        rows["warmup"].to_numpy(dtype=object) == True  # noqa: E712
         if "warmup" in rows
         else np.zeros(len(rows), bool)
-    )  # noqa: E712
+    )
     keep = (rows["iter"].to_numpy() < iters) & ~np.isnan(step) & ~warm
     return step[keep]
 
@@ -162,7 +165,14 @@ def measure(
             runs.append(r)
             seen.add(r.seed)
     if runs:
-        per = [(r.seed, _seed_values(r, p, target)) for r in runs]
+        # an imported log's seed is its trainer's, not nanobench's: it never pairs with ours
+        per = [
+            (
+                (r.config.imported, r.seed) if r.config.imported else r.seed,
+                _seed_values(r, p, target),
+            )
+            for r in runs
+        ]
         values = {q: _measured([(s, v[q]) for s, v in per]) for q, _, _ in QUANTITIES}
         notes = ()
         if values["time_to_target_s"] is None and target is not None:
@@ -170,9 +180,32 @@ def measure(
             notes = (f"target {target:g} reached by {reached} of {len(per)} seeds",)
         return PointResult(p, "measured", tuple(r.run_id for r in runs), values, notes)
     probes = [r for r in pool if is_probe(r, p)]
+    stopped = tuple(
+        (r.run_id, r.status, _last_row_iter(r), r.evaluations[-1].iter, r.evaluations[-1].val_loss)
+        for r in sorted(pool, key=lambda r: r.run_id)
+        if r.status not in ("completed", "imported") and r.evaluations and is_shorter_run(r, p)
+    )
     if probes and project_ok:
-        return project(p, probes, [r for r in pool if is_reference(r, p)], target, margin)
-    return PointResult(p, "missing", (), {q: None for q, _, _ in QUANTITIES})
+        res = project(p, probes, [r for r in pool if is_reference(r, p)], target, margin)
+        return replace(res, stopped=stopped)
+    return PointResult(p, "missing", (), {q: None for q, _, _ in QUANTITIES}, stopped=stopped)
+
+
+def is_shorter_run(stats: RunStats, p: Point) -> bool:
+    """A run of p's recipe on p's platform that ended before p's length."""
+    q = point_of(stats)
+    return (
+        not stats.config.continues
+        and q.recipe == p.recipe
+        and _platform_matches(q, p)
+        and q.iters < p.iters
+    )
+
+
+def _last_row_iter(stats: RunStats) -> int:
+    if stats.run is not None and len(stats.rows):
+        return int(stats.rows["iter"].max())
+    return stats.evaluations[-1].iter
 
 
 def eval_batch_s(stats: RunStats) -> float | None:
@@ -277,39 +310,84 @@ def project(
 
 @dataclass(frozen=True)
 class Part:
-    """One rung's contribution to one quantity (or the total): cur - prev, with a band."""
+    """One rung's contribution to one quantity (or the total): cur - prev, with a band. Where
+    the two points share seeds, `value` is taken on those seeds (the same seed: the same weights
+    and batches) and `composition` is the rest of the difference of means: which seeds ran."""
 
     value: float
     low: float | None
     high: float | None
     method: str  # how the band was computed, in words
     projected: bool
+    composition: float = 0.0  # difference of seed means minus `value`
+    seeds: str = ""  # the seed sets in words where they differ ("" where they are the same)
+    # a time part from the same runs cut at two lengths: drift, not an effect
+    same_runs: bool = False
+    split: equivalence.SeedSplit | None = None  # the two points' seed sets (measured only)
 
 
-def difference_band(prev: Value, cur: Value) -> tuple[float | None, float | None, str]:
-    """The band of cur - prev. Measured on both sides: where 2+ seeds ran on both (same seed:
-    same initial weights and batches), a paired 95% t interval of the per-seed differences;
-    else, with 2+ seeds a side, a Welch 95% interval of the difference of seed means. A
-    projection on either side: the interval from the two bands' ends. One seed: no band."""
+PROJECTED_BAND = (
+    "from the projection's band: the probes' step-time quartiles times the iterations; losses: the "
+    "other device's seeds' range widened by the margin (a range, not a confidence interval)"
+)
+SAME_RUNS = (
+    "the same runs cut at two lengths: a time part is drift within those runs, not an effect of the "
+    "change, and has no band"
+)
+TIME_QUANTITIES = ("step_s", "time_to_target_s", "train_time_s")
+
+
+def difference_band(
+    prev: Value, cur: Value
+) -> tuple[float | None, float | None, str, equivalence.SeedSplit | None]:
+    """The band of cur - prev, and the seed sets. Measured on both sides: where 2+ seeds ran on
+    both (same seed: same initial weights and batches), a paired 95% t interval of the per-seed
+    differences; else, with 2+ seeds a side, a Welch 95% interval of the difference of seed
+    means. A projection on either side: the interval from the two bands' ends. One seed: no band."""
     if prev.projected or cur.projected:
-        return cur.low - prev.high, cur.high - prev.low, "from the projection's band"
-    pa, pb = dict(prev.per_seed), dict(cur.per_seed)
-    shared = sorted(s for s in pa.keys() & pb.keys() if s is not None)
+        return cur.low - prev.high, cur.high - prev.low, PROJECTED_BAND, None
+    pa = {s: v for s, v in prev.per_seed if s is not None}
+    pb = {s: v for s, v in cur.per_seed if s is not None}
+    split = equivalence.split_seeds(pa, pb) if pa and pb else None
+    shared = split.shared if split else ()
     if len(shared) >= 2:
         lo, hi = equivalence.paired([pb[s] - pa[s] for s in shared]).ci(0.95)
-        return lo, hi, f"paired 95% interval over {len(shared)} seeds"
+        return lo, hi, f"paired 95% t interval over {len(shared)} shared seeds", split
     a, b = [v for _, v in prev.per_seed], [v for _, v in cur.per_seed]
     if len(a) < 2 or len(b) < 2:
-        return None, None, "one seed: no band"
+        return None, None, "one seed: no band", split
     _, lo, hi, _ = equivalence.welch_interval(a, b, 0.95)
-    return lo, hi, "Welch 95% interval over seeds (they do not pair)"
+    return lo, hi, "Welch 95% t interval over seeds (they do not pair)", split
 
 
-def part(prev: Value | None, cur: Value | None) -> Part | None:
+def part(
+    prev: Value | None, cur: Value | None, same_runs: bool = False, labels=("A", "B")
+) -> Part | None:
     if prev is None or cur is None:
         return None
-    lo, hi, method = difference_band(prev, cur)
-    return Part(cur.mean - prev.mean, lo, hi, method, prev.projected or cur.projected)
+    lo, hi, method, split = difference_band(prev, cur)
+    projected = prev.projected or cur.projected
+    if split is not None and split.shared and split.differ and len(split.shared) < 2:
+        lo = hi = None  # a band from all seeds would not be a band of the shared-seed value
+        method = f"{len(split.shared)} shared seed: no band"
+    # the shared-seed difference where the seed sets differ; where they are the same it is the
+    # difference of means (the same number, without its rounding)
+    differ = split is not None and bool(split.shared) and split.differ
+    value = split.diff if differ else cur.mean - prev.mean
+    if same_runs:
+        lo = hi = None
+        method = SAME_RUNS
+    return Part(
+        value,
+        lo,
+        hi,
+        method,
+        projected,
+        (cur.mean - prev.mean) - value if differ else 0.0,
+        split.words(*labels) if split is not None and split.shared and split.differ else "",
+        same_runs,
+        split,
+    )
 
 
 @dataclass(frozen=True)
@@ -326,15 +404,34 @@ class Attribution:
     def projected(self) -> bool:
         return any(p is not None and p.projected for p in (self.total, *self.parts))
 
+    @property
+    def seed_sets(self) -> float:
+        """What the rungs' own seed sets add up to beyond the total's: the parts (each on the seeds
+        its two points share) plus this sum to the total (on the seeds A and B share)."""
+        if not self.complete:
+            return 0.0
+        return sum(p.composition for p in self.parts) - self.total.composition
+
 
 def attribute(results: list[PointResult]) -> dict[str, Attribution]:
     """results[0] is A, results[-1] is B, one per rung between: each rung's part is its point
-    minus the point before, so the parts telescope to B - A."""
+    minus the point before (on the seeds both hold), so the parts, with the seed-sets term,
+    telescope to B - A."""
     out = {}
+    names = ["A"] + [f"rung {i}" for i in range(1, len(results) - 1)] + ["B"]
     for q, _, _ in QUANTITIES:
         vals = [r.values.get(q) for r in results]
+        same = [
+            q in TIME_QUANTITIES and bool(set(x.run_ids) & set(y.run_ids))
+            for x, y in zip(results, results[1:])
+        ]
         out[q] = Attribution(
-            q, part(vals[0], vals[-1]), tuple(part(x, y) for x, y in zip(vals, vals[1:]))
+            q,
+            part(vals[0], vals[-1], labels=("A", "B")),
+            tuple(
+                part(x, y, s, (n1, n2))
+                for x, y, s, n1, n2 in zip(vals, vals[1:], same, names, names[1:])
+            ),
         )
     return out
 

@@ -18,6 +18,7 @@ from nanobench.analyze.config import Config, labels, recipe_note, reference_reci
 from nanobench.analyze.pairs import PairComparison, compare_pair, precision_reference
 from nanobench.analyze.runs import RunStats, load_runs, run_stats
 from nanobench.analyze.seeds import ConfigSummary, aggregate
+from nanobench.errors import InputError
 from nanobench.store import results
 
 
@@ -40,6 +41,7 @@ class Group:
     # device against device, "same settings" and "best vs best" (analyze/best.py): only when
     # the group holds a `run --best` configuration, else empty
     device_speedups: list[DeviceSpeedup] = field(default_factory=list)
+    baseline_why: str = ""  # how the baseline was chosen: the rule, or --reference
 
     @property
     def key(self) -> tuple[str, str]:
@@ -59,34 +61,78 @@ class Comparison:
         return [r for g in self.groups for cs in g.configs for r in cs.runs]
 
 
+BASELINE_RULE = (
+    "cpu fp32 eager of the reference recipe, untuned first; a configuration with a noisy run only "
+    "when no quiet one is there; then the slowest"
+)
+
+
+def _noisy(c: ConfigSummary) -> bool:
+    return any(r.noise.verdict == "noisy" for r in c.runs)
+
+
 def choose_baseline(configs: list[ConfigSummary], reference: tuple | None = None) -> ConfigSummary:
-    """cpu fp32 (not compiled, not `--best`) if present, else the slowest by median ms/iter; ties and
-    missing timings broken by label, so the choice never depends on file order. Configurations
-    of the reference recipe (config.reference_recipe) come before any other recipe."""
-    slowest_first = sorted(
+    """The baseline by BASELINE_RULE: never a continuation (unless nothing else is there), an
+    imported log only when nothing else is; never a configuration with a noisy run where a quiet
+    one is there; then the reference recipe (config.reference_recipe), cpu fp32 eager before
+    anything else, untuned before `--best`, the slowest by median ms/iter; ties and missing timings
+    broken by label, so the choice never depends on file order."""
+    return min(
         configs,
         key=lambda c: (
+            bool(c.config.continues),
+            bool(c.config.imported),
+            _noisy(c),
             reference is not None and c.config.recipe != reference,
+            not (
+                c.config.device_type == "cpu" and c.config.dtype == "fp32" and not c.config.compile
+            ),
+            c.config.best,
             -(c.median_step_s or 0.0),
             c.label,
             c.config,
         ),
     )
-    # untuned first: a `--best` CPU run is the baseline only when no default one is there
-    for c in sorted(slowest_first, key=lambda c: c.config.best):
-        if (
-            c.config.device_type == "cpu"
-            and c.config.dtype == "fp32"
-            and not c.config.compile
-            and not c.config.continues
-            and not c.config.imported
-        ):
-            return c
-    # a continuation is never the baseline; an imported log only when nothing else is there
-    fresh = sorted(
-        (c for c in slowest_first if not c.config.continues), key=lambda c: bool(c.config.imported)
-    )
-    return (fresh or slowest_first)[0]
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def named(configs: list[ConfigSummary], name: str) -> list[ConfigSummary]:
+    """The configurations `--reference NAME` names: the one whose label is NAME (as printed),
+    else those whose label without the device name is NAME ("cpu fp32" for "cpu fp32 (EPYC)")."""
+    want = _normal(name)
+    exact = [c for c in configs if _normal(c.label) == want]
+    if exact:
+        return exact
+    return [
+        c
+        for c in configs
+        if _normal(c.config.label()) == want
+        or _normal(c.label).replace(f" ({_normal(c.config.device_name)})", "") == want
+    ]
+
+
+def baseline_of(
+    configs: list[ConfigSummary], reference_recipe: tuple | None, name: str | None
+) -> tuple[ConfigSummary, str]:
+    """(the baseline, why: the sentence the output states)."""
+    if name:
+        found = named(configs, name)
+        if len(found) > 1:
+            raise InputError(
+                f"--reference {name}: {len(found)} configurations match "
+                f"({', '.join(c.label for c in found)}); name one as printed"
+            )
+        if found:
+            return found[0], f"named by --reference {name}"
+    base = choose_baseline(configs, reference_recipe)
+    noisy = " (every configuration has a noisy run)" if _noisy(base) and len(configs) > 1 else ""
+    why = f"by the rule: {BASELINE_RULE}{noisy}; --reference CONFIG names another"
+    if name:
+        why = f"--reference {name} is not in this group, so {why}"
+    return base, why
 
 
 def confounds(runs: list[RunStats], names: dict[Config, str] | None = None) -> list[str]:
@@ -134,7 +180,11 @@ def confounds(runs: list[RunStats], names: dict[Config, str] | None = None) -> l
     return [i for i in items if i]
 
 
-def build_group(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN) -> Group:
+def build_group(
+    runs: list[RunStats],
+    margin: float = equivalence.DEFAULT_MARGIN,
+    reference_config: str | None = None,
+) -> Group:
     by_config: dict[Config, list[RunStats]] = {}
     for r in sorted(runs, key=lambda r: (r.config, r.seed if r.seed is not None else -1, r.run_id)):
         by_config.setdefault(r.config, []).append(r)
@@ -143,7 +193,7 @@ def build_group(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN
     )
     names = labels(list(by_config), reference)
     summaries = [aggregate(c, names[c], rs) for c, rs in by_config.items()]
-    base = choose_baseline(summaries, reference)
+    base, why = baseline_of(summaries, reference, reference_config)
     ordered = [base] + sorted((c for c in summaries if c is not base), key=lambda c: c.label)
     targets = runs[0].targets
     first = runs[0]
@@ -162,11 +212,18 @@ def build_group(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN
         confounds(runs, names),
         [n for n in [recipe_note(list(by_config))] if n],
         device_speedups(ordered) if any(c.config.best for c in ordered) else [],
+        why,
     )
 
 
-def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGIN) -> Comparison:
-    """Group by (scenario, dataset sha256): groups are never mixed; compare within each."""
+def compare_runs(
+    runs: list[RunStats],
+    margin: float = equivalence.DEFAULT_MARGIN,
+    reference_config: str | None = None,
+) -> Comparison:
+    """Group by (scenario, dataset sha256): groups are never mixed; compare within each.
+    `reference_config`: the configuration to take as every group's baseline (compare
+    --reference), by its label; bad input when no group has it."""
     groups: dict[tuple[str, str], list[RunStats]] = {}
     for r in runs:
         groups.setdefault((r.scenario, r.dataset_sha256), []).append(r)
@@ -187,20 +244,34 @@ def compare_runs(runs: list[RunStats], margin: float = equivalence.DEFAULT_MARGI
             warnings.append(
                 f"{r.run_id}: no evaluation recorded; val-loss comparisons leave it out"
             )
-    out = [build_group(g, margin) for _, g in sorted(groups.items())]
+    out = [build_group(g, margin, reference_config) for _, g in sorted(groups.items())]
+    if reference_config and not any(g.baseline_why.startswith("named") for g in out):
+        listed = "; ".join(cs.label for g in out for cs in g.configs)
+        raise InputError(
+            f"--reference {reference_config}: no such configuration; the configurations are: {listed}"
+        )
     checks = (
-        references.check(r.run_id, r.scenario, [(e.iter, e.val_loss) for e in r.evaluations])
+        references.check(
+            r.run_id,
+            r.scenario,
+            [(e.iter, e.val_loss) for e in r.evaluations],
+            # the reference seeds are nanobench's: an imported log's seed 1337 is another draw
+            None if r.config.imported else r.seed,
+        )
         for r in sorted(runs, key=lambda r: r.run_id)
     )
     return Comparison(out, warnings, references=[c for c in checks if c is not None])
 
 
 def compare_files(
-    specs: list[str], skip_bad: bool = False, margin: float = equivalence.DEFAULT_MARGIN
+    specs: list[str],
+    skip_bad: bool = False,
+    margin: float = equivalence.DEFAULT_MARGIN,
+    reference_config: str | None = None,
 ) -> Comparison:
     """Read the result files that specs name (files, folders, globs) and compare them; each
     RunStats of the comparison carries its loaded run (`.run`: metadata and rows)."""
     runs, skipped = load_runs(specs, skip_bad)
-    comparison = compare_runs([run_stats(r) for r in runs], margin)
+    comparison = compare_runs([run_stats(r) for r in runs], margin, reference_config)
     comparison.skipped = skipped
     return comparison

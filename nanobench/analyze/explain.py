@@ -165,6 +165,9 @@ class Explanation:
     plans: list[RunPlan]
     margin: float
     sentences: list[str] = field(default_factory=list)
+    ends: tuple | None = (
+        None  # explain_specs' resolved A and B: (point, own runs, dataset sha) each
+    )
 
 
 def _seeds(r: PointResult) -> list[int]:
@@ -283,10 +286,20 @@ def sentences(e: Explanation) -> list[str]:
     va, vb = e.a.values.get("val_loss"), e.b.values.get("val_loss")
     att = lad.attribution["val_loss"]
     if va is not None and vb is not None:
+        t, a_mean, b_mean, on = att.total, va.mean, vb.mean, ""
+        if t.split is not None and t.split.shared and t.split.differ:
+            a_mean, b_mean = va.mean - t.split.a_extra, vb.mean - t.split.b_extra
+            on = f" {t.split.on()}"
         out.append(
-            f"B ({e.b.point.label()}) ended at val {vb.mean:.4f}{_proj(vb.projected)}, A ({e.a.point.label()}) at "
-            f"{va.mean:.4f}: a gap of {_loss(att.total.value)}{_band(att.total, _loss)}{_proj(att.total.projected)}."
+            f"B ({e.b.point.label()}) ended at val {b_mean:.4f}{_proj(vb.projected)}, A ({e.a.point.label()}) at "
+            f"{a_mean:.4f}{on}: a gap of {_loss(t.value)}{_band(t, _loss)}{_proj(t.projected)}."
+            + (f" {t.seeds[0].upper()}{t.seeds[1:]}." if t.seeds else "")
         )
+        if t.split is not None and not t.split.shared and not t.projected:
+            out.append(
+                "A and B share no seed: the gap is a difference of seed means, which cannot be told "
+                "from the choice of seeds unless it exceeds their seed-to-seed spread."
+            )
     elif vb is None:
         out.append(
             f"B ({e.b.point.label()}) has no result yet: the split below waits for the runs named."
@@ -296,8 +309,8 @@ def sentences(e: Explanation) -> list[str]:
         return out
     if att.complete:
         shown = rounded_parts(
-            [p.value for p in att.parts], att.total.value, 4
-        )  # as the table prints them
+            [p.value for p in att.parts] + [att.seed_sets], att.total.value, 4
+        )  # as the table prints them (the last: the rungs' own seed sets, usually 0)
         parts = sorted(zip(lad.rungs, att.parts, shown), key=lambda rp: -abs(rp[1].value))
         rung, big, big_shown = parts[0]
         out.append(
@@ -307,6 +320,11 @@ def sentences(e: Explanation) -> list[str]:
             + "".join(
                 f"; {FACTOR_LABELS[r.factors[0]]} {_loss(x)}{_proj(p.projected)}"
                 for r, p, x in parts[1:]
+            )
+            + (
+                f"; which seeds ran at the rungs {_loss(shown[-1])}"
+                if abs(att.seed_sets) >= 5e-5
+                else ""
             )
             + (". The parts sum to the gap." if len(parts) > 1 else ".")
         )
@@ -318,12 +336,20 @@ def sentences(e: Explanation) -> list[str]:
         )
     step = lad.attribution["step_s"]
     if step.complete:
-        shown = rounded_parts([p.value * 1e3 for p in step.parts], step.total.value * 1e3, 2)
+        shown = rounded_parts(
+            [p.value * 1e3 for p in step.parts] + [step.seed_sets * 1e3], step.total.value * 1e3, 2
+        )
         out.append(
-            f"Time per iteration goes from {e.a.values['step_s'].mean * 1e3:.2f} to {e.b.values['step_s'].mean * 1e3:.2f} ms"
+            f"Time per iteration goes from {e.a.values['step_s'].mean * 1e3:.2f} to "
+            f"{e.b.values['step_s'].mean * 1e3:.2f} ms"
             f"{_proj(step.projected)}: "
             + "; ".join(
                 f"{FACTOR_LABELS[r.factors[0]]} {x:+.2f} ms{_proj(p.projected)}"
+                + (
+                    " (the same runs cut shorter: drift within them, not an effect)"
+                    if p.same_runs
+                    else ""
+                )
                 for r, p, x in zip(lad.rungs, step.parts, shown)
             )
             + "."
@@ -338,7 +364,9 @@ def sentences(e: Explanation) -> list[str]:
         if e.alternatives:
             alt = e.alternatives[0]
             alt_att = alt.attribution["val_loss"]
-            shown = rounded_parts([p.value for p in alt_att.parts], alt_att.total.value, 4)
+            shown = rounded_parts(
+                [p.value for p in alt_att.parts] + [alt_att.seed_sets], alt_att.total.value, 4
+            )
             out.append(
                 "The split depends on the order of the rungs: in another order ("
                 + " -> ".join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs)
@@ -358,7 +386,8 @@ def sentences(e: Explanation) -> list[str]:
     projected = [i + 1 for i, r in enumerate(lad.results[1:]) if r.kind == "projected"]
     if projected:
         out.append(
-            f"Rung{'s' * (len(projected) > 1)} {', '.join(map(str, projected))} {'are' if len(projected) > 1 else 'is'} "
+            f"Rung{'s' * (len(projected) > 1)} {', '.join(map(str, projected))} "
+            f"{'are' if len(projected) > 1 else 'is'} "
             f"projected from a short run here, never averaged with measured runs."
         )
     if e.plans:
@@ -395,6 +424,11 @@ def _part_json(p: Part | None):
             "high": p.high,
             "band": p.method,
             "projected": p.projected,
+            # where the two points' seed sets differ: value is on the shared seeds, and
+            # composition the rest of the difference of means
+            "composition": p.composition,
+            "seeds": p.seeds,
+            "same_runs": p.same_runs,
         }
     )
 
@@ -419,6 +453,10 @@ def _point_json(r: PointResult) -> dict:
         "notes": list(r.notes),
         "values": {q: _value_json(r.values.get(q)) for q, _, _ in QUANTITIES},
         "projected_wall_s": _value_json(r.projected_wall_s),
+        "stopped_short": [
+            {"run": i, "status": st, "last_iter": last, "last_eval_iter": at, "val_loss": v}
+            for i, st, last, at, v in r.stopped
+        ],
     }
 
 
@@ -435,6 +473,7 @@ def _ladder_json(lad: Ladder) -> dict:
                 "parts": [_part_json(p) for p in a.parts],
                 "complete": a.complete,
                 "projected": a.projected,
+                "seed_sets": a.seed_sets,
             }
             for q, a in lad.attribution.items()
         },
@@ -451,7 +490,10 @@ def to_json(e: Explanation) -> dict:
         "margin": e.margin,
         "ladder": _ladder_json(e.ladder),
         "other_orders": [_ladder_json(x) for x in e.alternatives],
-        "order_note": "each rung's part is measured with the rungs before it already changed: another order splits differently",
+        "order_note": (
+            "each rung's part is measured with the rungs before it already changed: "
+            "another order splits differently"
+        ),
         "missing": [
             {
                 "point": p.point.label(),
@@ -514,8 +556,11 @@ def explain_specs(
     here: Here | None = None,
     here_peak=None,
     budget_s: float | None = None,
+    ends: tuple | None = None,
 ) -> Explanation:
-    """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain."""
+    """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain.
+    `ends`: the ends an earlier call resolved (Explanation.ends), so that `--run`, whose runs
+    land in a folder A may be, explains the same A and B afterwards."""
     from nanobench.analyze.runs import load_runs, run_stats
 
     pool = []
@@ -524,8 +569,9 @@ def explain_specs(
             pool += [run_stats(r) for r in load_runs([spec], skip_bad=True)[0]]
         except InputError:
             continue
-    a, a_runs, a_sha = resolve(a_spec, "A", pool)
-    b, b_runs, b_sha = resolve(b_spec, "B", pool)
+    if ends is None:
+        ends = (resolve(a_spec, "A", pool), resolve(b_spec, "B", pool))
+    (a, a_runs, a_sha), (b, b_runs, b_sha) = ends
     dataset_check(a, b, a_sha, b_sha)
     by_path = {r.path: r for r in pool + a_runs + b_runs}
     pool = list(by_path.values())
@@ -544,7 +590,9 @@ def explain_specs(
         "here_peak": here_peak,
         "budget_s": budget_s,
     }
-    return explain(a, b, pool, targets, parse_order(order), margin, plan_args)
+    e = explain(a, b, pool, targets, parse_order(order), margin, plan_args)
+    e.ends = ends
+    return e
 
 
 def _pair_points(a_runs: list[RunStats], b_runs: list[RunStats]) -> tuple[Point, Point]:

@@ -72,6 +72,9 @@ def _equivalence_json(eq: dict | None):
         "method": eq["method"],
         "margin": eq["margin"],
         "first_iter_beyond_noise": eq["first_iter_beyond_noise"],
+        "too_short": eq.get("too_short", False),
+        "diverged_base": {str(k): v for k, v in eq.get("diverged_a", {}).items()},
+        "diverged_other": {str(k): v for k, v in eq.get("diverged_b", {}).items()},
         "points": [
             {
                 "iter": p.iter,
@@ -82,21 +85,46 @@ def _equivalence_json(eq: dict | None):
                 "diff": p.diff,
                 "ci90": p.ci90,
                 "ci95": p.ci95,
-                "bootstrap95": p.boot95,
                 "p": p.p,
                 "p_holm": p.p_holm,
                 "verdict": p.verdict,
+                "seeds": _split_json(p.split),
+                "diverged": [
+                    {"seed": s, "in": "other" if side == "b" else "base", "iter": at}
+                    for s, side, at in p.diverged
+                ],
             }
             for p in eq["points"]
         ],
     }
 
 
+def _split_json(split):
+    """The seed sets of a difference: shared, each side's own, and what those move each mean by."""
+    if split is None:
+        return None
+    return {
+        "shared": [str(s) for s in split.shared],
+        "base_only": [str(s) for s in split.only_a],
+        "other_only": [str(s) for s in split.only_b],
+        "diff_of_means": split.total,
+        "base_only_moves_mean_by": split.a_extra,
+        "other_only_moves_mean_by": split.b_extra,
+    }
+
+
 def _equal_json(e, at: str):
+    """diff: other - base on the shared seeds where there are any (else of the means)."""
     return (
         None
         if e is None
-        else {at: e.at, "base_val_loss": e.base_val, "other_val_loss": e.other_val, "diff": e.diff}
+        else {
+            at: e.at,
+            "base_val_loss": e.base_val,
+            "other_val_loss": e.other_val,
+            "diff": e.diff,
+            "seeds": _split_json(e.split),
+        }
     )
 
 
@@ -111,6 +139,7 @@ def to_json(
                 "dataset": g.dataset,
                 "dataset_sha256": g.dataset_sha256,
                 "baseline": g.baseline.label,
+                "baseline_why": g.baseline_why,
                 "targets": list(g.targets),
                 "confounds": g.confounds,
                 "notes": g.notes,

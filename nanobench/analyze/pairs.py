@@ -12,7 +12,15 @@ import numpy as np
 from nanobench.analyze import equivalence
 from nanobench.analyze.config import Config, recipe_diff
 from nanobench.analyze.runs import Hit, val_loss_at, val_loss_at_iter
-from nanobench.analyze.seeds import ConfigSummary, config_hit, mean_curve, mean_or_none, seed_curves
+from nanobench.analyze.seeds import (
+    ConfigSummary,
+    config_hit,
+    diverged_seeds,
+    mean_curve,
+    mean_or_none,
+    seed_curves,
+    seed_key,
+)
 from nanobench.analyze.verdicts import verdict
 
 
@@ -73,15 +81,26 @@ def compare_targets(base: ConfigSummary, other: ConfigSummary, target: float) ->
 
 @dataclass(frozen=True)
 class EqualPoint:
-    """Val loss of both configurations at one iteration or one train time; diff = other - base."""
+    """Val loss of both configurations at one iteration or one train time (each the mean of its
+    seeds) and `split`, the difference other - base on the seeds both ran with what the seeds
+    of one side only do to its mean (equivalence.SeedSplit)."""
 
     at: float
     base_val: float
     other_val: float
+    split: equivalence.SeedSplit | None = None
 
     @property
     def diff(self) -> float:
-        return self.other_val - self.base_val
+        """other - base: on the shared seeds where there are any, else of the means."""
+        return self.split.diff if self.split is not None else self.other_val - self.base_val
+
+
+def _split(base: ConfigSummary, other: ConfigSummary, bv: list, ov: list):
+    return equivalence.split_seeds(
+        {seed_key(base, r): v for r, v in zip(base.runs, bv)},
+        {seed_key(other, r): v for r, v in zip(other.runs, ov)},
+    )
 
 
 def equal_iteration(base: ConfigSummary, other: ConfigSummary) -> EqualPoint | None:
@@ -91,9 +110,9 @@ def equal_iteration(base: ConfigSummary, other: ConfigSummary) -> EqualPoint | N
     if not common:
         return None
     it = max(common)
-    bv = mean_or_none(val_loss_at_iter(r.evaluations, it) for r in base.runs)
-    ov = mean_or_none(val_loss_at_iter(r.evaluations, it) for r in other.runs)
-    return EqualPoint(it, bv, ov)
+    bv = [val_loss_at_iter(r.evaluations, it) for r in base.runs]
+    ov = [val_loss_at_iter(r.evaluations, it) for r in other.runs]
+    return EqualPoint(it, mean_or_none(bv), mean_or_none(ov), _split(base, other, bv, ov))
 
 
 def equal_at(base: ConfigSummary, other: ConfigSummary, axis) -> EqualPoint | None:
@@ -108,7 +127,7 @@ def equal_at(base: ConfigSummary, other: ConfigSummary, axis) -> EqualPoint | No
     ov = [val_loss_at(r.evaluations, x, axis) for r in other.runs]
     if any(v is None for v in bv + ov):
         return None
-    return EqualPoint(x, mean_or_none(bv), mean_or_none(ov))
+    return EqualPoint(x, mean_or_none(bv), mean_or_none(ov), _split(base, other, bv, ov))
 
 
 def equal_train_time(base: ConfigSummary, other: ConfigSummary) -> EqualPoint | None:
@@ -164,7 +183,9 @@ def compare_pair(
         equal_flops(base, other),
     )
     p.verdict = verdict(p)
-    p.equivalence = equivalence.compare_curves(seed_curves(base), seed_curves(other), margin)
+    p.equivalence = equivalence.compare_curves(
+        seed_curves(base), seed_curves(other), margin, diverged_seeds(base), diverged_seeds(other)
+    )
     # an imported log ran another program: never "the same device" in the explanation's sense
     same_name = (base.config.device_type, base.config.device_name) == (
         other.config.device_type,

@@ -141,8 +141,10 @@ def _observed_mfu(
     p: Point, pool: list[RunStats], kind: str, vocab: int
 ) -> tuple[float | None, str]:
     """The fraction of a peak (`kind`: measured or spec, as recorded) that the run of p's device
-    and dtype closest in FLOPs per iteration reached: flops_per_iter / median step / peak."""
-    best, want = None, _flops_per_iter(p, vocab)
+    and dtype closest in FLOPs per iteration reached: flops_per_iter / median step / peak; and
+    how sure that is: how many such runs there are, their spread, and whether they were
+    recorded as noisy (a plan from one run on a busy machine can be far off)."""
+    found, want = [], _flops_per_iter(p, vocab)
     for r in pool:
         q = point_of(r)
         if (
@@ -159,9 +161,22 @@ def _observed_mfu(
         if not (peak and fpi):
             continue
         closeness = abs(math.log(fpi / want)) if want else 0.0
-        if best is None or closeness < best[0]:
-            best = (closeness, fpi / r.median_step_s / peak, r.run_id)
-    return (best[1], f"MFU {best[1]:.2f} as run {best[2]} reached") if best else (None, "")
+        found.append((round(closeness, 6), fpi / r.median_step_s / peak, r))
+    if not found:
+        return None, ""
+    nearest = min(c for c, _, _ in found)
+    same = [(m, r) for c, m, r in found if c == nearest]
+    closeness, mfu, run = min(found, key=lambda x: (x[0], x[2].run_id))
+    mfus = [m for m, _ in same]
+    noisy = sum(r.noise.verdict == "noisy" for _, r in same)
+    sure = (
+        f"from {len(same)} runs, MFU {min(mfus):.2f}-{max(mfus):.2f}"
+        if len(same) > 1
+        else "from one run: its spread is not known"
+    )
+    if noisy:
+        sure += f"; {noisy} of them recorded as noisy: the machine was busy, the estimate may be far off"
+    return mfu, f"MFU {mfu:.2f} as run {run.run_id} reached ({sure})"
 
 
 def _flops_per_iter(p: Point, vocab: int) -> float | None:
@@ -230,7 +245,8 @@ def estimate_point(
     if mfu is None or not 0 < mfu <= 1:
         mfu, mfu_how = (
             DEFAULT_MFU.get(p.device_type, 0.1),
-            f"MFU {DEFAULT_MFU.get(p.device_type, 0.1):g} assumed",
+            f"MFU {DEFAULT_MFU.get(p.device_type, 0.1):g} assumed (no run of this device and dtype to "
+            f"take it from: it may be several times off)",
         )
     scen = _scenario(p)
     if eval_iters is not None:

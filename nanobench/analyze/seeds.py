@@ -3,6 +3,7 @@ the seeds, and the seeds' curves for the equivalence test."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,28 +83,62 @@ def config_hit(cs: ConfigSummary, target: float) -> tuple[Hit | None, int]:
     ), len(reached)
 
 
+def seed_key(cs: ConfigSummary, r: RunStats):
+    """The key a run's values go under: its seed ((format, seed) for an imported log), or
+    ("unknown", run_id) for a run without a recorded seed or one of several runs of one seed
+    (it counts but never pairs)."""
+    same = sum(1 for x in cs.runs if x.seed == r.seed)
+    if r.seed is None or same != 1:
+        return ("unknown", r.run_id)
+    # another trainer's seed 1337 draws other weights and batches than nanobench's: it pairs
+    # only with logs of that trainer
+    return (cs.config.imported, r.seed) if cs.config.imported else r.seed
+
+
 def seed_curves(cs: ConfigSummary) -> dict[int, dict]:
-    """Evaluation iteration -> {seed: val loss} of every seed evaluated there. A run without a
-    recorded seed, or one of several runs of one seed, is keyed ("unknown", run_id): it
-    counts as a seed but never pairs with another configuration's (equivalence.py)."""
-    counts: dict = {}
-    for r in cs.runs:
-        counts[r.seed] = counts.get(r.seed, 0) + 1
+    """Evaluation iteration -> {seed: val loss} of every seed evaluated there (seed_key), finite
+    values only: a NaN or inf loss is the seed diverging (diverged_seeds), never a number to
+    average or test."""
     out: dict[int, dict] = {}
     for r in cs.runs:
-        key = r.seed if r.seed is not None and counts[r.seed] == 1 else ("unknown", r.run_id)
+        key = seed_key(cs, r)
         for ev in r.evaluations:
+            if not math.isfinite(ev.val_loss):
+                break
             out.setdefault(ev.iter, {})[key] = ev.val_loss
     return out
 
 
+def diverged_seeds(cs: ConfigSummary) -> dict:
+    """seed -> the iteration at which it diverged: the first evaluation with a NaN or inf val
+    loss, else, for a run recorded as `diverged` (a NaN loss stopped it), its last iteration."""
+    out = {}
+    for r in cs.runs:
+        bad = next((e.iter for e in r.evaluations if not math.isfinite(e.val_loss)), None)
+        if bad is None and r.status == "diverged":
+            bad = _last_iter(r)
+        if bad is not None:
+            out[seed_key(cs, r)] = bad
+    return out
+
+
+def _last_iter(r: RunStats) -> int:
+    if r.run is not None and len(r.rows):
+        return int(r.rows["iter"].max())
+    return r.evaluations[-1].iter if r.evaluations else r.iterations
+
+
 def mean_curve(cs: ConfigSummary) -> equivalence.Curve:
-    """The seeds' mean val loss and mean train time at each evaluation all of them reached."""
+    """The seeds' mean val loss and mean train time at each evaluation all of them reached,
+    with each seed's val loss there (for gaps on shared seeds)."""
     by_iter: dict[int, list[Evaluation]] = {}
     for r in cs.runs:
         for ev in r.evaluations:
-            by_iter.setdefault(ev.iter, []).append(ev)
+            if math.isfinite(ev.val_loss):
+                by_iter.setdefault(ev.iter, []).append(ev)
     n = len(cs.runs)
+    kept = {it: evs for it, evs in sorted(by_iter.items()) if len(evs) == n}
+    per_seed = seed_curves(cs)
     return equivalence.Curve(
         cs.label,
         {
@@ -111,7 +146,7 @@ def mean_curve(cs: ConfigSummary) -> equivalence.Curve:
                 float(np.mean([e.val_loss for e in evs])),
                 float(np.mean([e.train_time_s for e in evs])),
             )
-            for it, evs in sorted(by_iter.items())
-            if len(evs) == n
+            for it, evs in kept.items()
         },
+        {it: per_seed.get(it, {}) for it in kept},
     )

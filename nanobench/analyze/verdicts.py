@@ -46,11 +46,12 @@ def verdict(p) -> str:
     if p.equal_iter:
         e = p.equal_iter
         parts.append(
-            f"at equal iterations ({int(e.at)}) their val loss differs by {e.diff:+.4f} ({o} minus {b})"
+            f"at equal iterations ({int(e.at)}) their val loss differs by {e.diff:+.4f} ({o} minus {b}){_on(e)}"
+            + _seed_sets(e, b, o)
         )
     if p.equal_time:
         e = p.equal_time
-        parts.append(f"at equal train time ({fmt_time(e.at)}) by {e.diff:+.4f}")
+        parts.append(f"at equal train time ({fmt_time(e.at)}) by {e.diff:+.4f}{_on(e)}")
     noisy = noisy_note(p.base.runs + p.other.runs)
     if noisy and (
         p.speedup or any(t.train_time_ratio is not None for t in p.targets) or p.equal_time
@@ -61,51 +62,115 @@ def verdict(p) -> str:
     return "; ".join(parts) + "."
 
 
+def _on(e) -> str:
+    """' on the 1 shared seed, 1337' where the seed sets differ, '' where they are the same."""
+    return f" {e.split.on()}" if e.split is not None and e.split.differ else ""
+
+
+def _seed_sets(e, base: str, other: str) -> str:
+    return f"; {e.split.words(base, other)}" if e.split is not None and e.split.differ else ""
+
+
+def diverged_words(point, base: str, other: str) -> str:
+    """'seed 1338 diverged in cpu bf16 at iteration 750 (not in cpu fp32)', or ''."""
+    return "; ".join(
+        f"seed {s} diverged in {other if side == 'b' else base} at iteration {at} "
+        f"(not in {base if side == 'b' else other})"
+        for s, side, at in point.diverged
+    )
+
+
 def design_words(point) -> str:
-    """'paired over 3 seeds' / 'paired over 3 seeds, 1 unpaired seed left out' / 'unpaired, 3 vs 2 seeds'."""
+    """'paired over 3 seeds' / 'paired over 3 seeds, 1 seed of one configuration only left out' /
+    'unpaired (Welch), 3 vs 2 seeds'. A seed that diverged on one side is named apart (diverged_words)."""
     if point.design == "paired":
         left = point.n_unpaired
         return f"paired over {point.n_pairs} seeds" + (
-            f", {left} unpaired seed{'s' if left != 1 else ''} left out" if left else ""
+            f", {left} seed{'s' if left != 1 else ''} of one configuration only left out"
+            if left
+            else ""
         )
     return f"unpaired (Welch), {point.n_b} vs {point.n_a} seeds"
 
 
 def equivalence_sentence(eq: dict, base: str, other: str, imported: str = "") -> str:
-    """The equivalence verdict in words: where the two leave the seed noise, and at the end.
+    """The equivalence verdict in words: where the two leave the seed noise, and at the end,
+    with the interval that decides it and what each correction covers.
     imported: the format of an imported side's log ("" when both are nanobench's runs)."""
     final = eq["final"]
     if final is None:
+        if eq.get("too_short"):
+            return (
+                f"Equivalence of {other} and {base}: too short to judge: the only evaluation both have is "
+                f"iteration 0, the initial weights, before any training."
+            )
         return f"{other} and {base} share no evaluation iteration."
+    short = _cut_short(eq, final, base, other)
+    gone = diverged_words(final, base, other)
     if final.ci95 is None:
+        on = f", difference {final.diff:+.4f} {final.split.on()}" if final.split else ""
+        if gone:
+            return (
+                f"Equivalence of {other} and {base}: diverged at iteration {final.iter}: {gone}; never "
+                f"equivalent from there{on}{short}."
+            )
         if not imported:
             return (
-                f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); "
-                f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed spread."
+                f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; "
+                f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed "
+                f"spread{short}."
             )
         fixed = " (nanoGPT's train.py fixes its seed at 1337)" if imported == "nanogpt" else ""
         return (
-            f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s); 2 or more "
+            f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; 2 or more "
             f"seeds of each compare the difference with the seed-to-seed spread: --seeds for nanobench's runs, "
-            f"logs of runs with other seeds for the imported {imported} side{fixed}."
+            f"logs of runs with other seeds for the imported {imported} side{fixed}{short}."
         )
     points = eq["points"]
     counts = {
         v: sum(1 for p in points if p.verdict == v)
-        for v in ("equivalent", "different", "undecided")
+        for v in ("equivalent", "different", "diverged", "undecided")
     }
     looks = sum(1 for p in points if p.p_holm is not None)
     leaves = eq["first_iter_beyond_noise"]
     where = (
-        f"they leave the seed noise at iteration {leaves}"
+        f"they leave the seed noise at iteration {leaves} and stay out of it"
         if leaves is not None
+        else "they never leave the seed noise for good"
+        if counts["different"]
         else "they never leave the seed noise"
     )
     what = "mean per-seed difference" if final.design == "paired" else "difference of means"
-    boot = f", bootstrap {final.boot95[0]:+.4f} to {final.boot95[1]:+.4f}" if final.boot95 else ""
+    lo90, hi90 = final.ci90
+    lo95, hi95 = final.ci95
+    diverged = (
+        f", {counts['diverged']} with a seed diverged on one side" if counts["diverged"] else ""
+    )
+    sets = (
+        f" The seed sets differ ({final.split.words(base, other)})."
+        if final.split is not None and final.split.differ and final.design == "unpaired"
+        else ""
+    )
     return (
         f"Equivalence of {other} and {base} ({design_words(final)}, margin {eq['margin']:g}): "
-        f"{final.verdict} at iteration {final.iter} ({what} {final.diff:+.4f}, 95% CI "
-        f"{final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}{boot}); {where} (Holm-corrected over {looks} evaluations); "
-        f"{counts['equivalent']} evaluations equivalent, {counts['different']} different, {counts['undecided']} undecided."
+        f"{final.verdict} at iteration {final.iter} ({what} {final.diff:+.4f}, 90% CI {lo90:+.4f} to "
+        f"{hi90:+.4f}, the interval TOST decides by; 95% CI {lo95:+.4f} to {hi95:+.4f})"
+        + (f"; {gone}" if gone else "")
+        + f"; {where}; of {len(points)} evaluations after iteration 0, {counts['equivalent']} equivalent, "
+        f"{counts['different']} different{diverged}, {counts['undecided']} undecided{short}. "
+        f"Equivalence needs no correction for the many evaluations (an intersection-union test: every one "
+        f'must pass); the tests of a zero difference behind "different" are Holm-corrected over {looks}.'
+        + sets
+    )
+
+
+def _cut_short(eq: dict, final, base: str, other: str) -> str:
+    """'; judged up to iteration 10 only: cpu fp32's evaluations end there, cpu bf16's at 30', or ''."""
+    la, lb = eq.get("last_a"), eq.get("last_b")
+    if la is None or lb is None or la == lb:
+        return ""
+    short, longer = (base, other) if la < lb else (other, base)
+    return (
+        f"; judged up to iteration {final.iter} only: {short}'s evaluations end at {min(la, lb)}, "
+        f"{longer}'s at {max(la, lb)}"
     )

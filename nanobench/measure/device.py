@@ -10,6 +10,7 @@ Nothing is probed at import time; `resolve` asks the hardware when called.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -195,7 +196,9 @@ class Device:
 
         CUDA and CPU have one (torch >= 2.4): on this project's 2-core reference machine it
         takes the CPU recipe from 31.2 to 29.9 ms/iter, side by side (docs/performance.md).
-        MPS keeps the foreach path. The choice is recorded in each run's metadata (`optimizer`).
+        MPS keeps torch's own default (the for-loop: torch 2.13 has no foreach kernels there;
+        `--optimizer fused` asks for its fused one). What ran is recorded in each run's
+        metadata (`optimizer.implementation`).
         """
         return self.kind in ("cuda", "cpu")
 
@@ -254,9 +257,25 @@ class Device:
         rss = _this_process(os.getpid()).memory_info().rss
         return rss, max(rss, process.peak_rss_bytes() or 0), None
 
-    def reset_peak_memory(self) -> None:
+    def release_memory(self) -> None:
+        """Start a run's memory figures afresh, just before its first step: what this process
+        still holds from earlier work (the peak calibration's 8192^2 matrices, the previous
+        seed's or cell's model and optimizer) is collected and its cached blocks handed back,
+        then the peaks restart from what is allocated now. Resetting the peaks alone would
+        leave that cache in `mem_reserved_bytes` and NVML's device-wide use.
+
+        CUDA: gc, empty_cache, then reset_peak_memory_stats (in that order: a reset before the
+        release keeps the released bytes in the reserved peak). MPS: gc and empty_cache (it
+        keeps no peak). The CPU has nothing cached to hand back; its peak RSS is the process's."""
+        if self.kind == "cpu":
+            return
+        gc.collect()  # a previous run's tensors kept alive only by reference cycles
         if self.kind == "cuda":
+            torch.cuda.synchronize(self.torch)  # blocks still in use by queued kernels stay
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.torch)
+        elif self.kind == "mps":
+            torch.mps.empty_cache()
 
     def memory_total_bytes(self) -> int:
         """Total memory: the GPU's own, or the machine's RAM for the CPU (and MPS, whose memory

@@ -310,7 +310,11 @@ def _gpu_checks(g: dict) -> list[Check]:
     elif g.get("persistence_mode") == 1:
         out.append(Check(f"{name} persistence", "ok", "persistence mode on"))
     slow = noise.gpu_slowdowns(g.get("clock_event_mask"))
-    clocks = f"SM clock {g.get('sm_clock_mhz')} of {g.get('sm_clock_max_mhz')} MHz"
+    # at its power limit: the steady state of a loaded consumer card, said but not a slowdown
+    capped = bool((g.get("clock_event_mask") or 0) & noise.GPU_POWER_CAP)
+    clocks = f"SM clock {g.get('sm_clock_mhz')} of {g.get('sm_clock_max_mhz')} MHz" + (
+        ", held at its power limit now" if capped else ""
+    )
     if slow:
         out.append(
             Check(

@@ -14,9 +14,13 @@ Thresholds (a sample interval is *affected* by a detector when):
 - steal: the hypervisor took at least STEAL_FRAC_MIN (5%) of the CPU time;
 - CPU frequency: the clock was below (1 - FREQ_DROP_MIN) = 90% of the run's highest sample;
 - battery: the machine ran on battery;
-- GPU clock events: NVML reported a slowdown reason (power cap, thermal, power brake,
-  hardware slowdown, board limit, reliability) at the reading. NVML's reasons are the
-  state at that instant, not an average: a sampled interval counts as affected whole.
+- GPU clock events: NVML reported a slowdown reason (thermal, power brake, hardware
+  slowdown, board limit, reliability) at the reading. NVML's reasons are the state at that
+  instant, not an average: a sampled interval counts as affected whole;
+- GPU clock: the SM clock was below (1 - FREQ_DROP_MIN) = 90% of the run's highest sample.
+A GPU held at its power limit (NVML's software power cap, 0x4) is not noise: most consumer
+cards run there under steady full load, at a clock that holds. It is recorded (the verdict's
+`power_capped_share`), and counts only if its clock then moves (the GPU clock detector).
 A run is *noisy* when any detector affected at least NOISY_SHARE_MIN (10%) of its sampled
 steps; *quiet* when none did; *unknown* when no interval covered a step (nothing readable,
 or the run ended before its first sample).
@@ -42,10 +46,12 @@ THRESHOLDS = {
     "noisy_share": NOISY_SHARE_MIN,
 }
 
-# NVML clock-event ("throttle") reasons that slow a GPU below what was asked of it. Idle,
-# application/user clocks, sync boost and display clocks are not slowdowns of a busy GPU.
+# NVML clock-event ("throttle") reasons (pynvml's nvmlClocksThrottleReason* constants) that
+# slow a GPU below what was asked of it. Idle, application/user clocks, sync boost and display
+# clocks are not slowdowns of a busy GPU; the software power cap is the steady state of a card
+# that runs at its power limit (most RTX cards under full load): recorded, not a slowdown.
+GPU_POWER_CAP = 0x4  # nvmlClocksThrottleReasonSwPowerCap
 GPU_SLOWDOWN_REASONS = {
-    0x4: "power cap",
     0x8: "hardware slowdown",
     0x20: "thermal (driver)",
     0x40: "thermal (hardware)",
@@ -145,14 +151,16 @@ def _steal(cols: list[dict], idle_cores: float, logical_cpus: int):
     )
 
 
+def _clock_drops(cols: list[dict], column: str):
+    """(affected flags, lowest, highest) of a clock column: below 90% of the run's highest."""
+    clocks = [c[column] for c in cols if c[column]]
+    top = max(clocks, default=None)
+    hit = [bool(top and c[column] and c[column] < (1 - FREQ_DROP_MIN) * top) for c in cols]
+    return hit, min(clocks, default=0), top
+
+
 def _cpu_frequency(cols: list[dict], idle_cores: float, logical_cpus: int):
-    freqs = [c["cpu_freq_hz"] for c in cols if c["cpu_freq_hz"]]
-    top = max(freqs, default=None)
-    hit = [
-        bool(top and c["cpu_freq_hz"] and c["cpu_freq_hz"] < (1 - FREQ_DROP_MIN) * top)
-        for c in cols
-    ]
-    low = min(freqs, default=0.0)
+    hit, low, top = _clock_drops(cols, "cpu_freq_hz")
     return (
         hit,
         lambda share: (
@@ -165,6 +173,16 @@ def _cpu_frequency(cols: list[dict], idle_cores: float, logical_cpus: int):
 def _battery(cols: list[dict], idle_cores: float, logical_cpus: int):
     hit = [c["on_battery"] is True for c in cols]
     return hit, lambda share: f"the machine ran on battery for {share:.0%} of the iterations"
+
+
+def _gpu_clock(cols: list[dict], idle_cores: float, logical_cpus: int):
+    hit, low, top = _clock_drops(cols, "gpu_sm_clock_mhz")
+    return (
+        hit,
+        lambda share: (
+            f"the GPU's SM clock fell to {low} MHz from {top} MHz for {share:.0%} of the iterations"
+        ),
+    )
 
 
 def _gpu_clock_events(cols: list[dict], idle_cores: float, logical_cpus: int):
@@ -182,6 +200,7 @@ DETECTORS = {
     "cpu_frequency": _cpu_frequency,
     "battery": _battery,
     "gpu_clock_events": _gpu_clock_events,
+    "gpu_clock": _gpu_clock,
 }
 
 
@@ -197,6 +216,7 @@ def verdict(samples: list[tuple[int, dict]], idle_cores: float, logical_cpus: in
         "reasons": [],
         "minor": [],
         "share_affected": None,
+        "power_capped_share": None,  # held at its power limit: recorded, not noise
         "steps_sampled": steps,
         "samples": len(samples),
         "thresholds": dict(THRESHOLDS, idle_cores=idle_cores),
@@ -214,6 +234,10 @@ def verdict(samples: list[tuple[int, dict]], idle_cores: float, logical_cpus: in
         out["reasons" if share >= NOISY_SHARE_MIN else "minor"].append(entry)
         any_hit = [a or h for a, h in zip(any_hit, hit)]
     out["share_affected"] = sum(n for (n, _), a in zip(samples, any_hit) if a) / steps
+    masks = [c["gpu_clock_event_mask"] for c in cols]
+    if any(m is not None for m in masks):
+        capped = sum(n for (n, _), m in zip(samples, masks) if m and m & GPU_POWER_CAP)
+        out["power_capped_share"] = capped / steps
     out["verdict"] = "noisy" if out["reasons"] else "quiet"
     return out
 

@@ -16,6 +16,7 @@ from nanobench.analyze.attribution import QUANTITIES, PointResult, Value, rounde
 from nanobench.analyze.explain import Explanation, Ladder
 from nanobench.analyze.format import fmt_time as _fmt_s
 from nanobench.analyze.ladder import FACTOR_LABELS
+from nanobench.present.tables import TableSpec
 
 
 def fmt_time(s) -> str:
@@ -24,8 +25,6 @@ def fmt_time(s) -> str:
         return _fmt_s(s)
     return f"{s / 60:.0f} min" if s < 3 * 3600 else f"{s / 3600:,.1f} h"
 
-
-from nanobench.present.tables import TableSpec
 
 # per quantity: (heading, scale to the printed unit, decimals)
 SHOWN = {
@@ -51,6 +50,13 @@ def _value(v: Value | None, q: str) -> str:
 
 
 def _status(r: PointResult, plans) -> str:
+    return _status_kind(r, plans) + "".join(
+        f"; {run_id} stopped ({status}) at iteration {last}: val {val:.4f} at {at}"
+        for run_id, status, last, at, val in r.stopped
+    )
+
+
+def _status_kind(r: PointResult, plans) -> str:
     if r.kind == "measured":
         return f"{len(r.run_ids)} seed{'s' * (len(r.run_ids) > 1)}"
     if r.kind == "projected":
@@ -82,24 +88,30 @@ def ladder_spec(e: Explanation) -> TableSpec:
 
 
 def attribution_spec(lad: Ladder) -> TableSpec:
-    """One row per rung, its part of each quantity's gap with the band; then the sum and the total.
-    The printed parts of a quantity add up to its printed total exactly."""
+    """One row per rung, its part of each quantity's gap with the band; a row for the rungs' own
+    seed sets where they add anything; then the sum and the total. The printed parts of a
+    quantity add up to its printed total exactly."""
     cols = [("rung", "right"), ("changes", "left")] + [
         (f"{SHOWN[q][0]} part [band]", "right") for q, _, _ in QUANTITIES
     ]
     shown: dict[str, list[str]] = {}
     sums: dict[str, str] = {}
+    seeds_row: dict[str, str] = {}
     for q, _, _ in QUANTITIES:
         att = lad.attribution[q]
         _, scale, digits = SHOWN[q]
         cells = []
         if att.complete:
             printed = rounded_parts(
-                [p.value * scale for p in att.parts], att.total.value * scale, digits
+                [p.value * scale for p in att.parts] + [att.seed_sets * scale],
+                att.total.value * scale,
+                digits,
             )
+            seeds_row[q] = f"{printed[-1]:+.{digits}f}"
             sums[q] = f"{sum(printed):+.{digits}f}" + (" projected" if att.projected else "")
         else:
             printed = [None if p is None else p.value * scale for p in att.parts]
+            seeds_row[q] = "-"
             sums[q] = "incomplete"
         for p, x in zip(att.parts, printed):
             if p is None:
@@ -108,12 +120,18 @@ def attribution_spec(lad: Ladder) -> TableSpec:
             band = (
                 f" [{_num(p.low, q, True)}, {_num(p.high, q, True)}]" if p.low is not None else ""
             )
-            cells.append(f"{x:+.{digits}f}{band}" + (" projected" if p.projected else ""))
+            cells.append(
+                f"{x:+.{digits}f}{band}"
+                + (" (same runs)" if p.same_runs else "")
+                + (" projected" if p.projected else "")
+            )
         shown[q] = cells
     rows = [
         [str(i + 1), FACTOR_LABELS[r.factors[0]]] + [shown[q][i] for q, _, _ in QUANTITIES]
         for i, r in enumerate(lad.rungs)
     ]
+    if any(abs(lad.attribution[q].seed_sets) > 0 for q, _, _ in QUANTITIES):
+        rows.append(["", "which seeds ran at the rungs"] + [seeds_row[q] for q, _, _ in QUANTITIES])
     rows.append(["", "sum of the parts"] + [sums[q] for q, _, _ in QUANTITIES])
     total = []
     for q, _, _ in QUANTITIES:
@@ -130,6 +148,19 @@ def attribution_spec(lad: Ladder) -> TableSpec:
         )
     rows.append(["", "total gap, B - A"] + total)
     return TableSpec(cols, rows)
+
+
+def band_notes(lad: Ladder) -> list[str]:
+    """How each band of the table was made, and the seed sets where they differ: one line each."""
+    methods, seeds = [], []
+    for q, _, _ in QUANTITIES:
+        att = lad.attribution[q]
+        for p in (*att.parts, att.total):
+            if p is not None and p.method not in methods:
+                methods.append(p.method)
+            if p is not None and p.seeds and p.seeds not in seeds and q == "val_loss":
+                seeds.append(p.seeds)
+    return [f"band: {m}" for m in methods] + [f"seeds: {x}" for x in seeds]
 
 
 def commands(e: Explanation) -> list[str]:
@@ -171,9 +202,11 @@ def render_explanation(e: Explanation, console) -> None:
     console.print(
         _rich(
             attribution_spec(e.ladder),
-            "Each rung's part of the gap (band: paired 95% interval where seeds pair, else Welch 95% with 2+ seeds a side)",
+            "Each rung's part of the gap (on the seeds the two points share; bands below)",
         )
     )
+    for line in band_notes(e.ladder):
+        console.print(f"  {escape(line)}")
     for alt in e.alternatives:
         console.print(
             _rich(
@@ -185,7 +218,8 @@ def render_explanation(e: Explanation, console) -> None:
         if res.kind == "projected":
             wall = res.projected_wall_s
             extra = (
-                f"; whole run with evaluations {fmt_time(wall.mean)} projected [{fmt_time(wall.low)}, {fmt_time(wall.high)}]"
+                f"; whole run with evaluations {fmt_time(wall.mean)} projected "
+                f"[{fmt_time(wall.low)}, {fmt_time(wall.high)}]"
                 if wall
                 else ""
             )
@@ -211,6 +245,7 @@ def explanation_html(e: Explanation, table_html, esc) -> str:
         table_html(ladder_spec(e)),
         "<h4>Each rung's part of the gap</h4>",
         table_html(attribution_spec(e.ladder)),
+        "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in band_notes(e.ladder)) + "</ul>",
     ]
     for alt in e.alternatives:
         parts += [

@@ -81,31 +81,35 @@ from the run's start to the wall time of the evaluation that first reached the t
 like wall time), the mean over seeds.</li>
 </ul>
 <h3>Beyond seed noise: the equivalence verdict</h3>
-<p>With several seeds per configuration (<code>--seeds</code>), each evaluation compares the difference in val
-loss (other minus baseline) with the seed-to-seed noise. Runs with the same seed start from the same weights
-and see the same batches, so where two configurations share seeds the test is <b>paired</b>: the mean of the
-per-seed differences, with a t interval from their spread (seeds that ran in one configuration only are left
-out of it, and said so). With fewer than two shared seeds it is <b>unpaired</b>: a Welch t interval of the
-difference of the seed means. Each verdict names its design and how many pairs or seeds it used. Two one-sided
-tests (TOST, alpha 0.05) with a margin (0.02 nats unless <code>--margin</code> says otherwise; each verdict names
-the one used) decide <b>equivalent</b>: the 90% interval lies inside &plusmn;margin. Otherwise the t test of a zero
-difference decides <b>different</b> when its p-value, <b>Holm-adjusted over all the evaluations of the pair</b>, is
-below 0.05; else <b>undecided</b>, and always with fewer than 2 seeds (pairs) to measure a spread with.
-A configuration "leaves the noise floor" at the first evaluation whose Holm-adjusted p is below 0.05: scanning
-about 20 evaluations at 0.05 each would find a lucky one about two times in three, Holm's step-down correction
-keeps the chance of any false "different" among them at 0.05 (it assumes nothing about how the evaluations of
-one training run depend on each other). The 95% intervals shown are per evaluation, unadjusted. With 5 or more
-seeds (pairs) a percentile bootstrap 95% interval (9,999 resamples, a fixed random stream) is shown beside the t
-interval. Distributions, tests and the bootstrap are scipy.stats'. In the loss plots, configurations with
-several seeds are drawn as the mean with a band: the min-max range for 2-4 seeds, a 95% t interval of the mean
-for 5 or more.</p>
+<p>With several seeds per configuration (<code>--seeds</code>), each evaluation after iteration 0 (the initial
+weights are not judged) compares the difference in val loss (other minus baseline) with the seed-to-seed noise.
+Runs with the same seed start from the same weights and see the same batches, so where two configurations share
+seeds the test is <b>paired</b>: the mean of the per-seed differences, with a t interval from their spread (seeds
+that ran in one configuration only are left out of it, and said so). With fewer than two shared seeds it is
+<b>unpaired</b>: a Welch t interval of the difference of the seed means. Every gap in the page (at equal
+iterations, at equal train time, the explanation) is taken on the seeds both configurations ran; what the seeds of
+one side only move its mean by is said apart, and without any shared seed the gap is a difference of means that
+cannot be told from the choice of seeds unless it exceeds their spread. Two one-sided tests (TOST, alpha 0.05)
+with a margin (0.02 nats unless <code>--margin</code> says otherwise) decide <b>equivalent</b>: the <b>90%</b>
+interval, shown beside the verdict, lies inside &plusmn;margin. Equivalence at every evaluation is an
+intersection-union test and needs no correction for the many evaluations. The t test of a zero difference decides
+<b>different</b> when its p-value, <b>Holm-adjusted over all the evaluations of the pair</b>, is below 0.05; Holm
+covers these tests only. A seed that diverged (NaN or inf) in one configuration and not the other makes every
+later evaluation <b>diverged</b>, never equivalent. Otherwise <b>undecided</b>, and always with fewer than 2 seeds
+(pairs) to measure a spread with. A configuration "leaves the noise" at the first evaluation from which every
+Holm-adjusted p is below 0.05: it leaves and stays out. The intervals are Student t intervals (exact for normal
+seed-to-seed variation at any number of seeds); the 95% ones are per evaluation, unadjusted. In the loss plots,
+configurations with several seeds are drawn as the mean with the seeds' range (min to max) as the band, at every
+number of seeds.</p>
 <h3>Explaining the gap</h3>
 <p>Between two configurations (<code>nanobench explain A B</code>, and each pair of the report), nanobench lists
 every factor that differs (device, precision, compile, threads, torch version, iterations and schedule, batch
 and context, model shape, the rest of the recipe) and builds a ladder of configurations from A to B changing one
 factor per rung. Each rung's part of a quantity (final val loss, ms/iter, train time to a common target, train
-time of the whole run) is its configuration's value minus the previous one's, so the parts sum exactly to the
-gap; the band of a part is a Welch 95% interval over seeds where both sides have two or more. The split depends
+time of the whole run) is its configuration's value minus the previous one's, on the seeds the two share, so
+the parts (with a row for which seeds ran where the seed sets differ) sum exactly to the gap; the band of a part
+is a paired 95% t interval where two or more seeds pair, else a Welch 95% interval, and each band says how it
+was made. Time parts of the same runs cut at two lengths are marked: they are drift within those runs. The split depends
 on the order of the rungs. A rung measured nowhere is either missing (its command is named) or
 <i>projected</i> from a short truncated run and the loss curve of the same recipe on another device, and says
 so. Where the ladder is incomplete, the older split at the last common evaluation is shown: the difference
@@ -128,7 +132,8 @@ configuration is (device type and name, dtype, compile, recipe). The recipe is t
 (how far a run goes; the learning-rate schedule does not depend on it, so <code>--max-iters</code> truncates the
 same recipe). Runs whose recipes differ are different experiments: never averaged, banded, paired or gated
 together; their labels name what differs (<i>cpu fp32 &middot; learning_rate=3e-4</i>) against the recipe of the
-runs made without overrides. The baseline is cpu fp32 of that recipe when present, else the slowest configuration.
+runs made without overrides. The baseline follows a stated rule (cpu fp32 of that recipe first, never a
+configuration with a noisy run where a quiet one is there, then the slowest) unless <code>--reference</code> names it.
 Differences in dtype, compile, thread count and torch version are flagged as confounds.</p>
 """
 
@@ -266,7 +271,7 @@ def group_html(group: Group, explained: set = frozenset()) -> tuple[str, str]:
     title = f"{group.scenario} on {group.dataset} (sha256 {group.dataset_sha256[:12]})"
     parts = [
         f"<h3>{e(title)}</h3>",
-        f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b></p>",
+        f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b> ({e(group.baseline_why)})</p>",
     ]
     matrix = matrix_spec(group)
     if matrix is not None:

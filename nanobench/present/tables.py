@@ -149,35 +149,45 @@ def fmt_count(x: float) -> str:
 
 
 def equivalence_spec(pair) -> TableSpec:
-    """Per evaluation: the (paired or unpaired) difference, its intervals, the Holm-adjusted p
-    and the verdict against the seed noise; a bootstrap column only where one was computed."""
+    """Per evaluation after iteration 0: the (paired or unpaired) difference, the 90% interval
+    that decides equivalence (TOST at 0.05) and the 95% one, the Holm-adjusted p of a zero
+    difference and the verdict against the seed noise."""
     points = pair.equivalence["points"]
-    boot = any(p.boot95 for p in points)
-    cols = (
-        [
-            ("iter", "right"),
-            ("seeds", "right"),
-            ("diff (other - base)", "right"),
-            ("90% CI", "right"),
-            ("95% CI", "right"),
-        ]
-        + [("bootstrap 95%", "right")] * boot
-        + [("p (Holm)", "right"), ("verdict", "left")]
-    )
+    cols = [
+        ("iter", "right"),
+        ("seeds", "right"),
+        ("diff (other - base)", "right"),
+        ("90% CI (decides)", "right"),
+        ("95% CI", "right"),
+        ("p (Holm)", "right"),
+        ("verdict", "left"),
+    ]
     ci = lambda c: "-" if c is None else f"{c[0]:+.4f} to {c[1]:+.4f}"  # noqa: E731
     rows = [
         [
             str(p.iter),
-            f"{p.n_pairs} pairs" if p.design == "paired" else f"{p.n_b} vs {p.n_a}",
+            _seeds_cell(p),
             f"{p.diff:+.4f}",
             ci(p.ci90),
             ci(p.ci95),
+            fmt_p(p.p_holm),
+            p.verdict
+            + (
+                f" ({', '.join(f's{s} in {side.upper()}' for s, side, _ in p.diverged)})"
+                if p.diverged
+                else ""
+            ),
         ]
-        + [ci(p.boot95)] * boot
-        + [fmt_p(p.p_holm), p.verdict]
         for p in points
     ]
     return TableSpec(cols, rows)
+
+
+def _seeds_cell(p) -> str:
+    if p.design == "paired":
+        return f"{p.n_pairs} pairs"
+    shared = f" ({p.n_pairs} shared)" if p.n_pairs else ""
+    return f"{p.n_b} vs {p.n_a}{shared}"
 
 
 def fmt_p(p: float | None) -> str:
@@ -305,10 +315,12 @@ def matrix_spec(group: Group) -> TableSpec | None:
             )
             if point is None:
                 return "-"
-            ci = f", 95% CI {point.ci95[0]:+.4f} to {point.ci95[1]:+.4f}" if point.ci95 else ""
+            ci = f", 90% CI {point.ci90[0]:+.4f} to {point.ci90[1]:+.4f}" if point.ci90 else ""
             design = (
                 f"{point.n_pairs} pairs"
                 if point.design == "paired"
+                else point.split.on()
+                if point.split is not None and point.n_pairs and point.ci90 is None
                 else f"{point.n_b} vs {point.n_a} seeds"
             )
             return f"{point.diff:+.4f} vs baseline ({design}{ci}): {point.verdict}"
@@ -362,6 +374,7 @@ def render_comparison(
         console.print(
             f"[bold]{escape(g.scenario)}[/bold] on {escape(g.dataset)} (sha256 {escape(g.dataset_sha256[:12])}), "
             f"{len(g.runs)} run{'s' if len(g.runs) != 1 else ''}; baseline: {escape(g.baseline.label)}"
+            + (f" ({escape(g.baseline_why)})" if len(g.configs) > 1 else "")
         )
         console.print(to_rich(runs_spec(g)))
         if g.pairs:

@@ -5,6 +5,19 @@ each worker finds its rank in the environment torchrun sets (RANK, WORLD_SIZE,
 LOCAL_RANK) and joins the process group here. The scenario's global batch is split
 across ranks, so the loss curve does not depend on N beyond reduction order. Rank 0
 records; the step time of an iteration is the slowest rank's.
+
+A rank that dies: under gloo its peers' next collective fails at once (the connection
+closes). Under NCCL nothing fails: a dead peer's collective waits on the GPU for ever, and the
+next stop check is itself a collective with it. So once the warm-up (compilation) is over,
+every rank shortens its process group's collective timeout to STEADY_TIMEOUT_S (`Dist.steady`),
+and the launcher asks NCCL's watchdog to abort the communicator at that timeout rather than
+end the process (TORCH_NCCL_ASYNC_ERROR_HANDLING=2, "abort the communicator only", in torch's
+ProcessGroupNCCL.hpp; torchrun otherwise gives each worker 1, which tears the process down:
+elastic/agent/server/local_elastic_agent.py, and so would torch's own default, 3). The
+launcher's value reaches the workers because torchrun's agent reads it from its own
+environment. The waiting collective then
+fails in rank 0 like gloo's, and rank 0 finishes its file as `failed` before torchrun's SIGKILL
+(30 s after its SIGTERM to the surviving ranks: elastic/multiprocessing/api.py, `_close`).
 """
 
 from __future__ import annotations
@@ -22,6 +35,12 @@ CHILD_ENV = "NANOBENCH_DDP_CHILD"  # set by the launcher: this process is a torc
 # How long a rank waits at the end for the others (rank 0 may still be writing its result and
 # sampling text); past it, a rank that never came is taken as dead and this one leaves anyway.
 SHUTDOWN_TIMEOUT_S = 300.0
+# A collective's longest wait once the warm-up is over: short enough that rank 0 finishes its
+# file within torchrun's 30 s grace, long enough for any rank's read window of queued steps
+# (the timeout runs from when the CPU queues the collective; `steady` lengthens it for slow steps).
+STEADY_TIMEOUT_S = 15.0
+# the launcher's choice for NCCL's watchdog (see the module's docstring); a user's own setting wins
+NCCL_ERROR_HANDLING = {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "2"}
 _stop = threading.Event()
 
 
@@ -39,6 +58,19 @@ class Dist:
     side_group: object = (
         None  # gloo group for the leaving barrier under NCCL (None: the default group)
     )
+
+    def steady(self, step_s: float = 0.0, read_every: int = 1, timeout_s: float | None = None):
+        """After the warm-up: a collective now waits at most max(timeout_s, 3 x a read window of
+        `read_every` steps of `step_s`) for the other ranks, then fails in this rank (gloo: it
+        raises; NCCL: the watchdog aborts the communicator and the next collective raises).
+        Every rank calls it at the same iteration. Returns the timeout set, in seconds."""
+        from datetime import timedelta
+
+        from torch.distributed.distributed_c10d import _set_pg_timeout
+
+        seconds = max(STEADY_TIMEOUT_S if timeout_s is None else timeout_s, 3 * read_every * step_s)
+        _set_pg_timeout(timedelta(seconds=seconds))
+        return seconds
 
     def shard(self, batch_size: int) -> slice:
         """This rank's slice of each micro-batch (B,): contiguous, equal-sized."""
@@ -172,6 +204,16 @@ def shutdown(
                 tdist.monitored_barrier(group=dist.side_group, timeout=timedelta(seconds=timeout_s))
             except Exception:  # a peer is gone or never came: nothing more to wait for
                 pass
+        elif dist.backend == "nccl":
+            # the communicator may wait on a dead peer: abort it (torch's NCCL-only call), a
+            # plain destroy could wait again
+            from torch.distributed.distributed_c10d import _abort_process_group
+
+            try:
+                _abort_process_group()
+                return
+            except Exception:
+                pass
         tdist.destroy_process_group()
 
 
@@ -262,7 +304,7 @@ def launch(
     import signal
     import subprocess
 
-    env = dict(os.environ, **(env or {}), **{CHILD_ENV: "1"})
+    env = {**NCCL_ERROR_HANDLING, **os.environ, **(env or {}), CHILD_ENV: "1"}
     if threads is None and "OMP_NUM_THREADS" not in env:  # share the cores out, not 1 each
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     cmd = torchrun_command(nproc, rdzv, run_args)

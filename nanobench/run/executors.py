@@ -66,15 +66,21 @@ class StopOnce:
         raise KeyboardInterrupt
 
 
-def best_settings(cell: plans.Cell, scenario, log=None) -> plans.Cell:
+def best_settings(cell: plans.Cell, scenario, log=None, nnodes: int = 1) -> plans.Cell:
     """A `--best` cell with the device's tune record's settings (tuning first where there is
-    none), on the machine that runs it; any other cell as it is."""
+    none), on the machine that runs it; any other cell as it is. A data-parallel cell's are
+    those of one rank's share of the batch, looked up in a child process (its CUDA context
+    gone with it before the ranks start)."""
     if not cell.best or cell.dtype is not None:
         return cell
     from nanobench.run import tune
 
-    options = tune.best_settings(scenario, cell.device, log=log).options()
-    return replace(cell, **options)
+    if cell.nproc:
+        world = cell.nproc * nnodes
+        found = tune.best_settings_for_ranks(scenario, cell.device, world, verbose=log is not None)
+    else:
+        found = tune.best_settings(scenario, cell.device, log=log)
+    return replace(cell, **found.options())
 
 
 def worker_args(cell: plans.Cell, out_dir: str, quiet: bool, as_json: bool) -> list[str]:
@@ -144,7 +150,7 @@ def run_cell(
     data-parallel (its rank 0 writes the result, read back from OUT). scenario: the cell's,
     when the caller loaded it already."""
     scenario = scenario or cell.load_scenario()
-    cell = best_settings(cell, scenario, log)
+    cell = best_settings(cell, scenario, log, dict(plan.rdzv).get("nnodes") or 1)
     plans.clear_failure(plan, cell.id)
     if cell.nproc:
         return _run_distributed(plan, cell, scenario, quiet, as_json)

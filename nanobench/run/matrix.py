@@ -62,16 +62,33 @@ def plan(
     dtype_text: str,
     *,
     allow_slow: bool = False,
+    speed: dict | None = None,
+    scenario=None,
     devices: Callable[[], list[Device]] = devices_here,
     slowdown: Callable[[Device], float | None] = emulated_bf16_slowdown,
+    compile_problem: Callable[[Device], str | None] | None = None,
 ) -> Plan:
     """The cells of `--device D1,D2|all --dtype T1,T2`, in device then dtype order.
 
     devices: the devices `all` means (this machine's; tests pass their own). slowdown: the
     measured cost of emulated bf16 on a CPU (tests pass a figure). A device named explicitly
     is resolved (an absent one is bad input); bf16 on a CPU without native support runs only
-    when the CPU was named explicitly or with allow_slow.
+    when the CPU was named explicitly or with allow_slow. speed: the run's speed flags
+    (optimizer, sdpa, compile, compile_mode; RunOptions' names), checked per cell with the
+    scenario's grad_accum and dropout: a flag one device cannot take (`--sdpa cudnn` on the
+    CPU) skips that cell with one line, like a dtype. compile_problem: why torch.compile
+    cannot work on a device (environment.compile_problem; tests pass their own).
     """
+    from nanobench.measure.environment import compile_problem as compile_check
+    from nanobench.run import settings
+
+    speed = speed or {}
+    compile_problem = compile_problem or compile_check
+    recipe = (
+        {"grad_accum": scenario.train.grad_accum, "dropout": scenario.model.dropout}
+        if scenario
+        else {}
+    )
     dtypes = parse_dtypes(dtype_text)
     if device_text == "all":
         found, explicit = [(str(d), d) for d in devices()], False
@@ -98,6 +115,24 @@ def plan(
                     f"{cell.label}: skipped ({str(exc).removeprefix(f'--dtype {dtype}: ')})"
                 )
                 continue
+            try:
+                settings.check(
+                    device,
+                    speed.get("optimizer") or "auto",
+                    speed.get("sdpa") or "auto",
+                    bool(speed.get("compile")),
+                    speed.get("compile_mode"),
+                    dtype,
+                    **recipe,
+                )
+                problem = compile_problem(device) if speed.get("compile") else None
+                if problem:
+                    raise InputError(f"--compile: {problem}")
+            except InputError as exc:
+                if single:
+                    raise
+                skipped.append(f"{cell.label}: skipped ({exc})")
+                continue
             if dtype == "bf16" and device.kind == "cpu" and not device.native_bf16:
                 ratio = slowdown(device)
                 cost = (
@@ -105,7 +140,10 @@ def plan(
                     if ratio
                     else "its bf16 speed is unknown"
                 )
-                why = f"{device.name} has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): bf16 is emulated, {cost}"
+                why = (
+                    f"{device.name} has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): "
+                    f"bf16 is emulated, {cost}"
+                )
                 if not (explicit or allow_slow):
                     skipped.append(
                         f"{cell.label}: skipped: {why}; add --allow-slow (or --device cpu) to run it"

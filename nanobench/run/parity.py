@@ -24,7 +24,7 @@ from nanobench.measure.precision import DTYPES, Precision
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario
-from nanobench.run.settings import Settings, StepContext, check, compile_model, fused_adamw
+from nanobench.run.settings import Settings, StepContext, adamw_choice, check, compile_model
 from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
 
 PARITY_SUFFIX = ".parity.parquet"
@@ -74,6 +74,7 @@ class Trainer:
             self.speed.compile_mode,
             self.speed.dtype,
             scenario.train.grad_accum,
+            scenario.model.dropout,
         )
         self.precision = Precision.for_device(self.speed.dtype, self.device)
         self.t = scenario.train
@@ -82,7 +83,7 @@ class Trainer:
             self.device.torch
         )  # same CPU draw on both sides
         self.optimizer = make_optimizer(
-            self.model, self.t, fused=fused_adamw(self.speed.optimizer, self.device)
+            self.model, self.t, **adamw_choice(self.speed.optimizer, self.device)
         )
         self.scaler = self.precision.grad_scaler(self.device)
         self.step_model = compile_model(self.model, self.speed.compile, self.speed.compile_mode)

@@ -329,7 +329,12 @@ def build_cells(request: Request, scenario, here: bool = True) -> tuple[list[Cel
     if r.resume:
         pairs = [(r.device, r.dtype)]
     elif here:
-        found = matrix.plan(r.device, r.dtype, allow_slow=r.allow_slow)
+        # a flag a device cannot take (`--sdpa cudnn` on the CPU) skips its cells, like a dtype
+        flags = {k: v for k, v in r.speed.items() if k in ("optimizer", "sdpa", "compile_mode")}
+        flags["compile"] = bool(r.speed.get("compile"))
+        found = matrix.plan(
+            r.device, r.dtype, allow_slow=r.allow_slow, speed=flags, scenario=scenario
+        )
         said = found.skipped + found.notes
         pairs = [(c.device, c.dtype) for c in found.cells]
     else:

@@ -42,7 +42,8 @@ def run_commands(
             continue
         log(f"running ({left:.0f} s of budget left): nanobench {' '.join(argv)}")
         t0 = time.monotonic()
-        proc = subprocess.Popen([python, "-m", "nanobench", "run", *argv, "--quiet"])
+        # its outcome lines go to stderr: explain's stdout is its own answer (--json stays JSON)
+        proc = subprocess.Popen([python, "-m", "nanobench", "run", *argv, "--quiet"], stdout=2)
         stopped = False
         try:
             proc.wait(timeout=left)

@@ -5,12 +5,16 @@ RunOptions carries them as strings (recorded in each result's `options`); train.
 lockstep trainers of parity.py/tune.py apply them through the functions here, so a setting
 means the same thing wherever it is used. `nanobench tune` (run/tune.py) searches them.
 
-- optimizer: `fused` (one AdamW kernel over all parameters), `foreach` (one kernel per
-  operation over the parameter list: nanoGPT's path), `auto` (the device's choice,
-  Device.fused_adamw).
+- optimizer: torch's three AdamW implementations: `fused` (one kernel over all parameters),
+  `foreach` (one kernel per operation over the parameter list), `for-loop` (one parameter
+  at a time: torch's default where it has no foreach kernels, nanoGPT's path on a CPU);
+  `auto` is the device's choice (Device.fused_adamw). A device is offered what torch has for
+  it (`optimizers_on`), and a result records the implementation that ran (`implementation`).
 - sdpa: the scaled_dot_product_attention backend: `auto` (torch's dispatch), `math` (the
   reference composition of matmuls and softmax), `flash` (on the CPU: its fused flash kernel),
-  `efficient` and `cudnn` (CUDA only).
+  `efficient` and `cudnn` (CUDA only). torch checks a forced backend's limits only at the first
+  call that needs it ("No available kernel"); `unsupported` asks the same questions before the
+  run, from torch's own checks (aten/src/ATen/native/transformers/cuda/sdp_utils.cpp).
 - compile_mode: torch.compile's mode when compiling; `reduce-overhead` replays CUDA graphs
   of the compiled forward and backward (CUDA only).
 """
@@ -22,12 +26,21 @@ from dataclasses import asdict, dataclass
 
 from nanobench.errors import InputError
 
-OPTIMIZERS = ("auto", "fused", "foreach")
+OPTIMIZERS = ("auto", "fused", "foreach", "for-loop")
 SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # what each device kind runs; `flash` on the CPU is torch's fused CPU kernel
 SDPA_ON = {"cpu": ("auto", "math", "flash"), "cuda": SDPA_BACKENDS, "mps": ("auto", "math")}
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
+# CUDA flash and cuDNN attention: sm80 to sm121 only (sdp_utils.cpp,
+# check_flash_attention_hardware_support and check_cudnn_hardware_support), in fp16 or bf16 only
+# (check_dtypes_low_precision, check_dtypes_flash_attention)
+HALF_ONLY_SDPA = ("flash", "cudnn")
+SDPA_MIN_CAPABILITY = (8, 0)
+# cuDNN's attention draws dropout in steps of 1/16 (sdp_utils.cpp, check_cudnn_dropout), and
+# runtime cuDNN 9.11 to 9.13 take none at all (can_use_cudnn_attention: 91100 < v < 91400)
+CUDNN_DROPOUT_STEPS = 16
+CUDNN_NO_DROPOUT = (91100, 91400)  # exclusive bounds of torch.backends.cudnn.version()
 
 
 @dataclass(frozen=True, order=True)
@@ -68,13 +81,40 @@ def unsupported(
     compile_mode: str | None = None,
     dtype: str = "fp32",
     grad_accum: int = 1,
+    dropout: float = 0.0,
+    cudnn_version=None,
 ) -> str | None:
     """Why `device` cannot run this combination, in one line naming the flag (None: it can).
-    These are limits torch only hits at the first step, or mid-run."""
-    if device.kind == "cuda" and sdpa in ("flash", "cudnn") and dtype not in ("bf16", "fp16"):
-        # torch's CUDA flash and cuDNN attention kernels take half precision only; with the
-        # backend forced, fp32 attention finds no kernel at all
-        return f"--sdpa {sdpa}: on CUDA this kernel takes fp16 or bf16 only, not {dtype}"
+    These are limits torch only hits at the first step, or mid-run. `dropout` is the
+    scenario's (0.0 when not known yet: checked again once it is); `cudnn_version` the runtime
+    cuDNN's number, as torch.backends.cudnn.version() gives it (a callable is asked only when
+    the answer matters; None: unknown)."""
+    if device.kind == "cuda" and sdpa in HALF_ONLY_SDPA:
+        cc = device.compute_capability or (0, 0)
+        if cc < SDPA_MIN_CAPABILITY:
+            # torch would find no kernel at the first forward (the check passes on a T4 or V100
+            # otherwise: fp16 is a dtype they run)
+            return (
+                f"--sdpa {sdpa}: {device.name} has compute capability {cc[0]}.{cc[1]}; torch's "
+                f"{sdpa} attention kernel needs 8.0+ (Ampere or later); use efficient or math there"
+            )
+        if dtype not in ("bf16", "fp16"):
+            # with the backend forced, fp32 attention finds no kernel at all
+            return f"--sdpa {sdpa}: on CUDA this kernel takes fp16 or bf16 only, not {dtype}"
+    if device.kind == "cuda" and sdpa == "cudnn" and dropout > 0:
+        # evaluation runs without dropout and passes; the first training step would then fail
+        if dropout * CUDNN_DROPOUT_STEPS != int(dropout * CUDNN_DROPOUT_STEPS):
+            return (
+                f"--sdpa cudnn: the scenario's model.dropout = {dropout:g} is not a multiple of "
+                f"1/{CUDNN_DROPOUT_STEPS}, the only dropout cuDNN attention draws; use flash or "
+                f"efficient, or --set model.dropout=0"
+            )
+        version = cudnn_version() if callable(cudnn_version) else cudnn_version
+        if version is not None and CUDNN_NO_DROPOUT[0] < version < CUDNN_NO_DROPOUT[1]:
+            return (
+                f"--sdpa cudnn: cuDNN {version} takes no attention dropout (9.11 to 9.13) and the "
+                f"scenario's model.dropout is {dropout:g}; use flash or efficient, or another cuDNN"
+            )
     if device.kind == "cuda" and compile_mode in CUDA_GRAPH_MODES and grad_accum > 1:
         # the first micro-step's gradients live in the CUDA graphs' memory pool, which the
         # next micro-step's replay reclaims before its backward adds into them
@@ -85,6 +125,32 @@ def unsupported(
     return None
 
 
+def cudnn_version() -> int | None:
+    """The runtime cuDNN's version number (91300 for 9.13.0), None without cuDNN."""
+    import torch
+
+    return torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+
+
+def optimizers_on(kind: str) -> list[str]:
+    """The AdamW implementations torch has for a device kind, from torch's own lists (fused:
+    cpu, cuda and mps in torch 2.13; foreach: cuda, not cpu or mps); for-loop runs anywhere."""
+    from torch.utils._foreach_utils import (
+        _get_foreach_kernels_supported_devices,
+        _get_fused_kernels_supported_devices,
+    )
+
+    found = [
+        name
+        for name, kinds in (
+            ("fused", _get_fused_kernels_supported_devices()),
+            ("foreach", _get_foreach_kernels_supported_devices()),
+        )
+        if kind in kinds
+    ]
+    return found + ["for-loop"]
+
+
 def check(
     device,
     optimizer: str,
@@ -93,12 +159,18 @@ def check(
     compile_mode: str | None,
     dtype: str = "fp32",
     grad_accum: int = 1,
+    dropout: float = 0.0,
 ) -> None:
     """InputError naming the option if `device` (a Device) cannot run these settings."""
     if optimizer not in OPTIMIZERS:
         raise InputError(f"--optimizer {optimizer}: unknown (use {', '.join(OPTIMIZERS)})")
-    if optimizer == "fused" and device.kind == "mps":
-        raise InputError("--optimizer fused: no fused AdamW on mps; use foreach or auto")
+    if optimizer != "auto" and optimizer not in optimizers_on(device.kind):
+        import torch
+
+        raise InputError(
+            f"--optimizer {optimizer}: torch {torch.__version__} has no {optimizer} AdamW on "
+            f"{device.kind} (there: auto, {', '.join(optimizers_on(device.kind))})"
+        )
     if sdpa not in SDPA_BACKENDS:
         raise InputError(f"--sdpa {sdpa}: unknown (use {', '.join(SDPA_BACKENDS)})")
     if sdpa not in SDPA_ON.get(device.kind, ("auto",)):
@@ -113,14 +185,44 @@ def check(
         raise InputError(
             f"--compile-mode reduce-overhead: CUDA graphs need a CUDA device, not {device.kind}"
         )
-    problem = unsupported(device, sdpa, compile_mode, dtype, grad_accum)
+    problem = unsupported(device, sdpa, compile_mode, dtype, grad_accum, dropout, cudnn_version)
     if problem:
         raise InputError(problem)
 
 
-def fused_adamw(optimizer: str, device) -> bool:
-    """Whether AdamW uses its fused kernel: the setting, or the device's default for `auto`."""
-    return device.fused_adamw if optimizer == "auto" else optimizer == "fused"
+def auto_optimizer(device) -> str:
+    """The AdamW implementation `--optimizer auto` runs on `device`: fused where
+    Device.fused_adamw asks for it, else torch's own default (foreach where torch has foreach
+    kernels for the device, else the for-loop)."""
+    if device.fused_adamw:
+        return "fused"
+    return "foreach" if "foreach" in optimizers_on(device.kind) else "for-loop"
+
+
+def adamw_choice(optimizer: str, device) -> dict:
+    """torch.optim.AdamW's `fused` and `foreach` arguments for a setting (`auto`: the device's)."""
+    if optimizer == "auto":
+        optimizer = "fused" if device.fused_adamw else "auto"
+    return {
+        "fused": {"fused": True, "foreach": None},
+        "foreach": {"fused": None, "foreach": True},
+        "for-loop": {"fused": None, "foreach": False},
+    }.get(optimizer, {"fused": None, "foreach": None})  # torch's own default
+
+
+def implementation(optimizer) -> str:
+    """The AdamW implementation a torch optimizer runs: fused, foreach or for-loop. Where
+    neither was asked for, torch's own default decides (the function AdamW itself asks)."""
+    from torch.optim.optimizer import _default_to_fused_or_foreach
+
+    group = optimizer.param_groups[0]
+    if group.get("fused"):
+        return "fused"
+    foreach = group.get("foreach")
+    if foreach is None:
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)[1]
+    return "foreach" if foreach else "for-loop"
 
 
 def compile_model(model, compile: bool, compile_mode: str | None):

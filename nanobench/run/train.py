@@ -64,7 +64,7 @@ class RunOptions:
     resume: str | None = None  # a checkpoint to continue from (see checkpoint.py)
     # speed settings (run/settings.py): how the step runs, searched by `nanobench tune`
     compile_mode: str | None = None  # torch.compile's mode; None: its default
-    optimizer: str = "auto"  # AdamW implementation: auto, fused or foreach
+    optimizer: str = "auto"  # AdamW implementation: auto, fused, foreach or for-loop
     sdpa: str = "auto"  # attention backend: auto, math, flash, efficient or cudnn
     best: bool = False  # these settings came from the tune record (`run --best`)
     cell: str | None = None  # the plan cell this run is (run/plan.py): `status`, `--continue`
@@ -106,15 +106,18 @@ def lr_at(it: int, t: TrainConfig) -> float:
     return t.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (t.learning_rate - t.min_lr)
 
 
-def make_optimizer(model: GPT, t: TrainConfig, fused: bool) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices (2-D: linear weights, embeddings) only."""
+def make_optimizer(
+    model: GPT, t: TrainConfig, fused: bool | None = None, foreach: bool | None = None
+) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (2-D: linear weights, embeddings) only; `fused` and
+    `foreach` as torch takes them (settings.adamw_choice), None for torch's default."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(
-        groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), fused=fused or None
+        groups, lr=t.learning_rate, betas=(t.beta1, t.beta2), fused=fused or None, foreach=foreach
     )
 
 
@@ -248,9 +251,16 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     """
     # ---- platform: resolved and checked when the options were made ----------------------
     device, precision = opts.platform.device, opts.platform.precision
-    # RunOptions checked the settings; this limit needs the scenario (CUDA graphs and grad_accum)
+    # RunOptions checked the settings; these limits need the scenario (CUDA graphs and
+    # grad_accum, cuDNN attention and dropout)
     problem = settings.unsupported(
-        device, opts.sdpa, opts.compile_mode, opts.dtype, scenario.train.grad_accum
+        device,
+        opts.sdpa,
+        opts.compile_mode,
+        opts.dtype,
+        scenario.train.grad_accum,
+        scenario.model.dropout,
+        settings.cudnn_version,
     )
     if problem:
         raise InputError(problem)
@@ -287,8 +297,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             split: batches.fixed(split, e.iters).to(device.torch) for split in ("train", "val")
         }
         model = GPT(cfg, generator(seed, "init")).to(device.torch)
-    fused = settings.fused_adamw(opts.optimizer, device)
-    optimizer = make_optimizer(model, t, fused=fused)
+    optimizer = make_optimizer(model, t, **settings.adamw_choice(opts.optimizer, device))
+    adamw = settings.implementation(optimizer)  # what torch runs, not what was asked
     scaler = precision.grad_scaler(device)
     step_model = settings.compile_model(model, opts.compile, opts.compile_mode)
     rank = ddp.rank if ddp else 0
@@ -349,7 +359,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         "energy": energy.describe(),
         "optimizer": {
             "name": "AdamW",
-            "fused": fused,
+            "implementation": adamw,  # fused, foreach or for-loop
+            "fused": adamw == "fused",
             "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only",
         },
         "precision": precision_flags,
@@ -398,7 +409,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     )  # bf16 on a CPU without bf16 hardware
     if emulated:
         progress.log(emulated)  # before the first step, not after hours of slow ones
-    device.reset_peak_memory()  # mem_peak_bytes: the run's own, without the calibration's matmuls
+    # every memory column the run's own: not the calibration's matrices, nor an earlier seed's or cell's cache
+    device.release_memory()
 
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None
@@ -420,6 +432,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         noise=noise_watch,
     )
     pending: list[PendingStep] = []
+    steady = None  # the collective timeout after the warm-up (distributed.Dist.steady)
 
     try:
         for it in range(start_it, max_iters + 1):
@@ -512,6 +525,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                     break
                 if ddp and ddp.should_stop():  # Ctrl-C reached a rank: all stop at this window
                     raise KeyboardInterrupt
+                if (
+                    ddp and not steady and it >= WARMUP_ITERS
+                ):  # compiled: a dead peer now fails fast
+                    steady = ddp.steady(rows[-1]["step_time_s"] or 0.0, read_every)
     except KeyboardInterrupt:
         status, reason = (
             "interrupted",

@@ -31,14 +31,23 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from nanobench import files
 from nanobench.errors import InputError
-from nanobench.measure import host
-from nanobench.run.settings import SDPA_ON, Settings, unsupported
+from nanobench.measure import environment, host
+from nanobench.run.settings import (
+    HALF_ONLY_SDPA,
+    SDPA_ON,
+    Settings,
+    auto_optimizer,
+    cudnn_version,
+    optimizers_on,
+    unsupported,
+)
 
 DEFAULT_ITERS = 60  # lockstep iterations per candidate
 DEFAULT_BLOCK = 5  # consecutive steps of one candidate before the next takes over
@@ -46,7 +55,9 @@ DEFAULT_WARMUP = 10  # first iterations not timed: allocator growth, compilation
 DEFAULT_MARGIN = 0.02  # nats: largest |loss - reference loss| an equivalent candidate may show
 DEFAULT_MIN_GAIN = 0.03  # a change is kept only if at least 3% faster than the reference
 AXES = ("dtype", "compile", "threads", "optimizer", "sdpa")
-RECORD_VERSION = 1
+# 2: AdamW's for-loop is named as such (version 1 recorded it as `foreach` on CPU and MPS,
+# where torch has no foreach kernels); older records are tuned again
+RECORD_VERSION = 2
 # CPU flags of a native bf16 matmul (AVX-512 BF16 dot products, AMX tiles); without them torch
 # converts bf16 to fp32 in software around every matmul
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -121,23 +132,48 @@ def candidates(
         default = default_threads or torch.get_num_threads()
         logical = logical_cpus or _usable_cpus()
         out += [Settings(threads=n) for n in thread_counts(default, logical, host.physical_cores())]
-    if "optimizer" in axes and device.kind != "mps":
-        out += [Settings(optimizer="foreach" if device.fused_adamw else "fused")]
+    if "optimizer" in axes:  # every AdamW torch has here besides the one `auto` runs
+        auto = auto_optimizer(device)
+        out += [Settings(optimizer=o) for o in optimizers_on(device.kind) if o != auto]
     if "sdpa" in axes:
-        out += [Settings(sdpa=b) for b in SDPA_ON.get(device.kind, ()) if b != "auto"]
+        out += [sdpa_candidate(device, b) for b in SDPA_ON.get(device.kind, ()) if b != "auto"]
     return out
 
 
+def sdpa_candidate(device, backend: str) -> Settings:
+    """An attention backend in a dtype it runs: CUDA's flash and cuDNN kernels take half
+    precision only, so they are tried in the device's native half dtype (bf16, else fp16),
+    never against fp32 where they cannot run; the others in fp32, as a plain change."""
+    if device.kind == "cuda" and backend in HALF_ONLY_SDPA:
+        half = [d for d in native_dtypes(device)[0] if d in ("bf16", "fp16")]
+        if half:
+            return Settings(dtype=half[0], sdpa=backend)
+    return Settings(sdpa=backend)
+
+
 def screen(
-    found: list[Settings], device, grad_accum: int = 1
+    found: list[Settings],
+    device,
+    grad_accum: int = 1,
+    dropout: float = 0.0,
+    compile_problem=None,
 ) -> tuple[list[Settings], dict[str, str]]:
-    """The candidates this device can run for a scenario with `grad_accum` micro-steps, and
-    why each other one is left out (settings.unsupported: a limit torch hits at the first step)."""
+    """The candidates this device can run for a scenario with `grad_accum` micro-steps and
+    model `dropout`, and why each other one is left out: settings.unsupported (a limit torch
+    hits at the first step) and, for compiled candidates, `compile_problem(device)` (the check
+    `run --compile` makes: environment.compile_problem), asked once."""
     kept, refused = [], {}
+    compile_why = None
+    if compile_problem and any(s.compile for s in found):
+        compile_why = compile_problem(device)
     for s in found:
-        why = unsupported(device, s.sdpa, s.compile_mode, s.dtype, grad_accum)
+        why = unsupported(
+            device, s.sdpa, s.compile_mode, s.dtype, grad_accum, dropout, cudnn_version
+        )
         if why:
             refused[s.label()] = why.split(": ", 1)[1]
+        elif s.compile and compile_why:
+            refused[s.label()] = compile_why
         else:
             kept.append(s)
     return kept, refused
@@ -164,7 +200,8 @@ def axis_of(settings: Settings, base: Settings = Settings()) -> str:
     changed = changes(settings, base)
     if not changed:
         return "base"
-    return "compile" if "compile" in changed else next(iter(changed))
+    # a backend tried in its half dtype (sdpa_candidate) is an attention candidate
+    return next((a for a in ("compile", "sdpa") if a in changed), next(iter(changed)))
 
 
 def changes(settings: Settings, base: Settings) -> dict:
@@ -314,10 +351,11 @@ def select_singles(
 
 
 def combine(kept: dict[str, Measured], base: Settings = Settings()) -> Settings:
-    """`base` with every kept change applied at once."""
+    """`base` with every kept change applied at once. An attention backend's own dtype
+    (sdpa_candidate) gives way to a kept dtype: applied first, overwritten by it."""
     applied = {}
-    for m in kept.values():
-        applied.update(changes(m.settings, base))
+    for axis in sorted(kept, key=lambda a: a != "sdpa"):
+        applied.update(changes(kept[axis].settings, base))
     return replace(base, **applied)
 
 
@@ -384,7 +422,13 @@ def tune(
 
     device = resolve(device_text)
     load_before = host_load()
-    found, unrunnable = screen(candidates(device, axes), device, scenario.train.grad_accum)
+    runs_here = dict(
+        grad_accum=scenario.train.grad_accum,
+        dropout=scenario.model.dropout,
+    )
+    found, unrunnable = screen(
+        candidates(device, axes), device, **runs_here, compile_problem=environment.compile_problem
+    )
     ref = Settings()
     say = log or (lambda text: None)
     threads = [s for s in found if s.threads]
@@ -416,7 +460,13 @@ def tune(
     final = round1[:1] + ([m for m in round1 if m.settings == base and base != ref])
     if kept:
         best_single = min(kept.values(), key=lambda m: m.median_step_s).settings
-        round2 = list(dict.fromkeys([ref, base, best_single, combine(kept, base)]))
+        combined = combine(kept, base)
+        c = combined
+        clash = unsupported(device, c.sdpa, c.compile_mode, c.dtype, **runs_here)
+        if clash and "sdpa" in kept:  # e.g. a kept tf32 under a backend that takes half only
+            say(f"not combined: {kept.pop('sdpa').settings.label()} ({clash.split(': ', 1)[1]})")
+            combined = combine(kept, base)
+        round2 = list(dict.fromkeys([ref, base, best_single, combined]))
         say(f"round {len(rounds) + 1}: {'; '.join(s.label() for s in round2)}")
         final = measure(scenario, device_text, round2, iters, block, log=log)
         rounds.append(
@@ -558,3 +608,33 @@ def best_settings(scenario, device_text: str, log=None, path: Path | None = None
     result = tune(scenario, device_text, log=log)
     save(result, scenario, path)
     return result.best.settings
+
+
+def per_rank(scenario, world: int):
+    """The scenario as each rank of a `world`-rank data-parallel job steps it: its share of
+    the global batch (distributed.Dist.shard), so a tune of it measures what a rank runs."""
+    share = scenario.train.batch_size // world
+    return replace(scenario, train=replace(scenario.train, batch_size=share))
+
+
+def best_settings_for_ranks(
+    scenario, device_text: str, world: int, verbose: bool = True, path: Path | None = None
+) -> Settings:
+    """`run --nproc N --best`: best_settings of one rank's share of the batch, looked up (and
+    tuned when there is no record) in a child process. The launcher stays without a CUDA
+    context of its own: the child's context and cached memory are gone, with it, before the
+    ranks start, so rank 0's GPU has all its memory and its `mem_device_bytes` is its own."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        job = child.submit(
+            _best_settings_here, per_rank(scenario, world), device_text, verbose, path
+        )
+        return job.result()
+
+
+def _best_settings_here(scenario, device_text: str, verbose: bool, path: Path | None) -> Settings:
+    """best_settings in the child process of best_settings_for_ranks (its log on stderr)."""
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if verbose else None
+    return best_settings(scenario, device_text, log=say, path=path)

@@ -159,9 +159,18 @@ def test_fixture_answers(fixture_comparison):
     )
     # equal train time 0.25 s (cuda's last evaluation): cpu 3.0 - 1.0 * 0.25 / 0.6 = 2.58333
     assert p.equal_time.at == pytest.approx(0.25)
+    # the seed sets differ (cpu ran seed 1, cuda seeds 1 and 2): the difference is taken on the
+    # shared seed 1 (cuda s1: 1.4 at iteration 8, reached at 0.25 s), and cuda's seed 2 is said apart
     assert p.equal_time.base_val == pytest.approx(
         2.583333333
-    ) and p.equal_time.diff == pytest.approx(1.425 - 2.583333333)
+    ) and p.equal_time.diff == pytest.approx(1.4 - 2.583333333)
+    assert p.equal_iter.diff == pytest.approx(1.4 - 1.6)
+    split = p.equal_iter.split
+    assert split.shared == (1,) and split.only_b == (2,) and split.b_extra == pytest.approx(0.025)
+    assert "at equal iterations (8) their val loss differs by -0.2000" in p.verdict
+    assert (
+        "on the 1 shared seed, 1" in p.verdict and "seed 2 moves its mean by +0.0250" in p.verdict
+    )
     assert any(x.startswith("dtype differs") for x in g.confounds)
     assert any(x.startswith("torch differs") for x in g.confounds)
     other = c.groups[1]
@@ -290,16 +299,16 @@ def test_equivalence_and_gap_through_compare():
     pair = next(p for p in g.pairs if p.other.label == "cuda bf16")
     points = {p.iter: p for p in pair.equivalence["points"]}
     assert {p.design for p in points.values()} == {"unpaired"}
-    # iteration 0: all equal, zero spread -> the interval is the point 0, inside the margin
-    assert points[0].verdict == "equivalent"
+    # iteration 0 (the initial weights, before any training) is not judged
+    assert 0 not in points
     # iteration 4: diff +0.05, sd 0.1 each, se = 0.08165, df = 4: 95% CI +0.05 +- 0.2267 spans 0
     assert points[4].diff == pytest.approx(0.05) and points[4].verdict == "undecided"
     # iteration 8: diff -0.5, 95% CI -0.5 +- 0.2267 = [-0.727, -0.273] excludes 0; t = 6.12, df 4:
-    # p = 0.0036, Holm over 3 looks (it is the smallest) x 3 = 0.011 < 0.05 -> different
+    # p = 0.0036, Holm over 2 looks (4 and 8; it is the smallest) x 2 = 0.007 < 0.05 -> different
     assert points[8].verdict == "different" and points[8].ci95[1] == pytest.approx(
         -0.2733, abs=1e-3
     )
-    assert points[8].p_holm == pytest.approx(3 * points[8].p) and points[8].p_holm < 0.05
+    assert points[8].p_holm == pytest.approx(2 * points[8].p) and points[8].p_holm < 0.05
     assert pair.equivalence["first_iter_beyond_noise"] == 8
     # the gap: -0.5 at equal iterations; precision (cpu bf16 - cpu fp32 at 8) = 2.05 - 2.1 = -0.05
     gap = pair.explanation
@@ -328,7 +337,7 @@ def test_the_same_seeds_pair_through_compare():
         for s, d, e in ((1, -0.1, 0.001), (2, 0.0, -0.001), (3, 0.1, 0.0))
     ]
     [pair] = compare.compare_runs(cpu + gpu).groups[0].pairs
-    four = pair.equivalence["points"][1]
+    [four] = pair.equivalence["points"]  # iteration 0 is not judged
     assert (four.design, four.n_pairs) == ("paired", 3)
     # differences 0.051, 0.049, 0.050: mean 0.05, sd 0.001, se 0.000577, 95% CI 0.05 +- 4.303 x 0.000577
     assert four.ci95 == pytest.approx((0.05 - 0.002484, 0.05 + 0.002484), abs=1e-5)

@@ -50,21 +50,16 @@ def test_compare_curves_finds_where_they_leave_the_noise():
     a = {0: [4.17, 4.171, 4.172], 250: [2.44, 2.45, 2.46], 500: [2.30, 2.31, 2.32]}
     b = {0: [4.17, 4.171, 4.172], 250: [2.45, 2.46, 2.47], 500: [2.50, 2.51, 2.52], 750: [2.0]}
     out = eq.compare_curves(a, b, margin=0.02)
-    assert [p.iter for p in out["points"]] == [0, 250, 500]  # common evaluations only
-    assert [p.verdict for p in out["points"]] == ["equivalent", "undecided", "different"]
+    # common evaluations after training began only (iteration 0 is the initial weights)
+    assert [p.iter for p in out["points"]] == [250, 500]
+    assert [p.verdict for p in out["points"]] == ["undecided", "different"]
     assert out["first_iter_beyond_noise"] == 500 and out["final"].iter == 500
 
 
 def test_band_kinds():
+    # one meaning at every number of seeds: the seeds' range (issue 24, item 8)
     assert eq.band([1.0, 2.0, 3.0]) == (2.0, 1.0, 3.0, "min-max")
-    mean, lo, hi, kind = eq.band([1.0, 2.0, 3.0, 4.0, 5.0])
-    # sd = 1.5811, t(0.975, 4) = 2.776: half-width = 2.776 * 1.5811 / sqrt(5) = 1.963
-    assert (
-        kind == "95% CI"
-        and mean == 3.0
-        and lo == pytest.approx(1.037, abs=1e-3)
-        and hi == pytest.approx(4.963, abs=1e-3)
-    )
+    assert eq.band([1.0, 2.0, 3.0, 4.0, 5.0]) == (3.0, 1.0, 5.0, "min-max")
 
 
 def test_explain_gap_splits_iterations_precision_and_device():
@@ -158,7 +153,7 @@ def test_holm_adjustment_by_hand():
 def test_many_looks_do_not_leave_the_noise_on_one_lucky_evaluation():
     # at iteration 5 the differences are 0.05, 0.06, 0.07: t = 0.06 / (0.01 / sqrt 3) = 10.39, df 2,
     # p = 1 - t / sqrt(2 + t^2) = 0.0092: alone, "different"
-    flat = {it: ({1: 2.0, 2: 2.0, 3: 2.0}, {1: 2.0, 2: 2.0, 3: 2.0}) for it in range(20)}
+    flat = {it: ({1: 2.0, 2: 2.0, 3: 2.0}, {1: 2.0, 2: 2.0, 3: 2.0}) for it in range(1, 21)}
     flat[5] = ({1: 2.0, 2: 2.0, 3: 2.0}, {1: 2.05, 2: 2.06, 3: 2.07})
     alone = eq.verdict_at(5, *flat[5], 0.02)
     t = 0.06 / (0.01 / math.sqrt(3))
@@ -167,21 +162,17 @@ def test_many_looks_do_not_leave_the_noise_on_one_lucky_evaluation():
     out = eq.compare_curves(
         {it: a for it, (a, _) in flat.items()}, {it: b for it, (_, b) in flat.items()}, 0.02
     )
-    five = out["points"][5]
-    assert five.p_holm == pytest.approx(20 * alone.p) and five.verdict == "undecided"
-    assert out["first_iter_beyond_noise"] is None
-    # one of 3 looks: 3 x 0.0092 = 0.028 < 0.05 -> it does leave the noise there
+    five = out["points"][4]
+    assert five.iter == 5 and five.p_holm == pytest.approx(20 * alone.p)
+    assert five.verdict == "undecided" and out["first_iter_beyond_noise"] is None
+    # one of 3 looks: 3 x 0.0092 = 0.028 < 0.05 -> "different" there, but it comes back into the
+    # noise at 6, so it does not leave the noise (it must stay out: issue 24, item 7)
     few = eq.compare_curves(
         {it: flat[it][0] for it in (4, 5, 6)}, {it: flat[it][1] for it in (4, 5, 6)}, 0.02
     )
-    assert few["first_iter_beyond_noise"] == 5 and few["points"][1].verdict == "different"
-
-
-def test_bootstrap_interval_from_five_pairs_and_reproducible():
-    a = {s: 2.0 for s in range(5)}
-    b = {s: 2.0 + d for s, d in enumerate([0.01, 0.02, 0.00, 0.015, 0.005])}  # mean 0.01
-    p = eq.verdict_at(0, a, b, 0.02)
-    lo, hi = p.boot95
-    assert 0.0 <= lo < 0.01 < hi <= 0.02  # resampled means lie within the data's range
-    assert eq.verdict_at(0, a, b, 0.02).boot95 == (lo, hi)  # a fixed random stream
-    assert eq.verdict_at(0, A, B, 0.02).boot95 is None  # 3 pairs: none
+    assert few["first_iter_beyond_noise"] is None and few["points"][1].verdict == "different"
+    # the last look: 5 and then nothing after it -> it leaves the noise at 5 and stays out
+    end = eq.compare_curves(
+        {it: flat[it][0] for it in (4, 5)}, {it: flat[it][1] for it in (4, 5)}, 0.02
+    )
+    assert end["first_iter_beyond_noise"] == 5

@@ -238,7 +238,7 @@ def test_the_parts_sum_exactly_to_the_gap(two_rungs):
     assert (first.low, first.high) == pytest.approx(
         (first.value - half, first.value + half), rel=1e-6
     )
-    assert first.method == "paired 95% interval over 3 seeds"
+    assert first.method == "paired 95% t interval over 3 shared seeds"
     # time per iteration: A's steps 10 ms, the middle's 13/14/15 ms, B's 22/24/26 ms
     step = e.ladder.attribution["step_s"]
     assert [p.value for p in step.parts] == pytest.approx([0.004, 0.010])

@@ -88,22 +88,28 @@ def test_noisy_runs_are_marked_where_their_timings_are_used(folders):
         ("cuda", "unknown"),
     ]
     [p] = g.pairs
+    # a noisy configuration is never the baseline where a quiet one is there (issue 24, item 12)
+    assert (
+        g.baseline.label == "cuda bf16"
+        and "a configuration with a noisy run only" in g.baseline_why
+    )
+    cpu_id = p.other.runs[0].run_id
     assert p.verdict.endswith(
         f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: "
-        f"{g.baseline.runs[0].run_id} ({BUSY})."
+        f"{cpu_id} ({BUSY})."
     )
-    assert tables.speed_spec(g).rows[0][0] == "cpu fp32 [noisy: 1/1 runs] (baseline)"
-    assert tables.targets_spec(g).rows[0][1] == "cpu fp32 [noisy: 1/1 runs]"
+    assert tables.speed_spec(g).rows[1][0] == "cpu fp32 [noisy: 1/1 runs]"
+    assert tables.targets_spec(g).rows[1][1] == "cpu fp32 [noisy: 1/1 runs]"
     runs_table = tables.runs_spec(g)
     noise_col = [h for h, _ in runs_table.columns].index("noise")
-    assert [row[noise_col] for row in runs_table.rows] == ["noisy", "-", "-"]
+    assert [row[noise_col] for row in runs_table.rows] == ["-", "-", "noisy"]
     data = export.to_json(c)["groups"][0]
-    assert data["runs"][0]["noise"] == {
+    assert next(r for r in data["runs"] if r["run_id"] == cpu_id)["noise"] == {
         "verdict": "noisy",
         "reasons": [BUSY],
         "share_affected": 0.92,
     }
-    assert data["configurations"][0]["noisy_runs"] == [g.baseline.runs[0].run_id]
+    assert data["configurations"][1]["noisy_runs"] == [cpu_id]
     page = report.render_html(c)
     assert (
         "Noisy runs: their timings" in page

@@ -158,3 +158,65 @@ def test_a_batch_is_contiguous_before_it_is_pinned(monkeypatch):
     assert not batch.is_contiguous()
     out = Device("cuda", 0, "NVIDIA stand-in (no GPU here)", (9, 0), True).to_device(batch)
     assert pinned == [True] and copied == [True] and torch.equal(out, batch)
+
+
+class FakeCachingAllocator:
+    """Stands for CUDA's caching allocator (no GPU here): freed blocks stay reserved until
+    empty_cache; reset_peak_memory_stats restarts both peaks from the current values; a block
+    held only by a reference cycle is freed by gc.collect. Sizes in MiB."""
+
+    def __init__(self):
+        self.blocks, self.cyclic = {}, set()
+        self.reserved = self.peak_allocated = self.peak_reserved = 0
+
+    @property
+    def allocated(self):
+        return sum(self.blocks.values())
+
+    def allocate(self, name, mib, cyclic=False):
+        self.blocks[name] = mib
+        self.cyclic |= {name} if cyclic else set()
+        self.reserved = max(self.reserved, self.allocated)
+        self.peak_allocated = max(self.peak_allocated, self.allocated)
+        self.peak_reserved = max(self.peak_reserved, self.reserved)
+
+    def free(self, name):
+        del self.blocks[name]  # the block stays in the cache: reserved unchanged
+
+    def collect(self):
+        for name in self.cyclic & set(self.blocks):
+            self.free(name)
+
+    def empty_cache(self):
+        self.reserved = self.allocated
+
+    def reset_peak_memory_stats(self, device=None):
+        self.peak_allocated, self.peak_reserved = self.allocated, self.reserved
+
+    def memory_stats_as_nested_dict(self, device=None):
+        return {
+            "allocated_bytes": {"all": {"current": self.allocated, "peak": self.peak_allocated}},
+            "reserved_bytes": {"all": {"current": self.reserved, "peak": self.peak_reserved}},
+        }
+
+
+def test_a_runs_memory_starts_from_what_it_holds_itself(monkeypatch):
+    """Issue 25, defect 6: the calibration's 768 MiB (three 8192^2 fp32 matrices) and a
+    previous seed's model (200 MiB, kept only by a cycle) must not show in the next run's
+    reserved memory or peaks; its own model and batches (100 MiB) must."""
+    import gc
+
+    fake = FakeCachingAllocator()
+    for name in ("empty_cache", "reset_peak_memory_stats", "memory_stats_as_nested_dict"):
+        monkeypatch.setattr(torch.cuda, name, getattr(fake, name))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(gc, "collect", fake.collect)
+    gpu = Device("cuda", 0, "NVIDIA stand-in (no GPU here)", (9, 0), True)
+    fake.allocate("previous seed's model", 200, cyclic=True)
+    fake.allocate("this run's model and batches", 100)
+    fake.allocate("calibration matrices", 768)
+    fake.free("calibration matrices")
+    assert gpu.memory_sample() == (300, 1068, 1068)  # what the first rows read before the fix
+    gpu.release_memory()
+    assert gpu.memory_sample() == (100, 100, 100)  # in use, peak, reserved: this run's own
+    assert fake.peak_reserved == 100

@@ -135,7 +135,12 @@ def test_gpu_checks():
         )
     )
     assert bad["gpu 0 persistence"].fix == "sudo nvidia-smi -i 0 -pm 1"
-    assert "slowed now (power cap, thermal (driver))" in bad["gpu 0 clocks"].detail
+    assert (
+        "held at its power limit now, slowed now (thermal (driver))" in bad["gpu 0 clocks"].detail
+    )
+    capped = by_name(envcheck.checks(quiet_host(gpus=[gpu(clock_event_mask=0x4)])))
+    assert capped["gpu 0 clocks"].status == "ok"  # a power cap alone is not a slowdown (NVML 0x4)
+    assert "held at its power limit now" in capped["gpu 0 clocks"].detail
     assert bad["gpu 0 power limit"].fix == "sudo nvidia-smi -i 0 -pl 700"
     assert (
         bad["gpu 0 thermal"].status == "warn" and "slowdown at 87 C" in bad["gpu 0 thermal"].detail

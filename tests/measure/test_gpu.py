@@ -129,3 +129,31 @@ def test_no_host_sync_per_step(tmp_path):
     short, long = count_syncs(40), count_syncs(80)
     extra_windows = 40 // parse_device("cuda").resolve().host_read_interval
     assert long - short <= extra_windows + 2, (short, long)
+
+
+def test_release_memory_hands_the_cache_back_and_restarts_the_peaks(cuda):
+    """Issue 25, defect 6 on the real allocator (tests/measure/test_device.py fakes it)."""
+    block = torch.empty(256 * 2**20, dtype=torch.uint8, device=cuda.torch)
+    del block  # freed, still cached
+    assert torch.cuda.memory_reserved(cuda.torch) >= 256 * 2**20
+    cuda.release_memory()
+    assert torch.cuda.memory_reserved(cuda.torch) < 256 * 2**20
+    assert torch.cuda.max_memory_allocated(cuda.torch) == torch.cuda.memory_allocated(cuda.torch)
+
+
+def test_cudnn_attention_really_refuses_the_gpu_recipes_dropout(cuda):
+    """What settings.unsupported refuses up front (defect 1) is what torch refuses at the first
+    training step: cuDNN attention forced, dropout 0.2 (not a multiple of 1/16)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if cuda.compute_capability < (8, 0):
+        pytest.skip("cuDNN attention needs sm80+")
+    q = torch.randn(2, 6, 256, 64, device=cuda.torch, dtype=torch.bfloat16, requires_grad=True)
+    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION), pytest.raises(RuntimeError):
+        torch.nn.functional.scaled_dot_product_attention(q, q, q, dropout_p=0.2, is_causal=True)
+
+
+@pytest.mark.parametrize("choice, ran", [("auto", "fused"), ("foreach", "foreach")])
+def test_a_cuda_run_records_the_adamw_it_ran(tmp_path, choice, ran):
+    run = smoke(tmp_path, optimizer=choice, max_iters=3)
+    assert run.meta["optimizer"]["implementation"] == ran

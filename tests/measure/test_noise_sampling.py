@@ -144,12 +144,12 @@ def test_gpu_clock_events_count_only_slowdowns():
 
     # the bits we call slowdowns are NVML's own
     assert {
-        pynvml.nvmlClocksThrottleReasonSwPowerCap,
         pynvml.nvmlClocksThrottleReasonHwThermalSlowdown,
         pynvml.nvmlClocksThrottleReasonSwThermalSlowdown,
         pynvml.nvmlClocksThrottleReasonHwPowerBrakeSlowdown,
         pynvml.nvmlClocksThrottleReasonHwSlowdown,
     } <= set(noise.GPU_SLOWDOWN_REASONS)
+    assert noise.GPU_POWER_CAP == pynvml.nvmlClocksThrottleReasonSwPowerCap == 0x4
     idle_app_boost = (
         pynvml.nvmlClocksThrottleReasonGpuIdle
         | pynvml.nvmlClocksThrottleReasonApplicationsClocksSetting
@@ -157,7 +157,7 @@ def test_gpu_clock_events_count_only_slowdowns():
     )
     assert noise.gpu_slowdowns(idle_app_boost) == []
     samples = [
-        (4, cols(gpu_clock_event_mask=pynvml.nvmlClocksThrottleReasonSwPowerCap | 1)),
+        (4, cols(gpu_clock_event_mask=pynvml.nvmlClocksThrottleReasonSwThermalSlowdown | 1)),
         (6, cols(gpu_clock_event_mask=idle_app_boost)),
     ]
     v = verdict(samples, idle_cores=8, logical_cpus=16)
@@ -165,9 +165,34 @@ def test_gpu_clock_events_count_only_slowdowns():
         {
             "detector": "gpu_clock_events",
             "share": pytest.approx(0.4),
-            "text": "the GPU was slowed (power cap) for 40% of the iterations",
+            "text": "the GPU was slowed (thermal (driver)) for 40% of the iterations",
         }
     ]
+
+
+def test_a_gpu_held_at_its_power_limit_is_recorded_not_noisy():
+    """Issue 25, defect 9: NVML's software power cap (0x4) is set on most RTX cards under
+    steady full load; counted as a slowdown it made nearly every honest RTX run noisy. It is
+    recorded (the share of steps), and noisy only if the SM clock then moves."""
+    import pynvml
+
+    cap = pynvml.nvmlClocksThrottleReasonSwPowerCap
+    steady = [(10, cols(gpu_clock_event_mask=cap, gpu_sm_clock_mhz=2610))] * 9 + [
+        (10, cols(gpu_clock_event_mask=0, gpu_sm_clock_mhz=2625))
+    ]
+    v = verdict(steady, idle_cores=8, logical_cpus=16)
+    assert v["verdict"] == "quiet" and v["reasons"] == [] and v["minor"] == []
+    assert v["power_capped_share"] == pytest.approx(0.9)
+    assert noise.start_problems(cols(gpu_clock_event_mask=cap), 8, 16, None) == []
+    # capped, and the clock fell to 2200 of 2625 MHz (83.8% < 90%) for 3 of the 10 samples
+    moved = steady[:6] + [(10, cols(gpu_clock_event_mask=cap, gpu_sm_clock_mhz=2200))] * 3
+    v = verdict(moved + steady[9:], idle_cores=8, logical_cpus=16)
+    [reason] = v["reasons"]
+    assert reason["detector"] == "gpu_clock" and reason["share"] == pytest.approx(0.3)
+    assert reason["text"] == (
+        "the GPU's SM clock fell to 2200 MHz from 2625 MHz for 30% of the iterations"
+    )
+    assert verdict([(10, cols())], 0, 2)["power_capped_share"] is None  # no NVML: unknown
 
 
 # ---- the verdict ---------------------------------------------------------------------------------

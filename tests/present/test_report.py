@@ -194,7 +194,7 @@ def test_device_by_dtype_matrix_of_the_committed_example():
     [pair] = g.pairs
     final = pair.equivalence["points"][-1]
     assert final.iter == 2000 and rows["val loss @2000"][1] == (
-        f"{final.diff:+.4f} vs baseline (3 pairs, 95% CI {final.ci95[0]:+.4f} to {final.ci95[1]:+.4f}): equivalent"
+        f"{final.diff:+.4f} vs baseline (3 pairs, 90% CI {final.ci90[0]:+.4f} to {final.ci90[1]:+.4f}): equivalent"
     )
     assert set(rows) >= {"train time to 2.00", "train time to 1.90"}
     # one configuration: no matrix

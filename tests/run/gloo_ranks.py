@@ -64,3 +64,21 @@ def rank1_never_leaves(rank, dist):
     t0 = time.perf_counter()
     distributed.shutdown(dist, timeout_s=2)
     return time.perf_counter() - t0
+
+
+def rank1_hangs_in_the_loop(rank, dist):
+    """Rank 1 alive but never at the next collective (under NCCL a dead peer looks like this
+    to its peers: nothing fails, the collective waits). After `steady`, rank 0's collective
+    gives up after its timeout and fails as a communication error."""
+    import torch
+
+    if rank == 1:
+        time.sleep(120)  # the test ends it
+        return None
+    dist.steady(timeout_s=2)
+    t0 = time.perf_counter()
+    try:
+        dist.mean(torch.tensor(1.0))
+    except Exception as exc:
+        return time.perf_counter() - t0, distributed.is_comm_error(exc), str(exc).splitlines()[0]
+    return "the collective returned without its peer"

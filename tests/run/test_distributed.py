@@ -75,6 +75,46 @@ def test_leaving_does_not_wait_for_a_rank_that_never_comes(tmp_path):
     assert 1.5 < got[0] < 20  # rank 0 waited out its 2 s timeout, not gloo's 30 minutes
 
 
+def test_after_the_warm_up_a_collective_with_a_silent_peer_fails_within_its_timeout(tmp_path):
+    """The mechanism behind a dead rank under NCCL, on gloo (NCCL cannot run here): once
+    Dist.steady has shortened the collective timeout, rank 0's collective with a peer that
+    never comes raises after it (2 s here, not gloo's 30 minutes), and train() takes the error
+    for a failed peer (status `failed`, its file finished)."""
+    got = _on_two_gloo_ranks(tmp_path, "rank1_hangs_in_the_loop", answering=(0,), timeout_s=45)
+    waited, comm_error, message = got[0]
+    assert 1.5 < waited < 20, message
+    assert comm_error, message
+
+
+def test_the_launcher_asks_nccl_to_abort_the_communicator_not_the_process(monkeypatch):
+    """TORCH_NCCL_ASYNC_ERROR_HANDLING=2 (torch's ProcessGroupNCCL.hpp: abort the communicator
+    only): at the steady timeout rank 0's collective fails instead of its process being torn
+    down (torchrun's default for its workers, 1) with its file unfinished. A user's own
+    value is kept."""
+    seen = []
+
+    class FakeTorchrun:  # stands for the torchrun process: records the environment it was given
+        pid = 4242
+
+        def __init__(self, cmd, env, **kwargs):
+            seen.append(env)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeTorchrun)
+    monkeypatch.setattr(signal, "signal", lambda s, h: None)
+    monkeypatch.delenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", raising=False)
+    monkeypatch.setenv(distributed.CHILD_ENV, "stale")  # never a duplicate key
+    assert distributed.launch(2, {}, ["smoke"], 1, "cuda") == 0
+    assert (
+        seen[0]["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "2" and seen[0][distributed.CHILD_ENV] == "1"
+    )
+    monkeypatch.setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
+    distributed.launch(2, {}, ["smoke"], 1, "cuda")
+    assert seen[1]["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1"
+
+
 @pytest.fixture(scope="module")
 def single_and_ddp(tmp_path_factory, nb):
     d = tmp_path_factory.mktemp("ddp")
@@ -201,7 +241,9 @@ def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path):
     ], "every rank must end"
 
 
-@pytest.mark.slow  # fast in the default suite: test_faults' Ctrl-C flood (one process), test_leaving_does_not_wait_for_a_rank_that_never_comes
+# fast in the default suite: test_faults' Ctrl-C flood (one process), and
+# test_leaving_does_not_wait_for_a_rank_that_never_comes
+@pytest.mark.slow
 def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(nb, tmp_path):
     """A terminal's Ctrl-C (SIGINT to the launcher's process group): rank 0 publishes its rows
     as `interrupted`, every process ends, exit 130, and no traceback from torchrun."""

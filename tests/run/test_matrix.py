@@ -65,6 +65,43 @@ def test_a_named_cpu_runs_emulated_bf16_after_saying_so(monkeypatch):
     ]
 
 
+def test_a_flag_one_device_cannot_take_skips_that_cell_only():
+    """Issue 25, defect 7: `--device all --sdpa efficient` (or cudnn, or CUDA graphs) aborted
+    the whole matrix at the CPU cell; now that cell is skipped with one line, like a dtype."""
+    efficient = matrix.plan(
+        "all",
+        "fp32,bf16",
+        speed={"sdpa": "efficient"},
+        devices=lambda: [BF16_CPU, H100],
+        slowdown=lambda d: None,
+    )
+    assert [c.label for c in efficient.cells] == ["cuda:0 fp32", "cuda:0 bf16"]
+    assert efficient.skipped == [
+        "cpu fp32: skipped (--sdpa efficient: not a backend of cpu (there: auto, math, flash))",
+        "cpu bf16: skipped (--sdpa efficient: not a backend of cpu (there: auto, math, flash))",
+    ]
+    graphs = matrix.plan(
+        "all",
+        "bf16",
+        speed={"compile": True, "compile_mode": "reduce-overhead"},
+        devices=lambda: [BF16_CPU, H100],
+        compile_problem=lambda device: None,  # stands for a host where compile works
+    )
+    assert [c.label for c in graphs.cells] == ["cuda:0 bf16"]
+    assert graphs.skipped == [
+        "cpu bf16: skipped (--compile-mode reduce-overhead: CUDA graphs need a CUDA device, not cpu)"
+    ]
+    no_triton = matrix.plan(
+        "all",
+        "bf16",
+        speed={"compile": True},
+        devices=lambda: [BF16_CPU, H100],
+        compile_problem=lambda d: "needs triton (stand-in)" if d.kind == "cuda" else None,
+    )
+    assert [c.label for c in no_triton.cells] == ["cpu bf16"]
+    assert no_triton.skipped == ["cuda:0 bf16: skipped (--compile: needs triton (stand-in))"]
+
+
 def test_bad_lists_and_an_empty_matrix_are_bad_input():
     with pytest.raises(InputError, match=r"--dtype int8: unknown \(use fp32, tf32, bf16, fp16\)"):
         plan("all", "fp32,int8", [AVX2_CPU])

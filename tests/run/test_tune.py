@@ -211,10 +211,7 @@ def test_cuda_limits_torch_hits_at_the_first_step_are_screened_out_and_refused_i
     )  # the CPU kernel takes fp32
 
     one, refused_one = tune.screen(tune.candidates(h100), h100, grad_accum=1)
-    assert refused_one == {
-        "--sdpa flash": "on CUDA this kernel takes fp16 or bf16 only, not fp32",
-        "--sdpa cudnn": "on CUDA this kernel takes fp16 or bf16 only, not fp32",
-    }
+    assert refused_one == {}  # flash and cuDNN are tried in bf16, where they run
     assert (
         Settings(compile=True, compile_mode="reduce-overhead") in one
         and Settings(sdpa="efficient") in one
@@ -223,6 +220,61 @@ def test_cuda_limits_torch_hits_at_the_first_step_are_screened_out_and_refused_i
     assert not any(s.compile_mode in ("reduce-overhead", "max-autotune") for s in accum)
     assert "train.grad_accum = 4" in refused_accum["--compile --compile-mode reduce-overhead"]
     assert Settings(compile=True) in accum  # compile without CUDA graphs stays
+
+
+def test_flash_and_cudnn_are_tried_in_the_half_dtype_each_gpu_runs():
+    """Issue 25, defect 2: screened against the fp32 reference, CUDA flash and cuDNN attention
+    were never tried at all. Each backend is now a candidate in a dtype it runs (bf16 where
+    native, else fp16), and refused by compute capability before Ampere."""
+    h100 = Device("cuda", 0, "NVIDIA H100 80GB HBM3", (9, 0), True)
+    found = tune.candidates(h100, axes=("sdpa",))
+    assert Settings(dtype="bf16", sdpa="flash") in found
+    assert Settings(dtype="bf16", sdpa="cudnn") in found
+    assert Settings(sdpa="efficient") in found and Settings(sdpa="math") in found
+    kept, refused = tune.screen(found, h100)
+    assert Settings(dtype="bf16", sdpa="flash") in kept and refused == {}
+    # the GPU recipe's dropout 0.2 is no cuDNN dropout: left out, with torch's reason
+    kept, refused = tune.screen(found, h100, dropout=0.2)
+    assert Settings(dtype="bf16", sdpa="cudnn") not in kept
+    assert "not a multiple of 1/16" in refused["--dtype bf16 --sdpa cudnn"]
+    t4 = Device("cuda", 0, "Tesla T4", (7, 5), False)
+    found = tune.candidates(t4, axes=("sdpa",))
+    assert Settings(dtype="fp16", sdpa="flash") in found  # no native bf16 there
+    kept, refused = tune.screen(found, t4)
+    assert "compute capability 7.5" in refused["--dtype fp16 --sdpa flash"]
+    assert Settings(sdpa="efficient") in kept
+    # an attention candidate is filed under sdpa, and a kept dtype wins over its own
+    assert tune.axis_of(Settings(dtype="bf16", sdpa="flash")) == "sdpa"
+    kept = {
+        "sdpa": m(Settings(dtype="bf16", sdpa="flash"), 20.0),
+        "dtype": m(Settings(dtype="fp16"), 25.0),
+    }
+    assert tune.combine(kept) == Settings(dtype="fp16", sdpa="flash")
+
+
+def test_compiled_candidates_are_screened_with_runs_own_compile_check(monkeypatch):
+    """Issue 25, defect 4: without a C++ compiler (or triton on CUDA) the first compiled
+    candidate raised inside inductor and aborted the whole tune. The compiler here is made
+    absent through the setting torch's own check reads (inductor's cpp.cxx)."""
+    from torch._inductor import config as inductor_config
+
+    from nanobench.measure import environment
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++ stand-in",))
+    why = environment.compile_problem(Device.cpu())
+    assert why and "needs a C++ compiler" in why
+    measured = []
+
+    def fake_measure(scenario, device_text, settings, iters, block, log=None):
+        measured.extend(settings)
+        return [m(s, 50.0) for s in settings]
+
+    monkeypatch.setattr(tune, "measure", fake_measure)
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
+    result = tune.tune(load("smoke"), "cpu", iters=20, axes=("compile", "sdpa"))
+    assert not any(s.compile for s in measured) and Settings(sdpa="math") in measured
+    assert result.refused["--compile"] == why
+    assert result.refused["--compile --compile-mode max-autotune-no-cudagraphs"] == why
 
 
 def test_compile_and_an_attention_backend_are_never_combined():
@@ -247,7 +299,9 @@ def test_cpu_thread_candidates(monkeypatch):
     monkeypatch.setattr(host, "physical_cores", lambda: 2)
     found = tune.candidates(Device("cpu", None, "Some CPU"), default_threads=2, logical_cpus=2)
     assert [s.threads for s in found if s.threads] == [1]
-    assert Settings(optimizer="foreach") in found and Settings(sdpa="math") in found
+    # torch has no foreach AdamW on the CPU: the for-loop is the other one it runs
+    assert Settings(optimizer="for-loop") in found and Settings(sdpa="math") in found
+    assert Settings(optimizer="foreach") not in found
     assert Settings(compile=True, compile_mode="reduce-overhead") not in found
     assert tune.thread_counts(default=16, logical=32, physical=16) == [1, 2, 4, 8, 32]
 
