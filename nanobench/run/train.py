@@ -68,6 +68,7 @@ class RunOptions:
     optimizer: str = "auto"  # AdamW implementation: auto, fused, foreach or for-loop
     sdpa: str = "auto"  # attention backend: auto, math, flash, efficient or cudnn
     best: bool = False  # these settings came from the tune record (`run --best`)
+    cell: str | None = None  # the plan cell this run is (run/plan.py): `status`, `--continue`
     platform: Platform = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
