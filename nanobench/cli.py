@@ -573,7 +573,8 @@ def cmd_parity(args) -> int:
         print(
             f"{path}\n  {a.label()} vs {b.label()} over {summary['iters']} iterations: "
             f"max |loss diff| {summary['max_abs_loss_diff']:.3e} (iteration {summary['max_abs_loss_diff_iter']}), "
-            f"final loss diff {summary['final_loss_diff']:+.3e}, final parameter drift {summary['final_param_rel_drift']:.3e}"
+            f"final loss diff {summary['final_loss_diff']:+.3e}, "
+            f"final parameter drift {summary['final_param_rel_drift']:.3e}"
             + (" - bit-identical losses" if summary["bit_identical_losses"] else "")
         )
     return EXIT_OK

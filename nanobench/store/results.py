@@ -102,7 +102,10 @@ def _advice(exc: OSError, partial: Path, n_rows: int, out_dir: Path) -> str:
     if not partial.is_dir():
         return f"{partial} is gone, and the rows with it"
     fix = "free space, then " if files.no_space(exc) else "once that is fixed, "
-    return f"the {n_rows} rows flushed before are intact in {partial}; {fix}`nanobench recover {out_dir}` publishes them"
+    return (
+        f"the {n_rows} rows flushed before are intact in {partial}; "
+        f"{fix}`nanobench recover {out_dir}` publishes them"
+    )
 
 
 class RunWriter:
