@@ -5,10 +5,11 @@
 # two estimate missing runs from this machine's measured matmul peak, so their estimates are
 # this machine's. The HTML reports under reports/examples are made by example-runs.sh.
 #   bash scripts/example-outputs.sh
+# EX=DIR writes into a copy of results/examples instead (tests/test_examples.py compares the two).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NB=${NB:-.venv/bin/nanobench}
-EX=results/examples
+EX=${EX:-results/examples}
 export NO_COLOR=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

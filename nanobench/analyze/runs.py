@@ -80,6 +80,13 @@ class RunStats:
     )  # the verdict the run recorded (analyze/noise.py)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
     mfu_measured: float | None = None  # median over timed steps, against the measured peak
+    # the rows' columns, each converted once (run_stats fills it as it reads them)
+    columns: object = field(default=None, repr=False, compare=False)
+
+    def column(self, name: str) -> np.ndarray:
+        """A column of the rows as float64, NaN for null (all NaN where absent), converted once
+        per run however many statistics and figures read it."""
+        return _col(self.rows if self.columns is None else self.columns, name)
 
     @property
     def rows(self):
@@ -137,35 +144,66 @@ class ArrowColumns:
 
 
 def columns(rows):
-    """`rows` ready for the helpers below: a pyarrow Table (read_run_columns) wrapped once, so
-    that each column is converted once; a pandas DataFrame (read_run) as it is."""
-    return ArrowColumns(rows) if isinstance(rows, pa.Table) else rows
+    """`rows` ready for the helpers below, wrapped once so that each column is converted once:
+    a pyarrow Table (read_run_columns) or a pandas DataFrame (read_run); a wrapped one as it is."""
+    if isinstance(rows, pa.Table):
+        return ArrowColumns(rows)
+    if isinstance(rows, (ArrowColumns, _Columns)):
+        return rows
+    return _Columns(rows)
 
 
 def _col(rows, name: str) -> np.ndarray:
     """A column as float64 with NaN for null (or all NaN when the column is absent): plain
     numpy, because pandas indexing per column costs more than the statistics here. `rows` is
     a pandas DataFrame (read_run), or a pyarrow Table of a few columns (read_run_columns),
-    best wrapped by `columns` first."""
+    best wrapped by `columns` first (each column is then converted once)."""
     rows = columns(rows)
-    if isinstance(rows, ArrowColumns):
-        return rows.floats(name) if rows.has(name) else np.full(rows.num_rows, np.nan)
-    if name not in rows:
-        return np.full(len(rows), np.nan)
-    return rows[name].to_numpy(dtype=float, na_value=np.nan)
+    if isinstance(rows, _Columns):
+        return rows.get(name)
+    return rows.floats(name) if rows.has(name) else np.full(rows.num_rows, np.nan)
+
+
+class _Columns:
+    """The rows' float columns, each converted once: run_stats reads step_time_s, loss and
+    the times several times over, and each pandas conversion costs more than its use."""
+
+    def __init__(self, rows):
+        self.rows, self._done = rows, {}
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self._done:
+            rows = self.rows
+            self._done[name] = (
+                rows[name].to_numpy(dtype=float, na_value=np.nan)
+                if name in rows
+                else np.full(len(rows), np.nan)
+            )
+        return self._done[name]
+
+    # the DataFrame's own reads, for the few helpers that need more than float columns
+    def __contains__(self, name) -> bool:
+        return name in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, name):
+        return self.rows[name]
 
 
 def _flag(rows, name: str) -> np.ndarray:
     """A boolean column with null (and absence) read as False."""
     rows = columns(rows)
+    if isinstance(rows, _Columns):
+        rows = rows.rows
     if isinstance(rows, ArrowColumns):
         return rows.flags(name) if rows.has(name) else np.zeros(rows.num_rows, dtype=bool)
     if name not in rows:
         return np.zeros(len(rows), dtype=bool)
-    col = rows[name]
-    if col.dtype == bool:
-        return col.to_numpy()
-    return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not set)
+    # one conversion whatever the column's dtype (bool, nullable boolean, or object where the
+    # parquet column holds nulls); a null counts as not set
+    return rows[name].to_numpy(dtype=bool, na_value=False)
 
 
 def _warmup(rows) -> np.ndarray:
@@ -242,14 +280,15 @@ def _max(values: np.ndarray) -> float | None:
 def run_stats(run: results.Run) -> RunStats:
     """The per-run numbers of the compare table, from the rows."""
     info, rows = run.info, columns(run.rows)
+    cols = rows
     scenario, dataset_sha256 = group_key(info)
     # a step has a time or a loss (an imported llm.c log prints no times); the final row neither
-    is_step = ~np.isnan(_col(rows, "step_time_s")) | ~np.isnan(_col(rows, "loss"))
-    timed = ~np.isnan(_col(rows, "step_time_s")) & ~_untimed(rows)
-    times = _col(rows, "step_time_s")[timed]
+    is_step = ~np.isnan(_col(cols, "step_time_s")) | ~np.isnan(_col(cols, "loss"))
+    timed = ~np.isnan(_col(cols, "step_time_s")) & ~_untimed(rows)
+    times = _col(cols, "step_time_s")[timed]
     median_s = percentile(times, 50)
     # tokens is cumulative, from the parent's count in a resumed run: take a step's increment
-    tokens = _col(rows, "tokens")[is_step]
+    tokens = _col(cols, "tokens")[is_step]
     tokens = tokens[~np.isnan(tokens)]
     if tokens.size >= 2:
         tokens_per_iter = float(tokens[1] - tokens[0])
@@ -257,12 +296,12 @@ def run_stats(run: results.Run) -> RunStats:
         tokens_per_iter = float(tokens[0])
     else:
         tokens_per_iter = None
-    evs = evaluations(rows, tokens_per_iter, info.flops_per_iter)
-    mfu = _col(rows, "mfu")[timed]
+    evs = evaluations(cols, tokens_per_iter, info.flops_per_iter)
+    mfu = _col(cols, "mfu")[timed]
     mfu = mfu[~np.isnan(mfu)]
-    mfu_measured = _col(rows, "mfu_measured")[timed]
+    mfu_measured = _col(cols, "mfu_measured")[timed]
     mfu_measured = mfu_measured[~np.isnan(mfu_measured)]
-    mem_peak = _max(_col(rows, "mem_peak_bytes"))
+    mem_peak = _max(_col(cols, "mem_peak_bytes"))
     return RunStats(
         run_id=info.run_id,
         path=str(run.path),
@@ -276,7 +315,7 @@ def run_stats(run: results.Run) -> RunStats:
         status=info.shown_status,
         targets=info.val_loss_targets,
         iterations=int(is_step.sum()),
-        final_train_loss=_last(_col(rows, "loss")[is_step]),
+        final_train_loss=_last(_col(cols, "loss")[is_step]),
         final_val_loss=evs[-1].val_loss if evs else None,
         best_val_loss=min(e.val_loss for e in evs) if evs else None,
         median_step_s=median_s,
@@ -284,9 +323,9 @@ def run_stats(run: results.Run) -> RunStats:
         tokens_per_s=tokens_per_iter / median_s if tokens_per_iter and median_s else None,
         mfu=float(np.median(mfu)) if mfu.size else None,
         mem_peak_bytes=int(mem_peak) if mem_peak is not None else None,
-        energy_j=_last(_col(rows, "energy_j")),
-        train_time_s=_max(_col(rows, "train_time_s")) or 0.0,
-        wall_time_s=_max(_col(rows, "wall_time_s")) or 0.0,
+        energy_j=_last(_col(cols, "energy_j")),
+        train_time_s=_max(_col(cols, "train_time_s")) or 0.0,
+        wall_time_s=_max(_col(cols, "wall_time_s")) or 0.0,
         evaluations=evs,
         step_times_s=times,
         run=run,
@@ -296,6 +335,7 @@ def run_stats(run: results.Run) -> RunStats:
         noise=recorded(info.raw),
         slow_outliers=slow_outliers(times),
         mfu_measured=float(np.median(mfu_measured)) if mfu_measured.size else None,
+        columns=cols,
     )
 
 

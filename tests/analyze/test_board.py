@@ -312,7 +312,11 @@ def test_metadata_that_is_not_an_object(good):
 
 
 def test_runs_that_all_declare_an_override_are_not_refused(tmp_path, handmade):
-    lr = {"name": "tiny", "targets": {"val_loss": [2.0]}, "train": {"learning_rate": 3e-4, "beta2": 0.99}}
+    lr = {
+        "name": "tiny",
+        "targets": {"val_loss": [2.0]},
+        "train": {"learning_rate": 3e-4, "beta2": 0.99},
+    }
     for seed in (1, 2):
         handmade(
             tmp_path,

@@ -63,7 +63,9 @@ def only_result(out_dir):
     return results.read_run(path)
 
 
-@pytest.mark.slow  # fast in the default suite: test_rows_reach_disk_within_the_time_window, store/test_results' recovery
+# fast in the default suite: test_rows_reach_disk_within_the_time_window, store/test_results'
+# recovery
+@pytest.mark.slow
 def test_sigkill_loses_at_most_one_flush_window(nb, tmp_path):
     out, log = tmp_path / "out", tmp_path / "stderr.txt"
     proc = start([*nb.cmd, *LONG], out, log)
@@ -108,7 +110,9 @@ def test_ctrl_c_then_a_flood_of_signals_completes_the_file(nb, tmp_path):
     assert run.meta["status"] == "interrupted" and str(run.path) in stdout
     iters = run.rows["iter"].tolist()
     # The reason says how and when, without repeating the status it stands beside.
-    assert run.meta["status_reason"] == f"stopped by Ctrl-C or SIGTERM after {len(iters)} iterations"
+    assert (
+        run.meta["status_reason"] == f"stopped by Ctrl-C or SIGTERM after {len(iters)} iterations"
+    )
     assert iters == list(range(len(iters)))
     assert len(iters) >= last_logged_iter(
         log
@@ -194,11 +198,17 @@ def test_a_partial_folder_of_the_same_id_is_never_reused(tmp_path):
 
 
 def test_rows_reach_disk_within_the_time_window(tmp_path):
-    w = results.RunWriter(tmp_path, "slow", {}, flush_every_iters=100, flush_every_s=0.05)
+    now = [100.0]  # the writer's clock, moved by the test: a loaded host cannot race it
+    w = results.RunWriter(
+        tmp_path, "slow", {}, flush_every_iters=100, flush_every_s=10.0, clock=lambda: now[0]
+    )
     w.append([{"iter": 0, "loss": 1.0}])
-    time.sleep(0.06)
-    w.append([{"iter": 1, "loss": 1.0}])  # two slow iterations: the time window flushes them
-    assert w.n_rows_flushed == 2 and len(list(w.partial.glob("seg-*.parquet"))) == 1
+    now[0] = 109.9
+    w.append([{"iter": 1, "loss": 1.0}])  # inside the window: still buffered
+    assert w.n_rows_flushed == 0 and not list(w.partial.glob("seg-*.parquet"))
+    now[0] = 110.0
+    w.append([{"iter": 2, "loss": 1.0}])  # three slow iterations: the time window flushes them
+    assert w.n_rows_flushed == 3 and len(list(w.partial.glob("seg-*.parquet"))) == 1
 
 
 CUDA_FULL_AT_30 = textwrap.dedent("""
@@ -216,7 +226,8 @@ CUDA_FULL_AT_30 = textwrap.dedent("""
         log(self, text)
     def forward_when_full(self, idx, targets=None):
         if full and self.training:
-            torch.empty(2 * torch.cuda.get_device_properties(idx.device).total_memory, dtype=torch.uint8, device=idx.device)
+            total = torch.cuda.get_device_properties(idx.device).total_memory
+            torch.empty(2 * total, dtype=torch.uint8, device=idx.device)
         return forward(self, idx, targets)
     cli.Progress.log, model.GPT.forward = log_and_fill, forward_when_full
     sys.exit(cli.main(sys.argv[1:]))
