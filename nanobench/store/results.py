@@ -451,25 +451,26 @@ def read_run(path: Path) -> Run:
 
 
 def read_run_columns(path: Path, columns: tuple[str, ...]) -> Run:
-    """One result file read for a summary: the file is opened and read once, its metadata
-    checked as `read_run` does, and only `columns` (those the file has) kept, as a pyarrow
-    Table in `Run.rows` (analyze/runs reads either form). A few times faster than read_run
-    where a summary needs a dozen of the columns and no pandas."""
+    """One result file read for a summary: its first and last bytes and metadata checked as
+    `read_run` does, then only `columns` (those the file has) read, as a pyarrow Table in
+    `Run.rows` (analyze/runs reads either form): the other columns' bytes are never read.
+    A few times faster than read_run where a summary needs a dozen columns and no pandas."""
     path = _check_path(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        with open(path, "rb") as f:  # the magic bytes and footer length, before parquet parses
+            head = f.read(4)
+            f.seek(-8, os.SEEK_END)
+            tail = f.read(8)
     except OSError as exc:
         raise InputError(f"{path}: unreadable ({exc.strerror or exc})") from None
     opened = []  # the footer is parsed once: for the metadata check, then for the rows
 
     def schema():
-        # pre_buffer off: the bytes are in memory already, and coalescing reads would copy them
-        parquet = pq.ParquetFile(pa.BufferReader(data), pre_buffer=False)
+        parquet = pq.ParquetFile(path)
         opened.append((parquet, parquet.schema_arrow))
         return opened[0][1]
 
-    meta = _checked_meta(path, data[:4], data[-8:], schema)
+    meta = _checked_meta(path, head, tail, schema)
     try:
         parquet, schema_ = opened[0]
         have = set(schema_.names)
