@@ -18,7 +18,8 @@ import threading
 from nanobench import files, process
 from nanobench.errors import InputError
 
-EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_GATE, EXIT_INPUT = 0, 1, 2  # success; a --fail-on gate failed; bad input
+EXIT_INCOMPLETE = 4  # a run (or a cell of a plan) did not complete: diverged, failed, killed
 EXIT_UNJUDGED = (
     3  # a timing gate refused to pass or fail noisy runs (compare --allow-noisy judges them)
 )
@@ -34,7 +35,7 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
-class Progress:
+class RunDisplay:
     """A rich progress bar on stderr, or plain evaluation lines when stderr is no terminal."""
 
     def __init__(self, description: str, quiet: bool):
@@ -47,14 +48,12 @@ class Progress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
+                Progress,
                 TextColumn,
                 TimeRemainingColumn,
             )
-            from rich.progress import (
-                Progress as RichProgress,
-            )
 
-            self.bar = RichProgress(
+            self.bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -310,7 +309,7 @@ def _run_here(args, plan, cells: list, scenario, child: bool, made: list | None)
     # torchrun workers other than rank 0 record nothing (no path); a data-parallel cell's
     # launcher leaves the printing to its rank 0 (it has no summary)
     report = lambda o: _print_outcome(o) if o.path and o.summary and not args.json else None  # noqa: E731
-    show = lambda label: Progress(label, args.quiet)  # noqa: E731
+    show = lambda label: RunDisplay(label, args.quiet)  # noqa: E731
     try:
         outcomes = executors.run_local(
             plan,
@@ -351,7 +350,7 @@ def _run_here(args, plan, cells: list, scenario, child: bool, made: list | None)
     if last.status == "interrupted" or last.stop_requested:
         # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
         return EXIT_OK if child else 130
-    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
+    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_INCOMPLETE
 
 
 def _per_kind(text_list: list[str] | None, flag: str) -> dict:
@@ -405,7 +404,7 @@ def _print_status(plan, as_json: bool = False) -> int:
         print(json.dumps(status.to_json(plan, states, plans.STATES), indent=1))
     else:
         status.render_status(plan, states, _console(), plans.STATES)
-    return EXIT_OK if all(s.state == "completed" for s in states) else EXIT_GATE
+    return EXIT_OK if all(s.state == "completed" for s in states) else EXIT_INCOMPLETE
 
 
 def cmd_status(args) -> int:
@@ -433,7 +432,7 @@ def cmd_status(args) -> int:
         shown = [(plan, plans.cell_states(plan)) for plan in chosen]
         print(json.dumps([status.to_json(p, st, plans.STATES) for p, st in shown], indent=1))
         done = all(s.state == "completed" for _, st in shown for s in st)
-        return EXIT_OK if done else EXIT_GATE
+        return EXIT_OK if done else EXIT_INCOMPLETE
     return max(_print_status(plan, args.json) for plan in chosen)
 
 
@@ -747,7 +746,7 @@ def cmd_explain(args) -> int:
     here, here_peak = _here()
 
     def build(ends=None):
-        return explain.explain_specs(
+        return explain.explain_endpoints(
             args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s, ends
         )
 

@@ -386,12 +386,6 @@ def val_loss_at_iter(evals: tuple[Evaluation, ...], it: int) -> float | None:
     return next((e.val_loss for e in evals if e.iter == it), None)
 
 
-def val_loss_at_time(evals: tuple[Evaluation, ...], t_s: float) -> float | None:
-    """Val loss at train time t_s, linearly interpolated between evaluation points.
-    None before the first evaluation or after the last (no extrapolation)."""
-    return val_loss_at(evals, t_s, lambda e: e.train_time_s)
-
-
 def val_loss_at(evals: tuple[Evaluation, ...], x: float, axis) -> float | None:
     """Val loss where axis(evaluation) (train time, tokens, FLOPs) equals x, linearly
     interpolated between evaluation points; None outside them (no extrapolation) or where

@@ -31,14 +31,14 @@ from nanobench.errors import InputError
 from nanobench.present import plotlyjs, plots
 from nanobench.present.explain import explanation_html
 from nanobench.present.tables import (
-    TableSpec,
+    TableText,
     axes_differ,
     energy_note,
-    equivalence_spec,
-    matrix_spec,
-    runs_spec,
-    speed_spec,
-    targets_spec,
+    equivalence_table,
+    matrix_table,
+    runs_table,
+    speed_table,
+    targets_table,
 )
 from nanobench.store.meta import RunMeta
 
@@ -202,7 +202,7 @@ NOT_HIGHLIGHTED = {"run", "seed", "started", "status"}
 e = html.escape  # every string from a result file passes through this
 
 
-def table_html(spec: TableSpec, cls: str = "") -> str:
+def table_html(spec: TableText, cls: str = "") -> str:
     head = "".join(
         f'<th class="{"r" if j == "right" else ""}">{e(name)}</th>' for name, j in spec.columns
     )
@@ -406,16 +406,16 @@ def group_html(group: Group, gid: str, explained: set = frozenset()) -> str:
         f"<p>{len(group.runs)} runs; baseline: <b>{e(group.baseline.label)}</b> "
         f"({e(group.baseline_why)})</p>",
     ]
-    matrix = matrix_spec(group)
+    matrix = matrix_table(group)
     if matrix is not None:
         parts += ["<h4>Device &times; dtype</h4>", table_html(matrix, "matrix")]
-    parts += ["<h4>Runs</h4>", table_html(runs_spec(group)), noise_html(group.runs)]
+    parts += ["<h4>Runs</h4>", table_html(runs_table(group)), noise_html(group.runs)]
     if group.pairs:
         parts += [
             "<h4>Speed and loss at equal iteration and equal train time</h4>",
-            table_html(speed_spec(group)),
+            table_html(speed_table(group)),
         ]
-    tt = targets_spec(group)
+    tt = targets_table(group)
     if tt is not None:
         parts += ["<h4>Time to target</h4>", table_html(tt)]
         parts += [f"<p>{e(energy_note(group))}</p>"] if energy_note(group) else []
@@ -426,7 +426,7 @@ def group_html(group: Group, gid: str, explained: set = frozenset()) -> str:
             ),
             f'<p class="verdict">{e(p.verdict)}</p>',
             f"<p>{e(equivalence_sentence(p.equivalence, p.base.label, p.other.label, p.imported))}</p>",
-            table_html(equivalence_spec(p)),
+            table_html(equivalence_table(p)),
         ]
         if (group.key, p.other.label) in explained:  # the ladder replaces the same-scenario split
             parts.append(

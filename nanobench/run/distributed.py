@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from nanobench import process
 from nanobench.errors import InputError
-from nanobench.measure.device import DeviceSpec, cuda_device_count
+from nanobench.measure.device import DeviceRequest, cuda_device_count
 
 CHILD_ENV = "NANOBENCH_DDP_CHILD"  # set by the launcher: this process is a torchrun worker
 # How long a rank waits at the end for the others (rank 0 may still be writing its result and
@@ -228,7 +228,7 @@ def is_comm_error(exc: BaseException) -> bool:
 
 
 def check_launch(
-    nproc: int, nnodes: int, device: DeviceSpec, batch_size: int, grad_accum: int
+    nproc: int, nnodes: int, device: DeviceRequest, batch_size: int, grad_accum: int
 ) -> None:
     """Refuse, before anything starts, a world the device or the batch cannot take."""
     if nproc < 1:

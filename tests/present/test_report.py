@@ -235,7 +235,7 @@ def test_device_by_dtype_matrix_of_the_committed_example():
       -0.0018 to +0.0006, inside the 0.02 margin: equivalent."""
     example = Path(__file__).resolve().parents[2] / "results" / "examples" / "cpu-fp32-vs-bf16"
     [g] = compare.compare_files([str(example)]).groups
-    m = tables.matrix_spec(g)
+    m = tables.matrix_table(g)
     assert [c for c, _ in m.columns] == ["device", "", "fp32", "bf16"]
     rows = {r[1]: r[2:] for r in m.rows}
     assert rows["ms/iter p50"] == ["29.6", "25.8"]
@@ -246,4 +246,6 @@ def test_device_by_dtype_matrix_of_the_committed_example():
     ]
     assert set(rows) >= {"train time to 2.00", "train time to 1.90"}
     # one configuration: no matrix
-    assert tables.matrix_spec(compare.compare_files([str(FIX / "compare-other")]).groups[0]) is None
+    assert (
+        tables.matrix_table(compare.compare_files([str(FIX / "compare-other")]).groups[0]) is None
+    )

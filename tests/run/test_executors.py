@@ -90,7 +90,7 @@ def test_local_continue_runs_only_the_cell_without_a_completed_result(nb, tmp_pa
     assert sorted(by_cell) == ["c000", "c001"]
     by_cell["c001"].unlink()
     status = nb("status", out, "--json")
-    assert status.returncode == 1
+    assert status.returncode == 4
     states = {c["cell"]: c["state"] for c in json.loads(status.stdout)["cells"]}
     assert states == {"c000": "completed", "c001": "not started"}
     again = nb(*command, "--quiet", "--out", out, "--continue")
@@ -169,9 +169,9 @@ def test_a_killed_submitit_cell_is_failed_with_its_reason_and_continue_reruns_it
     victim = wait_for_partial(out, "c001")
     os.kill(victim["pid"], signal.SIGKILL)  # the task's own process, mid-run
     stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 1, stderr  # not every cell completed
+    assert proc.returncode == 4, stderr  # not every cell completed
     status = nb("status", out, "--json")
-    assert status.returncode == 1
+    assert status.returncode == 4
     cells = {c["cell"]: c for c in json.loads(status.stdout)["cells"]}
     assert cells["c000"]["state"] == "completed"
     assert cells["c001"]["state"] == "failed"

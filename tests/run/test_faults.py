@@ -125,7 +125,7 @@ def test_divergence_stops_with_status_and_rows(nb, tmp_path):
     out = nb(
         "run", "smoke", "--threads", "1", "--out", tmp_path, "--set", "train.learning_rate=1e6"
     )
-    assert out.returncode == 1 and "Traceback" not in out.stderr  # not completed, not bad input
+    assert out.returncode == 4 and "Traceback" not in out.stderr  # not completed, not bad input
     run = only_result(tmp_path)
     assert run.meta["status"] == "diverged"
     assert re.match(r"loss became (nan|inf|-inf) at iteration \d+", run.meta["status_reason"])
@@ -254,7 +254,7 @@ def test_cuda_out_of_memory_fails_with_reason_and_keeps_rows(tmp_path):
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr, proc.stderr
     run = only_result(tmp_path)
     assert run.meta["status"] == "failed" and "out of memory on cuda" in run.meta["status_reason"]
     iters = run.rows["iter"].tolist()

@@ -178,7 +178,7 @@ def test_status_all_lists_every_stored_plan_oldest_first(nb, tmp_path):
     newer.save()
     os.utime(older.path, (1, 1))  # written long before
     proc = nb("status", tmp_path, "--all", "--json")
-    assert proc.returncode == 1  # nothing completed
+    assert proc.returncode == 4  # nothing completed
     shown = json.loads(proc.stdout)
     assert [p["plan_id"] for p in shown] == ["smoke-abcd0123", "smoke-newer000"]
     assert shown[0]["counts"] == {"completed": 0, "running": 0, "failed": 0, "not started": 2}
