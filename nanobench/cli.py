@@ -126,6 +126,12 @@ def _parse_seeds(text: str | None) -> list[int | None]:
     return seeds
 
 
+def _check_margin(margin: float, of: str = "val loss") -> None:
+    """Every --margin (compare, report, explain; tune's of lockstep loss) is nats, above 0."""
+    if not margin > 0:
+        raise InputError(f"--margin {margin}: must be > 0 (nats of {of})")
+
+
 def cmd_run(args) -> int:
     # torch is imported only after the checks that need no device (scenario, seeds, counts),
     # so those mistakes are told at once rather than after a second of `import torch`.
@@ -591,8 +597,7 @@ def cmd_tune(args) -> int:
     unknown = [a for a in axes if a not in tune.AXES]
     if unknown or not axes:
         raise InputError(f"--axes {args.axes}: use some of {', '.join(tune.AXES)}")
-    if not args.margin > 0:
-        raise InputError(f"--margin {args.margin}: must be > 0 (nats of loss)")
+    _check_margin(args.margin, of="loss")
     result = tune.tune(
         scenario, args.device, iters=args.iters, margin=args.margin, axes=axes, log=_log(args.quiet)
     )
@@ -604,8 +609,7 @@ def cmd_tune(args) -> int:
 def _load_comparison(args):
     from nanobench.analyze import compare
 
-    if not args.margin > 0:
-        raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
+    _check_margin(args.margin)
     comparison = compare.compare_files(
         args.paths,
         skip_bad=args.skip_bad,
@@ -663,8 +667,7 @@ def cmd_board(args) -> int:
     fmt = args.format or ("html" if args.output else "table")
     if fmt == "html" and not args.output:
         raise InputError("--format html: give the folder for index.html with -o DIR")
-    if not args.margin > 0:
-        raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
+    _check_margin(args.margin)
     board, refreshed = board_files(
         args.paths,
         include_noisy=args.include_noisy,
@@ -732,8 +735,7 @@ def cmd_explain(args) -> int:
     from nanobench.analyze import explain, plan
     from nanobench.present.explain import render_explanation
 
-    if not args.margin > 0:
-        raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
+    _check_margin(args.margin)
     budget_s = _parse_duration(args.budget)
     pool = list(
         args.results
