@@ -166,7 +166,7 @@ class Explanation:
     margin: float
     sentences: list[str] = field(default_factory=list)
     ends: tuple | None = (
-        None  # explain_specs' resolved A and B: (point, own runs, dataset sha) each
+        None  # explain_endpoints' resolved A and B: (point, own runs, dataset sha) each
     )
 
 
@@ -546,7 +546,7 @@ def resolve(spec: str, role: str, pool: list[RunStats]) -> tuple[Point, list[Run
     return p, mine, (shas.pop() if len(shas) == 1 else None)
 
 
-def explain_specs(
+def explain_endpoints(
     a_spec: str,
     b_spec: str,
     pool_specs: list[str],

@@ -30,6 +30,14 @@ def fmt_time(s) -> str:
     return "-" if s is None else (f"{s:.3g} s" if s < 100 else f"{s:.0f} s")
 
 
+def fmt_duration(s) -> str:
+    """fmt_time, but minutes and hours from 10 minutes on: explain's planned and projected
+    runs last hours or days, which read badly as seconds."""
+    if s is None or s < 600:
+        return fmt_time(s)
+    return f"{s / 60:.0f} min" if s < 3 * 3600 else f"{s / 3600:,.1f} h"
+
+
 def fmt_ms(s) -> str:
     """Seconds shown as milliseconds, with as many decimals as the size warrants."""
     if s is None:

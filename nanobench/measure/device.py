@@ -1,5 +1,5 @@
 """The device a run trains on, resolved once: `parse_device` reads a device string,
-`DeviceSpec.resolve` finds it on this machine, and the resulting `Device` answers every
+`DeviceRequest.resolve` finds it on this machine, and the resulting `Device` answers every
 question that differs between devices (synchronisation, timers, memory, energy, random
 streams, optimizer choice). Every `if cuda` of the training path lives here or in the
 measuring modules beside it (precision, peaks, environment); nothing re-parses a device
@@ -23,7 +23,6 @@ from nanobench import process
 from nanobench.errors import InputError
 from nanobench.measure import host, metrics, nvml
 
-KINDS = ("cpu", "cuda", "mps")
 _SPEC = re.compile(r"(cpu|cuda|mps)(?::(\d+))?|auto")
 _USE = "use cpu, cuda, cuda:N, mps or auto"
 MPS_NAME = "Apple GPU (mps)"  # torch reports no model name for Apple GPUs
@@ -47,7 +46,7 @@ def available_kinds() -> list[str]:
 
 
 @dataclass(frozen=True)
-class DeviceSpec:
+class DeviceRequest:
     """A device string as the user wrote it (`text`, what metadata records), read once:
     kind is cpu, cuda, mps or auto; index is N of cuda:N, else None."""
 
@@ -89,14 +88,14 @@ def devices_here() -> list[Device]:
     return found + ([Device("mps", None, MPS_NAME)] if _mps_available() else [])
 
 
-def parse_device(spec: str) -> DeviceSpec:
-    """`cpu`, `cuda`, `cuda:N`, `mps` or `auto` -> a DeviceSpec (syntax only: nothing probed).
+def parse_device(spec: str) -> DeviceRequest:
+    """`cpu`, `cuda`, `cuda:N`, `mps` or `auto` -> a DeviceRequest (syntax only: nothing probed).
     The one reader of device strings: run, resume, parity and the torchrun launcher use it."""
     match = _SPEC.fullmatch(spec) if isinstance(spec, str) else None
     if not match:
         raise InputError(f"--device {spec}: not a device ({_USE})")
     kind = match.group(1) or "auto"
-    return DeviceSpec(spec, kind, int(match.group(2)) if match.group(2) is not None else None)
+    return DeviceRequest(spec, kind, int(match.group(2)) if match.group(2) is not None else None)
 
 
 def resolve(spec: str) -> Device:

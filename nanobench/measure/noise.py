@@ -59,7 +59,6 @@ GPU_SLOWDOWN_REASONS = {
     0x200: "board limit",
     0x400: "reliability limit",
 }
-GPU_SLOWDOWN_MASK = sum(GPU_SLOWDOWN_REASONS)
 
 # The row columns a sample sets (null on rows without a sample); see docs/results.md.
 COLUMNS = (

@@ -1,6 +1,6 @@
 """`nanobench explain` on the terminal and in the report: the ladder, the split of the gap with
 its bands, the runs still missing with their commands, and the paragraph in words. Tables are
-plain strings (TableSpec) so the terminal and the HTML page show the same figures.
+plain strings (TableText) so the terminal and the HTML page show the same figures.
 
 Every projected figure carries the word "projected" in its cell; the printed parts of each
 quantity are rounded so that they add up to the printed total (attribution.rounded_parts).
@@ -14,17 +14,9 @@ from rich.table import Table
 
 from nanobench.analyze.attribution import QUANTITIES, PointResult, Value, rounded_parts
 from nanobench.analyze.explain import Explanation, Ladder
-from nanobench.analyze.format import fmt_time as _fmt_s
+from nanobench.analyze.format import fmt_duration
 from nanobench.analyze.ladder import FACTOR_LABELS
-from nanobench.present.tables import TableSpec
-
-
-def fmt_time(s) -> str:
-    """Seconds, or minutes and hours where a run is long: a projection of days reads as hours."""
-    if s is None or s < 600:
-        return _fmt_s(s)
-    return f"{s / 60:.0f} min" if s < 3 * 3600 else f"{s / 3600:,.1f} h"
-
+from nanobench.present.tables import TableText
 
 # per quantity: (heading, scale to the printed unit, decimals)
 SHOWN = {
@@ -64,13 +56,13 @@ def _status_kind(r: PointResult, plans) -> str:
     plan = next((p for p in plans if p.point == r.point or r.point in p.covers), None)
     if plan is None:
         return "missing"
-    est = f", est. {fmt_time(plan.estimate_s)}" if plan.estimate_s is not None else ""
+    est = f", est. {fmt_duration(plan.estimate_s)}" if plan.estimate_s is not None else ""
     return f"missing: {'runs here' if plan.here else plan.where}{est}" + (
         " (probe)" if plan.probe else ""
     )
 
 
-def ladder_spec(e: Explanation) -> TableSpec:
+def ladder_table(e: Explanation) -> TableText:
     cols = [("rung", "right"), ("change", "left"), ("configuration", "left"), ("results", "left")]
     cols += [(SHOWN[q][0], "right") for q, _, _ in QUANTITIES]
     lad = e.ladder
@@ -84,10 +76,10 @@ def ladder_spec(e: Explanation) -> TableSpec:
             [name, change, res.point.label(), _status(res, e.plans)]
             + [_value(res.values.get(q), q) for q, _, _ in QUANTITIES]
         )
-    return TableSpec(cols, rows)
+    return TableText(cols, rows)
 
 
-def attribution_spec(lad: Ladder) -> TableSpec:
+def attribution_table(lad: Ladder) -> TableText:
     """One row per rung, its part of each quantity's gap with the band; a row for the rungs' own
     seed sets where they add anything; then the sum and the total. The printed parts of a
     quantity add up to its printed total exactly."""
@@ -147,7 +139,7 @@ def attribution_spec(lad: Ladder) -> TableSpec:
             else _num(t.value, q, True) + band + (" projected" if t.projected else "")
         )
     rows.append(["", "total gap, B - A"] + total)
-    return TableSpec(cols, rows)
+    return TableText(cols, rows)
 
 
 def band_notes(lad: Ladder) -> list[str]:
@@ -166,14 +158,14 @@ def band_notes(lad: Ladder) -> list[str]:
 def commands(e: Explanation) -> list[str]:
     out = []
     for p in e.plans:
-        est = f"est. {fmt_time(p.estimate_s)}" if p.estimate_s is not None else "no estimate"
+        est = f"est. {fmt_duration(p.estimate_s)}" if p.estimate_s is not None else "no estimate"
         what = "probe for a projection" if p.probe else p.point.label()
         also = f"; also makes {', '.join(c.label() for c in p.covers)}" if p.covers else ""
         out.append(f"[{p.where}; {est}] {what}{also}\n    {p.command()}\n    ({p.estimate_how})")
     return out
 
 
-def _rich(spec: TableSpec, title: str) -> Table:
+def _rich(spec: TableText, title: str) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for name, justify in spec.columns:
         table.add_column(escape(name), justify=justify)
@@ -193,7 +185,7 @@ def render_explanation(e: Explanation, console) -> None:
         console.print(f"Common target: val {e.target:g} ({escape(e.target_how)})")
     console.print(
         _rich(
-            ladder_spec(e),
+            ladder_table(e),
             "The ladder: A -> "
             + "".join(FACTOR_LABELS[r.factors[0]] + " -> " for r in e.ladder.rungs)
             + "B",
@@ -201,7 +193,7 @@ def render_explanation(e: Explanation, console) -> None:
     )
     console.print(
         _rich(
-            attribution_spec(e.ladder),
+            attribution_table(e.ladder),
             "Each rung's part of the gap (on the seeds the two points share; bands below)",
         )
     )
@@ -210,7 +202,7 @@ def render_explanation(e: Explanation, console) -> None:
     for alt in e.alternatives:
         console.print(
             _rich(
-                attribution_spec(alt),
+                attribution_table(alt),
                 "Another order: " + " -> ".join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs),
             )
         )
@@ -218,15 +210,15 @@ def render_explanation(e: Explanation, console) -> None:
         if res.kind == "projected":
             wall = res.projected_wall_s
             extra = (
-                f"; whole run with evaluations {fmt_time(wall.mean)} projected "
-                f"[{fmt_time(wall.low)}, {fmt_time(wall.high)}]"
+                f"; whole run with evaluations {fmt_duration(wall.mean)} projected "
+                f"[{fmt_duration(wall.low)}, {fmt_duration(wall.high)}]"
                 if wall
                 else ""
             )
             t = res.values["train_time_s"]
             console.print(
-                f"projected: {escape(res.point.label())}: training {fmt_time(t.mean)} projected "
-                f"[{fmt_time(t.low)}, {fmt_time(t.high)}]{escape(extra)}; {escape('; '.join(res.notes))}"
+                f"projected: {escape(res.point.label())}: training {fmt_duration(t.mean)} projected "
+                f"[{fmt_duration(t.low)}, {fmt_duration(t.high)}]{escape(extra)}; {escape('; '.join(res.notes))}"
             )
     if e.plans:
         console.print("[bold]Runs that would complete the ladder[/bold]")
@@ -242,15 +234,15 @@ def explanation_html(e: Explanation, table_html, esc) -> str:
         f"<p><b>A</b> {esc(e.a.point.label())}<br><b>B</b> {esc(e.b.point.label())}</p>",
         "<ul>" + "".join(f"<li>{esc(d)}</li>" for d in e.differences) + "</ul>",
         f"<p>{esc(' '.join(e.sentences))}</p>",
-        table_html(ladder_spec(e)),
+        table_html(ladder_table(e)),
         "<h4>Each rung's part of the gap</h4>",
-        table_html(attribution_spec(e.ladder)),
+        table_html(attribution_table(e.ladder)),
         "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in band_notes(e.ladder)) + "</ul>",
     ]
     for alt in e.alternatives:
         parts += [
             f"<h4>Another order: {esc(' -> '.join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs))}</h4>",
-            table_html(attribution_spec(alt)),
+            table_html(attribution_table(alt)),
         ]
     if e.plans:
         parts.append(

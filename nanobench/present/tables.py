@@ -18,14 +18,14 @@ from nanobench.analyze.verdicts import equivalence_sentence
 
 
 @dataclass
-class TableSpec:
+class TableText:
     """A table as plain strings, rendered by rich here and as HTML by report.py."""
 
     columns: list[tuple[str, str]]  # (heading, "left" | "right")
     rows: list[list[str]]
 
 
-def runs_spec(group: Group) -> TableSpec:
+def runs_table(group: Group) -> TableText:
     # the group's heading names the scenario; noise: the run's recorded verdict ("-": not sampled)
     cols = [
         ("device name", "left"),
@@ -68,7 +68,7 @@ def runs_spec(group: Group) -> TableSpec:
                     r.status,
                 ]
             )
-    return TableSpec(cols, rows)
+    return TableText(cols, rows)
 
 
 def timed_label(cs) -> str:
@@ -89,7 +89,7 @@ def _equal_cell(e, at: str) -> str:
     return f"{e.other_val:.4f} vs {e.base_val:.4f} @{at}" if e else "-"
 
 
-def speed_spec(group: Group) -> TableSpec:
+def speed_table(group: Group) -> TableText:
     """Speed, and val loss at equal iteration and train time; at equal tokens and FLOPs too when
     the group's recipes differ in them (axes_differ)."""
     axes = axes_differ(group)
@@ -137,7 +137,7 @@ def speed_spec(group: Group) -> TableSpec:
             ]
             * axes
         )
-    return TableSpec(cols, rows)
+    return TableText(cols, rows)
 
 
 def fmt_count(x: float) -> str:
@@ -148,7 +148,7 @@ def fmt_count(x: float) -> str:
     return f"{x:.3g}"
 
 
-def equivalence_spec(pair) -> TableSpec:
+def equivalence_table(pair) -> TableText:
     """Per evaluation after iteration 0: the (paired or unpaired) difference, the 90% interval
     that decides equivalence (TOST at 0.05) and the 95% one, the Holm-adjusted p of a zero
     difference and the verdict against the seed noise."""
@@ -180,7 +180,7 @@ def equivalence_spec(pair) -> TableSpec:
         ]
         for p in points
     ]
-    return TableSpec(cols, rows)
+    return TableText(cols, rows)
 
 
 def _seeds_cell(p) -> str:
@@ -225,7 +225,7 @@ def energy_note(group: Group) -> str | None:
     )
 
 
-def targets_spec(group: Group) -> TableSpec | None:
+def targets_table(group: Group) -> TableText | None:
     """Time to each target: the baseline's row, then each configuration with base/other ratios;
     the joules spent to get there where an energy counter was read (NVML, RAPL)."""
     if not group.targets:
@@ -267,10 +267,10 @@ def targets_spec(group: Group) -> TableSpec | None:
                     fmt_ratio(tr.wall_time_ratio),
                 ]
             )
-    return TableSpec(cols, rows)
+    return TableText(cols, rows)
 
 
-def matrix_spec(group: Group) -> TableSpec | None:
+def matrix_table(group: Group) -> TableText | None:
     """Device x dtype at a glance, for a group whose configurations of the baseline's recipe span
     more than one cell (a `--device all --dtype fp32,bf16` matrix, or runs made one by one):
     rows are device and headline number, columns the dtypes. None with fewer than 2 cells."""
@@ -348,14 +348,14 @@ def matrix_spec(group: Group) -> TableSpec | None:
                 [f"{t} ({n})" if i == 0 else "", name]
                 + [number(cells.get((t, n, d)), what, target) for d in dtypes]
             )
-    return TableSpec([("device", "left"), ("", "left")] + [(d, "right") for d in dtypes], rows)
+    return TableText([("device", "left"), ("", "left")] + [(d, "right") for d in dtypes], rows)
 
 
 def _dtype_name(config) -> str:
     return config.dtype + (" compiled" if config.compile else "")
 
 
-def to_rich(spec: TableSpec) -> Table:
+def to_rich(spec: TableText) -> Table:
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for name, justify in spec.columns:
         t.add_column(name, justify=justify)
@@ -376,11 +376,11 @@ def render_comparison(
             f"{len(g.runs)} run{'s' if len(g.runs) != 1 else ''}; baseline: {escape(g.baseline.label)}"
             + (f" ({escape(g.baseline_why)})" if len(g.configs) > 1 else "")
         )
-        console.print(to_rich(runs_spec(g)))
+        console.print(to_rich(runs_table(g)))
         if g.pairs:
             console.print()
-            console.print(to_rich(speed_spec(g)))
-        tt = targets_spec(g)
+            console.print(to_rich(speed_table(g)))
+        tt = targets_table(g)
         if tt is not None:
             console.print()
             console.print(to_rich(tt))

@@ -19,7 +19,7 @@ import torch
 
 from nanobench import files
 from nanobench.errors import InputError
-from nanobench.measure.device import DeviceSpec, parse_device
+from nanobench.measure.device import DeviceRequest, parse_device
 from nanobench.measure.precision import DTYPES, Precision
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
@@ -41,7 +41,7 @@ PARITY_SUFFIX = ".parity.parquet"
 class Side:
     """One side of a parity run: a device as written (read by parse_device) and a dtype."""
 
-    device: DeviceSpec
+    device: DeviceRequest
     dtype: str
 
     @classmethod

@@ -29,6 +29,7 @@ from nanobench.run import checkpoint, distributed, settings
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario, TrainConfig
+from nanobench.store.meta import machine_record
 from nanobench.store.results import RunWriter, utc_now
 
 WARMUP_ITERS = 5  # first iterations marked `warmup`: allocator growth, cache misses, compile
@@ -67,6 +68,7 @@ class RunOptions:
     optimizer: str = "auto"  # AdamW implementation: auto, fused, foreach or for-loop
     sdpa: str = "auto"  # attention backend: auto, math, flash, efficient or cudnn
     best: bool = False  # these settings came from the tune record (`run --best`)
+    cell: str | None = None  # the plan cell this run is (run/plan.py): `status`, `--continue`
     platform: Platform = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -330,56 +332,24 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         noise.governors()
     )  # busy already? warned once the run exists
 
-    parent = ckpt["info"] if ckpt else None
-    meta = {
-        "scenario": scenario.to_dict(),
-        "options": dict(opts.recorded(), seed=seed, max_iters=max_iters),
-        "group_id": opts.group_id or f"{scenario.name}-{secrets.token_hex(4)}",
-        "started_at": utc_now(),
-        "pid": os.getpid(),
-        "pid_host": process.host_name(),
-        "device": {"spec": opts.device, "type": device.kind, "name": device.name},
-        "dataset": dataset.identity(),
-        "model": {"n_params": n_params, "n_params_with_pos_emb": model.num_params(False)},
-        "flops": {
-            "per_iter": flops_per_iter,
-            "per_token": flops_per_iter // tokens_per_iter,
-            "method": "6N + 12*L*H*Q*T per token (nanoGPT, PaLM appendix B)",
-        },
-        "peak_flops": {
-            "spec": asdict(raw_spec_peak),
-            "measured": asdict(measured_peak),
-            "used_for_mfu": asdict(spec_peak),
-            "note": peaks.consistency_note(raw_spec_peak, measured_peak),
-        },
-        "energy": energy.describe(),
-        "optimizer": {
-            "name": "AdamW",
-            "implementation": adamw,  # fused, foreach or for-loop
-            "fused": adamw == "fused",
-            "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only",
-        },
-        "precision": precision_flags,
-        "environment": environment.collect(device),
-        "not_identical_across_devices": (
-            ["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else []
-        )
-        + ["kernel choice and reduction order (floating-point sums differ in the last bits)"],
-        "warmup_iters": WARMUP_ITERS,
-        "noise": {"at_start": noise_at_start},  # the run's verdict is added when it ends
-        "distributed": ddp.describe() if ddp else None,
-        # Lineage: this file continues `run_id` from `iter`; its rows start there.
-        "resumed_from": None
-        if not ckpt
-        else {
-            "run_id": parent["run_id"],
-            "iter": start_it,
-            "checkpoint": str(opts.resume),
-            "device": parent["device"],
-            "dtype": parent["options"]["dtype"],
-            "same_random_streams": same_stream,
-        },
-    }
+    meta = _metadata(
+        scenario,
+        opts,
+        seed=seed,
+        max_iters=max_iters,
+        device=device,
+        dataset=dataset,
+        model=model,
+        flops_per_iter=flops_per_iter,
+        tokens_per_iter=tokens_per_iter,
+        peaks_found=(raw_spec_peak, measured_peak, spec_peak),
+        energy=energy,
+        adamw=adamw,
+        precision_flags=precision_flags,
+        noise_at_start=noise_at_start,
+        ddp=ddp,
+        lineage=_lineage(ckpt, opts.resume, start_it, same_stream) if ckpt else None,
+    )
     # rank 0 records; the other ranks of a torchrun job only train
     if opts.checkpoint_every and rank == 0:
         checkpoint.folder(
@@ -411,7 +381,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None
     t0 = time.perf_counter() - (
-        parent["recorder"]["wall_time_s"] if ckpt else 0.0
+        ckpt["info"]["recorder"]["wall_time_s"] if ckpt else 0.0
     )  # a resumed run's clock goes on
     rec = Recorder(
         writer=writer,
@@ -424,7 +394,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         device_memory=device.device_memory_reader(),
         t0=t0,
         ddp=ddp,
-        totals=parent["recorder"] if ckpt else None,
+        totals=ckpt["info"]["recorder"] if ckpt else None,
         noise=noise_watch,
     )
     pending: list[PendingStep] = []
@@ -587,6 +557,87 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             )
     distributed.shutdown(ddp, peer_failed=status == "failed")
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)
+
+
+def _metadata(
+    scenario: Scenario,
+    opts: RunOptions,
+    *,
+    seed: int,
+    max_iters: int,
+    device: Device,
+    dataset,
+    model: GPT,
+    flops_per_iter: int,
+    tokens_per_iter: int,
+    peaks_found: tuple,
+    energy,
+    adamw: str,
+    precision_flags: dict,
+    noise_at_start: dict,
+    ddp,
+    lineage: dict | None,
+) -> dict:
+    """What a result file says about its run, written before the first row (docs/results.md,
+    "Metadata"); the status, summary and noise verdict are added when the run ends."""
+    raw_spec_peak, measured_peak, spec_peak = peaks_found
+    env = environment.collect(device)
+    return {
+        "scenario": scenario.to_dict(),
+        "options": dict(opts.recorded(), seed=seed, max_iters=max_iters),
+        "group_id": opts.group_id or f"{scenario.name}-{secrets.token_hex(4)}",
+        "started_at": utc_now(),
+        "pid": os.getpid(),
+        "pid_host": process.host_name(),
+        "device": {"spec": opts.device, "type": device.kind, "name": device.name},
+        "dataset": dataset.identity(),
+        "model": {"n_params": model.num_params(), "n_params_with_pos_emb": model.num_params(False)},
+        "flops": {
+            "per_iter": flops_per_iter,
+            "per_token": flops_per_iter // tokens_per_iter,
+            "method": "6N + 12*L*H*Q*T per token (nanoGPT, PaLM appendix B)",
+        },
+        "peak_flops": {
+            "spec": asdict(raw_spec_peak),
+            "measured": asdict(measured_peak),
+            "used_for_mfu": asdict(spec_peak),
+            "note": peaks.consistency_note(raw_spec_peak, measured_peak),
+        },
+        "energy": energy.describe(),
+        "optimizer": {
+            "name": "AdamW",
+            "implementation": adamw,  # fused, foreach or for-loop
+            "fused": adamw == "fused",
+            "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only",
+        },
+        "precision": precision_flags,
+        "environment": env,
+        # the hardware fingerprint and machine id (docs/results.md, "The machine")
+        "machine": machine_record(env, {"type": device.kind, "name": device.name}),
+        "not_identical_across_devices": (
+            ["dropout masks (drawn by the device's generator)"]
+            if scenario.model.dropout > 0
+            else []
+        )
+        + ["kernel choice and reduction order (floating-point sums differ in the last bits)"],
+        "warmup_iters": WARMUP_ITERS,
+        "noise": {"at_start": noise_at_start},  # the run's verdict is added when it ends
+        "distributed": ddp.describe() if ddp else None,
+        # Lineage: this file continues `run_id` from `iter`; its rows start there.
+        "resumed_from": lineage,
+    }
+
+
+def _lineage(ckpt: dict, resume, start_it: int, same_stream: bool) -> dict:
+    parent = ckpt["info"]
+    return {
+        "run_id": parent["run_id"],
+        "iter": start_it,
+        "checkpoint": str(resume),
+        "device": parent["device"],
+        "dtype": parent["options"]["dtype"],
+        "same_random_streams": same_stream,
+    }
 
 
 def _stopped_after(n_iters: int) -> str:

@@ -450,16 +450,19 @@ def tune(
         f"round {len(rounds) + 1}: {len(others) + (base != ref)} candidates on {base.label()}: "
         + "; ".join(s.label() for s in others)
     )
-    round1 = measure(
+    singles_round = measure(
         scenario, device_text, ([ref] if base != ref else []) + others, iters, block, log=log
     )
     rounds.append(
-        (f"one setting changed at a time{'' if base == ref else ' on ' + base.label()}", round1)
+        (
+            f"one setting changed at a time{'' if base == ref else ' on ' + base.label()}",
+            singles_round,
+        )
     )
-    kept, note = apart(select_singles(round1, margin, min_gain, base))
+    kept, note = apart(select_singles(singles_round, margin, min_gain, base))
     if note:
         say(note)
-    final = round1[:1] + ([m for m in round1 if m.settings == base and base != ref])
+    final = singles_round[:1] + ([m for m in singles_round if m.settings == base and base != ref])
     if kept:
         best_single = min(kept.values(), key=lambda m: m.median_step_s).settings
         combined = combine(kept, base)

@@ -334,11 +334,13 @@ def test_projected_values_are_never_mixed_with_measured_ones(tmp_path):
     assert e2.b.kind == "measured" and e2.b.values["val_loss"].mean == pytest.approx(2.2)
     assert e2.b.values["step_s"].mean == pytest.approx(0.4) and not e2.b.values["step_s"].projected
     # and the terminal table says "projected" in every projected cell
-    from nanobench.present.explain import attribution_spec, ladder_spec
+    from nanobench.present.explain import attribution_table, ladder_table
 
-    [b_row] = [r for r in ladder_spec(e).rows if r[0].endswith("= B")]
+    [b_row] = [r for r in ladder_table(e).rows if r[0].endswith("= B")]
     assert all(c.endswith("projected") for c in b_row[4:] if c != "-")
-    assert all(c.endswith("projected") for c in attribution_spec(e.ladder).rows[-1][2:] if c != "-")
+    assert all(
+        c.endswith("projected") for c in attribution_table(e.ladder).rows[-1][2:] if c != "-"
+    )
 
 
 # ---- dataset, plans ---------------------------------------------------------------------------------
@@ -348,7 +350,7 @@ def test_a_dataset_mismatch_is_refused_in_one_line(tmp_path):
     write_run(tmp_path / "a", 1, [4.0, 3.0, 2.5])
     write_run(tmp_path / "b", 1, [4.0, 3.0, 2.4], sha="e" * 64)
     with pytest.raises(InputError) as exc:
-        explain.explain_specs(str(tmp_path / "a"), str(tmp_path / "b"), [])
+        explain.explain_endpoints(str(tmp_path / "a"), str(tmp_path / "b"), [])
     assert str(exc.value) == (
         "A and B were trained on different data (synthetic (dddddddd) vs synthetic (eeeeeeee)): "
         "the gap would be the data; explain compares runs of one dataset"
@@ -359,7 +361,7 @@ def test_a_folder_of_two_configurations_is_bad_input(tmp_path):
     write_run(tmp_path, 1, [4.0, 3.0, 2.5])
     write_run(tmp_path, 1, [4.0, 3.0, 2.4], dtype="bf16")
     with pytest.raises(InputError, match="holds 2 configurations"):
-        explain.explain_specs(str(tmp_path), "smoke:cpu:fp32", [])
+        explain.explain_endpoints(str(tmp_path), "smoke:cpu:fp32", [])
 
 
 def test_missing_rungs_get_their_command_place_and_estimate(two_rungs):

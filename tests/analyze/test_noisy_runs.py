@@ -98,9 +98,9 @@ def test_noisy_runs_are_marked_where_their_timings_are_used(folders):
         f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: "
         f"{cpu_id} ({BUSY})."
     )
-    assert tables.speed_spec(g).rows[1][0] == "cpu fp32 [noisy: 1/1 runs]"
-    assert tables.targets_spec(g).rows[1][1] == "cpu fp32 [noisy: 1/1 runs]"
-    runs_table = tables.runs_spec(g)
+    assert tables.speed_table(g).rows[1][0] == "cpu fp32 [noisy: 1/1 runs]"
+    assert tables.targets_table(g).rows[1][1] == "cpu fp32 [noisy: 1/1 runs]"
+    runs_table = tables.runs_table(g)
     noise_col = [h for h, _ in runs_table.columns].index("noise")
     assert [row[noise_col] for row in runs_table.rows] == ["-", "-", "noisy"]
     data = export.to_json(c)["groups"][0]
@@ -122,7 +122,7 @@ def test_quiet_runs_are_not_marked(folders):
     for f in (folders / "compare").glob("*.parquet"):
         mark_noisy(f, "quiet", ())
     [g] = compare.compare_files([str(folders / "compare")]).groups
-    assert "noisy" not in g.pairs[0].verdict and "[noisy" not in tables.speed_spec(g).rows[0][0]
+    assert "noisy" not in g.pairs[0].verdict and "[noisy" not in tables.speed_table(g).rows[0][0]
 
 
 def test_a_timing_gate_on_noisy_runs_neither_passes_nor_fails(folders, nb):

@@ -230,7 +230,7 @@ def test_recipes_of_other_batches_meet_at_equal_tokens_and_flops(tmp_path):
         3,
         2.2,
     )  # the same iteration saw twice the tokens
-    spec = tables.speed_spec(g)
+    spec = tables.speed_table(g)
     assert [c for c, _ in spec.columns][-2:] == ["val @ tokens", "val @ FLOPs"]
     assert spec.rows[1][-2:] == ["2.5500 vs 2.0000 @192", "2.5500 vs 2.0000 @192k"]
     out = to_json(compare.compare_files([str(tmp_path)]))["groups"][0]["comparisons"][0]
@@ -242,5 +242,5 @@ def test_recipes_of_other_batches_meet_at_equal_tokens_and_flops(tmp_path):
     three_default_seeds(same)
     write_run(same, 9)
     assert "val @ tokens" not in [
-        c for c, _ in tables.speed_spec(compare.compare_files([str(same)]).groups[0]).columns
+        c for c, _ in tables.speed_table(compare.compare_files([str(same)]).groups[0]).columns
     ]

@@ -12,6 +12,9 @@ from nanobench.store import results
 FIX = Path(__file__).parents[1] / "fixtures"
 
 
+TRAIN_TIME = lambda e: e.train_time_s  # noqa: E731  (the axis compare uses)
+
+
 def ev(it, val, t, w=None):
     return Evaluation(it, val, None, t, w if w is not None else 2 * t)
 
@@ -34,10 +37,10 @@ def test_time_to_target_first_evaluation_at_or_below():
 
 def test_val_loss_at_time_interpolates_and_never_extrapolates():
     evs = (ev(0, 3.0, 0.0), ev(4, 2.0, 0.6), ev(8, 1.6, 1.0))
-    assert runs.val_loss_at_time(evs, 0.25) == pytest.approx(3.0 - 0.25 / 0.6)  # 2.58333
-    assert runs.val_loss_at_time(evs, 0.8) == pytest.approx(1.8)  # halfway 2.0 -> 1.6
-    assert runs.val_loss_at_time(evs, 1.0) == pytest.approx(1.6)
-    assert runs.val_loss_at_time(evs, 1.5) is None
+    assert runs.val_loss_at(evs, 0.25, TRAIN_TIME) == pytest.approx(3.0 - 0.25 / 0.6)  # 2.58333
+    assert runs.val_loss_at(evs, 0.8, TRAIN_TIME) == pytest.approx(1.8)  # halfway 2.0 -> 1.6
+    assert runs.val_loss_at(evs, 1.0, TRAIN_TIME) == pytest.approx(1.6)
+    assert runs.val_loss_at(evs, 1.5, TRAIN_TIME) is None
 
 
 @pytest.fixture(scope="module")

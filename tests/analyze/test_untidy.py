@@ -89,7 +89,7 @@ def test_item1_compare_puts_the_gap_on_the_shared_seed(fp32_three_bf16_one):
 def test_item1_the_device_by_dtype_table_shows_the_shared_seed_difference(fp32_three_bf16_one):
     a, b = fp32_three_bf16_one
     [g] = compare.compare_files([str(a), str(b)]).groups
-    rows = {r[1]: r[2:] for r in tables.matrix_spec(g).rows}
+    rows = {r[1]: r[2:] for r in tables.matrix_table(g).rows}
     assert (
         rows["val loss @2000"][1] == "+0.0000 vs baseline (on the 1 shared seed, 1337): undecided"
     )
@@ -97,7 +97,7 @@ def test_item1_the_device_by_dtype_table_shows_the_shared_seed_difference(fp32_t
 
 def test_item1_explain_puts_the_precision_part_on_the_shared_seed(fp32_three_bf16_one):
     a, b = fp32_three_bf16_one
-    e = explain.explain_specs(str(a), str(b), [str(a)])
+    e = explain.explain_endpoints(str(a), str(b), [str(a)])
     [rung] = e.ladder.rungs
     assert rung.factors == ("precision",)
     val = e.ladder.attribution["val_loss"]
@@ -305,7 +305,7 @@ def test_item9_time_parts_of_the_same_runs_cut_shorter_are_marked_and_have_no_ba
         shutil.copy(f, a)
     for stamp in ("062918", "062930", "062945"):
         shutil.copy(next(d.glob(f"smoke-20261129T{stamp}Z-*.parquet")), b)
-    e = explain.explain_specs(str(a), str(b), [str(d)])
+    e = explain.explain_endpoints(str(a), str(b), [str(d)])
     rungs = [r.factors[0] for r in e.ladder.rungs]
     it = rungs.index("iterations")
     before, after = e.ladder.results[it], e.ladder.results[it + 1]
@@ -314,7 +314,7 @@ def test_item9_time_parts_of_the_same_runs_cut_shorter_are_marked_and_have_no_ba
     assert step.same_runs and step.low is None and step.method == attribution.SAME_RUNS
     loss = e.ladder.attribution["val_loss"].parts[it]
     assert not loss.same_runs and loss.low is not None  # a loss part of the same runs is an effect
-    spec = present_explain.attribution_spec(e.ladder)
+    spec = present_explain.attribution_table(e.ladder)
     assert "(same runs)" in spec.rows[it][3]
     assert any(
         line.startswith("band: the same runs cut at two lengths")
@@ -388,12 +388,12 @@ def test_item10_after_run_the_same_ends_are_explained_from_the_results_folder(tm
     the runs keeps the A and B resolved before them (fast counterpart of the CLI test below)."""
     d = tmp_path / "results"
     _smoke_run(d, 1, [3.0, 2.8, 2.7])  # A: 20 iterations
-    first = explain.explain_specs(str(d), "smoke:cpu:fp32", [str(d)])
+    first = explain.explain_endpoints(str(d), "smoke:cpu:fp32", [str(d)])
     assert first.ladder.results[-1].kind != "measured"
     _smoke_run(d, 1, [3.0, 2.8, 2.7, 2.6], name="made-by-run")  # what --run made, beside A
     with pytest.raises(InputError, match="holds 2 configurations"):
-        explain.explain_specs(str(d), "smoke:cpu:fp32", [str(d)])
-    after = explain.explain_specs(str(d), "smoke:cpu:fp32", [str(d)], ends=first.ends)
+        explain.explain_endpoints(str(d), "smoke:cpu:fp32", [str(d)])
+    after = explain.explain_endpoints(str(d), "smoke:cpu:fp32", [str(d)], ends=first.ends)
     assert after.ladder.results[-1].kind == "measured"
     assert after.ladder.attribution["val_loss"].total.value == pytest.approx(2.6 - 2.7)
 
@@ -426,12 +426,12 @@ def test_item10_explain_run_on_the_command_line_feeds_its_own_answer(tmp_path, n
 def test_item10_a_rung_stopped_by_the_budget_shows_what_it_reached(tmp_path):
     _smoke_run(tmp_path / "a", 1, [3.0, 2.8])  # A: 10 iterations
     _smoke_run(tmp_path / "r", 1, [3.0, 2.8, 2.6], status="interrupted", last_iter=24)
-    e = explain.explain_specs(str(tmp_path / "a"), "smoke:cpu:fp32", [str(tmp_path / "r")])
+    e = explain.explain_endpoints(str(tmp_path / "a"), "smoke:cpu:fp32", [str(tmp_path / "r")])
     b = e.ladder.results[-1]
     assert b.kind in ("missing", "projected") and b.stopped == (
         ("smoke-interrupted-s1", "interrupted", 23, 20, 2.6),
     )
-    status = present_explain.ladder_spec(e).rows[-1][3]
+    status = present_explain.ladder_table(e).rows[-1][3]
     assert "smoke-interrupted-s1 stopped (interrupted) at iteration 23: val 2.6000 at 20" in status
 
 
@@ -442,11 +442,11 @@ def test_item10_the_estimate_says_how_sure_it_is(tmp_path):
     fp32 = sorted(FP32_BF16.glob("*-cpu-fp32-*.parquet"))
     for f in fp32:
         shutil.copy(f, tmp_path)
-    e = explain.explain_specs(
+    e = explain.explain_endpoints(
         str(tmp_path), "shakespeare_char:cpu:fp32", [str(tmp_path)], here=here, here_peak=peak
     )
     assert e.plans and all("(from 3 runs, MFU " in p.estimate_how for p in e.plans)
-    bf16 = explain.explain_specs(
+    bf16 = explain.explain_endpoints(
         str(tmp_path), "shakespeare_char_cpu:cpu:bf16", [str(tmp_path)], here=here, here_peak=peak
     )
     [p] = bf16.plans  # no bf16 run to take an MFU from
@@ -457,7 +457,7 @@ def test_item10_the_estimate_says_how_sure_it_is(tmp_path):
     one = tmp_path / "one"
     one.mkdir()
     shutil.copy(fp32[0], one)
-    e1 = explain.explain_specs(
+    e1 = explain.explain_endpoints(
         str(one), "shakespeare_char:cpu:fp32", [str(one)], here=here, here_peak=peak
     )
     assert all("(from one run: its spread is not known)" in p.estimate_how for p in e1.plans)

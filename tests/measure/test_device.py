@@ -6,7 +6,7 @@ import torch
 
 from nanobench.errors import InputError
 from nanobench.measure import host
-from nanobench.measure.device import Device, DeviceSpec, parse_device
+from nanobench.measure.device import Device, DeviceRequest, parse_device
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ from nanobench.measure.device import Device, DeviceSpec, parse_device
     ],
 )
 def test_device_strings_parse_to_kind_and_index(text, kind, index):
-    assert parse_device(text) == DeviceSpec(text, kind, index)
+    assert parse_device(text) == DeviceRequest(text, kind, index)
 
 
 @pytest.mark.parametrize("text", ["tpu", "cuda:", "cuda:x", "CPU", "cuda:0:1", ""])
