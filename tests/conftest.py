@@ -129,6 +129,16 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def own_random_stream():
+    """For a test that draws from torch's global stream (default layer initialisers,
+    torch.randn): the process's stream as it was, after it."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        yield
+
+
 def cores_for_ranks(n: int) -> None:
     """Skip, saying why, where this host has fewer cores than `--nproc n` CPU ranks: nanobench
     refuses more CPU ranks than cores (run/distributed.check_launch), so such a host cannot

@@ -30,7 +30,9 @@ def test_work_per_iter_of_the_cpu_recipe_by_hand():
     #   N = 8,320 + 787,456 + 128 = 795,904
     # per token: 6N = 4,775,424; attention 12*L*H*Q*T = 12*4*4*32*64 = 393,216 -> 5,168,640
     # tokens 12*1*64 = 768; FLOPs 5,168,640 * 768 = 3,969,515,520
-    assert metrics.work_per_iter(*recipe(12, 1, 64, 4, 4, 128), 795_904) == (768, 3_969_515_520)
+    work = metrics.work_per_iter(*recipe(12, 1, 64, 4, 4, 128), 795_904)
+    assert work == (768, 3_969_515_520)
+    assert all(type(n) is int for n in work)  # whole numbers, written to JSON as such
 
 
 def test_grad_accum_multiplies_tokens_and_flops_and_the_head_size_is_width_over_heads():
@@ -132,7 +134,8 @@ def test_summary_from_the_median_steady_step():
     rec.record([row(i, s, loss=3.0 - i / 10) for i, s in enumerate(steps)])
     s = rec.summary(compiled=True)
     # steady steps 0.1, 0.3, 0.2, 0.4, 0.25: median 0.25
-    assert s["iterations"] == 7 and s["median_step_time_s"] == 0.25
+    assert s["iterations"] == 7 and type(s["iterations"]) is int
+    assert s["median_step_time_s"] == 0.25
     assert s["median_tokens_per_s"] == pytest.approx(768 / 0.25)  # 3,072
     assert s["train_time_s"] == pytest.approx(2.65) and s["first_step_time_s"] == 0.9
     assert s["compile_time_s"] == pytest.approx(0.9 - 0.25)
@@ -280,33 +283,35 @@ def test_perf_counter_timer_syncs_then_reads_the_clock():
 
 def test_cuda_event_timer_records_on_the_runs_stream_and_converts_ms(monkeypatch):
     """torch.cuda's events and streams, stood in for: no GPU exists here."""
-    log = []
+    log, made = [], []
 
     class Event:
         def __init__(self, enable_timing):
             assert enable_timing
-            self.at = None
+            self.at, self.n = None, len(made)
+            made.append(self)
 
         def record(self, stream):
             self.at = stream
             log.append(("record", stream))
 
         def synchronize(self):
-            log.append(("sync", self.at))
+            log.append(("sync", self.n))
 
         def elapsed_time(self, end):
-            return 250.0  # milliseconds
+            return 250.0 * (end.n - self.n)  # milliseconds: 250 per event apart
 
     monkeypatch.setattr(torch.cuda, "Event", Event)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device: f"stream of {device}")
     timer = metrics.CudaEventTimer("cuda:1")
     handles = []
-    for _ in range(2):
+    for _ in range(3):
         timer.start()
         handles.append(timer.stop())
-    assert timer.seconds([]) == [] and log.count(("sync", "stream of cuda:1")) == 0
-    assert timer.seconds(handles) == [0.25, 0.25]
-    assert log == [("record", "stream of cuda:1")] * 4 + [("sync", "stream of cuda:1")]
+    assert timer.seconds([]) == [] and not [e for e in log if e[0] == "sync"]
+    assert timer.seconds(handles) == [0.25, 0.25, 0.25]
+    # events complete in order: one wait, on the last step's end event (the 6th made)
+    assert log == [("record", "stream of cuda:1")] * 6 + [("sync", 5)]
 
 
 def test_to_host_reads_a_window_in_one_go():

@@ -105,7 +105,7 @@ def test_each_device_is_offered_the_adamw_torch_has_for_it():
 
 
 @pytest.mark.parametrize("choice", ["auto", "fused", "for-loop"])
-def test_the_recorded_implementation_is_the_one_torch_ran(choice, monkeypatch):
+def test_the_recorded_implementation_is_the_one_torch_ran(choice, monkeypatch, own_random_stream):
     """Spies on torch's three AdamW functions say which one a step called; `implementation`
     must name it (before: `foreach` on a CPU ran the for-loop and was recorded as foreach)."""
     import torch.optim.adam as adam
