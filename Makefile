@@ -15,11 +15,12 @@ REPORT   ?= reports/latest
 ARGS     ?=
 NPROC    ?=
 PYTEST_ARGS ?=
+MODULES  ?=
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.nanobench-installed
 
-.PHONY: install bench compare report test lint bench-micro bench-check gpu-check clean
+.PHONY: install bench compare report test lint mutate bench-micro bench-check gpu-check clean
 
 # Reinstalls when pyproject.toml changes or TORCH names another spec than last time.
 install:
@@ -52,6 +53,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Mutation testing (mutmut) of MODULES, default the modules that decide verdicts and
+# figures; each against its own tests. Scores and survivors: build/mutate/summary.txt.
+mutate: install
+	$(BIN)/python scripts/mutate.py $(MODULES)
+
 bench-micro: install
 	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,stddev,rounds $(PYTEST_ARGS)
 
@@ -68,4 +74,4 @@ gpu-check:
 	VENV=$(VENV) bash scripts/gpu-check.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .benchmarks
+	rm -rf $(VENV) .pytest_cache .benchmarks build/mutate mutants

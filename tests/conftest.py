@@ -38,6 +38,64 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="slow; run with --slow"))
 
 
+def _process_state() -> dict:
+    """What torch and numpy keep for the whole process, which a test must hand on as it found
+    it: a later test would otherwise run with another thread count, matmul precision or random
+    stream depending on which tests ran before it. (Python's own `random` is left out: rich
+    draws from it once, when first imported, whichever test that is; nanobench never uses it.)"""
+    import numpy as np
+    import torch
+
+    return {
+        "torch.get_num_threads()": torch.get_num_threads(),
+        "torch's CPU random state": torch.random.get_rng_state(),
+        "numpy's global random state": np.random.get_state(),
+        "torch.backends.cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "torch.backends.cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        "torch.get_float32_matmul_precision()": torch.get_float32_matmul_precision(),
+    }
+
+
+def _restore_process_state(state: dict) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(state["torch.get_num_threads()"])
+    torch.random.set_rng_state(state["torch's CPU random state"])
+    np.random.set_state(state["numpy's global random state"])
+    torch.backends.cuda.matmul.allow_tf32 = state["torch.backends.cuda.matmul.allow_tf32"]
+    torch.backends.cudnn.allow_tf32 = state["torch.backends.cudnn.allow_tf32"]
+    torch.set_float32_matmul_precision(state["torch.get_float32_matmul_precision()"])
+
+
+def _same(a, b) -> bool:
+    import numpy as np
+
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(np.array_equal(a, b)) if hasattr(a, "shape") or hasattr(b, "shape") else a == b
+
+
+@pytest.fixture(scope="session")
+def _process_state_at_start():
+    return _process_state()
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_process_as_it_found_it(_process_state_at_start):
+    """Fails a test that leaves process-wide state (torch's threads, the random streams, TF32
+    and matmul precision flags) other than the session found it, its fixtures' setup
+    included; restores it either way, so the next test starts as the first did."""
+    yield
+    after = _process_state()
+    changed = [
+        name for name, value in _process_state_at_start.items() if not _same(value, after[name])
+    ]
+    if changed:
+        _restore_process_state(_process_state_at_start)
+        pytest.fail(f"the test left {', '.join(changed)} changed", pytrace=False)
+
+
 class Nanobench:
     """`python -m nanobench ARGS` in a fresh interpreter, as a user runs it: the output
     captured as text, `env` added to this process's environment. `cmd` is the command
@@ -57,6 +115,20 @@ class Nanobench:
             cwd=cwd,
             check=check,
         )
+
+
+def cores_for_ranks(n: int) -> None:
+    """Skip, saying why, where this host has fewer cores than `--nproc n` CPU ranks: nanobench
+    refuses more CPU ranks than cores (run/distributed.check_launch), so such a host cannot
+    run the test, and must not fail it."""
+    cores = os.cpu_count() or 1
+    if cores < n:
+        pytest.skip(f"--nproc {n} needs {n} cores (one per CPU rank); this host has {cores}")
+
+
+@pytest.fixture(scope="session")
+def two_rank_host():
+    cores_for_ranks(2)
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,39 @@ def test_unsafe_names_are_refused_naming_the_key(name):
         files.check_name(name, "f.toml: name")
 
 
+def test_each_refusal_says_what_is_wrong():
+    assert files.name_problem("") == "is empty"
+    assert files.name_problem(7) == "7 is not a string"
+    assert files.name_problem("a/b") == (
+        "'a/b' is not a safe name (letters, digits, '.', '_' and '-' only, not starting with "
+        "'.'): it becomes part of file names"
+    )
+    long = "abcdefghij" * 3  # 30 characters: the first 20 are quoted
+    assert files.name_problem(long, max_chars=25) == (
+        "'abcdefghijabcdefghij'... is 30 characters long (at most 25): it becomes part of file names"
+    )
+    assert files.check_name("abcdef", "k", max_chars=6) == "abcdef"
+    with pytest.raises(InputError, match=r"^k: 'abcdefg'\.\.\. is 7 characters long \(at most 6\)"):
+        files.check_name("abcdefg", "k", max_chars=6)
+
+
+def test_a_refusal_to_leave_the_folder_names_the_option(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    away = out / ".." / "elsewhere"
+    expected = (
+        f"{away}: refused: it leads to {tmp_path / 'elsewhere'}, outside {out} "
+        f"(through '..' or a symlink); nothing was written there"
+    )
+    with pytest.raises(InputError) as named:
+        files.check_inside(away, out, "--out")
+    assert str(named.value) == f"--out {expected}"
+    with pytest.raises(InputError) as bare:
+        files.check_inside(away, out)
+    assert str(bare.value) == expected
+    assert files.check_inside(out / "r.parquet", out) == out / "r.parquet"
+
+
 def test_containment_follows_symlinks_and_dotdot(tmp_path):
     (tmp_path / "out" / "sub").mkdir(parents=True)
     (tmp_path / "outside").mkdir()
@@ -71,6 +104,72 @@ def test_atomic_write_replaces_a_planted_symlink_without_following_it(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "index.html"
     ]  # no temporary left
+
+
+def predictable_temporary_names(monkeypatch, *tokens):
+    """Make write_atomic's random part of the temporary name a known sequence, as an attacker
+    who guessed it would know it; returns the list of tokens drawn."""
+    drawn, queue = [], list(tokens)
+
+    def token_hex(nbytes):
+        assert nbytes == 4  # eight hex digits: 2**32 names to guess, not a handful
+        drawn.append(queue.pop(0) if len(queue) > 1 else queue[0])
+        return drawn[-1]
+
+    monkeypatch.setattr(files.secrets, "token_hex", token_hex)
+    return drawn
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_never_written_through(tmp_path, monkeypatch):
+    """O_EXCL: the temporary file is created, never opened; the name is skipped, not reused."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".index.html.guessed.tmp").symlink_to(victim)
+    drawn = predictable_temporary_names(monkeypatch, "guessed", "fresh")
+    files.write_atomic(out / "index.html", "new page")
+    assert victim.read_text() == "precious\n" and (out / "index.html").read_text() == "new page"
+    assert drawn == ["guessed", "fresh"]
+    assert (out / ".index.html.guessed.tmp").is_symlink()  # someone else's: left alone
+
+
+def test_a_hard_link_planted_at_the_temporary_name_is_never_written_through(tmp_path, monkeypatch):
+    """What O_NOFOLLOW alone would not stop: an existing file (a hard link to the victim)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    os.link(victim, tmp_path / ".meta.json.guessed.tmp")
+    predictable_temporary_names(monkeypatch, "guessed", "fresh")
+    files.write_atomic(tmp_path / "meta.json", "{}")
+    assert victim.read_text() == "precious\n" and (tmp_path / "meta.json").read_text() == "{}"
+
+
+def test_ten_taken_temporary_names_give_up_naming_the_folder(tmp_path, monkeypatch):
+    (tmp_path / ".r.parquet.taken.tmp").write_text("someone else's")
+    drawn = predictable_temporary_names(monkeypatch, "taken")
+    with pytest.raises(FileExistsError, match="no unused temporary name") as info:
+        files.write_atomic(tmp_path / "r.parquet", b"x")
+    assert len(drawn) == 10 and info.value.filename == str(tmp_path)
+    assert info.value.errno == errno.EEXIST and info.value.strerror == "no unused temporary name"
+    assert not (tmp_path / "r.parquet").exists()
+    assert (tmp_path / ".r.parquet.taken.tmp").read_text() == "someone else's"
+
+
+def test_the_umask_decides_the_mode_as_for_any_file_the_user_writes(tmp_path):
+    old = os.umask(0o002)  # masks only others' write: any other mode bit shows through
+    try:
+        path = files.write_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o664  # 0o666 less the umask's 0o002
+
+
+def test_content_as_bytes_text_or_a_writer_function(tmp_path):
+    assert files.write_atomic(tmp_path / "b", b"\x00\xff").read_bytes() == b"\x00\xff"
+    assert files.write_atomic(tmp_path / "t", "é").read_bytes() == "é".encode()
+    files.write_atomic(tmp_path / "f", lambda f: f.write(b"from a function"))
+    assert (tmp_path / "f").read_bytes() == b"from a function"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "f", "t"]
 
 
 def test_atomic_write_inside_a_folder_refuses_a_symlink_leading_out(tmp_path):
@@ -119,6 +218,16 @@ def test_write_causes_in_words(code, cause):
     exc = OSError(code, os.strerror(code))
     assert files.write_cause(exc).startswith(cause)
     assert files.no_space(exc) == (code == errno.EDQUOT)
+
+
+def test_a_cause_without_an_os_message_is_the_exception_itself():
+    assert files.write_cause(OSError("the disk said no")) == "the disk said no"
+
+
+def test_cache_dir_without_xdg_is_under_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert files.cache_dir() == tmp_path / ".cache" / "nanobench"
 
 
 def test_cache_dir_follows_xdg_and_ignores_a_relative_one(tmp_path, monkeypatch):

@@ -180,19 +180,14 @@ def _observed_mfu(
 
 
 def _flops_per_iter(p: Point, vocab: int) -> float | None:
-    from nanobench.measure.metrics import flops_per_token
+    from nanobench.measure.metrics import work_per_iter
     from nanobench.run.estimate import n_params
 
     try:
         s = _scenario(p)
     except InputError:
         return None
-    m = s.model
-    tokens = s.train.batch_size * s.train.grad_accum * m.block_size
-    return (
-        flops_per_token(n_params(m, vocab), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size)
-        * tokens
-    )
+    return work_per_iter(s.train, s.model, n_params(s.model, vocab))[1]
 
 
 def _scenario(p: Point):

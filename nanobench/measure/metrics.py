@@ -16,17 +16,18 @@ from dataclasses import dataclass
 class PerfCounterTimer:
     """Wall-clock time around a step on a device whose work is finished when `sync` returns."""
 
-    def __init__(self, sync):
+    def __init__(self, sync, clock=time.perf_counter):
         self._sync = sync
+        self._clock = clock  # seconds; a test passes its own
         self._t0 = 0.0
 
     def start(self) -> None:
         self._sync()
-        self._t0 = time.perf_counter()
+        self._t0 = self._clock()
 
     def stop(self) -> float:
         self._sync()
-        return time.perf_counter() - self._t0
+        return self._clock() - self._t0
 
     def seconds(self, handles: list) -> list[float]:
         return list(handles)
@@ -81,6 +82,21 @@ def flops_per_token(
     as 0 (pytorch/pytorch#195460).
     """
     return 6 * n_params + 12 * n_layer * n_head * head_size * block_size
+
+
+def work_per_iter(train, model, n_params: int) -> tuple[int, int]:
+    """(tokens, training FLOPs) of one optimizer step of the whole job, from the recipe.
+
+    Tokens: batch_size x grad_accum x block_size. The recipe's batch is the job's: under
+    `--nproc` every rank trains its share of each micro-batch, so the world size does not
+    multiply it (a rank sees batch_size / world). `train` and `model` are a scenario's
+    TrainConfig and ModelConfig (anything with those fields).
+    """
+    tokens = train.batch_size * train.grad_accum * model.block_size
+    per_token = flops_per_token(
+        n_params, model.n_layer, model.n_head, model.n_embd // model.n_head, model.block_size
+    )
+    return tokens, per_token * tokens
 
 
 @dataclass
@@ -280,8 +296,10 @@ class Recorder:
         ddp=None,
         totals: dict | None = None,
         noise=None,
+        clock=time.perf_counter,
     ):
         self.writer = writer
+        self.clock = clock  # the run's wall clock (t0 is on it); a test passes its own
         self.noise = (
             noise  # a noise.Sampler: marks a window's last row with a reading, ~1 per second
         )
@@ -309,7 +327,7 @@ class Recorder:
         }
         # a resumed run's times and tokens continue its parent's
         self.state.update({k: v for k, v in (totals or {}).items() if k in self.TOTALS})
-        self._energy_at = (time.perf_counter() - t0, 0.0)  # the energy counter starts with this run
+        self._energy_at = (clock() - t0, 0.0)  # the energy counter starts with this run
 
     def _mfu(self, step_s, peak_flops):
         return self.flops_per_iter / step_s / peak_flops if step_s and peak_flops else None
@@ -324,7 +342,7 @@ class Recorder:
                 row["rank_step_time_s"] = [times[i] for times in per_rank]
                 row["step_time_s"] = max(row["rank_step_time_s"])
         energy_now = (
-            time.perf_counter() - self.t0,
+            self.clock() - self.t0,
             self.energy.read_j(),
         )  # one counter read per window
         if energy_now[1] is not None and rows:
@@ -361,9 +379,7 @@ class Recorder:
 
     def totals(self) -> dict:
         """What a checkpoint needs to continue the cumulative columns."""
-        return {k: self.state[k] for k in self.TOTALS} | {
-            "wall_time_s": time.perf_counter() - self.t0
-        }
+        return {k: self.state[k] for k in self.TOTALS} | {"wall_time_s": self.clock() - self.t0}
 
     def summary(self, compiled: bool = False) -> dict:
         """Headline numbers for the metadata and the command line (warm-up steps excluded).

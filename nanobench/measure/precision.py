@@ -92,16 +92,23 @@ class Precision:
     @contextlib.contextmanager
     def matmul_flags(self):
         """The flags of `apply_matmul_flags` inside the block, the previous ones after it."""
-        saved = (
-            torch.backends.cuda.matmul.allow_tf32,
-            torch.backends.cudnn.allow_tf32,
-            torch.get_float32_matmul_precision(),
-        )
-        try:
+        with kept_matmul_flags():
             yield self.apply_matmul_flags()
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, previous = saved
-            torch.set_float32_matmul_precision(previous)
+
+
+@contextlib.contextmanager
+def kept_matmul_flags():
+    """torch's global matmul precision flags, whatever the block sets, as they were after it."""
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision(),
+    )
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, previous = saved
+        torch.set_float32_matmul_precision(previous)
 
 
 def current_matmul_flags() -> dict:

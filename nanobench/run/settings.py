@@ -22,6 +22,7 @@ means the same thing wherever it is used. `nanobench tune` (run/tune.py) searche
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import asdict, dataclass
 
 from nanobench.errors import InputError
@@ -288,3 +289,27 @@ def describe(options: dict) -> str:
         f"SDPA {options.get('sdpa') or 'auto'}",
     ]
     return ", ".join(parts)
+
+
+def keeps_process_state(fn):
+    """Decorator: torch's thread count, its global CPU random stream and the matmul precision
+    flags, which a run sets for itself, are as they were before `fn` once it returns or
+    raises. A process that trains more than once (the device x dtype matrix, tune, parity,
+    the tests) must not hand one run's settings to the next: a run without --threads would
+    otherwise inherit the previous run's."""
+
+    @functools.wraps(fn)
+    def keeping(*args, **kwargs):
+        import torch
+
+        from nanobench.measure.precision import kept_matmul_flags
+
+        threads, random_state = torch.get_num_threads(), torch.random.get_rng_state()
+        try:
+            with kept_matmul_flags():
+                return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+            torch.random.set_rng_state(random_state)
+
+    return keeping

@@ -23,7 +23,7 @@ from nanobench import process
 from nanobench.errors import InputError
 from nanobench.measure import environment, noise, peaks
 from nanobench.measure.device import Device, is_out_of_memory, parse_device
-from nanobench.measure.metrics import PendingStep, Recorder, flops_per_token, to_host
+from nanobench.measure.metrics import PendingStep, Recorder, to_host, work_per_iter
 from nanobench.measure.precision import Precision
 from nanobench.run import checkpoint, distributed, settings
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
@@ -242,6 +242,7 @@ def sample_text(model: GPT, scenario: Scenario, dataset) -> str:
     return dataset.decode(ids[0].tolist())
 
 
+@settings.keeps_process_state  # threads, random stream and matmul flags: this run's only
 def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     """Train `scenario` on `opts.device`, recording every iteration. Returns where it went.
 
@@ -316,12 +317,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     eval_model = model if ddp else step_model  # every rank scores the full fixed set alike
     shard = ddp.shard(t.batch_size) if ddp else slice(None)  # this rank's part of each micro-batch
 
-    tokens_per_iter = t.batch_size * t.grad_accum * m.block_size
     n_params = model.num_params()
-    flops_per_iter = (
-        flops_per_token(n_params, m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size)
-        * tokens_per_iter
-    )
+    tokens_per_iter, flops_per_iter = work_per_iter(t, m, n_params)
     raw_spec_peak = peaks.spec_peak(device, precision)
     measured_peak = peaks.measured_peak(device, precision)
     spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted

@@ -114,7 +114,9 @@ class RunWriter:
         meta: dict,
         flush_every_iters: int = FLUSH_EVERY_ITERS,
         flush_every_s: float = FLUSH_EVERY_S,
+        clock=time.monotonic,
     ):
+        self.clock = clock  # seconds, for the flush window; a test passes its own
         self.out_dir = Path(out_dir)
         self.run_id = run_id
         self.meta = dict(meta, schema_version=SCHEMA_VERSION, run_id=run_id, status="running")
@@ -146,19 +148,19 @@ class RunWriter:
         self._buffer: list[dict] = []
         self._n_segments = 0
         self.n_rows_flushed = 0
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock()
         self._write_meta()
 
     def append(self, rows: list[dict]) -> None:
         self._buffer.extend(rows)
         if (
             len(self._buffer) >= self.flush_every_iters
-            or time.monotonic() - self._last_flush >= self.flush_every_s
+            or self.clock() - self._last_flush >= self.flush_every_s
         ):
             self.flush()
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock()
         if not self._buffer:
             return
         seg = self.partial / f"seg-{self._n_segments:06d}.parquet"

@@ -45,8 +45,8 @@ TUNED_OPTIONS = {
 }
 
 
-# fast in the default suite: test_device_all_best_runs_each_device_with_its_record, and
-# run/test_tune's record tests
+# fast in the default suite: test_device_all_best_runs_each_device_with_its_record,
+# test_env_json_lists_the_tune_record, run/test_tune's record tests
 @pytest.mark.slow
 def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
     env = record(tmp_path)
@@ -66,6 +66,18 @@ def test_run_best_applies_the_record_and_env_lists_it(nb, tmp_path):
 
     listed = json.loads(nb("env", "--json", env=env).stdout)["tune_records"]
     assert [r["label"] for r in listed.values()] == ["--threads 1 --optimizer for-loop --sdpa math"]
+
+
+def test_env_json_lists_the_tune_record(tmp_path, monkeypatch, capsys):
+    """In process (the env half of the slow test above): the record of this CPU for smoke,
+    under its key, with the options it stands for."""
+    for key, value in record(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    assert (cli.main(["env", "--json"]) or 0) == 0  # None is success, as for sys.exit
+    listed = json.loads(capsys.readouterr().out)["tune_records"]
+    [(key, entry)] = listed.items()
+    assert entry["label"] == "--threads 1 --optimizer foreach --sdpa math"
+    assert "smoke" in key and torch.__version__ in key, key
 
 
 def test_device_all_best_runs_each_device_with_its_record(nb, tmp_path):
@@ -136,7 +148,7 @@ def test_data_parallel_best_tunes_one_ranks_share_in_a_child_process(tmp_path, m
 
 
 @pytest.mark.slow  # fast in the default suite: test_data_parallel_best_hands_the_record_to_its_workers
-def test_data_parallel_best_workers_record_the_tuned_settings(nb, tmp_path):
+def test_data_parallel_best_workers_record_the_tuned_settings(nb, tmp_path, two_rank_host):
     """`--nproc 2 --best`: the launcher reads the record of one rank's share of the batch (in a
     child process), its two gloo workers get the settings as flags; rank 0's run says best
     like a single-process `--best` run."""

@@ -36,7 +36,12 @@ def test_rapl_meter_sums_packages_across_a_wrap(tmp_path):
         tmp_path, {"intel-rapl:0": (9_000_000, 10_000_000), "intel-rapl:1": (100, 10_000_000)}
     )
     meter = metrics.rapl_meter(tmp_path)
-    assert meter.source == "rapl" and meter.describe()["zones"] == ["intel-rapl:0", "intel-rapl:1"]
+    assert meter.source == "rapl" and meter.describe() == {
+        "source": "rapl",
+        "reason": None,
+        "zones": ["intel-rapl:0", "intel-rapl:1"],
+        "what": "CPU package energy (powercap energy_uj)",
+    }
     assert meter.read_j() == 0.0
     (tmp_path / "intel-rapl:0" / "energy_uj").write_text("9500000\n")  # +0.5 J
     (tmp_path / "intel-rapl:1" / "energy_uj").write_text("2000100\n")  # +2 J
@@ -55,10 +60,45 @@ def test_rapl_absent_or_empty_gives_a_reason(tmp_path):
     assert empty.read_j() is None and "no RAPL package zones" in empty.reason
 
 
-def test_cpu_energy_meter_here_reads_or_says_why():
-    meter = Device.cpu().energy_meter()
-    info = meter.describe()
-    assert (info["source"] == "rapl") or (info["source"] is None and info["reason"])
+def test_the_cpu_reads_rapl_from_the_powercap_tree(monkeypatch):
+    """The CPU device's meter is rapl_meter over Linux's tree (stood in for: the meter's
+    reading of a tree is checked above on real files)."""
+    monkeypatch.setattr(metrics, "rapl_meter", lambda: "the rapl meter")
+    assert Device.cpu().energy_meter() == "the rapl meter"
+    meter = Device("mps", None, "Apple M2").energy_meter()
+    assert meter.read_j() is None and meter.reason == "no energy counter readable for mps devices"
+
+
+def test_rapl_readable_only_by_root_says_how_to_read_it(tmp_path, monkeypatch):
+    """energy_uj is mode 0400 since Linux 5.10; this test runs as root, so the refusal an
+    ordinary user gets is stood in for."""
+    make_powercap(tmp_path, {"intel-rapl:0": (1, 10)})
+
+    def refused(zones):
+        raise PermissionError(13, "Permission denied", str(zones[0] / "energy_uj"))
+
+    monkeypatch.setattr(metrics, "RaplEnergyMeter", refused)
+    meter = metrics.rapl_meter(tmp_path)
+    assert meter.read_j() is None and meter.reason == (
+        f"{tmp_path}/intel-rapl:0/energy_uj is readable only by root (Linux 5.10+); "
+        f"run as root or `sudo chmod o+r {tmp_path}/intel-rapl:*/energy_uj`"
+    )
+
+
+def test_rapl_unreadable_names_the_cause(tmp_path):
+    make_powercap(tmp_path, {"intel-rapl:0": (1, 10)})
+    (tmp_path / "intel-rapl:0" / "max_energy_range_uj").write_text("not a number\n")
+    meter = metrics.rapl_meter(tmp_path)
+    assert meter.read_j() is None and meter.reason.startswith("RAPL unreadable: invalid literal")
+
+
+@pytest.mark.parametrize("platform", ["darwin", "win32"])
+def test_no_cpu_energy_where_the_os_keeps_it_from_us(platform, tmp_path, monkeypatch):
+    make_powercap(tmp_path, {"intel-rapl:0": (1, 10)})  # even with a tree present
+    monkeypatch.setattr(metrics.sys, "platform", platform)
+    meter = metrics.rapl_meter(tmp_path)
+    assert meter.read_j() is None and meter.reason == metrics.NO_CPU_ENERGY[platform]
+    assert meter.describe() == {"source": None, "reason": metrics.NO_CPU_ENERGY[platform]}
 
 
 @pytest.fixture
@@ -120,12 +160,24 @@ def test_nvml_energy_meter_differences_millijoules():
     meter = metrics.NvmlEnergyMeter(counter, "gpu0")
     counter.mj += 12_345
     assert meter.read_j() == pytest.approx(12.345)
+    assert meter.describe() == {
+        "source": "nvml",
+        "reason": None,
+        "what": "GPU board energy (nvmlDeviceGetTotalEnergyConsumption)",
+    }
 
 
 def test_energy_is_interpolated_in_wall_time_within_a_window():
     rows = [{"wall_time_s": 1.0}, {"wall_time_s": 1.5}, {"wall_time_s": 2.0}, {"wall_time_s": None}]
     metrics.interpolate_energy(rows, (1.0, 100.0), (2.0, 300.0))
     assert [r["energy_j"] for r in rows] == [100.0, 200.0, 300.0, 300.0]
+    # a row outside the window is held at its edge; a window of no time takes the new reading
+    outside = [{"wall_time_s": 0.5}, {"wall_time_s": 2.5}]
+    metrics.interpolate_energy(outside, (1.0, 100.0), (2.0, 300.0))
+    assert [r["energy_j"] for r in outside] == [100.0, 300.0]
+    still = [{"wall_time_s": 2.0}]
+    metrics.interpolate_energy(still, (2.0, 100.0), (2.0, 300.0))
+    assert still[0]["energy_j"] == 300.0
 
 
 def test_cpu_memory_sample_has_no_reserved_or_device_counter():

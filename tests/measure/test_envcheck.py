@@ -1,6 +1,7 @@
 """`nanobench env --check` judged over injected facts; the command itself only for its shape."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -158,16 +159,45 @@ def test_siblings_from_sysfs(tmp_path):
     assert envcheck._siblings(str(tmp_path)) == [[0, 2], [1, 2, 3]]
 
 
+def knobs(cpu_root="/sys/devices/system/cpu") -> dict:
+    """The settings whose fixes `env --check` prints (governors, turbo, boost, SMT), as read."""
+    from pathlib import Path
+
+    root = Path(cpu_root)
+    paths = [
+        *root.glob("cpu[0-9]*/cpufreq/scaling_governor"),
+        root / "intel_pstate" / "no_turbo",
+        root / "cpufreq" / "boost",
+        root / "smt" / "control",
+    ]
+    return {str(p): p.read_text() for p in paths if p.is_file()}
+
+
+def every_file(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 @pytest.mark.parametrize("as_json", [True, False])
-def test_env_check_command_lists_findings_and_changes_nothing(as_json):
-    """The command's shape only: which findings this machine gets is its own business."""
+def test_env_check_command_lists_findings_and_changes_nothing(as_json, tmp_path):
+    """The command's shape (which findings this machine gets is judged above, on injected
+    facts) and that it changes nothing: the settings its fixes name read the same after, and
+    it writes no file, in its folder, its home or its cache."""
+    home, cache, cwd = tmp_path / "home", tmp_path / "cache", tmp_path / "cwd"
+    for d in (home, cache, cwd):
+        d.mkdir()
+    (home / "kept.txt").write_text("mine")
+    before, files_before = knobs(), every_file(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "nanobench", "env", "--check", *(["--json"] if as_json else [])],
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=cwd,
+        env={**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(cache)},
     )
     assert proc.returncode == 0, proc.stderr
+    assert knobs() == before and every_file(tmp_path) == files_before
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["cache", "cwd", "home", "kept.txt"]
     if as_json:
         out = json.loads(proc.stdout)
         names = [c["name"] for c in out["checks"]]

@@ -181,21 +181,24 @@ def test_report_in_headless_chromium(page):
 
 
 def test_device_by_dtype_matrix_of_the_committed_example():
-    """The example's two cells (cpu fp32, cpu bf16): one device row group, one column per dtype,
-    the paired difference at the last common evaluation, as compare computes it."""
+    """The example's two cells (cpu fp32, cpu bf16): one device row group, one column per dtype.
+    Every figure written out, worked from the committed files with pandas and scipy:
+      ms/iter p50, the median of the seeds' steady steps pooled: fp32 29.615 ms, bf16 25.761 ms
+      speedup 29.615 / 25.761 = 1.15x
+      final val (iteration 2000) fp32 1.9038, 1.8768, 1.8960 (seeds 1337-1339): mean 1.8922;
+      bf16 minus fp32 by seed, mean -0.00059, paired t (2 df, t = 4.303) 95% interval
+      -0.0023 to +0.0012, inside the 0.02 margin: equivalent."""
     example = Path(__file__).resolve().parents[2] / "results" / "examples" / "cpu-fp32-vs-bf16"
     [g] = compare.compare_files([str(example)]).groups
     m = tables.matrix_spec(g)
     assert [c for c, _ in m.columns] == ["device", "", "fp32", "bf16"]
     rows = {r[1]: r[2:] for r in m.rows}
-    assert rows["speedup"][0] == "1.00x (baseline)" and rows["ms/iter p50"] == [
-        tables.fmt_ms(c.median_step_s) for c in g.configs
+    assert rows["ms/iter p50"] == ["29.6", "25.8"]
+    assert rows["speedup"] == ["1.00x (baseline)", "1.15x"]
+    assert rows["val loss @2000"] == [
+        "1.8922",
+        "-0.0006 vs baseline (3 pairs, 95% CI -0.0023 to +0.0012): equivalent",
     ]
-    [pair] = g.pairs
-    final = pair.equivalence["points"][-1]
-    assert final.iter == 2000 and rows["val loss @2000"][1] == (
-        f"{final.diff:+.4f} vs baseline (3 pairs, 90% CI {final.ci90[0]:+.4f} to {final.ci90[1]:+.4f}): equivalent"
-    )
     assert set(rows) >= {"train time to 2.00", "train time to 1.90"}
     # one configuration: no matrix
     assert tables.matrix_spec(compare.compare_files([str(FIX / "compare-other")]).groups[0]) is None

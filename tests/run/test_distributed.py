@@ -1,6 +1,7 @@
 """Data-parallel runs through torchrun (gloo on the CPU), as a user starts them."""
 
 import os
+import queue
 import signal
 import subprocess
 import time
@@ -45,7 +46,7 @@ def _on_two_gloo_ranks(tmp_path, target, answering=(0, 1), timeout_s=60):
         while set(got) != set(answering) and time.time() < deadline:
             try:
                 rank, value = answers.get(timeout=max(0.1, deadline - time.time()))
-            except Exception:  # queue.Empty: out of time
+            except queue.Empty:  # out of time
                 break
             assert not isinstance(value, str) or not value.startswith("error"), value
             got[rank] = value
@@ -116,7 +117,7 @@ def test_the_launcher_asks_nccl_to_abort_the_communicator_not_the_process(monkey
 
 
 @pytest.fixture(scope="module")
-def single_and_ddp(tmp_path_factory, nb):
+def single_and_ddp(tmp_path_factory, nb, two_rank_host):
     d = tmp_path_factory.mktemp("ddp")
     one = nb("run", "smoke", "--threads", "1", "--out", str(d / "one"), timeout=180)
     two = nb("run", "smoke", "--nproc", "2", "--out", str(d / "two"), timeout=180)
@@ -143,6 +144,33 @@ def test_rank0_records_world_and_per_rank_step_times(single_and_ddp):
     per_rank = steps["rank_step_time_s"]
     assert all(len(r) == 2 for r in per_rank)
     assert (steps["step_time_s"] == per_rank.map(max)).all()  # the slowest rank's time
+
+
+def test_two_ranks_count_the_global_batch_once(single_and_ddp):
+    """smoke's batch of 4 is the job's, split 2 + 2 over the ranks: 4 x 16 = 64 tokens an
+    iteration, not 128. FLOPs an iteration: N = 13,248 for smoke's model on 27 characters
+    (tests/measure/test_metrics.py), 6N + 12*1*2*16*16 = 85,632 per token, x 64 = 5,480,448.
+    On the CPU both ranks share one processor, so MFU divides by one CPU's peak, not two."""
+    one, two = single_and_ddp
+    steps = two.rows.iloc[:-1]
+    assert steps["tokens"].tolist() == [64 * (i + 1) for i in range(30)]
+    assert steps["tokens"].tolist() == one.rows["tokens"].iloc[:-1].tolist()
+    assert two.meta["flops"]["per_iter"] == 5_480_448
+    assert steps["tokens_per_s"].tolist() == pytest.approx((64 / steps["step_time_s"]).tolist())
+    peak = two.meta["peak_flops"]["measured"]["flops"]  # this host's calibration, an input
+    assert steps["mfu_measured"].tolist() == pytest.approx(
+        (5_480_448 / steps["step_time_s"] / peak).tolist()
+    )
+
+
+def test_a_one_core_host_skips_the_two_rank_tests(monkeypatch):
+    from conftest import cores_for_ranks
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    with pytest.raises(pytest.skip.Exception, match="needs 2 cores .* this host has 1"):
+        cores_for_ranks(2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    cores_for_ranks(2)  # enough: no skip
 
 
 def test_launch_checks(monkeypatch):
@@ -188,7 +216,7 @@ def test_torchrun_command_passes_rendezvous_through():
 
 
 @pytest.mark.slow  # fast in the default suite: test_leaving_does_not_wait_for_a_rank_that_never_comes
-def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path):
+def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path, two_rank_host):
     """SIGKILL rank 1 mid-run: every rank ends, rank 0's rows survive with a status."""
     proc = subprocess.Popen(
         [
@@ -244,7 +272,7 @@ def test_a_rank_dying_keeps_rank0_rows(nb, tmp_path):
 # fast in the default suite: test_faults' Ctrl-C flood (one process), and
 # test_leaving_does_not_wait_for_a_rank_that_never_comes
 @pytest.mark.slow
-def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(nb, tmp_path):
+def test_ctrl_c_ends_every_rank_and_keeps_rank0_rows(nb, tmp_path, two_rank_host):
     """A terminal's Ctrl-C (SIGINT to the launcher's process group): rank 0 publishes its rows
     as `interrupted`, every process ends, exit 130, and no traceback from torchrun."""
     proc = subprocess.Popen(

@@ -108,7 +108,9 @@ def test_ctrl_c_then_a_flood_of_signals_completes_the_file(nb, tmp_path):
     assert run.meta["status"] == "interrupted" and str(run.path) in stdout
     iters = run.rows["iter"].tolist()
     # The reason says how and when, without repeating the status it stands beside.
-    assert run.meta["status_reason"] == f"stopped by Ctrl-C or SIGTERM after {len(iters)} iterations"
+    assert (
+        run.meta["status_reason"] == f"stopped by Ctrl-C or SIGTERM after {len(iters)} iterations"
+    )
     assert iters == list(range(len(iters)))
     assert len(iters) >= last_logged_iter(
         log
@@ -194,11 +196,17 @@ def test_a_partial_folder_of_the_same_id_is_never_reused(tmp_path):
 
 
 def test_rows_reach_disk_within_the_time_window(tmp_path):
-    w = results.RunWriter(tmp_path, "slow", {}, flush_every_iters=100, flush_every_s=0.05)
+    now = [100.0]  # the writer's clock, moved by the test: a loaded host cannot race it
+    w = results.RunWriter(
+        tmp_path, "slow", {}, flush_every_iters=100, flush_every_s=10.0, clock=lambda: now[0]
+    )
     w.append([{"iter": 0, "loss": 1.0}])
-    time.sleep(0.06)
-    w.append([{"iter": 1, "loss": 1.0}])  # two slow iterations: the time window flushes them
-    assert w.n_rows_flushed == 2 and len(list(w.partial.glob("seg-*.parquet"))) == 1
+    now[0] = 109.9
+    w.append([{"iter": 1, "loss": 1.0}])  # inside the window: still buffered
+    assert w.n_rows_flushed == 0 and not list(w.partial.glob("seg-*.parquet"))
+    now[0] = 110.0
+    w.append([{"iter": 2, "loss": 1.0}])  # three slow iterations: the time window flushes them
+    assert w.n_rows_flushed == 3 and len(list(w.partial.glob("seg-*.parquet"))) == 1
 
 
 CUDA_FULL_AT_30 = textwrap.dedent("""

@@ -55,8 +55,13 @@ def test_generate_uses_only_its_generator():
         GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=16), generator(1, "init")
     )
     prompt = torch.zeros((1, 1), dtype=torch.long)
-    torch.manual_seed(0)
-    a = model.generate(prompt, 20, temperature=1.0, top_k=0, gen=torch.Generator().manual_seed(5))
-    torch.manual_seed(99)  # the global RNG must not matter
-    b = model.generate(prompt, 20, temperature=1.0, top_k=0, gen=torch.Generator().manual_seed(5))
+    with torch.random.fork_rng(devices=[]):  # the global stream as it was, after
+        torch.manual_seed(0)
+        a = model.generate(
+            prompt, 20, temperature=1.0, top_k=0, gen=torch.Generator().manual_seed(5)
+        )
+        torch.manual_seed(99)  # the global RNG must not matter
+        b = model.generate(
+            prompt, 20, temperature=1.0, top_k=0, gen=torch.Generator().manual_seed(5)
+        )
     assert a.shape == (1, 21) and torch.equal(a, b)

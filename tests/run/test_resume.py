@@ -140,7 +140,40 @@ def test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs(nb,
     )  # its rows start where the parent's checkpoint was
 
 
-@pytest.mark.slow  # fast in the default suite: test_same_device_resume_is_bit_identical, test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs
+def test_resume_in_another_dtype_in_process(runs, tmp_path):
+    """The cpu fp32 checkpoint at iteration 20 continued as cpu bf16, in process: its rows
+    start at 20, it runs in bf16 and records its fp32 parent."""
+    outcome = train(
+        load("smoke", SETS),
+        RunOptions(
+            out_dir=str(tmp_path),
+            threads=1,
+            dtype="bf16",
+            resume=str(runs["ckpt"]),
+            max_iters=24,
+            overrides=tuple(SETS),
+        ),
+    )
+    assert outcome.status == "completed", outcome.reason
+    child = results.read_run(outcome.path)
+    assert child.rows["iter"].tolist() == list(range(20, 25))
+    assert child.meta["options"]["dtype"] == "bf16" and "-bf16-" in outcome.path.name
+    lineage = child.meta["resumed_from"]
+    assert (lineage["dtype"], lineage["iter"], lineage["run_id"]) == (
+        "fp32",
+        20,
+        runs["cut"].meta["run_id"],
+    )
+    # the same weights, one step on in bf16: the fp32 run's loss at 20, to bf16's precision
+    # (8 bits of mantissa: about 0.4% of a loss near 3)
+    straight = runs["straight"].rows.set_index("iter")["loss"]
+    assert child.rows["loss"].iloc[0] == pytest.approx(straight[20], rel=0.02)
+
+
+# fast in the default suite: test_resume_in_another_dtype_in_process,
+# test_same_device_resume_is_bit_identical,
+# test_compare_labels_a_continuation_and_never_averages_it_with_fresh_runs
+@pytest.mark.slow
 def test_resume_in_another_configuration_records_lineage(nb, tmp_path):
     """The cross-device path, exercised with what this machine has: resume a cpu fp32
     checkpoint as cpu bf16. The child records its parent and compare labels it so."""

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from nanobench.errors import InputError
@@ -99,5 +101,8 @@ def test_override_value_may_contain_equals():
 
 def test_scenario_is_frozen():
     s = scen.load("smoke")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.train.max_iters = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.model = None
+    assert s.train.max_iters == 30

@@ -58,7 +58,9 @@ def test_metadata_records_what_a_comparison_needs(smoke_runs):
     assert meta["options"]["seed"] == 1337 and meta["options"]["threads"] == 1
     assert meta["scenario"]["name"] == "smoke"
     assert meta["dataset"]["name"] == "synthetic" and len(meta["dataset"]["sha256"]) == 64
-    assert meta["model"]["n_params"] > 0 and meta["flops"]["per_iter"] > 0
+    # smoke on 27 characters: N = 13,248 (worked out in tests/measure/test_metrics.py), per
+    # token 6N + 12*1*2*16*16 = 85,632, x 4 x 16 tokens = 5,480,448
+    assert meta["model"]["n_params"] == 13_248 and meta["flops"]["per_iter"] == 5_480_448
     env = meta["environment"]
     assert env["torch"] == torch.__version__ and env["torch_num_threads"] == 1
     assert "git" in env and "cpu_model" in env
@@ -138,3 +140,45 @@ def test_memory_is_released_after_calibration_before_each_runs_first_step(tmp_pa
     assert len(runs) == 2 and calls.count("release") == 2
     for start in runs:
         assert calls[start : start + 3] == ["calibrate", "release", "step"]
+
+
+# fast in the default suite: test_metrics' summary (compile_time_s = first step - median),
+# test_platforms' refusal without a C++ compiler, test_settings_compile_wraps_lazily
+@pytest.mark.slow
+def test_compile_trains_on_the_cpu(tmp_path):
+    """torch.compile's CPU path end to end (inductor builds C++ kernels with this host's
+    compiler): the compiled run starts from the same weights and batches as the eager one
+    and follows its losses, and records what compiling cost."""
+    from nanobench.measure import environment
+    from nanobench.measure.device import Device
+
+    problem = environment.compile_problem(Device.cpu())
+    if problem:
+        pytest.skip(problem)
+    try:
+        _, compiled = run_smoke(tmp_path / "compiled", compile=True, max_iters=6)
+    finally:
+        torch._dynamo.reset()  # the compiled graphs are this test's, not the next one's
+    _, eager = run_smoke(tmp_path / "eager", max_iters=6)
+    assert compiled.meta["options"]["compile"] is True and compiled.meta["status"] == "completed"
+    # the same model and batches; only kernel fusion and summation order differ
+    losses = compiled.rows["loss"].iloc[:6].tolist()
+    assert losses == pytest.approx(eager.rows["loss"].iloc[:6].tolist(), rel=1e-3)
+    summary = compiled.meta["summary"]
+    assert summary["compile_time_s"] > 0
+    assert summary["compile_time_s"] == pytest.approx(
+        summary["first_step_time_s"] - summary["median_step_time_s"]
+    )
+
+
+def test_settings_compile_wraps_lazily():
+    """--compile hands train a torch.compile wrapper of the model (nothing is compiled until
+    its first call); without it, the model itself."""
+    from nanobench.run.model import GPT, GPTConfig
+    from nanobench.run.settings import compile_model
+
+    model = GPT(GPTConfig.from_scenario(load("smoke"), 27), torch.Generator().manual_seed(0))
+    assert compile_model(model, False, None) is model
+    wrapped = compile_model(model, True, None)
+    assert isinstance(wrapped, torch._dynamo.eval_frame.OptimizedModule)
+    assert wrapped._orig_mod is model
