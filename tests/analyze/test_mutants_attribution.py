@@ -229,3 +229,47 @@ def test_a_projection_without_a_target_reached_within_the_point(projected):
     assert at.measure(p20, pool, 2.5).values["time_to_target_s"] is None
     # no projection asked: missing
     assert at.measure(p, pool, 3.0, project_ok=False).kind == "missing"
+
+
+def test_which_runs_hold_a_point(tmp_path):
+    write_run(tmp_path / "a", 1, [4.0, 3.0, 2.5, 2.0])  # cpu EPYC fp32, 2 threads, 30 iterations
+    [run] = load(tmp_path / "a")
+    p = point_of(run)
+    assert at.covers(run, p)
+    # a longer run holds a shorter point of its recipe (an evaluation at 20), not a longer one
+    assert at.covers(run, replace(p, iters=20)) and not at.covers(run, replace(p, iters=25))
+    assert not at.covers(run, replace(p, iters=40))
+    for other in (
+        dict(threads=4),  # another thread count on the cpu
+        dict(torch="2.12.0+cpu"),
+        dict(dtype="bf16"),
+        dict(compile=True),
+        dict(device_name="Xeon"),
+        dict(device_type="cuda", threads=None),
+        dict(recipe=p.recipe[1:]),
+    ):
+        assert not at.covers(run, replace(p, **other)), other
+    # None stands for "any": a point that names no thread count or torch
+    assert at.covers(run, replace(p, threads=None, torch=None))
+    # a reference: the same recipe and dtype on another device, as far as the point
+    assert not at.is_reference(run, p)
+    assert at.is_reference(run, replace(p, device_name="Xeon"))
+    assert at.is_reference(run, replace(p, device_type="cuda", threads=None))
+    assert not at.is_reference(run, replace(p, device_name="Xeon", dtype="bf16"))
+    assert not at.is_reference(run, replace(p, device_name="Xeon", iters=40))
+
+
+def test_a_longer_run_measures_a_shorter_point_from_its_first_steps(tmp_path):
+    # 30 iterations of 0.125 s; the point at 20: 20 steps, 2.5 s, the target reached at 20 only
+    write_run(tmp_path / "a", 1, [4.0, 3.0, 2.5, 2.0], step_s=0.125)
+    [run] = load(tmp_path / "a")
+    p20 = replace(point_of(run), iters=20)
+    res = at.measure(p20, [run], 2.5)
+    assert res.kind == "measured" and res.values["val_loss"].mean == 2.5
+    assert res.values["train_time_s"].mean == 2.5 and res.values["step_s"].mean == 0.125
+    assert res.values["time_to_target_s"].mean == 2.5
+    # 2.0 is reached only at 30, beyond the point
+    assert at.measure(p20, [run], 2.0).values["time_to_target_s"] is None
+    steps = at._steps_until(run, 20)
+    assert steps.size == 20 and set(steps) == {0.125}
+    assert at._steps_until(run, 30).size == 30

@@ -91,6 +91,20 @@ def test_an_interval_ending_exactly_on_the_margin_is_not_inside_it(shift):
     assert eq.verdict_at(1, a, b, 0.2500001).verdict == "equivalent"
 
 
+@pytest.mark.parametrize("shift", [0.5, -0.5])
+def test_an_interval_spanning_zero_and_ending_on_the_margin_is_undecided(shift):
+    # diffs 0 and +-0.5: mean +-0.25, se 0.25, df 1, p = 0.5 (not different); the margin is set
+    # to the far end of the 90% interval itself, +-(0.25 + 6.3138 x 0.25) = 1.8284
+    a = {1: 1.0, 2: 2.0}
+    b = {1: 1.0, 2: 2.0 + shift}
+    first = eq.verdict_at(1, a, b, 1.0)
+    far = max(abs(first.ci90[0]), abs(first.ci90[1]))
+    assert far == pytest.approx(0.25 + 6.3138 * 0.25, abs=1e-3)
+    on = eq.verdict_at(1, a, b, far)
+    assert on.p == pytest.approx(0.5) and on.verdict == "undecided"
+    assert eq.verdict_at(1, a, b, far * 1.000001).verdict == "equivalent"
+
+
 def test_an_interval_on_the_margin_with_no_significant_difference_is_undecided():
     # diffs 0.0 and 0.5: mean 0.25, se 0.25, df 1 -> the interval spans 0 (p = 0.5) and the margin
     a = {1: 1.0, 2: 2.0}
@@ -320,8 +334,9 @@ def test_explain_gap_splits_precision_from_the_device_on_the_seeds_all_three_ran
         "Of the equal-iteration gap, +0.1250 is precision (cpu bf16 vs cpu fp32) and +0.1250 the "
         "device itself (kernels, reduction order, dropout masks)."
     )
-    # the reference ran seed 1 only: A 1.5, ref 1.75, B 1.75 on it
-    one = eq.Curve("cpu bf16", {20: (1.75, 9.0)}, {20: {1: 1.75}})
+    # the reference ran seed 1 of the shared ones (and 3): A 1.5, ref 1.75, B 1.75 on seed 1,
+    # not the reference's mean over its own seeds (2.0)
+    one = eq.Curve("cpu bf16", {20: (2.0, 9.0)}, {20: {1: 1.75, 3: 2.25}})
     out = eq.explain_gap(A, B, precision_ref=one)
     assert (out["precision"], out["device"]) == (0.25, 0.0)
     assert out["sentences"][3].endswith("dropout masks) (on the 1 seed all three ran: 1).")
