@@ -96,6 +96,9 @@ def test_the_cpu_recipe_at_2000_against_the_other_seeds_and_nanogpts_figure():
     seeds_band, published = [b for _, _, b in c.checked]
     assert (seeds_band.low, seeds_band.high) == pytest.approx((low, high))
     assert (published.low, published.high) == (1.88 - 0.05, 1.88 + 0.05)
+    assert published.kind == "at" and published.source == (
+        "nanoGPT README, CPU recipe: 'a loss of only 1.88' after 2000 iterations, ±0.05"
+    )
     assert [it for it, _, _ in c.checked] == [2000, 2000] and c.first_outside is None
     assert c.sentence() == (
         "r: normal, inside the reference bands of shakespeare_char_cpu at all 2 checks "
