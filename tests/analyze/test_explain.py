@@ -35,6 +35,7 @@ def write_run(
     interval=10,
     torch="2.13.0+cpu",
     eval_iters=None,
+    status="completed",
 ):
     """A run of `smoke` with one evaluation every `interval` iterations: vals[k] at iteration
     k * interval, so len(vals) - 1 intervals long; every step takes step_s."""
@@ -89,7 +90,7 @@ def write_run(
     )
     w = RunWriter(folder, run_id, meta)
     w.append(rows)
-    w.finish("completed", None)
+    w.finish(status, None)
     shutil.rmtree(folder / PARTIAL_DIR, ignore_errors=True)
 
 

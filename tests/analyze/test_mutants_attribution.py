@@ -273,3 +273,17 @@ def test_a_longer_run_measures_a_shorter_point_from_its_first_steps(tmp_path):
     steps = at._steps_until(run, 20)
     assert steps.size == 20 and set(steps) == {0.125}
     assert at._steps_until(run, 30).size == 30
+
+
+def test_a_run_stopped_short_of_the_point_is_named_where_the_point_is_missing(tmp_path):
+    # interrupted at 20 of 30 iterations: no run holds the point, no probe (project_ok False)
+    write_run(tmp_path / "a", 1, [4.0, 3.0, 2.5], status="interrupted")
+    write_run(tmp_path / "b", 2, [4.0, 3.0, 2.5, 2.0])
+    pool = load(tmp_path)
+    stopped_run = next(r for r in pool if r.status == "interrupted")
+    p = replace(point_of(stopped_run), iters=30)
+    res = at.measure(p, [stopped_run], 2.0, project_ok=False)
+    assert res.kind == "missing" and res.values["val_loss"] is None
+    assert res.stopped == ((stopped_run.run_id, "interrupted", 20, 20, 2.5),)
+    # a completed run of the point holds it: measured, nothing missing
+    assert at.measure(p, pool, 2.0).kind == "measured"

@@ -111,3 +111,21 @@ def test_a_run_recorded_as_diverged_diverged_at_its_last_iteration():
     bare = run(3, [], status="diverged", iterations=7)
     cs = seeds.aggregate(CPU, "cpu", [d, ok, bare])
     assert seeds.diverged_seeds(cs) == {1: 8, 3: 7}
+
+
+def test_a_lone_seed_finite_again_after_a_nan_has_no_seed_values_there():
+    # the mean curve keeps 16 (every run, here one, has a finite loss there) but the seed's
+    # curve ended at its NaN: no per-seed values at 16, an empty mapping
+    a = run(1, [ev(0, 4.0), ev(8, math.nan), ev(16, 2.0)])
+    curve = seeds.mean_curve(seeds.aggregate(CPU, "cpu", [a]))
+    assert curve.points == {0: (4.0, 0.0), 16: (2.0, 2.0)}
+    assert curve.seeds == {0: {1: 4.0}, 16: {}}
+
+
+def test_a_diverged_run_on_file_diverged_at_its_last_row(tmp_path):
+    from test_explain import load, write_run
+
+    # recorded as diverged, its evaluations all finite: the last row's iteration (20)
+    write_run(tmp_path / "a", 1, [4.0, 3.0, 2.5], status="diverged")
+    [r] = load(tmp_path / "a")
+    assert seeds.diverged_seeds(seeds.aggregate(r.config, "cpu", [r])) == {1: 20}
