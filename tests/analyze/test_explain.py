@@ -36,6 +36,7 @@ def write_run(
     torch="2.13.0+cpu",
     eval_iters=None,
     status="completed",
+    warmup_steps=0,
 ):
     """A run of `smoke` with one evaluation every `interval` iterations: vals[k] at iteration
     k * interval, so len(vals) - 1 intervals long; every step takes step_s."""
@@ -74,7 +75,7 @@ def write_run(
                 "train_time_s": t,
                 "wall_time_s": t + 0.01 * i,
                 "tokens": 64 * (i + 1),
-                "warmup": False,
+                "warmup": i < warmup_steps,
                 "eval_val_loss": vals[i // interval] if i % interval == 0 else None,
             }
         )

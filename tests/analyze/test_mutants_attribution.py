@@ -273,6 +273,10 @@ def test_a_longer_run_measures_a_shorter_point_from_its_first_steps(tmp_path):
     steps = at._steps_until(run, 20)
     assert steps.size == 20 and set(steps) == {0.125}
     assert at._steps_until(run, 30).size == 30
+    # its first 3 steps warm-up: not steady, left out of the 20 before the point (17 remain)
+    write_run(tmp_path / "w", 1, [4.0, 3.0, 2.5, 2.0], step_s=0.125, warmup_steps=3)
+    [warm] = load(tmp_path / "w")
+    assert at._steps_until(warm, 20).size == 17 and at._steps_until(warm, 30).size == 27
 
 
 def test_a_run_stopped_short_of_the_point_is_named_where_the_point_is_missing(tmp_path):
