@@ -134,7 +134,8 @@ def test_nanobench_vs_nanogpt_interleaved(tmp_path):
         per_round
     ):  # a round whose ratio stands out had a neighbour
         print(
-            f"  round {r + 1}: {ng_r * 1e3:.1f} vs {nb_r * 1e3:.1f} ms/iter, x{ng_r / nb_r:.2f} (1-min load after it {load:.2f})"
+            f"  round {r + 1}: {ng_r * 1e3:.1f} vs {nb_r * 1e3:.1f} ms/iter, x{ng_r / nb_r:.2f} "
+            f"(1-min load after it {load:.2f})"
         )
     assert len(ng) >= ROUNDS * (ITERS - WARMUP - 1) and len(nb_wall) >= ROUNDS * (
         ITERS - WARMUP - 1

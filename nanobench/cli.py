@@ -8,9 +8,9 @@ culprit, no traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -127,25 +127,6 @@ def _parse_seeds(text: str | None) -> list[int | None]:
     return seeds
 
 
-class _StopOnce:
-    """Ctrl-C or SIGTERM (Windows: Ctrl-Break): the first stops the run (KeyboardInterrupt, which completes the
-    result file with status `interrupted`); later ones only say that it is finishing."""
-
-    def __init__(self):
-        self.stopping = False
-
-    def __call__(self, signum, frame):
-        if self.stopping:
-            print(
-                "nanobench: finishing the result file; it is written in a moment",
-                file=sys.stderr,
-                flush=True,
-            )
-            return
-        self.stopping = True
-        raise KeyboardInterrupt
-
-
 def cmd_run(args) -> int:
     # torch is imported only after the checks that need no device (scenario, seeds, counts),
     # so those mistakes are told at once rather than after a second of `import torch`.
@@ -191,165 +172,273 @@ def cmd_run(args) -> int:
             f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)"
         )
 
-    from nanobench.run import distributed, matrix
+    from nanobench.run import distributed, executors, matrix
+    from nanobench.run import plan as plans
 
-    is_matrix = matrix.wants_matrix(args.device, args.dtype)
-    # --optimizer, --sdpa, --compile-mode; with --best the tune record's settings (per device in a matrix, below)
-    platform.update(_speed_settings(args, scenario, None if is_matrix else platform["device"]))
-    if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
-        if args.resume or args.checkpoint_every:
-            raise InputError(
-                "--nproc: checkpoints and --resume are single-process for now; drop one of them"
-            )
-        if is_matrix:
-            raise InputError(
-                "--nproc: a data-parallel job runs one device and dtype; give one --device and --dtype"
-            )
-        return _launch_distributed(args, scenario, platform)
+    child = bool(os.environ.get(distributed.CHILD_ENV))  # a torchrun worker of one cell
+    if args.executor != "local" and (child or args.resume):
+        raise InputError(f"--executor {args.executor}: a resumed run continues here; drop one")
+    # the engine's options are checked before anything is stored
+    engine = {"submitit": _submitit_options, "ray": _ray_options}.get(args.executor, lambda a: None)
+    engine_options = engine(args)
+    request = _request(args, platform, seeds, child)
+    cells, said = plans.build_cells(
+        request, scenario, here=args.executor == "local" and not child and not args.resume
+    )
+    for line in said:
+        print(f"nanobench: {line}", file=sys.stderr)
+    plan, todo, made = _plan_of(args, scenario, cells, child)
+    if not todo:  # --continue, and every cell is completed or still running
+        return _print_status(plan, as_json=args.json)
+    if args.executor == "local":
+        return _run_here(args, plan, todo, scenario, child, made)
+    if args.executor == "submitit":
+        jobs = executors.submit_submitit(plan, todo, engine_options, _log(False))
+        if not args.wait:
+            print(f"follow it: nanobench status {args.out} (exit 0 once every cell completed)")
+            return EXIT_OK
+        executors.wait_submitit(plan, jobs, _log(args.quiet))
+    else:
+        executors.run_ray(plan, todo, engine_options, _log(args.quiet))
+    return _print_status(plan, as_json=args.json)
 
-    from nanobench.store import results
 
-    cells = [matrix.Cell(platform.pop("device"), platform.pop("dtype"))]
-    if not args.resume and not os.environ.get(distributed.CHILD_ENV):
-        plan = matrix.plan(
-            cells[0].device,
-            cells[0].dtype,
-            allow_slow=args.allow_slow,
-            speed=platform,
-            scenario=scenario,
+def _request(args, platform: dict, seeds: list, child: bool):
+    """The run's flags as a plan request (run/plan.py builds the cells from it)."""
+    from nanobench.run import plan as plans
+
+    speed = {k: getattr(args, k) for k in plans.SPEED_FLAGS if getattr(args, k) is not None}
+    if not args.best:  # the platform's compile and threads (a resumed run's: its checkpoint's)
+        speed = dict(speed, compile=platform["compile"]) | (
+            {"threads": platform["threads"]} if platform["threads"] else {}
         )
-        for line in plan.skipped + plan.notes:
-            print(f"nanobench: {line}", file=sys.stderr)
-        cells = plan.cells
-    per_cell = _best_cells(scenario, cells, args.quiet) if args.best and is_matrix else None
+    return plans.Request(
+        scenario=args.scenario or "",
+        overrides=tuple(args.set or []),
+        device=platform["device"],
+        dtype=platform["dtype"],
+        seeds=tuple(seeds),
+        speed=speed,
+        best=args.best,
+        from_tune_record=args.from_tune_record,
+        max_iters=args.max_iters,
+        checkpoint_every=platform["checkpoint_every"],
+        resume=args.resume,
+        nproc=None if child else args.nproc,
+        nnodes=args.nnodes,
+        allow_slow=args.allow_slow,
+    )
 
-    recovered, warnings = results.recover_killed(args.out)
-    for line in warnings:
-        print(f"nanobench: warning: {line}", file=sys.stderr)
-    for path in recovered:
-        print(f"recovered a killed run: {path}", file=sys.stderr)
+
+def _plan_of(args, scenario, cells: list, child: bool) -> tuple:
+    """The plan to run, the cells of it to run now, and the folders storing it made (None:
+    not a new plan): a new plan stored in OUT, or with --continue the stored plan of the
+    same cells, minus those completed. A torchrun worker runs its launcher's cell, under
+    its launcher's plan id, and stores nothing."""
+    from nanobench.run import executors
+    from nanobench.run import plan as plans
+
+    if child:
+        plan_id = os.environ.get(executors.GROUP_ENV) or plans.new_plan_id(scenario.name)
+        cell_id = os.environ.get(executors.CELL_ENV)
+        cells = [dataclasses.replace(c, id=cell_id) for c in cells] if cell_id else cells
+        return plans.Plan(plan_id, args.out, tuple(cells)), cells, None
+    if args.continue_:
+        found = plans.matching(args.out, cells)
+        if found is None:
+            raise InputError(
+                f"--continue: no plan in {args.out}/{plans.PLANS_DIR}/ has the cells of this "
+                f"command; run it without --continue (or give the --out it used)"
+            )
+        todo = plans.to_run(found)
+        done = len(found.cells) - len(todo)
+        print(
+            f"nanobench: continuing plan {found.plan_id}: {done} of {len(found.cells)} cells "
+            f"have a completed result or still run; running {len(todo)}",
+            file=sys.stderr,
+        )
+        return found, todo, None
+    # One id for the runs of this invocation (every cell and seed); NANOBENCH_GROUP_ID joins
+    # separate invocations, and the machines of one multi-node job share their --rdzv-id.
+    plan_id = (
+        os.environ.get(executors.GROUP_ENV)
+        or (args.rdzv_id if (args.nnodes or 1) > 1 else None)
+        or plans.new_plan_id(scenario.name)
+    )
+    files.check_name(
+        plan_id, "NANOBENCH_GROUP_ID" if os.environ.get(executors.GROUP_ENV) else "plan id"
+    )
+    rdzv = {
+        "nnodes": args.nnodes,
+        "node_rank": args.node_rank,
+        "rdzv_backend": args.rdzv_backend,
+        "rdzv_endpoint": args.rdzv_endpoint,
+        "rdzv_id": args.rdzv_id,
+    }
+    plan = plans.Plan(
+        plan_id,
+        args.out,
+        tuple(cells),
+        tuple(sorted((k, v) for k, v in rdzv.items() if v is not None)),
+        _utc_now(),
+    )
+    made = plans.folders_to_make(plan)
+    plan.save()
+    return plan, cells, made
+
+
+def _utc_now() -> str:
+    from nanobench.store.results import utc_now
+
+    return utc_now()
+
+
+def _run_here(args, plan, cells: list, scenario, child: bool, made: list | None) -> int:
+    """The local executor, with this terminal's progress display and stop signals. made:
+    the folders a new plan's saving made, taken away with it when its first cell is refused."""
+    from nanobench.run import distributed, executors, matrix
 
     # SIGTERM (Windows: Ctrl-Break or closing the console) ends a run like Ctrl-C: the result
     # file is completed with status `interrupted`. A torchrun worker only notes the stop: the
     # ranks agree on it at a read window and stop together, so none is left waiting in a
     # collective (see distributed.Dist.should_stop).
-    stop = distributed.request_stop if os.environ.get(distributed.CHILD_ENV) else _StopOnce()
+    stop = distributed.request_stop if child else executors.StopOnce()
     for signum in process.stop_signals():
         signal.signal(signum, stop)
     finished = threading.Event()  # the console-close handler holds the process until it is set
     close_handler = process.on_console_close(finished)  # noqa: F841 (kept alive for ctypes)
+    # torchrun workers other than rank 0 record nothing (no path); a data-parallel cell's
+    # launcher leaves the printing to its rank 0 (it has no summary)
+    report = lambda o: _print_outcome(o) if o.path and o.summary and not args.json else None  # noqa: E731
+    show = lambda label: Progress(label, args.quiet)  # noqa: E731
     try:
-        outcomes = _run_seeds(args, scenario, cells, seeds, platform, per_cell)
+        outcomes = executors.run_local(
+            plan,
+            cells,
+            show,
+            report,
+            args.quiet,
+            args.json,
+            scenario if len({c.scenario for c in cells}) == 1 else None,
+            sweep=not child,
+        )
+    except InputError:
+        # refused before any cell left a trace: a new plan goes too, nothing is written
+        if made is not None:
+            from nanobench.run import plan as plans
+
+            plans.discard(plan, made)
+        raise
     finally:
         finished.set()
-    if is_matrix and not args.json and any(o.path for o in outcomes):
-        _print_comparison([str(o.path) for o in outcomes if o.path])
-    last = outcomes[-1]
-    if last.status == "interrupted" or last.stop_requested:
-        # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
-        return EXIT_OK if os.environ.get(distributed.CHILD_ENV) else 130
-    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
-
-
-SPEED_FLAGS = {
-    "dtype": "--dtype",
-    "compile": "--compile",
-    "threads": "--threads",
-    "compile_mode": "--compile-mode",
-    "optimizer": "--optimizer",
-    "sdpa": "--sdpa",
-}
-
-
-def _speed_settings(args, scenario, device: str | None) -> dict:
-    """The speed settings given as flags, or with --best those of the tune record of `device`
-    (tuning first when there is none); None: a matrix, whose cells each get their own."""
-    given = {k: getattr(args, k) for k in SPEED_FLAGS if getattr(args, k) is not None}
-    if not args.best:
-        # a torchrun worker of `--nproc --best` gets the record's settings as flags; it still records best
-        tuned = {"best": True} if args.from_tune_record else {}
-        return {
-            k: v for k, v in given.items() if k in ("compile_mode", "optimizer", "sdpa")
-        } | tuned
-    if given:
-        raise InputError(
-            f"--best: it chooses {', '.join(SPEED_FLAGS.values())} from the tune record; "
-            f"drop {', '.join(SPEED_FLAGS[k] for k in given)}"
-        )
-    if args.resume:
-        raise InputError("--best: a resumed run keeps its checkpoint's settings; drop --best")
-    if device is None:
-        return {"best": True}
-    from nanobench.run import distributed, tune
-
-    if args.nproc is not None and not os.environ.get(distributed.CHILD_ENV):
-        # a data-parallel job: tuned for one rank's share of the batch, in a child process
-        # that takes its CUDA context with it before the ranks start
-        world = args.nproc * (args.nnodes or 1)
-        if args.nproc < 1 or scenario.train.batch_size % world:
-            return {"best": True}  # the launch check refuses it next, before any tuning
-        found = tune.best_settings_for_ranks(scenario, device, world, verbose=not args.quiet)
-        return dict(found.options(), best=True)
-    return dict(tune.best_settings(scenario, device, log=_log(args.quiet)).options(), best=True)
-
-
-def _log(quiet: bool):
-    return None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-
-
-def _best_cells(scenario, cells: list, quiet: bool) -> dict:
-    """`--device all --best`: each device's cell in its tuned dtype, with its other settings."""
-    from nanobench.run import matrix, tune
-
-    per_cell = {}
-    for device in dict.fromkeys(c.device for c in cells):
-        options = tune.best_settings(scenario, device, log=_log(quiet)).options()
-        per_cell[matrix.Cell(device, options.pop("dtype"))] = options
-    cells[:] = list(per_cell)
-    return per_cell
-
-
-def _run_seeds(args, scenario, cells, seeds, platform: dict, per_cell: dict | None = None) -> list:
-    """One run per cell and seed (run/matrix.run_cells: stopping at an interrupted one); prints each outcome.
-    per_cell: each cell's own speed settings (`--device all --best`)."""
-    from nanobench.run import matrix
-    from nanobench.run.train import train
-
-    # One id for the runs of this invocation (every cell and seed); NANOBENCH_GROUP_ID joins separate invocations.
-    group_id = os.environ.get("NANOBENCH_GROUP_ID") or f"{scenario.name}-{secrets.token_hex(4)}"
-    files.check_name(group_id, "NANOBENCH_GROUP_ID")
-    shared = dict(
-        platform,
-        max_iters=args.max_iters,
-        overrides=tuple(args.set or []),
-        out_dir=args.out,
-        resume=args.resume,
-        group_id=group_id,
-    )
-    # torchrun workers other than rank 0 record nothing (no path)
-    report = lambda o: _print_outcome(o) if o.path is not None and not args.json else None  # noqa: E731
-    show = lambda label: Progress(label, args.quiet)  # noqa: E731
-    if per_cell:
-        outcomes = []
-        for cell in cells:
-            outcomes += matrix.run_cells(
-                scenario, [cell], seeds, dict(shared, **per_cell[cell]), train, show, report
-            )
-            if outcomes[-1].status == "interrupted" or outcomes[-1].stop_requested:
-                break
-    else:
-        outcomes = matrix.run_cells(scenario, cells, seeds, shared, train, show, report)
-    if args.json and any(o.path for o in outcomes):
+    if args.json and any(o.path and o.summary for o in outcomes):
         print(
             json.dumps(
                 [
-                    {"path": str(o.path), "status": o.status, "reason": o.reason, **o.summary}
+                    {"path": o.path, "status": o.status, "reason": o.reason, **o.summary}
                     for o in outcomes
+                    if o.summary
                 ],
                 indent=1,
             )
         )
-    return outcomes
+    is_matrix = matrix.wants_matrix(args.device, args.dtype)
+    if is_matrix and not args.json and any(o.path for o in outcomes):
+        _print_comparison([o.path for o in outcomes if o.path])
+    if not outcomes:
+        return EXIT_OK
+    last = outcomes[-1]
+    if last.status == "interrupted" or last.stop_requested:
+        # a torchrun worker stopped by the launcher exits 0; the launcher reports the stop
+        return EXIT_OK if child else 130
+    return EXIT_OK if all(o.status == "completed" for o in outcomes) else EXIT_GATE
+
+
+def _per_kind(text_list: list[str] | None, flag: str) -> dict:
+    """`--slurm-partition gpu` (every kind) or `--slurm-partition cuda=gpu --slurm-partition
+    cpu=cpu` (one per device kind) -> {kind or "": value}."""
+    table = {}
+    for text in text_list or []:
+        kind, sep, value = text.partition("=")
+        if not sep:
+            kind, value = "", text
+        if kind not in ("", "cpu", "cuda", "mps") or not value:
+            raise InputError(
+                f"{flag} {text}: expected VALUE or KIND=VALUE with KIND cpu, cuda or mps"
+            )
+        table[kind] = value
+    return table
+
+
+def _submitit_options(args):
+    from nanobench.run import executors
+
+    if args.slurm_time is not None and args.slurm_time < 1:
+        raise InputError(f"--slurm-time {args.slurm_time}: must be >= 1 (minutes)")
+    return executors.SubmititOptions(
+        cluster=args.submitit_cluster,
+        partition=_per_kind(args.slurm_partition, "--slurm-partition"),
+        gres=_per_kind(args.slurm_gres, "--slurm-gres"),
+        timeout_min=args.slurm_time or 60,
+    )
+
+
+def _ray_options(args):
+    from nanobench.run import executors
+
+    if args.ray_cpus is not None and args.ray_cpus < 1:
+        raise InputError(f"--ray-cpus {args.ray_cpus}: must be >= 1")
+    return executors.RayOptions(
+        address=args.ray_address,
+        num_cpus=args.ray_cpus,
+        accelerator=_per_kind(args.ray_accelerator, "--ray-accelerator"),
+    )
+
+
+def _print_status(plan, as_json: bool = False) -> int:
+    """The plan's cells as OUT holds them; exit 0 only when every one completed."""
+    from nanobench.present import status
+    from nanobench.run import plan as plans
+
+    states = plans.cell_states(plan)
+    if as_json:
+        print(json.dumps(status.to_json(plan, states, plans.STATES), indent=1))
+    else:
+        status.render_status(plan, states, _console(), plans.STATES)
+    return EXIT_OK if all(s.state == "completed" for s in states) else EXIT_GATE
+
+
+def cmd_status(args) -> int:
+    from nanobench.run import plan as plans
+
+    if not os.path.isdir(args.folder):
+        raise InputError(f"{args.folder}: no such folder; give the --out folder of a run")
+    if args.all and args.plan:
+        raise InputError("status: --all shows every plan; drop --plan or --all")
+    if args.all:
+        chosen = [plans.load(args.folder, p.stem) for p in plans.stored(args.folder)]
+        if not chosen:
+            plans.load(args.folder)  # says that none is stored there
+    else:
+        chosen = [plans.load(args.folder, args.plan)]
+    import time
+
+    while args.wait and any(
+        s.state == "running" for plan in chosen for s in plans.cell_states(plan)
+    ):
+        time.sleep(args.poll_s)
+    if args.json and args.all:  # one JSON document: a list of plans
+        from nanobench.present import status
+
+        shown = [(plan, plans.cell_states(plan)) for plan in chosen]
+        print(json.dumps([status.to_json(p, st, plans.STATES) for p, st in shown], indent=1))
+        done = all(s.state == "completed" for _, st in shown for s in st)
+        return EXIT_OK if done else EXIT_GATE
+    return max(_print_status(plan, args.json) for plan in chosen)
+
+
+def _log(quiet: bool):
+    return None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
 
 
 def _print_comparison(paths: list[str]) -> None:
@@ -359,68 +448,6 @@ def _print_comparison(paths: list[str]) -> None:
 
     print(file=sys.stdout)
     tables.render_comparison(compare.compare_files(paths), _console())
-
-
-def _launch_distributed(args, scenario, platform: dict) -> int:
-    """Re-run this command under torchrun (distributed.launch), one worker per rank."""
-    from nanobench.measure.device import parse_device
-    from nanobench.run import distributed
-
-    device = platform["device"]
-    distributed.check_launch(
-        args.nproc,
-        args.nnodes or 1,
-        parse_device(device),
-        scenario.train.batch_size,
-        scenario.train.grad_accum,
-    )
-    rdzv = {
-        "nnodes": args.nnodes,
-        "node_rank": args.node_rank,
-        "rdzv_backend": args.rdzv_backend,
-        "rdzv_endpoint": args.rdzv_endpoint,
-        "rdzv_id": args.rdzv_id,
-    }
-    return distributed.launch(
-        args.nproc,
-        rdzv,
-        _worker_args(args, platform),
-        platform.get("threads"),
-        parse_device(device).kind,
-    )
-
-
-def _worker_args(args, platform: dict) -> list[str]:
-    """The `run` arguments of each torchrun worker: this command's, with the settings resolved."""
-    device = platform["device"]
-    run_args = [
-        args.scenario,
-        "--device",
-        device,
-        "--dtype",
-        platform["dtype"],
-        "--out",
-        args.out,
-        "--compile" if platform["compile"] else "--no-compile",
-    ]
-    for flag, value in (
-        ("--threads", platform.get("threads")),
-        ("--seeds", args.seeds),
-        ("--max-iters", args.max_iters),
-        ("--compile-mode", platform.get("compile_mode")),
-        ("--optimizer", platform.get("optimizer")),
-        ("--sdpa", platform.get("sdpa")),
-    ):
-        if value is not None:
-            run_args += [flag, str(value)]
-    for item in args.set or []:
-        run_args += ["--set", item]
-    return (
-        run_args
-        + ["--quiet"] * args.quiet
-        + ["--json"] * args.json
-        + ["--from-tune-record"] * bool(platform.get("best"))
-    )
 
 
 def _print_outcome(outcome) -> None:
@@ -546,7 +573,8 @@ def cmd_parity(args) -> int:
         print(
             f"{path}\n  {a.label()} vs {b.label()} over {summary['iters']} iterations: "
             f"max |loss diff| {summary['max_abs_loss_diff']:.3e} (iteration {summary['max_abs_loss_diff_iter']}), "
-            f"final loss diff {summary['final_loss_diff']:+.3e}, final parameter drift {summary['final_param_rel_drift']:.3e}"
+            f"final loss diff {summary['final_loss_diff']:+.3e}, "
+            f"final parameter drift {summary['final_param_rel_drift']:.3e}"
             + (" - bit-identical losses" if summary["bit_identical_losses"] else "")
         )
     return EXIT_OK
@@ -622,8 +650,50 @@ def cmd_report(args) -> int:
     explanations = explain_comparison(
         comparison, [tuple(args.explain)] if args.explain else [], args.margin
     )
-    path = report.write_report(comparison, args.output, title=args.title, explanations=explanations)
+    path = report.write_report(
+        comparison, args.output, title=args.title, explanations=explanations, stills=args.stills
+    )
     print(path)
+    return EXIT_OK
+
+
+def cmd_board(args) -> int:
+    from nanobench.analyze.board import board_files
+    from nanobench.present import board as present
+
+    fmt = args.format or ("html" if args.output else "table")
+    if fmt == "html" and not args.output:
+        raise InputError("--format html: give the folder for index.html with -o DIR")
+    if not args.margin > 0:
+        raise InputError(f"--margin {args.margin}: must be > 0 (nats of val loss)")
+    board, refreshed = board_files(
+        args.paths,
+        include_noisy=args.include_noisy,
+        baseline=args.baseline,
+        margin=args.margin,
+        write_index=not args.no_index,
+    )
+    print(
+        f"nanobench: board of {refreshed.n_files} files ({refreshed.n_read} read, the rest from "
+        f"the index)",
+        file=sys.stderr,
+    )
+    if fmt == "table":
+        present.render_board(board, _console())
+    elif fmt == "html":
+        print(present.write_html(board, args.output, title=args.title))
+    else:
+        text = {"md": present.to_markdown, "csv": present.to_csv, "json": present.to_json_text}[fmt]
+        sys.stdout.write(text(board))
+        if fmt == "csv":  # the table only: what was left out goes beside it
+            for x in board.left_out:
+                print(
+                    f"nanobench: left out: {present.printable(present.left_out_line(x))}",
+                    file=sys.stderr,
+                )
+    if not board.tables:
+        print("nanobench: no usable run among these files", file=sys.stderr)
+        return EXIT_INPUT
     return EXIT_OK
 
 
@@ -818,7 +888,64 @@ def build_parser() -> argparse.ArgumentParser:
         "--rdzv-backend", default=None, help="rendezvous backend (torchrun default: c10d)"
     )
     ddp.add_argument("--rdzv-id", help="job id shared by every machine (torchrun --rdzv-id)")
+    plan = run.add_argument_group(
+        "where the cells run (one cell: a device, dtype, settings and seed; see docs/DESIGN.md)"
+    )
+    plan.add_argument(
+        "--executor",
+        choices=("local", "submitit", "ray"),
+        default="local",
+        help="local: here, one cell after another (default); submitit: a SLURM job array "
+        "(local processes where there is no SLURM); ray: one Ray task per cell",
+    )
+    plan.add_argument(
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="run only the cells of this command's stored plan in --out without a completed result",
+    )
+    plan.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --executor submitit: wait for every cell, then print its status",
+    )
+    plan.add_argument(
+        "--slurm-partition",
+        action="append",
+        metavar="[KIND=]PARTITION",
+        help="SLURM partition, or one per device kind (cuda=gpu --slurm-partition cpu=cpu)",
+    )
+    plan.add_argument(
+        "--slurm-gres", action="append", metavar="[KIND=]GRES", help="SLURM gres, e.g. cuda=gpu:1"
+    )
+    plan.add_argument(
+        "--slurm-time", type=int, metavar="MINUTES", help="each cell's time limit (default 60)"
+    )
+    plan.add_argument(
+        "--submitit-cluster",
+        choices=("slurm", "local", "debug"),
+        help="submitit's cluster (default: slurm where SLURM is, else local processes)",
+    )
+    plan.add_argument("--ray-address", help="a Ray cluster's address (default: start a local one)")
+    plan.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
+    plan.add_argument(
+        "--ray-accelerator",
+        action="append",
+        metavar="[KIND=]TYPE",
+        help="Ray accelerator type a cell asks for, e.g. cuda=A100",
+    )
     run.set_defaults(func=cmd_run)
+
+    sta = sub.add_parser(
+        "status", help="the cells of the plan stored in a run's --out: completed, running, failed"
+    )
+    sta.add_argument("folder", metavar="DIR", help="the --out folder of a run")
+    sta.add_argument("--plan", help="the plan id (default: the newest plan stored in DIR)")
+    sta.add_argument("--all", action="store_true", help="every plan stored in DIR, oldest first")
+    sta.add_argument("--wait", action="store_true", help="wait until no cell is running")
+    sta.add_argument("--poll-s", type=float, default=5.0, help=argparse.SUPPRESS)
+    sta.add_argument("--json", action="store_true", help="machine-readable output")
+    sta.set_defaults(func=cmd_status)
 
     scen = sub.add_parser("scenarios", help="list shipped scenarios")
     scen.add_argument("--json", action="store_true")
@@ -915,7 +1042,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(func=cmd_compare)
 
     rep = sub.add_parser(
-        "report", help="write a self-contained HTML report (index.html) of result files"
+        "report",
+        help="write an HTML report of result files (index.html with interactive figures, offline)",
     )
     rep.add_argument(
         "paths", nargs="+", help="result files, folders (searched recursively) or globs"
@@ -946,7 +1074,53 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("A", "B"),
         help="add `nanobench explain A B` over the report's runs (files, folders or SCENARIO:DEVICE:DTYPE)",
     )
+    rep.add_argument(
+        "--stills",
+        action="store_true",
+        help="also write a PNG of every figure (figures/), for e-mail or PDF where no script runs",
+    )
     rep.set_defaults(func=cmd_report)
+
+    brd = sub.add_parser(
+        "board",
+        help="one table of every machine's runs: per hardware x dtype x settings, speed, time to target",
+    )
+    brd.add_argument(
+        "paths",
+        nargs="+",
+        help="result files, folders (searched recursively) or globs, from any machines",
+    )
+    brd.add_argument(
+        "--format",
+        choices=("table", "md", "csv", "json", "html"),
+        help="table (default), md to paste into a discussion, csv, json (docs/board.md), html (with -o)",
+    )
+    brd.add_argument(
+        "-o", "--output", metavar="DIR", help="write index.html (and plotly.min.js) here"
+    )
+    brd.add_argument("--title", default="nanobench board", help="the page title (html)")
+    brd.add_argument(
+        "--include-noisy",
+        action="store_true",
+        help="count runs recorded noisy in the medians (default: left out, counted)",
+    )
+    brd.add_argument(
+        "--baseline",
+        metavar="TEXT",
+        help="the reference row: the one whose label holds TEXT (default: the slowest CPU row)",
+    )
+    brd.add_argument(
+        "--margin",
+        type=float,
+        default=0.02,
+        help="equivalence margin in nats of val loss (TOST; default 0.02)",
+    )
+    brd.add_argument(
+        "--no-index",
+        action="store_true",
+        help="write no .nanobench-index (read-only folders; the next board reads every file again)",
+    )
+    brd.set_defaults(func=cmd_board)
 
     exp = sub.add_parser(
         "explain",

@@ -3,12 +3,15 @@
 # training): compare.txt of cpu-fp32-vs-bf16 and nanogpt-cpu-recipe, explain.txt/json of the
 # smoke ladder, and both orders of the CPU recipe against shakespeare_char:cuda:bf16. The last
 # two estimate missing runs from this machine's measured matmul peak, so their estimates are
-# this machine's. The HTML reports under reports/examples are made by example-runs.sh.
+# this machine's. The HTML reports under reports/examples are re-made at the end, from the same
+# files (REP=DIR writes them elsewhere).
 #   bash scripts/example-outputs.sh
+# EX=DIR writes into a copy of results/examples instead (tests/test_examples.py compares the two).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NB=${NB:-.venv/bin/nanobench}
-EX=results/examples
+EX=${EX:-results/examples}
+REP=${REP:-reports/examples}
 export NO_COLOR=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -37,3 +40,10 @@ for order in $orders; do
   COLUMNS=250 $NB explain "$tmp/cpu" shakespeare_char:cuda:bf16 --order "$order" --out results \
     --results "$EX/cpu-fp32-vs-bf16" "$EX/explain-recipes" > "$out"
 done
+
+# the reports: the fp32-vs-bf16 runs (with a PNG of each figure), and the smoke ladder's runs
+# with its explanation
+$NB report "$EX/cpu-fp32-vs-bf16" -o "$REP/cpu-fp32-vs-bf16" --stills \
+  --title "shakespeare_char_cpu: cpu fp32 vs cpu bf16, 3 seeds each" >/dev/null
+$NB report "$EX/explain" -o "$REP/explain" --explain "$tmp/a" "$tmp/b" \
+  --title "nanobench explain: smoke, 3 factors" >/dev/null

@@ -17,4 +17,4 @@ for dtype in fp32 bf16; do
 done
 $NB parity shakespeare_char_cpu --a cpu:fp32 --b cpu:bf16 --iters 200 --out "$OUT/parity" --quiet
 COLUMNS=160 $NB compare "$OUT" | tee "$OUT/compare.txt"
-$NB report "$OUT" -o "$REPORT" --title "shakespeare_char_cpu: cpu fp32 vs cpu bf16, 3 seeds each"
+$NB report "$OUT" -o "$REPORT" --stills --title "shakespeare_char_cpu: cpu fp32 vs cpu bf16, 3 seeds each"

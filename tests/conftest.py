@@ -117,6 +117,18 @@ class Nanobench:
         )
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (the same summation order every time, the thread count a
+    cache key holds); the process's own count after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def cores_for_ranks(n: int) -> None:
     """Skip, saying why, where this host has fewer cores than `--nproc n` CPU ranks: nanobench
     refuses more CPU ranks than cores (run/distributed.check_launch), so such a host cannot
@@ -134,3 +146,122 @@ def two_rank_host():
 @pytest.fixture(scope="session")
 def nb():
     return Nanobench()
+
+
+# ---- hand-made result files for the board's tests (written through the real writer) ----------
+
+TOKENS_PER_STEP = 768
+
+
+def handmade_run(
+    folder,
+    run_id: str,
+    *,
+    device_type: str = "cpu",
+    device_name: str = "AMD EPYC",
+    dtype: str = "fp32",
+    seed: int | None = 1,
+    step_s: float = 0.1,
+    vals: dict | None = None,
+    scenario: dict | None = None,
+    sha: str = "a" * 64,
+    torch: str = "2.13.0",
+    env: dict | None = None,
+    options: dict | None = None,
+    noise: str | None = None,
+    flops_per_iter: float | None = None,
+    peak_flops: dict | None = None,
+    status: str = "completed",
+    rows_hook=None,
+):
+    """A finished run of 8 steps (iterations 0-7, the first two warm-up) and a final row 8,
+    every step `step_s` seconds, evaluations `vals` ({iter: val loss}; default 3.0 @0, 2.0 @4,
+    1.6 @8), written through RunWriter. `env` is merged into a CPU machine's environment;
+    `rows_hook(rows)` may edit the rows before they are written."""
+    from nanobench.store.meta import machine_record
+    from nanobench.store.results import RunWriter
+
+    vals = vals or {0: 3.0, 4: 2.0, 8: 1.6}
+    environment = {
+        "hostname": "localhost",
+        "os": "Linux-6.8.0-x86_64-with-glibc2.39",
+        "os_family": "Linux",
+        "machine_arch": "x86_64",
+        "machine_token": "0" * 16,
+        "cpu_model": device_name if device_type == "cpu" else "AMD EPYC 9654",
+        "cpu_flags": ["avx", "avx2", "fma"],
+        "cpu_physical_cores": 2,
+        "cpu_logical_cores": 2,
+        "memory_total_bytes": 24 * 2**30,
+        "gpus": [{"name": device_name, "memory_bytes": 80 * 2**30}]
+        if device_type == "cuda"
+        else [],
+        "torch": torch,
+        "nanobench": "0.1.0",
+        **(env or {}),
+    }
+    device = {"spec": device_type, "type": device_type, "name": device_name}
+    meta = {
+        "scenario": scenario
+        or {
+            "name": "tiny",
+            "targets": {"val_loss": [2.0, 1.5]},
+            "train": {"learning_rate": 1e-3, "max_iters": 8},
+            "eval": {"interval": 4},
+        },
+        "options": {
+            "device": device_type,
+            "dtype": dtype,
+            "compile": False,
+            "seed": seed,
+            "overrides": [],
+            **(options or {}),
+        },
+        "device": device,
+        "dataset": {"name": "fixture", "sha256": sha},
+        "environment": environment,
+        "machine": machine_record(environment, device),
+    }
+    if flops_per_iter is not None:
+        meta["flops"] = {"per_iter": flops_per_iter}
+    if peak_flops is not None:
+        meta["peak_flops"] = peak_flops
+    if noise:
+        meta["noise"] = {"verdict": noise, "reasons": [{"text": "other processes used 1.9 cores"}]}
+    rows, train = [], 0.0
+    for i in range(8):
+        train += step_s
+        rows.append(
+            {
+                "iter": i,
+                "loss": 3.0 - 0.1 * i,
+                "step_time_s": step_s,
+                "train_time_s": train,
+                "wall_time_s": train + 0.5,
+                "tokens": TOKENS_PER_STEP * (i + 1),
+                "tokens_per_s": TOKENS_PER_STEP / step_s,
+                "mem_peak_bytes": 100 * 2**20,
+                "eval_val_loss": vals.get(i),
+                "warmup": i < 2,
+            }
+        )
+    rows.append(
+        {
+            "iter": 8,
+            "train_time_s": train,
+            "wall_time_s": train + 0.5,
+            "tokens": TOKENS_PER_STEP * 8,
+            "eval_val_loss": vals.get(8),
+            "warmup": False,
+        }
+    )
+    if rows_hook:
+        rows_hook(rows)
+    w = RunWriter(folder, run_id, meta)
+    w.append(rows)
+    return w.finish(status)
+
+
+@pytest.fixture
+def handmade():
+    return handmade_run

@@ -33,7 +33,8 @@ class DeviceSpeedup:
         s = self.speedup
         return (
             f"{self.kind}: {o.device_type} ({o.device_name}) is {s.ratio:.2f}x {b.device_type} ({b.device_name}) "
-            f"[{s.low:.2f}-{s.high:.2f}x]; {b.device_type}: {self.base_settings}; {o.device_type}: {self.other_settings}"
+            f"[{s.low:.2f}-{s.high:.2f}x]; {b.device_type}: {self.base_settings}; "
+            f"{o.device_type}: {self.other_settings}"
         )
 
 

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from nanobench.analyze.config import Config, config_of, group_key
 from nanobench.analyze.noise import RunNoise, recorded, slow_outliers
@@ -77,6 +79,14 @@ class RunStats:
         "unknown", (), None
     )  # the verdict the run recorded (analyze/noise.py)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
+    mfu_measured: float | None = None  # median over timed steps, against the measured peak
+    # the rows' columns, each converted once (run_stats fills it as it reads them)
+    columns: object = field(default=None, repr=False, compare=False)
+
+    def column(self, name: str) -> np.ndarray:
+        """A column of the rows as float64, NaN for null (all NaN where absent), converted once
+        per run however many statistics and figures read it."""
+        return _col(self.rows if self.columns is None else self.columns, name)
 
     @property
     def rows(self):
@@ -96,29 +106,121 @@ def percentile(values, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
+class ArrowColumns:
+    """A pyarrow Table's columns as numpy, each converted once: floats with NaN for null,
+    flags with False for null. Read through the Arrow buffers, because pyarrow's to_numpy
+    imports pandas (a second of a board's start) and costs more per call than the statistics."""
+
+    def __init__(self, table: pa.Table):
+        self.table, self.num_rows = table, table.num_rows
+        self._names = set(table.column_names)
+        self._cache: dict = {}
+
+    def has(self, name: str) -> bool:
+        return name in self._names
+
+    def _numpy(self, name: str, arrow_type, fill, dtype) -> np.ndarray:
+        key = (name, dtype)
+        if key not in self._cache:
+            arr = pc.fill_null(self.table.column(name).cast(arrow_type), fill).combine_chunks()
+            data = arr.buffers()[1]
+            self._cache[key] = (
+                np.frombuffer(
+                    data, dtype=dtype, count=len(arr), offset=arr.offset * np.dtype(dtype).itemsize
+                )
+                if len(arr)
+                else np.empty(0, dtype=dtype)
+            )
+        return self._cache[key]
+
+    def floats(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.float64(), float("nan"), np.float64)
+
+    def flags(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.uint8(), 0, np.uint8).astype(bool)
+
+    def ints(self, name: str) -> np.ndarray:
+        return self._numpy(name, pa.int64(), 0, np.int64)
+
+
+def columns(rows):
+    """`rows` ready for the helpers below, wrapped once so that each column is converted once:
+    a pyarrow Table (read_run_columns) or a pandas DataFrame (read_run); a wrapped one as it is."""
+    if isinstance(rows, pa.Table):
+        return ArrowColumns(rows)
+    if isinstance(rows, (ArrowColumns, _Columns)):
+        return rows
+    return _Columns(rows)
+
+
 def _col(rows, name: str) -> np.ndarray:
     """A column as float64 with NaN for null (or all NaN when the column is absent): plain
-    numpy, because pandas indexing per column costs more than the statistics here."""
+    numpy, because pandas indexing per column costs more than the statistics here. `rows` is
+    a pandas DataFrame (read_run), or a pyarrow Table of a few columns (read_run_columns),
+    best wrapped by `columns` first (each column is then converted once)."""
+    rows = columns(rows)
+    if isinstance(rows, _Columns):
+        return rows.get(name)
+    return rows.floats(name) if rows.has(name) else np.full(rows.num_rows, np.nan)
+
+
+class _Columns:
+    """The rows' float columns, each converted once: run_stats reads step_time_s, loss and
+    the times several times over, and each pandas conversion costs more than its use."""
+
+    def __init__(self, rows):
+        self.rows, self._done = rows, {}
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self._done:
+            rows = self.rows
+            self._done[name] = (
+                rows[name].to_numpy(dtype=float, na_value=np.nan)
+                if name in rows
+                else np.full(len(rows), np.nan)
+            )
+        return self._done[name]
+
+    # the DataFrame's own reads, for the few helpers that need more than float columns
+    def __contains__(self, name) -> bool:
+        return name in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, name):
+        return self.rows[name]
+
+
+def _flag(rows, name: str) -> np.ndarray:
+    """A boolean column with null (and absence) read as False."""
+    rows = columns(rows)
+    if isinstance(rows, _Columns):
+        rows = rows.rows
+    if isinstance(rows, ArrowColumns):
+        return rows.flags(name) if rows.has(name) else np.zeros(rows.num_rows, dtype=bool)
     if name not in rows:
-        return np.full(len(rows), np.nan)
-    return rows[name].to_numpy(dtype=float, na_value=np.nan)
+        return np.zeros(len(rows), dtype=bool)
+    # one conversion whatever the column's dtype (bool, nullable boolean, or object where the
+    # parquet column holds nulls); a null counts as not set
+    return rows[name].to_numpy(dtype=bool, na_value=False)
 
 
 def _warmup(rows) -> np.ndarray:
-    if "warmup" not in rows:
-        return np.zeros(len(rows), dtype=bool)
-    col = rows["warmup"]
-    if col.dtype == bool:
-        return col.to_numpy()
-    return col.to_numpy(dtype=object) == True  # noqa: E712  (a null counts as not warm-up)
+    return _flag(rows, "warmup")
 
 
 def _untimed(rows) -> np.ndarray:
     """Rows left out of step-time statistics: warm-up, and imported steps whose printed time
     includes an evaluation (column `step_includes_eval`)."""
-    if "step_includes_eval" not in rows:
-        return _warmup(rows)
-    return _warmup(rows) | (rows["step_includes_eval"].to_numpy(dtype=object) == True)  # noqa: E712
+    return _warmup(rows) | _flag(rows, "step_includes_eval")
+
+
+def _iters(rows) -> np.ndarray:
+    rows = columns(rows)
+    if isinstance(rows, ArrowColumns):
+        return rows.ints("iter")
+    return rows["iter"].to_numpy()
 
 
 def evaluations(
@@ -126,6 +228,7 @@ def evaluations(
 ) -> tuple[Evaluation, ...]:
     """Evaluation points in iteration order, each with the time its model was reached, and
     the tokens, model FLOPs and energy spent to get there where those are known."""
+    rows = columns(rows)
     val = _col(rows, "eval_val_loss")
     at = ~np.isnan(val)
     if not at.any():
@@ -134,7 +237,7 @@ def evaluations(
     train_t = _col(rows, "train_time_s")[at] - step
     wall_t = _col(rows, "wall_time_s")[at] - step
     tl = _col(rows, "eval_train_loss")[at]
-    its = rows["iter"].to_numpy()[at]
+    its = _iters(rows)[at]
     energy = _energy_at(rows, wall_t)
     per = lambda x, i: None if x is None else float(x) * int(i)  # noqa: E731  (a resumed run's iter counts from 0 too)
     return tuple(
@@ -176,26 +279,29 @@ def _max(values: np.ndarray) -> float | None:
 
 def run_stats(run: results.Run) -> RunStats:
     """The per-run numbers of the compare table, from the rows."""
-    info, rows = run.info, run.rows
+    info, rows = run.info, columns(run.rows)
+    cols = rows
     scenario, dataset_sha256 = group_key(info)
     # a step has a time or a loss (an imported llm.c log prints no times); the final row neither
-    is_step = ~np.isnan(_col(rows, "step_time_s")) | ~np.isnan(_col(rows, "loss"))
-    timed = ~np.isnan(_col(rows, "step_time_s")) & ~_untimed(rows)
-    times = _col(rows, "step_time_s")[timed]
+    is_step = ~np.isnan(_col(cols, "step_time_s")) | ~np.isnan(_col(cols, "loss"))
+    timed = ~np.isnan(_col(cols, "step_time_s")) & ~_untimed(rows)
+    times = _col(cols, "step_time_s")[timed]
     median_s = percentile(times, 50)
     # tokens is cumulative, from the parent's count in a resumed run: take a step's increment
-    tokens = _col(rows, "tokens")[is_step]
+    tokens = _col(cols, "tokens")[is_step]
     tokens = tokens[~np.isnan(tokens)]
     if tokens.size >= 2:
         tokens_per_iter = float(tokens[1] - tokens[0])
-    elif tokens.size == 1 and int(rows["iter"].to_numpy()[is_step][0]) == 0:
+    elif tokens.size == 1 and int(_iters(rows)[is_step][0]) == 0:
         tokens_per_iter = float(tokens[0])
     else:
         tokens_per_iter = None
-    evs = evaluations(rows, tokens_per_iter, info.flops_per_iter)
-    mfu = _col(rows, "mfu")[timed]
+    evs = evaluations(cols, tokens_per_iter, info.flops_per_iter)
+    mfu = _col(cols, "mfu")[timed]
     mfu = mfu[~np.isnan(mfu)]
-    mem_peak = _max(_col(rows, "mem_peak_bytes"))
+    mfu_measured = _col(cols, "mfu_measured")[timed]
+    mfu_measured = mfu_measured[~np.isnan(mfu_measured)]
+    mem_peak = _max(_col(cols, "mem_peak_bytes"))
     return RunStats(
         run_id=info.run_id,
         path=str(run.path),
@@ -209,7 +315,7 @@ def run_stats(run: results.Run) -> RunStats:
         status=info.shown_status,
         targets=info.val_loss_targets,
         iterations=int(is_step.sum()),
-        final_train_loss=_last(_col(rows, "loss")[is_step]),
+        final_train_loss=_last(_col(cols, "loss")[is_step]),
         final_val_loss=evs[-1].val_loss if evs else None,
         best_val_loss=min(e.val_loss for e in evs) if evs else None,
         median_step_s=median_s,
@@ -217,9 +323,9 @@ def run_stats(run: results.Run) -> RunStats:
         tokens_per_s=tokens_per_iter / median_s if tokens_per_iter and median_s else None,
         mfu=float(np.median(mfu)) if mfu.size else None,
         mem_peak_bytes=int(mem_peak) if mem_peak is not None else None,
-        energy_j=_last(_col(rows, "energy_j")),
-        train_time_s=_max(_col(rows, "train_time_s")) or 0.0,
-        wall_time_s=_max(_col(rows, "wall_time_s")) or 0.0,
+        energy_j=_last(_col(cols, "energy_j")),
+        train_time_s=_max(_col(cols, "train_time_s")) or 0.0,
+        wall_time_s=_max(_col(cols, "wall_time_s")) or 0.0,
         evaluations=evs,
         step_times_s=times,
         run=run,
@@ -228,7 +334,34 @@ def run_stats(run: results.Run) -> RunStats:
         flops_per_iter=info.flops_per_iter,
         noise=recorded(info.raw),
         slow_outliers=slow_outliers(times),
+        mfu_measured=float(np.median(mfu_measured)) if mfu_measured.size else None,
+        columns=cols,
     )
+
+
+def backwards(rows) -> str | None:
+    """Where a run's iterations or clocks go backwards, which no real run does (a damaged or
+    hand-edited file), in words; None for a run whose rows are in order."""
+    rows = columns(rows)
+    its = _iters(rows).astype(float)
+    bad = np.flatnonzero(np.diff(its) <= 0)
+    if bad.size:
+        i = bad[0]
+        return (
+            f"iteration {its[i + 1]:.0f} follows iteration {its[i]:.0f}: iterations run backwards"
+        )
+    for name in ("train_time_s", "wall_time_s"):
+        values = _col(rows, name)
+        ok = ~np.isnan(values)
+        v, at = values[ok], its[ok]
+        bad = np.flatnonzero(np.diff(v) < 0)
+        if bad.size:
+            i = bad[0]
+            return f"{name} runs backwards at iteration {at[i + 1]:.0f} ({v[i + 1]:.6g} s after {v[i]:.6g} s)"
+    negative = np.flatnonzero(_col(rows, "step_time_s") < 0)
+    if negative.size:
+        return f"step_time_s is negative at iteration {its[negative[0]]:.0f}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ the seeds, and the seeds' curves for the equivalence test."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,25 +84,38 @@ def config_hit(cs: ConfigSummary, target: float) -> tuple[Hit | None, int]:
     ), len(reached)
 
 
-def seed_key(cs: ConfigSummary, r: RunStats):
-    """The key a run's values go under: its seed ((format, seed) for an imported log), or
+def run_keys(runs, imported: str = "") -> list:
+    """The key each run's values go under: its seed ((format, seed) for an imported log), or
     ("unknown", run_id) for a run without a recorded seed or one of several runs of one seed
-    (it counts but never pairs)."""
-    same = sum(1 for x in cs.runs if x.seed == r.seed)
-    if r.seed is None or same != 1:
-        return ("unknown", r.run_id)
+    (it counts but never pairs). `runs`: anything with `seed` and `run_id` (RunStats, the
+    board's rows)."""
+    counts = Counter(r.seed for r in runs)
     # another trainer's seed 1337 draws other weights and batches than nanobench's: it pairs
     # only with logs of that trainer
-    return (cs.config.imported, r.seed) if cs.config.imported else r.seed
+    return [
+        ("unknown", r.run_id)
+        if r.seed is None or counts[r.seed] != 1
+        else ((imported, r.seed) if imported else r.seed)
+        for r in runs
+    ]
+
+
+def seed_key(cs: ConfigSummary, r: RunStats):
+    """run_keys' key of one run of a configuration."""
+    return run_keys(cs.runs, cs.config.imported)[cs.runs.index(r)]
 
 
 def seed_curves(cs: ConfigSummary) -> dict[int, dict]:
     """Evaluation iteration -> {seed: val loss} of every seed evaluated there (seed_key), finite
     values only: a NaN or inf loss is the seed diverging (diverged_seeds), never a number to
     average or test."""
+    return runs_curves(cs.runs, cs.config.imported)
+
+
+def runs_curves(runs, imported: str = "") -> dict[int, dict]:
+    """seed_curves of any runs with `seed`, `run_id` and `evaluations` (the board's rows)."""
     out: dict[int, dict] = {}
-    for r in cs.runs:
-        key = seed_key(cs, r)
+    for r, key in zip(runs, run_keys(runs, imported)):
         for ev in r.evaluations:
             if not math.isfinite(ev.val_loss):
                 break

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nanobench import __version__
 from nanobench.measure import host, nvml
 from nanobench.measure.precision import current_matmul_flags
 
@@ -51,8 +52,12 @@ def collect(device) -> dict:
     import torch
 
     env = {
-        "hostname": socket.gethostname(),
+        "hostname": socket.gethostname(),  # shown, never part of the machine's fingerprint
         "os": platform.platform(),
+        "os_family": platform.system(),
+        "machine_arch": platform.machine(),
+        "machine_token": host.machine_token(),
+        "nanobench": __version__,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "cuda_runtime": torch.version.cuda,
@@ -61,7 +66,8 @@ def collect(device) -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_physical_cores": host.physical_cores(),
         "cpu_logical_cores": psutil.cpu_count(logical=True),
-        "memory_total_bytes": psutil.virtual_memory().total,
+        "memory_total_bytes": host.memory_total_bytes(),
+        "gpus": _gpus(),
         "torch_num_threads": torch.get_num_threads(),
         "torch_num_interop_threads": torch.get_num_interop_threads(),
         "thread_env": {k: os.environ.get(k) for k in THREAD_VARIABLES},
@@ -85,6 +91,21 @@ def collect(device) -> dict:
     elif device.kind == "mps":  # Apple's GPU is part of the chip the CPU brand names
         env.update(gpu_name=host.cpu_model(), gpu_cores=host.apple_gpu_cores())
     return env
+
+
+def _gpus() -> list[dict]:
+    """Every GPU of the machine, for its fingerprint (store/meta.machine_fingerprint), whichever
+    device this run uses: NVIDIA's from NVML; Apple's is part of the chip, told apart by its
+    core count."""
+    found = nvml.gpus()
+    if not found and sys.platform == "darwin" and host.apple_gpu_cores():
+        found = [
+            {
+                "name": f"{host.cpu_model()} GPU ({host.apple_gpu_cores()} cores)",
+                "memory_bytes": None,
+            }
+        ]
+    return found
 
 
 def _parallel_backend(torch) -> str | None:

@@ -11,12 +11,16 @@ imports none of them. Everything is read when asked, never at import time.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import re
+import secrets
 import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
+
+from nanobench import files
 
 
 @lru_cache(maxsize=1)
@@ -233,3 +237,72 @@ def cpu_clock_hz() -> tuple[float | None, str]:
         None,
         "CPU clock unknown: the OS reports none (VMs and macOS on Apple silicon often hide it)",
     )
+
+
+# Where each OS keeps a per-install random id (systemd's machine-id, the Mac's platform UUID,
+# Windows' MachineGuid). It is hashed with nanobench's own salt before it is recorded, as
+# systemd asks of applications (machine-id(5)): the token identifies one machine to nanobench
+# and cannot be matched with anything else that reads the raw id.
+LINUX_MACHINE_ID = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+TOKEN_SALT = b"nanobench machine token v1:"
+TOKEN_FILE = "machine-token"
+
+
+def _os_machine_id() -> str:
+    if sys.platform.startswith("linux"):
+        for name in LINUX_MACHINE_ID:
+            try:
+                text = Path(name).read_text().strip()
+            except OSError:
+                continue
+            if text:
+                return text
+    elif sys.platform == "darwin":
+        m = re.search(
+            r'"IOPlatformUUID"\s*=\s*"([^"]+)"',
+            _run(["ioreg", "-rd1", "-c", "IOPlatformExpertDevice"]),
+        )
+        return m.group(1) if m else ""
+    elif sys.platform == "win32":
+        import winreg
+
+        try:
+            with winreg.OpenKey(
+                winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Cryptography"
+            ) as key:
+                return str(winreg.QueryValueEx(key, "MachineGuid")[0])
+        except OSError:
+            return ""
+    return ""
+
+
+def machine_token() -> str:
+    """16 hex characters that stay the same on this machine and differ between machines, even
+    of identical hardware: the salted hash of the OS's machine id, or, where the OS has none
+    (some containers), a random token kept in nanobench's cache folder. Never the host name."""
+    raw = _os_machine_id()
+    if raw:
+        return hashlib.sha256(TOKEN_SALT + raw.encode()).hexdigest()[:16]
+    path = files.cache_dir() / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{16}", token):
+            return token
+    except OSError:
+        pass
+    token = secrets.token_hex(8)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_atomic(path, token + "\n")
+    except OSError:
+        pass  # unwritable cache: this run's token is its own, and the machine counts again next time
+    return token
+
+
+def memory_total_bytes() -> int | None:
+    import psutil
+
+    try:
+        return int(psutil.virtual_memory().total)
+    except (OSError, AttributeError):
+        return None

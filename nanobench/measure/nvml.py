@@ -42,6 +42,32 @@ def handle(index: int | None):
         raise NvmlUnavailable(f"NVML has no handle for cuda:{index}: {exc}") from None
 
 
+def gpus() -> list[dict]:
+    """Every NVIDIA GPU of the machine, whatever CUDA_VISIBLE_DEVICES hides: name and memory in
+    bytes, from NVML (no CUDA context is created). [] without a driver."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no nvidia-ml-py, no driver, or NVML refused: no NVIDIA GPU to list
+        return []
+    out = []
+    try:
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(h)
+            memory = _ask(pynvml.nvmlDeviceGetMemoryInfo, h)
+            out.append(
+                {
+                    "name": name.decode() if isinstance(name, bytes) else str(name),
+                    "memory_bytes": getattr(memory, "total", None),
+                }
+            )
+    except pynvml.NVMLError:
+        pass
+    return out
+
+
 def _ask(fn, *args):
     """One NVML query, or None where the GPU does not support it."""
     import pynvml

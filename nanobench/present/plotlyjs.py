@@ -37,3 +37,34 @@ def write_script(out_dir: str | Path) -> str:
     if not same:
         write_atomic(target, data, inside=out_dir)
     return SCRIPT_NAME
+
+
+# What every interactive figure offers besides zoom, pan and hover: no plotly logo, a PNG
+# download at twice the screen's resolution, and the figure follows the page's width.
+FIGURE_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
+
+
+def figure_div(fig, div_id: str, validate: bool = False) -> str:
+    """A plotly figure (a `go.Figure`, or its dict form) as a `<div>` and the inline call that
+    draws it, without plotly.js itself: the page loads the one copy `write_script` put beside
+    it. `div_id` names the div (an anchor, and the handle a test or a script finds the figure
+    by). A dict is taken as it is unless `validate` (its tests validate it instead: plotly's
+    validation of a large figure costs more than drawing it); plotly's JSON escapes `<` and
+    `/`, so no string in the figure can end the page's script."""
+    import plotly.io as pio
+
+    layout = fig.get("layout", {}) if isinstance(fig, dict) else fig.layout
+    height = (layout.get("height") if isinstance(layout, dict) else layout.height) or 440
+    return pio.to_html(
+        fig,
+        include_plotlyjs=False,
+        full_html=False,
+        div_id=div_id,
+        config=FIGURE_CONFIG,
+        default_height=f"{height}px",
+        validate=validate,
+    )

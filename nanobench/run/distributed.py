@@ -291,15 +291,20 @@ def _torch_version() -> tuple[int, int]:
 
 
 def launch(
-    nproc: int, rdzv: dict, run_args: list[str], threads: int | None, device_kind: str = "cpu"
+    nproc: int,
+    rdzv: dict,
+    run_args: list[str],
+    threads: int | None,
+    device_kind: str = "cpu",
+    env: dict | None = None,
 ) -> int:
     """Run `nanobench run RUN_ARGS` under torchrun, one worker per rank, and wait for it;
     returns its exit code (130 when stopped by Ctrl-C or SIGTERM, Ctrl-Break on Windows).
-    Rank 0 prints the outcome."""
+    Rank 0 prints the outcome. env: more environment for the workers (the plan and cell ids)."""
     import signal
     import subprocess
 
-    env = {**NCCL_ERROR_HANDLING, **os.environ, CHILD_ENV: "1"}
+    env = {**NCCL_ERROR_HANDLING, **os.environ, **(env or {}), CHILD_ENV: "1"}
     if threads is None and "OMP_NUM_THREADS" not in env:  # share the cores out, not 1 each
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     cmd = torchrun_command(nproc, rdzv, run_args)

@@ -4,8 +4,8 @@ run is skipped with one line, bf16 on a CPU that only emulates it is announced w
 measured slowdown and skipped unless asked for. Every run of the matrix (cells x seeds) writes
 its own result file, all sharing one group_id, so `compare` reads them as one experiment.
 
-A one-cell plan (`--device cpu --dtype fp32`) is the plain run: `run_cells` is also the seed
-loop of every `nanobench run`.
+A one-cell matrix (`--device cpu --dtype fp32`) is the plain run. run/plan.py makes every
+cell of the matrix a cell of the run's plan, once per seed.
 """
 
 from __future__ import annotations
@@ -157,30 +157,3 @@ def plan(
             f"({'; '.join(skipped)})"
         )
     return Plan(cells, skipped, notes)
-
-
-def run_cells(
-    scenario, cells: list[Cell], seeds: list, options: dict, train, progress, report
-) -> list:
-    """Train every cell for every seed, in order; stop at the first run that was interrupted
-    (Ctrl-C, SIGTERM): every finished run and the interrupted one keep their result files.
-
-    options: the RunOptions fields shared by every run (compile, threads, max_iters, overrides,
-    out_dir, resume, group_id, checkpoint_every). train(scenario, RunOptions, progress) trains one
-    run; progress(label) is a context manager for its progress display; report(outcome) is called
-    after each run. Returns the outcomes.
-    """
-    from nanobench.run.train import RunOptions
-
-    outcomes = []
-    for cell in cells:
-        for seed in seeds:
-            opts = RunOptions(device=cell.device, dtype=cell.dtype, seed=seed, **options)
-            label = f"{scenario.name} {cell.label}" + (f" s{seed}" if seed is not None else "")
-            with progress(label) as shown:
-                outcome = train(scenario, opts, shown)
-            outcomes.append(outcome)
-            report(outcome)
-            if outcome.status == "interrupted" or outcome.stop_requested:
-                return outcomes
-    return outcomes

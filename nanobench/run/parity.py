@@ -24,7 +24,14 @@ from nanobench.measure.precision import DTYPES, Precision
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario
-from nanobench.run.settings import Settings, StepContext, adamw_choice, check, compile_model
+from nanobench.run.settings import (
+    Settings,
+    StepContext,
+    adamw_choice,
+    check,
+    compile_model,
+    keeps_process_state,
+)
 from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
 
 PARITY_SUFFIX = ".parity.parquet"
@@ -122,6 +129,7 @@ def relative_drift(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return math.sqrt(num / den) if den else math.nan
 
 
+@keeps_process_state  # each side sets threads and flags per step, and dropout seeds
 def run_parity(
     scenario: Scenario,
     a: Side,

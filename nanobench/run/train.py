@@ -29,6 +29,7 @@ from nanobench.run import checkpoint, distributed, settings
 from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario, TrainConfig
+from nanobench.store.meta import machine_record
 from nanobench.store.results import RunWriter, utc_now
 
 WARMUP_ITERS = 5  # first iterations marked `warmup`: allocator growth, cache misses, compile
@@ -67,6 +68,7 @@ class RunOptions:
     optimizer: str = "auto"  # AdamW implementation: auto, fused, foreach or for-loop
     sdpa: str = "auto"  # attention backend: auto, math, flash, efficient or cudnn
     best: bool = False  # these settings came from the tune record (`run --best`)
+    cell: str | None = None  # the plan cell this run is (run/plan.py): `status`, `--continue`
     platform: Platform = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -331,6 +333,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     )  # busy already? warned once the run exists
 
     parent = ckpt["info"] if ckpt else None
+    env = environment.collect(device)
     meta = {
         "scenario": scenario.to_dict(),
         "options": dict(opts.recorded(), seed=seed, max_iters=max_iters),
@@ -360,7 +363,9 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             "decay": "weight_decay on 2-D parameters (matmul weights, embeddings) only",
         },
         "precision": precision_flags,
-        "environment": environment.collect(device),
+        "environment": env,
+        # the hardware fingerprint and machine id (docs/results.md, "The machine")
+        "machine": machine_record(env, {"type": device.kind, "name": device.name}),
         "not_identical_across_devices": (
             ["dropout masks (drawn by the device's generator)"] if m.dropout > 0 else []
         )

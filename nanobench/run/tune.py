@@ -45,6 +45,7 @@ from nanobench.run.settings import (
     Settings,
     auto_optimizer,
     cudnn_version,
+    keeps_process_state,
     optimizers_on,
     unsupported,
 )
@@ -248,6 +249,7 @@ def loss_figures(reference: list[float], losses: list[float]) -> dict:
     }
 
 
+@keeps_process_state  # each candidate sets threads, flags and dropout seeds for itself
 def measure(
     scenario,
     device_text: str,

@@ -11,6 +11,8 @@ flops); a section that is present but not a JSON object is bad input naming the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +97,20 @@ class ImportedInfo:
 
 
 @dataclass(frozen=True)
+class MachineInfo:
+    """The machine a run ran on: its hardware fingerprint (never the host name) and two short
+    ids derived from it (`machine_fingerprint`). `hardware_id` is equal for two machines of the
+    same hardware; `machine_id` also takes the machine's install token, so two machines of one
+    kind stay two while one machine keeps its id whatever its host name."""
+
+    fingerprint: dict  # FINGERPRINT_KEYS -> value (None where not known)
+    install: str | None  # a salted hash of the OS's machine id, or nanobench's own token
+    hardware_id: str
+    machine_id: str
+    source: str  # "recorded", "derived from the environment", "derived from the device name"
+
+
+@dataclass(frozen=True)
 class RunMeta:
     run_id: str
     status: str  # one of results.STATUSES, "?" when absent
@@ -118,6 +134,7 @@ class RunMeta:
     finished_at: str | None
     raw: dict = field(repr=False, compare=False)  # the metadata exactly as on disk
     imported: ImportedInfo | None = None
+    machine: MachineInfo | None = None
 
     @property
     def shown_status(self) -> str:
@@ -198,6 +215,7 @@ class RunMeta:
             else ImportedInfo(
                 section("imported").get("format"), section("imported").get("truncated_at_iter")
             ),
+            machine=_machine(section("machine"), env, dev, path),
         )
 
 
@@ -227,3 +245,149 @@ def _peak_flops(section: dict) -> PeakFlops | None:
         return Peak(p.get("flops"), p.get("source"))
 
     return PeakFlops(peak("spec"), peak("measured"), peak("used_for_mfu"))
+
+
+# ---- the machine fingerprint ----------------------------------------------------------------
+# What identifies a machine's hardware. Never the host name (users share "localhost" or "vm"),
+# nothing that changes on a reboot or an upgrade (clock, driver, kernel, torch). Memory is
+# rounded to GiB: the total the kernel reports moves by a few MiB between kernel versions.
+FINGERPRINT_KEYS = (
+    "cpu_model",
+    "cpu_physical_cores",
+    "cpu_logical_cores",
+    "simd",
+    "memory_gib",
+    "gpus",
+    "os_family",
+    "arch",
+)
+ID_CHARS = 12
+# The widest vector or matrix extension a CPU reports, best first: what separates two CPUs of
+# one model name in speed (a VM's "AMD EPYC" may be AVX2 on one host and AVX-512 on another).
+SIMD_CLASSES = (
+    ("amx_bf16", "amx"),
+    ("avx512_bf16", "avx512_bf16"),
+    ("avx512f", "avx512"),
+    ("avx2", "avx2"),
+    ("avx", "avx"),
+    ("sme", "sme"),
+    ("sve", "sve"),
+    ("asimd", "neon"),
+    ("neon", "neon"),
+    ("sse4_2", "sse4"),
+)
+_ARCHES = ("x86_64", "amd64", "aarch64", "arm64", "ppc64le", "s390x", "riscv64")
+
+
+def simd_class(flags) -> str | None:
+    """The widest SIMD class among a CPU's flags (Linux names), None when none is known."""
+    have = set(flags or ())
+    return next((name for flag, name in SIMD_CLASSES if flag in have), None)
+
+
+def _gib(n_bytes) -> int | None:
+    return round(n_bytes / 2**30) if isinstance(n_bytes, (int, float)) and n_bytes > 0 else None
+
+
+def _os_family(os_text) -> str | None:
+    """'Linux', 'Darwin' or 'Windows' from platform.system() or the start of platform.platform()."""
+    text = str(os_text or "")
+    for prefix, family in (("linux", "Linux"), ("macos", "Darwin"), ("darwin", "Darwin")):
+        if text.lower().startswith(prefix):
+            return family
+    return "Windows" if text.lower().startswith("windows") else None
+
+
+def _arch(env: dict) -> str | None:
+    machine = env.get("machine_arch")
+    if machine:
+        return str(machine).lower().replace("amd64", "x86_64").replace("aarch64", "arm64")
+    found = [a for a in _ARCHES if a in str(env.get("os") or "").lower()]  # platform.platform()
+    return found[0].replace("amd64", "x86_64").replace("aarch64", "arm64") if found else None
+
+
+def machine_fingerprint(env: dict, device: dict | None = None) -> dict:
+    """The fingerprint from an `environment` section as recorded (measure/environment.collect).
+    Newer runs record every GPU of the machine (`gpus`); an older file names only the GPU its
+    run used (`gpu_name`, `gpu_memory_bytes`), and a log imported from another trainer records
+    no environment: then the device it names is all there is (`device`)."""
+    device = device or {}
+    gpus = env.get("gpus")
+    if isinstance(gpus, list):
+        listed = [
+            [str(g.get("name")), _gib(g.get("memory_bytes"))] for g in gpus if isinstance(g, dict)
+        ]
+    elif env.get("gpu_name"):
+        listed = [[str(env["gpu_name"]), _gib(env.get("gpu_memory_bytes"))]]
+    elif device.get("type") == "cuda" and device.get("name"):
+        listed = [[str(device["name"]), None]]
+    else:
+        listed = []
+    cpu_model = env.get("cpu_model")
+    if cpu_model is None and device.get("type") == "cpu":
+        cpu_model = device.get("name")
+    cores = lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None  # noqa: E731
+    return {
+        "cpu_model": None if cpu_model is None else str(cpu_model),
+        "cpu_physical_cores": cores(env.get("cpu_physical_cores")),
+        "cpu_logical_cores": cores(env.get("cpu_logical_cores")),
+        "simd": simd_class(env.get("cpu_flags"))
+        if isinstance(env.get("cpu_flags"), list)
+        else None,
+        "memory_gib": _gib(env.get("memory_total_bytes")),
+        "gpus": sorted(listed, key=lambda g: (g[0], g[1] or 0)),
+        "os_family": _os_family(env.get("os_family") or env.get("os")),
+        "arch": _arch(env),
+    }
+
+
+def _short_hash(value) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_CHARS]
+
+
+def machine_ids(fingerprint: dict, install: str | None) -> tuple[str, str]:
+    """(hardware_id, machine_id): short hashes of the fingerprint, and of it with the install token."""
+    return _short_hash(fingerprint), _short_hash([fingerprint, install])
+
+
+def machine_record(env: dict, device: dict | None = None) -> dict:
+    """The `machine` section a run records: its fingerprint, install token and both ids."""
+    fp = machine_fingerprint(env, device)
+    install = env.get("machine_token") if isinstance(env.get("machine_token"), str) else None
+    hardware_id, machine_id = machine_ids(fp, install)
+    return {
+        "fingerprint": fp,
+        "install": install,
+        "hardware_id": hardware_id,
+        "machine_id": machine_id,
+    }
+
+
+def _machine(section: dict, env: dict, device: dict, path) -> MachineInfo:
+    """The recorded `machine` section, checked (its ids must be those of its fingerprint: an
+    edited id would make one machine's runs pass for another's), else one derived from the
+    environment (older files) or the device name (imported logs)."""
+    if not section:
+        record = machine_record(env, device)
+        source = "derived from the environment" if env else "derived from the device name"
+        return MachineInfo(
+            record["fingerprint"], None, record["hardware_id"], record["machine_id"], source
+        )
+    fp, install = section.get("fingerprint"), section.get("install")
+    if not isinstance(fp, dict) or sorted(fp) != sorted(FINGERPRINT_KEYS):
+        raise InputError(
+            f"{path}: metadata key 'machine.fingerprint' is not a fingerprint of keys "
+            f"{', '.join(FINGERPRINT_KEYS)}; the file is damaged"
+        )
+    if install is not None and not isinstance(install, str):
+        raise InputError(
+            f"{path}: metadata key 'machine.install' is not a string; the file is damaged"
+        )
+    hardware_id, machine_id = machine_ids(fp, install)
+    if (section.get("hardware_id"), section.get("machine_id")) != (hardware_id, machine_id):
+        raise InputError(
+            f"{path}: metadata keys 'machine.hardware_id'/'machine.machine_id' are not those of its "
+            f"fingerprint (edited by hand?); the file is refused"
+        )
+    return MachineInfo(fp, install, hardware_id, machine_id, "recorded")

@@ -247,7 +247,9 @@ def test_skip_bad_goes_on_and_lists_what_it_skipped(nb, with_bad_files):
     assert len(data["skipped"]) == 2 and len(data["groups"][0]["runs"]) == 3
 
 
-@pytest.mark.slow  # fast in the default suite: run/test_matrix's device list (real smoke runs compared), the fixture-based compare tests
+# fast in the default suite: run/test_matrix's device list (real smoke runs compared), the
+# fixture-based compare tests
+@pytest.mark.slow
 def test_real_smoke_runs_compare(nb, tmp_path):
     """Two real runs (fp32, bf16) of the smoke scenario: same iterations, close losses."""
     for dtype in ("fp32", "bf16"):

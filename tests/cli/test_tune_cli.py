@@ -1,6 +1,7 @@
 """`run --best` applies the tune record of this device, torch and scenario; `env` lists it.
 The record is written by tune.save from injected figures: nothing here is timed."""
 
+import dataclasses
 import json
 
 import pytest
@@ -8,7 +9,8 @@ import torch
 
 from nanobench import cli
 from nanobench.measure.device import Device
-from nanobench.run import tune
+from nanobench.run import executors, tune
+from nanobench.run.plan import Cell, build_cells
 from nanobench.run.scenario import load
 from nanobench.run.settings import Settings
 from nanobench.store import results
@@ -76,7 +78,7 @@ def test_env_json_lists_the_tune_record(tmp_path, monkeypatch, capsys):
     assert (cli.main(["env", "--json"]) or 0) == 0  # None is success, as for sys.exit
     listed = json.loads(capsys.readouterr().out)["tune_records"]
     [(key, entry)] = listed.items()
-    assert entry["label"] == "--threads 1 --optimizer foreach --sdpa math"
+    assert entry["label"] == "--threads 1 --optimizer for-loop --sdpa math"
     assert "smoke" in key and torch.__version__ in key, key
 
 
@@ -104,26 +106,32 @@ def test_data_parallel_best_hands_the_record_to_its_workers():
     """In process: the arguments the `--nproc 2 --best` launcher gives each worker, parsed as
     the worker parses them, give the record's settings and `best`."""
     parser = cli.build_parser()
-    launcher = parser.parse_args(["run", "smoke", "--nproc", "2", "--best"])
-    platform = {
-        "device": "cpu",
-        "dtype": "fp32",
-        "compile": False,
-        "threads": 1,
-        "checkpoint_every": None,
-        "optimizer": "for-loop",
-        "sdpa": "math",
-        "best": True,
-    }  # as _speed_settings resolved it
-    worker = parser.parse_args(["run", *cli._worker_args(launcher, platform)])
-    assert (worker.threads, worker.dtype, worker.compile, worker.best) == (1, "fp32", False, False)
-    assert cli._speed_settings(worker, load("smoke"), "cpu") == {
-        "optimizer": "for-loop",
-        "sdpa": "math",
-        "best": True,
-    }
-    untuned = parser.parse_args(["run", *cli._worker_args(launcher, dict(platform, best=False))])
-    assert "best" not in cli._speed_settings(untuned, load("smoke"), "cpu")
+    resolved = Cell(  # a `--best` cell after run_cell read the tune record
+        "c000", "smoke", (), "cpu", "fp32", None, threads=1, optimizer="for-loop", sdpa="math"
+    )
+
+    def worker_cell(cell):
+        worker = parser.parse_args(["run", *executors.worker_args(cell, "out", True, False)])
+        platform = {
+            "device": worker.device,
+            "dtype": worker.dtype,
+            "compile": bool(worker.compile),
+            "threads": worker.threads,
+            "checkpoint_every": None,
+        }
+        assert (worker.threads, worker.dtype, worker.compile, worker.best) == (
+            1,
+            "fp32",
+            False,
+            False,
+        )
+        request = cli._request(worker, platform, [None], child=True)
+        [cell] = build_cells(request, load("smoke"), here=False)[0]
+        return cell
+
+    tuned = worker_cell(dataclasses.replace(resolved, best=True))
+    assert (tuned.optimizer, tuned.sdpa, tuned.best, tuned.threads) == ("for-loop", "math", True, 1)
+    assert worker_cell(resolved).best is False
 
 
 def test_data_parallel_best_tunes_one_ranks_share_in_a_child_process(tmp_path, monkeypatch):
@@ -144,7 +152,11 @@ def test_data_parallel_best_tunes_one_ranks_share_in_a_child_process(tmp_path, m
     monkeypatch.setattr(tune, "best_settings", not_here)
     monkeypatch.setattr(tune, "tune", not_here)
     launcher = cli.build_parser().parse_args(["run", "smoke", "--nproc", "2", "--best", "--quiet"])
-    assert cli._speed_settings(launcher, smoke, "cpu") == dict(TUNED.options(), best=True)
+    platform = {"device": "cpu", "dtype": "fp32", "compile": False, "threads": None}
+    request = cli._request(launcher, dict(platform, checkpoint_every=None), [None], child=False)
+    [cell] = build_cells(request, smoke, here=False)[0]
+    assert (cell.nproc, cell.best, cell.dtype) == (2, True, None)  # resolved where it runs
+    assert executors.best_settings(cell, smoke) == dataclasses.replace(cell, **TUNED.options())
 
 
 @pytest.mark.slow  # fast in the default suite: test_data_parallel_best_hands_the_record_to_its_workers

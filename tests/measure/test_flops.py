@@ -39,7 +39,8 @@ def test_formula_matches_flop_counter_within_2_percent(name):
         model.num_params(), m.n_layer, m.n_head, m.n_embd // m.n_head, m.block_size
     )
     print(
-        f"{name}: counted {counted_per_token:,.0f} FLOPs/token, formula {formula:,}, ratio {counted_per_token / formula:.4f}"
+        f"{name}: counted {counted_per_token:,.0f} FLOPs/token, formula {formula:,}, "
+        f"ratio {counted_per_token / formula:.4f}"
     )
     assert counted_per_token == pytest.approx(formula, rel=0.02), (name, counted_per_token, formula)
 

@@ -344,14 +344,14 @@ def test_a_spec_peak_beaten_by_measurement_gives_no_mfu():
     )
 
 
-def test_a_peak_the_run_beats_is_dropped_from_the_cache(tmp_path, monkeypatch):
+def test_a_peak_the_run_beats_is_dropped_from_the_cache(tmp_path, monkeypatch, one_thread):
     """A calibration taken under load reads low; a run whose steps beat it discards it."""
     from nanobench.run.scenario import load
     from nanobench.run.train import RunOptions, train
     from nanobench.store import results
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    torch.set_num_threads(1)  # the cache key holds the thread count; the run below uses 1
+    # one_thread: the cache key holds the thread count; the run below uses 1
     peaks.measured_peak(Device.cpu(), FP32)  # calibrate and cache
     path = peaks.cache_path()
     data = json.loads(path.read_text())

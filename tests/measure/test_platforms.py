@@ -44,7 +44,7 @@ hw.optional.fma: 1
 hw.optional.avx512f: 1
 """
 IOREG_AGX = """\
-+-o AGXAcceleratorG14X  <class AGXAcceleratorG14X, id 0x1000003a2, registered, matched, active, busy 0 (0 ms), retain 41>  # noqa: E501
++-o AGXAcceleratorG14X  <class AGXAcceleratorG14X, id 0x1000003a2, registered, matched, active, busy 0 (0 ms), retain 41>
     {
       "gpu-core-count" = 19
       "model" = "Apple M2 Pro"

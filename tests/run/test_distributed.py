@@ -164,7 +164,16 @@ def test_two_ranks_count_the_global_batch_once(single_and_ddp):
 
 
 def test_a_one_core_host_skips_the_two_rank_tests(monkeypatch):
-    from conftest import cores_for_ranks
+    # by path: `import conftest` finds whichever conftest.py pytest imported first
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "tests_conftest", Path(__file__).resolve().parents[1] / "conftest.py"
+    )
+    top = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(top)
+    cores_for_ranks = top.cores_for_ranks
 
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     with pytest.raises(pytest.skip.Exception, match="needs 2 cores .* this host has 1"):

@@ -8,9 +8,9 @@ import pytest
 
 from nanobench.errors import InputError
 from nanobench.measure.device import Device
-from nanobench.run import matrix
-from nanobench.run import scenario as scen
-from nanobench.run.train import train
+from nanobench.run import executors, matrix
+from nanobench.run import plan as plans
+from nanobench.run import train as train_module
 from nanobench.store import results
 
 AVX2_CPU = Device("cpu", None, "AVX2 CPU stand-in", native_bf16=False)  # bf16 emulated
@@ -123,11 +123,13 @@ def test_a_matrix_of_smoke_runs_with_a_skipped_cell(tmp_path):
     assert [c.label for c in p.cells] == ["cpu fp32"] and p.skipped[0].startswith(
         "cpu tf32: skipped"
     )
-    s = scen.load("smoke")
     reported = []
-    shared = {"max_iters": 3, "out_dir": str(tmp_path), "group_id": "matrix-test", "threads": 1}
-    outcomes = matrix.run_cells(
-        s, p.cells, [1, 2], shared, train, lambda label: contextlib.nullcontext(), reported.append
+    cells = plans.make_cells(
+        "smoke", (), [(c.device, c.dtype) for c in p.cells], [1, 2], {"max_iters": 3, "threads": 1}
+    )
+    run_plan = plans.Plan("matrix-test", str(tmp_path), tuple(cells))
+    outcomes = executors.run_local(
+        run_plan, cells, lambda label: contextlib.nullcontext(), reported.append, True, False
     )
     assert [o.status for o in outcomes] == ["completed", "completed"] and reported == outcomes
     runs = [results.read_run(o.path) for o in outcomes]
@@ -135,35 +137,32 @@ def test_a_matrix_of_smoke_runs_with_a_skipped_cell(tmp_path):
     assert [(r.info.options.dtype, r.info.options.seed) for r in runs] == [("fp32", 1), ("fp32", 2)]
 
 
-def test_an_interrupted_run_stops_the_matrix_and_keeps_what_ran():
+def test_an_interrupted_run_stops_the_plan_and_keeps_what_ran(monkeypatch, tmp_path):
     class Outcome:
         def __init__(self, status):
-            self.status, self.stop_requested, self.path = status, False, f"{status}.parquet"
+            self.status, self.reason, self.stop_requested = status, None, False
+            self.path, self.summary = f"{status}.parquet", {}
 
     statuses = iter(["completed", "interrupted", "completed"])
     ran = []
 
-    def fake_train(
-        scenario, opts, progress
-    ):  # stands for train(): the second run is stopped by Ctrl-C
+    def fake_train(scenario, opts, progress):  # stands for train(): the second run gets Ctrl-C
         ran.append((opts.device, opts.dtype, opts.seed))
         return Outcome(next(statuses))
 
-    cells = [matrix.Cell("cpu", "fp32"), matrix.Cell("cpu", "bf16")]
-    outcomes = matrix.run_cells(
-        scen.load("smoke"),
+    monkeypatch.setattr(train_module, "train", fake_train)
+    cells = plans.make_cells("smoke", (), [("cpu", "fp32"), ("cpu", "bf16")], [1, 2], {})
+    outcomes = executors.run_local(
+        plans.Plan("stop-test", str(tmp_path), tuple(cells)),
         cells,
-        [1, 2],
-        {},
-        fake_train,
         lambda label: contextlib.nullcontext(),
         lambda o: None,
+        True,
+        False,
     )
     assert ran == [("cpu", "fp32", 1), ("cpu", "fp32", 2)]  # the bf16 cell never started
-    assert [o.status for o in outcomes] == [
-        "completed",
-        "interrupted",
-    ]  # both kept, the interrupted one too
+    # both kept, the interrupted one too
+    assert [o.status for o in outcomes] == ["completed", "interrupted"]
 
 
 def test_run_device_list_prints_the_skip_and_the_comparison(nb, tmp_path):

@@ -35,15 +35,13 @@ def test_side_parsing():
         Side.parse("tpu:fp32", "--a")
 
 
-def test_same_configuration_is_bit_identical(tmp_path):
-    torch.set_num_threads(1)
+def test_same_configuration_is_bit_identical(tmp_path, one_thread):
     path, summary = run_parity(load("smoke"), CPU_FP32, CPU_FP32, 8, str(tmp_path))
     assert summary["bit_identical_losses"] and summary["final_param_rel_drift"] == 0.0
     assert pq.read_table(path).num_rows == 8
 
 
-def test_bf16_drifts_a_little_and_the_record_is_not_a_run(tmp_path):
-    torch.set_num_threads(1)
+def test_bf16_drifts_a_little_and_the_record_is_not_a_run(tmp_path, one_thread):
     path, summary = run_parity(
         load("smoke"), CPU_FP32, Side(parse_device("cpu"), "bf16"), 8, str(tmp_path)
     )

@@ -58,7 +58,8 @@ def test_every_error_is_reported_at_once_with_file_and_key(tmp_path):
 def test_values_that_cannot_train_are_rejected(tmp_path):
     p = write(
         tmp_path,
-        'name = "x"\n[model]\nn_embd = 130\nn_head = 4\nblock_size = 0\n[train]\nlearning_rate = -1.0\n[eval]\ninterval = 0\n',
+        'name = "x"\n[model]\nn_embd = 130\nn_head = 4\nblock_size = 0\n'
+        "[train]\nlearning_rate = -1.0\n[eval]\ninterval = 0\n",
     )
     with pytest.raises(InputError) as err:
         scen.load(str(p))

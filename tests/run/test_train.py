@@ -117,7 +117,8 @@ def test_memory_is_released_after_calibration_before_each_runs_first_step(tmp_pa
     own first step (tests/measure/test_device.py fakes the CUDA allocator itself)."""
     from nanobench.measure import peaks
     from nanobench.measure.device import Device
-    from nanobench.run import matrix
+    from nanobench.run import executors
+    from nanobench.run import plan as plans
 
     calls = []
     measured, sample = peaks.measured_peak, Device.memory_sample
@@ -126,15 +127,14 @@ def test_memory_is_released_after_calibration_before_each_runs_first_step(tmp_pa
     )
     monkeypatch.setattr(Device, "release_memory", lambda self: calls.append("release"))
     monkeypatch.setattr(Device, "memory_sample", lambda self: calls.append("step") or sample(self))
-    shared = {"max_iters": 2, "out_dir": str(tmp_path), "threads": 1}
-    matrix.run_cells(
-        load("smoke"),
-        [matrix.Cell("cpu", "fp32")],
-        [1, 2],
-        shared,
-        train,
+    cells = plans.make_cells("smoke", (), [("cpu", "fp32")], [1, 2], {"max_iters": 2, "threads": 1})
+    executors.run_local(
+        plans.Plan("release-test", str(tmp_path), tuple(cells)),
+        cells,
         lambda label: __import__("contextlib").nullcontext(),
         lambda o: None,
+        True,
+        False,
     )
     runs = [i for i, c in enumerate(calls) if c == "calibrate"]
     assert len(runs) == 2 and calls.count("release") == 2
