@@ -49,10 +49,24 @@ DEFAULT_MODULES = [
 # The tests worth running against each module's mutants. Wider than the file that imports
 # it where other tests reach it through another module (compare, explain, a training run).
 TESTS = {
-    "nanobench/analyze/equivalence.py": ["tests/analyze"],
-    "nanobench/analyze/attribution.py": ["tests/analyze/test_explain.py"],
-    "nanobench/analyze/seeds.py": ["tests/analyze"],
-    "nanobench/analyze/references.py": ["tests/analyze"],
+    # The analyze modules: the files that test them directly (all of tests/analyze runs the
+    # compare and explain end-to-end tests on every mutant, hours on 2 cores).
+    "nanobench/analyze/equivalence.py": [
+        "tests/analyze/test_equivalence.py",
+        "tests/analyze/test_mutants_equivalence.py",
+    ],
+    "nanobench/analyze/attribution.py": [
+        "tests/analyze/test_explain.py",
+        "tests/analyze/test_mutants_attribution.py",
+    ],
+    "nanobench/analyze/seeds.py": [
+        "tests/analyze/test_compare.py",
+        "tests/analyze/test_mutants_seeds.py",
+    ],
+    "nanobench/analyze/references.py": [
+        "tests/analyze/test_references.py",
+        "tests/analyze/test_mutants_references.py",
+    ],
     # test_metrics drives the Recorder directly and trains once; test_train's runs would
     # only repeat that, at seconds a mutant
     "nanobench/measure/metrics.py": [

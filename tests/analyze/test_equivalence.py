@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from scipy import stats
 
 from nanobench.analyze import equivalence as eq
 
@@ -125,18 +126,22 @@ def test_the_same_numbers_without_seeds_are_unpaired_and_far_wider():
     p = eq.verdict_at(0, list(A.values()), list(B.values()), 0.02)
     # Welch: A sd 0.1, B sd sqrt(0.0091) = 0.09539; se = sqrt(0.01 / 3 + 0.0091 / 3) = 0.07979
     assert (p.design, p.n_pairs) == ("unpaired", 0) and p.diff == pytest.approx(0.01)
+    # df = (va + vb)^2 / (va^2 / 2 + vb^2 / 2) = 3.9911, t(0.975, 3.9911) = 2.7787 (scipy),
+    # half-width 2.7787 x 0.07979 = 0.2217, against 0.0248 paired
     va, vb = 0.01 / 3, 0.0091 / 3
-    df = (va + vb) ** 2 / (va * va / 2 + vb * vb / 2)  # 3.99
-    half = eq.t_quantile(0.975, df) * math.sqrt(va + vb)
-    assert p.ci95 == pytest.approx((0.01 - half, 0.01 + half)) and half > 0.2  # vs 0.025 paired
+    df = (va + vb) ** 2 / (va * va / 2 + vb * vb / 2)
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert df == pytest.approx(3.9911, abs=1e-4) and half == pytest.approx(0.2217, abs=1e-4)
+    assert p.ci95 == pytest.approx((0.01 - half, 0.01 + half))
 
 
 def test_seeds_that_partly_pair():
     # seeds 1-3 pair; seed 4 (A only) and 9 (B only) are left out of the paired statistic
     p = eq.verdict_at(0, {**A, 4: 2.5}, {**B, 9: 1.0}, 0.02)
     assert (p.design, p.n_pairs, p.n_unpaired, p.n_a, p.n_b) == ("paired", 3, 2, 4, 4)
+    # the interval of seeds 1-3 alone, worked out above test_paired_interval_by_hand
     assert p.diff == pytest.approx(0.01) and p.ci95 == pytest.approx(
-        eq.verdict_at(0, A, B, 0.02).ci95
+        (0.01 - 4.303 * 0.005774, 0.01 + 4.303 * 0.005774), abs=1e-4
     )
     # one shared seed is no pairing: Welch over all seeds, the textbook case above
     w = eq.verdict_at(0, {1: 2.0, 2: 2.1, 3: 2.2}, {1: 2.3, 5: 2.4, 6: 2.5}, 0.02)
