@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+# Every test here re-makes the examples (about 20 s of CPU): slow, so CI runs them after `make
+# test`; fast in the default suite: analyze/test_compare.py's golden file
+# (test_compare_output_matches_golden_file) and the report tests in tests/present.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "results" / "examples"
 REPORTS = ROOT / "reports" / "examples"

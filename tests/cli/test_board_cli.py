@@ -5,7 +5,12 @@ import csv
 import io
 import json
 
+import pytest
 
+
+# fast in the default suite: tests/present/test_board_page.py (every format from the same
+# hand-made runs, in process) and test_board_bad_input_is_one_line_and_exit_2
+@pytest.mark.slow
 def test_board_command(nb, tmp_path, handmade):
     d = tmp_path / "runs"
     handmade(d, "cpu", seed=1)

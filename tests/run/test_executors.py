@@ -205,6 +205,9 @@ def test_ray_runs_each_cell_as_the_local_executor_does(nb, tmp_path):
     assert len(losses(tmp_path / "ray")) == 2
 
 
+# fast in the default suite: test_submitit_runs_each_cell_as_the_local_executor_does (the same
+# cells through submitit and the local executor, losses compared); this one starts Ray too
+@pytest.mark.slow
 def test_the_executor_bench_runs_at_a_tiny_size(tmp_path):
     """bench/executors.py, one cell of 2 iterations through local, submitit's local processes
     and a 2-CPU local Ray cluster: the same losses bit for bit, every cell completed."""
