@@ -141,12 +141,12 @@ DISK_FULLS_AT_150 = textwrap.dedent("""
     import resource, signal, sys
     from nanobench import cli
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    log = cli.Progress.log
+    log = cli.RunDisplay.log
     def log_and_fill(self, text):
         if text.startswith("iter 150:"):
             resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
         log(self, text)
-    cli.Progress.log = log_and_fill
+    cli.RunDisplay.log = log_and_fill
     sys.exit(cli.main(sys.argv[1:]))
 """)
 
@@ -220,7 +220,7 @@ CUDA_FULL_AT_30 = textwrap.dedent("""
     from nanobench import cli
     from nanobench.run import model
     full = []
-    log, forward = cli.Progress.log, model.GPT.forward
+    log, forward = cli.RunDisplay.log, model.GPT.forward
     def log_and_fill(self, text):
         if text.startswith("iter 30:"):
             full.append(True)
@@ -230,7 +230,7 @@ CUDA_FULL_AT_30 = textwrap.dedent("""
             total = torch.cuda.get_device_properties(idx.device).total_memory
             torch.empty(2 * total, dtype=torch.uint8, device=idx.device)
         return forward(self, idx, targets)
-    cli.Progress.log, model.GPT.forward = log_and_fill, forward_when_full
+    cli.RunDisplay.log, model.GPT.forward = log_and_fill, forward_when_full
     sys.exit(cli.main(sys.argv[1:]))
 """)
 
