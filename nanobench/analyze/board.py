@@ -711,17 +711,25 @@ def common_iterations(runs: list[dict]) -> set[int]:
     return set.intersection(*(set(r["val_loss_at"]) for r in runs)) if runs else set()
 
 
-def loss_verdict(row_runs: list[dict], ref_runs: list[dict], margin: float) -> LossVerdict | None:
+def loss_verdict(
+    row_runs: list[dict], ref_runs: list[dict], margin: float, ref_memo: dict | None = None
+) -> LossVerdict | None:
     """Val loss at the last evaluation (after iteration 0) every run of both rows has, and the
     verdict there: analyze/equivalence at that one evaluation, paired by seed where two or more
-    seeds ran on both sides once each, else Welch."""
-    common = (common_iterations(row_runs) & common_iterations(ref_runs)) - {0}
+    seeds ran on both sides once each, else Welch. `ref_memo`: a dict kept across the rows of
+    one table, so that the reference's runs are gone through once, not once per row."""
+    memo = {} if ref_memo is None else ref_memo
+    if "common" not in memo:
+        memo["common"] = common_iterations(ref_runs)
+    common = (common_iterations(row_runs) & memo["common"]) - {0}
     if not common:
         return None
     it = max(common)
     # an imported log's seed pairs only with logs of its own trainer (analyze/seeds.run_keys)
     imported = lambda runs: "" if runs[0]["program"] == "nanobench" else runs[0]["program"]  # noqa: E731
-    a = runs_curves(_curve_runs(ref_runs, it), imported(ref_runs))[it]
+    if it not in memo:
+        memo[it] = runs_curves(_curve_runs(ref_runs, it), imported(ref_runs))[it]
+    a = memo[it]
     b = runs_curves(_curve_runs(row_runs, it), imported(row_runs))[it]
     result = equivalence.compare_curves({it: a}, {it: b}, margin)
     point = result["final"]
@@ -895,6 +903,7 @@ def build_board(
             )
             ref = _choose_reference(t.rows, None)
         t.reference = ref
+        ref_memo: dict = {}
         for row in t.rows:
             row.reference = row is ref
             if ref is not None and row.step_s is not None:
@@ -903,7 +912,7 @@ def build_board(
                     [r["median_step_s"] for r in row._runs if r["median_step_s"]],
                 )
             if ref is not None and row is not ref:
-                row.loss = loss_verdict(row._runs, ref._runs, margin)
+                row.loss = loss_verdict(row._runs, ref._runs, margin, ref_memo)
         t.rows.sort(key=_sort_key)
         machines = {r["machine_id"] for row in t.rows for r in row._runs}
         derived = sum(1 for row in t.rows for r in row._runs if r["machine_source"] != "recorded")

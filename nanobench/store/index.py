@@ -135,19 +135,32 @@ def duckdb_type(t: pa.DataType) -> str:
     return names[t]
 
 
+# Up to this many rows, to_arrow converts through DuckDB; more, through pyarrow.
+FEW_ROWS = 200
+
+
 def to_arrow(con, rows: list[dict], schema: pa.Schema) -> pa.Table:
     """Python rows (dicts holding `schema`'s columns) as an Arrow table of that schema.
 
-    Through DuckDB, which scans numpy object columns, and not pyarrow's own conversion
-    (pa.array, Table.from_pylist): that imports pandas on its first call, a third of a
-    second of every `nanobench board`'s start. A float NaN arrives as null."""
+    pyarrow's own conversion (Table.from_pylist) imports pandas on its first call, a third of
+    a second: where that would be most of the work (the few files new since the last board),
+    DuckDB converts instead, scanning numpy object columns. It infers their types from every
+    value, which over thousands of rows costs more than the import; there pyarrow converts.
+    The two differ in one way: DuckDB makes a float NaN null (both mean "no value" to the
+    board)."""
     if not rows:
         return _empty(schema)
+    if len(rows) > FEW_ROWS:  # column by column: Table.from_pylist costs five times more
+        arrays = [pa.array([r.get(f.name) for r in rows], f.type) for f in schema]
+        return pa.Table.from_arrays(arrays, schema=schema)
     data = {}
     for name in schema.names:
         column = np.empty(len(rows), dtype=object)
         column[:] = [r.get(name) for r in rows]
         data[name] = column
+    # every value sampled: a column empty in the rows sampled (no CUDA version on CPU runs)
+    # would be taken for NULL
+    con.execute(f"SET pandas_analyze_sample = {len(rows)}")
     con.register("_rows", data)
     try:
         casts = ", ".join(
