@@ -85,8 +85,8 @@ def config_of(info: RunMeta) -> Config:
     return Config(
         _or_unknown(device_type),
         _or_unknown(info.device.name),
-        _or_unknown(info.options.dtype),
-        info.options.compile,
+        info.options.settings.dtype,
+        info.options.settings.compile,
         _continues(info),
         recipe_of(info.scenario),
         _or_unknown(info.imported.format) if info.imported else "",

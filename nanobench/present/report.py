@@ -177,8 +177,8 @@ ENV_FIELDS = [  # (row name, its value in a run's metadata; None is shown as "-"
     ("status", lambda m: m.status),
     ("device", lambda m: m.device.spec),
     ("device name", lambda m: m.device.name),
-    ("dtype", lambda m: m.options.dtype),
-    ("compile", lambda m: m.options.compile),
+    ("dtype", lambda m: m.options.settings.dtype),
+    ("compile", lambda m: m.options.settings.compile),
     ("seed", lambda m: m.options.seed),
     ("overrides", lambda m: ", ".join(m.options.overrides) or "none"),
     ("torch threads", lambda m: m.environment.torch_num_threads),
@@ -264,7 +264,7 @@ def environment_html(runs: list[RunStats]) -> str:
 
 def _short_name(m: RunMeta) -> str:
     known = lambda v: "?" if v is None else v  # noqa: E731
-    return f"{known(m.device.type)} {known(m.options.dtype)} s{known(m.options.seed)}"
+    return f"{known(m.device.type)} {m.options.settings.dtype} s{known(m.options.seed)}"
 
 
 def _series(group: Group):
