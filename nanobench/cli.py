@@ -139,6 +139,14 @@ def cmd_run(args) -> int:
 
     for flag, text in (("--seeds", args.seeds), ("--device", args.device), ("--dtype", args.dtype)):
         _check_list(flag, text)
+    # the flags a resumed run takes from its checkpoint where they are not given (None)
+    given = {
+        "device": args.device,
+        "dtype": args.dtype,
+        "compile": args.compile,
+        "threads": args.threads,
+        "checkpoint_every": args.checkpoint_every,
+    }
     if args.resume:
         from nanobench.run import checkpoint, matrix
 
@@ -146,14 +154,7 @@ def cmd_run(args) -> int:
             raise InputError(
                 "--resume: a resumed run continues one device and dtype; give one --device and --dtype"
             )
-        given = {
-            "device": args.device,
-            "dtype": args.dtype,
-            "compile": args.compile,
-            "threads": args.threads,
-            "checkpoint_every": args.checkpoint_every,
-        }
-        scenario, seeds, platform = checkpoint.resume_defaults(
+        scenario, seeds, flags = checkpoint.resume_defaults(
             args.resume, args.scenario, args.set or [], args.seeds, given
         )
     elif not args.scenario:
@@ -161,12 +162,10 @@ def cmd_run(args) -> int:
     else:
         scenario = scen.load(args.scenario, args.set or [])
         seeds = _parse_seeds(args.seeds)
-        platform = {
+        flags = given | {
             "device": args.device or "cpu",
             "dtype": args.dtype or "fp32",
             "compile": bool(args.compile),
-            "threads": args.threads,
-            "checkpoint_every": args.checkpoint_every,
         }
     if args.max_iters is not None and args.max_iters < 1:
         raise InputError(f"--max-iters {args.max_iters}: must be >= 1")
@@ -186,7 +185,7 @@ def cmd_run(args) -> int:
     # the engine's options are checked before anything is stored
     engine = {"submitit": _submitit_options, "ray": _ray_options}.get(args.executor, lambda a: None)
     engine_options = engine(args)
-    request = _request(args, platform, seeds, child)
+    request = _request(args, flags, seeds, child)
     cells, said = plans.build_cells(
         request, scenario, here=args.executor == "local" and not child and not args.resume
     )
@@ -208,26 +207,28 @@ def cmd_run(args) -> int:
     return _print_status(plan, as_json=args.json)
 
 
-def _request(args, platform: dict, seeds: list, child: bool):
-    """The run's flags as a plan request (run/plan.py builds the cells from it)."""
+def _request(args, flags: dict, seeds: list, child: bool):
+    """The run's flags as a plan request (run/plan.py builds the cells from it). flags: device,
+    dtype, compile, threads and checkpoint_every with their defaults (a resumed run's: from its
+    checkpoint where not given)."""
     from nanobench.run import plan as plans
 
     speed = {k: getattr(args, k) for k in plans.SPEED_FLAGS if getattr(args, k) is not None}
-    if not args.best:  # the platform's compile and threads (a resumed run's: its checkpoint's)
-        speed = dict(speed, compile=platform["compile"]) | (
-            {"threads": platform["threads"]} if platform["threads"] else {}
+    if not args.best:  # compile and threads as chosen (a resumed run's: its checkpoint's)
+        speed = dict(speed, compile=flags["compile"]) | (
+            {"threads": flags["threads"]} if flags["threads"] else {}
         )
     return plans.Request(
         scenario=args.scenario or "",
         overrides=tuple(args.set or []),
-        device=platform["device"],
-        dtype=platform["dtype"],
+        device=flags["device"],
+        dtype=flags["dtype"],
         seeds=tuple(seeds),
         speed=speed,
         best=args.best,
         from_tune_record=args.from_tune_record,
         max_iters=args.max_iters,
-        checkpoint_every=platform["checkpoint_every"],
+        checkpoint_every=flags["checkpoint_every"],
         resume=args.resume,
         nproc=None if child else args.nproc,
         nnodes=args.nnodes,
