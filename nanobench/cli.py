@@ -197,13 +197,13 @@ def cmd_run(args) -> int:
     if args.executor == "local":
         return _run_here(args, plan, todo, scenario, child, made)
     if args.executor == "submitit":
-        jobs = executors.submit_submitit(plan, todo, engine_options, _log(False))
+        jobs = executors.submit_submitit(plan, todo, engine_options, process.stderr_log())
         if not args.wait:
             print(f"follow it: nanobench status {args.out} (exit 0 once every cell completed)")
             return EXIT_OK
-        executors.wait_submitit(plan, jobs, _log(args.quiet))
+        executors.wait_submitit(plan, jobs, process.stderr_log(args.quiet))
     else:
-        executors.run_ray(plan, todo, engine_options, _log(args.quiet))
+        executors.run_ray(plan, todo, engine_options, process.stderr_log(args.quiet))
     return _print_status(plan, as_json=args.json)
 
 
@@ -443,10 +443,6 @@ def cmd_status(args) -> int:
     return max(_print_status(plan, args.json) for plan in chosen)
 
 
-def _log(quiet: bool):
-    return None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-
-
 def _print_comparison(paths: list[str]) -> None:
     """After a matrix: the comparison of what it ran, as `nanobench compare` prints it."""
     from nanobench.analyze import compare
@@ -519,7 +515,7 @@ def cmd_env(args) -> int:
 
     report = survey(
         calibrate=args.calibrate,
-        log=lambda text: print(text, file=sys.stderr) if args.calibrate else None,
+        log=process.stderr_log(quiet=not args.calibrate),
     )
     report |= {"tune_records": tune.load_records(), "tune_file": str(tune.record_path())}
     if args.json:
@@ -600,7 +596,12 @@ def cmd_tune(args) -> int:
         raise InputError(f"--axes {args.axes}: use some of {', '.join(tune.AXES)}")
     _check_margin(args.margin, of="loss")
     result = tune.tune(
-        scenario, args.device, iters=args.iters, margin=args.margin, axes=axes, log=_log(args.quiet)
+        scenario,
+        args.device,
+        iters=args.iters,
+        margin=args.margin,
+        axes=axes,
+        log=process.stderr_log(args.quiet),
     )
     key = None if args.dry_run else tune.save(result, scenario)
     tuning.print_tune(result, _console(), key)
@@ -764,7 +765,7 @@ def cmd_explain(args) -> int:
             run_commands(
                 [p.argv for p in chosen],
                 budget_s,
-                log=lambda t: print(f"nanobench: {t}", file=sys.stderr, flush=True),
+                log=process.stderr_log(prefix="nanobench: "),
             )
             pool += [args.out] if args.out not in pool else []
             result = build(result.ends)  # the same A and B, though A's folder may now hold more
