@@ -311,11 +311,6 @@ def _decide(p: PointVerdict, margin: float) -> PointVerdict:
     return replace(p, verdict=verdict)
 
 
-def verdict_at(it: int, a, b, margin: float) -> PointVerdict:
-    """One evaluation as a single look (no correction)."""
-    return point_statistic(it, a, b, margin)
-
-
 def _one_sided(it: int, mine: dict, theirs: dict, their_seeds: set, side: str) -> list[tuple]:
     """Seeds that diverged in `mine` by iteration `it`, ran in the other configuration and had
     not diverged there by then."""

@@ -286,7 +286,7 @@ def test_item7_leaving_the_noise_means_staying_out():
 def test_item8_intervals_hold_at_five_seeds_and_a_band_means_one_thing():
     a = {s: 2.0 for s in range(5)}
     b = {s: 2.0 + d for s, d in enumerate(D5)}
-    p = equivalence.verdict_at(100, a, b, 0.02)
+    p = equivalence.point_statistic(100, a, b, 0.02)
     assert p.ci95 == pytest.approx(stats.t.interval(0.95, 4, loc=np.mean(D5), scale=stats.sem(D5)))
     assert not hasattr(p, "boot95")  # the percentile bootstrap (about 85% at 5 seeds) is gone
     for values in ([1.0, 2.0], [1.0, 2.0, 3.0, 4.0, 5.0], list(np.linspace(0, 1, 12))):
