@@ -175,7 +175,7 @@ ENV_FIELDS = [  # (row name, its value in a run's metadata; None is shown as "-"
     ("run", lambda m: m.run_id),
     ("scenario", lambda m: m.scenario_name),
     ("status", lambda m: m.status),
-    ("device", lambda m: m.device.spec),
+    ("device", lambda m: m.device.text),
     ("device name", lambda m: m.device.name),
     ("dtype", lambda m: m.options.settings.dtype),
     ("compile", lambda m: m.options.settings.compile),
@@ -202,18 +202,18 @@ NOT_HIGHLIGHTED = {"run", "seed", "started", "status"}
 e = html.escape  # every string from a result file passes through this
 
 
-def table_html(spec: TableText, cls: str = "") -> str:
+def table_html(table: TableText, cls: str = "") -> str:
     head = "".join(
-        f'<th class="{"r" if j == "right" else ""}">{e(name)}</th>' for name, j in spec.columns
+        f'<th class="{"r" if j == "right" else ""}">{e(name)}</th>' for name, j in table.columns
     )
     body = "".join(
         "<tr>"
         + "".join(
             f'<td class="{"r" if j == "right" else ""}">{e(cell)}</td>'
-            for cell, (_, j) in zip(row, spec.columns)
+            for cell, (_, j) in zip(row, table.columns)
         )
         + "</tr>"
-        for row in spec.rows
+        for row in table.rows
     )
     return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 

@@ -355,11 +355,11 @@ def _dtype_name(config) -> str:
     return config.dtype + (" compiled" if config.compile else "")
 
 
-def to_rich(spec: TableText) -> Table:
+def to_rich(table: TableText) -> Table:
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in spec.columns:
+    for name, justify in table.columns:
         t.add_column(name, justify=justify)
-    for row in spec.rows:
+    for row in table.rows:
         t.add_row(*(escape(cell) for cell in row))
     return t
 

@@ -21,7 +21,7 @@ from nanobench.errors import InputError
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    spec: str | None  # what the user asked for: "cuda:1"
+    text: str | None  # the device as the user wrote it: "cuda:1" (recorded under the key `spec`)
     type: str | None  # "cpu", "cuda", "mps"
     name: str | None  # "AMD EPYC", "NVIDIA H100 80GB HBM3"
 

@@ -485,15 +485,15 @@ def read_run_columns(path: Path, columns: tuple[str, ...]) -> Run:
     return Run(path=path, info=parse_meta(meta, path), rows=rows)
 
 
-def expand_paths(specs: list[str]) -> list[Path]:
+def expand_paths(paths: list[str]) -> list[Path]:
     """Files, folders (searched recursively for *.parquet) and globs -> result paths.
 
     A glob or folder that matches nothing is an error naming it; partial folders of
     running or killed runs are skipped (see `recover`).
     """
     out: list[Path] = []
-    for spec in specs:
-        p = Path(spec)
+    for given in paths:
+        p = Path(given)
         if p.is_dir():
             # Folders hold run results; parity records (*.parity.parquet) are another kind.
             found = sorted(
@@ -505,16 +505,16 @@ def expand_paths(specs: list[str]) -> list[Path]:
                 key=str,  # a string sort: Path's own comparison costs 10x more, per pair
             )
             if not found:
-                raise InputError(f"{spec}: folder holds no .parquet result files")
+                raise InputError(f"{given}: folder holds no .parquet result files")
             out.extend(found)
-        elif any(ch in spec for ch in "*?["):
-            found = sorted(Path(q) for q in globlib.glob(spec, recursive=True))
+        elif any(ch in given for ch in "*?["):
+            found = sorted(Path(q) for q in globlib.glob(given, recursive=True))
             if not found:
-                raise InputError(f"{spec}: no file matches this pattern")
+                raise InputError(f"{given}: no file matches this pattern")
             out.extend(found)
         else:
             if not p.exists():
-                raise InputError(f"{spec}: no such file")
+                raise InputError(f"{given}: no such file")
             out.append(p)
     seen, unique = set(), []
     for p in out:

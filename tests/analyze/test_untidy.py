@@ -314,8 +314,8 @@ def test_item9_time_parts_of_the_same_runs_cut_shorter_are_marked_and_have_no_ba
     assert step.same_runs and step.low is None and step.method == attribution.SAME_RUNS
     loss = e.ladder.attribution["val_loss"].parts[it]
     assert not loss.same_runs and loss.low is not None  # a loss part of the same runs is an effect
-    spec = present_explain.attribution_table(e.ladder)
-    assert "(same runs)" in spec.rows[it][3]
+    table = present_explain.attribution_table(e.ladder)
+    assert "(same runs)" in table.rows[it][3]
     assert any(
         line.startswith("band: the same runs cut at two lengths")
         for line in present_explain.band_notes(e.ladder)

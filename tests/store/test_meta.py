@@ -42,7 +42,7 @@ def test_the_example_run_typed():
         (2.0, 1.9),
     )
     assert m.scenario["model"]["n_layer"] == 4
-    assert (m.device.spec, m.device.type, m.device.name) == ("cpu", "cpu", "AMD EPYC")
+    assert (m.device.text, m.device.type, m.device.name) == ("cpu", "cpu", "AMD EPYC")
     assert (
         m.options.settings.compile,
         m.options.max_iters,
