@@ -802,12 +802,28 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nanobench", description="CPU-vs-GPU convergence benchmarks for GPT training."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+PATHS_HELP = "result files, folders (searched recursively) or globs"
 
+
+def _add_paths(parser) -> None:
+    parser.add_argument("paths", nargs="+", help=PATHS_HELP)
+
+
+def _add_skip_bad(parser) -> None:
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable files (listed on stderr) instead of stopping",
+    )
+
+
+def _add_margin(
+    parser, help: str = "equivalence margin in nats of val loss (TOST; default 0.02)"
+) -> None:
+    parser.add_argument("--margin", type=float, default=0.02, help=help)
+
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="train a scenario on a device, one result file per seed")
     run.add_argument(
         "scenario",
@@ -829,29 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --device all: also run bf16 on a CPU that only emulates it (skipped otherwise)",
     )
-    run.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="torch.compile the model",
-    )
-    run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    run.add_argument(
-        "--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)"
-    )
-    run.add_argument(
-        "--optimizer",
-        help="AdamW implementation: auto (the device's), fused, foreach or for-loop (as torch has them there)",
-    )
-    run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
-    run.add_argument(
-        "--best",
-        action="store_true",
-        help="the device's fastest loss-equivalent settings from `nanobench tune` (tunes first if needed)",
-    )
-    # internal: `--nproc --best` passes the record's settings to its workers as flags, and this
-    # so that they record `best` like a single-process `--best` run
-    run.add_argument("--from-tune-record", action="store_true", help=argparse.SUPPRESS)
+    _add_speed_settings(run)
     run.add_argument(
         "--seeds", help="comma-separated seeds, one run each (default: the scenario's seed)"
     )
@@ -878,6 +872,39 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CHECKPOINT",
         help="continue the run of a checkpoint in a new result file (same device: bit-identical)",
     )
+    _add_data_parallel(run)
+    _add_executor(run)
+    run.set_defaults(func=cmd_run)
+
+
+def _add_speed_settings(run) -> None:
+    """The flags of store.meta.Settings (and --best, which takes them from the tune record)."""
+    run.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model",
+    )
+    run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    run.add_argument(
+        "--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)"
+    )
+    run.add_argument(
+        "--optimizer",
+        help="AdamW implementation: auto (the device's), fused, foreach or for-loop (as torch has them there)",
+    )
+    run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
+    run.add_argument(
+        "--best",
+        action="store_true",
+        help="the device's fastest loss-equivalent settings from `nanobench tune` (tunes first if needed)",
+    )
+    # internal: `--nproc --best` passes the record's settings to its workers as flags, and this
+    # so that they record `best` like a single-process `--best` run
+    run.add_argument("--from-tune-record", action="store_true", help=argparse.SUPPRESS)
+
+
+def _add_data_parallel(run) -> None:
     ddp = run.add_argument_group("data-parallel (torchrun, DistributedDataParallel)")
     ddp.add_argument(
         "--nproc", type=int, help="ranks on this machine: gloo on cpu, NCCL on cuda (one GPU each)"
@@ -891,6 +918,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rdzv-backend", default=None, help="rendezvous backend (torchrun default: c10d)"
     )
     ddp.add_argument("--rdzv-id", help="job id shared by every machine (torchrun --rdzv-id)")
+
+
+def _add_executor(run) -> None:
     plan = run.add_argument_group(
         "where the cells run (one cell: a device, dtype, settings and seed; see docs/DESIGN.md)"
     )
@@ -937,8 +967,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[KIND=]TYPE",
         help="Ray accelerator type a cell asks for, e.g. cuda=A100",
     )
-    run.set_defaults(func=cmd_run)
 
+
+def _add_status(sub) -> None:
     sta = sub.add_parser(
         "status", help="the cells of the plan stored in a run's --out: completed, running, failed"
     )
@@ -950,10 +981,14 @@ def build_parser() -> argparse.ArgumentParser:
     sta.add_argument("--json", action="store_true", help="machine-readable output")
     sta.set_defaults(func=cmd_status)
 
+
+def _add_scenarios(sub) -> None:
     scen = sub.add_parser("scenarios", help="list shipped scenarios")
     scen.add_argument("--json", action="store_true")
     scen.set_defaults(func=cmd_scenarios)
 
+
+def _add_env(sub) -> None:
     env = sub.add_parser("env", help="this machine: devices, peaks, software")
     env.add_argument("--calibrate", action="store_true", help="re-measure the matmul peaks")
     env.add_argument(
@@ -964,6 +999,8 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
 
+
+def _add_parity(sub) -> None:
     par = sub.add_parser(
         "parity", help="train two device:dtype configurations in lockstep and record their drift"
     )
@@ -978,6 +1015,8 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--json", action="store_true")
     par.set_defaults(func=cmd_parity)
 
+
+def _add_tune(sub) -> None:
     tun = sub.add_parser(
         "tune", help="find and record a device's fastest settings that stay loss-equivalent"
     )
@@ -1001,18 +1040,14 @@ def build_parser() -> argparse.ArgumentParser:
     tun.add_argument("--quiet", action="store_true")
     tun.set_defaults(func=cmd_tune)
 
+
+def _add_compare(sub) -> None:
     cmp = sub.add_parser(
         "compare", help="compare result files: per run, per device pair, time to target"
     )
-    cmp.add_argument(
-        "paths", nargs="+", help="result files, folders (searched recursively) or globs"
-    )
+    _add_paths(cmp)
     cmp.add_argument("--json", action="store_true", help="machine-readable output")
-    cmp.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="skip unreadable files (listed on stderr) instead of stopping",
-    )
+    _add_skip_bad(cmp)
     cmp.add_argument(
         "--baseline",
         nargs="+",
@@ -1029,12 +1064,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="judge timing gates (ms_per_iter, tokens_per_s, train_time_s) even on runs recorded as noisy",
     )
-    cmp.add_argument(
-        "--margin",
-        type=float,
-        default=0.02,
-        help="equivalence margin in nats of val loss (TOST; default 0.02)",
-    )
+    _add_margin(cmp)
     cmp.add_argument(
         "--reference",
         metavar="CONFIG",
@@ -1044,28 +1074,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.set_defaults(func=cmd_compare)
 
+
+def _add_report(sub) -> None:
     rep = sub.add_parser(
         "report",
         help="write an HTML report of result files (index.html with interactive figures, offline)",
     )
-    rep.add_argument(
-        "paths", nargs="+", help="result files, folders (searched recursively) or globs"
-    )
+    _add_paths(rep)
     rep.add_argument(
         "-o", "--output", default="reports/latest", help="output folder (default reports/latest)"
     )
     rep.add_argument("--title", default="nanobench report", help="the page title")
-    rep.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="skip unreadable files (listed on stderr) instead of stopping",
-    )
-    rep.add_argument(
-        "--margin",
-        type=float,
-        default=0.02,
-        help="equivalence margin in nats of val loss (TOST; default 0.02)",
-    )
+    _add_skip_bad(rep)
+    _add_margin(rep)
     rep.add_argument(
         "--reference",
         metavar="CONFIG",
@@ -1084,6 +1105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=cmd_report)
 
+
+def _add_board(sub) -> None:
     brd = sub.add_parser(
         "board",
         help="one table of every machine's runs: per hardware x dtype x settings, speed, time to target",
@@ -1112,12 +1135,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="the reference row: the one whose label holds TEXT (default: the slowest CPU row)",
     )
-    brd.add_argument(
-        "--margin",
-        type=float,
-        default=0.02,
-        help="equivalence margin in nats of val loss (TOST; default 0.02)",
-    )
+    _add_margin(brd)
     brd.add_argument(
         "--no-index",
         action="store_true",
@@ -1125,6 +1143,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     brd.set_defaults(func=cmd_board)
 
+
+def _add_explain(sub) -> None:
     exp = sub.add_parser(
         "explain",
         help="split the gap between two configurations into one part per differing factor",
@@ -1162,15 +1182,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder the rungs' runs are written to (default: the first --results folder, else "
         "results/), and read back from",
     )
-    exp.add_argument(
-        "--margin",
-        type=float,
-        default=0.02,
-        help="equivalence margin in nats, for projected losses",
-    )
+    _add_margin(exp, "equivalence margin in nats, for projected losses")
     exp.add_argument("--json", action="store_true", help="machine-readable output")
     exp.set_defaults(func=cmd_explain)
 
+
+def _add_import(sub) -> None:
     imp = sub.add_parser(
         "import",
         help="turn training logs of nanoGPT, llm.c or a CSV into result files (status imported)",
@@ -1201,6 +1218,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", default="results", help="folder for result files (default results/)")
     imp.set_defaults(func=cmd_import)
 
+
+def _add_recover(sub) -> None:
     rec = sub.add_parser(
         "recover", help="publish the rows of killed runs as results with status `killed`"
     )
@@ -1209,6 +1228,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="recover even if the recorded process still runs"
     )
     rec.set_defaults(func=cmd_recover)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanobench", description="CPU-vs-GPU convergence benchmarks for GPT training."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_run,
+        _add_status,
+        _add_scenarios,
+        _add_env,
+        _add_parity,
+        _add_tune,
+        _add_compare,
+        _add_report,
+        _add_board,
+        _add_explain,
+        _add_import,
+        _add_recover,
+    ):
+        add(sub)
     return parser
 
 
