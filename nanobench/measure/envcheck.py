@@ -303,19 +303,32 @@ def _power(f: dict) -> Check | None:
 
 
 def _gpu_checks(g: dict) -> list[Check]:
+    """One GPU's checks (`g`: its facts from _gpus), in the order they are shown."""
     name = f"gpu {g['index']}"
-    out = []
+    found = (
+        _gpu_persistence(g, name),
+        _gpu_clocks(g, name),
+        _gpu_power_limit(g, name),
+        _gpu_thermal(g, name),
+        _gpu_in_use(g, name),
+    )
+    return [c for c in found if c is not None]
+
+
+def _gpu_persistence(g: dict, name: str) -> Check | None:
     if g.get("persistence_mode") == 0:
-        out.append(
-            Check(
-                f"{name} persistence",
-                "warn",
-                "persistence mode off: the driver re-initialises the GPU for each process",
-                f"sudo nvidia-smi -i {g['index']} -pm 1",
-            )
+        return Check(
+            f"{name} persistence",
+            "warn",
+            "persistence mode off: the driver re-initialises the GPU for each process",
+            f"sudo nvidia-smi -i {g['index']} -pm 1",
         )
-    elif g.get("persistence_mode") == 1:
-        out.append(Check(f"{name} persistence", "ok", "persistence mode on"))
+    if g.get("persistence_mode") == 1:
+        return Check(f"{name} persistence", "ok", "persistence mode on")
+    return None
+
+
+def _gpu_clocks(g: dict, name: str) -> Check:
     slow = noise.gpu_slowdowns(g.get("clock_event_mask"))
     # at its power limit: the steady state of a loaded consumer card, said but not a slowdown
     capped = bool((g.get("clock_event_mask") or 0) & noise.GPU_POWER_CAP)
@@ -323,66 +336,62 @@ def _gpu_checks(g: dict) -> list[Check]:
         ", held at its power limit now" if capped else ""
     )
     if slow:
-        out.append(
-            Check(
-                f"{name} clocks",
-                "warn",
-                f"{clocks}, slowed now ({', '.join(slow)})",
-                f"nvidia-smi -i {g['index']} -q -d PERFORMANCE shows why",
-            )
+        return Check(
+            f"{name} clocks",
+            "warn",
+            f"{clocks}, slowed now ({', '.join(slow)})",
+            f"nvidia-smi -i {g['index']} -q -d PERFORMANCE shows why",
         )
-    else:
-        out.append(
-            Check(
-                f"{name} clocks",
-                "ok",
-                f"{clocks}; boost clocks still vary with power and temperature",
-                f"to pin them: sudo nvidia-smi -i {g['index']} --lock-gpu-clocks=<MHz>,<MHz>",
-            )
-        )
+    return Check(
+        f"{name} clocks",
+        "ok",
+        f"{clocks}; boost clocks still vary with power and temperature",
+        f"to pin them: sudo nvidia-smi -i {g['index']} --lock-gpu-clocks=<MHz>,<MHz>",
+    )
+
+
+def _gpu_power_limit(g: dict, name: str) -> Check | None:
     limit, default = g.get("power_limit_w"), g.get("power_limit_default_w")
     if limit and default and limit < 0.99 * default:
-        out.append(
-            Check(
-                f"{name} power limit",
-                "warn",
-                f"power limit {limit:.0f} W, below the default {default:.0f} W",
-                f"sudo nvidia-smi -i {g['index']} -pl {default:.0f}",
-            )
+        return Check(
+            f"{name} power limit",
+            "warn",
+            f"power limit {limit:.0f} W, below the default {default:.0f} W",
+            f"sudo nvidia-smi -i {g['index']} -pl {default:.0f}",
         )
-    elif limit:
-        out.append(Check(f"{name} power limit", "ok", f"power limit {limit:.0f} W"))
+    if limit:
+        return Check(f"{name} power limit", "ok", f"power limit {limit:.0f} W")
+    return None
+
+
+def _gpu_thermal(g: dict, name: str) -> Check | None:
     temp, slowdown = g.get("temperature_c"), g.get("slowdown_temperature_c")
-    if temp is not None and slowdown and temp >= slowdown - HOT_MARGIN_C:
-        out.append(
-            Check(
-                f"{name} thermal",
-                "warn",
-                f"{temp} C, slowdown at {slowdown} C",
-                "cool the GPU (airflow, fan curve)",
-            )
+    if temp is None:
+        return None
+    if slowdown and temp >= slowdown - HOT_MARGIN_C:
+        return Check(
+            f"{name} thermal",
+            "warn",
+            f"{temp} C, slowdown at {slowdown} C",
+            "cool the GPU (airflow, fan curve)",
         )
-    elif temp is not None:
-        out.append(
-            Check(
-                f"{name} thermal",
-                "ok",
-                f"{temp} C" + (f" (slowdown at {slowdown} C)" if slowdown else ""),
-            )
-        )
+    return Check(
+        f"{name} thermal", "ok", f"{temp} C" + (f" (slowdown at {slowdown} C)" if slowdown else "")
+    )
+
+
+def _gpu_in_use(g: dict, name: str) -> Check | None:
     util, procs = g.get("utilization_percent"), g.get("compute_processes")
     if (util or 0) >= GPU_BUSY_PERCENT or procs:
-        out.append(
-            Check(
-                f"{name} in use",
-                "warn",
-                f"{util}% busy, {procs} compute process(es) already on it",
-                f"wait for them (nvidia-smi -i {g['index']} lists them) or use another GPU",
-            )
+        return Check(
+            f"{name} in use",
+            "warn",
+            f"{util}% busy, {procs} compute process(es) already on it",
+            f"wait for them (nvidia-smi -i {g['index']} lists them) or use another GPU",
         )
-    elif util is not None:
-        out.append(Check(f"{name} in use", "ok", "idle"))
-    return out
+    if util is not None:
+        return Check(f"{name} in use", "ok", "idle")
+    return None
 
 
 def checks(facts: dict) -> list[Check]:
