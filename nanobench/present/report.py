@@ -576,6 +576,18 @@ def _toc(entries) -> str:
     return f"<ol>{items}</ol>"
 
 
+def group_summary(g: Group) -> list[str]:
+    """A group's paragraphs in the Summary: a line per pair (or why there is none), the device
+    speedups of `run --best` runs, the group's notes and its confounds."""
+    if g.pairs:
+        out = ['<ul class="summary">' + "".join(map(summary_line, g.pairs)) + "</ul>"]
+    else:
+        out = ["<p>One configuration only: nothing to compare against; its numbers are below.</p>"]
+    out += [f'<p class="verdict">{e(d.sentence())}</p>' for d in g.device_speedups]
+    out += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
+    return out + [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
+
+
 def render_page(
     comparison: Comparison, title: str = "nanobench report", explanations=(), stills: bool = False
 ) -> Page:
@@ -598,17 +610,7 @@ def render_page(
         name = e(f"{g.scenario} ({len(g.runs)} runs, baseline {g.baseline.label})")
         summary.append(_heading(3, f"{gid}-summary", name))
         toc_summary.append((f"{gid}-summary", name, []))
-        if g.pairs:
-            summary.append('<ul class="summary">' + "".join(map(summary_line, g.pairs)) + "</ul>")
-        else:
-            summary.append(
-                "<p>One configuration only: nothing to compare against; its numbers are below.</p>"
-            )
-        summary += [
-            f'<p class="verdict">{e(d.sentence())}</p>' for d in g.device_speedups
-        ]  # with `run --best` runs
-        summary += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
-        summary += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
+        summary += group_summary(g)
         tables.append(group_html(g, gid, explained))
         toc_tables.append((f"{gid}-comparison", e(g.scenario), []))
         group_items, notes = group_figures(g, gid)
