@@ -108,24 +108,7 @@ def equivalence_sentence(eq: dict, base: str, other: str, imported: str = "") ->
     short = _cut_short(eq, final, base, other)
     gone = diverged_words(final, base, other)
     if final.ci95 is None:
-        on = f", difference {final.diff:+.4f} {final.split.on()}" if final.split else ""
-        if gone:
-            return (
-                f"Equivalence of {other} and {base}: diverged at iteration {final.iter}: {gone}; never "
-                f"equivalent from there{on}{short}."
-            )
-        if not imported:
-            return (
-                f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; "
-                f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed "
-                f"spread{short}."
-            )
-        fixed = " (nanoGPT's train.py fixes its seed at 1337)" if imported == "nanogpt" else ""
-        return (
-            f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; 2 or more "
-            f"seeds of each compare the difference with the seed-to-seed spread: --seeds for nanobench's runs, "
-            f"logs of runs with other seeds for the imported {imported} side{fixed}{short}."
-        )
+        return _without_interval(final, base, other, imported, gone, short)
     points = eq["points"]
     counts = {
         v: sum(1 for p in points if p.verdict == v)
@@ -161,6 +144,29 @@ def equivalence_sentence(eq: dict, base: str, other: str, imported: str = "") ->
         f"Equivalence needs no correction for the many evaluations (an intersection-union test: every one "
         f'must pass); the tests of a zero difference behind "different" are Holm-corrected over {looks}.'
         + sets
+    )
+
+
+def _without_interval(final, base: str, other: str, imported: str, gone: str, short: str) -> str:
+    """The verdict where the final evaluation has no interval: a seed diverged on one side, or
+    a side has a single seed (with how to get more: --seeds, or logs of an imported side)."""
+    on = f", difference {final.diff:+.4f} {final.split.on()}" if final.split else ""
+    if gone:
+        return (
+            f"Equivalence of {other} and {base}: diverged at iteration {final.iter}: {gone}; never "
+            f"equivalent from there{on}{short}."
+        )
+    if not imported:
+        return (
+            f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; "
+            f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed "
+            f"spread{short}."
+        )
+    fixed = " (nanoGPT's train.py fixes its seed at 1337)" if imported == "nanogpt" else ""
+    return (
+        f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; 2 or more "
+        f"seeds of each compare the difference with the seed-to-seed spread: --seeds for nanobench's runs, "
+        f"logs of runs with other seeds for the imported {imported} side{fixed}{short}."
     )
 
 
