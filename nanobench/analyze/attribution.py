@@ -149,16 +149,17 @@ def _measured(values: list[tuple[int, float | None]], note: str = "") -> Value |
     return Value(float(np.mean(vs)), min(vs), max(vs), tuple(values), note=note)
 
 
-def measure(
+def point_result(
     p: Point,
     pool: list[RunStats],
     target: float | None,
     margin: float = equivalence.DEFAULT_MARGIN,
     project_ok: bool = True,
 ) -> PointResult:
-    """p's values: measured from the runs that cover it (one per seed), else projected from a
-    probe (when `project_ok`: a point this machine can simply run is run, not projected), else
-    missing. The three are never mixed."""
+    """p's values from the runs already in `pool` (nothing runs here): measured from the runs
+    that cover it (one per seed), else projected from a probe (when `project_ok`: a point
+    this machine can simply run is run, not projected), else missing. The three are never
+    mixed."""
     runs, seen = [], set()
     for r in sorted(pool, key=lambda r: r.run_id):
         if covers(r, p) and r.seed not in seen:

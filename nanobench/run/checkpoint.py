@@ -193,9 +193,9 @@ def restore(ckpt: dict, model, optimizer, scaler, device) -> bool:
 def resume_defaults(
     path: str, scenario_name: str | None, overrides: list[str], seeds: str | None, given: dict
 ) -> tuple:
-    """For `run --resume PATH`: (scenario, [seed], platform options). The scenario and every
-    platform option not given (None in `given`: device, dtype, compile, threads,
-    checkpoint_every) come from the checkpoint."""
+    """For `run --resume PATH`: (scenario, [seed], flags). The scenario and every flag not
+    given (None in `given`: device, dtype, compile, threads, checkpoint_every) come from the
+    checkpoint."""
     from nanobench.measure.device import parse_device
 
     info = load(path)["info"]

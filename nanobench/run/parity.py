@@ -25,7 +25,6 @@ from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario
 from nanobench.run.settings import (
-    Settings,
     StepContext,
     adamw_choice,
     check,
@@ -33,6 +32,7 @@ from nanobench.run.settings import (
     keeps_process_state,
 )
 from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
+from nanobench.store.meta import Settings
 
 PARITY_SUFFIX = ".parity.parquet"
 

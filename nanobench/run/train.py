@@ -46,11 +46,12 @@ class Platform:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The platform of a run (never its mathematics): what `nanobench run` takes.
+    """How and where one run runs (never its mathematics): what `nanobench run` takes.
 
     `device` and `dtype` are recorded as given; making the options resolves them once into
     `platform` (the Device found here, the Precision checked against it), or raises
-    InputError naming the device or dtype.
+    InputError naming the device or dtype. The speed settings (dtype, compile, compile_mode,
+    threads, optimizer, sdpa) are those of `Settings` (store/meta.py), under the same names.
     """
 
     device: str = "cpu"  # cpu, cuda, cuda:N, mps or auto
