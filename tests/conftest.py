@@ -124,7 +124,10 @@ class Nanobench:
     ) -> subprocess.CompletedProcess:
         argv = [*map(str, args)]
         full_env = {**os.environ, **(env or {})}
-        if fresh or not all(_FORKABLE_ENV.fullmatch(key) for key in env or {}):
+        # Linux only: macOS forbids forking a process that has loaded its Objective-C
+        # runtime (torch's Metal backend does), and Windows cannot fork.
+        forkable = sys.platform == "linux" and all(_FORKABLE_ENV.fullmatch(k) for k in env or {})
+        if fresh or not forkable:
             done = subprocess.run(
                 [*self.cmd, *argv],
                 capture_output=True,
