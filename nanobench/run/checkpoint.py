@@ -131,6 +131,15 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def check_left(ckpt: dict, path: str | Path, max_iters: int) -> None:
+    """Refuse a checkpoint that has nothing left to train before `max_iters`."""
+    if ckpt["iter"] >= max_iters:
+        raise InputError(
+            f"--resume {path}: the checkpoint is at iteration {ckpt['iter']}, "
+            f"nothing is left before max_iters {max_iters}; give a larger --max-iters"
+        )
+
+
 def check_compatible(
     ckpt: dict, path: str | Path, scenario: dict, dataset_sha256: str, seed: int
 ) -> None:
