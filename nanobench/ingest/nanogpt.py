@@ -241,9 +241,8 @@ def _dtype(device, dtype, src: str) -> tuple[str, str]:
         )
     if dtype is not None:
         # nanoGPT turns TF32 on for CUDA matmuls: its float32 is tf32
-        return {"float32": "tf32", "bfloat16": "bf16", "float16": "fp16"}.get(
-            dtype, str(dtype)
-        ), src
+        ours = {"float32": "tf32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, str(dtype))
+        return ours, src
     return (
         "bf16",
         "nanoGPT's default on a GPU with bf16 (Ampere and newer; float16 on older "
