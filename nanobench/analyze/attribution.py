@@ -280,20 +280,6 @@ def project(
                 projected=True,
                 note=notes[0],
             )
-    interval = int(json.loads(p.key("eval.interval") or "0") or 0)
-    per_batch = [b for b in (eval_batch_s(r) for r in probes) if b is not None]
-    wall = None
-    if interval and per_batch and p.key("eval.iters"):
-        batches = n_evaluations(p.iters, interval) * 2 * int(json.loads(p.key("eval.iters")))
-        e_s = float(np.median(per_batch)) * batches
-        t = values["train_time_s"]
-        wall = Value(
-            t.mean + e_s,
-            t.low + e_s,
-            t.high + e_s,
-            projected=True,
-            note=f"{how}; plus {batches} evaluation batches at the probes' {np.median(per_batch) * 1e3:.0f} ms each",
-        )
     return PointResult(
         p,
         "projected",
@@ -302,7 +288,26 @@ def project(
         tuple(notes),
         tuple(r.run_id for r in probes),
         tuple(r.run_id for r in references),
-        wall,
+        _projected_wall(p, probes, values["train_time_s"], how),
+    )
+
+
+def _projected_wall(p: Point, probes: list[RunStats], t: Value, how: str) -> Value | None:
+    """p's wall time: its projected train time `t` plus its evaluations, each batch at the
+    probes' median seconds per evaluation batch; None where p's recipe or the probes do not
+    say how long its evaluations take."""
+    interval = int(json.loads(p.key("eval.interval") or "0") or 0)
+    per_batch = [b for b in (eval_batch_s(r) for r in probes) if b is not None]
+    if not (interval and per_batch and p.key("eval.iters")):
+        return None
+    batches = n_evaluations(p.iters, interval) * 2 * int(json.loads(p.key("eval.iters")))
+    e_s = float(np.median(per_batch)) * batches
+    return Value(
+        t.mean + e_s,
+        t.low + e_s,
+        t.high + e_s,
+        projected=True,
+        note=f"{how}; plus {batches} evaluation batches at the probes' {np.median(per_batch) * 1e3:.0f} ms each",
     )
 
 

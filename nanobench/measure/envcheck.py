@@ -133,17 +133,6 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
         - (getattr(after, "guest", 0) - getattr(before, "guest", 0))
         - (getattr(after, "guest_nice", 0) - getattr(before, "guest_nice", 0))
     )
-    temps = {}
-    try:
-        for chip, entries in (psutil.sensors_temperatures() or {}).items():
-            for e in entries:
-                temps[f"{chip}/{e.label or 'temp'}"] = {
-                    "current_c": e.current,
-                    "high_c": e.high,
-                    "critical_c": e.critical,
-                }
-    except (AttributeError, OSError):
-        pass
     try:
         battery = psutil.sensors_battery()
     except (AttributeError, OSError):
@@ -166,12 +155,31 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
         "boost": _read(f"{cpu_root}/cpufreq/boost"),  # "1": boost on (acpi-cpufreq, amd-pstate)
         "smt_control": _read(f"{cpu_root}/smt/control"),
         "smt_siblings": _siblings(cpu_root),
-        "temperatures": temps,
+        "temperatures": _temperatures(),
         "on_battery": None
         if battery is None or battery.power_plugged is None
         else not battery.power_plugged,
         "gpus": _gpus(),
     }
+
+
+def _temperatures() -> dict:
+    """'chip/label' -> current, high and critical degrees C of every sensor psutil reads ({}
+    where it reads none: macOS and Windows have no sensors_temperatures)."""
+    import psutil
+
+    temps = {}
+    try:
+        for chip, entries in (psutil.sensors_temperatures() or {}).items():
+            for e in entries:
+                temps[f"{chip}/{e.label or 'temp'}"] = {
+                    "current_c": e.current,
+                    "high_c": e.high,
+                    "critical_c": e.critical,
+                }
+    except (AttributeError, OSError):
+        pass
+    return temps
 
 
 def _cpu_checks(f: dict) -> list[Check]:

@@ -210,11 +210,9 @@ class RunMeta:
             section(k) for k in ("scenario", "options", "device", "dataset", "environment")
         )
         targets = section("targets", scen).get("val_loss") or []
-        nvml = section("gpu_state_at_start", env, "environment.")
-        git = section("git", env, "environment.")
+        environment = _environment(section, env)
         flops = section("flops")
         parent = section("resumed_from")
-        parent_device = parent.get("device")
         return cls(
             run_id=str(raw.get("run_id", Path(path).stem)),
             status=str(raw.get("status", "?")),
@@ -233,36 +231,12 @@ class RunMeta:
             ),
             device=DeviceInfo(dev.get("spec"), dev.get("type"), dev.get("name")),
             dataset=DatasetInfo(data.get("name"), data.get("sha256")),
-            environment=EnvironmentInfo(
-                hostname=env.get("hostname"),
-                os=env.get("os"),
-                python=env.get("python"),
-                torch=env.get("torch"),
-                cuda_runtime=env.get("cuda_runtime"),
-                cpu_model=env.get("cpu_model"),
-                cpu_physical_cores=env.get("cpu_physical_cores"),
-                torch_num_threads=env.get("torch_num_threads"),
-                gpu_name=env.get("gpu_name"),
-                gpu_driver=nvml.get("driver"),
-                git_commit=git.get("commit"),
-                git_dirty=git.get("dirty"),
-                float32_matmul_precision=section("precision").get("float32_matmul_precision"),
-            ),
+            environment=environment,
             flops_per_iter=flops.get("per_iter"),
             peak_flops=_peak_flops(section("peak_flops")),
             energy_source=section("energy").get("source"),
             energy_reason=section("energy").get("reason"),
-            resumed_from=None
-            if not parent
-            else ResumedFrom(
-                parent.get("run_id"),
-                parent.get("iter"),
-                # written as the parent's device record ({spec, type, name}); a bare string in hand-made files
-                parent_device.get("type", "?")
-                if isinstance(parent_device, dict)
-                else parent_device,
-                parent.get("dtype"),
-            ),
+            resumed_from=_resumed_from(parent),
             summary=raw.get("summary"),
             sample=raw.get("sample") if isinstance(raw.get("sample"), str) else None,
             started_at=raw.get("started_at"),
@@ -292,6 +266,41 @@ def _sections(raw: dict, path):
         return value
 
     return section
+
+
+def _environment(section, env: dict) -> EnvironmentInfo:
+    """The `environment` section typed; the GPU driver and git state are sections within it,
+    the matmul precision the run's own `precision` section."""
+    nvml = section("gpu_state_at_start", env, "environment.")
+    git = section("git", env, "environment.")
+    return EnvironmentInfo(
+        hostname=env.get("hostname"),
+        os=env.get("os"),
+        python=env.get("python"),
+        torch=env.get("torch"),
+        cuda_runtime=env.get("cuda_runtime"),
+        cpu_model=env.get("cpu_model"),
+        cpu_physical_cores=env.get("cpu_physical_cores"),
+        torch_num_threads=env.get("torch_num_threads"),
+        gpu_name=env.get("gpu_name"),
+        gpu_driver=nvml.get("driver"),
+        git_commit=git.get("commit"),
+        git_dirty=git.get("dirty"),
+        float32_matmul_precision=section("precision").get("float32_matmul_precision"),
+    )
+
+
+def _resumed_from(parent: dict) -> ResumedFrom | None:
+    if not parent:
+        return None
+    device = parent.get("device")
+    return ResumedFrom(
+        parent.get("run_id"),
+        parent.get("iter"),
+        # written as the parent's device record ({spec, type, name}); a bare string in hand-made files
+        device.get("type", "?") if isinstance(device, dict) else device,
+        parent.get("dtype"),
+    )
 
 
 def _peak_flops(section: dict) -> PeakFlops | None:
