@@ -127,7 +127,7 @@ class Nanobench:
         # Linux only: macOS forbids forking a process that has loaded its Objective-C
         # runtime (torch's Metal backend does), and Windows cannot fork.
         forkable = sys.platform == "linux" and all(_FORKABLE_ENV.fullmatch(k) for k in env or {})
-        if fresh or not forkable:
+        if fresh or not forkable or os.environ.get("NANOBENCH_TESTS_FRESH") == "1":
             done = subprocess.run(
                 [*self.cmd, *argv],
                 capture_output=True,
