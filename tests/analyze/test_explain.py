@@ -384,14 +384,13 @@ def test_missing_rungs_get_their_command_place_and_estimate(two_rungs):
         (),
         None,
         0.02,
-        {
-            "seeds": None,
-            "out": "out",
-            "scenario_recipes": recipes,
-            "here": here,
-            "here_peak": lambda kind, dtype: (1e11, "test peak"),
-            "budget_s": 600,
-        },
+        recipes,
+        explain.Planning(
+            out="out",
+            here=here,
+            here_peak=lambda kind, dtype: (1e11, "test peak"),
+            budget_s=600,
+        ),
     )
     assert [r.factors for r in e.ladder.rungs] == [("device",), ("precision",), ("iterations",)]
     by_point = {p.point: p for p in e.plans}
@@ -450,14 +449,13 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
         (),
         None,
         0.02,
-        {
-            "seeds": None,
-            "out": "out",
-            "scenario_recipes": recipes,
-            "here": plan.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
-            "here_peak": lambda kind, dtype: (1e6, "a slow test peak"),
-            "budget_s": 60,
-        },
+        recipes,
+        explain.Planning(
+            out="out",
+            here=plan.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
+            here_peak=lambda kind, dtype: (1e6, "a slow test peak"),
+            budget_s=60,
+        ),
     )
     # A's recipe at 5000 iterations is projected from the shorter runs of it (A's and the middle's);
     # B's recipe has no run at all: a probe is planned rather than a run of hours
@@ -489,14 +487,13 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
         (),
         None,
         0.02,
-        {
-            "seeds": None,
-            "out": "out",
-            "scenario_recipes": recipes,
-            "here": plan.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
-            "here_peak": lambda kind, dtype: (1e6, "a slow test peak"),
-            "budget_s": p.estimate_s + 1,
-        },
+        recipes,
+        explain.Planning(
+            out="out",
+            here=plan.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
+            here_peak=lambda kind, dtype: (1e6, "a slow test peak"),
+            budget_s=p.estimate_s + 1,
+        ),
     )
     [q] = roomy.plans
     assert q.probe and q.here

@@ -443,11 +443,17 @@ def test_item10_the_estimate_says_how_sure_it_is(tmp_path):
     for f in fp32:
         shutil.copy(f, tmp_path)
     e = explain.explain_endpoints(
-        str(tmp_path), "shakespeare_char:cpu:fp32", [str(tmp_path)], here=here, here_peak=peak
+        str(tmp_path),
+        "shakespeare_char:cpu:fp32",
+        [str(tmp_path)],
+        planning=explain.Planning(here=here, here_peak=peak),
     )
     assert e.plans and all("(from 3 runs, MFU " in p.estimate_how for p in e.plans)
     bf16 = explain.explain_endpoints(
-        str(tmp_path), "shakespeare_char_cpu:cpu:bf16", [str(tmp_path)], here=here, here_peak=peak
+        str(tmp_path),
+        "shakespeare_char_cpu:cpu:bf16",
+        [str(tmp_path)],
+        planning=explain.Planning(here=here, here_peak=peak),
     )
     [p] = bf16.plans  # no bf16 run to take an MFU from
     assert (
@@ -458,7 +464,10 @@ def test_item10_the_estimate_says_how_sure_it_is(tmp_path):
     one.mkdir()
     shutil.copy(fp32[0], one)
     e1 = explain.explain_endpoints(
-        str(one), "shakespeare_char:cpu:fp32", [str(one)], here=here, here_peak=peak
+        str(one),
+        "shakespeare_char:cpu:fp32",
+        [str(one)],
+        planning=explain.Planning(here=here, here_peak=peak),
     )
     assert all("(from one run: its spread is not known)" in p.estimate_how for p in e1.plans)
 
