@@ -47,9 +47,14 @@ def test_all_devices_by_every_dtype_with_skipped_cells_saying_why():
 
 def test_emulated_bf16_runs_when_asked_for_and_native_bf16_always():
     slow = expand("all", "bf16", [AVX2_CPU], allow_slow=True)
-    assert [e.label for e in slow.entries] == ["cpu bf16"] and "running it as asked" in slow.notes[0]
+    assert [e.label for e in slow.entries] == ["cpu bf16"] and "running it as asked" in slow.notes[
+        0
+    ]
     assert "6.0x below fp32's" in slow.notes[0]
-    assert [e.label for e in expand("all", "fp32,bf16", [BF16_CPU]).entries] == ["cpu fp32", "cpu bf16"]
+    assert [e.label for e in expand("all", "fp32,bf16", [BF16_CPU]).entries] == [
+        "cpu fp32",
+        "cpu bf16",
+    ]
     unknown = expand("all", "bf16", [AVX2_CPU], allow_slow=True, slowdown=None)
     assert "its bf16 speed is unknown" in unknown.notes[0]
 
@@ -125,7 +130,11 @@ def test_a_matrix_of_smoke_runs_with_a_skipped_cell(tmp_path):
     )
     reported = []
     cells = plans.make_cells(
-        "smoke", (), [(e.device, e.dtype) for e in p.entries], [1, 2], {"max_iters": 3, "threads": 1}
+        "smoke",
+        (),
+        [(e.device, e.dtype) for e in p.entries],
+        [1, 2],
+        {"max_iters": 3, "threads": 1},
     )
     run_plan = plans.Plan("matrix-test", str(tmp_path), tuple(cells))
     outcomes = executors.run_local(

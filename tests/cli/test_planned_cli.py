@@ -1,0 +1,96 @@
+"""`tune` and `explain --run` hand their runs to the local executor as plans, as `run` does:
+their cells are listed by `nanobench status`, and what has a completed result is not run
+again. The expected files, plan ids and cells are read here from the folder itself (the
+plans' JSON with json, the results' metadata with pyarrow), not through nanobench."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from nanobench import cli
+
+
+def meta_of(path) -> dict:
+    return json.loads(pq.read_schema(path).metadata[b"nanobench"])
+
+
+def stored_plans(out) -> list[dict]:
+    files = sorted((out / "plans").glob("*.json"), key=lambda f: f.stat().st_mtime)
+    return [json.loads(f.read_text()) for f in files]
+
+
+def test_explain_run_turns_its_commands_into_the_cells_run_makes():
+    """Fast: the command explain prints for a missing rung, parsed as `run` parses it, gives
+    the cell (one per seed) that `nanobench run` with it would run."""
+    from nanobench.run import plan as plans
+
+    argv = ("smoke", "--device", "cpu", "--dtype", "fp32", "--max-iters", "30", "--seeds", "1,2")
+    argv += ("--set", "eval.interval=10", "--out", "DIR")
+    scenario, request = cli._run_request(cli.build_parser().parse_args(["run", *argv]), False)
+    cells = plans.numbered(plans.build_cells(request, scenario, here=False)[0] * 2)
+    assert [(c.id, c.seed, c.max_iters, c.overrides) for c in cells] == [
+        ("c000", 1, 30, ("eval.interval=10",)),
+        ("c001", 2, 30, ("eval.interval=10",)),
+        ("c002", 1, 30, ("eval.interval=10",)),
+        ("c003", 2, 30, ("eval.interval=10",)),
+    ]
+    assert {(c.scenario, c.device, c.dtype, c.compile) for c in cells} == {
+        ("smoke", "cpu", "fp32", False)
+    }
+
+
+# fast counterparts: tests/run/test_tune.py::test_a_round_is_a_plan_read_back_from_its_result_files_and_continued,
+# tests/run/test_executors.py::test_a_deadline_stops_the_running_cell_and_starts_no_other
+@pytest.mark.slow
+def test_tune_rounds_are_plans_status_lists_and_continue_finishes(tmp_path, capsys):
+    out = tmp_path / "tune"
+    tune = ["tune", "smoke", "--iters", "12", "--axes", "optimizer", "--out", str(out)]
+    tune += ["--dry-run", "--quiet"]
+    assert (cli.main(tune) or 0) == 0
+    capsys.readouterr()
+    rounds = stored_plans(out)
+    files = sorted(out.glob("*.parquet"))
+    cells = {(p["plan_id"], c["id"]) for p in rounds for c in p["cells"]}
+    recorded = {(meta_of(f)["group_id"], meta_of(f)["options"]["cell"]) for f in files}
+    assert len(rounds) >= 2 and recorded == cells and len(files) == len(cells)
+    assert cli.main(["status", str(out), "--all", "--json"]) == 0  # every cell completed
+    listed = json.loads(capsys.readouterr().out)
+    assert {(p["plan_id"], c["cell"]) for p in listed for c in p["cells"]} == cells
+    # the last round's last candidate lost its result: --continue runs it, and it alone
+    last = (rounds[-1]["plan_id"], rounds[-1]["cells"][-1]["id"])
+    [lost] = [f for f in files if (meta_of(f)["group_id"], meta_of(f)["options"]["cell"]) == last]
+    lost.unlink()
+    assert cli.main(["status", str(out), "--all"]) == cli.EXIT_INCOMPLETE
+    capsys.readouterr()
+    assert (cli.main([*tune, "--continue"]) or 0) == 0
+    again = sorted(out.glob("*.parquet"))
+    assert len(again) == len(files) and set(again) - set(files) != set()  # one new file
+    [new] = set(again) - set(files)
+    assert (meta_of(new)["group_id"], meta_of(new)["options"]["cell"]) == last
+    assert stored_plans(out) == rounds  # no plan added: each round continued its own
+
+
+@pytest.mark.slow
+def test_explain_run_is_a_plan_in_out_that_status_lists(tmp_path, capsys):
+    a, d = tmp_path / "a", tmp_path / "DIR"
+    made = ["run", "smoke", "--max-iters", "20", "--seeds", "1", "--out", str(a), "--quiet"]
+    assert (cli.main(made) or 0) == 0
+    capsys.readouterr()
+    explain = ["explain", str(a), "smoke:cpu:fp32", "--results", str(d), "--run", "--json"]
+    assert (cli.main([*explain, "--budget", "3m"]) or 0) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["b"]["kind"] == "measured" and data["missing"] == []
+    rungs = stored_plans(d)
+    assert rungs[0]["plan_id"].startswith("explain-")
+    assert [[(c["seed"], c["max_iters"]) for c in p["cells"]] for p in rungs] == [[(1, 30)]]
+    [made_by_explain] = [
+        f for f in d.glob("*.parquet") if meta_of(f)["group_id"] == rungs[0]["plan_id"]
+    ]
+    assert meta_of(made_by_explain)["options"]["max_iters"] == 30
+    assert cli.main(["status", str(d), "--plan", rungs[0]["plan_id"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["completed"] == 1
+    # run again: the rung has its result, nothing is planned or run
+    assert (cli.main([*explain, "--budget", "3m"]) or 0) == 0
+    assert "nothing to run here within the budget" in capsys.readouterr().err
+    assert len(list(d.glob("*.parquet"))) == 1 and len(stored_plans(d)) == 1
