@@ -25,7 +25,8 @@ The parts: analyze/ladder.py (points, factors, the ladder), analyze/attribution.
 at each point, measured or projected, and the parts), analyze/plan.py (commands, where they run,
 estimates, the order to run them in); this module puts them together, writes the paragraph and
 the JSON. Nothing here probes hardware or runs anything: the CLI passes what this machine has
-(`Here`) and a peak function, and run/rungs.py runs the plan.
+(`Here`) and a peak function in a `Planning`, and for `--run` makes the chosen commands one
+run plan (run/plan.py) that the local executor runs.
 """
 
 from __future__ import annotations
