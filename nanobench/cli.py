@@ -1073,7 +1073,7 @@ def build_parser() -> argparse.ArgumentParser:
     tun.add_argument("scenario")
     tun.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu)")
     tun.add_argument(
-        "--iters", type=int, default=60, help="lockstep iterations per candidate (default 60)"
+        "--iters", type=int, default=60, help="iterations of each candidate's run (default 60)"
     )
     tun.add_argument(
         "--margin",

@@ -1,5 +1,6 @@
 """`nanobench tune`: candidates per device, the selection on injected timings and loss drifts,
-the record file's keys, and one short real lockstep measurement (its figures, not its speed)."""
+the record file's keys, rounds as plans read back from their result files, and one short real
+round (its figures, not its speed)."""
 
 import json
 import math
