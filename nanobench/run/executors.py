@@ -185,7 +185,7 @@ def run_cell(
         return _run_distributed(plan, cell, scenario, quiet, as_json)
     from nanobench.run.train import train
 
-    outcome = train(scenario, run_options(plan, cell), progress, stop)
+    outcome = train(scenario, run_options(plan, cell), progress, stop=stop)
     return CellResult(
         cell.id,
         outcome.status,

@@ -155,7 +155,7 @@ def test_an_interrupted_run_stops_the_plan_and_keeps_what_ran(monkeypatch, tmp_p
     statuses = iter(["completed", "interrupted", "completed"])
     ran = []
 
-    def fake_train(scenario, opts, progress):  # stands for train(): the second run gets Ctrl-C
+    def fake_train(scenario, opts, progress, stop=None):  # train(): the second run gets Ctrl-C
         ran.append((opts.device, opts.dtype, opts.seed))
         return Outcome(next(statuses))
 
