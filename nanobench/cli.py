@@ -620,6 +620,7 @@ def cmd_tune(args) -> int:
         args.out or str(tune.runs_dir()),
         lambda plan, cells: _run_plan_here(plan, cells, args.quiet),
         args.continue_,
+        args.passes,
     )
     result = tune.tune(
         scenario,
@@ -1091,6 +1092,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         help="folder for the candidates' runs, one plan per round (default: ~/.cache/nanobench/"
         "tune-runs, so that they never mix with results/)",
+    )
+    tun.add_argument(
+        "--passes",
+        type=int,
+        default=2,
+        help="runs of each candidate per round, every pass in the reverse order of the one "
+        "before (default 2: A B C, C B A)",
     )
     tun.add_argument(
         "--continue",

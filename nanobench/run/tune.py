@@ -15,8 +15,11 @@ How a tune runs:
    holds compilation) is each candidate's step time; its loss curve against the
    reference's is its equivalence figure: the largest |loss - reference loss| over the
    iterations must stay within the margin, and every loss must be finite. The candidates run
-   one after another, not interleaved: a neighbour that starts mid-round slows the ones after
-   it, so the host's load before and after is kept with the result.
+   one after another, each once per pass, every pass in the reverse order of the one before
+   (A B C, C B A: `pass_order`), and a candidate's step time is the median over its runs, so
+   a load that grows or fades evenly through the round weighs on all of them alike; a
+   neighbour that comes and goes does not, so the host's load before and after is kept with
+   the result.
 3. On a CPU the thread count is chosen first (it sets how fast everything else runs; under
    load a 2-thread step can be many times slower than a 1-thread one), and the other
    one-change candidates are then measured on that count (the base). Each setting whose
@@ -59,6 +62,7 @@ from nanobench.store import results
 from nanobench.store.results import utc_now
 
 DEFAULT_ITERS = 60  # iterations of each candidate's run
+DEFAULT_PASSES = 2  # runs of each candidate per round: forward, then in reverse order
 DEFAULT_WARMUP = 10  # first iterations not timed: allocator growth, compilation
 DEFAULT_MARGIN = 0.02  # nats: largest |loss - reference loss| an equivalent candidate may show
 DEFAULT_MIN_GAIN = 0.03  # a change is kept only if at least 3% faster than the reference
@@ -263,13 +267,19 @@ class TuneRuns:
     executor, run/executors.py), then read back from the result files. scenario and
     overrides: as the cells name them (a shipped name or .toml path, the --set strings).
     continue_: a round whose plan is stored in out_dir already runs only its cells without a
-    completed result (`tune --continue`)."""
+    completed result (`tune --continue`). passes: how many times each candidate runs in a
+    round, the order reversed every pass (pass_order)."""
 
     scenario: str
     overrides: tuple[str, ...]
     out_dir: str
     execute: Callable[[Plan, list[Cell]], list]
     continue_: bool = False
+    passes: int = DEFAULT_PASSES
+
+    def __post_init__(self):
+        if self.passes < 1:
+            raise InputError(f"--passes {self.passes}: must be >= 1")
 
 
 def runs_dir() -> Path:
@@ -278,19 +288,27 @@ def runs_dir() -> Path:
     return files.cache_dir() / "tune-runs"
 
 
+def pass_order(n: int, passes: int) -> list[int]:
+    """The candidates' order over the passes of a round: forward, then backward, and so on
+    (A B C, then C B A): a load that grows or fades through the round weighs on every
+    candidate alike, as far as it changes evenly."""
+    return [i for p in range(passes) for i in (range(n) if p % 2 == 0 else reversed(range(n)))]
+
+
 def round_cells(runs: TuneRuns, device_text: str, settings: list[Settings], iters: int, seed):
-    """One cell per candidate: the same scenario, seed and length, the candidate's settings."""
+    """One cell per candidate and pass (pass_order): the same scenario, seed and length, the
+    candidate's settings."""
     return [
         Cell(
-            id=f"c{i:03d}",
+            id=f"c{k:03d}",
             scenario=runs.scenario,
             overrides=tuple(runs.overrides),
             device=device_text,
             seed=seed,
             max_iters=iters,
-            **s.options(),
+            **settings[i].options(),
         )
-        for i, s in enumerate(settings)
+        for k, i in enumerate(pass_order(len(settings), runs.passes))
     ]
 
 
@@ -304,9 +322,9 @@ def run_round(
     log=None,
 ) -> list[Measured]:
     """Run one round (settings[0] is the reference) as a plan and measure each candidate from
-    its result file: its median step time after `warmup` iterations, its loss curve against
-    the reference's. Every candidate trains the scenario's seed: the same initial weights and
-    batches."""
+    its result files: its median step time after `warmup` iterations, over its runs of every
+    pass, and its loss curves against the reference's first (the worst of its runs). Every
+    candidate trains the scenario's seed: the same initial weights and batches."""
     if iters <= warmup:
         raise InputError(f"--iters {iters}: must exceed the {warmup} warm-up iterations")
     cells = round_cells(runs, device_text, settings, iters, scenario.train.seed)
@@ -320,20 +338,26 @@ def run_round(
     if log:
         done = len(cells) - len(todo)
         log(
-            f"plan {plan.plan_id} in {runs.out_dir}: {len(cells)} candidates, {iters} iterations "
-            f"each" + (f" ({done} completed before, not run again)" if done else "")
+            f"plan {plan.plan_id} in {runs.out_dir}: {len(settings)} candidates x {runs.passes} "
+            f"pass{'es' * (runs.passes > 1)}, {iters} iterations each"
+            + (f" ({done} of {len(cells)} runs completed before, not run again)" if done else "")
         )
     outcomes = runs.execute(plan, todo) if todo else []
     if any(o.status == "interrupted" or o.stop_requested for o in outcomes):
         raise KeyboardInterrupt  # its finished candidates are kept: `tune --continue` goes on
-    curves = [_curve(s, state, warmup) for s, state in zip(settings, plans.cell_states(plan))]
-    reference = curves[0][0]
-    return [
-        Measured(
-            s, statistics.median(timed) if timed else math.inf, **loss_figures(reference, losses)
+    order = pass_order(len(settings), runs.passes)
+    curves = [_curve(settings[i], st, warmup) for i, st in zip(order, plans.cell_states(plan))]
+    reference = curves[0][0]  # the reference's first run
+    measured = []
+    for n, s in enumerate(settings):
+        mine = [curve for i, curve in zip(order, curves) if i == n]
+        timed = [t for _, times in mine for t in times]
+        worst = max(
+            (loss_figures(reference, losses) for losses, _ in mine),
+            key=lambda f: (not f["finite"], f["max_abs_loss_diff"]),
         )
-        for s, (losses, timed) in zip(settings, curves)
-    ]
+        measured.append(Measured(s, statistics.median(timed) if timed else math.inf, **worst))
+    return measured
 
 
 def _curve(settings: Settings, state, warmup: int) -> tuple[list[float], list[float]]:

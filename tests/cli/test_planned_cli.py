@@ -45,7 +45,8 @@ def test_explain_run_turns_its_commands_into_the_cells_run_makes():
 @pytest.mark.slow
 def test_tune_rounds_are_plans_status_lists_and_continue_finishes(tmp_path, capsys):
     out = tmp_path / "tune"
-    tune = ["tune", "smoke", "--iters", "12", "--axes", "optimizer", "--out", str(out)]
+    tune = ["tune", "smoke", "--iters", "12", "--axes", "optimizer", "--passes", "1"]
+    tune += ["--out", str(out)]
     tune += ["--dry-run", "--quiet"]
     assert (cli.main(tune) or 0) == 0
     capsys.readouterr()

@@ -401,7 +401,7 @@ def test_a_round_is_a_plan_read_back_from_its_result_files_and_continued(tmp_pat
         write_candidate(tmp_path, plan, cells[0], [4.0, 3.0, 2.5, 2.0], [9, 9, 30, 50])
         return []
 
-    runs = tune.TuneRuns("smoke", (), str(tmp_path), execute, continue_=True)
+    runs = tune.TuneRuns("smoke", (), str(tmp_path), execute, continue_=True, passes=1)
     settings = [REF, Settings(threads=1)]
     cells = tune.round_cells(runs, "cpu", settings, 4, 1337)
     assert [(c.seed, c.max_iters, c.threads) for c in cells] == [(1337, 4, None), (1337, 4, 1)]
@@ -419,12 +419,51 @@ def test_a_round_is_a_plan_read_back_from_its_result_files_and_continued(tmp_pat
     assert executed == [["c001"]]  # all completed: nothing runs again
 
 
+def test_two_passes_run_each_candidate_forward_then_backward_and_pool_their_steps(tmp_path):
+    """A B C, then C B A: each candidate's step time is the median of its steady steps of both
+    runs, its loss figures the worse of its two curves against the reference's first run."""
+    assert tune.pass_order(3, 2) == [0, 1, 2, 2, 1, 0] and tune.pass_order(2, 3) == [
+        0,
+        1,
+        1,
+        0,
+        0,
+        1,
+    ]
+    given = {  # cell id -> (losses, step ms): iterations 0-1 are the warm-up
+        "c000": ([4.0, 3.0, 2.0, 1.0], [9, 9, 10, 20]),  # the reference, first pass
+        "c001": ([4.0, 3.0, 2.0, 1.0], [9, 9, 30, 40]),
+        "c002": ([4.0, 3.0, 2.0, 1.2], [9, 9, 50, 60]),  # the candidate, second pass
+        "c003": ([4.0, 3.0, 2.0, 1.0], [9, 9, 60, 70]),  # the reference, second pass
+    }
+
+    def execute(plan, cells):
+        for cell in cells:
+            write_candidate(tmp_path, plan, cell, *given[cell.id])
+        return []
+
+    runs = tune.TuneRuns("smoke", (), str(tmp_path), execute, passes=2)
+    ref, one = tune.run_round(runs, load("smoke"), "cpu", [REF, Settings(threads=1)], 4, 2)
+    assert ref.median_step_s == pytest.approx(0.040)  # median of 10, 20, 60, 70 ms
+    assert one.median_step_s == pytest.approx(0.045)  # median of 30, 40, 50, 60 ms
+    assert one.max_abs_loss_diff == pytest.approx(0.2) and one.max_diff_iter == 3
+    assert ref.max_abs_loss_diff == 0.0
+    [stored] = plans.stored(tmp_path)
+    cells = json.loads(stored.read_text())["cells"]
+    assert [(c["id"], c["threads"]) for c in cells] == [
+        ("c000", None),
+        ("c001", 1),
+        ("c002", 1),
+        ("c003", None),
+    ]
+
+
 def test_a_candidate_without_a_result_is_one_line_naming_it(tmp_path):
     def only_the_reference(plan, cells):
         write_candidate(tmp_path, plan, cells[0], [4.0, 3.0, 2.0, 1.5], [9, 9, 20, 40])
         return []
 
-    runs = tune.TuneRuns("smoke", (), str(tmp_path), only_the_reference)
+    runs = tune.TuneRuns("smoke", (), str(tmp_path), only_the_reference, passes=1)
     with pytest.raises(InputError, match=r"candidate --threads 1 \(c001\) left no result"):
         tune.run_round(runs, load("smoke"), "cpu", [REF, Settings(threads=1)], iters=4, warmup=2)
 
@@ -439,7 +478,7 @@ def test_a_real_round_trains_each_candidate_as_a_run_of_its_plan(tmp_path):
 
     saved = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("medium")  # the caller's: each run sets fp32's own
-    runs = tune.TuneRuns("smoke", (), str(tmp_path), executors.run_quietly)
+    runs = tune.TuneRuns("smoke", (), str(tmp_path), executors.run_quietly, passes=1)
     settings = [REF, Settings(threads=1), Settings(sdpa="math")]
     try:
         out = tune.run_round(runs, load("smoke"), "cpu", settings, iters=6, warmup=2)
