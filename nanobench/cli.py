@@ -783,7 +783,7 @@ def _here():
     """This machine's devices, torch and a measured-peak function, for planning explain's runs."""
     import torch
 
-    from nanobench.analyze.plan import Here
+    from nanobench.analyze.missing import Here
     from nanobench.measure import peaks
     from nanobench.measure.device import available_kinds, resolve
     from nanobench.measure.precision import Precision
@@ -799,7 +799,7 @@ def _here():
 
 
 def cmd_explain(args) -> int:
-    from nanobench.analyze import explain, plan
+    from nanobench.analyze import explain, missing
     from nanobench.present.explain import render_explanation
 
     _check_margin(args.margin)
@@ -823,7 +823,7 @@ def cmd_explain(args) -> int:
 
     result = build()
     if args.run:
-        chosen = plan.run_order(result.plans, result.ladder.results, budget_s)
+        chosen = missing.run_order(result.missing, result.ladder.results, budget_s)
         if not chosen:
             print("nanobench: nothing to run here within the budget", file=sys.stderr)
         else:

@@ -18,11 +18,11 @@ A point with no run is *measured* nowhere. When it is too slow here but a short 
 of the same recipe on the same platform exists (a *probe*), its times are *projected* from the
 probe's steady step times and its losses from the curve of the same recipe in the same dtype on
 another device: marked "projected" wherever they appear, with a band, never pooled with
-measured runs. Otherwise the plan names the `nanobench run` command that makes it, where it can
+measured runs. Otherwise explain names the `nanobench run` command that makes it, where it can
 run and its estimated time (run/estimate.py: FLOPs over a peak and an MFU).
 
 The parts: analyze/ladder.py (points, factors, the ladder), analyze/attribution.py (the values
-at each point, measured or projected, and the parts), analyze/plan.py (commands, where they run,
+at each point, measured or projected, and the parts), analyze/missing.py (commands, where they run,
 estimates, the order to run them in); this module puts them together, writes the paragraph and
 the JSON. Nothing here probes hardware or runs anything: the CLI passes what this machine has
 (`Here`) and a peak function in a `Planning`, and for `--run` makes the chosen commands one
@@ -62,14 +62,14 @@ from nanobench.analyze.ladder import (
     parse_order,
     point_of,
 )
-from nanobench.analyze.plan import Here, RunPlan, plan_missing, runs_here
+from nanobench.analyze.missing import Here, MissingRun, missing_runs, runs_here
 from nanobench.analyze.runs import RunStats
 from nanobench.errors import InputError
 
 
 @dataclass(frozen=True)
 class Planning:
-    """How explain plans the runs its ladder lacks (analyze/plan.py): the folder their commands
+    """How explain plans the runs its ladder lacks (analyze/missing.py): the folder their commands
     write to, what this machine offers and its measured peak (None: commands are named, where
     they run and how long they take are not judged), the longest run planned here before a
     short probe replaces it, and the seeds (empty: those A and B share, else either's)."""
@@ -189,7 +189,7 @@ class Explanation:
     alternatives: list[Ladder]  # other orders whose val-loss split is complete
     target: float | None
     target_how: str
-    plans: list[RunPlan]
+    missing: list[MissingRun]
     margin: float
     sentences: list[str] = field(default_factory=list)
     ends: tuple | None = (
@@ -277,7 +277,7 @@ def explain(
             or _seeds(first_a)
             or _seeds(first_b)
         )
-        plans = plan_missing(
+        missing = missing_runs(
             main.results,
             seeds,
             planning.out,
@@ -288,7 +288,7 @@ def explain(
             planning.budget_s,
         )
     else:
-        plans = []
+        missing = []
     e = Explanation(
         main.results[0],
         main.results[-1],
@@ -297,7 +297,7 @@ def explain(
         alternatives,
         target,
         how,
-        plans,
+        missing,
         margin,
     )
     e.sentences = sentences(e)
@@ -428,11 +428,11 @@ def sentences(e: Explanation) -> list[str]:
             f"{'are' if len(projected) > 1 else 'is'} "
             f"projected from a short run here, never averaged with measured runs."
         )
-    if e.plans:
-        here_n = sum(p.here for p in e.plans)
-        gpu_n = sum(p.where == "needs a GPU" for p in e.plans)
+    if e.missing:
+        here_n = sum(p.here for p in e.missing)
+        gpu_n = sum(p.where == "needs a GPU" for p in e.missing)
         out.append(
-            f"{len(e.plans)} run{'s' * (len(e.plans) > 1)} would complete the ladder: {here_n} can run here"
+            f"{len(e.missing)} run{'s' * (len(e.missing) > 1)} would complete the ladder: {here_n} can run here"
             + (f", {gpu_n} need{'s' * (gpu_n == 1)} a GPU" if gpu_n else "")
             + " (commands below)."
         )
@@ -542,7 +542,7 @@ def to_json(e: Explanation) -> dict:
                 "probe": p.probe,
                 "also_makes": [c.label() for c in p.covers],
             }
-            for p in e.plans
+            for p in e.missing
         ],
         "sentences": e.sentences,
     }
