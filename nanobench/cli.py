@@ -856,7 +856,13 @@ def _run_rungs(commands: list[tuple[str, ...]], out: str, budget_s: float, budge
     rungs.save()
     say(f"plan {rungs.plan_id} in {out} (`nanobench status {out}` lists its cells)")
     deadline = executors.Deadline.after(budget_s, f"stopped at the end of the {budget} budget")
-    done = _run_plan_here(rungs, list(rungs.cells), quiet=False, deadline=deadline)
+    try:
+        done = _run_plan_here(rungs, list(rungs.cells), quiet=False, deadline=deadline)
+    except InputError as exc:
+        # a rung this machine refused (as each rung's own process once did): the explanation
+        # of what exists still follows, and `nanobench status` shows what did not run
+        say(f"warning: a rung was refused, the rest not run: {exc}")
+        return
     if any(
         (d.status == "interrupted" or d.stop_requested)
         and not (d.reason or "").startswith(deadline.why)

@@ -332,7 +332,10 @@ def run_round(
     todo = plans.to_run(plan) if plan is not None else cells
     if plan is None:
         plan = Plan(
-            plans.new_plan_id(scenario.name), runs.out_dir, tuple(cells), created_utc=utc_now()
+            plans.new_plan_id(f"tune-{scenario.name}"),
+            runs.out_dir,
+            tuple(cells),
+            created_utc=utc_now(),
         )
         plan.save()
     if log:

@@ -55,6 +55,7 @@ def test_tune_rounds_are_plans_status_lists_and_continue_finishes(tmp_path, caps
     cells = {(p["plan_id"], c["id"]) for p in rounds for c in p["cells"]}
     recorded = {(meta_of(f)["group_id"], meta_of(f)["options"]["cell"]) for f in files}
     assert len(rounds) >= 2 and recorded == cells and len(files) == len(cells)
+    assert all(p["plan_id"].startswith("tune-smoke-") for p in rounds)
     assert cli.main(["status", str(out), "--all", "--json"]) == 0  # every cell completed
     listed = json.loads(capsys.readouterr().out)
     assert {(p["plan_id"], c["cell"]) for p in listed for c in p["cells"]} == cells
