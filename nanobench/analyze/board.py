@@ -18,6 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +26,7 @@ import pyarrow as pa
 from nanobench.analyze import equivalence
 from nanobench.analyze.config import recipe_diff, recipe_of, recipe_tag, reference_recipe
 from nanobench.analyze.pairs import Speedup, speedup
-from nanobench.analyze.runs import Evaluation, backwards, run_stats, time_to_target
+from nanobench.analyze.runs import backwards, run_stats, time_to_target
 from nanobench.analyze.seeds import runs_curves
 from nanobench.errors import InputError
 from nanobench.measure.peaks import gpu_spec_peak
@@ -194,36 +195,59 @@ def _peak_problem(stats, info, flops_per_iter: float) -> str | None:
     return None
 
 
-def summarize(path: Path) -> dict:
-    """One result file as one summary row (SUMMARY_SCHEMA). InputError for a file that cannot
-    be read (naming it); a run whose numbers cannot be true gets `impossible`, not an error.
-    A value of the wrong type anywhere in a stranger's file is an InputError too, never a
-    traceback: the board lists the file as left out and goes on."""
-    run = results.read_run_columns(path, READ_COLUMNS)
+def summarize_file(path: Path) -> dict:
+    """One result file as one summary row (SUMMARY_SCHEMA), through analyze/runs.run_stats.
+    InputError for a file that cannot be read (naming it); a run whose numbers cannot be true
+    gets `impossible`, not an error."""
+    return _summary_of_run(results.read_run_columns(path, READ_COLUMNS))
+
+
+_MALFORMED = (
+    TypeError,
+    ValueError,
+    AttributeError,
+    KeyError,
+    OverflowError,
+    ZeroDivisionError,
+    pa.ArrowInvalid,
+    pa.ArrowNotImplementedError,
+)
+
+
+def _summary_of_run(run: results.Run) -> dict:
+    """The summary through run_stats, the definition of every per-run number. A value of the
+    wrong type anywhere in a stranger's file is an InputError naming it, never a traceback:
+    the board lists the file as left out."""
     try:
-        return _summary(run)
-    except (
-        TypeError,
-        ValueError,
-        AttributeError,
-        KeyError,
-        OverflowError,
-        ZeroDivisionError,
-    ) as exc:
+        stats = run_stats(run)
+        return _summary(run.info, stats, backwards(stats.columns))
+    except _MALFORMED as exc:
         raise InputError(
-            f"{path}: malformed values ({type(exc).__name__}: {str(exc)[:120]}); refused"
+            f"{run.path}: malformed values ({type(exc).__name__}: {str(exc)[:120]}); refused"
         ) from None
 
 
-def _summary(run: results.Run) -> dict:
-    stats = run_stats(run)
-    info = run.info
+def summarize(paths: list[Path]) -> list:
+    """Summary rows of many result files (store/index.refresh's `summarize`): per path, its
+    row (SUMMARY_SCHEMA) or the InputError that refuses it."""
+    out = []
+    for path in paths:
+        try:
+            out.append(summarize_file(path))
+        except InputError as exc:
+            out.append(exc)
+    return out
+
+
+def _summary(info, stats, impossible_rows: str | None) -> dict:
+    """The summary row of a run from its metadata and its numbers (analyze/runs.RunStats);
+    `impossible_rows` says how its rows go backwards (analyze/runs.backwards), if they do."""
     cfg = stats.config
     raw_options = info.raw.get("options") if isinstance(info.raw.get("options"), dict) else {}
     machine = info.machine
     fingerprint = machine.fingerprint
     flops_per_iter = _positive(stats.flops_per_iter)
-    impossible = backwards(run.rows) or (
+    impossible = impossible_rows or (
         _peak_problem(stats, info, flops_per_iter) if flops_per_iter else None
     )
     tokens = stats.tokens_per_iter * stats.iterations if stats.tokens_per_iter else None
@@ -426,6 +450,65 @@ class Board:
     notes: list[str] = field(default_factory=list)
 
 
+# the summary columns build_board reads (the index keeps more: the stat key, the fingerprint,
+# the noise reasons, iterations, energy and train time)
+_BOARD_COLUMNS = (
+    "file",
+    "refused",
+    "run_id",
+    "status",
+    "scenario",
+    "dataset_sha256",
+    "recipe",
+    "overrides",
+    "targets",
+    "device_type",
+    "device_name",
+    "hardware",
+    "dtype",
+    "settings",
+    "program",
+    "continues",
+    "machine_id",
+    "machine_source",
+    "torch",
+    "cuda",
+    "driver",
+    "nanobench",
+    "seed",
+    "noise",
+    "median_step_s",
+    "tokens_per_s",
+    "mfu",
+    "mfu_measured",
+    "mem_peak_bytes",
+    "tokens_per_j",
+    "impossible",
+    "hits",
+)
+
+
+def _rows(table: pa.Table) -> list[dict]:
+    """The summary rows as dicts of the columns the board reads, and per run `val_loss_at`
+    ({iteration: val loss}) from its evaluations. Column by column, the evaluations flattened:
+    pyarrow's to_pylist of the whole table makes a dict per nested value, the most of a second
+    board's time over ten thousand runs."""
+    import pyarrow.compute as pc
+
+    names = [c for c in _BOARD_COLUMNS if c in table.column_names]
+    values = [table.column(c).to_pylist() for c in names]
+    rows = [dict(zip(names, v)) for v in zip(*values)]
+    evaluations = table.column("evaluations")
+    flat = pc.list_flatten(evaluations)
+    iters = pc.struct_field(flat, "iter").to_pylist()
+    losses = pc.struct_field(flat, "val_loss").to_pylist()
+    for r in rows:
+        r["val_loss_at"] = {}
+    for parent, it, loss in zip(pc.list_parent_indices(evaluations).to_pylist(), iters, losses):
+        rows[parent]["val_loss_at"][it] = loss
+    return rows
+
+
 def _spread(values) -> Spread | None:
     vals = [
         float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))
@@ -511,7 +594,8 @@ def _checked(rows: list[dict]) -> tuple[list[dict], list[LeftOut]]:
                     )
                 )
             else:
-                usable.append(dict(r, _recipe=recipe, _reference=reference))
+                r["_recipe"], r["_reference"] = recipe, reference  # rows are build_board's own
+                usable.append(r)
     return usable, out
 
 
@@ -538,17 +622,19 @@ def _group(rows: list[dict], include_noisy: bool) -> list[dict]:
         "mem": "mem_peak_bytes",
         "tpj": "tokens_per_j",
     }
-    runs = pa.table(
-        {
-            "n": pa.array(range(len(rows)), pa.int64()),
-            "tkey": pa.array(t_of, pa.int64()),
-            "rkey": pa.array(r_of, pa.int64()),
-            "machine_id": pa.array([r["machine_id"] for r in rows], pa.string()),
-            "seed": pa.array([r["seed"] for r in rows], pa.int64()),
-            "noisy": pa.array([r["noise"] == "noisy" for r in rows], pa.bool_()),
-            **{c: pa.array([r[k] for r in rows], pa.float64()) for c, k in floats.items()},
-        }
-    )
+    # numpy columns, which DuckDB scans as they are (pyarrow's own conversion imports pandas)
+    runs = {
+        "n": np.arange(len(rows), dtype=np.int64),
+        "tkey": np.array(t_of, dtype=np.int64),
+        "rkey": np.array(r_of, dtype=np.int64),
+        "machine_id": np.array([r["machine_id"] for r in rows], dtype=object),
+        "seed": np.array([r["seed"] for r in rows], dtype=object),
+        "noisy": np.array([r["noise"] == "noisy" for r in rows], dtype=bool),
+        **{
+            c: np.array([np.nan if r[k] is None else r[k] for r in rows], dtype=np.float64)
+            for c, k in floats.items()
+        },
+    }
     con = duckdb.connect()
     con.register("runs", runs)
     spread = ", ".join(
@@ -593,13 +679,19 @@ def _spread_of(g: dict, col: str) -> Spread | None:
     return Spread(g[f"{col}_median"], g[f"{col}_low"], g[f"{col}_high"], g[f"{col}_n"])
 
 
-@dataclass(frozen=True)
-class _Run:
-    """What analyze/seeds.runs_curves reads of a run."""
+class _Run(NamedTuple):
+    """What analyze/seeds.runs_curves reads of a run (tuples: thousands per verdict)."""
 
     run_id: str
     seed: int | None
     evaluations: tuple
+
+
+class _Point(NamedTuple):
+    """What runs_curves reads of an evaluation."""
+
+    iter: int
+    val_loss: float
 
 
 def _curve_runs(runs: list[dict], it: int) -> list[_Run]:
@@ -608,11 +700,7 @@ def _curve_runs(runs: list[dict], it: int) -> list[_Run]:
         _Run(
             r["run_id"],
             r["seed"],
-            tuple(
-                Evaluation(e["iter"], e["val_loss"], None, 0.0, 0.0)
-                for e in r["evaluations"]
-                if e["iter"] == it
-            ),
+            (_Point(it, r["val_loss_at"][it]),) if it in r["val_loss_at"] else (),
         )
         for r in runs
     ]
@@ -620,21 +708,28 @@ def _curve_runs(runs: list[dict], it: int) -> list[_Run]:
 
 def common_iterations(runs: list[dict]) -> set[int]:
     """The evaluation iterations every one of the runs has."""
-    sets = [{e["iter"] for e in r["evaluations"]} for r in runs]
-    return set.intersection(*sets) if sets else set()
+    return set.intersection(*(set(r["val_loss_at"]) for r in runs)) if runs else set()
 
 
-def loss_verdict(row_runs: list[dict], ref_runs: list[dict], margin: float) -> LossVerdict | None:
+def loss_verdict(
+    row_runs: list[dict], ref_runs: list[dict], margin: float, ref_memo: dict | None = None
+) -> LossVerdict | None:
     """Val loss at the last evaluation (after iteration 0) every run of both rows has, and the
     verdict there: analyze/equivalence at that one evaluation, paired by seed where two or more
-    seeds ran on both sides once each, else Welch."""
-    common = (common_iterations(row_runs) & common_iterations(ref_runs)) - {0}
+    seeds ran on both sides once each, else Welch. `ref_memo`: a dict kept across the rows of
+    one table, so that the reference's runs are gone through once, not once per row."""
+    memo = {} if ref_memo is None else ref_memo
+    if "common" not in memo:
+        memo["common"] = common_iterations(ref_runs)
+    common = (common_iterations(row_runs) & memo["common"]) - {0}
     if not common:
         return None
     it = max(common)
     # an imported log's seed pairs only with logs of its own trainer (analyze/seeds.run_keys)
     imported = lambda runs: "" if runs[0]["program"] == "nanobench" else runs[0]["program"]  # noqa: E731
-    a = runs_curves(_curve_runs(ref_runs, it), imported(ref_runs))[it]
+    if it not in memo:
+        memo[it] = runs_curves(_curve_runs(ref_runs, it), imported(ref_runs))[it]
+    a = memo[it]
     b = runs_curves(_curve_runs(row_runs, it), imported(row_runs))[it]
     result = equivalence.compare_curves({it: a}, {it: b}, margin)
     point = result["final"]
@@ -709,7 +804,7 @@ def build_board(
 ) -> Board:
     """The board over summary rows (store/index.refresh's table, SUMMARY_SCHEMA plus `file`
     and `refused`). Pure: no file is read."""
-    all_rows = table.to_pylist()
+    all_rows = _rows(table)
     left_out: list[LeftOut] = []
     first_pass = []
     for r in all_rows:
@@ -808,6 +903,7 @@ def build_board(
             )
             ref = _choose_reference(t.rows, None)
         t.reference = ref
+        ref_memo: dict = {}
         for row in t.rows:
             row.reference = row is ref
             if ref is not None and row.step_s is not None:
@@ -816,7 +912,7 @@ def build_board(
                     [r["median_step_s"] for r in row._runs if r["median_step_s"]],
                 )
             if ref is not None and row is not ref:
-                row.loss = loss_verdict(row._runs, ref._runs, margin)
+                row.loss = loss_verdict(row._runs, ref._runs, margin, ref_memo)
         t.rows.sort(key=_sort_key)
         machines = {r["machine_id"] for row in t.rows for r in row._runs}
         derived = sum(1 for row in t.rows for r in row._runs if r["machine_source"] != "recorded")

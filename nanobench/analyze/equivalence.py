@@ -37,7 +37,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from scipy import stats
+# scipy.special's distribution functions, not scipy.stats': t.sf, t.ppf and norm.ppf are these
+# same functions (stdtr, stdtrit, ndtri) behind argument checks, and importing scipy.stats
+# costs about a second, most of a `nanobench board`'s start.
+from scipy import special
 
 DEFAULT_MARGIN = 0.02  # nats of val loss: about the seed-to-seed spread of the CPU recipe
 ALPHA = 0.05
@@ -47,7 +50,7 @@ FIRST_JUDGED_ITER = 1  # iteration 0 is the initial weights: not judged
 
 def t_quantile(p: float, df: float) -> float:
     """The p-quantile of Student's t with df degrees of freedom (normal when df is infinite)."""
-    return float(stats.norm.ppf(p) if math.isinf(df) else stats.t.ppf(p, df))
+    return float(special.ndtri(p) if math.isinf(df) else special.stdtrit(df, p))
 
 
 def mean_sd(values: list[float]) -> tuple[float, float]:
@@ -76,7 +79,7 @@ class Interval:
         """Two-sided p-value of the test of a zero difference (NaN when a value was not finite)."""
         if self.se == 0:
             return 1.0 if self.diff == 0 else 0.0
-        return float(2 * stats.t.sf(abs(self.diff) / self.se, self.df))
+        return float(2 * special.stdtr(self.df, -abs(self.diff) / self.se))
 
 
 def welch(a: list[float], b: list[float]) -> Interval:
@@ -311,11 +314,6 @@ def _decide(p: PointVerdict, margin: float) -> PointVerdict:
     return replace(p, verdict=verdict)
 
 
-def verdict_at(it: int, a, b, margin: float) -> PointVerdict:
-    """One evaluation as a single look (no correction)."""
-    return point_statistic(it, a, b, margin)
-
-
 def _one_sided(it: int, mine: dict, theirs: dict, their_seeds: set, side: str) -> list[tuple]:
     """Seeds that diverged in `mine` by iteration `it`, ran in the other configuration and had
     not diverged there by then."""
@@ -456,24 +454,7 @@ def explain_gap(
         "train_time_s_to_iter": {a.label: ta, b.label: tb},
         "speedup_to_iter": ta / tb if tb > 0 else None,
     }
-    if recipe_keys:
-        recipe = f"the recipe ({', '.join(recipe_keys)})"
-        cause = (
-            f"{recipe}: both ran on the same device in the same precision."
-            if same_device and same_precision
-            else f"{recipe}, hardware and precision together."
-        )
-    elif other_program:  # an imported log of the same recipe, device name and precision
-        cause = (
-            f"the two programs ({other_program} and nanobench: their batches, evaluation text and kernels): "
-            f"both ran on a device of the same name in the same precision."
-        )
-    else:
-        cause = (
-            "precision (or compilation): both ran on the same device."
-            if same_device
-            else "hardware and precision."
-        )
+    cause = _equal_iteration_cause(recipe_keys, same_device, same_precision, other_program)
     where = f" {split.on()}" if split is not None and split.differ else ""
     sentences = [
         f"{b.label} ended at val {lb_final:.4f} (iteration {b.last_iter}), {a.label} at {la_final:.4f} "
@@ -499,27 +480,10 @@ def explain_gap(
             )
         )
     if precision_ref is not None and i in precision_ref.points:
-        ref = precision_ref.seeds.get(i) or {}
-        three = tuple(s for s in on if s in ref) if on else ()
-        if on and not three:
-            sentences.append(
-                f"{precision_ref.label} ran none of the seeds {a.label} and {b.label} share: "
-                f"precision and device are not split."
-            )
-        else:
-            la3, lb3, lr3 = a.at(i, three), b.at(i, three), precision_ref.at(i, three)
-            out["precision"] = lr3 - la3
-            out["device"] = lb3 - lr3
-            seeds_note = (
-                f" (on the {len(three)} seed{'s' * (len(three) > 1)} all three ran: {seed_names(three)})"
-                if three and three != on
-                else ""
-            )
-            sentences.append(
-                f"Of the equal-iteration gap, {out['precision']:+.4f} is precision "
-                f"({precision_ref.label} vs {a.label}) "
-                f"and {out['device']:+.4f} the device itself (kernels, reduction order, dropout masks){seeds_note}."
-            )
+        out["precision"], out["device"], sentence = _precision_and_device(
+            a, b, precision_ref, i, on
+        )
+        sentences.append(sentence)
     if out["speedup_to_iter"]:
         faster, slower = (b.label, a.label) if tb < ta else (a.label, b.label)
         ratio = max(ta, tb) / min(ta, tb) if min(ta, tb) > 0 else float("inf")
@@ -529,3 +493,54 @@ def explain_gap(
         )
     out["sentences"] = sentences
     return out
+
+
+def _equal_iteration_cause(
+    recipe_keys: tuple[str, ...], same_device: bool, same_precision: bool, other_program
+) -> str:
+    """What the gap at equal iterations is due to, given what differs between the two sides."""
+    if recipe_keys:
+        recipe = f"the recipe ({', '.join(recipe_keys)})"
+        return (
+            f"{recipe}: both ran on the same device in the same precision."
+            if same_device and same_precision
+            else f"{recipe}, hardware and precision together."
+        )
+    if other_program:  # an imported log of the same recipe, device name and precision
+        return (
+            f"the two programs ({other_program} and nanobench: their batches, evaluation text and kernels): "
+            f"both ran on a device of the same name in the same precision."
+        )
+    return (
+        "precision (or compilation): both ran on the same device."
+        if same_device
+        else "hardware and precision."
+    )
+
+
+def _precision_and_device(a: Curve, b: Curve, ref: Curve, i: int, on: tuple) -> tuple:
+    """(precision part, device part, the sentence) of the gap at iteration i, with `ref` a
+    run on A's device in B's dtype, on the seeds all three ran; (None, None, why not) when
+    `ref` ran none of the seeds A and B share."""
+    ref_seeds = ref.seeds.get(i) or {}
+    three = tuple(s for s in on if s in ref_seeds) if on else ()
+    if on and not three:
+        return (
+            None,
+            None,
+            f"{ref.label} ran none of the seeds {a.label} and {b.label} share: "
+            f"precision and device are not split.",
+        )
+    la3, lb3, lr3 = a.at(i, three), b.at(i, three), ref.at(i, three)
+    precision, device = lr3 - la3, lb3 - lr3
+    seeds_note = (
+        f" (on the {len(three)} seed{'s' * (len(three) > 1)} all three ran: {seed_names(three)})"
+        if three and three != on
+        else ""
+    )
+    return (
+        precision,
+        device,
+        f"Of the equal-iteration gap, {precision:+.4f} is precision ({ref.label} vs {a.label}) "
+        f"and {device:+.4f} the device itself (kernels, reduction order, dropout masks){seeds_note}.",
+    )

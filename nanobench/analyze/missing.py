@@ -327,29 +327,23 @@ def missing_runs(
                 f"{n} seed{'s' * (n > 1)} x ({fmt_time(est)} + {STARTUP_S:g} s start-up): {how}",
             )
         )
-    folded = []
-    for run in found:
-        longer = next(
-            (
-                o
-                for o in found
-                if o is not run and not o.probe and not run.probe and _folds(run.point, o.point)
-            ),
-            None,
+    return _fold_shorter(found)
+
+
+def _fold_shorter(found: list[MissingRun]) -> list[MissingRun]:
+    """The runs less those a longer run of the same recipe makes too, each longer one saying
+    which points it covers (probes neither fold nor are folded)."""
+
+    def folds(short: MissingRun, long: MissingRun) -> bool:
+        return (
+            short is not long
+            and not short.probe
+            and not long.probe
+            and _folds(short.point, long.point)
         )
-        if longer is None:
-            folded.append(run)
-    return [
-        replace(
-            p,
-            covers=tuple(
-                o.point
-                for o in found
-                if o is not p and not o.probe and not p.probe and _folds(o.point, p.point)
-            ),
-        )
-        for p in folded
-    ]
+
+    kept = [run for run in found if not any(folds(run, o) for o in found)]
+    return [replace(p, covers=tuple(o.point for o in found if folds(o, p))) for p in kept]
 
 
 def _folds(short: Point, long: Point) -> bool:

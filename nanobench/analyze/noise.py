@@ -43,12 +43,13 @@ def recorded(meta: dict) -> RunNoise:
     return RunNoise(verdict, reasons, float(share) if isinstance(share, (int, float)) else None)
 
 
-def slow_outliers(step_times_s) -> int:
-    """How many steps lie above Q3 + OUTLIER_IQR_K x IQR (numpy's default percentiles)."""
+def slow_outliers(step_times_s, quartiles: tuple[float, float] | None = None) -> int:
+    """How many steps lie above Q3 + OUTLIER_IQR_K x IQR (numpy's default percentiles; the
+    caller's `quartiles` (Q1, Q3) where it computed them already)."""
     times = np.asarray(step_times_s, dtype=float)
     if times.size < 4:  # quartiles of fewer steps say nothing about a tail
         return 0
-    q1, q3 = np.percentile(times, [25, 75])
+    q1, q3 = quartiles if quartiles is not None else np.percentile(times, [25, 75])
     return int((times > q3 + OUTLIER_IQR_K * (q3 - q1)).sum())
 
 

@@ -106,6 +106,29 @@ def percentile(values, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
 
 
+# fixed-width numeric Arrow types and their numpy dtypes: columns read through their buffers
+_NUMPY_OF = {
+    pa.float64(): np.float64,
+    pa.float32(): np.float32,
+    pa.int64(): np.int64,
+    pa.int32(): np.int32,
+    pa.int16(): np.int16,
+    pa.int8(): np.int8,
+    pa.uint64(): np.uint64,
+    pa.uint32(): np.uint32,
+    pa.uint16(): np.uint16,
+    pa.uint8(): np.uint8,
+}
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Where an Arrow array has a value (not null), from its validity bitmap."""
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")[arr.offset :].astype(
+        bool
+    )
+
+
 class ArrowColumns:
     """A pyarrow Table's columns as numpy, each converted once: floats with NaN for null,
     flags with False for null. Read through the Arrow buffers, because pyarrow's to_numpy
@@ -121,23 +144,55 @@ class ArrowColumns:
 
     def _numpy(self, name: str, arrow_type, fill, dtype) -> np.ndarray:
         key = (name, dtype)
-        if key not in self._cache:
-            arr = pc.fill_null(self.table.column(name).cast(arrow_type), fill).combine_chunks()
-            data = arr.buffers()[1]
-            self._cache[key] = (
-                np.frombuffer(
-                    data, dtype=dtype, count=len(arr), offset=arr.offset * np.dtype(dtype).itemsize
-                )
-                if len(arr)
-                else np.empty(0, dtype=dtype)
+        if key in self._cache:
+            return self._cache[key]
+        column = self.table.column(name)
+        exact = column.type == arrow_type or (
+            arrow_type == pa.float64() and column.type in _NUMPY_OF  # ints and float32: exact
+        )
+        if column.num_chunks == 1 and exact and column.type in _NUMPY_OF and len(column):
+            # the common case (a file's own column, already of this type): its buffers as they
+            # are, nulls set from the validity bitmap: a third of the time of pyarrow's compute
+            # functions below, run a dozen times per file over ten thousand files
+            arr, stored = column.chunk(0), _NUMPY_OF[column.type]
+            size, offset = len(arr), arr.offset
+            values = np.frombuffer(
+                arr.buffers()[1],
+                dtype=stored,
+                count=size,
+                offset=offset * np.dtype(stored).itemsize,
+            ).astype(dtype, copy=False)  # an int64 column read as floats (tokens, bytes)
+            if arr.null_count:
+                values = np.where(_valid(arr), values, fill)
+            self._cache[key] = values
+            return values
+        arr = pc.fill_null(column.cast(arrow_type), fill).combine_chunks()
+        data = arr.buffers()[1]
+        self._cache[key] = (
+            np.frombuffer(
+                data, dtype=dtype, count=len(arr), offset=arr.offset * np.dtype(dtype).itemsize
             )
+            if len(arr)
+            else np.empty(0, dtype=dtype)
+        )
         return self._cache[key]
 
     def floats(self, name: str) -> np.ndarray:
         return self._numpy(name, pa.float64(), float("nan"), np.float64)
 
     def flags(self, name: str) -> np.ndarray:
-        return self._numpy(name, pa.uint8(), 0, np.uint8).astype(bool)
+        key = (name, bool)
+        if key not in self._cache:
+            column = self.table.column(name)
+            if column.num_chunks == 1 and column.type == pa.bool_() and len(column):
+                arr = column.chunk(0)  # bits, as the floats above: no compute function
+                bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+                set_ = np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")
+                flags = set_[arr.offset :].astype(bool)
+                self._cache[key] = flags & _valid(arr) if arr.null_count else flags
+            else:
+                self._cache[key] = self._numpy(name, pa.uint8(), 0, np.uint8).astype(bool)
+        return self._cache[key]
 
     def ints(self, name: str) -> np.ndarray:
         return self._numpy(name, pa.int64(), 0, np.int64)
@@ -286,7 +341,11 @@ def run_stats(run: results.Run) -> RunStats:
     is_step = ~np.isnan(_col(cols, "step_time_s")) | ~np.isnan(_col(cols, "loss"))
     timed = ~np.isnan(_col(cols, "step_time_s")) & ~_untimed(rows)
     times = _col(cols, "step_time_s")[timed]
-    median_s = percentile(times, 50)
+    # the quantiles of the step times in one numpy call (one partition, where four calls sort
+    # four times: a third of this function's time over a board's ten thousand runs)
+    q25, median_s, q75, p90 = (
+        [float(q) for q in np.percentile(times, [25, 50, 75, 90])] if times.size else [None] * 4
+    )
     # tokens is cumulative, from the parent's count in a resumed run: take a step's increment
     tokens = _col(cols, "tokens")[is_step]
     tokens = tokens[~np.isnan(tokens)]
@@ -319,7 +378,7 @@ def run_stats(run: results.Run) -> RunStats:
         final_val_loss=evs[-1].val_loss if evs else None,
         best_val_loss=min(e.val_loss for e in evs) if evs else None,
         median_step_s=median_s,
-        p90_step_s=percentile(times, 90),
+        p90_step_s=p90,
         tokens_per_s=tokens_per_iter / median_s if tokens_per_iter and median_s else None,
         mfu=float(np.median(mfu)) if mfu.size else None,
         mem_peak_bytes=int(mem_peak) if mem_peak is not None else None,
@@ -333,7 +392,7 @@ def run_stats(run: results.Run) -> RunStats:
         tokens_per_iter=tokens_per_iter,
         flops_per_iter=info.flops_per_iter,
         noise=recorded(info.raw),
-        slow_outliers=slow_outliers(times),
+        slow_outliers=slow_outliers(times, (q25, q75)),
         mfu_measured=float(np.median(mfu_measured)) if mfu_measured.size else None,
         columns=cols,
     )
@@ -403,11 +462,11 @@ def val_loss_at(evals: tuple[Evaluation, ...], x: float, axis) -> float | None:
 # ---- loading: the one place analysis reads files ------------------------------------------------
 
 
-def load_runs(specs: list[str], skip_bad: bool = False) -> tuple[list[results.Run], list[str]]:
+def load_runs(paths: list[str], skip_bad: bool = False) -> tuple[list[results.Run], list[str]]:
     """Expand paths and read each run. Without skip_bad the first unreadable file raises
     InputError; with it, such files are listed (one line each) and left out."""
     runs, skipped = [], []
-    for path in results.expand_paths(specs):
+    for path in results.expand_paths(paths):
         try:
             runs.append(results.read_run(path))
         except InputError as exc:
@@ -416,7 +475,7 @@ def load_runs(specs: list[str], skip_bad: bool = False) -> tuple[list[results.Ru
             skipped.append(str(exc))
     if not runs:
         raise InputError(
-            f"{' '.join(specs)}: no readable result file"
+            f"{' '.join(paths)}: no readable result file"
             + (f" ({len(skipped)} skipped)" if skipped else "")
         )
     return runs, skipped

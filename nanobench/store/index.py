@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -61,28 +62,21 @@ class Refreshed:
     notes: list[str] = field(default_factory=list)  # an index rebuilt or left unwritten, and why
 
 
-def _roots(specs: list[str]) -> list[tuple[Path, Path, bool]]:
-    """(folder whose index holds it, result file, whether the folder was listed whole) for
-    each file the specs name, a file reached twice (two specs, or a symlink) listed once."""
+def _roots(specs: list[str]) -> list[tuple[Path, str, bool, os.stat_result | None]]:
+    """(folder whose index holds it, result file, whether the folder was listed whole, its
+    stat) for each file the specs name, a file reached twice (two specs, or a symlink) listed
+    once."""
     out, seen = [], set()
     for spec in specs:
-        folder_spec = Path(spec).is_dir()
-        for path in results.expand_paths([spec]):  # each file once within one spec
+        folder = Path(spec) if Path(spec).is_dir() else None
+        for path, st in results.expand_paths_stat([spec]):  # each file once within one spec
             if len(specs) > 1:
-                key = results.file_key(path)
+                key = (st.st_dev, st.st_ino) if st else Path(path).resolve()
                 if key in seen:
                     continue
                 seen.add(key)
-            out.append((Path(spec) if folder_spec else path.parent, path, folder_spec))
+            out.append((folder or Path(path).parent, path, folder is not None, st))
     return out
-
-
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -120,25 +114,83 @@ def _index_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema(list(STAT_COLUMNS) + [f for f in schema if f.name not in STAT_COLUMNS.names])
 
 
+def _empty(schema: pa.Schema) -> pa.Table:
+    """A table of no rows (Schema.empty_table goes through pa.array, which imports pandas)."""
+    return pa.Table.from_batches([], schema)
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """The DuckDB type of an Arrow type (the few an index holds)."""
+    if pa.types.is_list(t):
+        return f"{duckdb_type(t.value_type)}[]"
+    if pa.types.is_struct(t):
+        return f"STRUCT({', '.join(f'{f.name} {duckdb_type(f.type)}' for f in t)})"
+    names = {
+        pa.string(): "VARCHAR",
+        pa.int64(): "BIGINT",
+        pa.uint64(): "UBIGINT",
+        pa.float64(): "DOUBLE",
+        pa.bool_(): "BOOLEAN",
+    }
+    return names[t]
+
+
+# Up to this many rows, to_arrow converts through DuckDB; more, through pyarrow.
+FEW_ROWS = 200
+
+
+def to_arrow(con, rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Python rows (dicts holding `schema`'s columns) as an Arrow table of that schema.
+
+    pyarrow's own conversion (Table.from_pylist) imports pandas on its first call, a third of
+    a second: where that would be most of the work (the few files new since the last board),
+    DuckDB converts instead, scanning numpy object columns. It infers their types from every
+    value, which over thousands of rows costs more than the import; there pyarrow converts.
+    The two differ in one way: DuckDB makes a float NaN null (both mean "no value" to the
+    board)."""
+    if not rows:
+        return _empty(schema)
+    if len(rows) > FEW_ROWS:  # column by column: Table.from_pylist costs five times more
+        arrays = [pa.array([r.get(f.name) for r in rows], f.type) for f in schema]
+        return pa.Table.from_arrays(arrays, schema=schema)
+    data = {}
+    for name in schema.names:
+        column = np.empty(len(rows), dtype=object)
+        column[:] = [r.get(name) for r in rows]
+        data[name] = column
+    # every value sampled: a column empty in the rows sampled (no CUDA version on CPU runs)
+    # would be taken for NULL
+    con.execute(f"SET pandas_analyze_sample = {len(rows)}")
+    con.register("_rows", data)
+    try:
+        casts = ", ".join(
+            f'"_rows"."{f.name}"::{duckdb_type(f.type)} AS "{f.name}"' for f in schema
+        )
+        return con.sql(f"SELECT {casts} FROM _rows").to_arrow_table().cast(schema)
+    finally:
+        con.unregister("_rows")
+
+
 def refresh(
     specs: list[str],
-    summarize: Callable[[Path], dict],
+    summarize: Callable[[list[Path]], list],
     schema: pa.Schema,
     version: str,
     *,
     write: bool = True,
 ) -> Refreshed:
     """Summaries of every result file the specs name (files, folders searched recursively,
-    globs), from each folder's index where a file is unchanged, else from `summarize(path)`
-    (a dict of `schema`'s columns; an InputError it raises becomes the row's `refused`).
-    With `write`, each folder's index is rewritten when anything in it changed."""
+    globs), from each folder's index where a file is unchanged, else from `summarize(paths)`
+    (for each path in order, a dict of `schema`'s columns, or the InputError that refuses it:
+    the error's line becomes the row's `refused`). With `write`, each folder's index is
+    rewritten when anything in it changed."""
     import duckdb  # imported here: only the board needs it, and it takes ~0.2 s
 
     full = _index_schema(schema)
     listing = _roots(specs)
-    by_root: dict[Path, list[tuple[int, Path, bool]]] = {}
-    for n, (root, path, whole) in enumerate(listing):
-        by_root.setdefault(root, []).append((n, path, whole))
+    by_root: dict[Path, list[tuple[int, Path, bool, os.stat_result | None]]] = {}
+    for n, (root, path, whole, st) in enumerate(listing):
+        by_root.setdefault(root, []).append((n, path, whole, st))
     parts, notes, n_read = [], [], 0
     con = duckdb.connect()
     for root, entries in by_root.items():
@@ -146,18 +198,16 @@ def refresh(
         old, why = _load_index(index_path, schema, version)
         if why:
             notes.append(f"{index_path}: not trusted ({why}); rebuilt from the files")
-        old = old if old is not None else full.empty_table()
-        stats = [_stat(path) for _, path, _ in entries]
-        listed = pa.table(
-            {
-                "path": [_relative(p, root) for _, p, _ in entries],
-                "size": [s[0] if s else -1 for s in stats],
-                "mtime_ns": [s[1] if s else -1 for s in stats],
-                "ino": pa.array([s[2] if s else 0 for s in stats], pa.uint64()),
-                "file": [str(p) for _, p, _ in entries],
-                "n": [n for n, _, _ in entries],
-            }
-        )
+        old = old if old is not None else _empty(full)
+        rels = [_relative(p, root) for _, p, _, _ in entries]
+        listed = {  # numpy columns: DuckDB scans them as they are (no pyarrow conversion)
+            "path": np.array(rels, dtype=object),
+            "size": np.array([st.st_size if st else -1 for *_, st in entries], np.int64),
+            "mtime_ns": np.array([st.st_mtime_ns if st else -1 for *_, st in entries], np.int64),
+            "ino": np.array([st.st_ino if st else 0 for *_, st in entries], np.uint64),
+            "file": np.array([p for _, p, _, _ in entries], dtype=object),
+            "n": np.array([n for n, *_ in entries], np.int64),
+        }
         con.register("listed", listed)
         con.register("old_index", old)
         # rows still valid: the same relative path and the same stat key as the file has now
@@ -165,27 +215,30 @@ def refresh(
             f"SELECT {', '.join('old_index.' + c for c in full.names)} "
             "FROM old_index JOIN listed USING (path, size, mtime_ns, ino)"
         ).to_arrow_table()
-        kept = kept.cast(full) if kept.num_rows else full.empty_table()
+        kept = kept.cast(full) if kept.num_rows else _empty(full)
         valid = set(kept.column("path").to_pylist())
-        fresh = []
-        for (_, path, _), stat, rel in zip(entries, stats, listed.column("path").to_pylist()):
+        fresh, to_read = [], []
+        for (_, path, _, st), rel in zip(entries, rels):
             if rel in valid:
                 continue
             base = {"path": rel, "size": -1, "mtime_ns": -1, "ino": 0}
-            if stat is None:
+            if st is None:
                 fresh.append(dict(base, refused=f"{path}: vanished while the board was listing it"))
                 continue
-            base.update(size=stat[0], mtime_ns=stat[1], ino=stat[2])
-            n_read += 1
-            try:
-                fresh.append(dict(summarize(path), **base, refused=None))
-            except InputError as exc:
-                fresh.append(dict(base, refused=str(exc)))
-        new = pa.Table.from_pylist([{c: r.get(c) for c in full.names} for r in fresh], schema=full)
+            base.update(size=st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino)
+            to_read.append((path, base))
+        n_read += len(to_read)
+        summaries = summarize([Path(path) for path, _ in to_read]) if to_read else []
+        for (_, base), summary in zip(to_read, summaries, strict=True):
+            if isinstance(summary, InputError):
+                fresh.append(dict(base, refused=str(summary)))
+            else:
+                fresh.append(dict(summary, **base, refused=None))
+        new = to_arrow(con, fresh, full)
         merged = pa.concat_tables([kept, new]) if new.num_rows else kept
         con.register("merged", merged)
         stored = merged
-        if not all(whole for _, _, whole in entries):
+        if not all(whole for _, _, whole, _ in entries):
             # a file or glob named part of the folder: its index keeps the other rows for later
             others = con.sql(
                 "SELECT * FROM old_index WHERE path NOT IN (SELECT path FROM merged)"
