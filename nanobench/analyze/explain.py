@@ -18,20 +18,22 @@ A point with no run is *measured* nowhere. When it is too slow here but a short 
 of the same recipe on the same platform exists (a *probe*), its times are *projected* from the
 probe's steady step times and its losses from the curve of the same recipe in the same dtype on
 another device: marked "projected" wherever they appear, with a band, never pooled with
-measured runs. Otherwise the plan names the `nanobench run` command that makes it, where it can
+measured runs. Otherwise explain names the `nanobench run` command that makes it, where it can
 run and its estimated time (run/estimate.py: FLOPs over a peak and an MFU).
 
 The parts: analyze/ladder.py (points, factors, the ladder), analyze/attribution.py (the values
-at each point, measured or projected, and the parts), analyze/plan.py (commands, where they run,
+at each point, measured or projected, and the parts), analyze/missing.py (commands, where they run,
 estimates, the order to run them in); this module puts them together, writes the paragraph and
 the JSON. Nothing here probes hardware or runs anything: the CLI passes what this machine has
-(`Here`) and a peak function, and run/rungs.py runs the plan.
+(`Here`) and a peak function in a `Planning`, and for `--run` makes the chosen commands one
+run plan (run/plan.py) that the local executor runs.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from nanobench.analyze import equivalence
@@ -60,9 +62,34 @@ from nanobench.analyze.ladder import (
     parse_order,
     point_of,
 )
-from nanobench.analyze.plan import Here, RunPlan, plan_missing, runs_here
+from nanobench.analyze.missing import Here, MissingRun, missing_runs, runs_here
 from nanobench.analyze.runs import RunStats
 from nanobench.errors import InputError
+
+
+@dataclass(frozen=True)
+class Planning:
+    """How explain plans the runs its ladder lacks (analyze/missing.py): the folder their commands
+    write to, what this machine offers and its measured peak (None: commands are named, where
+    they run and how long they take are not judged), the longest run planned here before a
+    short probe replaces it, and the seeds (empty: those A and B share, else either's)."""
+
+    out: str = "results"
+    here: Here | None = None
+    here_peak: Callable[[str, str], tuple[float, str]] | None = None  # (kind, dtype) -> peak
+    budget_s: float | None = None
+    seeds: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if not self.out:
+            raise InputError("--out: give the folder the missing runs write to")
+        if self.here is not None and self.here_peak is None:
+            raise ValueError("Planning: a machine (here) needs its peak function (here_peak)")
+        if self.budget_s is not None and not self.budget_s >= 0:
+            raise InputError(f"--budget {self.budget_s:g} s: must be 0 or more")
+        if any(s < 0 for s in self.seeds):
+            raise InputError(f"seeds {list(self.seeds)}: must be non-negative")
+
 
 # ---- endpoints and targets ---------------------------------------------------------------------
 
@@ -162,7 +189,7 @@ class Explanation:
     alternatives: list[Ladder]  # other orders whose val-loss split is complete
     target: float | None
     target_how: str
-    plans: list[RunPlan]
+    missing: list[MissingRun]
     margin: float
     sentences: list[str] = field(default_factory=list)
     ends: tuple | None = (
@@ -207,20 +234,22 @@ def explain(
     targets: tuple[float, ...] = (),
     order: tuple[str, ...] | None = None,
     margin: float = equivalence.DEFAULT_MARGIN,
-    plan_args: dict | None = None,
+    recipes: dict[str, tuple] | None = None,
+    planning: Planning | None = None,
 ) -> Explanation:
-    """The gap between a and b, split along a ladder, from the runs in `pool`. `plan_args`
-    (seeds, out, scenario_recipes, here, here_peak, budget_s) makes commands for missing points."""
+    """The gap between a and b, split along a ladder, from the runs in `pool`. recipes: the
+    scenarios a point is named after and its command built from (scenario name -> recipe);
+    planning: how commands for the missing points are made (None: none are)."""
     order = order or ORDERS[DEFAULT_ORDER]
-    recipes = (plan_args or {}).get("scenario_recipes") or {}
+    recipes = recipes or {}
     a, b = name_point(a, recipes), name_point(b, recipes)
-    args = plan_args or {}
 
-    def project_ok(
-        p: Point,
-    ) -> bool:  # a point this machine can run within the budget is run, not projected
-        return args.get("here") is None or not runs_here(
-            p, pool, args["here"], args.get("here_peak"), args.get("budget_s")
+    def project_ok(p: Point) -> bool:
+        # a point this machine can run within the budget is run, not projected
+        return (
+            planning is None
+            or planning.here is None
+            or not runs_here(p, pool, planning.here, planning.here_peak, planning.budget_s)
         )
 
     first_a, first_b = (
@@ -241,16 +270,25 @@ def explain(
         if shape not in seen and alt.attribution["val_loss"].complete:
             alternatives.append(alt)
         seen.add(shape)
-    if plan_args:
+    if planning is not None:
         seeds = (
-            plan_args.get("seeds")
+            list(planning.seeds)
             or sorted(set(_seeds(first_a)) & set(_seeds(first_b)))
             or _seeds(first_a)
             or _seeds(first_b)
         )
-        plans = plan_missing(main.results, **{**plan_args, "seeds": seeds}, pool=pool)
+        missing = missing_runs(
+            main.results,
+            seeds,
+            planning.out,
+            recipes,
+            pool,
+            planning.here,
+            planning.here_peak,
+            planning.budget_s,
+        )
     else:
-        plans = []
+        missing = []
     e = Explanation(
         main.results[0],
         main.results[-1],
@@ -259,7 +297,7 @@ def explain(
         alternatives,
         target,
         how,
-        plans,
+        missing,
         margin,
     )
     e.sentences = sentences(e)
@@ -390,11 +428,11 @@ def sentences(e: Explanation) -> list[str]:
             f"{'are' if len(projected) > 1 else 'is'} "
             f"projected from a short run here, never averaged with measured runs."
         )
-    if e.plans:
-        here_n = sum(p.here for p in e.plans)
-        gpu_n = sum(p.where == "needs a GPU" for p in e.plans)
+    if e.missing:
+        here_n = sum(p.here for p in e.missing)
+        gpu_n = sum(p.where == "needs a GPU" for p in e.missing)
         out.append(
-            f"{len(e.plans)} run{'s' * (len(e.plans) > 1)} would complete the ladder: {here_n} can run here"
+            f"{len(e.missing)} run{'s' * (len(e.missing) > 1)} would complete the ladder: {here_n} can run here"
             + (f", {gpu_n} need{'s' * (gpu_n == 1)} a GPU" if gpu_n else "")
             + " (commands below)."
         )
@@ -504,7 +542,7 @@ def to_json(e: Explanation) -> dict:
                 "probe": p.probe,
                 "also_makes": [c.label() for c in p.covers],
             }
-            for p in e.plans
+            for p in e.missing
         ],
         "sentences": e.sentences,
     }
@@ -546,19 +584,30 @@ def resolve(spec: str, role: str, pool: list[RunStats]) -> tuple[Point, list[Run
     return p, mine, (shas.pop() if len(shas) == 1 else None)
 
 
+def recipes_and_targets(a: Point, b: Point) -> tuple[dict[str, tuple], tuple[float, ...]]:
+    """The recipes of a's and b's scenarios (the shipped one where it loads, else the one their
+    runs recorded), which name points and build commands; and both scenarios' val-loss targets."""
+    recipes = {}
+    for p in (a, b):
+        scen = _scenario_dict(p.scenario)
+        recipes[p.scenario] = recipe_of(scen) if scen is not None else recipe_of(p.base)
+    targets = tuple(
+        t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ())
+    )
+    return recipes, targets
+
+
 def explain_endpoints(
     a_spec: str,
     b_spec: str,
     pool_specs: list[str],
     order: str | None = None,
     margin: float = equivalence.DEFAULT_MARGIN,
-    out: str = "results",
-    here: Here | None = None,
-    here_peak=None,
-    budget_s: float | None = None,
+    planning: Planning | None = None,
     ends: tuple | None = None,
 ) -> Explanation:
     """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain.
+    planning: how the missing runs are planned (default: named, not judged for this machine).
     `ends`: the ends an earlier call resolved (Explanation.ends), so that `--run`, whose runs
     land in a folder A may be, explains the same A and B afterwards."""
     from nanobench.analyze.runs import load_runs, run_stats
@@ -575,22 +624,8 @@ def explain_endpoints(
     dataset_check(a, b, a_sha, b_sha)
     by_path = {r.path: r for r in pool + a_runs + b_runs}
     pool = list(by_path.values())
-    recipes = {}
-    for p in (a, b):
-        scen = _scenario_dict(p.scenario)
-        recipes[p.scenario] = recipe_of(scen) if scen is not None else recipe_of(p.base)
-    targets = tuple(
-        t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ())
-    )
-    plan_args = {
-        "seeds": None,
-        "out": out,
-        "scenario_recipes": recipes,
-        "here": here,
-        "here_peak": here_peak,
-        "budget_s": budget_s,
-    }
-    e = explain(a, b, pool, targets, parse_order(order), margin, plan_args)
+    recipes, targets = recipes_and_targets(a, b)
+    e = explain(a, b, pool, targets, parse_order(order), margin, recipes, planning or Planning())
     e.ends = ends
     return e
 
@@ -626,22 +661,8 @@ def explain_comparison(
     out = []
 
     def one(a: Point, b: Point) -> Explanation | None:
-        recipes = {}
-        for p in (a, b):
-            scen = _scenario_dict(p.scenario)
-            recipes[p.scenario] = recipe_of(scen) if scen is not None else recipe_of(p.base)
-        targets = tuple(
-            t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ())
-        )
-        plan_args = {
-            "seeds": None,
-            "out": "results",
-            "scenario_recipes": recipes,
-            "here": None,
-            "here_peak": None,
-            "budget_s": None,
-        }
-        return explain(a, b, pool, targets, None, margin, plan_args)
+        recipes, targets = recipes_and_targets(a, b)
+        return explain(a, b, pool, targets, None, margin, recipes, Planning())
 
     for spec_a, spec_b in specs:
         a, a_runs, a_sha = resolve(spec_a, "A", pool)
