@@ -561,24 +561,26 @@ def _scenario_dict(name: str) -> dict | None:
         return None
 
 
-def resolve(spec: str, role: str, pool: list[RunStats]) -> tuple[Point, list[RunStats], str | None]:
+def resolve(
+    given: str, role: str, pool: list[RunStats]
+) -> tuple[Point, list[RunStats], str | None]:
     """A path (file or folder of one configuration's seeds) or a selector SCENARIO:DEVICE:DTYPE
     -> (point, its own runs, dataset sha256 or None)."""
     import os
 
     from nanobench.analyze.runs import load_runs, run_stats
 
-    if os.path.exists(spec):
-        runs = [run_stats(r) for r in load_runs([spec])[0]]
-        return endpoint(runs, f"{role} {spec}"), runs, runs[0].dataset_sha256
-    name = spec.split(":")[0]
+    if os.path.exists(given):
+        runs = [run_stats(r) for r in load_runs([given])[0]]
+        return endpoint(runs, f"{role} {given}"), runs, runs[0].dataset_sha256
+    name = given.split(":")[0]
     scen = _scenario_dict(name)
     if scen is None:
         raise InputError(
-            f"{role} {spec}: no such file or folder, and {name!r} is no scenario "
+            f"{role} {given}: no such file or folder, and {name!r} is no scenario "
             f"(give result files, a folder, or SCENARIO:DEVICE:DTYPE)"
         )
-    p = selector_point(spec, scen)
+    p = selector_point(given, scen)
     mine = [r for r in pool if covers(r, p)]
     shas = {r.dataset_sha256 for r in mine}
     return p, mine, (shas.pop() if len(shas) == 1 else None)
@@ -598,9 +600,9 @@ def recipes_and_targets(a: Point, b: Point) -> tuple[dict[str, tuple], tuple[flo
 
 
 def explain_endpoints(
-    a_spec: str,
-    b_spec: str,
-    pool_specs: list[str],
+    a_given: str,
+    b_given: str,
+    pool_paths: list[str],
     order: str | None = None,
     margin: float = equivalence.DEFAULT_MARGIN,
     planning: Planning | None = None,
@@ -613,13 +615,13 @@ def explain_endpoints(
     from nanobench.analyze.runs import load_runs, run_stats
 
     pool = []
-    for spec in pool_specs:  # where rungs may be: an empty or absent folder is simply no runs yet
+    for given in pool_paths:  # where rungs may be: an empty or absent folder is simply no runs yet
         try:
-            pool += [run_stats(r) for r in load_runs([spec], skip_bad=True)[0]]
+            pool += [run_stats(r) for r in load_runs([given], skip_bad=True)[0]]
         except InputError:
             continue
     if ends is None:
-        ends = (resolve(a_spec, "A", pool), resolve(b_spec, "B", pool))
+        ends = (resolve(a_given, "A", pool), resolve(b_given, "B", pool))
     (a, a_runs, a_sha), (b, b_runs, b_sha) = ends
     dataset_check(a, b, a_sha, b_sha)
     by_path = {r.path: r for r in pool + a_runs + b_runs}
@@ -651,7 +653,7 @@ def _pair_points(a_runs: list[RunStats], b_runs: list[RunStats]) -> tuple[Point,
 
 
 def explain_comparison(
-    comparison, specs: list[tuple[str, str]] = (), margin: float = equivalence.DEFAULT_MARGIN
+    comparison, endpoints: list[tuple[str, str]] = (), margin: float = equivalence.DEFAULT_MARGIN
 ):
     """The report's explanations: each pair of a group (baseline -> other), each other group of
     the same dataset from the first group's baseline, and any (A, B) named on the command line.
@@ -664,9 +666,9 @@ def explain_comparison(
         recipes, targets = recipes_and_targets(a, b)
         return explain(a, b, pool, targets, None, margin, recipes, Planning())
 
-    for spec_a, spec_b in specs:
-        a, a_runs, a_sha = resolve(spec_a, "A", pool)
-        b, b_runs, b_sha = resolve(spec_b, "B", pool)
+    for given_a, given_b in endpoints:
+        a, a_runs, a_sha = resolve(given_a, "A", pool)
+        b, b_runs, b_sha = resolve(given_b, "B", pool)
         dataset_check(a, b, a_sha, b_sha)
         out.append((None, one(a, b)))
     for g in comparison.groups:

@@ -165,11 +165,11 @@ def commands(e: Explanation) -> list[str]:
     return out
 
 
-def _rich(spec: TableText, title: str) -> Table:
+def _rich(table: TableText, title: str) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for name, justify in spec.columns:
+    for name, justify in table.columns:
         table.add_column(escape(name), justify=justify)
-    for row in spec.rows:
+    for row in table.rows:
         table.add_row(*(escape(c) for c in row))
     return table
 

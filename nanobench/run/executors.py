@@ -260,7 +260,7 @@ def run_local(
         else:
             with progress(cell.label) as shown:
                 result = run_cell(
-                    plan, cell, shown, _log(quiet), quiet, as_json, scenario, deadline
+                    plan, cell, shown, process.stderr_log(quiet), quiet, as_json, scenario, deadline
                 )
         done.append(result)
         report(result)
@@ -275,10 +275,6 @@ def run_quietly(plan: plans.Plan, cells: list[plans.Cell]) -> list[CellResult]:
     the child process of a data-parallel `--best`)."""
     no_display = lambda label: contextlib.nullcontext()  # noqa: E731
     return run_local(plan, cells, no_display, lambda result: None, True, False, sweep=False)
-
-
-def _log(quiet: bool):
-    return None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
 
 
 # ---- on another engine: one cell per task -------------------------------------------------
