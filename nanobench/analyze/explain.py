@@ -346,9 +346,8 @@ def sentences(e: Explanation) -> list[str]:
         out.append("A and B do not differ in any factor nanobench records: the gap is seed noise.")
         return out
     if att.complete:
-        shown = rounded_parts(
-            [p.value for p in att.parts] + [att.seed_sets], att.total.value, 4
-        )  # as the table prints them (the last: the rungs' own seed sets, usually 0)
+        # as the table prints them (the last: the rungs' own seed sets, usually 0)
+        shown = rounded_parts([p.value for p in att.parts] + [att.seed_sets], att.total.value, 4)
         parts = sorted(zip(lad.rungs, att.parts, shown), key=lambda rp: -abs(rp[1].value))
         rung, big, big_shown = parts[0]
         out.append(

@@ -106,9 +106,8 @@ def expand(
             )
         found, explicit = [(s, parse_device(s).resolve()) for s in dict.fromkeys(specs)], True
     entries, skipped, notes = [], [], []
-    single = (
-        explicit and len(found) == 1 and len(dtypes) == 1
-    )  # a plain run: its error is bad input
+    # a plain run: its error is bad input
+    single = explicit and len(found) == 1 and len(dtypes) == 1
     for spec, device in found:
         for dtype in dtypes:
             entry = DeviceDtype(spec, dtype)

@@ -344,9 +344,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None, stop=None) -> Out
     # rank 0 records; the other ranks of a torchrun job only train
     writer, ckpt_path = None, None
     if rank == 0:
-        if (
-            opts.checkpoint_every
-        ):  # a checkpoints folder leading outside OUT: refused before any row
+        # a checkpoints folder leading outside OUT: refused before any row
+        if opts.checkpoint_every:
             checkpoint.folder(opts.out_dir)
         writer = _new_writer(
             Path(opts.out_dir), scenario.name, device.kind, precision.name, seed, meta
@@ -367,9 +366,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None, stop=None) -> Out
     # after every input check, so that bad input gets its one line only
     if progress and noise_at_start["warning"]:
         progress.log(f"warning: {noise_at_start['warning']}")
-    emulated = (
-        peaks.emulation_warning(device, precision) if progress else None
-    )  # bf16, no bf16 hardware
+    # bf16 on a CPU without bf16 hardware
+    emulated = peaks.emulation_warning(device, precision) if progress else None
     if emulated:
         progress.log(emulated)  # before the first step, not after hours of slow ones
     # every memory column the run's own: not the calibration's matrices, nor an earlier
