@@ -102,6 +102,16 @@ def leaves_the_process_as_it_found_it(_process_state_at_start):
 _FORKABLE_ENV = re.compile(r"NANOBENCH_\w*|NO_COLOR|COLUMNS|LINES|TERM|HOME|XDG_\w+|TMPDIR|CXX|CC")
 
 
+def _forkable(key: str) -> bool:
+    """Whether a command given this environment variable can run forked from the zygote.
+    CUDA_VISIBLE_DEVICES is read when CUDA starts, which a CPU-only torch never does."""
+    import torch
+
+    if key == "CUDA_VISIBLE_DEVICES":
+        return torch.version.cuda is None
+    return bool(_FORKABLE_ENV.fullmatch(key))
+
+
 class Nanobench:
     """`python -m nanobench ARGS` as a user runs it: the output captured as text, `env` added to
     this process's environment, the exit status. By default the command runs in a child forked
@@ -126,7 +136,7 @@ class Nanobench:
         full_env = {**os.environ, **(env or {})}
         # Linux only: macOS forbids forking a process that has loaded its Objective-C
         # runtime (torch's Metal backend does), and Windows cannot fork.
-        forkable = sys.platform == "linux" and all(_FORKABLE_ENV.fullmatch(k) for k in env or {})
+        forkable = sys.platform == "linux" and all(_forkable(k) for k in env or {})
         if fresh or not forkable or os.environ.get("NANOBENCH_TESTS_FRESH") == "1":
             done = subprocess.run(
                 [*self.cmd, *argv],

@@ -7,9 +7,6 @@ numbers are worked out in the comments below (N, FLOPs, nanoGPT's running MFU).
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,17 +19,7 @@ from nanobench.store import results
 
 FIX = Path(__file__).parents[1] / "fixtures" / "imports"
 EXAMPLES = Path(__file__).parents[2] / "results" / "examples" / "cpu-fp32-vs-bf16"
-NB = [sys.executable, "-m", "nanobench"]
-
-
-def nb(*args):
-    return subprocess.run(
-        [*NB, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
-    )
+PLAIN = {"NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def imported(path, tmp_path, **kw):
@@ -209,7 +196,7 @@ def test_truncated_log_imports_what_it_holds(tmp_path):
     assert any("truncated at iteration 7" in w for w in c.warnings)
 
 
-def test_a_line_nanogpt_never_prints_is_refused_by_the_cli_in_one_line(tmp_path):
+def test_a_line_nanogpt_never_prints_is_refused_by_the_cli_in_one_line(tmp_path, nb):
     text = (
         (FIX / "nanogpt_overrides.log")
         .read_text()
@@ -217,7 +204,7 @@ def test_a_line_nanogpt_never_prints_is_refused_by_the_cli_in_one_line(tmp_path)
     )
     log = tmp_path / "bad.log"
     log.write_text(text)
-    r = nb("import", str(log), "--out", str(tmp_path / "out"))
+    r = nb("import", str(log), "--out", str(tmp_path / "out"), env=PLAIN)
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
         f"nanobench: error: {log}:47: cannot place this line in a nanoGPT train.py log: "
@@ -235,10 +222,10 @@ def test_a_config_line_that_is_not_python_is_refused(tmp_path):
         importer.parse_log(log)
 
 
-def test_unknown_files_are_refused_naming_the_first_line(tmp_path):
+def test_unknown_files_are_refused_naming_the_first_line(tmp_path, nb):
     log = tmp_path / "notes.txt"
     log.write_text("my training went fine\nloss was low\n")
-    r = nb("import", str(log), "--out", str(tmp_path))
+    r = nb("import", str(log), "--out", str(tmp_path), env=PLAIN)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and f"{log}:1: not a nanoGPT" in r.stderr
 
 
@@ -324,7 +311,7 @@ def test_llmc_and_csv_lines_that_cannot_be_placed_are_refused(tmp_path, name, te
 # ---- compare over an imported run and nanobench runs ------------------------------------------------
 
 
-def test_imported_cpu_recipe_is_grouped_with_the_scenario_and_compared(tmp_path):
+def test_imported_cpu_recipe_is_grouped_with_the_scenario_and_compared(tmp_path, nb):
     # the CPU recipe exactly (as nanoGPT's README runs it), cut after a few iterations
     text = (FIX / "nanogpt_overrides.log").read_text()
     for old, new in (
@@ -368,7 +355,7 @@ def test_imported_cpu_recipe_is_grouped_with_the_scenario_and_compared(tmp_path)
         x.startswith("threads differs: 2 (") and "not recorded (1 run)" in x for x in g.confounds
     ), g.confounds
     # the CLI prints the same comparison, and the reference check of each run
-    r = nb("compare", str(path), str(EXAMPLES))
+    r = nb("compare", str(path), str(EXAMPLES), env=PLAIN)
     assert r.returncode == 0, r.stderr
     assert "cpu fp32 from nanogpt log" in r.stdout and "Is each run normal?" in r.stdout
     assert "imported (truncated at iteration 10)" in r.stdout
