@@ -216,11 +216,13 @@ def stored(out_dir: str | Path) -> list[Path]:
     return sorted((p for p in root.glob("*.json") if p.is_file()), key=lambda p: p.stat().st_mtime)
 
 
-def matching(out_dir: str | Path, cells: list[Cell]) -> Plan | None:
-    """The newest plan stored in OUT with exactly these cells (same work, same order):
-    what `run --continue` continues."""
+def matching(out_dir: str | Path, cells: list[Cell], prefix: str = "") -> Plan | None:
+    """The newest plan stored in OUT with exactly these cells (same work, same order), among
+    those whose id starts with `prefix`: what `run --continue` continues."""
     want = [c.work() for c in cells]
     for path in reversed(stored(out_dir)):
+        if not path.stem.startswith(prefix):
+            continue
         try:
             candidate = load(out_dir, path.stem)
         except InputError:

@@ -320,6 +320,7 @@ def run_round(
     iters: int = DEFAULT_ITERS,
     warmup: int = DEFAULT_WARMUP,
     log=None,
+    name: str = "round",
 ) -> list[Measured]:
     """Run one round (settings[0] is the reference) as a plan and measure each candidate from
     its result files: its median step time after `warmup` iterations, over its runs of every
@@ -328,11 +329,14 @@ def run_round(
     if iters <= warmup:
         raise InputError(f"--iters {iters}: must exceed the {warmup} warm-up iterations")
     cells = round_cells(runs, device_text, settings, iters, scenario.train.seed)
-    plan = plans.matching(runs.out_dir, cells) if runs.continue_ else None
+    # A round's plan is named for the round: two rounds may hold the same cells (a best
+    # single change that is also the combination), and --continue must give each its own.
+    prefix = f"tune-{scenario.name}-{name}"
+    plan = plans.matching(runs.out_dir, cells, prefix + "-") if runs.continue_ else None
     todo = plans.to_run(plan) if plan is not None else cells
     if plan is None:
         plan = Plan(
-            plans.new_plan_id(f"tune-{scenario.name}"),
+            plans.new_plan_id(prefix),
             runs.out_dir,
             tuple(cells),
             created_utc=utc_now(),
@@ -500,7 +504,9 @@ def tune(
         rounds.append(
             (
                 "threads first: they set how fast everything else runs",
-                run_round(runs, scenario, device_text, [ref] + threads, iters, log=log),
+                run_round(
+                    runs, scenario, device_text, [ref] + threads, iters, log=log, name="threads"
+                ),
             )
         )
         kept = select_singles(rounds[0][1], margin, min_gain)
@@ -510,9 +516,8 @@ def tune(
         f"round {len(rounds) + 1}: {len(others) + (base != ref)} candidates on {base.label()}: "
         + "; ".join(s.label() for s in others)
     )
-    singles_round = run_round(
-        runs, scenario, device_text, ([ref] if base != ref else []) + others, iters, log=log
-    )
+    singles = ([ref] if base != ref else []) + others
+    singles_round = run_round(runs, scenario, device_text, singles, iters, log=log, name="singles")
     rounds.append(
         (
             f"one setting changed at a time{'' if base == ref else ' on ' + base.label()}",
@@ -533,7 +538,7 @@ def tune(
             combined = combine(kept, base)
         round2 = list(dict.fromkeys([ref, base, best_single, combined]))
         say(f"round {len(rounds) + 1}: {'; '.join(s.label() for s in round2)}")
-        final = run_round(runs, scenario, device_text, round2, iters, log=log)
+        final = run_round(runs, scenario, device_text, round2, iters, log=log, name="final")
         rounds.append(
             ("the best single change and the combination of kept changes, measured again", final)
         )

@@ -4,6 +4,7 @@ round (its figures, not its speed)."""
 
 import json
 import math
+import os
 
 import pyarrow.parquet as pq
 import pytest
@@ -106,8 +107,11 @@ def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(mon
         Settings(threads=1, optimizer="foreach", sdpa="math"): 30.0,
     }
 
-    def fake_round(runs, scenario, device_text, settings, iters, log=None):
+    names = []
+
+    def fake_round(runs, scenario, device_text, settings, iters, log=None, name="round"):
         rounds.append(settings)
+        names.append(name)  # each round's plan is named for it (--continue finds its own)
         return [m(s, figures.get(s, 60.0), 1e-4) for s in settings]
 
     monkeypatch.setattr(tune, "run_round", fake_round)
@@ -123,6 +127,7 @@ def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(mon
         ],
     )
     result = tune.tune(load("smoke"), "cpu", None, iters=20)
+    assert names == ["threads", "singles", "final"]
     assert rounds[0] == [REF, t1]
     assert rounds[1] == [
         REF,
@@ -150,7 +155,7 @@ def test_without_a_faster_thread_count_the_rest_is_measured_on_the_defaults(monk
     monkeypatch.setattr(
         tune,
         "run_round",
-        lambda runs, scenario, device_text, settings, iters, log=None: (
+        lambda runs, scenario, device_text, settings, iters, log=None, name="round": (
             rounds.append(settings) or [m(s, 50.0 if s.threads is None else 80.0) for s in settings]
         ),
     )
@@ -270,7 +275,7 @@ def test_compiled_candidates_are_screened_with_runs_own_compile_check(monkeypatc
     assert why and "needs a C++ compiler" in why
     measured = []
 
-    def fake_round(runs, scenario, device_text, settings, iters, log=None):
+    def fake_round(runs, scenario, device_text, settings, iters, log=None, name="round"):
         measured.extend(settings)
         return [m(s, 50.0) for s in settings]
 
@@ -384,7 +389,7 @@ def write_candidate(out, plan, cell, losses, step_ms):
         for i, (loss, ms) in enumerate(zip(losses, step_ms))
     ]
     rows.append({"iter": len(losses), "eval_val_loss": 2.5})
-    writer = RunWriter(out, f"smoke-{cell.id}", meta)
+    writer = RunWriter(out, f"smoke-{plan.plan_id}-{cell.id}", meta)
     writer.append(rows)
     writer.finish("completed", None)
 
@@ -405,7 +410,7 @@ def test_a_round_is_a_plan_read_back_from_its_result_files_and_continued(tmp_pat
     settings = [REF, Settings(threads=1)]
     cells = tune.round_cells(runs, "cpu", settings, 4, 1337)
     assert [(c.seed, c.max_iters, c.threads) for c in cells] == [(1337, 4, None), (1337, 4, 1)]
-    stored = plans.Plan("smoke-round", str(tmp_path), tuple(cells))
+    stored = plans.Plan("tune-smoke-round-0001", str(tmp_path), tuple(cells))
     stored.save()
     write_candidate(tmp_path, stored, cells[0], [4.0, 3.0, 2.0, 1.5], [9, 9, 20, 40])
     ref, one = tune.run_round(runs, load("smoke"), "cpu", settings, iters=4, warmup=2)
@@ -414,9 +419,32 @@ def test_a_round_is_a_plan_read_back_from_its_result_files_and_continued(tmp_pat
     assert one.median_step_s == pytest.approx(0.040)  # (30 + 50) / 2 ms
     assert one.max_abs_loss_diff == pytest.approx(0.5) and one.max_diff_iter == 2
     assert one.final_loss_diff == pytest.approx(0.5) and one.finite
-    assert [p.stem for p in plans.stored(tmp_path)] == ["smoke-round"]  # no second plan
+    assert [p.stem for p in plans.stored(tmp_path)] == ["tune-smoke-round-0001"]  # no second
     tune.run_round(runs, load("smoke"), "cpu", settings, iters=4, warmup=2)
     assert executed == [["c001"]]  # all completed: nothing runs again
+
+
+def test_continue_reads_each_round_from_its_own_plan_when_two_hold_the_same_cells(tmp_path):
+    """The singles round and the final round can hold the same candidates (the best single
+    change is also the combination). Stored: the singles plan (reference 30 ms) and, newer,
+    the final plan (reference 10 ms), every result present. --continue must read the
+    singles round back from the singles plan: 30 ms, not the newer plan's 10 ms."""
+    executed = []
+    runs = tune.TuneRuns(
+        "smoke", (), str(tmp_path), lambda p, c: executed.append(c), continue_=True, passes=1
+    )
+    settings = [REF, Settings(threads=1)]
+    cells = tune.round_cells(runs, "cpu", settings, 4, 1337)
+    for plan_id, ms in (("tune-smoke-singles-0001", 30), ("tune-smoke-final-0002", 10)):
+        stored = plans.Plan(plan_id, str(tmp_path), tuple(cells))
+        stored.save()
+        for cell in cells:
+            write_candidate(tmp_path, stored, cell, [4.0, 3.0, 2.0, 1.5], [9, 9, ms, ms])
+    os.utime(tmp_path / "plans" / "tune-smoke-singles-0001.json", (1, 1))  # the older one
+    ref, _ = tune.run_round(runs, load("smoke"), "cpu", settings, 4, 2, name="singles")
+    assert executed == [] and ref.median_step_s == pytest.approx(0.030)
+    ref, _ = tune.run_round(runs, load("smoke"), "cpu", settings, 4, 2, name="final")
+    assert executed == [] and ref.median_step_s == pytest.approx(0.010)
 
 
 def test_two_passes_run_each_candidate_forward_then_backward_and_pool_their_steps(tmp_path):
