@@ -623,12 +623,15 @@ def _group(rows: list[dict], include_noisy: bool) -> list[dict]:
         "tpj": "tokens_per_j",
     }
     # numpy columns, which DuckDB scans as they are (pyarrow's own conversion imports pandas)
+    machines: dict = {}
+    seeds: dict = {None: -1}  # a run without a seed counts as a seed of its own (below)
     runs = {
         "n": np.arange(len(rows), dtype=np.int64),
         "tkey": np.array(t_of, dtype=np.int64),
         "rkey": np.array(r_of, dtype=np.int64),
-        "machine_id": np.array([r["machine_id"] for r in rows], dtype=object),
-        "seed": np.array([r["seed"] for r in rows], dtype=object),
+        # numbered too: numpy object columns cost DuckDB a look at every value
+        "machine_id": np.array([machines.setdefault(r["machine_id"], len(machines)) for r in rows]),
+        "seed": np.array([seeds.setdefault(r["seed"], len(seeds)) for r in rows]),
         "noisy": np.array([r["noise"] == "noisy" for r in rows], dtype=bool),
         **{
             c: np.array([np.nan if r[k] is None else r[k] for r in rows], dtype=np.float64)
@@ -646,7 +649,8 @@ def _group(rows: list[dict], include_noisy: bool) -> list[dict]:
         SELECT tkey, rkey, {spread},
                count(*) AS n_runs,
                count(DISTINCT machine_id) AS n_machines,
-               count(DISTINCT seed) + count(*) FILTER (WHERE seed IS NULL) AS n_seeds,
+               count(DISTINCT seed) FILTER (WHERE seed >= 0)
+                 + count(*) FILTER (WHERE seed < 0) AS n_seeds,
                list(n ORDER BY n) AS members
         FROM runs
         WHERE $include_noisy OR NOT noisy
