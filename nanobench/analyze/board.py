@@ -228,8 +228,8 @@ def _summary_of_run(run: results.Run) -> dict:
 
 
 def summarize(paths: list[Path]) -> list:
-    """Summary rows of many result files (store/index.refresh's `summarize`): per path, its
-    row (SUMMARY_SCHEMA) or the InputError that refuses it."""
+    """Summary rows of many result files (store/index.refresh's `summarize`): per path, in
+    order, its row (SUMMARY_SCHEMA) or the InputError that refuses it."""
     out = []
     for path in paths:
         try:
