@@ -139,6 +139,14 @@ def cmd_run(args) -> int:
 
     for flag, text in (("--seeds", args.seeds), ("--device", args.device), ("--dtype", args.dtype)):
         _check_list(flag, text)
+    # the flags a resumed run takes from its checkpoint where they are not given (None)
+    given = {
+        "device": args.device,
+        "dtype": args.dtype,
+        "compile": args.compile,
+        "threads": args.threads,
+        "checkpoint_every": args.checkpoint_every,
+    }
     if args.resume:
         from nanobench.run import checkpoint, matrix
 
@@ -146,14 +154,7 @@ def cmd_run(args) -> int:
             raise InputError(
                 "--resume: a resumed run continues one device and dtype; give one --device and --dtype"
             )
-        given = {
-            "device": args.device,
-            "dtype": args.dtype,
-            "compile": args.compile,
-            "threads": args.threads,
-            "checkpoint_every": args.checkpoint_every,
-        }
-        scenario, seeds, platform = checkpoint.resume_defaults(
+        scenario, seeds, flags = checkpoint.resume_defaults(
             args.resume, args.scenario, args.set or [], args.seeds, given
         )
     elif not args.scenario:
@@ -161,12 +162,10 @@ def cmd_run(args) -> int:
     else:
         scenario = scen.load(args.scenario, args.set or [])
         seeds = _parse_seeds(args.seeds)
-        platform = {
+        flags = given | {
             "device": args.device or "cpu",
             "dtype": args.dtype or "fp32",
             "compile": bool(args.compile),
-            "threads": args.threads,
-            "checkpoint_every": args.checkpoint_every,
         }
     if args.max_iters is not None and args.max_iters < 1:
         raise InputError(f"--max-iters {args.max_iters}: must be >= 1")
@@ -186,7 +185,7 @@ def cmd_run(args) -> int:
     # the engine's options are checked before anything is stored
     engine = {"submitit": _submitit_options, "ray": _ray_options}.get(args.executor, lambda a: None)
     engine_options = engine(args)
-    request = _request(args, platform, seeds, child)
+    request = _request(args, flags, seeds, child)
     cells, said = plans.build_cells(
         request, scenario, here=args.executor == "local" and not child and not args.resume
     )
@@ -198,36 +197,38 @@ def cmd_run(args) -> int:
     if args.executor == "local":
         return _run_here(args, plan, todo, scenario, child, made)
     if args.executor == "submitit":
-        jobs = executors.submit_submitit(plan, todo, engine_options, _log(False))
+        jobs = executors.submit_submitit(plan, todo, engine_options, process.stderr_log())
         if not args.wait:
             print(f"follow it: nanobench status {args.out} (exit 0 once every cell completed)")
             return EXIT_OK
-        executors.wait_submitit(plan, jobs, _log(args.quiet))
+        executors.wait_submitit(plan, jobs, process.stderr_log(args.quiet))
     else:
-        executors.run_ray(plan, todo, engine_options, _log(args.quiet))
+        executors.run_ray(plan, todo, engine_options, process.stderr_log(args.quiet))
     return _print_status(plan, as_json=args.json)
 
 
-def _request(args, platform: dict, seeds: list, child: bool):
-    """The run's flags as a plan request (run/plan.py builds the cells from it)."""
+def _request(args, flags: dict, seeds: list, child: bool):
+    """The run's flags as a plan request (run/plan.py builds the cells from it). flags: device,
+    dtype, compile, threads and checkpoint_every with their defaults (a resumed run's: from its
+    checkpoint where not given)."""
     from nanobench.run import plan as plans
 
     speed = {k: getattr(args, k) for k in plans.SPEED_FLAGS if getattr(args, k) is not None}
-    if not args.best:  # the platform's compile and threads (a resumed run's: its checkpoint's)
-        speed = dict(speed, compile=platform["compile"]) | (
-            {"threads": platform["threads"]} if platform["threads"] else {}
+    if not args.best:  # compile and threads as chosen (a resumed run's: its checkpoint's)
+        speed = dict(speed, compile=flags["compile"]) | (
+            {"threads": flags["threads"]} if flags["threads"] else {}
         )
     return plans.Request(
         scenario=args.scenario or "",
         overrides=tuple(args.set or []),
-        device=platform["device"],
-        dtype=platform["dtype"],
+        device=flags["device"],
+        dtype=flags["dtype"],
         seeds=tuple(seeds),
         speed=speed,
         best=args.best,
         from_tune_record=args.from_tune_record,
         max_iters=args.max_iters,
-        checkpoint_every=platform["checkpoint_every"],
+        checkpoint_every=flags["checkpoint_every"],
         resume=args.resume,
         nproc=None if child else args.nproc,
         nnodes=args.nnodes,
@@ -442,10 +443,6 @@ def cmd_status(args) -> int:
     return max(_print_status(plan, args.json) for plan in chosen)
 
 
-def _log(quiet: bool):
-    return None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-
-
 def _print_comparison(paths: list[str]) -> None:
     """After a matrix: the comparison of what it ran, as `nanobench compare` prints it."""
     from nanobench.analyze import compare
@@ -518,7 +515,7 @@ def cmd_env(args) -> int:
 
     report = survey(
         calibrate=args.calibrate,
-        log=lambda text: print(text, file=sys.stderr) if args.calibrate else None,
+        log=process.stderr_log(quiet=not args.calibrate),
     )
     report |= {"tune_records": tune.load_records(), "tune_file": str(tune.record_path())}
     if args.json:
@@ -599,7 +596,12 @@ def cmd_tune(args) -> int:
         raise InputError(f"--axes {args.axes}: use some of {', '.join(tune.AXES)}")
     _check_margin(args.margin, of="loss")
     result = tune.tune(
-        scenario, args.device, iters=args.iters, margin=args.margin, axes=axes, log=_log(args.quiet)
+        scenario,
+        args.device,
+        iters=args.iters,
+        margin=args.margin,
+        axes=axes,
+        log=process.stderr_log(args.quiet),
     )
     key = None if args.dry_run else tune.save(result, scenario)
     tuning.print_tune(result, _console(), key)
@@ -763,7 +765,7 @@ def cmd_explain(args) -> int:
             run_commands(
                 [p.argv for p in chosen],
                 budget_s,
-                log=lambda t: print(f"nanobench: {t}", file=sys.stderr, flush=True),
+                log=process.stderr_log(prefix="nanobench: "),
             )
             pool += [args.out] if args.out not in pool else []
             result = build(result.ends)  # the same A and B, though A's folder may now hold more
@@ -800,12 +802,28 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nanobench", description="CPU-vs-GPU convergence benchmarks for GPT training."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+PATHS_HELP = "result files, folders (searched recursively) or globs"
 
+
+def _add_paths(parser) -> None:
+    parser.add_argument("paths", nargs="+", help=PATHS_HELP)
+
+
+def _add_skip_bad(parser) -> None:
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable files (listed on stderr) instead of stopping",
+    )
+
+
+def _add_margin(
+    parser, help: str = "equivalence margin in nats of val loss (TOST; default 0.02)"
+) -> None:
+    parser.add_argument("--margin", type=float, default=0.02, help=help)
+
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="train a scenario on a device, one result file per seed")
     run.add_argument(
         "scenario",
@@ -827,29 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --device all: also run bf16 on a CPU that only emulates it (skipped otherwise)",
     )
-    run.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="torch.compile the model",
-    )
-    run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    run.add_argument(
-        "--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)"
-    )
-    run.add_argument(
-        "--optimizer",
-        help="AdamW implementation: auto (the device's), fused, foreach or for-loop (as torch has them there)",
-    )
-    run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
-    run.add_argument(
-        "--best",
-        action="store_true",
-        help="the device's fastest loss-equivalent settings from `nanobench tune` (tunes first if needed)",
-    )
-    # internal: `--nproc --best` passes the record's settings to its workers as flags, and this
-    # so that they record `best` like a single-process `--best` run
-    run.add_argument("--from-tune-record", action="store_true", help=argparse.SUPPRESS)
+    _add_speed_settings(run)
     run.add_argument(
         "--seeds", help="comma-separated seeds, one run each (default: the scenario's seed)"
     )
@@ -876,6 +872,39 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CHECKPOINT",
         help="continue the run of a checkpoint in a new result file (same device: bit-identical)",
     )
+    _add_data_parallel(run)
+    _add_executor(run)
+    run.set_defaults(func=cmd_run)
+
+
+def _add_speed_settings(run) -> None:
+    """The flags of store.meta.Settings (and --best, which takes them from the tune record)."""
+    run.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model",
+    )
+    run.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    run.add_argument(
+        "--compile-mode", help="torch.compile mode with --compile (reduce-overhead: CUDA graphs)"
+    )
+    run.add_argument(
+        "--optimizer",
+        help="AdamW implementation: auto (the device's), fused, foreach or for-loop (as torch has them there)",
+    )
+    run.add_argument("--sdpa", help="attention backend: auto, math, flash, efficient or cudnn")
+    run.add_argument(
+        "--best",
+        action="store_true",
+        help="the device's fastest loss-equivalent settings from `nanobench tune` (tunes first if needed)",
+    )
+    # internal: `--nproc --best` passes the record's settings to its workers as flags, and this
+    # so that they record `best` like a single-process `--best` run
+    run.add_argument("--from-tune-record", action="store_true", help=argparse.SUPPRESS)
+
+
+def _add_data_parallel(run) -> None:
     ddp = run.add_argument_group("data-parallel (torchrun, DistributedDataParallel)")
     ddp.add_argument(
         "--nproc", type=int, help="ranks on this machine: gloo on cpu, NCCL on cuda (one GPU each)"
@@ -889,6 +918,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rdzv-backend", default=None, help="rendezvous backend (torchrun default: c10d)"
     )
     ddp.add_argument("--rdzv-id", help="job id shared by every machine (torchrun --rdzv-id)")
+
+
+def _add_executor(run) -> None:
     plan = run.add_argument_group(
         "where the cells run (one cell: a device, dtype, settings and seed; see docs/DESIGN.md)"
     )
@@ -935,8 +967,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[KIND=]TYPE",
         help="Ray accelerator type a cell asks for, e.g. cuda=A100",
     )
-    run.set_defaults(func=cmd_run)
 
+
+def _add_status(sub) -> None:
     sta = sub.add_parser(
         "status", help="the cells of the plan stored in a run's --out: completed, running, failed"
     )
@@ -948,10 +981,14 @@ def build_parser() -> argparse.ArgumentParser:
     sta.add_argument("--json", action="store_true", help="machine-readable output")
     sta.set_defaults(func=cmd_status)
 
+
+def _add_scenarios(sub) -> None:
     scen = sub.add_parser("scenarios", help="list shipped scenarios")
     scen.add_argument("--json", action="store_true")
     scen.set_defaults(func=cmd_scenarios)
 
+
+def _add_env(sub) -> None:
     env = sub.add_parser("env", help="this machine: devices, peaks, software")
     env.add_argument("--calibrate", action="store_true", help="re-measure the matmul peaks")
     env.add_argument(
@@ -962,6 +999,8 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--json", action="store_true")
     env.set_defaults(func=cmd_env)
 
+
+def _add_parity(sub) -> None:
     par = sub.add_parser(
         "parity", help="train two device:dtype configurations in lockstep and record their drift"
     )
@@ -976,6 +1015,8 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--json", action="store_true")
     par.set_defaults(func=cmd_parity)
 
+
+def _add_tune(sub) -> None:
     tun = sub.add_parser(
         "tune", help="find and record a device's fastest settings that stay loss-equivalent"
     )
@@ -999,18 +1040,14 @@ def build_parser() -> argparse.ArgumentParser:
     tun.add_argument("--quiet", action="store_true")
     tun.set_defaults(func=cmd_tune)
 
+
+def _add_compare(sub) -> None:
     cmp = sub.add_parser(
         "compare", help="compare result files: per run, per device pair, time to target"
     )
-    cmp.add_argument(
-        "paths", nargs="+", help="result files, folders (searched recursively) or globs"
-    )
+    _add_paths(cmp)
     cmp.add_argument("--json", action="store_true", help="machine-readable output")
-    cmp.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="skip unreadable files (listed on stderr) instead of stopping",
-    )
+    _add_skip_bad(cmp)
     cmp.add_argument(
         "--baseline",
         nargs="+",
@@ -1027,12 +1064,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="judge timing gates (ms_per_iter, tokens_per_s, train_time_s) even on runs recorded as noisy",
     )
-    cmp.add_argument(
-        "--margin",
-        type=float,
-        default=0.02,
-        help="equivalence margin in nats of val loss (TOST; default 0.02)",
-    )
+    _add_margin(cmp)
     cmp.add_argument(
         "--reference",
         metavar="CONFIG",
@@ -1042,28 +1074,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.set_defaults(func=cmd_compare)
 
+
+def _add_report(sub) -> None:
     rep = sub.add_parser(
         "report",
         help="write an HTML report of result files (index.html with interactive figures, offline)",
     )
-    rep.add_argument(
-        "paths", nargs="+", help="result files, folders (searched recursively) or globs"
-    )
+    _add_paths(rep)
     rep.add_argument(
         "-o", "--output", default="reports/latest", help="output folder (default reports/latest)"
     )
     rep.add_argument("--title", default="nanobench report", help="the page title")
-    rep.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="skip unreadable files (listed on stderr) instead of stopping",
-    )
-    rep.add_argument(
-        "--margin",
-        type=float,
-        default=0.02,
-        help="equivalence margin in nats of val loss (TOST; default 0.02)",
-    )
+    _add_skip_bad(rep)
+    _add_margin(rep)
     rep.add_argument(
         "--reference",
         metavar="CONFIG",
@@ -1082,6 +1105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=cmd_report)
 
+
+def _add_board(sub) -> None:
     brd = sub.add_parser(
         "board",
         help="one table of every machine's runs: per hardware x dtype x settings, speed, time to target",
@@ -1110,12 +1135,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="the reference row: the one whose label holds TEXT (default: the slowest CPU row)",
     )
-    brd.add_argument(
-        "--margin",
-        type=float,
-        default=0.02,
-        help="equivalence margin in nats of val loss (TOST; default 0.02)",
-    )
+    _add_margin(brd)
     brd.add_argument(
         "--no-index",
         action="store_true",
@@ -1123,6 +1143,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     brd.set_defaults(func=cmd_board)
 
+
+def _add_explain(sub) -> None:
     exp = sub.add_parser(
         "explain",
         help="split the gap between two configurations into one part per differing factor",
@@ -1160,15 +1182,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder the rungs' runs are written to (default: the first --results folder, else "
         "results/), and read back from",
     )
-    exp.add_argument(
-        "--margin",
-        type=float,
-        default=0.02,
-        help="equivalence margin in nats, for projected losses",
-    )
+    _add_margin(exp, "equivalence margin in nats, for projected losses")
     exp.add_argument("--json", action="store_true", help="machine-readable output")
     exp.set_defaults(func=cmd_explain)
 
+
+def _add_import(sub) -> None:
     imp = sub.add_parser(
         "import",
         help="turn training logs of nanoGPT, llm.c or a CSV into result files (status imported)",
@@ -1199,6 +1218,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", default="results", help="folder for result files (default results/)")
     imp.set_defaults(func=cmd_import)
 
+
+def _add_recover(sub) -> None:
     rec = sub.add_parser(
         "recover", help="publish the rows of killed runs as results with status `killed`"
     )
@@ -1207,6 +1228,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="recover even if the recorded process still runs"
     )
     rec.set_defaults(func=cmd_recover)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nanobench", description="CPU-vs-GPU convergence benchmarks for GPT training."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_run,
+        _add_status,
+        _add_scenarios,
+        _add_env,
+        _add_parity,
+        _add_tune,
+        _add_compare,
+        _add_report,
+        _add_board,
+        _add_explain,
+        _add_import,
+        _add_recover,
+    ):
+        add(sub)
     return parser
 
 

@@ -152,6 +152,6 @@ def write_cause(exc: OSError) -> str:
 
 def cache_dir() -> Path:
     """nanobench's per-user cache folder: $XDG_CACHE_HOME/nanobench, else ~/.cache/nanobench.
-    A relative XDG_CACHE_HOME is ignored, as the XDG spec asks."""
+    A relative XDG_CACHE_HOME is ignored, as the XDG Base Directory specification asks."""
     base = os.environ.get("XDG_CACHE_HOME", "")
     return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "nanobench"

@@ -1,6 +1,6 @@
 """Processes as the operating system sees them, the same way on Linux, macOS and Windows:
-this host's name, whether a process still lives, this process's peak memory, and which
-signals ask a run to stop.
+this host's name, whether a process still lives, this process's peak memory, which signals
+ask a run to stop, and the log lines a process writes on its stderr.
 
 The POSIX calls that differ by platform live here, each behind the platform it belongs to:
 `resource` does not exist on Windows, `os.uname` neither, and `os.kill(pid, 0)` there does
@@ -12,6 +12,19 @@ from __future__ import annotations
 import platform
 import signal
 import sys
+
+
+def stderr_log(quiet: bool = False, prefix: str = ""):
+    """The `log` a function takes (a callable of one line, or None for silence): each line on
+    this process's stderr with `prefix`, flushed at once, so a job's log file or a parent
+    reading the pipe sees it as it happens; None when `quiet`."""
+    if quiet:
+        return None
+
+    def log(text: str) -> None:
+        print(f"{prefix}{text}", file=sys.stderr, flush=True)
+
+    return log
 
 
 def host_name() -> str:

@@ -2,6 +2,7 @@
 runs the command line as a user does."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,25 +97,101 @@ def leaves_the_process_as_it_found_it(_process_state_at_start):
         pytest.fail(f"the test left {', '.join(changed)} changed", pytrace=False)
 
 
+# Environment a forked child can take on after torch is imported: anything else is read at
+# interpreter or library start, so a command given it runs in a fresh interpreter.
+_FORKABLE_ENV = re.compile(r"NANOBENCH_\w*|NO_COLOR|COLUMNS|LINES|TERM|HOME|XDG_\w+|TMPDIR|CXX|CC")
+
+
 class Nanobench:
-    """`python -m nanobench ARGS` in a fresh interpreter, as a user runs it: the output
-    captured as text, `env` added to this process's environment. `cmd` is the command
-    itself, for tests that start a run with Popen and signal it."""
+    """`python -m nanobench ARGS` as a user runs it: the output captured as text, `env` added to
+    this process's environment, the exit status. By default the command runs in a child forked
+    from tests/zygote.py, an interpreter that has imported torch and the other heavy libraries
+    but not nanobench (the same command, without torch's import time in every test); with
+    `fresh=True`, or an `env` key that only a starting interpreter reads (see
+    _FORKABLE_ENV), in a fresh interpreter. `cmd` is the fresh command itself, for tests that
+    start a run with Popen and signal it."""
 
     cmd = (sys.executable, "-m", "nanobench")
 
+    def __init__(self):
+        import threading
+
+        self._zygote = None
+        self._one_at_a_time = threading.Lock()  # the zygote serves one command at a time
+
     def __call__(
-        self, *args, env=None, cwd=None, timeout=120, check=False
+        self, *args, env=None, cwd=None, timeout=120, check=False, fresh=False
     ) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*self.cmd, *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **(env or {})},
-            cwd=cwd,
-            check=check,
-        )
+        argv = [*map(str, args)]
+        full_env = {**os.environ, **(env or {})}
+        # Linux only: macOS forbids forking a process that has loaded its Objective-C
+        # runtime (torch's Metal backend does), and Windows cannot fork.
+        forkable = sys.platform == "linux" and all(_FORKABLE_ENV.fullmatch(k) for k in env or {})
+        if fresh or not forkable or os.environ.get("NANOBENCH_TESTS_FRESH") == "1":
+            done = subprocess.run(
+                [*self.cmd, *argv],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=full_env,
+                cwd=cwd,
+            )
+        else:
+            with self._one_at_a_time:
+                done = self._forked(argv, full_env, cwd, timeout)
+        if check:
+            done.check_returncode()
+        return done
+
+    def _forked(self, argv, env, cwd, timeout) -> subprocess.CompletedProcess:
+        import json
+        import signal
+        import tempfile
+
+        if self._zygote is None or self._zygote.poll() is not None:
+            self._zygote = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("zygote.py"))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            self._replies = b""
+        with tempfile.TemporaryDirectory(prefix="nanobench-cli-") as folder:
+            out, err = Path(folder, "stdout"), Path(folder, "stderr")
+            request = {"argv": argv, "env": env, "cwd": str(cwd) if cwd else None}
+            request |= {"stdout": str(out), "stderr": str(err)}
+            self._zygote.stdin.write(json.dumps(request).encode() + b"\n")
+            self._zygote.stdin.flush()
+            pid = json.loads(self._reply(60))["pid"]
+            try:
+                status = json.loads(self._reply(timeout))["status"]
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(60)
+                raise subprocess.TimeoutExpired(["nanobench", *argv], timeout) from None
+            return subprocess.CompletedProcess(
+                ["nanobench", *argv], status, out.read_text(), err.read_text()
+            )
+
+    def _reply(self, timeout) -> bytes:
+        """The zygote's next line, read from its raw pipe (a buffered reader could hold a line
+        that select() would then wait for in vain)."""
+        import select
+
+        fd = self._zygote.stdout.fileno()
+        while b"\n" not in self._replies:
+            if not select.select([fd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired("zygote", timeout)
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError("tests/zygote.py ended; its stderr says why")
+            self._replies += chunk
+        line, self._replies = self._replies.split(b"\n", 1)
+        return line
+
+    def close(self):
+        if self._zygote is not None:
+            self._zygote.stdin.close()
+            self._zygote.wait(timeout=30)
 
 
 @pytest.fixture
@@ -155,7 +232,9 @@ def two_rank_host():
 
 @pytest.fixture(scope="session")
 def nb():
-    return Nanobench()
+    runner = Nanobench()
+    yield runner
+    runner.close()
 
 
 # ---- hand-made result files for the board's tests (written through the real writer) ----------

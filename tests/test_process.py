@@ -186,3 +186,12 @@ def test_console_close_stops_the_run_and_waits_for_the_file(monkeypatch):
     ]  # stop asked (SIGBREAK in the main thread), still holding
     waiter.join(process.CLOSE_GRACE_S)
     assert answer == [1]
+
+
+def test_the_stderr_log_writes_each_line_with_its_prefix_and_is_none_when_quiet(capsys):
+    assert process.stderr_log(quiet=True) is None
+    log = process.stderr_log(prefix="nanobench: ")
+    log("one")
+    log("two")
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("", "nanobench: one\nnanobench: two\n")

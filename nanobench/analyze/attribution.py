@@ -149,16 +149,17 @@ def _measured(values: list[tuple[int, float | None]], note: str = "") -> Value |
     return Value(float(np.mean(vs)), min(vs), max(vs), tuple(values), note=note)
 
 
-def measure(
+def point_result(
     p: Point,
     pool: list[RunStats],
     target: float | None,
     margin: float = equivalence.DEFAULT_MARGIN,
     project_ok: bool = True,
 ) -> PointResult:
-    """p's values: measured from the runs that cover it (one per seed), else projected from a
-    probe (when `project_ok`: a point this machine can simply run is run, not projected), else
-    missing. The three are never mixed."""
+    """p's values from the runs already in `pool` (nothing runs here): measured from the runs
+    that cover it (one per seed), else projected from a probe (when `project_ok`: a point
+    this machine can simply run is run, not projected), else missing. The three are never
+    mixed."""
     runs, seen = [], set()
     for r in sorted(pool, key=lambda r: r.run_id):
         if covers(r, p) and r.seed not in seen:
@@ -279,20 +280,6 @@ def project(
                 projected=True,
                 note=notes[0],
             )
-    interval = int(json.loads(p.key("eval.interval") or "0") or 0)
-    per_batch = [b for b in (eval_batch_s(r) for r in probes) if b is not None]
-    wall = None
-    if interval and per_batch and p.key("eval.iters"):
-        batches = n_evaluations(p.iters, interval) * 2 * int(json.loads(p.key("eval.iters")))
-        e_s = float(np.median(per_batch)) * batches
-        t = values["train_time_s"]
-        wall = Value(
-            t.mean + e_s,
-            t.low + e_s,
-            t.high + e_s,
-            projected=True,
-            note=f"{how}; plus {batches} evaluation batches at the probes' {np.median(per_batch) * 1e3:.0f} ms each",
-        )
     return PointResult(
         p,
         "projected",
@@ -301,7 +288,26 @@ def project(
         tuple(notes),
         tuple(r.run_id for r in probes),
         tuple(r.run_id for r in references),
-        wall,
+        _projected_wall(p, probes, values["train_time_s"], how),
+    )
+
+
+def _projected_wall(p: Point, probes: list[RunStats], t: Value, how: str) -> Value | None:
+    """p's wall time: its projected train time `t` plus its evaluations, each batch at the
+    probes' median seconds per evaluation batch; None where p's recipe or the probes do not
+    say how long its evaluations take."""
+    interval = int(json.loads(p.key("eval.interval") or "0") or 0)
+    per_batch = [b for b in (eval_batch_s(r) for r in probes) if b is not None]
+    if not (interval and per_batch and p.key("eval.iters")):
+        return None
+    batches = n_evaluations(p.iters, interval) * 2 * int(json.loads(p.key("eval.iters")))
+    e_s = float(np.median(per_batch)) * batches
+    return Value(
+        t.mean + e_s,
+        t.low + e_s,
+        t.high + e_s,
+        projected=True,
+        note=f"{how}; plus {batches} evaluation batches at the probes' {np.median(per_batch) * 1e3:.0f} ms each",
     )
 
 

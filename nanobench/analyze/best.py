@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from nanobench.analyze.pairs import Speedup, speedup
 from nanobench.analyze.seeds import ConfigSummary
-from nanobench.run.settings import describe
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class DeviceSpeedup:
 def settings_of(cs: ConfigSummary) -> str:
     """The settings of a configuration's first run, as recorded; '?' without its metadata."""
     run = cs.runs[0].run if cs.runs else None
-    return describe(run.info.raw.get("options") or {}) if run is not None else "?"
+    return run.info.options.settings.describe() if run is not None else "?"
 
 
 def device_speedups(configs: list[ConfigSummary]) -> list[DeviceSpeedup]:

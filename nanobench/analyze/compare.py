@@ -264,14 +264,14 @@ def compare_runs(
 
 
 def compare_files(
-    specs: list[str],
+    paths: list[str],
     skip_bad: bool = False,
     margin: float = equivalence.DEFAULT_MARGIN,
     reference_config: str | None = None,
 ) -> Comparison:
-    """Read the result files that specs name (files, folders, globs) and compare them; each
+    """Read the result files that `paths` name (files, folders, globs) and compare them; each
     RunStats of the comparison carries its loaded run (`.run`: metadata and rows)."""
-    runs, skipped = load_runs(specs, skip_bad)
+    runs, skipped = load_runs(paths, skip_bad)
     comparison = compare_runs([run_stats(r) for r in runs], margin, reference_config)
     comparison.skipped = skipped
     return comparison

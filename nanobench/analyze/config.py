@@ -23,7 +23,10 @@ from nanobench.store.meta import RunMeta
 
 @dataclass(frozen=True, order=True)
 class Config:
-    """A configuration: what may differ between runs of one scenario on purpose."""
+    """A configuration: what may differ between runs of one scenario on purpose; runs with
+    equal Configs are seeds of one another. Not explain's `Point` (analyze/ladder.py): a
+    Config has no length (a shorter run truncates the same curve) and leaves threads and
+    torch version out (compare flags them as confounds rather than split on them)."""
 
     device_type: str
     device_name: str
@@ -85,8 +88,8 @@ def config_of(info: RunMeta) -> Config:
     return Config(
         _or_unknown(device_type),
         _or_unknown(info.device.name),
-        _or_unknown(info.options.dtype),
-        info.options.compile,
+        info.options.settings.dtype,
+        info.options.settings.compile,
         _continues(info),
         recipe_of(info.scenario),
         _or_unknown(info.imported.format) if info.imported else "",

@@ -314,11 +314,6 @@ def _decide(p: PointVerdict, margin: float) -> PointVerdict:
     return replace(p, verdict=verdict)
 
 
-def verdict_at(it: int, a, b, margin: float) -> PointVerdict:
-    """One evaluation as a single look (no correction)."""
-    return point_statistic(it, a, b, margin)
-
-
 def _one_sided(it: int, mine: dict, theirs: dict, their_seeds: set, side: str) -> list[tuple]:
     """Seeds that diverged in `mine` by iteration `it`, ran in the other configuration and had
     not diverged there by then."""
@@ -459,24 +454,7 @@ def explain_gap(
         "train_time_s_to_iter": {a.label: ta, b.label: tb},
         "speedup_to_iter": ta / tb if tb > 0 else None,
     }
-    if recipe_keys:
-        recipe = f"the recipe ({', '.join(recipe_keys)})"
-        cause = (
-            f"{recipe}: both ran on the same device in the same precision."
-            if same_device and same_precision
-            else f"{recipe}, hardware and precision together."
-        )
-    elif other_program:  # an imported log of the same recipe, device name and precision
-        cause = (
-            f"the two programs ({other_program} and nanobench: their batches, evaluation text and kernels): "
-            f"both ran on a device of the same name in the same precision."
-        )
-    else:
-        cause = (
-            "precision (or compilation): both ran on the same device."
-            if same_device
-            else "hardware and precision."
-        )
+    cause = _equal_iteration_cause(recipe_keys, same_device, same_precision, other_program)
     where = f" {split.on()}" if split is not None and split.differ else ""
     sentences = [
         f"{b.label} ended at val {lb_final:.4f} (iteration {b.last_iter}), {a.label} at {la_final:.4f} "
@@ -502,27 +480,10 @@ def explain_gap(
             )
         )
     if precision_ref is not None and i in precision_ref.points:
-        ref = precision_ref.seeds.get(i) or {}
-        three = tuple(s for s in on if s in ref) if on else ()
-        if on and not three:
-            sentences.append(
-                f"{precision_ref.label} ran none of the seeds {a.label} and {b.label} share: "
-                f"precision and device are not split."
-            )
-        else:
-            la3, lb3, lr3 = a.at(i, three), b.at(i, three), precision_ref.at(i, three)
-            out["precision"] = lr3 - la3
-            out["device"] = lb3 - lr3
-            seeds_note = (
-                f" (on the {len(three)} seed{'s' * (len(three) > 1)} all three ran: {seed_names(three)})"
-                if three and three != on
-                else ""
-            )
-            sentences.append(
-                f"Of the equal-iteration gap, {out['precision']:+.4f} is precision "
-                f"({precision_ref.label} vs {a.label}) "
-                f"and {out['device']:+.4f} the device itself (kernels, reduction order, dropout masks){seeds_note}."
-            )
+        out["precision"], out["device"], sentence = _precision_and_device(
+            a, b, precision_ref, i, on
+        )
+        sentences.append(sentence)
     if out["speedup_to_iter"]:
         faster, slower = (b.label, a.label) if tb < ta else (a.label, b.label)
         ratio = max(ta, tb) / min(ta, tb) if min(ta, tb) > 0 else float("inf")
@@ -532,3 +493,54 @@ def explain_gap(
         )
     out["sentences"] = sentences
     return out
+
+
+def _equal_iteration_cause(
+    recipe_keys: tuple[str, ...], same_device: bool, same_precision: bool, other_program
+) -> str:
+    """What the gap at equal iterations is due to, given what differs between the two sides."""
+    if recipe_keys:
+        recipe = f"the recipe ({', '.join(recipe_keys)})"
+        return (
+            f"{recipe}: both ran on the same device in the same precision."
+            if same_device and same_precision
+            else f"{recipe}, hardware and precision together."
+        )
+    if other_program:  # an imported log of the same recipe, device name and precision
+        return (
+            f"the two programs ({other_program} and nanobench: their batches, evaluation text and kernels): "
+            f"both ran on a device of the same name in the same precision."
+        )
+    return (
+        "precision (or compilation): both ran on the same device."
+        if same_device
+        else "hardware and precision."
+    )
+
+
+def _precision_and_device(a: Curve, b: Curve, ref: Curve, i: int, on: tuple) -> tuple:
+    """(precision part, device part, the sentence) of the gap at iteration i, with `ref` a
+    run on A's device in B's dtype, on the seeds all three ran; (None, None, why not) when
+    `ref` ran none of the seeds A and B share."""
+    ref_seeds = ref.seeds.get(i) or {}
+    three = tuple(s for s in on if s in ref_seeds) if on else ()
+    if on and not three:
+        return (
+            None,
+            None,
+            f"{ref.label} ran none of the seeds {a.label} and {b.label} share: "
+            f"precision and device are not split.",
+        )
+    la3, lb3, lr3 = a.at(i, three), b.at(i, three), ref.at(i, three)
+    precision, device = lr3 - la3, lb3 - lr3
+    seeds_note = (
+        f" (on the {len(three)} seed{'s' * (len(three) > 1)} all three ran: {seed_names(three)})"
+        if three and three != on
+        else ""
+    )
+    return (
+        precision,
+        device,
+        f"Of the equal-iteration gap, {precision:+.4f} is precision ({ref.label} vs {a.label}) "
+        f"and {device:+.4f} the device itself (kernels, reduction order, dropout masks){seeds_note}.",
+    )

@@ -43,7 +43,7 @@ from nanobench.analyze.attribution import (
     Value,
     attribute,
     covers,
-    measure,
+    point_result,
     rounded_parts,
 )
 from nanobench.analyze.config import recipe_of, show_value
@@ -195,7 +195,7 @@ def build_ladder(
     points = [a] + [r.point for r in rungs]
     for p in points:
         if p not in known:
-            known[p] = measure(p, pool, target, margin, project_ok(p))
+            known[p] = point_result(p, pool, target, margin, project_ok(p))
     results = [known[p] for p in points]
     return Ladder(order, rungs, results, attribute(results))
 
@@ -224,8 +224,8 @@ def explain(
         )
 
     first_a, first_b = (
-        measure(a, pool, None, margin, project_ok(a)),
-        measure(b, pool, None, margin, project_ok(b)),
+        point_result(a, pool, None, margin, project_ok(a)),
+        point_result(b, pool, None, margin, project_ok(b)),
     )
     target, how = common_target(first_a, first_b, targets)
     known: dict = {}

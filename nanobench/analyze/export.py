@@ -128,111 +128,111 @@ def _equal_json(e, at: str):
     )
 
 
+def _config_json(cs, baseline) -> dict:
+    return {
+        "label": cs.label,
+        "seeds": cs.seeds,
+        # recipe keys whose value differs from the baseline's (null: not recorded)
+        "recipe_vs_baseline": {
+            k: None if v == "?" else json.loads(v)
+            for k, v in recipe_diff(cs.config.recipe, baseline.config.recipe).items()
+        },
+        "median_ms_per_iter": cs.median_step_s * 1e3 if cs.median_step_s else None,
+        "final_val_loss": cs.final_val_loss,
+        "best_val_loss": cs.best_val_loss,
+        "noisy_runs": [r.run_id for r in cs.runs if r.noise.verdict == "noisy"],
+    }
+
+
+def _pair_json(p) -> dict:
+    return {
+        "base": p.base.label,
+        "other": p.other.label,
+        "speedup": None
+        if p.speedup is None
+        else {
+            "ratio": p.speedup.ratio,
+            "low": p.speedup.low,
+            "high": p.speedup.high,
+            "method": "ratio of medians; range from quartiles",
+        },
+        "targets": [
+            {
+                "val_loss": t.target,
+                "base": _hit_json(t.base),
+                "other": _hit_json(t.other),
+                "base_reached": t.base_reached,
+                "other_reached": t.other_reached,
+                "iter_ratio": t.iter_ratio,
+                "train_time_ratio": t.train_time_ratio,
+                "wall_time_ratio": t.wall_time_ratio,
+            }
+            for t in p.targets
+        ],
+        "equal_iteration": _equal_json(p.equal_iter, "iter"),
+        "equal_train_time": _equal_json(p.equal_time, "train_time_s"),
+        "equal_tokens": _equal_json(p.equal_tokens, "tokens"),
+        "equal_flops": _equal_json(p.equal_flops, "flops"),
+        "verdict": p.verdict,
+        "equivalence": _equivalence_json(p.equivalence),
+        "explanation": p.explanation,
+    }
+
+
+def _group_json(g) -> dict:
+    return {
+        "scenario": g.scenario,
+        "dataset": g.dataset,
+        "dataset_sha256": g.dataset_sha256,
+        "baseline": g.baseline.label,
+        "baseline_why": g.baseline_why,
+        "targets": list(g.targets),
+        "confounds": g.confounds,
+        "notes": g.notes,
+        "runs": [_run_json(r) for r in g.runs],
+        "configurations": [_config_json(cs, g.baseline) for cs in g.configs],
+        "comparisons": [_pair_json(p) for p in g.pairs],
+        # device against device: "same settings" and "best vs best" (empty without `run --best` runs)
+        "device_speedups": [
+            {
+                "kind": d.kind,
+                "base": d.base.label,
+                "other": d.other.label,
+                "ratio": d.speedup.ratio,
+                "low": d.speedup.low,
+                "high": d.speedup.high,
+                "base_settings": d.base_settings,
+                "other_settings": d.other_settings,
+            }
+            for d in g.device_speedups
+        ],
+    }
+
+
+def _gate_json(r: GateResult) -> dict:
+    return {
+        "metric": r.gate.metric,
+        "scenario": r.scenario,
+        "configuration": r.config,
+        "baseline": r.baseline,
+        "value": r.value,
+        "limit": r.limit,
+        "passed": r.passed,
+        "noisy_runs": r.noisy,
+        "refused": r.passed is None,
+    }
+
+
 def to_json(
     c: Comparison, gates: list[GateResult] | None = None, ungated: list[str] | None = None
 ) -> dict:
-    groups = []
-    for g in c.groups:
-        groups.append(
-            {
-                "scenario": g.scenario,
-                "dataset": g.dataset,
-                "dataset_sha256": g.dataset_sha256,
-                "baseline": g.baseline.label,
-                "baseline_why": g.baseline_why,
-                "targets": list(g.targets),
-                "confounds": g.confounds,
-                "notes": g.notes,
-                "runs": [_run_json(r) for r in g.runs],
-                "configurations": [
-                    {
-                        "label": cs.label,
-                        "seeds": cs.seeds,
-                        # recipe keys whose value differs from the baseline's (null: not recorded)
-                        "recipe_vs_baseline": {
-                            k: None if v == "?" else json.loads(v)
-                            for k, v in recipe_diff(
-                                cs.config.recipe, g.baseline.config.recipe
-                            ).items()
-                        },
-                        "median_ms_per_iter": cs.median_step_s * 1e3 if cs.median_step_s else None,
-                        "final_val_loss": cs.final_val_loss,
-                        "best_val_loss": cs.best_val_loss,
-                        "noisy_runs": [r.run_id for r in cs.runs if r.noise.verdict == "noisy"],
-                    }
-                    for cs in g.configs
-                ],
-                "comparisons": [
-                    {
-                        "base": p.base.label,
-                        "other": p.other.label,
-                        "speedup": None
-                        if p.speedup is None
-                        else {
-                            "ratio": p.speedup.ratio,
-                            "low": p.speedup.low,
-                            "high": p.speedup.high,
-                            "method": "ratio of medians; range from quartiles",
-                        },
-                        "targets": [
-                            {
-                                "val_loss": t.target,
-                                "base": _hit_json(t.base),
-                                "other": _hit_json(t.other),
-                                "base_reached": t.base_reached,
-                                "other_reached": t.other_reached,
-                                "iter_ratio": t.iter_ratio,
-                                "train_time_ratio": t.train_time_ratio,
-                                "wall_time_ratio": t.wall_time_ratio,
-                            }
-                            for t in p.targets
-                        ],
-                        "equal_iteration": _equal_json(p.equal_iter, "iter"),
-                        "equal_train_time": _equal_json(p.equal_time, "train_time_s"),
-                        "equal_tokens": _equal_json(p.equal_tokens, "tokens"),
-                        "equal_flops": _equal_json(p.equal_flops, "flops"),
-                        "verdict": p.verdict,
-                        "equivalence": _equivalence_json(p.equivalence),
-                        "explanation": p.explanation,
-                    }
-                    for p in g.pairs
-                ],
-                # device against device: "same settings" and "best vs best" (empty without `run --best` runs)
-                "device_speedups": [
-                    {
-                        "kind": d.kind,
-                        "base": d.base.label,
-                        "other": d.other.label,
-                        "ratio": d.speedup.ratio,
-                        "low": d.speedup.low,
-                        "high": d.speedup.high,
-                        "base_settings": d.base_settings,
-                        "other_settings": d.other_settings,
-                    }
-                    for d in g.device_speedups
-                ],
-            }
-        )
     out = {
-        "groups": groups,
+        "groups": [_group_json(g) for g in c.groups],
         "warnings": c.warnings,
         "skipped": c.skipped,
         "references": [references.to_json(ch) for ch in c.references],
     }
     if gates is not None:
-        out["gates"] = [
-            {
-                "metric": r.gate.metric,
-                "scenario": r.scenario,
-                "configuration": r.config,
-                "baseline": r.baseline,
-                "value": r.value,
-                "limit": r.limit,
-                "passed": r.passed,
-                "noisy_runs": r.noisy,
-                "refused": r.passed is None,
-            }
-            for r in gates
-        ]
+        out["gates"] = [_gate_json(r) for r in gates]
         out["ungated"] = ungated or []
     return out

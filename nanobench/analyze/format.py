@@ -7,8 +7,9 @@ format through it, so a sentence and the table beside it never disagree on a fig
 from __future__ import annotations
 
 
-def fmt(x, spec: str = ".4f", none: str = "-") -> str:
-    return none if x is None else format(x, spec)
+def fmt(x, pattern: str = ".4f", none: str = "-") -> str:
+    """x in format()'s `pattern` (".4f", ".2%"), `none` for None."""
+    return none if x is None else format(x, pattern)
 
 
 def fmt_bytes(n) -> str:

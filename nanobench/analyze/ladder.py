@@ -1,9 +1,10 @@
-"""The ladder of `nanobench explain`: the factors in which two configurations differ, and a chain
-of configurations from one to the other that changes one factor (or one inseparable group: the
-device with its threads and torch version) per rung.
+"""The ladder of `nanobench explain`: the factors in which two points differ, and a chain of
+points from one to the other that changes one factor (or one inseparable group: the device
+with its threads and torch version) per rung.
 
-A *point* is one configuration at one length: the recipe (analyze/config.recipe_of), the
-iterations, device, dtype, compile, CPU threads and torch version. Recipe keys belong to the
+A *point* is where a run stands for explain: the recipe (analyze/config.recipe_of), the
+iterations, device, dtype, compile, CPU threads and torch version. It is not a `Config`
+(analyze/config.py) at a length: see `Point`. Recipe keys belong to the
 factor they change: the schedule (`lr_decay_iters`, `warmup_iters`) goes with the iterations,
 batch size, gradient accumulation and context with "batch and context", the layers, heads,
 width and bias with "model shape", and every other key is "the recipe". Pure functions.
@@ -71,8 +72,14 @@ DEFAULT_ORDER = "device-first"
 
 @dataclass(frozen=True)
 class Point:
-    """One configuration at one length. None in device_name, threads or torch means "any"
-    (a selector that names only the device type); `scenario` and `base` only build commands."""
+    """Where a run stands on the ladder: a factor explain splits a gap into is a field. None in
+    device_name, threads or torch means "any" (a selector that names only the device type);
+    `scenario` and `base` only build commands.
+
+    Not a `Config` (analyze/config.py), which says which runs are seeds of one configuration
+    for `compare`: a Point adds what explain attributes time to and compare does not split on
+    (the length, CPU threads, torch version), may leave some of it open, and has no place for
+    what explain leaves out (a resumed run's parent, an imported log, `--best`)."""
 
     recipe: tuple[tuple[str, str], ...]
     iters: int
@@ -239,7 +246,7 @@ class Rung:
         str, ...
     ]  # what this rung changes (one factor; the device carries threads and torch)
     description: str
-    point: Point  # the configuration after the change
+    point: Point  # the point after the change
 
 
 def parse_order(text: str | None) -> tuple[str, ...]:

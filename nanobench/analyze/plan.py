@@ -327,29 +327,23 @@ def plan_missing(
                 f"{n} seed{'s' * (n > 1)} x ({fmt_time(est)} + {STARTUP_S:g} s start-up): {how}",
             )
         )
-    folded = []
-    for plan in plans:
-        longer = next(
-            (
-                o
-                for o in plans
-                if o is not plan and not o.probe and not plan.probe and _folds(plan.point, o.point)
-            ),
-            None,
+    return _fold_shorter(plans)
+
+
+def _fold_shorter(plans: list[RunPlan]) -> list[RunPlan]:
+    """The plans less those a longer run of the same recipe makes too, each longer one saying
+    which points it covers (probes neither fold nor are folded)."""
+
+    def folds(short: RunPlan, long: RunPlan) -> bool:
+        return (
+            short is not long
+            and not short.probe
+            and not long.probe
+            and _folds(short.point, long.point)
         )
-        if longer is None:
-            folded.append(plan)
-    return [
-        replace(
-            p,
-            covers=tuple(
-                o.point
-                for o in plans
-                if o is not p and not o.probe and not p.probe and _folds(o.point, p.point)
-            ),
-        )
-        for p in folded
-    ]
+
+    kept = [plan for plan in plans if not any(folds(plan, o) for o in plans)]
+    return [replace(p, covers=tuple(o.point for o in plans if folds(o, p))) for p in kept]
 
 
 def _folds(short: Point, long: Point) -> bool:

@@ -462,11 +462,11 @@ def val_loss_at(evals: tuple[Evaluation, ...], x: float, axis) -> float | None:
 # ---- loading: the one place analysis reads files ------------------------------------------------
 
 
-def load_runs(specs: list[str], skip_bad: bool = False) -> tuple[list[results.Run], list[str]]:
+def load_runs(paths: list[str], skip_bad: bool = False) -> tuple[list[results.Run], list[str]]:
     """Expand paths and read each run. Without skip_bad the first unreadable file raises
     InputError; with it, such files are listed (one line each) and left out."""
     runs, skipped = [], []
-    for path in results.expand_paths(specs):
+    for path in results.expand_paths(paths):
         try:
             runs.append(results.read_run(path))
         except InputError as exc:
@@ -475,7 +475,7 @@ def load_runs(specs: list[str], skip_bad: bool = False) -> tuple[list[results.Ru
             skipped.append(str(exc))
     if not runs:
         raise InputError(
-            f"{' '.join(specs)}: no readable result file"
+            f"{' '.join(paths)}: no readable result file"
             + (f" ({len(skipped)} skipped)" if skipped else "")
         )
     return runs, skipped

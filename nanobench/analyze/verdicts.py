@@ -20,29 +20,9 @@ def verdict(p) -> str:
         else:  # say "slower" with the range inverted, so the numbers read the same way
             way, lo, hi = f"{fmt_ratio(1 / s.ratio)} slower", 1 / s.high, 1 / s.low
         parts.append(f"{o} ran {way} per iteration than {b} (quartile range {lo:.2f}-{hi:.2f}x)")
-    both = [t for t in p.targets if t.train_time_ratio is not None]
-    if both:
-        t = min(both, key=lambda t: t.target)  # the hardest target both reached
-        r = t.train_time_ratio
-        way = f"{fmt_ratio(r)} sooner" if r >= 1 else f"{fmt_ratio(1 / r)} later"
-        parts.append(
-            f"{o} reached val {t.target:.2f} {way} than {b} (train time {fmt_time(t.other.train_time_s)} "
-            f"vs {fmt_time(t.base.train_time_s)})"
-        )
-    else:
-        one = [t for t in p.targets if (t.base is None) != (t.other is None)]
-        if one:
-            t = min(one, key=lambda t: t.target)
-            who, hit, never, never_cs = (
-                (o, t.other, b, p.base) if t.other else (b, t.base, o, p.other)
-            )
-            parts.append(
-                f"{who} reached val {t.target:.2f} after {fmt_time(hit.train_time_s)} of training; "
-                f"{never} never did (best {never_cs.best_val_loss:.4f})"
-            )
-        elif p.targets:
-            t = min(p.targets, key=lambda t: t.target)
-            parts.append(f"neither reached val {t.target:.2f}")
+    reached = _target_words(p, o, b)
+    if reached:
+        parts.append(reached)
     if p.equal_iter:
         e = p.equal_iter
         parts.append(
@@ -60,6 +40,31 @@ def verdict(p) -> str:
             f"the timings above rest on noisy runs, so the speedup and times are not to be trusted: {noisy}"
         )
     return "; ".join(parts) + "."
+
+
+def _target_words(p, o: str, b: str) -> str:
+    """The hardest target both reached and how much sooner; else the hardest one side reached
+    and the other never did; else the hardest, which neither reached; '' without targets."""
+    both = [t for t in p.targets if t.train_time_ratio is not None]
+    if both:
+        t = min(both, key=lambda t: t.target)  # the hardest target both reached
+        r = t.train_time_ratio
+        way = f"{fmt_ratio(r)} sooner" if r >= 1 else f"{fmt_ratio(1 / r)} later"
+        return (
+            f"{o} reached val {t.target:.2f} {way} than {b} (train time {fmt_time(t.other.train_time_s)} "
+            f"vs {fmt_time(t.base.train_time_s)})"
+        )
+    one = [t for t in p.targets if (t.base is None) != (t.other is None)]
+    if one:
+        t = min(one, key=lambda t: t.target)
+        who, hit, never, never_cs = (o, t.other, b, p.base) if t.other else (b, t.base, o, p.other)
+        return (
+            f"{who} reached val {t.target:.2f} after {fmt_time(hit.train_time_s)} of training; "
+            f"{never} never did (best {never_cs.best_val_loss:.4f})"
+        )
+    if p.targets:
+        return f"neither reached val {min(t.target for t in p.targets):.2f}"
+    return ""
 
 
 def _on(e) -> str:
@@ -108,24 +113,7 @@ def equivalence_sentence(eq: dict, base: str, other: str, imported: str = "") ->
     short = _cut_short(eq, final, base, other)
     gone = diverged_words(final, base, other)
     if final.ci95 is None:
-        on = f", difference {final.diff:+.4f} {final.split.on()}" if final.split else ""
-        if gone:
-            return (
-                f"Equivalence of {other} and {base}: diverged at iteration {final.iter}: {gone}; never "
-                f"equivalent from there{on}{short}."
-            )
-        if not imported:
-            return (
-                f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; "
-                f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed "
-                f"spread{short}."
-            )
-        fixed = " (nanoGPT's train.py fixes its seed at 1337)" if imported == "nanogpt" else ""
-        return (
-            f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; 2 or more "
-            f"seeds of each compare the difference with the seed-to-seed spread: --seeds for nanobench's runs, "
-            f"logs of runs with other seeds for the imported {imported} side{fixed}{short}."
-        )
+        return _without_interval(final, base, other, imported, gone, short)
     points = eq["points"]
     counts = {
         v: sum(1 for p in points if p.verdict == v)
@@ -161,6 +149,29 @@ def equivalence_sentence(eq: dict, base: str, other: str, imported: str = "") ->
         f"Equivalence needs no correction for the many evaluations (an intersection-union test: every one "
         f'must pass); the tests of a zero difference behind "different" are Holm-corrected over {looks}.'
         + sets
+    )
+
+
+def _without_interval(final, base: str, other: str, imported: str, gone: str, short: str) -> str:
+    """The verdict where the final evaluation has no interval: a seed diverged on one side, or
+    a side has a single seed (with how to get more: --seeds, or logs of an imported side)."""
+    on = f", difference {final.diff:+.4f} {final.split.on()}" if final.split else ""
+    if gone:
+        return (
+            f"Equivalence of {other} and {base}: diverged at iteration {final.iter}: {gone}; never "
+            f"equivalent from there{on}{short}."
+        )
+    if not imported:
+        return (
+            f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; "
+            f"run 2 or more seeds of each (--seeds) to compare the difference with the seed-to-seed "
+            f"spread{short}."
+        )
+    fixed = " (nanoGPT's train.py fixes its seed at 1337)" if imported == "nanogpt" else ""
+    return (
+        f"Equivalence of {other} and {base}: undecided, {final.n_b} and {final.n_a} seed(s){on}; 2 or more "
+        f"seeds of each compare the difference with the seed-to-seed spread: --seeds for nanobench's runs, "
+        f"logs of runs with other seeds for the imported {imported} side{fixed}{short}."
     )
 
 

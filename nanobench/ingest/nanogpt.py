@@ -137,6 +137,31 @@ def looks_like(lines: list[str]) -> bool:
     )
 
 
+def _config_line(stripped: str) -> list[tuple[str, object]] | None:
+    """The `name = value` assignments of a line of the config file train.py echoes (a value
+    computed, e.g. time.time(), kept as its text); None when the line is not Python a config
+    file holds, and so belongs to the log itself."""
+    try:
+        tree = ast.parse(stripped)
+    except SyntaxError:
+        return None
+    if any(isinstance(x, ast.Expr) and not isinstance(x.value, ast.Call) for x in tree.body):
+        return None  # a bare expression ("n_head is two") parses, yet no config file line is one
+    assigned = []
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                value = ast.unparse(node.value)
+            assigned.append((node.targets[0].id, value))
+    return assigned
+
+
 def parse(path: Path, text: str) -> Parsed:
     lines = text.split("\n")
     cut = not text.endswith("\n")  # a log of a killed run may end mid-line
@@ -158,31 +183,10 @@ def parse(path: Path, text: str) -> Parsed:
         if kind is None and in_config is not None:
             if not stripped or stripped.startswith("#"):
                 continue
-            try:
-                tree = ast.parse(stripped)
-            except SyntaxError:
-                tree = None
-            if tree is not None and any(
-                isinstance(x, ast.Expr) and not isinstance(x.value, ast.Call) for x in tree.body
-            ):
-                tree = None  # a bare expression ("n_head is two") parses, yet no config file line is one
-            if tree is not None:
-                for node in tree.body:
-                    if (
-                        isinstance(node, ast.Assign)
-                        and len(node.targets) == 1
-                        and isinstance(node.targets[0], ast.Name)
-                    ):
-                        try:
-                            value = ast.literal_eval(node.value)
-                        except ValueError:
-                            value = ast.unparse(
-                                node.value
-                            )  # computed (e.g. time.time()): kept as its text
-                        values[node.targets[0].id] = (
-                            value,
-                            f"line {n} (config file {in_config}): {stripped}",
-                        )
+            assigned = _config_line(stripped)
+            if assigned is not None:
+                where = f"line {n} (config file {in_config}): {stripped}"
+                values.update((name, (value, where)) for name, value in assigned)
                 continue
         if kind is None:
             if n == len(lines) and cut:
@@ -226,6 +230,26 @@ def parse(path: Path, text: str) -> Parsed:
     return out
 
 
+def _dtype(device, dtype, src: str) -> tuple[str, str]:
+    """(nanobench's dtype, where it came from) of a run on `device` given nanoGPT's `dtype`
+    setting as printed (None: not printed) and where it was printed."""
+    if not str(device).startswith("cuda"):
+        return (
+            "fp32",
+            f"device {device}: nanoGPT runs without autocast off CUDA, so fp32 "
+            f"whatever dtype says" + (f" ({dtype})" if dtype else ""),
+        )
+    if dtype is not None:
+        # nanoGPT turns TF32 on for CUDA matmuls: its float32 is tf32
+        ours = {"float32": "tf32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, str(dtype))
+        return ours, src
+    return (
+        "bf16",
+        "nanoGPT's default on a GPU with bf16 (Ampere and newer; float16 on older "
+        "ones: give --dtype fp16)",
+    )
+
+
 def _recipe(out: Parsed, values: dict) -> None:
     """nanoGPT's settings (printed or default) -> nanobench's scenario keys and options."""
 
@@ -260,28 +284,7 @@ def _recipe(out: Parsed, values: dict) -> None:
     compiled, src = get("compile")
     out.set("options.compile", bool(compiled), src)
     out.set("options.seed", SEED, "nanoGPT seeds torch with 1337 (+ rank) in train.py")
-    dtype, src = values.get("dtype", (None, ""))
-    if not str(device).startswith("cuda"):
-        out.set(
-            "options.dtype",
-            "fp32",
-            f"device {device}: nanoGPT runs without autocast off CUDA, so fp32 "
-            f"whatever dtype says" + (f" ({dtype})" if dtype else ""),
-        )
-    elif dtype is not None:
-        # nanoGPT turns TF32 on for CUDA matmuls: its float32 is tf32
-        out.set(
-            "options.dtype",
-            {"float32": "tf32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, str(dtype)),
-            src,
-        )
-    else:
-        out.set(
-            "options.dtype",
-            "bf16",
-            "nanoGPT's default on a GPU with bf16 (Ampere and newer; float16 on older "
-            "ones: give --dtype fp16)",
-        )
+    out.set("options.dtype", *_dtype(device, *values.get("dtype", (None, ""))))
 
     r = out.recipe
     if out.vocab_size and all(isinstance(r.get(k), int) for k in ("model.n_layer", "model.n_embd")):

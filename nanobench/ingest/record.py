@@ -165,6 +165,35 @@ def _run_id(scenario: str, device_type: str, dtype: str, sha: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{prefix}-{device_type}-{dtype}-{sha[:12]}")
 
 
+def _scenario_of(parsed: Parsed) -> tuple[dict, list[str]]:
+    """The shipped scenario the log's recipe matches, or one named after the recipe's hash;
+    and how the closest shipped one differs (match_scenario)."""
+    scenario, differs = match_scenario(parsed.recipe)
+    if scenario is None:
+        recipe_hash = hashlib.sha256(repr(sorted(parsed.recipe.items())).encode()).hexdigest()[:8]
+        name = f"imported-{parsed.format.replace('.', '')}-{recipe_hash}"
+        scenario = _scenario_dict(
+            parsed.recipe,
+            name,
+            f"recipe of an imported {parsed.format} log (no shipped scenario matches)",
+        )
+    return scenario, differs
+
+
+def _flops_per_iter(m: dict, n_params: int | None, tokens_per_iter: int | None) -> int | None:
+    """Model FLOPs per iteration from the recipe's model section; None where the log gives no
+    model shape, parameter count or tokens per iteration."""
+    if not (
+        tokens_per_iter
+        and n_params
+        and all(k in m for k in ("n_layer", "n_head", "n_embd", "block_size"))
+    ):
+        return None
+    head_size = m["n_embd"] // m["n_head"]
+    per_token = flops_per_token(n_params, m["n_layer"], m["n_head"], head_size, m["block_size"])
+    return per_token * tokens_per_iter
+
+
 def build(
     parsed: Parsed,
     source: Path,
@@ -203,31 +232,9 @@ def build(
             f"nanobench's final row holds the final evaluation only"
         )
 
-    scenario, differs = match_scenario(parsed.recipe)
-    if scenario is None:
-        recipe_hash = hashlib.sha256(repr(sorted(parsed.recipe.items())).encode()).hexdigest()[:8]
-        name = f"imported-{parsed.format.replace('.', '')}-{recipe_hash}"
-        scenario = _scenario_dict(
-            parsed.recipe,
-            name,
-            f"recipe of an imported {parsed.format} log (no shipped scenario matches)",
-        )
-
-    m = scenario.get("model", {})
-    tokens_per_iter = parsed.tokens_per_iter
-    n_params = parsed.n_params
-    flops_iter = None
-    if (
-        tokens_per_iter
-        and n_params
-        and all(k in m for k in ("n_layer", "n_head", "n_embd", "block_size"))
-    ):
-        flops_iter = (
-            flops_per_token(
-                n_params, m["n_layer"], m["n_head"], m["n_embd"] // m["n_head"], m["block_size"]
-            )
-            * tokens_per_iter
-        )
+    scenario, differs = _scenario_of(parsed)
+    tokens_per_iter, n_params = parsed.tokens_per_iter, parsed.n_params
+    flops_iter = _flops_per_iter(scenario.get("model", {}), n_params, tokens_per_iter)
     peak = peak_for(device_type, device_name, opts["dtype"])
     if flops_iter is None:
         peak = peaks.Peak(

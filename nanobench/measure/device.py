@@ -23,7 +23,7 @@ from nanobench import process
 from nanobench.errors import InputError
 from nanobench.measure import host, metrics, nvml
 
-_SPEC = re.compile(r"(cpu|cuda|mps)(?::(\d+))?|auto")
+_SYNTAX = re.compile(r"(cpu|cuda|mps)(?::(\d+))?|auto")
 _USE = "use cpu, cuda, cuda:N, mps or auto"
 MPS_NAME = "Apple GPU (mps)"  # torch reports no model name for Apple GPUs
 
@@ -55,8 +55,7 @@ class DeviceRequest:
     index: int | None = None
 
     def resolve(self) -> Device:
-        """The device this spec names on this machine; InputError naming it if absent."""
-        spec = self.text
+        """The device this request names on this machine; InputError naming it if absent."""
         if self.kind == "auto":
             if torch.cuda.is_available():
                 return Device.cuda(None)  # the current CUDA device, as torch.device("cuda")
@@ -67,17 +66,17 @@ class DeviceRequest:
         if self.kind == "cuda":
             if not torch.cuda.is_available():
                 raise InputError(
-                    f"--device {spec}: CUDA is not available on this machine (devices here: {here})"
+                    f"--device {self.text}: CUDA is not available on this machine (devices here: {here})"
                 )
             index = self.index or 0
             if index >= torch.cuda.device_count():
                 raise InputError(
-                    f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here"
+                    f"--device {self.text}: only {torch.cuda.device_count()} CUDA device(s) here"
                 )
             return Device.cuda(index)
         if not _mps_available():
             raise InputError(
-                f"--device {spec}: MPS is not available on this machine (devices here: {here})"
+                f"--device {self.text}: MPS is not available on this machine (devices here: {here})"
             )
         return Device("mps", None, MPS_NAME)
 
@@ -88,19 +87,19 @@ def devices_here() -> list[Device]:
     return found + ([Device("mps", None, MPS_NAME)] if _mps_available() else [])
 
 
-def parse_device(spec: str) -> DeviceRequest:
+def parse_device(text: str) -> DeviceRequest:
     """`cpu`, `cuda`, `cuda:N`, `mps` or `auto` -> a DeviceRequest (syntax only: nothing probed).
     The one reader of device strings: run, resume, parity and the torchrun launcher use it."""
-    match = _SPEC.fullmatch(spec) if isinstance(spec, str) else None
+    match = _SYNTAX.fullmatch(text) if isinstance(text, str) else None
     if not match:
-        raise InputError(f"--device {spec}: not a device ({_USE})")
+        raise InputError(f"--device {text}: not a device ({_USE})")
     kind = match.group(1) or "auto"
-    return DeviceRequest(spec, kind, int(match.group(2)) if match.group(2) is not None else None)
+    return DeviceRequest(text, kind, int(match.group(2)) if match.group(2) is not None else None)
 
 
-def resolve(spec: str) -> Device:
-    """parse_device(spec).resolve(): a device string straight to the Device it names here."""
-    return parse_device(spec).resolve()
+def resolve(text: str) -> Device:
+    """parse_device(text).resolve(): a device string straight to the Device it names here."""
+    return parse_device(text).resolve()
 
 
 @dataclass(frozen=True)

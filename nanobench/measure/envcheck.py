@@ -133,17 +133,6 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
         - (getattr(after, "guest", 0) - getattr(before, "guest", 0))
         - (getattr(after, "guest_nice", 0) - getattr(before, "guest_nice", 0))
     )
-    temps = {}
-    try:
-        for chip, entries in (psutil.sensors_temperatures() or {}).items():
-            for e in entries:
-                temps[f"{chip}/{e.label or 'temp'}"] = {
-                    "current_c": e.current,
-                    "high_c": e.high,
-                    "critical_c": e.critical,
-                }
-    except (AttributeError, OSError):
-        pass
     try:
         battery = psutil.sensors_battery()
     except (AttributeError, OSError):
@@ -166,7 +155,7 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
         "boost": _read(f"{cpu_root}/cpufreq/boost"),  # "1": boost on (acpi-cpufreq, amd-pstate)
         "smt_control": _read(f"{cpu_root}/smt/control"),
         "smt_siblings": _siblings(cpu_root),
-        "temperatures": temps,
+        "temperatures": _temperatures(),
         "on_battery": None
         if battery is None or battery.power_plugged is None
         else not battery.power_plugged,
@@ -174,141 +163,180 @@ def gather(window_s: float = 1.0, cpu_root: str = "/sys/devices/system/cpu") -> 
     }
 
 
+def _temperatures() -> dict:
+    """'chip/label' -> current, high and critical degrees C of every sensor psutil reads ({}
+    where it reads none: macOS and Windows have no sensors_temperatures)."""
+    import psutil
+
+    temps = {}
+    try:
+        for chip, entries in (psutil.sensors_temperatures() or {}).items():
+            for e in entries:
+                temps[f"{chip}/{e.label or 'temp'}"] = {
+                    "current_c": e.current,
+                    "high_c": e.high,
+                    "critical_c": e.critical,
+                }
+    except (AttributeError, OSError):
+        pass
+    return temps
+
+
 def _cpu_checks(f: dict) -> list[Check]:
-    out = []
+    """The CPU's checks, in the order they are shown; a check with nothing to say is left out."""
+    found = (
+        _cpu_load(f),
+        _steal(f),
+        _governor(f),
+        _turbo(f),
+        _smt_siblings(f),
+        _thermal(f),
+        _power(f),
+    )
+    return [c for c in found if c is not None]
+
+
+def _cpu_load(f: dict) -> Check:
     n = f.get("logical_cpus") or 1
     busy = f.get("cpu_busy_percent")
     if busy is None:
-        out.append(Check("cpu load", "unknown", "per-CPU utilisation unreadable"))
-    else:
-        used = sum(busy) / 100
-        top = ", ".join(
-            f"{p['name']} ({p['pid']}) {p['cpu_percent']:.0f}%"
-            for p in f.get("top_processes") or []
-        )
-        if used >= noise.OTHER_CORES_MIN:
-            out.append(
-                Check(
-                    "cpu load",
-                    "warn",
-                    f"other processes use {used:.1f} of {n} cores now"
-                    + (f" (load average {f['load_avg'][0]:.1f})" if f.get("load_avg") else "")
-                    + (f"; busiest: {top}" if top else ""),
-                    "wait for them to finish or stop them (`top` shows them); benchmark on an idle machine",
-                )
-            )
-        else:
-            out.append(Check("cpu load", "ok", f"{used:.1f} of {n} cores in use by others"))
+        return Check("cpu load", "unknown", "per-CPU utilisation unreadable")
+    used = sum(busy) / 100
+    if used < noise.OTHER_CORES_MIN:
+        return Check("cpu load", "ok", f"{used:.1f} of {n} cores in use by others")
+    top = ", ".join(
+        f"{p['name']} ({p['pid']}) {p['cpu_percent']:.0f}%" for p in f.get("top_processes") or []
+    )
+    return Check(
+        "cpu load",
+        "warn",
+        f"other processes use {used:.1f} of {n} cores now"
+        + (f" (load average {f['load_avg'][0]:.1f})" if f.get("load_avg") else "")
+        + (f"; busiest: {top}" if top else ""),
+        "wait for them to finish or stop them (`top` shows them); benchmark on an idle machine",
+    )
+
+
+def _steal(f: dict) -> Check | None:
     steal = f.get("steal_frac")
-    if steal is not None:
-        out.append(
-            Check(
-                "steal time",
-                "warn" if steal >= noise.STEAL_FRAC_MIN else "ok",
-                f"the hypervisor took {steal:.0%} of the CPU time over the last second",
-                "use a dedicated (or less crowded) instance"
-                if steal >= noise.STEAL_FRAC_MIN
-                else None,
-            )
-        )
+    if steal is None:
+        return None
+    return Check(
+        "steal time",
+        "warn" if steal >= noise.STEAL_FRAC_MIN else "ok",
+        f"the hypervisor took {steal:.0%} of the CPU time over the last second",
+        "use a dedicated (or less crowded) instance" if steal >= noise.STEAL_FRAC_MIN else None,
+    )
+
+
+def _governor(f: dict) -> Check:
     govs = f.get("governors")
     if not govs:
-        out.append(
-            Check(
-                "cpu governor",
-                "unknown",
-                "no cpufreq in sysfs (a VM or container): the host sets the clock",
-            )
+        return Check(
+            "cpu governor",
+            "unknown",
+            "no cpufreq in sysfs (a VM or container): the host sets the clock",
         )
-    elif govs != ["performance"]:
-        out.append(
-            Check(
-                "cpu governor",
-                "warn",
-                f"governor {'/'.join(govs)}: the clock follows the load",
-                "sudo cpupower frequency-set -g performance",
-            )
+    if govs != ["performance"]:
+        return Check(
+            "cpu governor",
+            "warn",
+            f"governor {'/'.join(govs)}: the clock follows the load",
+            "sudo cpupower frequency-set -g performance",
         )
-    else:
-        out.append(Check("cpu governor", "ok", "performance"))
+    return Check("cpu governor", "ok", "performance")
+
+
+def _turbo(f: dict) -> Check:
     if f.get("no_turbo") == "0" or f.get("boost") == "1":
-        out.append(
-            Check(
-                "turbo",
-                "warn",
-                "turbo/boost is on: the clock varies with temperature and how many cores are busy",
-                "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo"
-                if f.get("no_turbo") == "0"
-                else "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost",
-            )
+        return Check(
+            "turbo",
+            "warn",
+            "turbo/boost is on: the clock varies with temperature and how many cores are busy",
+            "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo"
+            if f.get("no_turbo") == "0"
+            else "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost",
         )
-    elif f.get("no_turbo") == "1" or f.get("boost") == "0":
-        out.append(Check("turbo", "ok", "turbo/boost off"))
-    else:
-        out.append(Check("turbo", "unknown", "no turbo/boost switch in sysfs"))
+    if f.get("no_turbo") == "1" or f.get("boost") == "0":
+        return Check("turbo", "ok", "turbo/boost off")
+    return Check("turbo", "unknown", "no turbo/boost switch in sysfs")
+
+
+def _smt_siblings(f: dict) -> Check | None:
+    busy = f.get("cpu_busy_percent")
     pairs = [g for g in f.get("smt_siblings") or [] if len(g) > 1]
-    if pairs and busy is not None:
-        hot = [g for g in pairs if any(busy[c] >= BUSY_CPU_PERCENT for c in g if c < len(busy))]
-        if hot:
-            out.append(
-                Check(
-                    "smt siblings",
-                    "warn",
-                    f"SMT is on and {len(hot)} of {len(pairs)} cores have a busy sibling "
-                    f"thread, which shares the core with a run's thread",
-                    "echo off | sudo tee /sys/devices/system/cpu/smt/control "
-                    "(or --threads at most the idle physical cores)",
-                )
-            )
-        else:
-            out.append(
-                Check(
-                    "smt siblings",
-                    "ok",
-                    f"SMT on, no busy sibling threads among {len(pairs)} cores",
-                )
-            )
+    if not pairs or busy is None:
+        return None
+    hot = [g for g in pairs if any(busy[c] >= BUSY_CPU_PERCENT for c in g if c < len(busy))]
+    if not hot:
+        return Check(
+            "smt siblings", "ok", f"SMT on, no busy sibling threads among {len(pairs)} cores"
+        )
+    return Check(
+        "smt siblings",
+        "warn",
+        f"SMT is on and {len(hot)} of {len(pairs)} cores have a busy sibling "
+        f"thread, which shares the core with a run's thread",
+        "echo off | sudo tee /sys/devices/system/cpu/smt/control "
+        "(or --threads at most the idle physical cores)",
+    )
+
+
+def _thermal(f: dict) -> Check:
     hot = [
         f"{name} {t['current_c']:.0f} C (high {t['high_c']:.0f} C)"
         for name, t in (f.get("temperatures") or {}).items()
         if t.get("high_c") and t["current_c"] >= t["high_c"] - HOT_MARGIN_C
     ]
     if hot:
-        out.append(
-            Check(
-                "thermal",
-                "warn",
-                "near the throttling point: " + ", ".join(hot),
-                "let the machine cool; check its fans and airflow",
-            )
+        return Check(
+            "thermal",
+            "warn",
+            "near the throttling point: " + ", ".join(hot),
+            "let the machine cool; check its fans and airflow",
         )
-    elif f.get("temperatures"):
-        out.append(Check("thermal", "ok", "all sensors below their high mark"))
-    else:
-        out.append(Check("thermal", "unknown", "no temperature sensors readable"))
+    if f.get("temperatures"):
+        return Check("thermal", "ok", "all sensors below their high mark")
+    return Check("thermal", "unknown", "no temperature sensors readable")
+
+
+def _power(f: dict) -> Check | None:
     if f.get("on_battery"):
-        out.append(
-            Check("power", "warn", "on battery: laptops lower their clocks", "plug in the charger")
+        return Check(
+            "power", "warn", "on battery: laptops lower their clocks", "plug in the charger"
         )
-    elif f.get("on_battery") is False:
-        out.append(Check("power", "ok", "on mains power"))
-    return out
+    if f.get("on_battery") is False:
+        return Check("power", "ok", "on mains power")
+    return None
 
 
 def _gpu_checks(g: dict) -> list[Check]:
+    """One GPU's checks (`g`: its facts from _gpus), in the order they are shown."""
     name = f"gpu {g['index']}"
-    out = []
+    found = (
+        _gpu_persistence(g, name),
+        _gpu_clocks(g, name),
+        _gpu_power_limit(g, name),
+        _gpu_thermal(g, name),
+        _gpu_in_use(g, name),
+    )
+    return [c for c in found if c is not None]
+
+
+def _gpu_persistence(g: dict, name: str) -> Check | None:
     if g.get("persistence_mode") == 0:
-        out.append(
-            Check(
-                f"{name} persistence",
-                "warn",
-                "persistence mode off: the driver re-initialises the GPU for each process",
-                f"sudo nvidia-smi -i {g['index']} -pm 1",
-            )
+        return Check(
+            f"{name} persistence",
+            "warn",
+            "persistence mode off: the driver re-initialises the GPU for each process",
+            f"sudo nvidia-smi -i {g['index']} -pm 1",
         )
-    elif g.get("persistence_mode") == 1:
-        out.append(Check(f"{name} persistence", "ok", "persistence mode on"))
+    if g.get("persistence_mode") == 1:
+        return Check(f"{name} persistence", "ok", "persistence mode on")
+    return None
+
+
+def _gpu_clocks(g: dict, name: str) -> Check:
     slow = noise.gpu_slowdowns(g.get("clock_event_mask"))
     # at its power limit: the steady state of a loaded consumer card, said but not a slowdown
     capped = bool((g.get("clock_event_mask") or 0) & noise.GPU_POWER_CAP)
@@ -316,66 +344,62 @@ def _gpu_checks(g: dict) -> list[Check]:
         ", held at its power limit now" if capped else ""
     )
     if slow:
-        out.append(
-            Check(
-                f"{name} clocks",
-                "warn",
-                f"{clocks}, slowed now ({', '.join(slow)})",
-                f"nvidia-smi -i {g['index']} -q -d PERFORMANCE shows why",
-            )
+        return Check(
+            f"{name} clocks",
+            "warn",
+            f"{clocks}, slowed now ({', '.join(slow)})",
+            f"nvidia-smi -i {g['index']} -q -d PERFORMANCE shows why",
         )
-    else:
-        out.append(
-            Check(
-                f"{name} clocks",
-                "ok",
-                f"{clocks}; boost clocks still vary with power and temperature",
-                f"to pin them: sudo nvidia-smi -i {g['index']} --lock-gpu-clocks=<MHz>,<MHz>",
-            )
-        )
+    return Check(
+        f"{name} clocks",
+        "ok",
+        f"{clocks}; boost clocks still vary with power and temperature",
+        f"to pin them: sudo nvidia-smi -i {g['index']} --lock-gpu-clocks=<MHz>,<MHz>",
+    )
+
+
+def _gpu_power_limit(g: dict, name: str) -> Check | None:
     limit, default = g.get("power_limit_w"), g.get("power_limit_default_w")
     if limit and default and limit < 0.99 * default:
-        out.append(
-            Check(
-                f"{name} power limit",
-                "warn",
-                f"power limit {limit:.0f} W, below the default {default:.0f} W",
-                f"sudo nvidia-smi -i {g['index']} -pl {default:.0f}",
-            )
+        return Check(
+            f"{name} power limit",
+            "warn",
+            f"power limit {limit:.0f} W, below the default {default:.0f} W",
+            f"sudo nvidia-smi -i {g['index']} -pl {default:.0f}",
         )
-    elif limit:
-        out.append(Check(f"{name} power limit", "ok", f"power limit {limit:.0f} W"))
+    if limit:
+        return Check(f"{name} power limit", "ok", f"power limit {limit:.0f} W")
+    return None
+
+
+def _gpu_thermal(g: dict, name: str) -> Check | None:
     temp, slowdown = g.get("temperature_c"), g.get("slowdown_temperature_c")
-    if temp is not None and slowdown and temp >= slowdown - HOT_MARGIN_C:
-        out.append(
-            Check(
-                f"{name} thermal",
-                "warn",
-                f"{temp} C, slowdown at {slowdown} C",
-                "cool the GPU (airflow, fan curve)",
-            )
+    if temp is None:
+        return None
+    if slowdown and temp >= slowdown - HOT_MARGIN_C:
+        return Check(
+            f"{name} thermal",
+            "warn",
+            f"{temp} C, slowdown at {slowdown} C",
+            "cool the GPU (airflow, fan curve)",
         )
-    elif temp is not None:
-        out.append(
-            Check(
-                f"{name} thermal",
-                "ok",
-                f"{temp} C" + (f" (slowdown at {slowdown} C)" if slowdown else ""),
-            )
-        )
+    return Check(
+        f"{name} thermal", "ok", f"{temp} C" + (f" (slowdown at {slowdown} C)" if slowdown else "")
+    )
+
+
+def _gpu_in_use(g: dict, name: str) -> Check | None:
     util, procs = g.get("utilization_percent"), g.get("compute_processes")
     if (util or 0) >= GPU_BUSY_PERCENT or procs:
-        out.append(
-            Check(
-                f"{name} in use",
-                "warn",
-                f"{util}% busy, {procs} compute process(es) already on it",
-                f"wait for them (nvidia-smi -i {g['index']} lists them) or use another GPU",
-            )
+        return Check(
+            f"{name} in use",
+            "warn",
+            f"{util}% busy, {procs} compute process(es) already on it",
+            f"wait for them (nvidia-smi -i {g['index']} lists them) or use another GPU",
         )
-    elif util is not None:
-        out.append(Check(f"{name} in use", "ok", "idle"))
-    return out
+    if util is not None:
+        return Check(f"{name} in use", "ok", "idle")
+    return None
 
 
 def checks(facts: dict) -> list[Check]:

@@ -17,10 +17,10 @@ def survey(calibrate: bool = False, log=None) -> dict:
     devices = []
     for kind in available_kinds():
         names = [f"cuda:{i}" for i in range(cuda_device_count())] if kind == "cuda" else [kind]
-        for spec in names:
-            d = resolve(spec)
+        for text in names:
+            d = resolve(text)
             entry = {
-                "device": spec,
+                "device": text,
                 "name": d.name,
                 "memory_bytes": d.memory_total_bytes(),
                 "peaks": {},
@@ -33,7 +33,7 @@ def survey(calibrate: bool = False, log=None) -> dict:
                     entry["peaks"][dtype] = {"supported": False, "why": str(exc)}
                     continue
                 if log:
-                    log(f"{'calibrating' if calibrate else 'peaks for'} {spec} {dtype}")
+                    log(f"{'calibrating' if calibrate else 'peaks for'} {text} {dtype}")
                 spec_peak = peaks.spec_peak(d, precision)
                 measured = peaks.measured_peak(d, precision, recalibrate=calibrate)
                 entry["peaks"][dtype] = {

@@ -175,10 +175,10 @@ ENV_FIELDS = [  # (row name, its value in a run's metadata; None is shown as "-"
     ("run", lambda m: m.run_id),
     ("scenario", lambda m: m.scenario_name),
     ("status", lambda m: m.status),
-    ("device", lambda m: m.device.spec),
+    ("device", lambda m: m.device.text),
     ("device name", lambda m: m.device.name),
-    ("dtype", lambda m: m.options.dtype),
-    ("compile", lambda m: m.options.compile),
+    ("dtype", lambda m: m.options.settings.dtype),
+    ("compile", lambda m: m.options.settings.compile),
     ("seed", lambda m: m.options.seed),
     ("overrides", lambda m: ", ".join(m.options.overrides) or "none"),
     ("torch threads", lambda m: m.environment.torch_num_threads),
@@ -202,18 +202,18 @@ NOT_HIGHLIGHTED = {"run", "seed", "started", "status"}
 e = html.escape  # every string from a result file passes through this
 
 
-def table_html(spec: TableText, cls: str = "") -> str:
+def table_html(table: TableText, cls: str = "") -> str:
     head = "".join(
-        f'<th class="{"r" if j == "right" else ""}">{e(name)}</th>' for name, j in spec.columns
+        f'<th class="{"r" if j == "right" else ""}">{e(name)}</th>' for name, j in table.columns
     )
     body = "".join(
         "<tr>"
         + "".join(
             f'<td class="{"r" if j == "right" else ""}">{e(cell)}</td>'
-            for cell, (_, j) in zip(row, spec.columns)
+            for cell, (_, j) in zip(row, table.columns)
         )
         + "</tr>"
-        for row in spec.rows
+        for row in table.rows
     )
     return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
@@ -264,7 +264,7 @@ def environment_html(runs: list[RunStats]) -> str:
 
 def _short_name(m: RunMeta) -> str:
     known = lambda v: "?" if v is None else v  # noqa: E731
-    return f"{known(m.device.type)} {known(m.options.dtype)} s{known(m.options.seed)}"
+    return f"{known(m.device.type)} {m.options.settings.dtype} s{known(m.options.seed)}"
 
 
 def _series(group: Group):
@@ -576,6 +576,18 @@ def _toc(entries) -> str:
     return f"<ol>{items}</ol>"
 
 
+def group_summary(g: Group) -> list[str]:
+    """A group's paragraphs in the Summary: a line per pair (or why there is none), the device
+    speedups of `run --best` runs, the group's notes and its confounds."""
+    if g.pairs:
+        out = ['<ul class="summary">' + "".join(map(summary_line, g.pairs)) + "</ul>"]
+    else:
+        out = ["<p>One configuration only: nothing to compare against; its numbers are below.</p>"]
+    out += [f'<p class="verdict">{e(d.sentence())}</p>' for d in g.device_speedups]
+    out += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
+    return out + [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
+
+
 def render_page(
     comparison: Comparison, title: str = "nanobench report", explanations=(), stills: bool = False
 ) -> Page:
@@ -598,17 +610,7 @@ def render_page(
         name = e(f"{g.scenario} ({len(g.runs)} runs, baseline {g.baseline.label})")
         summary.append(_heading(3, f"{gid}-summary", name))
         toc_summary.append((f"{gid}-summary", name, []))
-        if g.pairs:
-            summary.append('<ul class="summary">' + "".join(map(summary_line, g.pairs)) + "</ul>")
-        else:
-            summary.append(
-                "<p>One configuration only: nothing to compare against; its numbers are below.</p>"
-            )
-        summary += [
-            f'<p class="verdict">{e(d.sentence())}</p>' for d in g.device_speedups
-        ]  # with `run --best` runs
-        summary += [f'<p class="note">note: {e(n)}</p>' for n in g.notes]
-        summary += [f'<p class="warning">confound: {e(c)}</p>' for c in g.confounds]
+        summary += group_summary(g)
         tables.append(group_html(g, gid, explained))
         toc_tables.append((f"{gid}-comparison", e(g.scenario), []))
         group_items, notes = group_figures(g, gid)

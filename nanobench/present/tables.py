@@ -302,28 +302,7 @@ def matrix_table(group: Group) -> TableText | None:
                 else fmt_ratio(p.speedup.ratio if p and p.speedup else None)
             )
         if what == "val":
-            if cs is base:
-                return fmt(
-                    mean_or_none(
-                        e.val_loss for r in cs.runs for e in r.evaluations if e.iter == equal_at
-                    )
-                )
-            point = (
-                next((x for x in p.equivalence["points"] if x.iter == equal_at), None)
-                if p
-                else None
-            )
-            if point is None:
-                return "-"
-            ci = f", 90% CI {point.ci90[0]:+.4f} to {point.ci90[1]:+.4f}" if point.ci90 else ""
-            design = (
-                f"{point.n_pairs} pairs"
-                if point.design == "paired"
-                else point.split.on()
-                if point.split is not None and point.n_pairs and point.ci90 is None
-                else f"{point.n_b} vs {point.n_a} seeds"
-            )
-            return f"{point.diff:+.4f} vs baseline ({design}{ci}): {point.verdict}"
+            return _equal_iteration_cell(cs, cs is base, p, equal_at)
         hit, reached = config_hit(cs, target)
         return (
             fmt_time(hit.train_time_s) if hit else _hit_cells(None, reached, len(cs.runs), False)[0]
@@ -351,15 +330,35 @@ def matrix_table(group: Group) -> TableText | None:
     return TableText([("device", "left"), ("", "left")] + [(d, "right") for d in dtypes], rows)
 
 
+def _equal_iteration_cell(cs, is_base: bool, p, at: int) -> str:
+    """The matrix's "val loss @N" cell: the baseline's mean val loss at iteration `at`; for
+    another configuration its difference from the baseline there (pair `p`), with the seeds
+    it rests on, its 90% interval and the verdict."""
+    if is_base:
+        return fmt(mean_or_none(e.val_loss for r in cs.runs for e in r.evaluations if e.iter == at))
+    point = next((x for x in p.equivalence["points"] if x.iter == at), None) if p else None
+    if point is None:
+        return "-"
+    ci = f", 90% CI {point.ci90[0]:+.4f} to {point.ci90[1]:+.4f}" if point.ci90 else ""
+    design = (
+        f"{point.n_pairs} pairs"
+        if point.design == "paired"
+        else point.split.on()
+        if point.split is not None and point.n_pairs and point.ci90 is None
+        else f"{point.n_b} vs {point.n_a} seeds"
+    )
+    return f"{point.diff:+.4f} vs baseline ({design}{ci}): {point.verdict}"
+
+
 def _dtype_name(config) -> str:
     return config.dtype + (" compiled" if config.compile else "")
 
 
-def to_rich(spec: TableText) -> Table:
+def to_rich(table: TableText) -> Table:
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in spec.columns:
+    for name, justify in table.columns:
         t.add_column(name, justify=justify)
-    for row in spec.rows:
+    for row in table.rows:
         t.add_row(*(escape(cell) for cell in row))
     return t
 

@@ -131,6 +131,15 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def check_left(ckpt: dict, path: str | Path, max_iters: int) -> None:
+    """Refuse a checkpoint that has nothing left to train before `max_iters`."""
+    if ckpt["iter"] >= max_iters:
+        raise InputError(
+            f"--resume {path}: the checkpoint is at iteration {ckpt['iter']}, "
+            f"nothing is left before max_iters {max_iters}; give a larger --max-iters"
+        )
+
+
 def check_compatible(
     ckpt: dict, path: str | Path, scenario: dict, dataset_sha256: str, seed: int
 ) -> None:
@@ -184,9 +193,9 @@ def restore(ckpt: dict, model, optimizer, scaler, device) -> bool:
 def resume_defaults(
     path: str, scenario_name: str | None, overrides: list[str], seeds: str | None, given: dict
 ) -> tuple:
-    """For `run --resume PATH`: (scenario, [seed], platform options). The scenario and every
-    platform option not given (None in `given`: device, dtype, compile, threads,
-    checkpoint_every) come from the checkpoint."""
+    """For `run --resume PATH`: (scenario, [seed], flags). The scenario and every flag not
+    given (None in `given`: device, dtype, compile, threads, checkpoint_every) come from the
+    checkpoint."""
     from nanobench.measure.device import parse_device
 
     info = load(path)["info"]

@@ -186,7 +186,7 @@ def synthetic_text(n_chars: int = 60_000, seed: int = 0) -> str:
 
 
 def load_dataset(
-    spec: str,
+    dataset: str,
     *,
     data_dir: str | None = None,
     url: str | None = None,
@@ -196,15 +196,15 @@ def load_dataset(
     if data_dir is None:
         data_dir = os.environ.get(DATA_DIR_ENV) or None
     url = url or os.environ.get(URL_ENV) or TINYSHAKESPEARE_URL
-    if spec == "tinyshakespeare":
+    if dataset == "tinyshakespeare":
         source, text = _tinyshakespeare_text(data_dir, url, timeout_s)
         return _from_text("tinyshakespeare", source, text)
-    if spec == "synthetic":
+    if dataset == "synthetic":
         return _from_text("synthetic", "synthetic_text(60000, seed=0)", synthetic_text())
-    path = Path(spec)
+    path = Path(dataset)
     if not path.is_file():
         raise InputError(
-            f"data.dataset: '{spec}' is neither 'tinyshakespeare', 'synthetic' nor an existing file"
+            f"data.dataset: '{dataset}' is neither 'tinyshakespeare', 'synthetic' nor an existing file"
         )
     try:
         text = path.read_text(encoding="utf-8")

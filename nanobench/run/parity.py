@@ -25,7 +25,6 @@ from nanobench.run.data import Batches, derive_seed, generator, load_dataset
 from nanobench.run.model import GPT, GPTConfig
 from nanobench.run.scenario import Scenario
 from nanobench.run.settings import (
-    Settings,
     StepContext,
     adamw_choice,
     check,
@@ -33,6 +32,7 @@ from nanobench.run.settings import (
     keeps_process_state,
 )
 from nanobench.run.train import lr_at, make_optimizer, set_lr, train_step
+from nanobench.store.meta import Settings
 
 PARITY_SUFFIX = ".parity.parquet"
 
@@ -140,9 +140,6 @@ def run_parity(
     progress=None,
 ) -> tuple[Path, dict]:
     """Step both sides in lockstep for `iters` iterations; write and summarise the record."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     if iters < 1:
         raise InputError(f"--iters {iters}: must be >= 1")
     seed = scenario.train.seed if seed is None else seed
@@ -189,18 +186,25 @@ def run_parity(
         "summary": summary,
         "note": "dropout masks are identical only when both sides run on the same device type",
     }
-    out = Path(out_dir)
+    sides = f"{a.label()}-vs-{b.label()}"
+    return _write_record(Path(out_dir), scenario.name, sides, rows, meta), summary
+
+
+def _write_record(out: Path, scenario: str, sides: str, rows: list[dict], meta: dict) -> Path:
+    """The parity record, written atomically as OUT/<scenario>-<time>-<a>-vs-<b>-<random>
+    .parity.parquet (colons of device names made underscores), its metadata under `nanobench`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    name = f"{scenario.name}-{stamp}-{a.label()}-vs-{b.label()}-{secrets.token_hex(3)}".replace(
-        ":", "_"
-    )
+    name = f"{scenario}-{stamp}-{sides}-{secrets.token_hex(3)}".replace(":", "_")
     path = out / f"{name}{PARITY_SUFFIX}"
     table = pa.Table.from_pylist(rows).replace_schema_metadata(
         {"nanobench": json.dumps(meta, default=str)}
     )
     files.write_atomic(path, lambda f: pq.write_table(table, f), inside=out)
-    return path, summary
+    return path
 
 
 def summarize_parity(rows: list[dict]) -> dict:

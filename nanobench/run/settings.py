@@ -1,7 +1,8 @@
 """Speed settings of a run: how a step is executed, never what it computes (beyond the last
 bits of floating-point sums, which kernel choice and reduction order move).
 
-RunOptions carries them as strings (recorded in each result's `options`); train.py and the
+Their one definition is `Settings` (store/meta.py: a result is read back as it); RunOptions
+takes them under the same names and records them in each result's `options`. train.py and the
 lockstep trainers of parity.py/tune.py apply them through the functions here, so a setting
 means the same thing wherever it is used. `nanobench tune` (run/tune.py) searches them.
 
@@ -23,9 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import asdict, dataclass
 
 from nanobench.errors import InputError
+from nanobench.store.meta import Settings  # noqa: F401 (run/tune.py imports it from here)
 
 OPTIMIZERS = ("auto", "fused", "foreach", "for-loop")
 SDPA_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
@@ -42,38 +43,6 @@ SDPA_MIN_CAPABILITY = (8, 0)
 # runtime cuDNN 9.11 to 9.13 take none at all (can_use_cudnn_attention: 91100 < v < 91400)
 CUDNN_DROPOUT_STEPS = 16
 CUDNN_NO_DROPOUT = (91100, 91400)  # exclusive bounds of torch.backends.cudnn.version()
-
-
-@dataclass(frozen=True, order=True)
-class Settings:
-    """One combination of the settings a run may be tuned over, with RunOptions' names and
-    defaults: `Settings()` is what `nanobench run` does when given no option."""
-
-    dtype: str = "fp32"
-    compile: bool = False
-    compile_mode: str | None = None
-    threads: int | None = None  # None: torch's choice
-    optimizer: str = "auto"
-    sdpa: str = "auto"
-
-    def options(self) -> dict:
-        """As RunOptions keyword arguments (and as recorded in a result's `options`)."""
-        return asdict(self)
-
-    def changed(self) -> dict:
-        """The settings that differ from the defaults."""
-        default = Settings()
-        return {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
-
-    def label(self) -> str:
-        """'default', or the changed settings as flags: '--threads 1 --optimizer foreach'."""
-        flags = []
-        for key, value in self.changed().items():
-            flag = "--" + key.replace("_", "-")
-            flags.append(
-                flag if value is True else f"--no-{key}" if value is False else f"{flag} {value}"
-            )
-        return " ".join(flags) or "default"
 
 
 def unsupported(
@@ -272,23 +241,6 @@ def sdpa_backend(name: str):
         "efficient": SDPBackend.EFFICIENT_ATTENTION,
         "cudnn": SDPBackend.CUDNN_ATTENTION,
     }[name]
-
-
-def describe(options: dict) -> str:
-    """A short text of the speed settings in a recorded `options` dict (old files: defaults)."""
-    compiled = options.get("compile")
-    mode = options.get("compile_mode")
-    threads = options.get("threads")
-    parts = [
-        str(options.get("dtype", "fp32")),
-        ("compiled" + (f" ({mode})" if mode and mode != "default" else ""))
-        if compiled
-        else "eager",
-        f"{threads} threads" if threads else "default threads",
-        f"AdamW {options.get('optimizer') or 'auto'}",
-        f"SDPA {options.get('sdpa') or 'auto'}",
-    ]
-    return ", ".join(parts)
 
 
 def keeps_process_state(fn):

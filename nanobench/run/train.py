@@ -33,6 +33,7 @@ from nanobench.store.meta import machine_record
 from nanobench.store.results import RunWriter, utc_now
 
 WARMUP_ITERS = 5  # first iterations marked `warmup`: allocator growth, cache misses, compile
+MEMORY_COLUMNS = ("mem_bytes", "mem_peak_bytes", "mem_reserved_bytes")  # Device.memory_sample()
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,12 @@ class Platform:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The platform of a run (never its mathematics): what `nanobench run` takes.
+    """How and where one run runs (never its mathematics): what `nanobench run` takes.
 
     `device` and `dtype` are recorded as given; making the options resolves them once into
     `platform` (the Device found here, the Precision checked against it), or raises
-    InputError naming the device or dtype.
+    InputError naming the device or dtype. The speed settings (dtype, compile, compile_mode,
+    threads, optimizer, sdpa) are those of `Settings` (store/meta.py), under the same names.
     """
 
     device: str = "cpu"  # cpu, cuda, cuda:N, mps or auto
@@ -272,9 +274,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     precision_flags = precision.apply_matmul_flags()
-    autocast = settings.StepContext(
-        precision.autocast(device), opts.sdpa
-    )  # and the attention backend
+    autocast = settings.StepContext(precision.autocast(device), opts.sdpa)  # + attention backend
     seed = scenario.train.seed if opts.seed is None else opts.seed
     t, m, e = scenario.train, scenario.model, scenario.eval
     max_iters = opts.max_iters or t.max_iters
@@ -288,16 +288,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     ckpt = checkpoint.load(opts.resume) if opts.resume else None
     if ckpt:
         checkpoint.check_compatible(ckpt, opts.resume, scenario.to_dict(), dataset.sha256, seed)
-        if ckpt["iter"] >= max_iters:
-            raise InputError(
-                f"--resume {opts.resume}: the checkpoint is at iteration {ckpt['iter']}, "
-                f"nothing is left before max_iters {max_iters}; give a larger --max-iters"
-            )
+        checkpoint.check_left(ckpt, opts.resume, max_iters)
     cfg = GPTConfig.from_scenario(scenario, dataset.vocab_size)
     with _setup_out_of_memory(device):
-        eval_sets = {
-            split: batches.fixed(split, e.iters).to(device.torch) for split in ("train", "val")
-        }
+        eval_sets = {s: batches.fixed(s, e.iters).to(device.torch) for s in ("train", "val")}
         model = GPT(cfg, generator(seed, "init")).to(device.torch)
     optimizer = make_optimizer(model, t, **settings.adamw_choice(opts.optimizer, device))
     adamw = settings.implementation(optimizer)  # what torch runs, not what was asked
@@ -305,9 +299,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     step_model = settings.compile_model(model, opts.compile, opts.compile_mode)
     rank = ddp.rank if ddp else 0
     progress = progress if rank == 0 else None
-    torch.manual_seed(
-        derive_seed(seed, "dropout", rank)
-    )  # dropout masks: the device's own generator
+    # dropout masks: the device's own generator
+    torch.manual_seed(derive_seed(seed, "dropout", rank))
     start_it = 0
     if ckpt:  # weights, moments, scaler and random streams as they were before iteration start_it
         same_stream = checkpoint.restore(ckpt, model, optimizer, scaler, device)
@@ -319,18 +312,14 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     eval_model = model if ddp else step_model  # every rank scores the full fixed set alike
     shard = ddp.shard(t.batch_size) if ddp else slice(None)  # this rank's part of each micro-batch
 
-    n_params = model.num_params()
-    tokens_per_iter, flops_per_iter = work_per_iter(t, m, n_params)
+    tokens_per_iter, flops_per_iter = work_per_iter(t, m, model.num_params())
     raw_spec_peak = peaks.spec_peak(device, precision)
     measured_peak = peaks.measured_peak(device, precision)
     spec_peak = peaks.spec_for_mfu(raw_spec_peak, measured_peak)  # null, not wrong, if contradicted
     peak_scale = device.devices_in_job(ddp.world_size if ddp else 1)  # MFU of the whole job
     # read once per host-read window, like device memory; a DDP job's is every rank's
     energy = ddp.energy_meter(device) if ddp else device.energy_meter()
-
-    noise_at_start = noise_watch.start_check(
-        noise.governors()
-    )  # busy already? warned once the run exists
+    noise_at_start = noise_watch.start_check(noise.governors())  # busy already? said below
 
     meta = _metadata(
         scenario,
@@ -351,38 +340,44 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         lineage=_lineage(ckpt, opts.resume, start_it, same_stream) if ckpt else None,
     )
     # rank 0 records; the other ranks of a torchrun job only train
-    if opts.checkpoint_every and rank == 0:
-        checkpoint.folder(
-            opts.out_dir
-        )  # refuse a checkpoints folder leading outside OUT before any row exists
-    writer = (
-        _new_writer(Path(opts.out_dir), scenario.name, device.kind, precision.name, seed, meta)
-        if rank == 0
-        else None
-    )
-    run_id = writer.run_id if writer else None
-    ckpt_path = (
-        checkpoint.path_for(opts.out_dir, run_id) if opts.checkpoint_every and writer else None
-    )
+    writer, ckpt_path = None, None
+    if rank == 0:
+        if (
+            opts.checkpoint_every
+        ):  # a checkpoints folder leading outside OUT: refused before any row
+            checkpoint.folder(opts.out_dir)
+        writer = _new_writer(
+            Path(opts.out_dir), scenario.name, device.kind, precision.name, seed, meta
+        )
+        if opts.checkpoint_every:
+            ckpt_path = checkpoint.path_for(opts.out_dir, writer.run_id)
+            ckpt_info = {
+                "run_id": writer.run_id,
+                "scenario": scenario.to_dict(),
+                "model_config": asdict(cfg),
+                "dataset_sha256": dataset.sha256,
+                "seed": seed,
+                "options": writer.meta["options"],
+                "device": writer.meta["device"],
+            }
     timer = device.step_timer()
     read_every = device.host_read_interval
-    if (
-        progress and noise_at_start["warning"]
-    ):  # after every input check: bad input gets its one line only
+    # after every input check, so that bad input gets its one line only
+    if progress and noise_at_start["warning"]:
         progress.log(f"warning: {noise_at_start['warning']}")
     emulated = (
         peaks.emulation_warning(device, precision) if progress else None
-    )  # bf16 on a CPU without bf16 hardware
+    )  # bf16, no bf16 hardware
     if emulated:
         progress.log(emulated)  # before the first step, not after hours of slow ones
-    # every memory column the run's own: not the calibration's matrices, nor an earlier seed's or cell's cache
+    # every memory column the run's own: not the calibration's matrices, nor an earlier
+    # seed's or cell's cache
     device.release_memory()
 
     # ---- the loop ------------------------------------------------------------------------
     status, reason = "completed", None
-    t0 = time.perf_counter() - (
-        ckpt["info"]["recorder"]["wall_time_s"] if ckpt else 0.0
-    )  # a resumed run's clock goes on
+    # a resumed run's clock goes on
+    t0 = time.perf_counter() - (ckpt["info"]["recorder"]["wall_time_s"] if ckpt else 0.0)
     rec = Recorder(
         writer=writer,
         tokens_per_iter=tokens_per_iter,
@@ -404,6 +399,7 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         for it in range(start_it, max_iters + 1):
             if ckpt_path and it > start_it and it % opts.checkpoint_every == 0:
                 # Before iteration `it`; every earlier row was read at the end of the last step.
+                info = {**ckpt_info, "recorder": rec.totals()}
                 checkpoint.save(
                     ckpt_path,
                     it=it,
@@ -411,39 +407,18 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                     optimizer=optimizer,
                     scaler=scaler,
                     device=device,
-                    info={
-                        "run_id": run_id,
-                        "scenario": scenario.to_dict(),
-                        "model_config": asdict(cfg),
-                        "dataset_sha256": dataset.sha256,
-                        "seed": seed,
-                        "options": writer.meta["options"],
-                        "device": writer.meta["device"],
-                        "recorder": rec.totals(),
-                    },
+                    info=info,
                 )
                 writer.update_meta(checkpoint={"path": str(ckpt_path), "iter": it})
-            if (
-                it % e.interval == 0 or it == max_iters
-            ):  # evaluation sees the model after `it` steps
+            if it % e.interval == 0 or it == max_iters:  # sees the model after `it` steps
                 ev = rec.evals[it] = evaluate(eval_model, eval_sets, autocast)
                 if progress:
                     progress.log(f"iter {it}: train {ev['train']:.4f}, val {ev['val']:.4f}")
             if it == max_iters:  # the last row carries the final evaluation only: no step
                 window, pending = pending, []
                 rec.record(to_host(window, timer))
-                mem, mem_peak, mem_reserved = device.memory_sample()
-                rec.record(
-                    [
-                        {
-                            "iter": it,
-                            "wall_time_s": time.perf_counter() - t0,
-                            "mem_bytes": mem,
-                            "mem_peak_bytes": mem_peak,
-                            "mem_reserved_bytes": mem_reserved,
-                        }
-                    ]
-                )
+                mem = dict(zip(MEMORY_COLUMNS, device.memory_sample()))
+                rec.record([{"iter": it, "wall_time_s": time.perf_counter() - t0, **mem}])
                 break
 
             lr = lr_at(it, t)
@@ -458,68 +433,36 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
             timing = timer.stop()
 
             loss_mean = ddp.mean(loss) if ddp else loss  # every rank's loss: its shard's
-            mem, mem_peak, mem_reserved = device.memory_sample()
+            wall_s = time.perf_counter() - t0
             pending.append(
-                PendingStep(
-                    it,
-                    lr,
-                    loss_mean,
-                    grad_norm,
-                    timing,
-                    time.perf_counter() - t0,
-                    mem,
-                    mem_peak,
-                    mem_reserved,
-                )
+                PendingStep(it, lr, loss_mean, grad_norm, timing, wall_s, *device.memory_sample())
             )
             checkpoint_next = ckpt_path and (it + 1) % opts.checkpoint_every == 0
             if len(pending) >= read_every or checkpoint_next:
                 # Taken off `pending` first: a Ctrl-C inside record() must not make the finish
                 # path record these steps a second time (a row appears at most once).
                 window, pending = pending, []
-                rows = rec.record(
-                    to_host(window, timer)
-                )  # the one CPU-GPU sync point per read window
+                rows = rec.record(to_host(window, timer))  # the one CPU-GPU sync point per window
                 if progress:
                     progress.update(rows[-1], max_iters)
                 bad = next((r for r in rows if not math.isfinite(r["loss"])), None)
                 if bad:
-                    status, reason = (
-                        "diverged",
-                        f"loss became {bad['loss']} at iteration {bad['iter']}",
-                    )
+                    status = "diverged"
+                    reason = f"loss became {bad['loss']} at iteration {bad['iter']}"
                     break
                 if ddp and ddp.should_stop():  # Ctrl-C reached a rank: all stop at this window
                     raise KeyboardInterrupt
-                if (
-                    ddp and not steady and it >= WARMUP_ITERS
-                ):  # compiled: a dead peer now fails fast
+                if ddp and not steady and it >= WARMUP_ITERS:  # compiled: a dead peer fails fast
                     steady = ddp.steady(rows[-1]["step_time_s"] or 0.0, read_every)
     except KeyboardInterrupt:
-        status, reason = (
-            "interrupted",
-            _stopped_after(rec.state["rows"] + len(pending)),
-        )
+        status, reason = "interrupted", _stopped_after(rec.state["rows"] + len(pending))
     except Exception as exc:
-        if is_out_of_memory(exc):
-            status, reason = "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
-            if not ddp:
-                try:  # steps finished before the failing one hold valid values: keep them if readable
-                    rec.record(to_host(pending, timer))
-                except Exception:
-                    pass
-        elif ddp and distributed.is_comm_error(exc):
-            status, reason = (
-                "failed",
-                f"a collective failed (another rank died?): {str(exc).splitlines()[0]}",
-            )
-        else:
-            if writer:
-                try:
-                    writer.finish("failed", f"{type(exc).__name__}: {exc}")
-                except InputError:
-                    pass  # the disk refuses writes: the original error says so, the rows stay in .partial
-            raise  # a bug keeps its traceback; a failed write (InputError) is one line
+        status, reason = _failure(exc, device, ddp, writer)  # re-raises what is not a run's end
+        if is_out_of_memory(exc) and not ddp:
+            try:  # steps finished before the failing one hold valid values: keep them if readable
+                rec.record(to_host(pending, timer))
+            except Exception:
+                pass
         pending = []  # values still on the device may be lost with it
 
     # ---- finish: keep every row, say how it ended ----------------------------------------
@@ -528,35 +471,54 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
         if status != "failed":
             rec.record(to_host(pending, timer))
         summary = rec.summary(compiled=opts.compile)
-        if (
-            summary["mfu_measured"] or 0
-        ) > 1.0:  # the run beat its own "peak": a calibration taken under load
-            peaks.forget_measured(device, precision)
-            reason_peak = (
-                f"the run's median step beat the measured peak ({summary['mfu_measured']:.2f}): the "
-                f"calibration was low (taken under load?); it is dropped, the next run measures again"
-            )
-            if writer:
-                writer.meta["peak_flops"]["measured_beaten"] = reason_peak
-            if progress:
-                progress.log(f"warning: {reason_peak}")
+        beaten = _peak_beaten(summary, device, precision)
+        if beaten and writer:
+            writer.meta["peak_flops"]["measured_beaten"] = beaten
+        if beaten and progress:
+            progress.log(f"warning: {beaten}")
         path = None
         if writer:
-            sample = (
-                sample_text(model, scenario, dataset)
-                if status in ("completed", "interrupted")
-                else None
-            )
+            kept = status in ("completed", "interrupted")
             path = writer.finish(
                 status,
                 reason,
-                sample=sample,
+                sample=sample_text(model, scenario, dataset) if kept else None,
                 summary=summary,
                 total_wall_time_s=time.perf_counter() - t0,
                 noise={"at_start": noise_at_start, **noise_watch.verdict()},
             )
     distributed.shutdown(ddp, peer_failed=status == "failed")
     return Outcome(path, status, reason, summary, stop_requested=deferred.received)
+
+
+def _failure(exc: Exception, device: Device, ddp, writer) -> tuple[str, str]:
+    """How a run that raised `exc` ended: out of memory, or a collective that failed, is a
+    run's end, recorded as "failed" with what happened. Anything else is a bug or a refused
+    write, and raised again (a bug keeps its traceback; a failed write is one line) after
+    the result file, if any, is finished as failed."""
+    if is_out_of_memory(exc):
+        return "failed", f"out of memory on {device}: {str(exc).splitlines()[0]}"
+    if ddp and distributed.is_comm_error(exc):
+        return "failed", f"a collective failed (another rank died?): {str(exc).splitlines()[0]}"
+    if writer:
+        try:
+            writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        except InputError:
+            pass  # the disk refuses writes: the original error says so, the rows stay in .partial
+    raise exc
+
+
+def _peak_beaten(summary: dict, device: Device, precision: Precision) -> str | None:
+    """A run whose median step beat its own measured "peak" shows the calibration was taken
+    under load: it is forgotten (the next run measures again) and the reason returned."""
+    mfu = summary["mfu_measured"] or 0
+    if mfu <= 1.0:
+        return None
+    peaks.forget_measured(device, precision)
+    return (
+        f"the run's median step beat the measured peak ({mfu:.2f}): the calibration was low "
+        f"(taken under load?); it is dropped, the next run measures again"
+    )
 
 
 def _metadata(

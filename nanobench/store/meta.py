@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nanobench.errors import InputError
@@ -21,7 +21,7 @@ from nanobench.errors import InputError
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    spec: str | None  # what the user asked for: "cuda:1"
+    text: str | None  # the device as the user wrote it: "cuda:1" (recorded under the key `spec`)
     type: str | None  # "cpu", "cuda", "mps"
     name: str | None  # "AMD EPYC", "NVIDIA H100 80GB HBM3"
 
@@ -32,15 +32,75 @@ class DatasetInfo:
     sha256: str | None  # the identity of the corpus: runs on different bytes are never compared
 
 
+@dataclass(frozen=True, order=True)
+class Settings:
+    """A run's speed settings: how a step is executed, never what it computes (run/settings.py
+    applies them, `nanobench tune` searches them). The names and defaults are RunOptions' and
+    the keys a result records under `options`: `Settings()` is what `nanobench run` does when
+    given no option. They are defined here, in the store, because a result file is read back
+    as them (`OptionsInfo.settings`): a key a file lacks was not a setting yet when it ran, so
+    it reads as its default."""
+
+    dtype: str = "fp32"
+    compile: bool = False
+    compile_mode: str | None = None
+    threads: int | None = None  # None: torch's choice
+    optimizer: str = "auto"
+    sdpa: str = "auto"
+
+    @classmethod
+    def recorded(cls, options: dict) -> Settings:
+        """The settings in a result's `options` section (defaults for what it lacks)."""
+        return cls(
+            dtype=str(options.get("dtype") or "fp32"),
+            compile=bool(options.get("compile", False)),
+            compile_mode=options.get("compile_mode"),
+            threads=options.get("threads"),
+            optimizer=options.get("optimizer") or "auto",
+            sdpa=options.get("sdpa") or "auto",
+        )
+
+    def options(self) -> dict:
+        """As RunOptions keyword arguments (and as recorded in a result's `options`)."""
+        return asdict(self)
+
+    def changed(self) -> dict:
+        """The settings that differ from the defaults."""
+        default = Settings()
+        return {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
+
+    def label(self) -> str:
+        """'default', or the changed settings as flags: '--threads 1 --optimizer foreach'."""
+        flags = []
+        for key, value in self.changed().items():
+            flag = "--" + key.replace("_", "-")
+            flags.append(
+                flag if value is True else f"--no-{key}" if value is False else f"{flag} {value}"
+            )
+        return " ".join(flags) or "default"
+
+    def describe(self) -> str:
+        """In words: 'bf16, compiled (max-autotune), 4 threads, AdamW fused, SDPA auto'."""
+        mode = self.compile_mode
+        compiled = "compiled" + (f" ({mode})" if mode and mode != "default" else "")
+        return ", ".join(
+            (
+                self.dtype,
+                compiled if self.compile else "eager",
+                f"{self.threads} threads" if self.threads else "default threads",
+                f"AdamW {self.optimizer}",
+                f"SDPA {self.sdpa}",
+            )
+        )
+
+
 @dataclass(frozen=True)
 class OptionsInfo:
     """The run options as recorded (`options`): what the user chose."""
 
     device: str | None
-    dtype: str | None
-    compile: bool
+    settings: Settings
     seed: int | None
-    threads: int | None
     max_iters: int | None
     overrides: tuple[str, ...]
     best: bool = False  # `run --best`: the speed settings came from the device's tune record
@@ -150,11 +210,9 @@ class RunMeta:
             section(k) for k in ("scenario", "options", "device", "dataset", "environment")
         )
         targets = section("targets", scen).get("val_loss") or []
-        nvml = section("gpu_state_at_start", env, "environment.")
-        git = section("git", env, "environment.")
+        environment = _environment(section, env)
         flops = section("flops")
         parent = section("resumed_from")
-        parent_device = parent.get("device")
         return cls(
             run_id=str(raw.get("run_id", Path(path).stem)),
             status=str(raw.get("status", "?")),
@@ -165,46 +223,20 @@ class RunMeta:
             val_loss_targets=tuple(sorted((float(t) for t in targets), reverse=True)),
             options=OptionsInfo(
                 device=opts.get("device"),
-                dtype=opts.get("dtype"),
-                compile=bool(opts.get("compile", False)),
+                settings=Settings.recorded(opts),
                 seed=opts.get("seed"),
-                threads=opts.get("threads"),
                 max_iters=opts.get("max_iters"),
                 overrides=tuple(opts.get("overrides") or ()),
                 best=bool(opts.get("best", False)),
             ),
             device=DeviceInfo(dev.get("spec"), dev.get("type"), dev.get("name")),
             dataset=DatasetInfo(data.get("name"), data.get("sha256")),
-            environment=EnvironmentInfo(
-                hostname=env.get("hostname"),
-                os=env.get("os"),
-                python=env.get("python"),
-                torch=env.get("torch"),
-                cuda_runtime=env.get("cuda_runtime"),
-                cpu_model=env.get("cpu_model"),
-                cpu_physical_cores=env.get("cpu_physical_cores"),
-                torch_num_threads=env.get("torch_num_threads"),
-                gpu_name=env.get("gpu_name"),
-                gpu_driver=nvml.get("driver"),
-                git_commit=git.get("commit"),
-                git_dirty=git.get("dirty"),
-                float32_matmul_precision=section("precision").get("float32_matmul_precision"),
-            ),
+            environment=environment,
             flops_per_iter=flops.get("per_iter"),
             peak_flops=_peak_flops(section("peak_flops")),
             energy_source=section("energy").get("source"),
             energy_reason=section("energy").get("reason"),
-            resumed_from=None
-            if not parent
-            else ResumedFrom(
-                parent.get("run_id"),
-                parent.get("iter"),
-                # written as the parent's device record ({spec, type, name}); a bare string in hand-made files
-                parent_device.get("type", "?")
-                if isinstance(parent_device, dict)
-                else parent_device,
-                parent.get("dtype"),
-            ),
+            resumed_from=_resumed_from(parent),
             summary=raw.get("summary"),
             sample=raw.get("sample") if isinstance(raw.get("sample"), str) else None,
             started_at=raw.get("started_at"),
@@ -234,6 +266,41 @@ def _sections(raw: dict, path):
         return value
 
     return section
+
+
+def _environment(section, env: dict) -> EnvironmentInfo:
+    """The `environment` section typed; the GPU driver and git state are sections within it,
+    the matmul precision the run's own `precision` section."""
+    nvml = section("gpu_state_at_start", env, "environment.")
+    git = section("git", env, "environment.")
+    return EnvironmentInfo(
+        hostname=env.get("hostname"),
+        os=env.get("os"),
+        python=env.get("python"),
+        torch=env.get("torch"),
+        cuda_runtime=env.get("cuda_runtime"),
+        cpu_model=env.get("cpu_model"),
+        cpu_physical_cores=env.get("cpu_physical_cores"),
+        torch_num_threads=env.get("torch_num_threads"),
+        gpu_name=env.get("gpu_name"),
+        gpu_driver=nvml.get("driver"),
+        git_commit=git.get("commit"),
+        git_dirty=git.get("dirty"),
+        float32_matmul_precision=section("precision").get("float32_matmul_precision"),
+    )
+
+
+def _resumed_from(parent: dict) -> ResumedFrom | None:
+    if not parent:
+        return None
+    device = parent.get("device")
+    return ResumedFrom(
+        parent.get("run_id"),
+        parent.get("iter"),
+        # written as the parent's device record ({spec, type, name}); a bare string in hand-made files
+        device.get("type", "?") if isinstance(device, dict) else device,
+        parent.get("dtype"),
+    )
 
 
 def _peak_flops(section: dict) -> PeakFlops | None:

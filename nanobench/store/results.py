@@ -498,23 +498,23 @@ def read_run_columns(path: Path, columns: tuple[str, ...]) -> Run:
     return Run(path=path, info=parse_meta(meta, path), rows=rows)
 
 
-def expand_paths(specs: list[str]) -> list[Path]:
+def expand_paths(paths: list[str]) -> list[Path]:
     """Files, folders (searched recursively for *.parquet) and globs -> result paths.
 
     A glob or folder that matches nothing is an error naming it; partial folders of
     running or killed runs are skipped (see `recover`).
     """
-    return [Path(path) for path, _ in expand_paths_stat(specs)]
+    return [Path(path) for path, _ in expand_paths_stat(paths)]
 
 
-def expand_paths_stat(specs: list[str]) -> list[tuple[str, os.stat_result | None]]:
+def expand_paths_stat(paths: list[str]) -> list[tuple[str, os.stat_result | None]]:
     """expand_paths (as strings: ten thousand Path objects cost more than the stats), each
     with its stat (None where it vanished or cannot be stat'ed):
-    the one stat that tells a file reached twice (a symlink, two specs) from two files is
+    the one stat that tells a file reached twice (a symlink, two arguments) from two files is
     also the index's key (store/index.py), so a board stats each file once."""
     out: list[str] = []
-    for spec in specs:
-        p = Path(spec)
+    for given in paths:
+        p = Path(given)
         if p.is_dir():
             # Folders hold run results; parity records (*.parity.parquet) are another kind.
             # os.walk (scandir) rather than Path.rglob: a tenth of the time over 10,000 files;
@@ -530,17 +530,17 @@ def expand_paths_stat(specs: list[str]) -> list[tuple[str, os.stat_result | None
                     if n.endswith(".parquet") and not n.endswith(".parity.parquet")
                 ]
             if not found:
-                raise InputError(f"{spec}: folder holds no .parquet result files")
+                raise InputError(f"{given}: folder holds no .parquet result files")
             found.sort()  # strings: Path's own comparison costs 10x more, per pair
             out.extend(found)
-        elif any(ch in spec for ch in "*?["):
-            found = sorted(Path(q) for q in globlib.glob(spec, recursive=True))
+        elif any(ch in given for ch in "*?["):
+            found = sorted(Path(q) for q in globlib.glob(given, recursive=True))
             if not found:
-                raise InputError(f"{spec}: no file matches this pattern")
+                raise InputError(f"{given}: no file matches this pattern")
             out.extend(map(str, found))
         else:
             if not p.exists():
-                raise InputError(f"{spec}: no such file")
+                raise InputError(f"{given}: no such file")
             out.append(str(p))
     seen, unique = set(), []
     for text in out:

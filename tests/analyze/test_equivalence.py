@@ -33,15 +33,16 @@ def test_welch_interval_by_hand():
 
 def test_verdicts():
     # clearly apart: 95% CI [0.073, 0.527] excludes 0 -> different
-    assert eq.verdict_at(0, [2.0, 2.1, 2.2], [2.3, 2.4, 2.5], 0.02).verdict == "different"
+    assert eq.point_statistic(0, [2.0, 2.1, 2.2], [2.3, 2.4, 2.5], 0.02).verdict == "different"
     # 1e-3 apart with 1e-3 spread: 90% CI [-0.0007, 0.0027] inside +-0.02 -> equivalent
     assert (
-        eq.verdict_at(0, [2.0, 2.001, 2.002], [2.001, 2.002, 2.003], 0.02).verdict == "equivalent"
+        eq.point_statistic(0, [2.0, 2.001, 2.002], [2.001, 2.002, 2.003], 0.02).verdict
+        == "equivalent"
     )
     # two noisy seeds each: the interval spans 0 and the margin -> undecided
-    assert eq.verdict_at(0, [2.0, 2.1], [2.05, 2.12], 0.02).verdict == "undecided"
+    assert eq.point_statistic(0, [2.0, 2.1], [2.05, 2.12], 0.02).verdict == "undecided"
     # a single seed has no spread to compare against
-    single = eq.verdict_at(0, [2.0], [2.0, 2.1], 0.02)
+    single = eq.point_statistic(0, [2.0], [2.0, 2.1], 0.02)
     assert (
         single.verdict == "undecided" and single.ci95 is None and single.diff == pytest.approx(0.05)
     )
@@ -107,7 +108,7 @@ B = {1: 2.01, 2: 2.12, 3: 2.20}
 
 
 def test_paired_interval_by_hand():
-    p = eq.verdict_at(0, A, B, 0.02)
+    p = eq.point_statistic(0, A, B, 0.02)
     assert (p.design, p.n_pairs, p.n_unpaired) == ("paired", 3, 0)
     assert p.diff == pytest.approx(0.01)
     assert p.ci95 == pytest.approx(
@@ -119,11 +120,11 @@ def test_paired_interval_by_hand():
     # t = 0.01 / 0.005774 = sqrt(3); Student t with 2 df: F(t) = 1/2 + t / (2 sqrt(2 + t^2)) -> p = 1 - sqrt(3/5)
     assert p.p == pytest.approx(1 - math.sqrt(3 / 5), abs=1e-9)  # 0.2254
     assert p.verdict == "undecided"  # the 90% interval reaches past +0.02
-    assert eq.verdict_at(0, A, B, 0.03).verdict == "equivalent"
+    assert eq.point_statistic(0, A, B, 0.03).verdict == "equivalent"
 
 
 def test_the_same_numbers_without_seeds_are_unpaired_and_far_wider():
-    p = eq.verdict_at(0, list(A.values()), list(B.values()), 0.02)
+    p = eq.point_statistic(0, list(A.values()), list(B.values()), 0.02)
     # Welch: A sd 0.1, B sd sqrt(0.0091) = 0.09539; se = sqrt(0.01 / 3 + 0.0091 / 3) = 0.07979
     assert (p.design, p.n_pairs) == ("unpaired", 0) and p.diff == pytest.approx(0.01)
     # df = (va + vb)^2 / (va^2 / 2 + vb^2 / 2) = 3.9911, t(0.975, 3.9911) = 2.7787 (scipy),
@@ -137,14 +138,14 @@ def test_the_same_numbers_without_seeds_are_unpaired_and_far_wider():
 
 def test_seeds_that_partly_pair():
     # seeds 1-3 pair; seed 4 (A only) and 9 (B only) are left out of the paired statistic
-    p = eq.verdict_at(0, {**A, 4: 2.5}, {**B, 9: 1.0}, 0.02)
+    p = eq.point_statistic(0, {**A, 4: 2.5}, {**B, 9: 1.0}, 0.02)
     assert (p.design, p.n_pairs, p.n_unpaired, p.n_a, p.n_b) == ("paired", 3, 2, 4, 4)
     # the interval of seeds 1-3 alone, worked out above test_paired_interval_by_hand
     assert p.diff == pytest.approx(0.01) and p.ci95 == pytest.approx(
         (0.01 - 4.303 * 0.005774, 0.01 + 4.303 * 0.005774), abs=1e-4
     )
     # one shared seed is no pairing: Welch over all seeds, the textbook case above
-    w = eq.verdict_at(0, {1: 2.0, 2: 2.1, 3: 2.2}, {1: 2.3, 5: 2.4, 6: 2.5}, 0.02)
+    w = eq.point_statistic(0, {1: 2.0, 2: 2.1, 3: 2.2}, {1: 2.3, 5: 2.4, 6: 2.5}, 0.02)
     assert (w.design, w.n_pairs) == ("unpaired", 1) and w.diff == pytest.approx(0.3)
     assert w.ci95 == pytest.approx((0.3 - 2.776 * 0.08165, 0.3 + 2.776 * 0.08165), abs=1e-3)
 
@@ -160,7 +161,7 @@ def test_many_looks_do_not_leave_the_noise_on_one_lucky_evaluation():
     # p = 1 - t / sqrt(2 + t^2) = 0.0092: alone, "different"
     flat = {it: ({1: 2.0, 2: 2.0, 3: 2.0}, {1: 2.0, 2: 2.0, 3: 2.0}) for it in range(1, 21)}
     flat[5] = ({1: 2.0, 2: 2.0, 3: 2.0}, {1: 2.05, 2: 2.06, 3: 2.07})
-    alone = eq.verdict_at(5, *flat[5], 0.02)
+    alone = eq.point_statistic(5, *flat[5], 0.02)
     t = 0.06 / (0.01 / math.sqrt(3))
     assert alone.p == pytest.approx(1 - t / math.sqrt(2 + t * t)) and alone.verdict == "different"
     # one of 20 looks: Holm multiplies it by 20 -> 0.18: not beyond the noise

@@ -157,7 +157,7 @@ def test_time_to_target_counts_a_loss_equal_to_the_target(tmp_path):
     write_run(tmp_path / "a", 2, [4.0, 3.5, 3.25, 2.5], step_s=0.125)
     pool = load(tmp_path / "a")
     p = point_of(pool[0])
-    res = at.measure(p, pool, 3.0)
+    res = at.point_result(p, pool, 3.0)
     assert res.kind == "measured" and len(res.run_ids) == 2
     t = res.values["time_to_target_s"]  # seed 1 at 10 (1.25 s), seed 2 at 30 (3.75 s)
     assert (t.mean, t.low, t.high) == (2.5, 1.25, 3.75)
@@ -165,10 +165,10 @@ def test_time_to_target_counts_a_loss_equal_to_the_target(tmp_path):
     assert (v.mean, v.low, v.high) == (2.25, 2.0, 2.5)
     assert res.values["step_s"].mean == 0.125 and res.values["train_time_s"].mean == 3.75
     # a target one seed never reaches: no time, and a note saying how many did
-    short = at.measure(p, pool, 2.25)
+    short = at.point_result(p, pool, 2.25)
     assert short.values["time_to_target_s"] is None
     assert short.notes == ("target 2.25 reached by 1 of 2 seeds",)
-    assert at.measure(p, pool, None).notes == ()
+    assert at.point_result(p, pool, None).notes == ()
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def projected(tmp_path):
 
 def test_a_projection_by_hand(projected):
     p, pool = projected
-    res = at.measure(p, pool, 3.0)
+    res = at.point_result(p, pool, 3.0)
     assert res.kind == "projected" and len(res.probe_ids) == 2 and len(res.reference_ids) == 2
     # 20 pooled steps, ten of 0.25 and ten of 0.75: quartiles 0.25, 0.5, 0.75 (numpy's linear
     # interpolation: the median falls between the 10th and 11th)
@@ -220,15 +220,15 @@ def test_a_projection_by_hand(projected):
 def test_a_projection_without_a_target_reached_within_the_point(projected):
     p, pool = projected
     # 2.25 is reached by the second GPU run only at 30, the first at 30 too (2.0): both hit
-    assert at.measure(p, pool, 2.25).values["time_to_target_s"].mean == 30 * 0.5
+    assert at.point_result(p, pool, 2.25).values["time_to_target_s"].mean == 30 * 0.5
     # 2.1: the second never reaches it: no time to target
-    assert at.measure(p, pool, 2.1).values["time_to_target_s"] is None
-    assert at.measure(p, pool, None).values["time_to_target_s"] is None
+    assert at.point_result(p, pool, 2.1).values["time_to_target_s"] is None
+    assert at.point_result(p, pool, None).values["time_to_target_s"] is None
     # a shorter point (20 iterations): the hits must fall within it; 2.5 only seed 1 reaches by 20
     p20 = replace(p, iters=20)
-    assert at.measure(p20, pool, 2.5).values["time_to_target_s"] is None
+    assert at.point_result(p20, pool, 2.5).values["time_to_target_s"] is None
     # no projection asked: missing
-    assert at.measure(p, pool, 3.0, project_ok=False).kind == "missing"
+    assert at.point_result(p, pool, 3.0, project_ok=False).kind == "missing"
 
 
 def test_which_runs_hold_a_point(tmp_path):
@@ -264,12 +264,12 @@ def test_a_longer_run_measures_a_shorter_point_from_its_first_steps(tmp_path):
     write_run(tmp_path / "a", 1, [4.0, 3.0, 2.5, 2.0], step_s=0.125)
     [run] = load(tmp_path / "a")
     p20 = replace(point_of(run), iters=20)
-    res = at.measure(p20, [run], 2.5)
+    res = at.point_result(p20, [run], 2.5)
     assert res.kind == "measured" and res.values["val_loss"].mean == 2.5
     assert res.values["train_time_s"].mean == 2.5 and res.values["step_s"].mean == 0.125
     assert res.values["time_to_target_s"].mean == 2.5
     # 2.0 is reached only at 30, beyond the point
-    assert at.measure(p20, [run], 2.0).values["time_to_target_s"] is None
+    assert at.point_result(p20, [run], 2.0).values["time_to_target_s"] is None
     steps = at._steps_until(run, 20)
     assert steps.size == 20 and set(steps) == {0.125}
     assert at._steps_until(run, 30).size == 30
@@ -286,8 +286,8 @@ def test_a_run_stopped_short_of_the_point_is_named_where_the_point_is_missing(tm
     pool = load(tmp_path)
     stopped_run = next(r for r in pool if r.status == "interrupted")
     p = replace(point_of(stopped_run), iters=30)
-    res = at.measure(p, [stopped_run], 2.0, project_ok=False)
+    res = at.point_result(p, [stopped_run], 2.0, project_ok=False)
     assert res.kind == "missing" and res.values["val_loss"] is None
     assert res.stopped == ((stopped_run.run_id, "interrupted", 20, 20, 2.5),)
     # a completed run of the point holds it: measured, nothing missing
-    assert at.measure(p, pool, 2.0).kind == "measured"
+    assert at.point_result(p, pool, 2.0).kind == "measured"

@@ -15,7 +15,7 @@ from nanobench.analyze import equivalence as eq
 def test_two_shared_seeds_are_enough_to_pair():
     # seeds 1 and 2 in both: B - A = 0.5 and 1.0, mean 0.75, sd sqrt(0.125) = 0.35355,
     # se = 0.35355 / sqrt 2 = 0.25, df 1; t(0.95, 1) = 6.3138, t(0.975, 1) = 12.7062
-    p = eq.verdict_at(1, {1: 1.0, 2: 2.0}, {1: 1.5, 2: 3.0}, 0.02)
+    p = eq.point_statistic(1, {1: 1.0, 2: 2.0}, {1: 1.5, 2: 3.0}, 0.02)
     assert (p.design, p.n_pairs, p.n_unpaired) == ("paired", 2, 0)
     assert p.diff == 0.75
     assert p.ci90 == pytest.approx((0.75 - 6.3138 * 0.25, 0.75 + 6.3138 * 0.25), abs=1e-4)
@@ -29,7 +29,7 @@ def test_unpaired_difference_is_b_minus_a_with_welchs_df():
     # unequal sizes and spreads, so swapping A and B changes the sign and the df is not n - 1:
     # A = 1, 2, 3: mean 2, var 1, n 3 -> va = 1/3; B = 5, 7: mean 6, var 2, n 2 -> vb = 1
     # se = sqrt(4/3) = 1.1547; df = (4/3)^2 / ((1/3)^2 / 2 + 1^2 / 1) = (16/9) / (19/18) = 32/19
-    p = eq.verdict_at(1, [1.0, 2.0, 3.0], [5.0, 7.0], 0.02)
+    p = eq.point_statistic(1, [1.0, 2.0, 3.0], [5.0, 7.0], 0.02)
     assert (p.design, p.n_a, p.n_b, p.n_pairs, p.n_unpaired) == ("unpaired", 3, 2, 0, 0)
     assert p.diff == 4.0
     diff, lo, hi, df = eq.welch_interval([1.0, 2.0, 3.0], [5.0, 7.0], 0.95)
@@ -48,7 +48,7 @@ def test_unpaired_difference_is_b_minus_a_with_welchs_df():
 
 def test_a_single_seed_on_either_side_is_undecided_with_no_interval():
     for a, b in (([1.0], [2.0, 3.0]), ([1.0, 2.0], [4.0])):
-        p = eq.verdict_at(1, a, b, 0.02)
+        p = eq.point_statistic(1, a, b, 0.02)
         assert (p.verdict, p.ci90, p.ci95, p.p, p.design) == (
             "undecided",
             None,
@@ -57,20 +57,20 @@ def test_a_single_seed_on_either_side_is_undecided_with_no_interval():
             "unpaired",
         )
     # the difference is still given: B's mean 2.5 minus A's 1.0
-    assert eq.verdict_at(1, [1.0], [2.0, 3.0], 0.02).diff == 1.5
+    assert eq.point_statistic(1, [1.0], [2.0, 3.0], 0.02).diff == 1.5
     # two seeds a side is enough for Welch: A var 0.5, B var 0.5, se = sqrt(0.25 + 0.25), df 2
-    two = eq.verdict_at(1, [1.0, 2.0], [3.0, 4.0], 0.02)
+    two = eq.point_statistic(1, [1.0, 2.0], [3.0, 4.0], 0.02)
     assert two.design == "unpaired" and two.ci95 == pytest.approx(
         (2 - 4.3027 * math.sqrt(0.5), 2 + 4.3027 * math.sqrt(0.5)), abs=1e-4
     )
 
 
 def test_bit_identical_seeds_have_p_one_and_constant_differences_p_zero():
-    same = eq.verdict_at(1, {1: 2.0, 2: 3.0}, {1: 2.0, 2: 3.0}, 0.02)
+    same = eq.point_statistic(1, {1: 2.0, 2: 3.0}, {1: 2.0, 2: 3.0}, 0.02)
     assert (same.diff, same.ci90, same.ci95, same.p) == (0.0, (0.0, 0.0), (0.0, 0.0), 1.0)
     assert same.verdict == "equivalent"
     # every seed moved by exactly 0.5: no spread, a difference for certain
-    moved = eq.verdict_at(1, {1: 2.0, 2: 3.0}, {1: 2.5, 2: 3.5}, 0.02)
+    moved = eq.point_statistic(1, {1: 2.0, 2: 3.0}, {1: 2.5, 2: 3.5}, 0.02)
     assert (moved.diff, moved.ci90, moved.p) == (0.5, (0.5, 0.5), 0.0)
     assert moved.verdict == "different"
     # unpaired with no spread on either side: Welch's se is 0, df infinite
@@ -84,11 +84,11 @@ def test_an_interval_ending_exactly_on_the_margin_is_not_inside_it(shift):
     # constant differences: the 90% interval is the single point `shift`, exactly +-margin
     a = {1: 1.0, 2: 2.0, 3: 3.0}
     b = {s: v + shift for s, v in a.items()}
-    p = eq.verdict_at(1, a, b, 0.25)
+    p = eq.point_statistic(1, a, b, 0.25)
     assert p.ci90 == (shift, shift) and p.p == 0.0
     assert p.verdict == "different"  # TOST needs strictly inside (-margin, +margin)
     # a hair inside the margin it is equivalent (the p of a zero difference is 0 all the same)
-    assert eq.verdict_at(1, a, b, 0.2500001).verdict == "equivalent"
+    assert eq.point_statistic(1, a, b, 0.2500001).verdict == "equivalent"
 
 
 @pytest.mark.parametrize("shift", [0.5, -0.5])
@@ -97,18 +97,18 @@ def test_an_interval_spanning_zero_and_ending_on_the_margin_is_undecided(shift):
     # to the far end of the 90% interval itself, +-(0.25 + 6.3138 x 0.25) = 1.8284
     a = {1: 1.0, 2: 2.0}
     b = {1: 1.0, 2: 2.0 + shift}
-    first = eq.verdict_at(1, a, b, 1.0)
+    first = eq.point_statistic(1, a, b, 1.0)
     far = max(abs(first.ci90[0]), abs(first.ci90[1]))
     assert far == pytest.approx(0.25 + 6.3138 * 0.25, abs=1e-3)
-    on = eq.verdict_at(1, a, b, far)
+    on = eq.point_statistic(1, a, b, far)
     assert on.p == pytest.approx(0.5) and on.verdict == "undecided"
-    assert eq.verdict_at(1, a, b, far * 1.000001).verdict == "equivalent"
+    assert eq.point_statistic(1, a, b, far * 1.000001).verdict == "equivalent"
 
 
 def test_an_interval_on_the_margin_with_no_significant_difference_is_undecided():
     # diffs 0.0 and 0.5: mean 0.25, se 0.25, df 1 -> the interval spans 0 (p = 0.5) and the margin
     a = {1: 1.0, 2: 2.0}
-    p = eq.verdict_at(1, a, {1: 1.0, 2: 2.5}, 0.25)
+    p = eq.point_statistic(1, a, {1: 1.0, 2: 2.5}, 0.25)
     assert p.p == pytest.approx(0.5) and p.verdict == "undecided"  # t = 1, 1 df: 1 - 2 atan(1)/pi
 
 
@@ -117,7 +117,7 @@ def test_the_deciding_interval_is_the_90_percent_one():
     # 0.03; 95% would be +-4.303 se = +-0.02484 -> 0.0348, outside 0.03
     a = {1: 2.0, 2: 2.0, 3: 2.0}
     b = {1: 2.0, 2: 2.01, 3: 2.02}
-    p = eq.verdict_at(1, a, b, 0.03)
+    p = eq.point_statistic(1, a, b, 0.03)
     assert p.ci90[1] == pytest.approx(0.01 + 2.9200 * 0.01 / math.sqrt(3), abs=1e-4)
     assert p.ci95[1] == pytest.approx(0.01 + 4.3027 * 0.01 / math.sqrt(3), abs=1e-4)
     assert p.verdict == "equivalent"
@@ -128,13 +128,13 @@ def test_seeds_left_out_of_a_pairing_are_counted():
     # seeds 1-3 in both, 4 and 5 in A only, 9 in B only: 5 + 4 - 2 x 3 = 3 left out
     a = {1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0, 5: 5.0}
     b = {1: 1.5, 2: 2.5, 3: 3.75, 9: 0.0}
-    p = eq.verdict_at(1, a, b, 0.02)
+    p = eq.point_statistic(1, a, b, 0.02)
     assert (p.design, p.n_a, p.n_b, p.n_pairs, p.n_unpaired) == ("paired", 5, 4, 3, 3)
     # a seed that diverged on one side ran on both: counted there, not as left out
     d = eq.point_statistic(1, a, b, 0.02, diverged=((4, "b", 1),))
     assert d.n_unpaired == 2
     # unpaired designs leave none out
-    assert eq.verdict_at(1, [1.0, 2.0], [1.0, 2.0, 3.0], 0.02).n_unpaired == 0
+    assert eq.point_statistic(1, [1.0, 2.0], [1.0, 2.0, 3.0], 0.02).n_unpaired == 0
 
 
 def test_holm_by_hand_with_ties_nan_and_the_cap():

@@ -230,9 +230,9 @@ def test_recipes_of_other_batches_meet_at_equal_tokens_and_flops(tmp_path):
         3,
         2.2,
     )  # the same iteration saw twice the tokens
-    spec = tables.speed_table(g)
-    assert [c for c, _ in spec.columns][-2:] == ["val @ tokens", "val @ FLOPs"]
-    assert spec.rows[1][-2:] == ["2.5500 vs 2.0000 @192", "2.5500 vs 2.0000 @192k"]
+    table = tables.speed_table(g)
+    assert [c for c, _ in table.columns][-2:] == ["val @ tokens", "val @ FLOPs"]
+    assert table.rows[1][-2:] == ["2.5500 vs 2.0000 @192", "2.5500 vs 2.0000 @192k"]
     out = to_json(compare.compare_files([str(tmp_path)]))["groups"][0]["comparisons"][0]
     assert out["equal_tokens"]["tokens"] == 192 and out["equal_flops"][
         "other_val_loss"

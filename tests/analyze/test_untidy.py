@@ -286,7 +286,7 @@ def test_item7_leaving_the_noise_means_staying_out():
 def test_item8_intervals_hold_at_five_seeds_and_a_band_means_one_thing():
     a = {s: 2.0 for s in range(5)}
     b = {s: 2.0 + d for s, d in enumerate(D5)}
-    p = equivalence.verdict_at(100, a, b, 0.02)
+    p = equivalence.point_statistic(100, a, b, 0.02)
     assert p.ci95 == pytest.approx(stats.t.interval(0.95, 4, loc=np.mean(D5), scale=stats.sem(D5)))
     assert not hasattr(p, "boot95")  # the percentile bootstrap (about 85% at 5 seeds) is gone
     for values in ([1.0, 2.0], [1.0, 2.0, 3.0, 4.0, 5.0], list(np.linspace(0, 1, 12))):
@@ -314,8 +314,8 @@ def test_item9_time_parts_of_the_same_runs_cut_shorter_are_marked_and_have_no_ba
     assert step.same_runs and step.low is None and step.method == attribution.SAME_RUNS
     loss = e.ladder.attribution["val_loss"].parts[it]
     assert not loss.same_runs and loss.low is not None  # a loss part of the same runs is an effect
-    spec = present_explain.attribution_table(e.ladder)
-    assert "(same runs)" in spec.rows[it][3]
+    table = present_explain.attribution_table(e.ladder)
+    assert "(same runs)" in table.rows[it][3]
     assert any(
         line.startswith("band: the same runs cut at two lengths")
         for line in present_explain.band_notes(e.ladder)

@@ -134,7 +134,10 @@ def test_a_matrix_of_smoke_runs_with_a_skipped_cell(tmp_path):
     assert [o.status for o in outcomes] == ["completed", "completed"] and reported == outcomes
     runs = [results.read_run(o.path) for o in outcomes]
     assert {r.info.group_id for r in runs} == {"matrix-test"}
-    assert [(r.info.options.dtype, r.info.options.seed) for r in runs] == [("fp32", 1), ("fp32", 2)]
+    assert [(r.info.options.settings.dtype, r.info.options.seed) for r in runs] == [
+        ("fp32", 1),
+        ("fp32", 2),
+    ]
 
 
 def test_an_interrupted_run_stops_the_plan_and_keeps_what_ran(monkeypatch, tmp_path):

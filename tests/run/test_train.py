@@ -182,3 +182,18 @@ def test_settings_compile_wraps_lazily():
     wrapped = compile_model(model, True, None)
     assert isinstance(wrapped, torch._dynamo.eval_frame.OptimizedModule)
     assert wrapped._orig_mod is model
+
+
+def test_run_options_take_the_speed_settings_under_their_names_and_defaults():
+    """A run recorded with RunOptions is read back as Settings: both must name and default
+    the six settings alike, or a recorded key would read as another setting or default."""
+    import dataclasses
+
+    from nanobench.store.meta import Settings
+
+    opts = {f.name: f.default for f in dataclasses.fields(RunOptions)}
+    speed = {f.name: f.default for f in dataclasses.fields(Settings)}
+    assert sorted(speed) == ["compile", "compile_mode", "dtype", "optimizer", "sdpa", "threads"]
+    assert {k: opts[k] for k in speed} == speed
+    recorded = RunOptions(threads=1, sdpa="math").recorded()
+    assert Settings.recorded(recorded) == Settings(threads=1, sdpa="math")

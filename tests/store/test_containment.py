@@ -8,7 +8,6 @@ exactly as it was (the whole tmp tree is listed before and after, symlinks not f
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -41,17 +40,6 @@ def tree(root: Path, skip: Path | None = None) -> dict:
     return listing
 
 
-def nb(*args, cwd, env=None):
-    return subprocess.run(
-        [*NB, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=dict(os.environ, **(env or {})),
-    )
-
-
 def refused(proc, *needles):
     """Exit 2, no traceback, exactly one error line, holding every needle."""
     errors = [line for line in proc.stderr.splitlines() if line.startswith("nanobench: error:")]
@@ -77,7 +65,7 @@ def scenario_file(world: Path, name: str) -> Path:
 
 
 @pytest.mark.parametrize("name", ["../../x", "/ABS/some/where/abs", ".hidden", "a/b"])
-def test_scenario_name_leading_away_is_refused_before_any_row(world, name):
+def test_scenario_name_leading_away_is_refused_before_any_row(world, name, nb):
     name = name.replace("/ABS", str(world))  # an absolute path inside the test's own tree
     evil = scenario_file(world, name)
     out = world / "OUT" / "a" / "b" / "c"
@@ -87,7 +75,7 @@ def test_scenario_name_leading_away_is_refused_before_any_row(world, name):
     assert tree(world) == before  # not even the output folder was created
 
 
-def test_scenario_name_set_on_the_command_line_is_refused(world):
+def test_scenario_name_set_on_the_command_line_is_refused(world, nb):
     before = tree(world)
     proc = nb(
         "run",
@@ -104,7 +92,7 @@ def test_scenario_name_set_on_the_command_line_is_refused(world):
     assert tree(world) == before
 
 
-def test_group_id_from_the_environment_is_refused(world):
+def test_group_id_from_the_environment_is_refused(world, nb):
     before = tree(world)
     proc = nb(
         "run",
@@ -133,7 +121,7 @@ def plant_partial(out: Path, folder: str, run_id: str, **meta) -> Path:
 
 
 @pytest.mark.parametrize("run_id", ["../../escaped", "/ABS/escaped", "other-run"])
-def test_recover_refuses_a_run_id_from_metadata_and_leaves_the_partial(world, run_id):
+def test_recover_refuses_a_run_id_from_metadata_and_leaves_the_partial(world, run_id, nb):
     out = world / "OUT"
     run_id = run_id.replace("/ABS", str(world / "outside"))
     partial = plant_partial(out, "r1", run_id)
@@ -147,7 +135,7 @@ def test_recover_refuses_a_run_id_from_metadata_and_leaves_the_partial(world, ru
     assert tree(world) == before
 
 
-def test_run_leaves_such_a_partial_in_place_and_says_so(world):
+def test_run_leaves_such_a_partial_in_place_and_says_so(world, nb):
     out = world / "OUT"
     partial = plant_partial(out, "r1", "../../escaped")
     before = tree(world, skip=out)
@@ -158,7 +146,7 @@ def test_run_leaves_such_a_partial_in_place_and_says_so(world):
     assert tree(world, skip=out) == before
 
 
-def test_group_id_in_metadata_is_data_not_a_path(world):
+def test_group_id_in_metadata_is_data_not_a_path(world, nb):
     out = world / "OUT"
     plant_partial(out, "r1", "r1", group_id="../../g")
     before = tree(world, skip=out)
@@ -168,7 +156,7 @@ def test_group_id_in_metadata_is_data_not_a_path(world):
     assert tree(world, skip=out) == before
 
 
-def test_recover_refuses_a_partial_that_is_a_symlink_leading_away(world):
+def test_recover_refuses_a_partial_that_is_a_symlink_leading_away(world, nb):
     out = world / "OUT"
     away = world / "outside" / "partial"
     plant_partial(world / "elsewhere", "r1", "r1")
@@ -181,7 +169,7 @@ def test_recover_refuses_a_partial_that_is_a_symlink_leading_away(world):
     assert tree(world) == before  # in particular, the folder it points at is not deleted
 
 
-def test_out_with_a_partial_folder_symlinked_away_is_refused(world):
+def test_out_with_a_partial_folder_symlinked_away_is_refused(world, nb):
     out = world / "OUT"
     out.mkdir()
     (out / results.PARTIAL_DIR).symlink_to(world / "outside")
@@ -191,7 +179,7 @@ def test_out_with_a_partial_folder_symlinked_away_is_refused(world):
     assert tree(world) == before
 
 
-def test_checkpoint_folder_symlinked_away_is_refused_before_any_row(world):
+def test_checkpoint_folder_symlinked_away_is_refused_before_any_row(world, nb):
     out = world / "OUT"
     out.mkdir()
     (out / "checkpoints").symlink_to(world / "outside")
@@ -213,7 +201,7 @@ def test_checkpoint_folder_symlinked_away_is_refused_before_any_row(world):
     assert tree(world) == before  # no partial run, no row, nothing in the folder it points at
 
 
-def test_resume_from_a_checkpoint_naming_a_scenario_that_leads_away(world):
+def test_resume_from_a_checkpoint_naming_a_scenario_that_leads_away(world, nb):
     import torch
 
     # A crafted checkpoint: only the fields `--resume` reads before the scenario is checked.
@@ -229,7 +217,7 @@ def test_resume_from_a_checkpoint_naming_a_scenario_that_leads_away(world):
     assert tree(world) == before
 
 
-def test_report_over_a_planted_symlink_is_refused(world):
+def test_report_over_a_planted_symlink_is_refused(world, nb):
     out = world / "report"
     out.mkdir()
     (out / "index.html").symlink_to(world / "outside" / "victim.txt")
@@ -239,7 +227,7 @@ def test_report_over_a_planted_symlink_is_refused(world):
     assert tree(world) == before
 
 
-def test_report_folder_itself_may_be_a_symlink_the_user_made(world):
+def test_report_folder_itself_may_be_a_symlink_the_user_made(world, nb):
     # The folder the user names is theirs to point anywhere: -o is the root, not a name from a file.
     (world / "link").symlink_to(world / "outside")
     proc = nb("report", EXAMPLE_RUN, "-o", world / "link", cwd=world)

@@ -7,7 +7,7 @@ import pytest
 
 from nanobench.errors import InputError
 from nanobench.store import results
-from nanobench.store.meta import Peak, ResumedFrom, RunMeta
+from nanobench.store.meta import Peak, ResumedFrom, RunMeta, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "results" / "examples" / "cpu-fp32-vs-bf16"
@@ -20,7 +20,7 @@ def test_every_committed_result_still_reads_with_its_metadata_typed():
         run = results.read_run(path)
         info, raw = run.info, run.meta
         assert info.raw is raw and info.run_id == raw["run_id"] == run.run_id
-        assert (info.device.type, info.options.dtype, info.options.seed) == (
+        assert (info.device.type, info.options.settings.dtype, info.options.seed) == (
             raw["device"]["type"],
             raw["options"]["dtype"],
             raw["options"]["seed"],
@@ -42,8 +42,13 @@ def test_the_example_run_typed():
         (2.0, 1.9),
     )
     assert m.scenario["model"]["n_layer"] == 4
-    assert (m.device.spec, m.device.type, m.device.name) == ("cpu", "cpu", "AMD EPYC")
-    assert (m.options.compile, m.options.max_iters, m.options.overrides, m.options.threads) == (
+    assert (m.device.text, m.device.type, m.device.name) == ("cpu", "cpu", "AMD EPYC")
+    assert (
+        m.options.settings.compile,
+        m.options.max_iters,
+        m.options.overrides,
+        m.options.settings.threads,
+    ) == (
         False,
         2000,
         (),
@@ -80,7 +85,7 @@ def test_the_example_run_typed():
 def test_what_a_hand_made_file_leaves_out_reads_as_unknown():
     m = RunMeta.parse({"schema_version": 1}, "/x/some-run.parquet")
     assert (m.run_id, m.status, m.scenario_name, m.val_loss_targets) == ("some-run", "?", None, ())
-    assert (m.options.compile, m.options.overrides, m.device.type, m.dataset.sha256) == (
+    assert (m.options.settings.compile, m.options.overrides, m.device.type, m.dataset.sha256) == (
         False,
         (),
         None,
@@ -92,6 +97,8 @@ def test_what_a_hand_made_file_leaves_out_reads_as_unknown():
         and m.resumed_from is None
         and m.sample is None
     )
+    # no speed setting recorded: the run did what `nanobench run` does given no option
+    assert m.options.settings == Settings(dtype="fp32", compile=False, threads=None, sdpa="auto")
     peaks = RunMeta.parse(
         {"peak_flops": {"spec": {"flops": None, "source": "no datasheet entry"}}}, "r"
     ).peak_flops
@@ -139,3 +146,23 @@ def test_a_section_that_is_not_an_object_names_file_and_key(tmp_path):
         match=r"bad\.parquet: metadata key 'environment\.git' is str, expected an object",
     ):
         results.read_run(path)
+
+
+def test_the_recorded_speed_settings_read_back_as_one_value():
+    options = {
+        "device": "cuda",
+        "dtype": "bf16",
+        "compile": True,
+        "compile_mode": "max-autotune",
+        "threads": 4,
+        "optimizer": "fused",
+        "sdpa": "flash",
+        "seed": 7,
+        "best": True,
+    }
+    m = RunMeta.parse({"options": options}, "/x/r.parquet")
+    assert m.options.settings == Settings("bf16", True, "max-autotune", 4, "fused", "flash")
+    assert (m.options.device, m.options.seed, m.options.best) == ("cuda", 7, True)
+    assert m.options.settings.describe() == (
+        "bf16, compiled (max-autotune), 4 threads, AdamW fused, SDPA flash"
+    )
