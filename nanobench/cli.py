@@ -8,6 +8,7 @@ culprit, no traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -133,8 +134,41 @@ def _check_margin(margin: float, of: str = "val loss") -> None:
 
 
 def cmd_run(args) -> int:
-    # torch is imported only after the checks that need no device (scenario, seeds, counts),
-    # so those mistakes are told at once rather than after a second of `import torch`.
+    from nanobench.run import distributed, executors
+    from nanobench.run import plan as plans
+
+    child = bool(os.environ.get(distributed.CHILD_ENV))  # a torchrun worker of one cell
+    scenario, request = _run_request(args, child)
+    if args.executor != "local" and (child or args.resume):
+        raise InputError(f"--executor {args.executor}: a resumed run continues here; drop one")
+    # the engine's options are checked before anything is stored
+    engine = {"submitit": _submitit_options, "ray": _ray_options}.get(args.executor, lambda a: None)
+    engine_options = engine(args)
+    cells, said = plans.build_cells(
+        request, scenario, here=args.executor == "local" and not child and not args.resume
+    )
+    for line in said:
+        print(f"nanobench: {line}", file=sys.stderr)
+    plan, todo, made = _plan_of(args, scenario, cells, child)
+    if not todo:  # --continue, and every cell is completed or still running
+        return _print_status(plan, as_json=args.json)
+    if args.executor == "local":
+        return _run_here(args, plan, todo, scenario, child, made)
+    if args.executor == "submitit":
+        jobs = executors.submit_submitit(plan, todo, engine_options, process.stderr_log())
+        if not args.wait:
+            print(f"follow it: nanobench status {args.out} (exit 0 once every cell completed)")
+            return EXIT_OK
+        executors.wait_submitit(plan, jobs, process.stderr_log(args.quiet))
+    else:
+        executors.run_ray(plan, todo, engine_options, process.stderr_log(args.quiet))
+    return _print_status(plan, as_json=args.json)
+
+
+def _run_request(args, child: bool) -> tuple:
+    """`run`'s scenario and its flags as a plan request, every check that needs no device made
+    (torch is imported only after them, so those mistakes are told at once rather than after a
+    second of `import torch`)."""
     from nanobench.run import scenario as scen
 
     for flag, text in (("--seeds", args.seeds), ("--device", args.device), ("--dtype", args.dtype)):
@@ -175,36 +209,7 @@ def cmd_run(args) -> int:
         raise InputError(
             f"--checkpoint-every {args.checkpoint_every}: must be >= 1 (iterations between checkpoints)"
         )
-
-    from nanobench.run import distributed, executors, matrix
-    from nanobench.run import plan as plans
-
-    child = bool(os.environ.get(distributed.CHILD_ENV))  # a torchrun worker of one cell
-    if args.executor != "local" and (child or args.resume):
-        raise InputError(f"--executor {args.executor}: a resumed run continues here; drop one")
-    # the engine's options are checked before anything is stored
-    engine = {"submitit": _submitit_options, "ray": _ray_options}.get(args.executor, lambda a: None)
-    engine_options = engine(args)
-    request = _request(args, flags, seeds, child)
-    cells, said = plans.build_cells(
-        request, scenario, here=args.executor == "local" and not child and not args.resume
-    )
-    for line in said:
-        print(f"nanobench: {line}", file=sys.stderr)
-    plan, todo, made = _plan_of(args, scenario, cells, child)
-    if not todo:  # --continue, and every cell is completed or still running
-        return _print_status(plan, as_json=args.json)
-    if args.executor == "local":
-        return _run_here(args, plan, todo, scenario, child, made)
-    if args.executor == "submitit":
-        jobs = executors.submit_submitit(plan, todo, engine_options, process.stderr_log())
-        if not args.wait:
-            print(f"follow it: nanobench status {args.out} (exit 0 once every cell completed)")
-            return EXIT_OK
-        executors.wait_submitit(plan, jobs, process.stderr_log(args.quiet))
-    else:
-        executors.run_ray(plan, todo, engine_options, process.stderr_log(args.quiet))
-    return _print_status(plan, as_json=args.json)
+    return scenario, _request(args, flags, seeds, child)
 
 
 def _request(args, flags: dict, seeds: list, child: bool):
@@ -299,35 +304,48 @@ def _utc_now() -> str:
     return utc_now()
 
 
+@contextlib.contextmanager
+def _stop_signals(child: bool = False):
+    """While the local executor runs: SIGTERM (Windows: Ctrl-Break or closing the console) ends
+    a run like Ctrl-C, the result file completed with status `interrupted`. A torchrun worker
+    only notes the stop: the ranks agree on it at a read window and stop together, so none is
+    left waiting in a collective (see distributed.Dist.should_stop). The handlers before are
+    put back after (explain and tune go on once their plan has run)."""
+    from nanobench.run import distributed, executors
+
+    stop = distributed.request_stop if child else executors.StopOnce()
+    before = {signum: signal.signal(signum, stop) for signum in process.stop_signals()}
+    finished = threading.Event()  # the console-close handler holds the process until it is set
+    close_handler = process.on_console_close(finished)  # noqa: F841 (kept alive for ctypes)
+    try:
+        yield
+    finally:
+        finished.set()
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 def _run_here(args, plan, cells: list, scenario, child: bool, made: list | None) -> int:
     """The local executor, with this terminal's progress display and stop signals. made:
     the folders a new plan's saving made, taken away with it when its first cell is refused."""
-    from nanobench.run import distributed, executors, matrix
+    from nanobench.run import executors, matrix
 
-    # SIGTERM (Windows: Ctrl-Break or closing the console) ends a run like Ctrl-C: the result
-    # file is completed with status `interrupted`. A torchrun worker only notes the stop: the
-    # ranks agree on it at a read window and stop together, so none is left waiting in a
-    # collective (see distributed.Dist.should_stop).
-    stop = distributed.request_stop if child else executors.StopOnce()
-    for signum in process.stop_signals():
-        signal.signal(signum, stop)
-    finished = threading.Event()  # the console-close handler holds the process until it is set
-    close_handler = process.on_console_close(finished)  # noqa: F841 (kept alive for ctypes)
     # torchrun workers other than rank 0 record nothing (no path); a data-parallel cell's
     # launcher leaves the printing to its rank 0 (it has no summary)
     report = lambda o: _print_outcome(o) if o.path and o.summary and not args.json else None  # noqa: E731
     show = lambda label: RunDisplay(label, args.quiet)  # noqa: E731
     try:
-        outcomes = executors.run_local(
-            plan,
-            cells,
-            show,
-            report,
-            args.quiet,
-            args.json,
-            scenario if len({c.scenario for c in cells}) == 1 else None,
-            sweep=not child,
-        )
+        with _stop_signals(child):
+            outcomes = executors.run_local(
+                plan,
+                cells,
+                show,
+                report,
+                args.quiet,
+                args.json,
+                scenario if len({c.scenario for c in cells}) == 1 else None,
+                sweep=not child,
+            )
     except InputError:
         # refused before any cell left a trace: a new plan goes too, nothing is written
         if made is not None:
@@ -335,8 +353,6 @@ def _run_here(args, plan, cells: list, scenario, child: bool, made: list | None)
 
             plans.discard(plan, made)
         raise
-    finally:
-        finished.set()
     if args.json and any(o.path and o.summary for o in outcomes):
         print(
             json.dumps(
@@ -595,9 +611,18 @@ def cmd_tune(args) -> int:
     if unknown or not axes:
         raise InputError(f"--axes {args.axes}: use some of {', '.join(tune.AXES)}")
     _check_margin(args.margin, of="loss")
+    runs = tune.TuneRuns(
+        args.scenario,
+        tuple(args.set or []),
+        args.out or str(tune.runs_dir()),
+        lambda plan, cells: _run_plan_here(plan, cells, args.quiet),
+        args.continue_,
+        args.passes,
+    )
     result = tune.tune(
         scenario,
         args.device,
+        runs,
         iters=args.iters,
         margin=args.margin,
         axes=axes,
@@ -606,6 +631,43 @@ def cmd_tune(args) -> int:
     key = None if args.dry_run else tune.save(result, scenario)
     tuning.print_tune(result, _console(), key)
     return EXIT_OK
+
+
+def _run_plan_here(plan, cells: list, quiet: bool, deadline=None) -> list:
+    """The local executor for the plans of tune and explain --run: a progress display per
+    cell, one line per result on stderr (their stdout is their own answer), stop signals as
+    `run`'s."""
+    from nanobench.run import executors
+
+    def report(result) -> None:
+        if not quiet:
+            where = f" {result.path}" if result.path else ""
+            why = f" ({result.reason})" if result.reason else ""
+            print(
+                f"nanobench: {result.cell} {plan.cell(result.cell).label}: {result.status}{why}{where}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def show(label: str) -> RunDisplay:
+        if deadline is not None and not quiet:
+            print(
+                f"nanobench: running {label} ({deadline.left_s():.0f} s of budget left)",
+                file=sys.stderr,
+                flush=True,
+            )
+        return RunDisplay(label, quiet)
+
+    with _stop_signals():
+        return executors.run_local(
+            plan,
+            cells,
+            show,
+            report,
+            True,
+            False,
+            deadline=deadline,
+        )
 
 
 def _load_comparison(args):
@@ -718,7 +780,7 @@ def _here():
     """This machine's devices, torch and a measured-peak function, for planning explain's runs."""
     import torch
 
-    from nanobench.analyze.plan import Here
+    from nanobench.analyze.missing import Here
     from nanobench.measure import peaks
     from nanobench.measure.device import available_kinds, resolve
     from nanobench.measure.precision import Precision
@@ -734,7 +796,7 @@ def _here():
 
 
 def cmd_explain(args) -> int:
-    from nanobench.analyze import explain, plan
+    from nanobench.analyze import explain, missing
     from nanobench.present.explain import render_explanation
 
     _check_margin(args.margin)
@@ -749,30 +811,61 @@ def cmd_explain(args) -> int:
     pool += [args.out] if args.run and os.path.isdir(args.out) and args.out not in pool else []
     here, here_peak = _here()
 
+    planning = explain.Planning(args.out, here, here_peak, budget_s)
+
     def build(ends=None):
         return explain.explain_endpoints(
-            args.a, args.b, pool, args.order, args.margin, args.out, here, here_peak, budget_s, ends
+            args.a, args.b, pool, args.order, args.margin, planning, ends
         )
 
     result = build()
     if args.run:
-        from nanobench.run.rungs import run_commands
-
-        chosen = plan.run_order(result.plans, result.ladder.results, budget_s)
+        chosen = missing.run_order(result.missing, result.ladder.results, budget_s)
         if not chosen:
             print("nanobench: nothing to run here within the budget", file=sys.stderr)
         else:
-            run_commands(
-                [p.argv for p in chosen],
-                budget_s,
-                log=process.stderr_log(prefix="nanobench: "),
-            )
+            _run_rungs([p.argv for p in chosen], args.out, budget_s, args.budget)
             pool += [args.out] if args.out not in pool else []
             result = build(result.ends)  # the same A and B, though A's folder may now hold more
     if args.json:
         print(json.dumps(explain.to_json(result), indent=1))
     else:
         render_explanation(result, _console())
+
+
+def _run_rungs(commands: list[tuple[str, ...]], out: str, budget_s: float, budget: str) -> None:
+    """explain --run: the `nanobench run` commands explain chose, each parsed as `run` parses
+    it, made into one plan in OUT and run here by the local executor within the budget (the
+    run going when it ends is completed as interrupted; none starts after)."""
+    from nanobench.run import executors
+    from nanobench.run import plan as plans
+
+    say = process.stderr_log(prefix="nanobench: ")
+    parser, cells = build_parser(), []
+    for argv in commands:
+        scenario, request = _run_request(parser.parse_args(["run", *argv]), child=False)
+        made = plans.build_cells(request, scenario)[0]
+        cells += made
+        say(f"nanobench run {' '.join(argv)}: {len(made)} cell{'s' * (len(made) > 1)}")
+    rungs = plans.Plan(
+        plans.new_plan_id("explain"), out, tuple(plans.numbered(cells)), created_utc=_utc_now()
+    )
+    rungs.save()
+    say(f"plan {rungs.plan_id} in {out} (`nanobench status {out}` lists its cells)")
+    deadline = executors.Deadline.after(budget_s, f"stopped at the end of the {budget} budget")
+    try:
+        done = _run_plan_here(rungs, list(rungs.cells), quiet=False, deadline=deadline)
+    except InputError as exc:
+        # a rung this machine refused (as each rung's own process once did): the explanation
+        # of what exists still follows, and `nanobench status` shows what did not run
+        say(f"warning: a rung was refused, the rest not run: {exc}")
+        return
+    if any(
+        (d.status == "interrupted" or d.stop_requested)
+        and not (d.reason or "").startswith(deadline.why)
+        for d in done
+    ):
+        raise KeyboardInterrupt  # Ctrl-C or SIGTERM, not the budget: explain stops too
 
 
 def cmd_import(args) -> int:
@@ -1023,7 +1116,7 @@ def _add_tune(sub) -> None:
     tun.add_argument("scenario")
     tun.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu)")
     tun.add_argument(
-        "--iters", type=int, default=60, help="lockstep iterations per candidate (default 60)"
+        "--iters", type=int, default=60, help="iterations of each candidate's run (default 60)"
     )
     tun.add_argument(
         "--margin",
@@ -1037,6 +1130,24 @@ def _add_tune(sub) -> None:
     )
     tun.add_argument("--set", action="append", metavar="KEY=VALUE")
     tun.add_argument("--dry-run", action="store_true", help="print the table, record nothing")
+    tun.add_argument(
+        "--out",
+        help="folder for the candidates' runs, one plan per round (default: ~/.cache/nanobench/"
+        "tune-runs, so that they never mix with results/)",
+    )
+    tun.add_argument(
+        "--passes",
+        type=int,
+        default=2,
+        help="runs of each candidate per round, every pass in the reverse order of the one "
+        "before (default 2: A B C, C B A)",
+    )
+    tun.add_argument(
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="run only the candidates of each round without a completed result in --out",
+    )
     tun.add_argument("--quiet", action="store_true")
     tun.set_defaults(func=cmd_tune)
 

@@ -107,9 +107,8 @@ def on_console_close(finished, *, kernel32=None):
         finished.wait(CLOSE_GRACE_S)
         return 1
 
-    functype = getattr(
-        ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE
-    )  # the stdcall type exists on Windows only
+    # the stdcall type exists on Windows only
+    functype = getattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE)
     handler = functype(ctypes.c_int, ctypes.c_uint)(handle)
     (kernel32 or ctypes.windll.kernel32).SetConsoleCtrlHandler(handler, True)
     return handler

@@ -35,9 +35,8 @@ class Group:
     pairs: list[PairComparison]
     targets: tuple[float, ...]
     confounds: list[str]
-    notes: list[str] = field(
-        default_factory=list
-    )  # e.g. which recipe keys differ between configurations
+    # e.g. which recipe keys differ between configurations
+    notes: list[str] = field(default_factory=list)
     # device against device, "same settings" and "best vs best" (analyze/best.py): only when
     # the group holds a `run --best` configuration, else empty
     device_speedups: list[DeviceSpeedup] = field(default_factory=list)

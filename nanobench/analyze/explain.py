@@ -18,20 +18,22 @@ A point with no run is *measured* nowhere. When it is too slow here but a short 
 of the same recipe on the same platform exists (a *probe*), its times are *projected* from the
 probe's steady step times and its losses from the curve of the same recipe in the same dtype on
 another device: marked "projected" wherever they appear, with a band, never pooled with
-measured runs. Otherwise the plan names the `nanobench run` command that makes it, where it can
+measured runs. Otherwise explain names the `nanobench run` command that makes it, where it can
 run and its estimated time (run/estimate.py: FLOPs over a peak and an MFU).
 
 The parts: analyze/ladder.py (points, factors, the ladder), analyze/attribution.py (the values
-at each point, measured or projected, and the parts), analyze/plan.py (commands, where they run,
+at each point, measured or projected, and the parts), analyze/missing.py (commands, where they run,
 estimates, the order to run them in); this module puts them together, writes the paragraph and
 the JSON. Nothing here probes hardware or runs anything: the CLI passes what this machine has
-(`Here`) and a peak function, and run/rungs.py runs the plan.
+(`Here`) and a peak function in a `Planning`, and for `--run` makes the chosen commands one
+run plan (run/plan.py) that the local executor runs.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from nanobench.analyze import equivalence
@@ -60,9 +62,34 @@ from nanobench.analyze.ladder import (
     parse_order,
     point_of,
 )
-from nanobench.analyze.plan import Here, RunPlan, plan_missing, runs_here
+from nanobench.analyze.missing import Here, MissingRun, missing_runs, runs_here
 from nanobench.analyze.runs import RunStats
 from nanobench.errors import InputError
+
+
+@dataclass(frozen=True)
+class Planning:
+    """How explain plans the runs its ladder lacks (analyze/missing.py): the folder their commands
+    write to, what this machine offers and its measured peak (None: commands are named, where
+    they run and how long they take are not judged), the longest run planned here before a
+    short probe replaces it, and the seeds (empty: those A and B share, else either's)."""
+
+    out: str = "results"
+    here: Here | None = None
+    here_peak: Callable[[str, str], tuple[float, str]] | None = None  # (kind, dtype) -> peak
+    budget_s: float | None = None
+    seeds: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if not self.out:
+            raise InputError("--out: give the folder the missing runs write to")
+        if self.here is not None and self.here_peak is None:
+            raise ValueError("Planning: a machine (here) needs its peak function (here_peak)")
+        if self.budget_s is not None and not self.budget_s >= 0:
+            raise InputError(f"--budget {self.budget_s:g} s: must be 0 or more")
+        if any(s < 0 for s in self.seeds):
+            raise InputError(f"seeds {list(self.seeds)}: must be non-negative")
+
 
 # ---- endpoints and targets ---------------------------------------------------------------------
 
@@ -162,7 +189,7 @@ class Explanation:
     alternatives: list[Ladder]  # other orders whose val-loss split is complete
     target: float | None
     target_how: str
-    plans: list[RunPlan]
+    missing: list[MissingRun]
     margin: float
     sentences: list[str] = field(default_factory=list)
     ends: tuple | None = (
@@ -207,20 +234,22 @@ def explain(
     targets: tuple[float, ...] = (),
     order: tuple[str, ...] | None = None,
     margin: float = equivalence.DEFAULT_MARGIN,
-    plan_args: dict | None = None,
+    recipes: dict[str, tuple] | None = None,
+    planning: Planning | None = None,
 ) -> Explanation:
-    """The gap between a and b, split along a ladder, from the runs in `pool`. `plan_args`
-    (seeds, out, scenario_recipes, here, here_peak, budget_s) makes commands for missing points."""
+    """The gap between a and b, split along a ladder, from the runs in `pool`. recipes: the
+    scenarios a point is named after and its command built from (scenario name -> recipe);
+    planning: how commands for the missing points are made (None: none are)."""
     order = order or ORDERS[DEFAULT_ORDER]
-    recipes = (plan_args or {}).get("scenario_recipes") or {}
+    recipes = recipes or {}
     a, b = name_point(a, recipes), name_point(b, recipes)
-    args = plan_args or {}
 
-    def project_ok(
-        p: Point,
-    ) -> bool:  # a point this machine can run within the budget is run, not projected
-        return args.get("here") is None or not runs_here(
-            p, pool, args["here"], args.get("here_peak"), args.get("budget_s")
+    def project_ok(p: Point) -> bool:
+        # a point this machine can run within the budget is run, not projected
+        return (
+            planning is None
+            or planning.here is None
+            or not runs_here(p, pool, planning.here, planning.here_peak, planning.budget_s)
         )
 
     first_a, first_b = (
@@ -241,16 +270,25 @@ def explain(
         if shape not in seen and alt.attribution["val_loss"].complete:
             alternatives.append(alt)
         seen.add(shape)
-    if plan_args:
+    if planning is not None:
         seeds = (
-            plan_args.get("seeds")
+            list(planning.seeds)
             or sorted(set(_seeds(first_a)) & set(_seeds(first_b)))
             or _seeds(first_a)
             or _seeds(first_b)
         )
-        plans = plan_missing(main.results, **{**plan_args, "seeds": seeds}, pool=pool)
+        missing = missing_runs(
+            main.results,
+            seeds,
+            planning.out,
+            recipes,
+            pool,
+            planning.here,
+            planning.here_peak,
+            planning.budget_s,
+        )
     else:
-        plans = []
+        missing = []
     e = Explanation(
         main.results[0],
         main.results[-1],
@@ -259,7 +297,7 @@ def explain(
         alternatives,
         target,
         how,
-        plans,
+        missing,
         margin,
     )
     e.sentences = sentences(e)
@@ -308,9 +346,8 @@ def sentences(e: Explanation) -> list[str]:
         out.append("A and B do not differ in any factor nanobench records: the gap is seed noise.")
         return out
     if att.complete:
-        shown = rounded_parts(
-            [p.value for p in att.parts] + [att.seed_sets], att.total.value, 4
-        )  # as the table prints them (the last: the rungs' own seed sets, usually 0)
+        # as the table prints them (the last: the rungs' own seed sets, usually 0)
+        shown = rounded_parts([p.value for p in att.parts] + [att.seed_sets], att.total.value, 4)
         parts = sorted(zip(lad.rungs, att.parts, shown), key=lambda rp: -abs(rp[1].value))
         rung, big, big_shown = parts[0]
         out.append(
@@ -390,11 +427,11 @@ def sentences(e: Explanation) -> list[str]:
             f"{'are' if len(projected) > 1 else 'is'} "
             f"projected from a short run here, never averaged with measured runs."
         )
-    if e.plans:
-        here_n = sum(p.here for p in e.plans)
-        gpu_n = sum(p.where == "needs a GPU" for p in e.plans)
+    if e.missing:
+        here_n = sum(p.here for p in e.missing)
+        gpu_n = sum(p.where == "needs a GPU" for p in e.missing)
         out.append(
-            f"{len(e.plans)} run{'s' * (len(e.plans) > 1)} would complete the ladder: {here_n} can run here"
+            f"{len(e.missing)} run{'s' * (len(e.missing) > 1)} would complete the ladder: {here_n} can run here"
             + (f", {gpu_n} need{'s' * (gpu_n == 1)} a GPU" if gpu_n else "")
             + " (commands below)."
         )
@@ -504,7 +541,7 @@ def to_json(e: Explanation) -> dict:
                 "probe": p.probe,
                 "also_makes": [c.label() for c in p.covers],
             }
-            for p in e.plans
+            for p in e.missing
         ],
         "sentences": e.sentences,
     }
@@ -523,58 +560,34 @@ def _scenario_dict(name: str) -> dict | None:
         return None
 
 
-def resolve(spec: str, role: str, pool: list[RunStats]) -> tuple[Point, list[RunStats], str | None]:
+def resolve(
+    given: str, role: str, pool: list[RunStats]
+) -> tuple[Point, list[RunStats], str | None]:
     """A path (file or folder of one configuration's seeds) or a selector SCENARIO:DEVICE:DTYPE
     -> (point, its own runs, dataset sha256 or None)."""
     import os
 
     from nanobench.analyze.runs import load_runs, run_stats
 
-    if os.path.exists(spec):
-        runs = [run_stats(r) for r in load_runs([spec])[0]]
-        return endpoint(runs, f"{role} {spec}"), runs, runs[0].dataset_sha256
-    name = spec.split(":")[0]
+    if os.path.exists(given):
+        runs = [run_stats(r) for r in load_runs([given])[0]]
+        return endpoint(runs, f"{role} {given}"), runs, runs[0].dataset_sha256
+    name = given.split(":")[0]
     scen = _scenario_dict(name)
     if scen is None:
         raise InputError(
-            f"{role} {spec}: no such file or folder, and {name!r} is no scenario "
+            f"{role} {given}: no such file or folder, and {name!r} is no scenario "
             f"(give result files, a folder, or SCENARIO:DEVICE:DTYPE)"
         )
-    p = selector_point(spec, scen)
+    p = selector_point(given, scen)
     mine = [r for r in pool if covers(r, p)]
     shas = {r.dataset_sha256 for r in mine}
     return p, mine, (shas.pop() if len(shas) == 1 else None)
 
 
-def explain_endpoints(
-    a_spec: str,
-    b_spec: str,
-    pool_specs: list[str],
-    order: str | None = None,
-    margin: float = equivalence.DEFAULT_MARGIN,
-    out: str = "results",
-    here: Here | None = None,
-    here_peak=None,
-    budget_s: float | None = None,
-    ends: tuple | None = None,
-) -> Explanation:
-    """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain.
-    `ends`: the ends an earlier call resolved (Explanation.ends), so that `--run`, whose runs
-    land in a folder A may be, explains the same A and B afterwards."""
-    from nanobench.analyze.runs import load_runs, run_stats
-
-    pool = []
-    for spec in pool_specs:  # where rungs may be: an empty or absent folder is simply no runs yet
-        try:
-            pool += [run_stats(r) for r in load_runs([spec], skip_bad=True)[0]]
-        except InputError:
-            continue
-    if ends is None:
-        ends = (resolve(a_spec, "A", pool), resolve(b_spec, "B", pool))
-    (a, a_runs, a_sha), (b, b_runs, b_sha) = ends
-    dataset_check(a, b, a_sha, b_sha)
-    by_path = {r.path: r for r in pool + a_runs + b_runs}
-    pool = list(by_path.values())
+def recipes_and_targets(a: Point, b: Point) -> tuple[dict[str, tuple], tuple[float, ...]]:
+    """The recipes of a's and b's scenarios (the shipped one where it loads, else the one their
+    runs recorded), which name points and build commands; and both scenarios' val-loss targets."""
     recipes = {}
     for p in (a, b):
         scen = _scenario_dict(p.scenario)
@@ -582,15 +595,38 @@ def explain_endpoints(
     targets = tuple(
         t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ())
     )
-    plan_args = {
-        "seeds": None,
-        "out": out,
-        "scenario_recipes": recipes,
-        "here": here,
-        "here_peak": here_peak,
-        "budget_s": budget_s,
-    }
-    e = explain(a, b, pool, targets, parse_order(order), margin, plan_args)
+    return recipes, targets
+
+
+def explain_endpoints(
+    a_given: str,
+    b_given: str,
+    pool_paths: list[str],
+    order: str | None = None,
+    margin: float = equivalence.DEFAULT_MARGIN,
+    planning: Planning | None = None,
+    ends: tuple | None = None,
+) -> Explanation:
+    """`nanobench explain A B`: resolve both ends, gather every run of the pool, explain.
+    planning: how the missing runs are planned (default: named, not judged for this machine).
+    `ends`: the ends an earlier call resolved (Explanation.ends), so that `--run`, whose runs
+    land in a folder A may be, explains the same A and B afterwards."""
+    from nanobench.analyze.runs import load_runs, run_stats
+
+    pool = []
+    for given in pool_paths:  # where rungs may be: an empty or absent folder is simply no runs yet
+        try:
+            pool += [run_stats(r) for r in load_runs([given], skip_bad=True)[0]]
+        except InputError:
+            continue
+    if ends is None:
+        ends = (resolve(a_given, "A", pool), resolve(b_given, "B", pool))
+    (a, a_runs, a_sha), (b, b_runs, b_sha) = ends
+    dataset_check(a, b, a_sha, b_sha)
+    by_path = {r.path: r for r in pool + a_runs + b_runs}
+    pool = list(by_path.values())
+    recipes, targets = recipes_and_targets(a, b)
+    e = explain(a, b, pool, targets, parse_order(order), margin, recipes, planning or Planning())
     e.ends = ends
     return e
 
@@ -616,7 +652,7 @@ def _pair_points(a_runs: list[RunStats], b_runs: list[RunStats]) -> tuple[Point,
 
 
 def explain_comparison(
-    comparison, specs: list[tuple[str, str]] = (), margin: float = equivalence.DEFAULT_MARGIN
+    comparison, endpoints: list[tuple[str, str]] = (), margin: float = equivalence.DEFAULT_MARGIN
 ):
     """The report's explanations: each pair of a group (baseline -> other), each other group of
     the same dataset from the first group's baseline, and any (A, B) named on the command line.
@@ -626,26 +662,12 @@ def explain_comparison(
     out = []
 
     def one(a: Point, b: Point) -> Explanation | None:
-        recipes = {}
-        for p in (a, b):
-            scen = _scenario_dict(p.scenario)
-            recipes[p.scenario] = recipe_of(scen) if scen is not None else recipe_of(p.base)
-        targets = tuple(
-            t for p in (a, b) for t in ((p.base.get("targets") or {}).get("val_loss") or ())
-        )
-        plan_args = {
-            "seeds": None,
-            "out": "results",
-            "scenario_recipes": recipes,
-            "here": None,
-            "here_peak": None,
-            "budget_s": None,
-        }
-        return explain(a, b, pool, targets, None, margin, plan_args)
+        recipes, targets = recipes_and_targets(a, b)
+        return explain(a, b, pool, targets, None, margin, recipes, Planning())
 
-    for spec_a, spec_b in specs:
-        a, a_runs, a_sha = resolve(spec_a, "A", pool)
-        b, b_runs, b_sha = resolve(spec_b, "B", pool)
+    for given_a, given_b in endpoints:
+        a, a_runs, a_sha = resolve(given_a, "A", pool)
+        b, b_runs, b_sha = resolve(given_b, "B", pool)
         dataset_check(a, b, a_sha, b_sha)
         out.append((None, one(a, b)))
     for g in comparison.groups:

@@ -26,9 +26,8 @@ GATE_METRICS = {
     "mem_peak_bytes": (lambda c: c.mem_peak_bytes, True),
     "train_time_s": (lambda c: c.train_time_s, True),
 }
-TIMING_METRICS = frozenset(
-    {"ms_per_iter", "tokens_per_s", "train_time_s"}
-)  # what a busy machine falsifies
+# what a busy machine falsifies
+TIMING_METRICS = frozenset({"ms_per_iter", "tokens_per_s", "train_time_s"})
 
 
 @dataclass(frozen=True)

@@ -90,12 +90,10 @@ class Point:
     threads: int | None
     torch: str | None
     scenario: str = field(default="?", compare=False)
-    tag: str = field(
-        default="", compare=False
-    )  # what the recipe changes against its scenario's file: " · n_embd=64"
-    base: dict = field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )  # a recorded scenario dict
+    # what the recipe changes against its scenario's file: " · n_embd=64"
+    tag: str = field(default="", compare=False)
+    # a recorded scenario dict
+    base: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def key(self, name: str) -> str | None:
         return dict(self.recipe).get(name)

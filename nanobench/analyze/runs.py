@@ -69,15 +69,13 @@ class RunStats:
     wall_time_s: float
     evaluations: tuple[Evaluation, ...]
     step_times_s: np.ndarray = field(repr=False)  # warm-up excluded, (n_steps,)
-    run: results.Run | None = field(
-        default=None, repr=False
-    )  # None only for hand-built stats in tests
+    # None only for hand-built stats in tests
+    run: results.Run | None = field(default=None, repr=False)
     overrides: tuple[str, ...] = ()  # the run's --set strings, as given
     tokens_per_iter: float | None = None
     flops_per_iter: float | None = None  # model FLOPs of one iteration (metadata flops.per_iter)
-    noise: RunNoise = RunNoise(
-        "unknown", (), None
-    )  # the verdict the run recorded (analyze/noise.py)
+    # the verdict the run recorded (analyze/noise.py)
+    noise: RunNoise = RunNoise("unknown", (), None)
     slow_outliers: int = 0  # timed steps above Q3 + 3 x IQR
     mfu_measured: float | None = None  # median over timed steps, against the measured peak
     # the rows' columns, each converted once (run_stats fills it as it reads them)

@@ -215,11 +215,12 @@ def parse(path: Path, text: str) -> Parsed:
         elif kind == "iter":
             it = int(m["it"])
             mfu = float(m["mfu"])
+            # -100%: not yet estimated
             out.steps[it] = Step(
                 loss=float(m["loss"]),
                 step_time_s=float(m["ms"]) / 1e3,
                 mfu_reported=None if mfu < 0 else mfu / 100,
-            )  # -100%: not yet estimated
+            )
             if it in out.evals:
                 out.step_includes_eval.add(it)
         elif kind == "resume":

@@ -43,12 +43,10 @@ class Parsed:
     options: dict = field(default_factory=dict)  # device, dtype, compile, seed
     inferred: list[dict] = field(default_factory=list)  # {"key", "value", "from"}: one per value
     steps: dict[int, Step] = field(default_factory=dict)
-    evals: dict[int, tuple[float | None, float]] = field(
-        default_factory=dict
-    )  # iter -> (train, val)
-    step_includes_eval: set[int] = field(
-        default_factory=set
-    )  # iterations whose time includes an evaluation
+    # iter -> (train, val)
+    evals: dict[int, tuple[float | None, float]] = field(default_factory=dict)
+    # iterations whose time includes an evaluation
+    step_includes_eval: set[int] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     tokens_per_iter: int | None = None
     n_params: int | None = (

@@ -244,9 +244,8 @@ class Device:
         CUDA one nested allocator-stats call serves all three: `torch.cuda.memory_allocated`
         and friends each rebuild the whole stats dict."""
         if self.kind == "cuda":
-            stats = torch.cuda.memory_stats_as_nested_dict(
-                self.torch
-            )  # no flattening: cheap per step
+            # no flattening: cheap per step
+            stats = torch.cuda.memory_stats_as_nested_dict(self.torch)
             alloc, reserved = stats["allocated_bytes"]["all"], stats["reserved_bytes"]["all"]
             return alloc["current"], alloc["peak"], reserved["current"]
         if self.kind == "mps":

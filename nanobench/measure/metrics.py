@@ -335,16 +335,16 @@ class Recorder:
     def record(self, rows: list[dict]) -> list[dict]:
         state = self.state
         if self.ddp and rows and rows[0].get("step_time_s") is not None:
-            per_rank = self.ddp.gather_step_times(
-                [r["step_time_s"] for r in rows]
-            )  # (world, window)
+            # step times of every rank: (world, window)
+            per_rank = self.ddp.gather_step_times([r["step_time_s"] for r in rows])
             for i, row in enumerate(rows):  # an iteration lasts as long as its slowest rank
                 row["rank_step_time_s"] = [times[i] for times in per_rank]
                 row["step_time_s"] = max(row["rank_step_time_s"])
+        # one counter read per window
         energy_now = (
             self.clock() - self.t0,
             self.energy.read_j(),
-        )  # one counter read per window
+        )
         if energy_now[1] is not None and rows:
             interpolate_energy(rows, self._energy_at, energy_now)
             self._energy_at, state["energy_j"] = energy_now, energy_now[1]

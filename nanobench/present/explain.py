@@ -41,24 +41,24 @@ def _value(v: Value | None, q: str) -> str:
     return text + " projected" if v.projected else text
 
 
-def _status(r: PointResult, plans) -> str:
-    return _status_kind(r, plans) + "".join(
+def _status(r: PointResult, missing) -> str:
+    return _status_kind(r, missing) + "".join(
         f"; {run_id} stopped ({status}) at iteration {last}: val {val:.4f} at {at}"
         for run_id, status, last, at, val in r.stopped
     )
 
 
-def _status_kind(r: PointResult, plans) -> str:
+def _status_kind(r: PointResult, missing) -> str:
     if r.kind == "measured":
         return f"{len(r.run_ids)} seed{'s' * (len(r.run_ids) > 1)}"
     if r.kind == "projected":
         return f"projected ({len(r.probe_ids)} probe run{'s' * (len(r.probe_ids) > 1)})"
-    plan = next((p for p in plans if p.point == r.point or r.point in p.covers), None)
-    if plan is None:
+    run = next((p for p in missing if p.point == r.point or r.point in p.covers), None)
+    if run is None:
         return "missing"
-    est = f", est. {fmt_duration(plan.estimate_s)}" if plan.estimate_s is not None else ""
-    return f"missing: {'runs here' if plan.here else plan.where}{est}" + (
-        " (probe)" if plan.probe else ""
+    est = f", est. {fmt_duration(run.estimate_s)}" if run.estimate_s is not None else ""
+    return f"missing: {'runs here' if run.here else run.where}{est}" + (
+        " (probe)" if run.probe else ""
     )
 
 
@@ -73,7 +73,7 @@ def ladder_table(e: Explanation) -> TableText:
     rows = []
     for name, change, res in zip(names, changes, lad.results):
         rows.append(
-            [name, change, res.point.label(), _status(res, e.plans)]
+            [name, change, res.point.label(), _status(res, e.missing)]
             + [_value(res.values.get(q), q) for q, _, _ in QUANTITIES]
         )
     return TableText(cols, rows)
@@ -157,7 +157,7 @@ def band_notes(lad: Ladder) -> list[str]:
 
 def commands(e: Explanation) -> list[str]:
     out = []
-    for p in e.plans:
+    for p in e.missing:
         est = f"est. {fmt_duration(p.estimate_s)}" if p.estimate_s is not None else "no estimate"
         what = "probe for a projection" if p.probe else p.point.label()
         also = f"; also makes {', '.join(c.label() for c in p.covers)}" if p.covers else ""
@@ -165,11 +165,11 @@ def commands(e: Explanation) -> list[str]:
     return out
 
 
-def _rich(spec: TableText, title: str) -> Table:
+def _rich(table: TableText, title: str) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for name, justify in spec.columns:
+    for name, justify in table.columns:
         table.add_column(escape(name), justify=justify)
-    for row in spec.rows:
+    for row in table.rows:
         table.add_row(*(escape(c) for c in row))
     return table
 
@@ -220,7 +220,7 @@ def render_explanation(e: Explanation, console) -> None:
                 f"projected: {escape(res.point.label())}: training {fmt_duration(t.mean)} projected "
                 f"[{fmt_duration(t.low)}, {fmt_duration(t.high)}]{escape(extra)}; {escape('; '.join(res.notes))}"
             )
-    if e.plans:
+    if e.missing:
         console.print("[bold]Runs that would complete the ladder[/bold]")
         for line in commands(e):
             console.print(escape(line))
@@ -244,10 +244,12 @@ def explanation_html(e: Explanation, table_html, esc) -> str:
             f"<h4>Another order: {esc(' -> '.join(FACTOR_LABELS[r.factors[0]] for r in alt.rungs))}</h4>",
             table_html(attribution_table(alt)),
         ]
-    if e.plans:
+    if e.missing:
         parts.append(
             "<h4>Runs that would complete the ladder</h4><ul>"
-            + "".join(f"<li>{esc(p.where)}: <code>{esc(p.command())}</code></li>" for p in e.plans)
+            + "".join(
+                f"<li>{esc(p.where)}: <code>{esc(p.command())}</code></li>" for p in e.missing
+            )
             + "</ul>"
         )
     return "".join(parts)

@@ -52,12 +52,12 @@ def _table(measured, margin: float, chosen) -> Table:
 def print_tune(result, console, key: str | None = None) -> None:
     console.print(
         f"[bold]{escape(result.scenario)}[/bold] on {escape(result.device)}, torch {escape(result.torch)}: "
-        f"{result.iters} lockstep iterations per candidate against the fp32 eager reference, "
+        f"{result.iters} iterations per candidate, the same seed as the fp32 eager reference, "
         f"margin {result.margin:g} nats (max |loss - reference loss|), kept if > {result.min_gain:.0%} faster"
     )
     for n, (title, measured) in enumerate(result.rounds):
         console.print(
-            f"round {n + 1}: {escape(title)} (interleaved; speed against this round's reference)"
+            f"round {n + 1}: {escape(title)} (one run after another; speed against this round's reference)"
         )
         console.print(_table(measured, result.margin, result.best))
     load = result.load or {}

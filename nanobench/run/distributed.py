@@ -143,9 +143,8 @@ class JobEnergyMeter:
         import torch.distributed as tdist
 
         joules = self._meter.read_j() if self._counted else 0.0
-        both = torch.tensor(
-            [joules or 0.0, 1.0 if joules is None else 0.0], dtype=torch.float64
-        )  # (sum, missing)
+        # (sum, missing)
+        both = torch.tensor([joules or 0.0, 1.0 if joules is None else 0.0], dtype=torch.float64)
         if self._dist.backend == "nccl":
             both = both.cuda(self._dist.local_rank)
         tdist.all_reduce(both, op=tdist.ReduceOp.SUM)

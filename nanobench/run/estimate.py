@@ -73,9 +73,8 @@ def estimate(
     )
     step_tokens = t.batch_size * t.grad_accum * m.block_size
     eval_tokens = t.batch_size * m.block_size  # one evaluation batch
-    n_evals = (
-        iters // e.interval + (0 if iters % e.interval == 0 else 1) + 1
-    )  # iteration 0 and the last
+    # iteration 0 and the last
+    n_evals = iters // e.interval + (0 if iters % e.interval == 0 else 1) + 1
     rate = peak_flops * mfu
     step_s = max(per_token * step_tokens / rate, floor_s_per_iter)
     eval_batch_s = max(per_token / 3 * eval_tokens / rate, floor_s_per_iter / 3)

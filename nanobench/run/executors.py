@@ -16,12 +16,14 @@ here schedules: the order, placement and retries belong to the engine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,6 +48,27 @@ class CellResult:
     stop_requested: bool = False  # a stop came while the result was being finished
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """A time budget for the cells of a plan (`explain --run --budget`): a cell is started
+    only while more than a second of it is left, and the one running when it ends is stopped
+    at its next read window, its result completed as `interrupted` with `why` as the reason."""
+
+    at_s: float  # time.monotonic() when the budget ends
+    why: str  # e.g. "stopped at the end of the 10m budget"
+
+    @classmethod
+    def after(cls, budget_s: float, why: str) -> Deadline:
+        return cls(time.monotonic() + budget_s, why)
+
+    def left_s(self) -> float:
+        return self.at_s - time.monotonic()
+
+    def __call__(self) -> str | None:
+        """train()'s stop question: the reason to stop now, or None."""
+        return self.why if self.left_s() <= 0 else None
+
+
 class StopOnce:
     """Ctrl-C or SIGTERM (Windows: Ctrl-Break): the first stops the run (KeyboardInterrupt,
     which completes the result file with status `interrupted`); later ones only say that it
@@ -68,18 +91,22 @@ class StopOnce:
 
 def best_settings(cell: plans.Cell, scenario, log=None, nnodes: int = 1) -> plans.Cell:
     """A `--best` cell with the device's tune record's settings (tuning first where there is
-    none), on the machine that runs it; any other cell as it is. A data-parallel cell's are
-    those of one rank's share of the batch, looked up in a child process (its CUDA context
-    gone with it before the ranks start)."""
+    none, its rounds run here by `run_quietly` into the cache's tune folder), on the machine
+    that runs it; any other cell as it is. A data-parallel cell's are those of one rank's
+    share of the batch, looked up in a child process (its CUDA context gone with it before
+    the ranks start)."""
     if not cell.best or cell.dtype is not None:
         return cell
     from nanobench.run import tune
 
+    runs = tune.TuneRuns(cell.scenario, cell.overrides, str(tune.runs_dir()), run_quietly)
     if cell.nproc:
         world = cell.nproc * nnodes
-        found = tune.best_settings_for_ranks(scenario, cell.device, world, verbose=log is not None)
+        found = tune.best_settings_for_ranks(
+            scenario, cell.device, world, runs, verbose=log is not None
+        )
     else:
-        found = tune.best_settings(scenario, cell.device, log=log)
+        found = tune.best_settings(scenario, cell.device, runs, log=log)
     return replace(cell, **found.options())
 
 
@@ -145,10 +172,12 @@ def run_cell(
     quiet=True,
     as_json=False,
     scenario=None,
+    stop=None,
 ) -> CellResult:
     """Run one cell here: trained in this process, or launched by torchrun when it is
     data-parallel (its rank 0 writes the result, read back from OUT). scenario: the cell's,
-    when the caller loaded it already."""
+    when the caller loaded it already; stop: train()'s stop question (a Deadline), for a
+    cell trained in this process."""
     scenario = scenario or cell.load_scenario()
     cell = best_settings(cell, scenario, log, dict(plan.rdzv).get("nnodes") or 1)
     plans.clear_failure(plan, cell.id)
@@ -156,7 +185,7 @@ def run_cell(
         return _run_distributed(plan, cell, scenario, quiet, as_json)
     from nanobench.run.train import train
 
-    outcome = train(scenario, run_options(plan, cell), progress)
+    outcome = train(scenario, run_options(plan, cell), progress, stop=stop)
     return CellResult(
         cell.id,
         outcome.status,
@@ -209,11 +238,13 @@ def run_local(
     as_json: bool,
     scenario=None,
     sweep: bool = True,
+    deadline: Deadline | None = None,
 ):
     """The cells in order, in this process; stop at the first interrupted one. progress(label)
     is a context manager for a run's display, report(CellResult) is told each result.
     sweep: first publish the killed runs OUT holds (not in a torchrun worker, whose launcher
-    did it)."""
+    did it). deadline: no cell starts with a second or less of it left (each such cell is
+    reported `not started`), and the one running when it ends is stopped."""
     from nanobench.store import results
 
     if sweep:
@@ -224,8 +255,13 @@ def run_local(
             print(f"recovered a killed run: {path}", file=sys.stderr)
     done = []
     for cell in cells:
-        with progress(cell.label) as shown:
-            result = run_cell(plan, cell, shown, _log(quiet), quiet, as_json, scenario)
+        if deadline is not None and deadline.left_s() <= 1:
+            result = CellResult(cell.id, "not started", f"not run: {deadline.why}")
+        else:
+            with progress(cell.label) as shown:
+                result = run_cell(
+                    plan, cell, shown, process.stderr_log(quiet), quiet, as_json, scenario, deadline
+                )
         done.append(result)
         report(result)
         if result.status == "interrupted" or result.stop_requested:
@@ -233,8 +269,12 @@ def run_local(
     return done
 
 
-def _log(quiet: bool):
-    return None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+def run_quietly(plan: plans.Plan, cells: list[plans.Cell]) -> list[CellResult]:
+    """run_local with no display and nothing printed: the rounds of a tune that `run --best`
+    starts where the device has no record yet (a module-level function: it is pickled into
+    the child process of a data-parallel `--best`)."""
+    no_display = lambda label: contextlib.nullcontext()  # noqa: E731
+    return run_local(plan, cells, no_display, lambda result: None, True, False, sweep=False)
 
 
 # ---- on another engine: one cell per task -------------------------------------------------

@@ -1,11 +1,11 @@
 """Several devices and dtypes in one command: `nanobench run SCENARIO --device all --dtype
-fp32,bf16 --seeds 1337,1338`. The plan is every (device, dtype) cell; a cell the device cannot
-run is skipped with one line, bf16 on a CPU that only emulates it is announced with its
-measured slowdown and skipped unless asked for. Every run of the matrix (cells x seeds) writes
+fp32,bf16 --seeds 1337,1338`. The matrix is every (device, dtype) combination; one the device
+cannot run is skipped with one line, bf16 on a CPU that only emulates it is announced with its
+measured slowdown and skipped unless asked for. Every run of the matrix (entries x seeds) writes
 its own result file, all sharing one group_id, so `compare` reads them as one experiment.
 
-A one-cell matrix (`--device cpu --dtype fp32`) is the plain run. run/plan.py makes every
-cell of the matrix a cell of the run's plan, once per seed.
+A one-entry matrix (`--device cpu --dtype fp32`) is the plain run. run/plan.py makes every
+entry of the matrix a cell of the run's plan, once per seed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from nanobench.measure.precision import DTYPES, Precision
 
 
 @dataclass(frozen=True)
-class Cell:
+class DeviceDtype:
+    """One (device, dtype) combination of the matrix; a plan's cell (run/plan.py) adds the seed
+    and the rest."""
+
     device: str  # as RunOptions takes it: "cpu", "cuda:1", "mps" (or the user's own spelling)
     dtype: str
 
@@ -29,8 +32,10 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Plan:
-    cells: list[Cell]
+class Matrix:
+    """What `--device D1,D2|all --dtype T1,T2` gives on this machine."""
+
+    entries: list[DeviceDtype]
     skipped: list[str]  # one line per cell left out, saying why
     notes: list[str]  # said before anything runs (an emulated dtype that runs anyway)
 
@@ -57,7 +62,7 @@ def emulated_bf16_slowdown(device: Device) -> float | None:
     return peaks.emulated_slowdown(device, Precision("bf16"))
 
 
-def plan(
+def expand(
     device_text: str,
     dtype_text: str,
     *,
@@ -67,8 +72,9 @@ def plan(
     devices: Callable[[], list[Device]] = devices_here,
     slowdown: Callable[[Device], float | None] = emulated_bf16_slowdown,
     compile_problem: Callable[[Device], str | None] | None = None,
-) -> Plan:
-    """The cells of `--device D1,D2|all --dtype T1,T2`, in device then dtype order.
+) -> Matrix:
+    """The (device, dtype) entries of `--device D1,D2|all --dtype T1,T2`, in device then dtype
+    order.
 
     devices: the devices `all` means (this machine's; tests pass their own). slowdown: the
     measured cost of emulated bf16 on a CPU (tests pass a figure). A device named explicitly
@@ -99,20 +105,19 @@ def plan(
                 f"--device {device_text}: expected all or a comma-separated list of devices"
             )
         found, explicit = [(s, parse_device(s).resolve()) for s in dict.fromkeys(specs)], True
-    cells, skipped, notes = [], [], []
-    single = (
-        explicit and len(found) == 1 and len(dtypes) == 1
-    )  # a plain run: its error is bad input
+    entries, skipped, notes = [], [], []
+    # a plain run: its error is bad input
+    single = explicit and len(found) == 1 and len(dtypes) == 1
     for spec, device in found:
         for dtype in dtypes:
-            cell = Cell(spec, dtype)
+            entry = DeviceDtype(spec, dtype)
             try:
                 Precision.for_device(dtype, device)
             except InputError as exc:
                 if single:
                     raise
                 skipped.append(
-                    f"{cell.label}: skipped ({str(exc).removeprefix(f'--dtype {dtype}: ')})"
+                    f"{entry.label}: skipped ({str(exc).removeprefix(f'--dtype {dtype}: ')})"
                 )
                 continue
             try:
@@ -131,7 +136,7 @@ def plan(
             except InputError as exc:
                 if single:
                     raise
-                skipped.append(f"{cell.label}: skipped ({exc})")
+                skipped.append(f"{entry.label}: skipped ({exc})")
                 continue
             if dtype == "bf16" and device.kind == "cpu" and not device.native_bf16:
                 ratio = slowdown(device)
@@ -146,14 +151,14 @@ def plan(
                 )
                 if not (explicit or allow_slow):
                     skipped.append(
-                        f"{cell.label}: skipped: {why}; add --allow-slow (or --device cpu) to run it"
+                        f"{entry.label}: skipped: {why}; add --allow-slow (or --device cpu) to run it"
                     )
                     continue
-                notes.append(f"{cell.label}: {why}; running it as asked")
-            cells.append(cell)
-    if not cells:
+                notes.append(f"{entry.label}: {why}; running it as asked")
+            entries.append(entry)
+    if not entries:
         raise InputError(
             f"--device {device_text} --dtype {dtype_text}: no cell of the matrix can run here "
             f"({'; '.join(skipped)})"
         )
-    return Plan(cells, skipped, notes)
+    return Matrix(entries, skipped, notes)

@@ -86,9 +86,8 @@ class Trainer:
         self.precision = Precision.for_device(self.speed.dtype, self.device)
         self.t = scenario.train
         cfg = GPTConfig.from_scenario(scenario, vocab_size)
-        self.model = GPT(cfg, generator(seed, "init")).to(
-            self.device.torch
-        )  # same CPU draw on both sides
+        # same CPU draw on both sides
+        self.model = GPT(cfg, generator(seed, "init")).to(self.device.torch)
         self.optimizer = make_optimizer(
             self.model, self.t, **adamw_choice(self.speed.optimizer, self.device)
         )

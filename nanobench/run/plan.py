@@ -256,6 +256,12 @@ def make_cells(
     return cells
 
 
+def numbered(cells: list[Cell]) -> list[Cell]:
+    """Cells gathered from several requests (explain --run's commands), numbered anew in
+    order: a cell id is unique in its plan."""
+    return [replace(c, id=f"c{i:03d}") for i, c in enumerate(cells)]
+
+
 SPEED_FLAGS = {
     "dtype": "--dtype",
     "compile": "--compile",
@@ -332,11 +338,11 @@ def build_cells(request: Request, scenario, here: bool = True) -> tuple[list[Cel
         # a flag a device cannot take (`--sdpa cudnn` on the CPU) skips its cells, like a dtype
         flags = {k: v for k, v in r.speed.items() if k in ("optimizer", "sdpa", "compile_mode")}
         flags["compile"] = bool(r.speed.get("compile"))
-        found = matrix.plan(
+        found = matrix.expand(
             r.device, r.dtype, allow_slow=r.allow_slow, speed=flags, scenario=scenario
         )
         said = found.skipped + found.notes
-        pairs = [(c.device, c.dtype) for c in found.cells]
+        pairs = [(e.device, e.dtype) for e in found.entries]
     else:
         if r.device == "all":
             raise InputError(

@@ -247,10 +247,12 @@ def sample_text(model: GPT, scenario: Scenario, dataset) -> str:
 
 
 @settings.keeps_process_state  # threads, random stream and matmul flags: this run's only
-def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
+def train(scenario: Scenario, opts: RunOptions, progress=None, stop=None) -> Outcome:
     """Train `scenario` on `opts.device`, recording every iteration. Returns where it went.
 
-    `progress`, if given, has `.update(row)` and `.log(text)`; it only displays.
+    `progress`, if given, has `.update(row)` and `.log(text)`; it only displays. `stop`, if
+    given, is asked at every read window why the run should end now (a time budget spent:
+    run/executors.Deadline); a reason ends it as `interrupted`, like Ctrl-C, with that reason.
     Under torchrun (`--nproc`) every rank trains its share; rank 0 alone records.
     """
     # ---- platform: resolved and checked when the options were made ----------------------
@@ -342,9 +344,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # rank 0 records; the other ranks of a torchrun job only train
     writer, ckpt_path = None, None
     if rank == 0:
-        if (
-            opts.checkpoint_every
-        ):  # a checkpoints folder leading outside OUT: refused before any row
+        # a checkpoints folder leading outside OUT: refused before any row
+        if opts.checkpoint_every:
             checkpoint.folder(opts.out_dir)
         writer = _new_writer(
             Path(opts.out_dir), scenario.name, device.kind, precision.name, seed, meta
@@ -365,9 +366,8 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
     # after every input check, so that bad input gets its one line only
     if progress and noise_at_start["warning"]:
         progress.log(f"warning: {noise_at_start['warning']}")
-    emulated = (
-        peaks.emulation_warning(device, precision) if progress else None
-    )  # bf16, no bf16 hardware
+    # bf16 on a CPU without bf16 hardware
+    emulated = peaks.emulation_warning(device, precision) if progress else None
     if emulated:
         progress.log(emulated)  # before the first step, not after hours of slow ones
     # every memory column the run's own: not the calibration's matrices, nor an earlier
@@ -452,6 +452,10 @@ def train(scenario: Scenario, opts: RunOptions, progress=None) -> Outcome:
                     break
                 if ddp and ddp.should_stop():  # Ctrl-C reached a rank: all stop at this window
                     raise KeyboardInterrupt
+                why = stop() if stop else None
+                if why:
+                    status, reason = "interrupted", f"{why} after {_iterations(rec.state['rows'])}"
+                    break
                 if ddp and not steady and it >= WARMUP_ITERS:  # compiled: a dead peer fails fast
                     steady = ddp.steady(rows[-1]["step_time_s"] or 0.0, read_every)
     except KeyboardInterrupt:
@@ -604,6 +608,8 @@ def _lineage(ckpt: dict, resume, start_it: int, same_stream: bool) -> dict:
 
 def _stopped_after(n_iters: int) -> str:
     """The reason of an interrupted run; the status itself already says "interrupted"."""
-    return (
-        f"stopped by {process.stop_signal_names()} after {n_iters} iteration{'s' * (n_iters != 1)}"
-    )
+    return f"stopped by {process.stop_signal_names()} after {_iterations(n_iters)}"
+
+
+def _iterations(n: int) -> str:
+    return f"{n} iteration{'s' * (n != 1)}"

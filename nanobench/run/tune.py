@@ -7,17 +7,24 @@ How a tune runs:
    device's AdamW, torch's SDPA dispatch) and each one-setting change of them that this
    device can run (`candidates`): every other dtype it runs natively, compile and its
    modes, CPU thread counts, fused vs foreach AdamW, each SDPA backend.
-2. All candidates train the same batches from the same initial weights in lockstep
-   (parity.Trainer), interleaved in short blocks (A A A B B B C C C, then again with the
-   order rotated), so a busy neighbour slows all of them alike. The median block time after
-   the warm-up (which holds compilation) is each candidate's step time; its loss curve
-   against the reference's is its equivalence figure: the largest |loss - reference loss|
-   over the iterations must stay within the margin, and every loss must be finite.
+2. A round is a plan (run/plan.py) of one cell per candidate: a `nanobench run` of the
+   scenario's seed for `iters` iterations with the candidate's settings, so every candidate
+   trains the same batches from the same initial weights. The plan is handed to an executor
+   (the local one: one cell after another in this process) and its result files, in the
+   tune's --out, are read back (`run_round`): the median step time after the warm-up (which
+   holds compilation) is each candidate's step time; its loss curve against the
+   reference's is its equivalence figure: the largest |loss - reference loss| over the
+   iterations must stay within the margin, and every loss must be finite. The candidates run
+   one after another, each once per pass, every pass in the reverse order of the one before
+   (A B C, C B A: `pass_order`), and a candidate's step time is the median over its runs, so
+   a load that grows or fades evenly through the round weighs on all of them alike; a
+   neighbour that comes and goes does not, so the host's load before and after is kept with
+   the result.
 3. On a CPU the thread count is chosen first (it sets how fast everything else runs; under
    load a 2-thread step can be many times slower than a 1-thread one), and the other
    one-change candidates are then measured on that count (the base). Each setting whose
    best equivalent value beats the base by more than `min_gain` is kept; the kept values
-   are combined, and the combination is measured again in lockstep with the reference, the
+   are combined, and the combination is measured again in a round with the reference, the
    base and the best single change. The fastest equivalent of those that beats the
    reference by more than `min_gain` is recorded; otherwise the defaults are.
 
@@ -33,25 +40,29 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from nanobench import files
 from nanobench.errors import InputError
 from nanobench.measure import environment, host
+from nanobench.run import plan as plans
+from nanobench.run.plan import Cell, Plan
 from nanobench.run.settings import (
     HALF_ONLY_SDPA,
     SDPA_ON,
     Settings,
     auto_optimizer,
     cudnn_version,
-    keeps_process_state,
     optimizers_on,
     unsupported,
 )
+from nanobench.store import results
+from nanobench.store.results import utc_now
 
-DEFAULT_ITERS = 60  # lockstep iterations per candidate
-DEFAULT_BLOCK = 5  # consecutive steps of one candidate before the next takes over
+DEFAULT_ITERS = 60  # iterations of each candidate's run
+DEFAULT_PASSES = 2  # runs of each candidate per round: forward, then in reverse order
 DEFAULT_WARMUP = 10  # first iterations not timed: allocator growth, compilation
 DEFAULT_MARGIN = 0.02  # nats: largest |loss - reference loss| an equivalent candidate may show
 DEFAULT_MIN_GAIN = 0.03  # a change is kept only if at least 3% faster than the reference
@@ -210,7 +221,7 @@ def changes(settings: Settings, base: Settings) -> dict:
     return {k: v for k, v in asdict(settings).items() if v != getattr(base, k)}
 
 
-# ---- measuring: interleaved blocks, lockstep losses -----------------------------------------
+# ---- measuring: one plan per round, read back from its result files -------------------------
 
 
 @dataclass(frozen=True)
@@ -249,78 +260,126 @@ def loss_figures(reference: list[float], losses: list[float]) -> dict:
     }
 
 
-@keeps_process_state  # each candidate sets threads, flags and dropout seeds for itself
-def measure(
+@dataclass(frozen=True)
+class TuneRuns:
+    """Where a tune's runs go and who runs them: each round is one plan (run/plan.py) of one
+    cell per candidate, stored in `out_dir` and handed to `execute(plan, cells)` (the local
+    executor, run/executors.py), then read back from the result files. scenario and
+    overrides: as the cells name them (a shipped name or .toml path, the --set strings).
+    continue_: a round whose plan is stored in out_dir already runs only its cells without a
+    completed result (`tune --continue`). passes: how many times each candidate runs in a
+    round, the order reversed every pass (pass_order)."""
+
+    scenario: str
+    overrides: tuple[str, ...]
+    out_dir: str
+    execute: Callable[[Plan, list[Cell]], list]
+    continue_: bool = False
+    passes: int = DEFAULT_PASSES
+
+    def __post_init__(self):
+        if self.passes < 1:
+            raise InputError(f"--passes {self.passes}: must be >= 1")
+
+
+def runs_dir() -> Path:
+    """Where tune's runs go unless told (never results/: `compare results/` would take them
+    for runs of the scenario)."""
+    return files.cache_dir() / "tune-runs"
+
+
+def pass_order(n: int, passes: int) -> list[int]:
+    """The candidates' order over the passes of a round: forward, then backward, and so on
+    (A B C, then C B A): a load that grows or fades through the round weighs on every
+    candidate alike, as far as it changes evenly."""
+    return [i for p in range(passes) for i in (range(n) if p % 2 == 0 else reversed(range(n)))]
+
+
+def round_cells(runs: TuneRuns, device_text: str, settings: list[Settings], iters: int, seed):
+    """One cell per candidate and pass (pass_order): the same scenario, seed and length, the
+    candidate's settings."""
+    return [
+        Cell(
+            id=f"c{k:03d}",
+            scenario=runs.scenario,
+            overrides=tuple(runs.overrides),
+            device=device_text,
+            seed=seed,
+            max_iters=iters,
+            **settings[i].options(),
+        )
+        for k, i in enumerate(pass_order(len(settings), runs.passes))
+    ]
+
+
+def run_round(
+    runs: TuneRuns,
     scenario,
     device_text: str,
     settings: list[Settings],
     iters: int = DEFAULT_ITERS,
-    block: int = DEFAULT_BLOCK,
     warmup: int = DEFAULT_WARMUP,
-    seed: int | None = None,
     log=None,
 ) -> list[Measured]:
-    """Train every candidate in lockstep, interleaved in blocks; settings[0] is the reference."""
-    import torch
-
-    from nanobench.measure.device import parse_device
-    from nanobench.measure.precision import Precision
-    from nanobench.run.data import Batches, derive_seed, load_dataset
-    from nanobench.run.parity import Side, Trainer
-    from nanobench.run.train import lr_at
-
-    if iters <= warmup or block < 1:
-        raise InputError(
-            f"--iters {iters}: must exceed the {warmup} warm-up iterations (and the block be >= 1)"
+    """Run one round (settings[0] is the reference) as a plan and measure each candidate from
+    its result files: its median step time after `warmup` iterations, over its runs of every
+    pass, and its loss curves against the reference's first (the worst of its runs). Every
+    candidate trains the scenario's seed: the same initial weights and batches."""
+    if iters <= warmup:
+        raise InputError(f"--iters {iters}: must exceed the {warmup} warm-up iterations")
+    cells = round_cells(runs, device_text, settings, iters, scenario.train.seed)
+    plan = plans.matching(runs.out_dir, cells) if runs.continue_ else None
+    todo = plans.to_run(plan) if plan is not None else cells
+    if plan is None:
+        plan = Plan(
+            plans.new_plan_id(f"tune-{scenario.name}"),
+            runs.out_dir,
+            tuple(cells),
+            created_utc=utc_now(),
         )
-    seed = scenario.train.seed if seed is None else seed
-    dataset = load_dataset(scenario.data.dataset)
-    t, m = scenario.train, scenario.model
-    batches = Batches(dataset, t.batch_size, m.block_size, t.grad_accum, seed)
-    side = Side(parse_device(device_text), "fp32")
-    trainers = [Trainer(side, scenario, dataset.vocab_size, seed, s) for s in settings]
-    device = trainers[0].device
-    losses = [[] for _ in trainers]
-    block_s = [[] for _ in trainers]
-    recompile_limit = (
-        "recompile_limit"
-        if hasattr(torch._dynamo.config, "recompile_limit")
-        else "cache_size_limit"
+        plan.save()
+    if log:
+        done = len(cells) - len(todo)
+        log(
+            f"plan {plan.plan_id} in {runs.out_dir}: {len(settings)} candidates x {runs.passes} "
+            f"pass{'es' * (runs.passes > 1)}, {iters} iterations each"
+            + (f" ({done} of {len(cells)} runs completed before, not run again)" if done else "")
+        )
+    outcomes = runs.execute(plan, todo) if todo else []
+    if any(o.status == "interrupted" or o.stop_requested for o in outcomes):
+        raise KeyboardInterrupt  # its finished candidates are kept: `tune --continue` goes on
+    order = pass_order(len(settings), runs.passes)
+    curves = [_curve(settings[i], st, warmup) for i, st in zip(order, plans.cell_states(plan))]
+    reference = curves[0][0]  # the reference's first run
+    measured = []
+    for n, s in enumerate(settings):
+        mine = [curve for i, curve in zip(order, curves) if i == n]
+        timed = [t for _, times in mine for t in times]
+        worst = max(
+            (loss_figures(reference, losses) for losses, _ in mine),
+            key=lambda f: (not f["finite"], f["max_abs_loss_diff"]),
+        )
+        measured.append(Measured(s, statistics.median(timed) if timed else math.inf, **worst))
+    return measured
+
+
+def _curve(settings: Settings, state, warmup: int) -> tuple[list[float], list[float]]:
+    """A candidate's losses per iteration and its step times after `warmup`, from its cell's
+    result file (a diverged run's included: its last loss is not finite)."""
+    if state.path is None or not state.path.endswith(".parquet"):
+        raise InputError(
+            f"tune: candidate {settings.label()} ({state.cell.id}) left no result "
+            f"({state.state}: {state.reason}); `nanobench status` of the tune's --out shows "
+            f"its round"
+        )
+    columns = ("iter", "loss", "step_time_s")
+    rows = results.read_run_columns(Path(state.path), columns).rows
+    steps = sorted(
+        (i, loss, t)
+        for i, loss, t in zip(*(rows.column(c).to_pylist() for c in columns))
+        if loss is not None
     )
-    threads = torch.get_num_threads()  # the candidates change it; the caller gets it back
-    # one compiled model each; every candidate sets its own matmul flags per step, and the
-    # caller gets its own back afterwards (as the thread count)
-    with (
-        torch._dynamo.config.patch(**{recompile_limit: max(64, 2 * len(trainers))}),
-        Precision("fp32").matmul_flags(),
-    ):
-        for n, start in enumerate(range(0, iters, block)):
-            its = range(start, min(start + block, iters))
-            order = list(range(len(trainers)))
-            order = (
-                order[n % len(order) :] + order[: n % len(order)]
-            )  # nobody always runs first after a switch
-            for i in order:
-                t0 = time.perf_counter()
-                for it in its:
-                    torch.manual_seed(
-                        derive_seed(seed, "dropout", it)
-                    )  # the same masks on every side
-                    x, y = batches.train(it)
-                    losses[i].append(trainers[i].step(x, y, lr_at(it, t)))
-                device.sync()
-                if start >= warmup:
-                    block_s[i].append((time.perf_counter() - t0) / len(its))
-            if log:
-                log(
-                    f"iterations {its.start}-{its.stop - 1} of {iters} done for {len(trainers)} candidates"
-                )
-    torch.set_num_threads(threads)
-    curves = [[float(v) for v in torch.stack(ls).cpu().tolist()] for ls in losses]
-    return [
-        Measured(s, statistics.median(b), **loss_figures(curves[0], c))
-        for s, b, c in zip(settings, block_s, curves)
-    ]
+    return [loss for _, loss, _ in steps], [t for i, _, t in steps if i >= warmup and t is not None]
 
 
 # ---- choosing -------------------------------------------------------------------------------
@@ -406,14 +465,15 @@ def host_load() -> float | None:
 def tune(
     scenario,
     device_text: str,
+    runs: TuneRuns,
     iters: int = DEFAULT_ITERS,
     margin: float = DEFAULT_MARGIN,
     min_gain: float = DEFAULT_MIN_GAIN,
     axes=AXES,
-    block: int = DEFAULT_BLOCK,
     log=None,
 ) -> TuneResult:
     """Measure the candidates, then the combination of the kept changes; choose, never record.
+    Each round is a plan of `runs` (run_round).
 
     On a CPU the thread count is settled first (its own round): it sets how fast everything else
     runs (on a loaded machine, a 2-thread step is many times slower than a 1-thread one), so
@@ -436,11 +496,11 @@ def tune(
     threads = [s for s in found if s.threads]
     base, rounds = ref, []
     if threads:
-        say(f"round 1 (threads): {len(threads) + 1} candidates, {iters} lockstep iterations each")
+        say(f"round 1 (threads): {len(threads) + 1} candidates, {iters} iterations each")
         rounds.append(
             (
                 "threads first: they set how fast everything else runs",
-                measure(scenario, device_text, [ref] + threads, iters, block, log=log),
+                run_round(runs, scenario, device_text, [ref] + threads, iters, log=log),
             )
         )
         kept = select_singles(rounds[0][1], margin, min_gain)
@@ -450,8 +510,8 @@ def tune(
         f"round {len(rounds) + 1}: {len(others) + (base != ref)} candidates on {base.label()}: "
         + "; ".join(s.label() for s in others)
     )
-    singles_round = measure(
-        scenario, device_text, ([ref] if base != ref else []) + others, iters, block, log=log
+    singles_round = run_round(
+        runs, scenario, device_text, ([ref] if base != ref else []) + others, iters, log=log
     )
     rounds.append(
         (
@@ -473,7 +533,7 @@ def tune(
             combined = combine(kept, base)
         round2 = list(dict.fromkeys([ref, base, best_single, combined]))
         say(f"round {len(rounds) + 1}: {'; '.join(s.label() for s in round2)}")
-        final = measure(scenario, device_text, round2, iters, block, log=log)
+        final = run_round(runs, scenario, device_text, round2, iters, log=log)
         rounds.append(
             ("the best single change and the combination of kept changes, measured again", final)
         )
@@ -595,9 +655,11 @@ def find(
         return None  # written by another version: tune again
 
 
-def best_settings(scenario, device_text: str, log=None, path: Path | None = None) -> Settings:
+def best_settings(
+    scenario, device_text: str, runs: TuneRuns, log=None, path: Path | None = None
+) -> Settings:
     """`run --best`: the recorded settings of this device and scenario; tuned (and recorded)
-    first when there is no record."""
+    first when there is no record, its rounds run as `runs` says."""
     import torch
 
     from nanobench.measure.device import resolve
@@ -610,7 +672,7 @@ def best_settings(scenario, device_text: str, log=None, path: Path | None = None
         log(
             f"no tune record for {scenario.name} on {device.name} (torch {torch.__version__}): tuning first"
         )
-    result = tune(scenario, device_text, log=log)
+    result = tune(scenario, device_text, runs, log=log)
     save(result, scenario, path)
     return result.best.settings
 
@@ -622,8 +684,18 @@ def per_rank(scenario, world: int):
     return replace(scenario, train=replace(scenario.train, batch_size=share))
 
 
+def rank_share(world: int, scenario) -> str:
+    """per_rank as a --set override, for the cells of a tune of one rank's share."""
+    return f"train.batch_size={scenario.train.batch_size // world}"
+
+
 def best_settings_for_ranks(
-    scenario, device_text: str, world: int, verbose: bool = True, path: Path | None = None
+    scenario,
+    device_text: str,
+    world: int,
+    runs: TuneRuns,
+    verbose: bool = True,
+    path: Path | None = None,
 ) -> Settings:
     """`run --nproc N --best`: best_settings of one rank's share of the batch, looked up (and
     tuned when there is no record) in a child process. The launcher stays without a CUDA
@@ -633,13 +705,16 @@ def best_settings_for_ranks(
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        share = replace(runs, overrides=(*runs.overrides, rank_share(world, scenario)))
         job = child.submit(
-            _best_settings_here, per_rank(scenario, world), device_text, verbose, path
+            _best_settings_here, per_rank(scenario, world), device_text, share, verbose, path
         )
         return job.result()
 
 
-def _best_settings_here(scenario, device_text: str, verbose: bool, path: Path | None) -> Settings:
+def _best_settings_here(
+    scenario, device_text: str, runs: TuneRuns, verbose: bool, path: Path | None
+) -> Settings:
     """best_settings in the child process of best_settings_for_ranks (its log on stderr)."""
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if verbose else None
-    return best_settings(scenario, device_text, log=say, path=path)
+    return best_settings(scenario, device_text, runs, log=say, path=path)

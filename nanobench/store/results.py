@@ -134,15 +134,13 @@ class RunWriter:
             raise InputError(
                 f"--out {self.out_dir}: cannot create the results folder ({files.write_cause(exc)})"
             ) from None
-        files.check_inside(
-            self.partial, self.out_dir, "--out"
-        )  # OUT/.partial may be a symlink leading away
+        # OUT/.partial may be a symlink leading away
+        files.check_inside(self.partial, self.out_dir, "--out")
         if (self.out_dir / f"{run_id}.parquet").exists():
             raise FileExistsError(run_id)  # a result by that name: the caller draws another id
         try:
-            self.partial.mkdir(
-                exist_ok=False
-            )  # atomic: of two runs drawing one id, only one gets it
+            # atomic: of two runs drawing one id, only one gets it
+            self.partial.mkdir(exist_ok=False)
         except FileExistsError:
             raise
         except OSError as exc:

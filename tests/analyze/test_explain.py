@@ -11,7 +11,7 @@ import shutil
 import pytest
 from scipy import stats
 
-from nanobench.analyze import attribution, compare, explain, ladder, plan
+from nanobench.analyze import attribution, compare, explain, ladder, missing
 from nanobench.analyze.ladder import Point
 from nanobench.analyze.runs import load_runs, run_stats
 from nanobench.errors import InputError
@@ -375,7 +375,7 @@ def test_missing_rungs_get_their_command_place_and_estimate(two_rungs):
         "smoke:cuda:bf16",
         json.loads(json.dumps(scen.load("smoke", ["eval.interval=10"]).to_dict())),
     )
-    here = plan.Here({"cpu": "EPYC"}, "2.13.0+cpu")
+    here = missing.Here({"cpu": "EPYC"}, "2.13.0+cpu")
     recipes = {"smoke": explain.recipe_of(json.loads(json.dumps(scen.load("smoke").to_dict())))}
     e = explain.explain(
         a,
@@ -384,17 +384,16 @@ def test_missing_rungs_get_their_command_place_and_estimate(two_rungs):
         (),
         None,
         0.02,
-        {
-            "seeds": None,
-            "out": "out",
-            "scenario_recipes": recipes,
-            "here": here,
-            "here_peak": lambda kind, dtype: (1e11, "test peak"),
-            "budget_s": 600,
-        },
+        recipes,
+        explain.Planning(
+            out="out",
+            here=here,
+            here_peak=lambda kind, dtype: (1e11, "test peak"),
+            budget_s=600,
+        ),
     )
     assert [r.factors for r in e.ladder.rungs] == [("device",), ("precision",), ("iterations",)]
-    by_point = {p.point: p for p in e.plans}
+    by_point = {p.point: p for p in e.missing}
     device_rung = by_point[e.ladder.rungs[0].point]
     assert device_rung.where == "needs a GPU"
     # smoke's own recipe (eval.interval is 10 already): no --set; the length and A's seeds given
@@ -405,7 +404,7 @@ def test_missing_rungs_get_their_command_place_and_estimate(two_rungs):
     assert device_rung.estimate_s is not None and "NVIDIA A100" in device_rung.estimate_how
     assert e.b.kind == "missing" and by_point[b].where == "needs a GPU"
     assert (
-        plan.run_order(e.plans, e.ladder.results, 600) == []
+        missing.run_order(e.missing, e.ladder.results, 600) == []
     )  # nothing here: every missing rung is on a GPU
 
 
@@ -419,16 +418,16 @@ def test_run_order_prefers_what_completes_a_part_then_the_cheapest():
         known(b, "measured"),
     ]
     plans = [
-        plan.RunPlan(m1, ("x",), "here", 50.0, ""),
-        plan.RunPlan(m2, ("y",), "here", 20.0, ""),
-        plan.RunPlan(b, ("z",), "needs a GPU", 1.0, ""),
+        missing.MissingRun(m1, ("x",), "here", 50.0, ""),
+        missing.MissingRun(m2, ("y",), "here", 20.0, ""),
+        missing.MissingRun(b, ("z",), "needs a GPU", 1.0, ""),
     ]
     # each completes one part alone; m2 is cheaper; both fit in 100 s, only m2 in 40 s
-    assert [p.point for p in plan.run_order(plans, results, 100)] == [m2, m1]
-    assert [p.point for p in plan.run_order(plans, results, 40)] == [m2]
+    assert [p.point for p in missing.run_order(plans, results, 100)] == [m2, m1]
+    assert [p.point for p in missing.run_order(plans, results, 40)] == [m2]
     # a run of m2 that also makes m1 completes three parts at once
-    plans[1] = plan.RunPlan(m2, ("y",), "here", 60.0, "", covers=(m1,))
-    assert [p.point for p in plan.run_order(plans, results, 100)][0] == m2
+    plans[1] = missing.MissingRun(m2, ("y",), "here", 60.0, "", covers=(m1,))
+    assert [p.point for p in missing.run_order(plans, results, 100)][0] == m2
 
 
 def test_a_point_too_slow_here_gets_a_probe(two_rungs):
@@ -450,14 +449,13 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
         (),
         None,
         0.02,
-        {
-            "seeds": None,
-            "out": "out",
-            "scenario_recipes": recipes,
-            "here": plan.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
-            "here_peak": lambda kind, dtype: (1e6, "a slow test peak"),
-            "budget_s": 60,
-        },
+        recipes,
+        explain.Planning(
+            out="out",
+            here=missing.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
+            here_peak=lambda kind, dtype: (1e6, "a slow test peak"),
+            budget_s=60,
+        ),
     )
     # A's recipe at 5000 iterations is projected from the shorter runs of it (A's and the middle's);
     # B's recipe has no run at all: a probe is planned rather than a run of hours
@@ -466,7 +464,7 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
         set(e.a.run_ids) < set(e.ladder.results[1].probe_ids)
         and len(e.ladder.results[1].probe_ids) == 6
     )  # A and the middle
-    [p] = e.plans
+    [p] = e.missing
     assert (
         p.point == b
         and p.probe
@@ -480,7 +478,7 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
         and not p.here
         and p.where.startswith("too slow here even as a probe (over the 60")
     )
-    assert plan.run_order(e.plans, e.ladder.results, 60) == []
+    assert missing.run_order(e.missing, e.ladder.results, 60) == []
     # a budget the probe fits in: it runs here
     roomy = explain.explain(
         a,
@@ -489,16 +487,15 @@ def test_a_point_too_slow_here_gets_a_probe(two_rungs):
         (),
         None,
         0.02,
-        {
-            "seeds": None,
-            "out": "out",
-            "scenario_recipes": recipes,
-            "here": plan.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
-            "here_peak": lambda kind, dtype: (1e6, "a slow test peak"),
-            "budget_s": p.estimate_s + 1,
-        },
+        recipes,
+        explain.Planning(
+            out="out",
+            here=missing.Here({"cpu": "EPYC"}, "2.13.0+cpu"),
+            here_peak=lambda kind, dtype: (1e6, "a slow test peak"),
+            budget_s=p.estimate_s + 1,
+        ),
     )
-    [q] = roomy.plans
+    [q] = roomy.missing
     assert q.probe and q.here
 
 

@@ -20,7 +20,7 @@ from nanobench.analyze import (
     compare,
     equivalence,
     explain,
-    plan,
+    missing,
     references,
     runs,
     verdicts,
@@ -437,19 +437,25 @@ def test_item10_a_rung_stopped_by_the_budget_shows_what_it_reached(tmp_path):
 
 def test_item10_the_estimate_says_how_sure_it_is(tmp_path):
     """Host facts are given (a device name, a peak): nothing is measured here."""
-    here = plan.Here({"cpu": "AMD EPYC"}, None)
+    here = missing.Here({"cpu": "AMD EPYC"}, None)
     peak = lambda kind, dtype: (200e9, "a peak given by the test")  # noqa: E731
     fp32 = sorted(FP32_BF16.glob("*-cpu-fp32-*.parquet"))
     for f in fp32:
         shutil.copy(f, tmp_path)
     e = explain.explain_endpoints(
-        str(tmp_path), "shakespeare_char:cpu:fp32", [str(tmp_path)], here=here, here_peak=peak
+        str(tmp_path),
+        "shakespeare_char:cpu:fp32",
+        [str(tmp_path)],
+        planning=explain.Planning(here=here, here_peak=peak),
     )
-    assert e.plans and all("(from 3 runs, MFU " in p.estimate_how for p in e.plans)
+    assert e.missing and all("(from 3 runs, MFU " in p.estimate_how for p in e.missing)
     bf16 = explain.explain_endpoints(
-        str(tmp_path), "shakespeare_char_cpu:cpu:bf16", [str(tmp_path)], here=here, here_peak=peak
+        str(tmp_path),
+        "shakespeare_char_cpu:cpu:bf16",
+        [str(tmp_path)],
+        planning=explain.Planning(here=here, here_peak=peak),
     )
-    [p] = bf16.plans  # no bf16 run to take an MFU from
+    [p] = bf16.missing  # no bf16 run to take an MFU from
     assert (
         "MFU 0.5 assumed (no run of this device and dtype to take it from: it may be several times off)"
         in (p.estimate_how)
@@ -458,9 +464,12 @@ def test_item10_the_estimate_says_how_sure_it_is(tmp_path):
     one.mkdir()
     shutil.copy(fp32[0], one)
     e1 = explain.explain_endpoints(
-        str(one), "shakespeare_char:cpu:fp32", [str(one)], here=here, here_peak=peak
+        str(one),
+        "shakespeare_char:cpu:fp32",
+        [str(one)],
+        planning=explain.Planning(here=here, here_peak=peak),
     )
-    assert all("(from one run: its spread is not known)" in p.estimate_how for p in e1.plans)
+    assert all("(from one run: its spread is not known)" in p.estimate_how for p in e1.missing)
 
 
 # ---- item 11: too short to judge ---------------------------------------------------------------

@@ -245,3 +245,49 @@ def test_an_engines_error_is_told_in_one_line_without_its_logs():
     assert (
         executors._short("The worker died unexpectedly.\nmore") == "The worker died unexpectedly."
     )
+
+
+# ---- a time budget (explain --run): the local executor stops at the deadline -------------------
+
+
+def test_a_deadline_stops_the_running_cell_and_starts_no_other(tmp_path):
+    """The budget of `explain --run`: the first cell would run a million iterations and is
+    stopped at the deadline, its file completed as interrupted with the budget's reason; the
+    next is never started (the runner this replaces ran each as a process and sent SIGTERM)."""
+    endless, short = smoke_cells(seeds=(1, 2), iters=1_000_000)
+    short = plans.Cell(**{**short.__dict__, "max_iters": 2})
+    plan = plans.Plan("budget", str(tmp_path), (endless, short))
+    plan.save()
+    deadline = executors.Deadline.after(2, "stopped at the end of the 2s budget")
+    done = executors.run_local(
+        plan,
+        list(plan.cells),
+        lambda label: contextlib.nullcontext(),
+        lambda result: None,
+        True,
+        False,
+        deadline=deadline,
+    )
+    assert [d.status for d in done] == ["interrupted"]  # the first stopped: nothing after
+    stopped = results.read_run(done[0].path)
+    steps = int(stopped.rows["loss"].notna().sum())
+    assert stopped.info.raw["status"] == "interrupted" and 0 < steps < 1_000_000
+    reason = stopped.info.raw["status_reason"]
+    assert reason == f"stopped at the end of the 2s budget after {steps} iteration" + "s" * (
+        steps != 1
+    )
+    states = {s.cell.id: s.state for s in plans.cell_states(plan)}
+    assert states == {"c000": "failed", "c001": "not started"}
+    # spent before it starts: the cell is reported, never run
+    late = executors.Deadline.after(0, "stopped at the end of the 0s budget")
+    [never] = executors.run_local(
+        plan,
+        [short],
+        lambda label: contextlib.nullcontext(),
+        lambda r: None,
+        True,
+        False,
+        deadline=late,
+    )
+    assert never.status == "not started" and never.path is None
+    assert len(list(tmp_path.glob("*.parquet"))) == 1

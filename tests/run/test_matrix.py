@@ -1,5 +1,5 @@
-"""`nanobench run --device all --dtype fp32,bf16`: the plan of cells, what is skipped and why,
-and a real matrix of `smoke` runs. The devices and the CPU's native-bf16 answer are passed in,
+"""`nanobench run --device all --dtype fp32,bf16`: the matrix of (device, dtype) entries, what is
+skipped and why, and a real matrix of `smoke` runs. The devices and the CPU's native-bf16 answer are passed in,
 never read from this host: the Device values below stand for machines that are not here."""
 
 import contextlib
@@ -19,15 +19,15 @@ H100 = Device("cuda", 0, "NVIDIA H100 stand-in", (9, 0), True)
 T4 = Device("cuda", 1, "Tesla T4 stand-in", (7, 5), False)
 
 
-def plan(device, dtype, devices, allow_slow=False, slowdown=6.0):
-    return matrix.plan(
+def expand(device, dtype, devices, allow_slow=False, slowdown=6.0):
+    return matrix.expand(
         device, dtype, allow_slow=allow_slow, devices=lambda: devices, slowdown=lambda d: slowdown
     )
 
 
 def test_all_devices_by_every_dtype_with_skipped_cells_saying_why():
-    p = plan("all", "fp32,tf32,bf16", [AVX2_CPU, H100, T4])
-    assert [c.label for c in p.cells] == [
+    p = expand("all", "fp32,tf32,bf16", [AVX2_CPU, H100, T4])
+    assert [e.label for e in p.entries] == [
         "cpu fp32",
         "cuda:0 fp32",
         "cuda:0 tf32",
@@ -46,19 +46,24 @@ def test_all_devices_by_every_dtype_with_skipped_cells_saying_why():
 
 
 def test_emulated_bf16_runs_when_asked_for_and_native_bf16_always():
-    slow = plan("all", "bf16", [AVX2_CPU], allow_slow=True)
-    assert [c.label for c in slow.cells] == ["cpu bf16"] and "running it as asked" in slow.notes[0]
+    slow = expand("all", "bf16", [AVX2_CPU], allow_slow=True)
+    assert [e.label for e in slow.entries] == ["cpu bf16"] and "running it as asked" in slow.notes[
+        0
+    ]
     assert "6.0x below fp32's" in slow.notes[0]
-    assert [c.label for c in plan("all", "fp32,bf16", [BF16_CPU]).cells] == ["cpu fp32", "cpu bf16"]
-    unknown = plan("all", "bf16", [AVX2_CPU], allow_slow=True, slowdown=None)
+    assert [e.label for e in expand("all", "fp32,bf16", [BF16_CPU]).entries] == [
+        "cpu fp32",
+        "cpu bf16",
+    ]
+    unknown = expand("all", "bf16", [AVX2_CPU], allow_slow=True, slowdown=None)
     assert "its bf16 speed is unknown" in unknown.notes[0]
 
 
 def test_a_named_cpu_runs_emulated_bf16_after_saying_so(monkeypatch):
     # --device cpu names the device: the user asked for it; the host's answer is replaced by the stand-in
     monkeypatch.setattr(Device, "cpu", classmethod(lambda cls: AVX2_CPU))
-    p = matrix.plan("cpu", "fp32,bf16", slowdown=lambda d: 5.5)
-    assert [c.label for c in p.cells] == ["cpu fp32", "cpu bf16"] and p.skipped == []
+    p = matrix.expand("cpu", "fp32,bf16", slowdown=lambda d: 5.5)
+    assert [e.label for e in p.entries] == ["cpu fp32", "cpu bf16"] and p.skipped == []
     assert p.notes == [
         "cpu bf16: AVX2 CPU stand-in has no native bf16 (no avx512_bf16, amx_bf16 or Arm bf16): "
         "bf16 is emulated, its measured bf16 matmul peak is 5.5x below fp32's; running it as asked"
@@ -68,64 +73,68 @@ def test_a_named_cpu_runs_emulated_bf16_after_saying_so(monkeypatch):
 def test_a_flag_one_device_cannot_take_skips_that_cell_only():
     """Issue 25, defect 7: `--device all --sdpa efficient` (or cudnn, or CUDA graphs) aborted
     the whole matrix at the CPU cell; now that cell is skipped with one line, like a dtype."""
-    efficient = matrix.plan(
+    efficient = matrix.expand(
         "all",
         "fp32,bf16",
         speed={"sdpa": "efficient"},
         devices=lambda: [BF16_CPU, H100],
         slowdown=lambda d: None,
     )
-    assert [c.label for c in efficient.cells] == ["cuda:0 fp32", "cuda:0 bf16"]
+    assert [e.label for e in efficient.entries] == ["cuda:0 fp32", "cuda:0 bf16"]
     assert efficient.skipped == [
         "cpu fp32: skipped (--sdpa efficient: not a backend of cpu (there: auto, math, flash))",
         "cpu bf16: skipped (--sdpa efficient: not a backend of cpu (there: auto, math, flash))",
     ]
-    graphs = matrix.plan(
+    graphs = matrix.expand(
         "all",
         "bf16",
         speed={"compile": True, "compile_mode": "reduce-overhead"},
         devices=lambda: [BF16_CPU, H100],
         compile_problem=lambda device: None,  # stands for a host where compile works
     )
-    assert [c.label for c in graphs.cells] == ["cuda:0 bf16"]
+    assert [e.label for e in graphs.entries] == ["cuda:0 bf16"]
     assert graphs.skipped == [
         "cpu bf16: skipped (--compile-mode reduce-overhead: CUDA graphs need a CUDA device, not cpu)"
     ]
-    no_triton = matrix.plan(
+    no_triton = matrix.expand(
         "all",
         "bf16",
         speed={"compile": True},
         devices=lambda: [BF16_CPU, H100],
         compile_problem=lambda d: "needs triton (stand-in)" if d.kind == "cuda" else None,
     )
-    assert [c.label for c in no_triton.cells] == ["cpu bf16"]
+    assert [e.label for e in no_triton.entries] == ["cpu bf16"]
     assert no_triton.skipped == ["cuda:0 bf16: skipped (--compile: needs triton (stand-in))"]
 
 
 def test_bad_lists_and_an_empty_matrix_are_bad_input():
     with pytest.raises(InputError, match=r"--dtype int8: unknown \(use fp32, tf32, bf16, fp16\)"):
-        plan("all", "fp32,int8", [AVX2_CPU])
+        expand("all", "fp32,int8", [AVX2_CPU])
     with pytest.raises(
         InputError, match="--dtype tf32: TF32 needs an NVIDIA GPU"
     ):  # one cell: the run's own error
-        matrix.plan("cpu", "tf32")
+        matrix.expand("cpu", "tf32")
     with pytest.raises(InputError, match="--device tpu: not a device"):
-        matrix.plan("cpu,tpu", "fp32")
+        matrix.expand("cpu,tpu", "fp32")
     with pytest.raises(InputError, match="no cell of the matrix can run here"):
-        plan("all", "tf32,fp16", [AVX2_CPU])
+        expand("all", "tf32,fp16", [AVX2_CPU])
     assert matrix.wants_matrix("all", None) and matrix.wants_matrix("cpu", "fp32,bf16")
     assert not matrix.wants_matrix("cuda:1", "bf16") and not matrix.wants_matrix(None, None)
 
 
 def test_a_matrix_of_smoke_runs_with_a_skipped_cell(tmp_path):
     """The plan (tf32 skipped on the CPU) run for real: one file per cell and seed, one group_id."""
-    p = plan("all", "fp32,tf32", [Device.cpu()])
-    assert [c.label for c in p.cells] == ["cpu fp32"] and p.skipped[0].startswith(
+    p = expand("all", "fp32,tf32", [Device.cpu()])
+    assert [e.label for e in p.entries] == ["cpu fp32"] and p.skipped[0].startswith(
         "cpu tf32: skipped"
     )
     reported = []
     cells = plans.make_cells(
-        "smoke", (), [(c.device, c.dtype) for c in p.cells], [1, 2], {"max_iters": 3, "threads": 1}
+        "smoke",
+        (),
+        [(e.device, e.dtype) for e in p.entries],
+        [1, 2],
+        {"max_iters": 3, "threads": 1},
     )
     run_plan = plans.Plan("matrix-test", str(tmp_path), tuple(cells))
     outcomes = executors.run_local(
@@ -149,7 +158,7 @@ def test_an_interrupted_run_stops_the_plan_and_keeps_what_ran(monkeypatch, tmp_p
     statuses = iter(["completed", "interrupted", "completed"])
     ran = []
 
-    def fake_train(scenario, opts, progress):  # stands for train(): the second run gets Ctrl-C
+    def fake_train(scenario, opts, progress, stop=None):  # train(): the second run gets Ctrl-C
         ran.append((opts.device, opts.dtype, opts.seed))
         return Outcome(next(statuses))
 

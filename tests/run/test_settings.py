@@ -55,7 +55,7 @@ def test_a_run_of_the_gpu_recipe_with_cudnn_is_refused_before_any_file(tmp_path)
     from nanobench.run import matrix
 
     with pytest.raises(InputError, match="no cell of the matrix can run here") as err:
-        matrix.plan(
+        matrix.expand(
             "all",
             "bf16",
             speed={"sdpa": "cudnn"},

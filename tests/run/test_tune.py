@@ -1,17 +1,22 @@
 """`nanobench tune`: candidates per device, the selection on injected timings and loss drifts,
-the record file's keys, and one short real lockstep measurement (its figures, not its speed)."""
+the record file's keys, rounds as plans read back from their result files, and one short real
+round (its figures, not its speed)."""
 
 import json
 import math
 
+import pyarrow.parquet as pq
 import pytest
 
+from nanobench.errors import InputError
 from nanobench.measure import host
 from nanobench.measure.device import Device
-from nanobench.run import tune
+from nanobench.run import executors, tune
+from nanobench.run import plan as plans
 from nanobench.run.scenario import load
 from nanobench.run.settings import Settings
 from nanobench.run.tune import Measured
+from nanobench.store.results import RunWriter
 
 REF = Settings()
 
@@ -88,7 +93,7 @@ def test_loss_figures_hand_computed():
 
 
 def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(monkeypatch):
-    """tune() with the measurement replaced by figures (ms): on a CPU the thread count is
+    """tune() with each round's runs replaced by figures (ms): on a CPU the thread count is
     chosen first; the other settings are measured at it; kept ones are combined and
     measured again with the reference and the best single change."""
     rounds = []
@@ -101,11 +106,11 @@ def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(mon
         Settings(threads=1, optimizer="foreach", sdpa="math"): 30.0,
     }
 
-    def fake_measure(scenario, device_text, settings, iters, block, log=None):
+    def fake_round(runs, scenario, device_text, settings, iters, log=None):
         rounds.append(settings)
         return [m(s, figures.get(s, 60.0), 1e-4) for s in settings]
 
-    monkeypatch.setattr(tune, "measure", fake_measure)
+    monkeypatch.setattr(tune, "run_round", fake_round)
     monkeypatch.setattr(
         tune,
         "candidates",
@@ -117,7 +122,7 @@ def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(mon
             Settings(compile=True),
         ],
     )
-    result = tune.tune(load("smoke"), "cpu", iters=20)
+    result = tune.tune(load("smoke"), "cpu", None, iters=20)
     assert rounds[0] == [REF, t1]
     assert rounds[1] == [
         REF,
@@ -136,7 +141,7 @@ def test_tune_settles_threads_first_then_tries_the_rest_on_them_and_combines(mon
     assert [title for title, _ in result.rounds][0].startswith("threads first")
     assert "--dtype fp16" in result.refused and "--compile-mode reduce-overhead" in result.refused
     # only the axes asked for: nothing said of dtypes or CUDA graphs that were never on the table
-    narrow = tune.tune(load("smoke"), "cpu", iters=20, axes=("optimizer", "sdpa"))
+    narrow = tune.tune(load("smoke"), "cpu", None, iters=20, axes=("optimizer", "sdpa"))
     assert narrow.refused == {}
 
 
@@ -144,15 +149,15 @@ def test_without_a_faster_thread_count_the_rest_is_measured_on_the_defaults(monk
     rounds = []
     monkeypatch.setattr(
         tune,
-        "measure",
-        lambda scenario, device_text, settings, iters, block, log=None: (
+        "run_round",
+        lambda runs, scenario, device_text, settings, iters, log=None: (
             rounds.append(settings) or [m(s, 50.0 if s.threads is None else 80.0) for s in settings]
         ),
     )
     monkeypatch.setattr(
         tune, "candidates", lambda device, axes: [REF, Settings(threads=1), Settings(sdpa="math")]
     )
-    result = tune.tune(load("smoke"), "cpu", iters=20)
+    result = tune.tune(load("smoke"), "cpu", None, iters=20)
     assert rounds == [
         [REF, Settings(threads=1)],
         [REF, Settings(sdpa="math")],
@@ -265,13 +270,13 @@ def test_compiled_candidates_are_screened_with_runs_own_compile_check(monkeypatc
     assert why and "needs a C++ compiler" in why
     measured = []
 
-    def fake_measure(scenario, device_text, settings, iters, block, log=None):
+    def fake_round(runs, scenario, device_text, settings, iters, log=None):
         measured.extend(settings)
         return [m(s, 50.0) for s in settings]
 
-    monkeypatch.setattr(tune, "measure", fake_measure)
+    monkeypatch.setattr(tune, "run_round", fake_round)
     monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
-    result = tune.tune(load("smoke"), "cpu", iters=20, axes=("compile", "sdpa"))
+    result = tune.tune(load("smoke"), "cpu", None, iters=20, axes=("compile", "sdpa"))
     assert not any(s.compile for s in measured) and Settings(sdpa="math") in measured
     assert result.refused["--compile"] == why
     assert result.refused["--compile --compile-mode max-autotune-no-cudagraphs"] == why
@@ -362,32 +367,141 @@ def test_record_round_trip_is_keyed_by_device_torch_and_scenario(tmp_path):
     assert tune.load_records(path) == {}
 
 
-# ---- a real, short lockstep measurement ----------------------------------------------------
+# ---- a round: one plan of runs, read back from their result files ---------------------------
 
 
-def test_measure_trains_candidates_in_lockstep_against_the_reference():
+def write_candidate(out, plan, cell, losses, step_ms):
+    """The result file a candidate's run leaves: its cell and plan recorded, the given losses
+    and step times (one row per iteration, then the final evaluation's row)."""
+    meta = {
+        "scenario": load("smoke").to_dict(),
+        "options": {"device": "cpu", "dtype": "fp32", "cell": cell.id, "seed": 1337},
+        "group_id": plan.plan_id,
+        "device": {"spec": "cpu", "type": "cpu", "name": "EPYC"},
+    }
+    rows = [
+        {"iter": i, "loss": loss, "step_time_s": ms / 1e3, "eval_val_loss": None}
+        for i, (loss, ms) in enumerate(zip(losses, step_ms))
+    ]
+    rows.append({"iter": len(losses), "eval_val_loss": 2.5})
+    writer = RunWriter(out, f"smoke-{cell.id}", meta)
+    writer.append(rows)
+    writer.finish("completed", None)
+
+
+def test_a_round_is_a_plan_read_back_from_its_result_files_and_continued(tmp_path):
+    """Fast (no training): a round's plan stored in OUT, its candidates' files written by hand.
+    The figures are computed here by hand: medians of the steps from iteration 2 on, and the
+    loss differences to the reference's curve. With --continue the stored plan is found and
+    only its candidate without a result runs."""
+    executed = []
+
+    def execute(plan, cells):
+        executed.append([c.id for c in cells])
+        write_candidate(tmp_path, plan, cells[0], [4.0, 3.0, 2.5, 2.0], [9, 9, 30, 50])
+        return []
+
+    runs = tune.TuneRuns("smoke", (), str(tmp_path), execute, continue_=True, passes=1)
+    settings = [REF, Settings(threads=1)]
+    cells = tune.round_cells(runs, "cpu", settings, 4, 1337)
+    assert [(c.seed, c.max_iters, c.threads) for c in cells] == [(1337, 4, None), (1337, 4, 1)]
+    stored = plans.Plan("smoke-round", str(tmp_path), tuple(cells))
+    stored.save()
+    write_candidate(tmp_path, stored, cells[0], [4.0, 3.0, 2.0, 1.5], [9, 9, 20, 40])
+    ref, one = tune.run_round(runs, load("smoke"), "cpu", settings, iters=4, warmup=2)
+    assert executed == [["c001"]]  # the reference's result was there: only the other ran
+    assert ref.median_step_s == pytest.approx(0.030) and ref.max_abs_loss_diff == 0.0
+    assert one.median_step_s == pytest.approx(0.040)  # (30 + 50) / 2 ms
+    assert one.max_abs_loss_diff == pytest.approx(0.5) and one.max_diff_iter == 2
+    assert one.final_loss_diff == pytest.approx(0.5) and one.finite
+    assert [p.stem for p in plans.stored(tmp_path)] == ["smoke-round"]  # no second plan
+    tune.run_round(runs, load("smoke"), "cpu", settings, iters=4, warmup=2)
+    assert executed == [["c001"]]  # all completed: nothing runs again
+
+
+def test_two_passes_run_each_candidate_forward_then_backward_and_pool_their_steps(tmp_path):
+    """A B C, then C B A: each candidate's step time is the median of its steady steps of both
+    runs, its loss figures the worse of its two curves against the reference's first run."""
+    assert tune.pass_order(3, 2) == [0, 1, 2, 2, 1, 0] and tune.pass_order(2, 3) == [
+        0,
+        1,
+        1,
+        0,
+        0,
+        1,
+    ]
+    given = {  # cell id -> (losses, step ms): iterations 0-1 are the warm-up
+        "c000": ([4.0, 3.0, 2.0, 1.0], [9, 9, 10, 20]),  # the reference, first pass
+        "c001": ([4.0, 3.0, 2.0, 1.0], [9, 9, 30, 40]),
+        "c002": ([4.0, 3.0, 2.0, 1.2], [9, 9, 50, 60]),  # the candidate, second pass
+        "c003": ([4.0, 3.0, 2.0, 1.0], [9, 9, 60, 70]),  # the reference, second pass
+    }
+
+    def execute(plan, cells):
+        for cell in cells:
+            write_candidate(tmp_path, plan, cell, *given[cell.id])
+        return []
+
+    runs = tune.TuneRuns("smoke", (), str(tmp_path), execute, passes=2)
+    ref, one = tune.run_round(runs, load("smoke"), "cpu", [REF, Settings(threads=1)], 4, 2)
+    assert ref.median_step_s == pytest.approx(0.040)  # median of 10, 20, 60, 70 ms
+    assert one.median_step_s == pytest.approx(0.045)  # median of 30, 40, 50, 60 ms
+    assert one.max_abs_loss_diff == pytest.approx(0.2) and one.max_diff_iter == 3
+    assert ref.max_abs_loss_diff == 0.0
+    [stored] = plans.stored(tmp_path)
+    cells = json.loads(stored.read_text())["cells"]
+    assert [(c["id"], c["threads"]) for c in cells] == [
+        ("c000", None),
+        ("c001", 1),
+        ("c002", 1),
+        ("c003", None),
+    ]
+
+
+def test_a_candidate_without_a_result_is_one_line_naming_it(tmp_path):
+    def only_the_reference(plan, cells):
+        write_candidate(tmp_path, plan, cells[0], [4.0, 3.0, 2.0, 1.5], [9, 9, 20, 40])
+        return []
+
+    runs = tune.TuneRuns("smoke", (), str(tmp_path), only_the_reference, passes=1)
+    with pytest.raises(InputError, match=r"candidate --threads 1 \(c001\) left no result"):
+        tune.run_round(runs, load("smoke"), "cpu", [REF, Settings(threads=1)], iters=4, warmup=2)
+
+
+# fast counterpart: test_a_round_is_a_plan_read_back_from_its_result_files_and_continued
+@pytest.mark.slow
+def test_a_real_round_trains_each_candidate_as_a_run_of_its_plan(tmp_path):
+    """Three smoke runs of 6 iterations, one per candidate, by the local executor. The expected
+    figures are read from the result files with pandas, not through tune."""
+    import pandas as pd
     import torch
 
     saved = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision(
-        "medium"
-    )  # the caller's: each candidate sets fp32's own while it steps
+    torch.set_float32_matmul_precision("medium")  # the caller's: each run sets fp32's own
+    runs = tune.TuneRuns("smoke", (), str(tmp_path), executors.run_quietly, passes=1)
+    settings = [REF, Settings(threads=1), Settings(sdpa="math")]
     try:
-        out = tune.measure(
-            load("smoke"),
-            "cpu",
-            [REF, Settings(threads=1), Settings(sdpa="math")],
-            iters=6,
-            block=2,
-            warmup=2,
-        )
-        assert torch.get_float32_matmul_precision() == "medium"  # given back, as the thread count
+        out = tune.run_round(runs, load("smoke"), "cpu", settings, iters=6, warmup=2)
+        assert torch.get_float32_matmul_precision() == "medium"  # given back, as the threads
     finally:
         torch.set_float32_matmul_precision(saved)
-    assert [x.settings for x in out] == [REF, Settings(threads=1), Settings(sdpa="math")]
-    assert out[0].max_abs_loss_diff == 0.0 and out[0].final_loss_diff == 0.0
-    for x in out:  # fp32 all: same mathematics, only kernel order differs
-        assert x.finite and x.max_abs_loss_diff < 1e-4 and x.median_step_s > 0
+    [plan_file] = (tmp_path / "plans").glob("*.json")
+    plan = json.loads(plan_file.read_text())
+    frames = {}
+    for f in tmp_path.glob("*.parquet"):
+        meta = json.loads(pq.read_schema(f).metadata[b"nanobench"])
+        assert meta["group_id"] == plan["plan_id"]
+        frames[meta["options"]["cell"]] = pd.read_parquet(f)
+    assert sorted(frames) == [c["id"] for c in plan["cells"]] == ["c000", "c001", "c002"]
+    assert [x.settings for x in out] == settings
+    reference = frames["c000"].dropna(subset=["loss"])["loss"].to_numpy()
+    for x, cell in zip(out, ("c000", "c001", "c002")):
+        steps = frames[cell].dropna(subset=["loss"])
+        assert len(steps) == 6
+        assert x.median_step_s == steps[steps["iter"] >= 2]["step_time_s"].median()
+        assert x.max_abs_loss_diff == abs(steps["loss"].to_numpy() - reference).max()
+        assert x.finite and x.max_abs_loss_diff < 1e-4  # fp32 all: only kernel order differs
+    assert out[0].max_abs_loss_diff == 0.0
 
 
 def test_the_table_names_each_verdict_and_the_choice():
@@ -437,7 +551,7 @@ def test_best_settings_tunes_once_then_reads_the_record(monkeypatch, tmp_path):
     path, calls = tmp_path / "tune.json", []
     import torch
 
-    def fake_tune(scenario, device_text, log=None):
+    def fake_tune(scenario, device_text, runs, log=None):
         calls.append(device_text)
         best = m(Settings(threads=1), 40.0)
         return tune.TuneResult(
@@ -455,6 +569,6 @@ def test_best_settings_tunes_once_then_reads_the_record(monkeypatch, tmp_path):
 
     monkeypatch.setattr(tune, "tune", fake_tune)
     smoke = load("smoke")
-    assert tune.best_settings(smoke, "cpu", path=path) == Settings(threads=1)
-    assert tune.best_settings(smoke, "cpu", path=path) == Settings(threads=1)
+    assert tune.best_settings(smoke, "cpu", None, path=path) == Settings(threads=1)
+    assert tune.best_settings(smoke, "cpu", None, path=path) == Settings(threads=1)
     assert calls == ["cpu"]  # the second call read the record

@@ -33,7 +33,7 @@ class Here:
 
 
 @dataclass(frozen=True)
-class RunPlan:
+class MissingRun:
     point: Point
     argv: tuple[str, ...]  # `nanobench run ...`, without the program
     where: str  # "here", or what it needs ("needs a GPU")
@@ -270,7 +270,7 @@ def runs_here(
     return budget_s is None or (est is not None and est <= budget_s)
 
 
-def plan_missing(
+def missing_runs(
     results: list[PointResult],
     seeds: list[int],
     out: str,
@@ -279,11 +279,11 @@ def plan_missing(
     here: Here | None,
     here_peak=None,
     budget_s: float | None = None,
-) -> list[RunPlan]:
-    """A plan for every missing point: its command, where it runs and its estimated time; a point
+) -> list[MissingRun]:
+    """A MissingRun for every missing point: its command, where it runs and its estimated time; a point
     that runs here but would outlast `budget_s` gets a short probe instead (its numbers are then
     projected). A run that also makes a shorter missing point of its recipe covers it."""
-    plans = []
+    found = []
     for res in results:
         if res.kind != "missing":
             continue
@@ -305,8 +305,8 @@ def plan_missing(
                 probe_s is not None and probe_s > budget_s
             ):  # not even the probe: planned, never picked by --run
                 place = f"too slow here even as a probe (over the {fmt_time(budget_s)} budget)"
-            plans.append(
-                RunPlan(
+            found.append(
+                MissingRun(
                     p,
                     argv,
                     place,
@@ -318,8 +318,8 @@ def plan_missing(
             continue
         n = max(1, len(seeds))
         total = None if est is None else n * (est + STARTUP_S)
-        plans.append(
-            RunPlan(
+        found.append(
+            MissingRun(
                 p,
                 command_args(p, seeds, out, scenario_recipes),
                 place,
@@ -327,14 +327,14 @@ def plan_missing(
                 f"{n} seed{'s' * (n > 1)} x ({fmt_time(est)} + {STARTUP_S:g} s start-up): {how}",
             )
         )
-    return _fold_shorter(plans)
+    return _fold_shorter(found)
 
 
-def _fold_shorter(plans: list[RunPlan]) -> list[RunPlan]:
-    """The plans less those a longer run of the same recipe makes too, each longer one saying
+def _fold_shorter(found: list[MissingRun]) -> list[MissingRun]:
+    """The runs less those a longer run of the same recipe makes too, each longer one saying
     which points it covers (probes neither fold nor are folded)."""
 
-    def folds(short: RunPlan, long: RunPlan) -> bool:
+    def folds(short: MissingRun, long: MissingRun) -> bool:
         return (
             short is not long
             and not short.probe
@@ -342,8 +342,8 @@ def _fold_shorter(plans: list[RunPlan]) -> list[RunPlan]:
             and _folds(short.point, long.point)
         )
 
-    kept = [plan for plan in plans if not any(folds(plan, o) for o in plans)]
-    return [replace(p, covers=tuple(o.point for o in plans if folds(o, p))) for p in kept]
+    kept = [run for run in found if not any(folds(run, o) for o in found)]
+    return [replace(p, covers=tuple(o.point for o in found if folds(o, p))) for p in kept]
 
 
 def _folds(short: Point, long: Point) -> bool:
@@ -358,16 +358,18 @@ def _folds(short: Point, long: Point) -> bool:
     )
 
 
-def run_order(plans: list[RunPlan], results: list[PointResult], budget_s: float) -> list[RunPlan]:
-    """The plans this machine can finish within the budget, the most informative first: a plan
+def run_order(
+    wanted: list[MissingRun], results: list[PointResult], budget_s: float
+) -> list[MissingRun]:
+    """The runs this machine can finish within the budget, the most informative first: a run
     is worth the rung contributions it completes (both ends known afterwards), and among equals
     the cheapest goes first."""
     known = [r.kind != "missing" for r in results]
     index = {r.point: i for i, r in enumerate(results)}
 
-    def completes(plan: RunPlan) -> int:
+    def completes(run: MissingRun) -> int:
         now = list(known)
-        for pt in (plan.point, *plan.covers):
+        for pt in (run.point, *run.covers):
             if pt in index:
                 now[index[pt]] = True
         return sum(now[i] and now[i + 1] for i in range(len(now) - 1)) - sum(
@@ -375,11 +377,11 @@ def run_order(plans: list[RunPlan], results: list[PointResult], budget_s: float)
         )
 
     chosen, left = [], budget_s
-    for plan in sorted(
-        (p for p in plans if p.here and p.estimate_s is not None),
+    for run in sorted(
+        (p for p in wanted if p.here and p.estimate_s is not None),
         key=lambda p: (-completes(p), p.estimate_s),
     ):
-        if plan.estimate_s <= left:
-            chosen.append(plan)
-            left -= plan.estimate_s
+        if run.estimate_s <= left:
+            chosen.append(run)
+            left -= run.estimate_s
     return chosen
