@@ -165,11 +165,11 @@ def commands(e: Explanation) -> list[str]:
     return out
 
 
-def _rich(table: TableText, title: str) -> Table:
+def _rich(text: TableText, title: str) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for name, justify in table.columns:
+    for name, justify in text.columns:
         table.add_column(escape(name), justify=justify)
-    for row in table.rows:
+    for row in text.rows:
         table.add_row(*(escape(c) for c in row))
     return table
 

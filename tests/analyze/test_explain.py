@@ -6,6 +6,7 @@ loader (overrides and all); their rows are small and hand-made, so every number 
 
 import json
 import math
+import re
 import shutil
 
 import pytest
@@ -244,6 +245,29 @@ def test_the_parts_sum_exactly_to_the_gap(two_rungs):
     # time per iteration: A's steps 10 ms, the middle's 13/14/15 ms, B's 22/24/26 ms
     step = e.ladder.attribution["step_s"]
     assert [p.value for p in step.parts] == pytest.approx([0.004, 0.010])
+
+
+def test_the_printed_explanation_has_the_ladder_and_its_parts(two_rungs):
+    """The terminal rendering, in process: both tables with their rows, the val loss part of
+    each rung and the total as the means of the fixture's final losses give them by hand."""
+    from rich.console import Console
+
+    from nanobench.present.explain import render_explanation
+
+    pool = load(two_rungs)
+    a, b = ladder.point_of(load(two_rungs / "a")[0]), ladder.point_of(load(two_rungs / "b")[0])
+    console = Console(record=True, width=250, color_system=None)
+    render_explanation(explain.explain(a, b, pool), console)
+    text = console.export_text()
+    mean = lambda xs: sum(xs) / 3  # noqa: E731
+    first = mean([2.50, 2.52, 2.48]) - mean([2.60, 2.70, 2.62])  # -0.1400
+    second = mean([2.20, 2.30, 2.10]) - mean([2.50, 2.52, 2.48])  # -0.3000
+    assert "The ladder: A -> iterations and schedule -> model shape -> B" in text
+    parts = next(line for line in text.splitlines() if "sum of the parts" in line)
+    assert f"{first + second:+.4f}" in parts
+    rungs = [line for line in text.splitlines() if re.match(r"\s+[12]\s+\S", line)]
+    assert any(f"{first:+.4f}" in line and "iterations" in line for line in rungs)
+    assert any(f"{second:+.4f}" in line and "model shape" in line for line in rungs)
 
 
 def test_printed_parts_add_up_to_the_printed_total():
