@@ -239,6 +239,16 @@ def summarize(paths: list[Path]) -> list:
     return out
 
 
+def _seed(seed) -> int | None:
+    """A run's seed as the index keeps it (int64); ValueError, which refuses the file, for
+    one no 64-bit column holds."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return None
+    if not -(2**63) <= seed < 2**63:
+        raise ValueError(f"seed {seed} does not fit in 64 bits")
+    return seed
+
+
 def _summary(info, stats, impossible_rows: str | None) -> dict:
     """The summary row of a run from its metadata and its numbers (analyze/runs.RunStats);
     `impossible_rows` says how its rows go backwards (analyze/runs.backwards), if they do."""
@@ -291,9 +301,7 @@ def _summary(info, stats, impossible_rows: str | None) -> dict:
         "cuda": text(env.cuda_runtime),
         "driver": text(env.gpu_driver),
         "nanobench": text((info.raw.get("environment") or {}).get("nanobench")),
-        "seed": stats.seed
-        if isinstance(stats.seed, int) and not isinstance(stats.seed, bool)
-        else None,
+        "seed": _seed(stats.seed),
         "noise": stats.noise.verdict,
         "noise_reasons": list(stats.noise.reasons),
         "iterations": stats.iterations,
