@@ -228,8 +228,8 @@ def _summary_of_run(run: results.Run) -> dict:
 
 
 def summarize(paths: list[Path]) -> list:
-    """Summary rows of many result files (store/index.refresh's `summarize`): per path, its
-    row (SUMMARY_SCHEMA) or the InputError that refuses it."""
+    """Summary rows of many result files (store/index.refresh's `summarize`): per path, in
+    order, its row (SUMMARY_SCHEMA) or the InputError that refuses it."""
     out = []
     for path in paths:
         try:
@@ -237,6 +237,16 @@ def summarize(paths: list[Path]) -> list:
         except InputError as exc:
             out.append(exc)
     return out
+
+
+def _seed(seed) -> int | None:
+    """A run's seed as the index keeps it (int64); ValueError, which refuses the file, for
+    one no 64-bit column holds."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return None
+    if not -(2**63) <= seed < 2**63:
+        raise ValueError(f"seed {seed} does not fit in 64 bits")
+    return seed
 
 
 def _summary(info, stats, impossible_rows: str | None) -> dict:
@@ -291,9 +301,7 @@ def _summary(info, stats, impossible_rows: str | None) -> dict:
         "cuda": text(env.cuda_runtime),
         "driver": text(env.gpu_driver),
         "nanobench": text((info.raw.get("environment") or {}).get("nanobench")),
-        "seed": stats.seed
-        if isinstance(stats.seed, int) and not isinstance(stats.seed, bool)
-        else None,
+        "seed": _seed(stats.seed),
         "noise": stats.noise.verdict,
         "noise_reasons": list(stats.noise.reasons),
         "iterations": stats.iterations,
@@ -623,12 +631,15 @@ def _group(rows: list[dict], include_noisy: bool) -> list[dict]:
         "tpj": "tokens_per_j",
     }
     # numpy columns, which DuckDB scans as they are (pyarrow's own conversion imports pandas)
+    machines: dict = {}
+    seeds: dict = {None: -1}  # a run without a seed counts as a seed of its own (below)
     runs = {
         "n": np.arange(len(rows), dtype=np.int64),
         "tkey": np.array(t_of, dtype=np.int64),
         "rkey": np.array(r_of, dtype=np.int64),
-        "machine_id": np.array([r["machine_id"] for r in rows], dtype=object),
-        "seed": np.array([r["seed"] for r in rows], dtype=object),
+        # numbered too: numpy object columns cost DuckDB a look at every value
+        "machine_id": np.array([machines.setdefault(r["machine_id"], len(machines)) for r in rows]),
+        "seed": np.array([seeds.setdefault(r["seed"], len(seeds)) for r in rows]),
         "noisy": np.array([r["noise"] == "noisy" for r in rows], dtype=bool),
         **{
             c: np.array([np.nan if r[k] is None else r[k] for r in rows], dtype=np.float64)
@@ -646,7 +657,8 @@ def _group(rows: list[dict], include_noisy: bool) -> list[dict]:
         SELECT tkey, rkey, {spread},
                count(*) AS n_runs,
                count(DISTINCT machine_id) AS n_machines,
-               count(DISTINCT seed) + count(*) FILTER (WHERE seed IS NULL) AS n_seeds,
+               count(DISTINCT seed) FILTER (WHERE seed >= 0)
+                 + count(*) FILTER (WHERE seed < 0) AS n_seeds,
                list(n ORDER BY n) AS members
         FROM runs
         WHERE $include_noisy OR NOT noisy

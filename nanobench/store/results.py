@@ -444,10 +444,11 @@ def read_run(path: Path) -> Run:
     return Run(path=path, info=parse_meta(meta, path), rows=rows)
 
 
-def read_checked(path: Path) -> tuple[dict, pq.ParquetFile]:
+def read_checked(path: Path) -> tuple[dict, pq.ParquetFile, pa.Schema]:
     """A result file's metadata, checked as `read_meta` does (its first and last bytes before
-    parquet parses anything), and the file opened with its footer parsed once: for a reader
-    that goes on to read columns, or to look at the schema."""
+    parquet parses anything), and the file opened with its footer parsed once, with its Arrow
+    schema (each ParquetFile.schema_arrow converts it anew): for a reader that goes on to read
+    columns."""
     path = _check_path(path)
     try:
         with open(path, "rb") as f:  # the magic bytes and footer length, before parquet parses
@@ -459,11 +460,12 @@ def read_checked(path: Path) -> tuple[dict, pq.ParquetFile]:
     opened = []
 
     def schema():
-        opened.append(pq.ParquetFile(path))
-        return opened[0].schema_arrow
+        parquet = pq.ParquetFile(path)
+        opened.append((parquet, parquet.schema_arrow))
+        return opened[0][1]
 
     meta = _checked_meta(path, head, tail, schema)
-    return meta, opened[0]
+    return meta, *opened[0]
 
 
 RUN_COLUMNS = ("iter", "loss", "step_time_s", "eval_val_loss")  # what every result has
@@ -483,10 +485,10 @@ def read_run_columns(path: Path, columns: tuple[str, ...]) -> Run:
     `read_run` does, then only `columns` (those the file has) read, as a pyarrow Table in
     `Run.rows` (analyze/runs reads either form): the other columns' bytes are never read.
     A few times faster than read_run where a summary needs a dozen columns and no pandas."""
-    meta, parquet = read_checked(path)
+    meta, parquet, schema = read_checked(path)
     path = Path(path)
     try:
-        have = set(parquet.schema_arrow.names)
+        have = set(schema.names)
         rows = parquet.read(columns=[c for c in columns if c in have])
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{path}: rows unreadable ({exc}); the file is damaged") from None

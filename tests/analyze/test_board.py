@@ -283,6 +283,8 @@ def test_an_unfinished_run(good, handmade):
         (lambda m: m.update(options=[1, 2]), "metadata key 'options' is list"),
         (lambda m: m["peak_flops"]["measured"].update(flops="fast"), None),  # ignored, not a crash
         (lambda m: m.update(sample="<script>" * 200_000), "nanobench metadata of"),  # huge
+        # a seed no 64-bit column holds (crashed the index's write before)
+        (lambda m: m["options"].update(seed=2**70), "seed 1180591620717411303424 does not fit"),
     ],
 )
 def test_malformed_or_huge_metadata_is_refused_naming_the_file(good, handmade, edit, message):

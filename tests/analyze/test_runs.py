@@ -125,3 +125,27 @@ def test_val_loss_at_equal_tokens_and_flops():
         )
         is None
     )
+
+
+def test_arrow_columns_as_numpy_nulls_offsets_and_types():
+    """Columns read through their Arrow buffers (the common case: one chunk of the wanted
+    type) and through pyarrow's compute functions (several chunks, another type) give the
+    same values, written out by hand: null -> NaN (floats), 0 (ints), False (flags), a slice's
+    offset respected, an int column read as floats."""
+    import numpy as np
+    import pyarrow as pa
+
+    floats = pa.array([1.5, None, 3.0, None, 5.25, 6.0, 7.0, None, 9.0, 10.0], pa.float64())
+    ints = pa.array([10, 11, None, 13, 14, 15, 16, 17, 18, 19], pa.int64())
+    flags = pa.array([True, None, False, True, True, False, None, True, False, True], pa.bool_())
+    table = pa.table({"f": floats, "i": ints, "b": flags}).slice(1, 8)  # offset 1 in buffers
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=3))  # the other path
+    for t in (table, chunked):
+        cols = runs.ArrowColumns(t)
+        nan = np.nan
+        np.testing.assert_array_equal(cols.floats("f"), [nan, 3.0, nan, 5.25, 6.0, 7.0, nan, 9.0])
+        np.testing.assert_array_equal(cols.ints("i"), [11, 0, 13, 14, 15, 16, 17, 18])
+        np.testing.assert_array_equal(cols.floats("i"), [11, nan, 13, 14, 15, 16, 17, 18])
+        np.testing.assert_array_equal(
+            cols.flags("b"), [False, False, True, True, False, False, True, False]
+        )

@@ -153,10 +153,10 @@ def test_a_run_published_during_a_board(folder, handmade, opened):
     valid, and the next board reads that run alone."""
     published = []
 
-    def summarize(path):
+    def summarize(paths):
         if not published:
             published.append(handmade(folder, "late", seed=7))
-        return board.summarize(path)
+        return board.summarize(paths)
 
     first = index.refresh([str(folder)], summarize, board.SUMMARY_SCHEMA, board.SUMMARY_VERSION)
     assert first.table.num_rows == 4
@@ -183,3 +183,47 @@ def test_bench_runs_at_a_small_size_second_board_reads_one_file(tmp_path, opened
     opened.clear()
     b2, refreshed = board.board_files([str(runs)])
     assert opened == [new.name] and refreshed.n_read == 1
+
+
+@pytest.mark.parametrize("copies", [1, index.FEW_ROWS + 1])
+def test_rows_to_arrow_through_duckdb_and_pyarrow(copies):
+    """Python rows as an Arrow table of the index's schema, through DuckDB (a few rows: no
+    pandas import) and through pyarrow (many): the same values, written out by hand, nested
+    lists and nulls included (a column null in its first rows and set later, as CUDA's
+    version on a board of CPU runs first, GPU runs after, keeps its type)."""
+    import duckdb
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [
+            ("path", pa.string()),
+            ("ino", pa.uint64()),
+            ("cuda", pa.string()),
+            ("ok", pa.bool_()),
+            ("reasons", pa.list_(pa.string())),
+            (
+                "evaluations",
+                pa.list_(pa.struct([("iter", pa.int64()), ("val_loss", pa.float64())])),
+            ),
+        ]
+    )
+    first = {
+        "path": "a.parquet",
+        "ino": 2**63 + 5,
+        "cuda": None,
+        "ok": True,
+        "reasons": [],
+        "evaluations": [{"iter": 0, "val_loss": 4.5}, {"iter": 250, "val_loss": None}],
+    }
+    last = {
+        "path": "b.parquet",
+        "ino": 7,
+        "cuda": "12.8",
+        "ok": None,
+        "reasons": ["other processes"],
+        "evaluations": [],
+    }
+    rows = [first] * copies + [last]
+    table = index.to_arrow(duckdb.connect(), rows, schema)
+    assert table.schema == schema
+    assert table.to_pylist() == rows
