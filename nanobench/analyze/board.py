@@ -32,6 +32,7 @@ from nanobench.errors import InputError
 from nanobench.measure.peaks import gpu_spec_peak
 from nanobench.run import scenario as scenarios
 from nanobench.store import index, results
+from nanobench.store.meta import Settings
 
 # Bump when a summary column changes meaning: every index written before is then rebuilt.
 SUMMARY_VERSION = "board-1"
@@ -130,17 +131,18 @@ def hardware_of(device_type: str, device_name: str, fingerprint: dict) -> str:
     return device_name
 
 
-def settings_of(raw_options: dict, best: bool, compile_: bool) -> str:
-    """The speed settings of a run in words: 'default', or what differs from the defaults."""
+def settings_of(settings: Settings, best: bool) -> str:
+    """The speed settings of a run in words, its dtype aside (a row's own column): 'default',
+    or what differs from the defaults."""
     parts = []
-    if compile_:
-        parts.append(f"compile {raw_options.get('compile_mode') or 'default'}")
-    for key, default in (("optimizer", "auto"), ("sdpa", "auto")):
-        value = raw_options.get(key)
-        if value not in (None, default):
+    if settings.compile:
+        parts.append(f"compile {settings.compile_mode or 'default'}")
+    for key in ("optimizer", "sdpa"):
+        value = getattr(settings, key)
+        if value != getattr(Settings, key):
             parts.append(f"{key} {value}")
-    if raw_options.get("threads") is not None:
-        n = raw_options["threads"]
+    if settings.threads is not None:
+        n = settings.threads
         parts.append(f"{n} thread{'s' * (n != 1)}")
     text = ", ".join(str(p) for p in parts)
     if best:
@@ -253,7 +255,6 @@ def _summary(info, stats, impossible_rows: str | None) -> dict:
     """The summary row of a run from its metadata and its numbers (analyze/runs.RunStats);
     `impossible_rows` says how its rows go backwards (analyze/runs.backwards), if they do."""
     cfg = stats.config
-    raw_options = info.raw.get("options") if isinstance(info.raw.get("options"), dict) else {}
     machine = info.machine
     fingerprint = machine.fingerprint
     flops_per_iter = _positive(stats.flops_per_iter)
@@ -290,7 +291,7 @@ def _summary(info, stats, impossible_rows: str | None) -> dict:
         "dtype": cfg.dtype,
         "compile": cfg.compile,
         "best": cfg.best,
-        "settings": settings_of(raw_options, cfg.best, cfg.compile),
+        "settings": settings_of(info.options.settings, cfg.best),
         "program": cfg.imported or "nanobench",
         "continues": cfg.continues,
         "machine_id": machine.machine_id,
@@ -956,7 +957,7 @@ def build_board(
 
 
 def board_files(
-    specs: list[str],
+    paths: list[str],
     *,
     include_noisy: bool = False,
     baseline: str | None = None,
@@ -965,7 +966,7 @@ def board_files(
 ) -> tuple[Board, index.Refreshed]:
     """The board of result files, folders and globs: their summaries from each folder's index
     (store/index; only new or changed files are read), then build_board."""
-    refreshed = index.refresh(specs, summarize, SUMMARY_SCHEMA, SUMMARY_VERSION, write=write_index)
+    refreshed = index.refresh(paths, summarize, SUMMARY_SCHEMA, SUMMARY_VERSION, write=write_index)
     board = build_board(
         refreshed.table, include_noisy=include_noisy, baseline=baseline, margin=margin
     )

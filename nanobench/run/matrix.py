@@ -99,12 +99,12 @@ def expand(
     if device_text == "all":
         found, explicit = [(str(d), d) for d in devices()], False
     else:
-        specs = [s.strip() for s in device_text.split(",") if s.strip()]
-        if not specs:
+        named = [s.strip() for s in device_text.split(",") if s.strip()]
+        if not named:
             raise InputError(
                 f"--device {device_text}: expected all or a comma-separated list of devices"
             )
-        found, explicit = [(s, parse_device(s).resolve()) for s in dict.fromkeys(specs)], True
+        found, explicit = [(s, parse_device(s).resolve()) for s in dict.fromkeys(named)], True
     entries, skipped, notes = [], [], []
     # a plain run: its error is bad input
     single = explicit and len(found) == 1 and len(dtypes) == 1

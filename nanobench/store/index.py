@@ -62,15 +62,15 @@ class Refreshed:
     notes: list[str] = field(default_factory=list)  # an index rebuilt or left unwritten, and why
 
 
-def _roots(specs: list[str]) -> list[tuple[Path, str, bool, os.stat_result | None]]:
+def _roots(paths: list[str]) -> list[tuple[Path, str, bool, os.stat_result | None]]:
     """(folder whose index holds it, result file, whether the folder was listed whole, its
-    stat) for each file the specs name, a file reached twice (two specs, or a symlink) listed
+    stat) for each file the paths name, a file reached twice (two arguments, or a symlink) listed
     once."""
     out, seen = [], set()
-    for spec in specs:
-        folder = Path(spec) if Path(spec).is_dir() else None
-        for path, st in results.expand_paths_stat([spec]):  # each file once within one spec
-            if len(specs) > 1:
+    for given in paths:
+        folder = Path(given) if Path(given).is_dir() else None
+        for path, st in results.expand_paths_stat([given]):  # each file once within one argument
+            if len(paths) > 1:
                 key = (st.st_dev, st.st_ino) if st else Path(path).resolve()
                 if key in seen:
                     continue
@@ -172,14 +172,14 @@ def to_arrow(con, rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 
 def refresh(
-    specs: list[str],
+    paths: list[str],
     summarize: Callable[[list[Path]], list],
     schema: pa.Schema,
     version: str,
     *,
     write: bool = True,
 ) -> Refreshed:
-    """Summaries of every result file the specs name (files, folders searched recursively,
+    """Summaries of every result file the paths name (files, folders searched recursively,
     globs), from each folder's index where a file is unchanged, else from `summarize(paths)`
     (for each path in order, a dict of `schema`'s columns, or the InputError that refuses it:
     the error's line becomes the row's `refused`). With `write`, each folder's index is
@@ -187,7 +187,7 @@ def refresh(
     import duckdb  # imported here: only the board needs it, and it takes ~0.2 s
 
     full = _index_schema(schema)
-    listing = _roots(specs)
+    listing = _roots(paths)
     by_root: dict[Path, list[tuple[int, Path, bool, os.stat_result | None]]] = {}
     for n, (root, path, whole, st) in enumerate(listing):
         by_root.setdefault(root, []).append((n, path, whole, st))

@@ -18,8 +18,8 @@ from nanobench.errors import InputError
 H100 = "NVIDIA H100 80GB HBM3"
 
 
-def build(*specs, **kw):
-    return board.board_files([str(s) for s in specs], **kw)[0]
+def build(*paths, **kw):
+    return board.board_files([str(s) for s in paths], **kw)[0]
 
 
 def only_table(b):
@@ -329,3 +329,22 @@ def test_runs_that_all_declare_an_override_are_not_refused(tmp_path, handmade):
         )
     b = build(tmp_path)
     assert b.left_out == [] and only_table(b).rows[0].runs == 2
+
+
+def test_each_speed_setting_is_its_own_row_named_in_words(tmp_path, handmade):
+    """One hardware, one dtype, three settings: the defaults, one thread with AdamW foreach,
+    and a compiled run in max-autotune; the row label carries the settings as written here
+    by hand, and the defaults' row none."""
+    d = tmp_path / "runs"
+    handmade(d, "default", seed=1)
+    handmade(d, "foreach", seed=1, options={"threads": 1, "optimizer": "foreach"})
+    handmade(d, "compiled", seed=1, options={"compile": True, "compile_mode": "max-autotune"})
+    t = only_table(build(d))
+    assert sorted(r.settings for r in t.rows) == [
+        "compile max-autotune",
+        "default",
+        "optimizer foreach, 1 thread",
+    ]
+    shown = {r.settings: r.label for r in t.rows}
+    assert "[optimizer foreach, 1 thread]" in shown["optimizer foreach, 1 thread"]
+    assert "[" not in shown["default"]

@@ -19,9 +19,9 @@ from nanobench.store import index
 REPO = Path(__file__).resolve().parents[2]
 
 
-def refresh(*specs, **kw):
+def refresh(*paths, **kw):
     return index.refresh(
-        [str(s) for s in specs], board.summarize, board.SUMMARY_SCHEMA, board.SUMMARY_VERSION, **kw
+        [str(s) for s in paths], board.summarize, board.SUMMARY_SCHEMA, board.SUMMARY_VERSION, **kw
     )
 
 
