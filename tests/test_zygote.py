@@ -40,3 +40,42 @@ def test_a_forked_command_sees_its_own_folder_and_environment(nb, tmp_path):
     forked, fresh = nb(*args, env=env), nb(*args, env=env, fresh=True)
     assert forked.returncode == fresh.returncode == 2
     assert forked.stderr == fresh.stderr and "NANOBENCH_GROUP_ID" in forked.stderr
+
+
+def test_no_nanobench_module_reads_the_environment_when_imported():
+    """The zygote imports every nanobench module once for all commands, each of which brings
+    its own environment: a module that read os.environ (or os.getenv) at import would keep
+    the zygote's. In a fresh interpreter, with the third-party libraries imported first, every
+    read of the environment during the import of nanobench's modules is recorded with the
+    file that made it; none may come from nanobench."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import importlib, os, pkgutil, sys, traceback
+        import matplotlib, numpy, pandas, pyarrow.parquet, rich.console, scipy.stats, torch
+
+        reads = []
+
+        class Watched(type(os.environ)):
+            def __getitem__(self, key):
+                # the reader: the innermost frame outside this class, os and Mapping.get
+                frames = traceback.extract_stack()[:-1]
+                skip = ("os.py", "_collections_abc.py", "<frozen os>", "<frozen _collections_abc>")
+                reader = next(f for f in reversed(frames) if not f.filename.endswith(skip))
+                reads.append((key, reader.filename))
+                return super().__getitem__(key)
+
+        watched = Watched(os.environ._data, os.environ.encodekey, os.environ.decodekey,
+                          os.environ.encodevalue, os.environ.decodevalue)
+        os.environ = watched
+        import nanobench
+        for m in pkgutil.walk_packages(nanobench.__path__, "nanobench."):
+            if not m.name.endswith("__main__"):
+                importlib.import_module(m.name)
+        ours = sorted({k for k, f in reads if "/nanobench/" in f and "/tests/" not in f})
+        print(ours)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

@@ -1,10 +1,10 @@
 """A fork server for the command-line tests: `python -m nanobench ARGS` without paying for
 torch's import in every test (about 1.5 s of each command's 2 s here).
 
-Run as a script by tests/conftest.py, it imports the heavy third-party libraries once (torch,
-numpy, pandas, pyarrow, scipy, rich: never nanobench itself, so that nanobench is imported
-in each command as in a fresh interpreter, under the command's own environment) and then
-serves one request per line on stdin, a JSON object {argv, env, cwd, stdout, stderr}:
+Run as a script by tests/conftest.py, it imports the heavy third-party libraries (torch,
+numpy, pandas, pyarrow, scipy, rich) and every nanobench module once, none of which reads
+the environment when imported (a test holds nanobench to that), and then serves one
+request per line on stdin, a JSON object {argv, env, cwd, stdout, stderr}:
 
 - it forks; the child takes the request's environment and working folder, points fds 0/1/2
   at /dev/null and the two output files, and runs `nanobench` as `python -m` would (runpy,
@@ -20,8 +20,10 @@ CUDA_VISIBLE_DEVICES), signals sent to the command, and import-time behaviour.
 """
 
 import atexit
+import importlib
 import json
 import os
+import pkgutil
 import runpy
 import sys
 
@@ -31,6 +33,17 @@ import pyarrow.parquet  # noqa: F401
 import rich.console  # noqa: F401
 import scipy.stats  # noqa: F401
 import torch  # noqa: F401  (imported only: no op runs here, so no thread pool exists to fork)
+
+import nanobench
+
+
+def _import_nanobench() -> None:
+    """Every nanobench module, imported once: none reads the environment or the machine when
+    imported (tests/test_zygote.py and tests/test_process.py hold them to it), so a command
+    forked with another environment gets the same modules a fresh interpreter would make."""
+    for found in pkgutil.walk_packages(nanobench.__path__, "nanobench."):
+        if not found.name.endswith("__main__"):
+            importlib.import_module(found.name)
 
 
 def _child(request: dict) -> None:
@@ -93,4 +106,5 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
+    _import_nanobench()
     serve()
