@@ -2,6 +2,7 @@
 (sys.platform, a missing `resource` or `os.uname`, macOS's ru_maxrss unit, Windows' os.kill)
 and the portable code must give the right answer without touching the POSIX call."""
 
+import json
 import os
 import platform
 import signal
@@ -20,10 +21,13 @@ from nanobench import process
 from nanobench.store import results
 
 
-def test_every_module_imports_without_resource_fcntl_or_uname():
-    """What a Windows Python lacks: the import of every nanobench module (pkgutil) must not need it."""
+@pytest.fixture(scope="module")
+def every_module_imported():
+    """One fresh interpreter imports every nanobench module (pkgutil) as a Windows Python
+    would find it (no `resource`, `fcntl` or `os.uname`), recording every read of the
+    environment with the file that made it. Gives {"modules": n, "env_reads": [(key, file)]}."""
     code = textwrap.dedent("""
-        import importlib, importlib.abc, os, pkgutil, sys
+        import importlib, importlib.abc, json, os, pkgutil, sys, traceback
 
         class NotOnWindows(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
@@ -31,14 +35,27 @@ def test_every_module_imports_without_resource_fcntl_or_uname():
                     raise ImportError(f"No module named {name!r} (blocked: not on Windows)")
                 return None
 
+        reads = []
+
+        class Watched(type(os.environ)):
+            def __getitem__(self, key):
+                # the reader: the innermost frame outside this class, os and Mapping.get
+                frames = traceback.extract_stack()[:-1]
+                skip = ("os.py", "_collections_abc.py", "<frozen os>", "<frozen _collections_abc>")
+                reader = next(f for f in reversed(frames) if not f.filename.endswith(skip))
+                reads.append((repr(key), reader.filename))
+                return super().__getitem__(key)
+
         # Third-party libraries branch on the real platform themselves (numpy reads os.uname,
-        # one of them loads resource, on Linux only): load them first, then take away from
-        # nanobench's imports what a Windows Python lacks.
-        import matplotlib, numpy, pandas, psutil, pyarrow, rich, torch
+        # one of them loads resource, on Linux only) and read their environment: load them
+        # first, then take away from nanobench's imports what a Windows Python lacks.
+        import matplotlib, numpy, pandas, psutil, pyarrow, pyarrow.parquet, rich, scipy.stats, torch
         for name in ("resource", "fcntl"):
             sys.modules.pop(name, None)
         sys.meta_path.insert(0, NotOnWindows())
         del os.uname
+        e = os.environ
+        os.environ = Watched(e._data, e.encodekey, e.decodekey, e.encodevalue, e.decodevalue)
         import nanobench
         names = [
             m.name
@@ -48,11 +65,28 @@ def test_every_module_imports_without_resource_fcntl_or_uname():
         for name in names:
             importlib.import_module(name)
         assert "resource" not in sys.modules and "fcntl" not in sys.modules
-        print(len(names))
+        print(json.dumps({"modules": len(names), "env_reads": reads}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert int(out.stdout) >= 40  # every module, not an empty walk
+    return json.loads(out.stdout)
+
+
+def test_every_module_imports_without_resource_fcntl_or_uname(every_module_imported):
+    """What a Windows Python lacks: the import of every nanobench module must not need it."""
+    assert every_module_imported["modules"] >= 40  # every module, not an empty walk
+
+
+def test_no_module_reads_the_environment_when_imported(every_module_imported):
+    """tests/zygote.py imports every nanobench module once for all the commands it forks,
+    each of which brings its own environment: a module that read os.environ (or os.getenv)
+    when imported would keep the zygote's. None of the reads may come from nanobench."""
+    ours = {
+        key
+        for key, where in every_module_imported["env_reads"]
+        if "/nanobench/" in where and "/tests/" not in where
+    }
+    assert ours == set()
 
 
 def test_host_name_without_os_uname(monkeypatch):

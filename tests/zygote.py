@@ -3,7 +3,7 @@ torch's import in every test (about 1.5 s of each command's 2 s here).
 
 Run as a script by tests/conftest.py, it imports the heavy third-party libraries (torch,
 numpy, pandas, pyarrow, scipy, rich) and every nanobench module once, none of which reads
-the environment when imported (a test holds nanobench to that), and then serves one
+the environment when imported (tests/test_process.py holds nanobench to that), and then serves one
 request per line on stdin, a JSON object {argv, env, cwd, stdout, stderr}:
 
 - it forks; the child takes the request's environment and working folder, points fds 0/1/2
@@ -39,7 +39,7 @@ import nanobench
 
 def _import_nanobench() -> None:
     """Every nanobench module, imported once: none reads the environment or the machine when
-    imported (tests/test_zygote.py and tests/test_process.py hold them to it), so a command
+    imported (tests/test_process.py holds them to it), so a command
     forked with another environment gets the same modules a fresh interpreter would make."""
     for found in pkgutil.walk_packages(nanobench.__path__, "nanobench."):
         if not found.name.endswith("__main__"):
