@@ -115,10 +115,10 @@ def _forkable(key: str) -> bool:
 class Nanobench:
     """`python -m nanobench ARGS` as a user runs it: the output captured as text, `env` added to
     this process's environment, the exit status. By default the command runs in a child forked
-    from tests/zygote.py, an interpreter that has imported torch and the other heavy libraries
-    but not nanobench (the same command, without torch's import time in every test); with
-    `fresh=True`, or an `env` key that only a starting interpreter reads (see
-    _FORKABLE_ENV), in a fresh interpreter. `cmd` is the fresh command itself, for tests that
+    from tests/zygote.py, an interpreter that has imported torch, the other heavy libraries
+    and nanobench's modules once (the same command, without their import time in every
+    test); with `fresh=True`, or an `env` key that only a starting interpreter reads (see
+    _forkable), in a fresh interpreter. `cmd` is the fresh command itself, for tests that
     start a run with Popen and signal it."""
 
     cmd = (sys.executable, "-m", "nanobench")
