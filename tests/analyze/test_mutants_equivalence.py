@@ -326,6 +326,16 @@ def test_explain_gap_by_hand():
     )
 
 
+def test_explain_gap_speedup_under_a_second_of_training():
+    # B reaches iteration 20 in 0.5 s of training, A in 8.0 s: 16x, however short the times
+    fast = eq.Curve("gpu bf16", {10: (2.75, 0.25), 20: (2.25, 0.5)}, B.seeds)
+    out = eq.explain_gap(A, fast)
+    assert out["speedup_to_iter"] == 16.0  # A's 8.0 s over 0.5 s
+    assert out["sentences"][-1] == (
+        "gpu bf16 reached iteration 20 in 0.5 s of training, 16.00x sooner than cpu fp32 (8.0 s)."
+    )
+
+
 def test_explain_gap_splits_precision_from_the_device_on_the_seeds_all_three_ran():
     ref = eq.Curve("cpu bf16", {20: (2.125, 9.0)}, {20: {1: 1.625, 2: 2.625}})
     out = eq.explain_gap(A, B, precision_ref=ref)
