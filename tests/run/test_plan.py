@@ -53,6 +53,15 @@ def test_cells_are_devices_then_dtypes_then_seeds_each_with_its_own_id():
     assert cells[0].overrides == ("train.learning_rate=3e-4",)
 
 
+def test_a_speed_flag_this_machines_device_lacks_skips_its_cells():
+    # planned here, the flags go to the device matrix: the CPU has no cuDNN attention, so
+    # every cell is skipped, which leaves nothing to run (a plain run's refusal, exit 2)
+    with pytest.raises(InputError, match="--sdpa cudnn: not a backend of cpu"):
+        plans.build_cells(
+            request(dtype="fp32,bf16", speed={"sdpa": "cudnn"}), load("smoke"), here=True
+        )
+
+
 def test_best_makes_one_cell_per_device_whose_settings_come_later():
     cells, _ = plans.build_cells(
         request(device="cpu,cuda", speed={}, best=True, seeds=(7,)), load("smoke"), here=False
@@ -148,9 +157,12 @@ def test_each_cell_state_comes_from_what_the_folder_holds(tmp_path):
 def test_a_failure_record_alone_fails_the_cell_and_a_new_start_clears_it(tmp_path):
     plan = make_plan(tmp_path, n_seeds=1)
     first = plan.cells[0].id
-    plans.record_failure(
+    path = plans.record_failure(
         plan, first, "bad input on node3: --device cuda: no CUDA device", "nanobench"
     )
+    entry = json.loads(path.read_text())  # OUT/plans/<plan id>/failed/<cell>.json
+    assert path == tmp_path / "plans" / plan.plan_id / "failed" / f"{first}.json"
+    assert (entry["cell"], entry["source"]) == (first, "nanobench")
     states = plans.cell_states(plan, host="here", alive=lambda pid: False)
     assert (states[0].state, states[0].reason) == (
         "failed",
