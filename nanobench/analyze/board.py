@@ -31,7 +31,7 @@ from nanobench.analyze.seeds import runs_curves
 from nanobench.errors import InputError
 from nanobench.measure.peaks import gpu_spec_peak
 from nanobench.run import scenario as scenarios
-from nanobench.store import index, results
+from nanobench.store import bulk, index, results
 from nanobench.store.meta import Settings
 
 # Bump when a summary column changes meaning: every index written before is then rebuilt.
@@ -231,13 +231,17 @@ def _summary_of_run(run: results.Run) -> dict:
 
 def summarize(paths: list[Path]) -> list:
     """Summary rows of many result files (store/index.refresh's `summarize`): per path, in
-    order, its row (SUMMARY_SCHEMA) or the InputError that refuses it."""
-    out = []
-    for path in paths:
+    order, its row (SUMMARY_SCHEMA) or the InputError that refuses it. The files are read in
+    bulk (store/bulk), each run as summarize_file reads it."""
+    out: list = [None] * len(paths)
+    for n, run in bulk.read_runs_columns(paths, READ_COLUMNS):
+        if isinstance(run, InputError):
+            out[n] = run
+            continue
         try:
-            out.append(summarize_file(path))
+            out[n] = _summary_of_run(run)
         except InputError as exc:
-            out.append(exc)
+            out[n] = exc
     return out
 
 

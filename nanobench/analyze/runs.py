@@ -119,12 +119,19 @@ _NUMPY_OF = {
 }
 
 
-def _valid(arr: pa.Array) -> np.ndarray:
-    """Where an Arrow array has a value (not null), from its validity bitmap."""
-    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
-    return np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")[arr.offset :].astype(
+def _bits(buffer: pa.Buffer, offset: int, length: int) -> np.ndarray:
+    """`length` bits of an Arrow bitmap from bit `offset`, as bools. Only the bytes holding them
+    are unpacked: an array sliced from a bulk read (store/bulk) starts deep into its buffer."""
+    first = offset // 8
+    data = np.frombuffer(buffer, dtype=np.uint8, count=(offset % 8 + length + 7) // 8, offset=first)
+    return np.unpackbits(data, count=offset % 8 + length, bitorder="little")[offset % 8 :].astype(
         bool
     )
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Where an Arrow array has a value (not null), from its validity bitmap."""
+    return _bits(arr.buffers()[0], arr.offset, len(arr))
 
 
 class ArrowColumns:
@@ -184,9 +191,7 @@ class ArrowColumns:
             column = self.table.column(name)
             if column.num_chunks == 1 and column.type == pa.bool_() and len(column):
                 arr = column.chunk(0)  # bits, as the floats above: no compute function
-                bits = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
-                set_ = np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")
-                flags = set_[arr.offset :].astype(bool)
+                flags = _bits(arr.buffers()[1], arr.offset, len(arr))
                 self._cache[key] = flags & _valid(arr) if arr.null_count else flags
             else:
                 self._cache[key] = self._numpy(name, pa.uint8(), 0, np.uint8).astype(bool)

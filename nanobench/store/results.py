@@ -335,16 +335,19 @@ MAX_META_BYTES = 2**20
 
 def read_meta(path: Path) -> dict:
     """The `nanobench` metadata of a result file, checked. Raises InputError naming the file."""
-    path = _check_path(path)
-    with open(path, "rb") as f:
-        head = f.read(4)
-        f.seek(-8, os.SEEK_END)
-        tail = f.read(8)
-    return _checked_meta(path, head, tail, lambda: pq.read_schema(path))
-
-
-def _check_path(path) -> Path:
     path = Path(path)
+    check_ends(path)
+    try:
+        kv = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise _unreadable(path, exc) from None
+    return checked_meta(path, kv)
+
+
+def check_ends(path: Path) -> os.stat_result:
+    """The checks before parquet parses anything: the path is a non-empty file whose first
+    and last bytes are parquet's and whose footer is not absurdly long. Its stat, or an
+    InputError naming the file."""
     try:
         st = os.stat(path)  # one stat for the three questions: a board asks them 10,000 times
     except FileNotFoundError:
@@ -355,11 +358,13 @@ def _check_path(path) -> Path:
         raise InputError(f"{path}: is a folder; give result files or let compare search it")
     if st.st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes), not a nanobench result; delete it")
-    return path
-
-
-def _checked_meta(path: Path, head: bytes, tail: bytes, read_schema) -> dict:
-    """The metadata, given the file's first 4 and last 8 bytes and a way to read its schema."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(-8, os.SEEK_END)
+            tail = f.read(8)
+    except OSError as exc:
+        raise InputError(f"{path}: unreadable ({exc.strerror or exc})") from None
     if head != b"PAR1":
         raise InputError(
             f"{path}: not a parquet file (a CSV or other file renamed?); not a nanobench result"
@@ -375,12 +380,16 @@ def _checked_meta(path: Path, head: bytes, tail: bytes, read_schema) -> dict:
             f"{path}: parquet footer of {footer} bytes (a result's is tens of KiB, at most "
             f"{MAX_FOOTER_BYTES} read); refused as malformed"
         )
-    try:
-        kv = read_schema().metadata or {}
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(
-            f"{path}: unreadable parquet file ({exc}); not a nanobench result"
-        ) from None
+    return st
+
+
+def _unreadable(path: Path, exc: Exception) -> InputError:
+    return InputError(f"{path}: unreadable parquet file ({exc}); not a nanobench result")
+
+
+def checked_meta(path: Path, kv: dict) -> dict:
+    """The `nanobench` metadata in a file's key-value metadata `kv` (bytes to bytes), checked:
+    present, of a sane size, a JSON object, a run's, of the schema version this reads."""
     if META_KEY not in kv:
         raise InputError(
             f"{path}: a parquet file without nanobench metadata; not a nanobench result"
@@ -449,23 +458,14 @@ def read_checked(path: Path) -> tuple[dict, pq.ParquetFile, pa.Schema]:
     parquet parses anything), and the file opened with its footer parsed once, with its Arrow
     schema (each ParquetFile.schema_arrow converts it anew): for a reader that goes on to read
     columns."""
-    path = _check_path(path)
+    path = Path(path)
+    check_ends(path)
     try:
-        with open(path, "rb") as f:  # the magic bytes and footer length, before parquet parses
-            head = f.read(4)
-            f.seek(-8, os.SEEK_END)
-            tail = f.read(8)
-    except OSError as exc:
-        raise InputError(f"{path}: unreadable ({exc.strerror or exc})") from None
-    opened = []
-
-    def schema():
         parquet = pq.ParquetFile(path)
-        opened.append((parquet, parquet.schema_arrow))
-        return opened[0][1]
-
-    meta = _checked_meta(path, head, tail, schema)
-    return meta, *opened[0]
+        schema = parquet.schema_arrow
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise _unreadable(path, exc) from None
+    return checked_meta(path, schema.metadata or {}), parquet, schema
 
 
 RUN_COLUMNS = ("iter", "loss", "step_time_s", "eval_val_loss")  # what every result has
