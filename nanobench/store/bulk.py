@@ -178,7 +178,7 @@ def _read_group(con, members: list, columns: tuple[str, ...]):
         table = con.sql(
             "SELECT file_row_number, CASE WHEN file_row_number = 0 THEN filename END, "
             f"{select} FROM read_parquet({_sql_list(paths)}, file_row_number = true)"
-        ).to_arrow_table()
+        ).to_arrow_table(batch_size=1 << 30)  # one chunk: no copy to join chunks afterwards
     except duckdb.Error:
         table = None
     if table is not None and any(c.num_chunks > 1 for c in table.columns):
