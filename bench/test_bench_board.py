@@ -157,7 +157,7 @@ def measure(n_runs: int = N_RUNS, n_rows: int = N_ROWS, passes: int = PASSES) ->
         baseline = time.perf_counter() - t0
         pairs.append((baseline, first_board(folder), load))
     # the second board, in this process: the files opened through builtins.open (every
-    # result read goes through it: store/results.read_checked)
+    # result read goes through it: store/results.check_ends, before pyarrow or DuckDB reads)
     extra = add_run(folder, n_runs, n_rows, 0)
     load = load_1m()
     t0 = time.perf_counter()
