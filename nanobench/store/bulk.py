@@ -20,7 +20,8 @@ Each file comes out as `read_run_columns` would give it, because nothing is take
    or a file of no rows, fails this.
 
 Every other case is read by `read_run_columns`, so its refusal says what it says there: a file
-whose path DuckDB would take for a glob or a URL, a group whose check fails, every file of a
+whose path DuckDB would take for a glob or a URL, a file DuckDB reports no metadata for under
+its name, a group whose check fails, every file of a
 query DuckDB refuses (one damaged footer), and a file whose stat changed while it was read
 (a run published over it), read again on its own.
 """
@@ -129,7 +130,10 @@ def _read_batch(con, batch: list[tuple[int, Path, os.stat_result]], columns: tup
         kv_of.setdefault(name, {})[bytes(key)] = bytes(value)
     groups: dict[tuple, list] = {}
     for n, path, st in batch:
-        kv = kv_of.get(str(path), {})
+        kv = kv_of.get(str(path))
+        if kv is None:  # neither key, or DuckDB named the file otherwise: alone, it says which
+            yield n, _one(path, columns)
+            continue
         try:
             meta = results.checked_meta(path, kv)
         except InputError as exc:
