@@ -21,9 +21,9 @@ Each file comes out as `read_run_columns` would give it, because nothing is take
 
 Every other case is read by `read_run_columns`, so its refusal says what it says there: a file
 whose path DuckDB would take for a glob or a URL, a file DuckDB reports no metadata for under
-its name, a group whose check fails, every file of a
-query DuckDB refuses (one damaged footer), and a file whose stat changed while it was read
-(a run published over it), read again on its own.
+its name, a group whose check fails, every file of a query DuckDB refuses (one damaged
+footer), and a file whose stat changed while it was read (a run published over it), read
+again on its own.
 """
 
 from __future__ import annotations
