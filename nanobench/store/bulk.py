@@ -173,20 +173,9 @@ def _arrow_schema(kv: dict[bytes, bytes]) -> pa.Schema | None:
 def _read_group(con, members: list, columns: tuple[str, ...]):
     """The runs of files with one schema, read in one query and cut per file (checks 3 and 4
     of the module's docstring); any check failing, each file read on its own."""
-    import duckdb
-
     _, _, _, _, schema, wanted = members[0]
     paths = [str(m[1]) for m in members]
-    select = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
-    try:
-        table = con.sql(
-            "SELECT file_row_number, CASE WHEN file_row_number = 0 THEN filename END, "
-            f"{select} FROM read_parquet({_sql_list(paths)}, file_row_number = true)"
-        ).to_arrow_table(batch_size=1 << 30)  # one chunk: no copy to join chunks afterwards
-    except duckdb.Error:
-        table = None
-    if table is not None and any(c.num_chunks > 1 for c in table.columns):
-        table = table.combine_chunks()  # one chunk per column: analyze/runs reads it as numpy
+    table = _query(con, paths, wanted)
     cuts = _cuts(table, paths, schema, wanted) if table is not None else None
     if cuts is None:
         for n, path, *_ in members:
@@ -203,6 +192,23 @@ def _read_group(con, members: list, columns: tuple[str, ...]):
             yield n, exc
             continue
         yield n, results.Run(path=path, info=info, rows=rows.slice(start, stop - start))
+
+
+def _query(con, paths: list[str], wanted: list[str]) -> pa.Table | None:
+    """Each row's number within its file, the file's name on its first row, and the wanted
+    columns, of all the files in order, one chunk per column (analyze/runs reads it as numpy);
+    None where DuckDB refuses the query."""
+    import duckdb
+
+    select = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
+    try:
+        table = con.sql(
+            "SELECT file_row_number, CASE WHEN file_row_number = 0 THEN filename END, "
+            f"{select} FROM read_parquet({_sql_list(paths)}, file_row_number = true)"
+        ).to_arrow_table(batch_size=1 << 30)  # one chunk: no copy to join chunks afterwards
+    except duckdb.Error:
+        return None
+    return table.combine_chunks() if any(c.num_chunks > 1 for c in table.columns) else table
 
 
 def _cuts(table: pa.Table, paths: list[str], schema: pa.Schema, wanted: list[str]):
