@@ -90,6 +90,22 @@ def varied(tmp_path, handmade):
             t.schema.get_field_index("loss"), "loss", t.column("loss").cast(pa.float32())
         ),
     )
+    # the same column names as the runs, loss as float32: a schema of its own, not their query's
+    rewrite(
+        src,
+        runs / "float32.parquet",
+        lambda t: t.set_column(
+            t.schema.get_field_index("loss"), "loss", t.column("loss").cast(pa.float32())
+        ),
+    )
+    # a type DuckDB reads as another (float16 comes back float32): read alone
+    rewrite(
+        src,
+        runs / "half.parquet",
+        lambda t: t.set_column(
+            t.schema.get_field_index("mfu"), "mfu", t.column("mfu").cast(pa.float16())
+        ),
+    )
     # DuckDB would take this name for a pattern, and read run0.parquet in its place
     shutil.copy(runs / "run5.parquet", runs / "run[0].parquet")
     shutil.copy(src, runs / "it's.parquet")  # a quote in the SQL list
@@ -116,38 +132,107 @@ def test_each_file_as_read_run_columns_reads_it(varied):
     assert len(offsets) == 9 and sum(o > 0 for o in offsets) >= 8
 
 
-def test_refused_files_say_what_they_say_read_alone(varied, tmp_path):
-    """A refused file among readable ones, in one batch: the refusal is the one-file reader's,
-    word for word, and the others are still read right (a footer DuckDB cannot parse fails
-    its whole query, whose files are then read one by one)."""
+def _edit_meta(src, dst, edit):
+    """dst: src with its nanobench metadata (JSON text) passed through edit."""
+    table = pq.read_table(src)
+    meta = table.schema.metadata[b"nanobench"]
+    edited = edit(meta)
+    assert edited != meta
+    pq.write_table(table.replace_schema_metadata({b"nanobench": edited}), dst)
+
+
+def test_refused_files_say_what_they_say_read_alone(varied, handmade):
+    """Refused files among readable ones, in one batch: each refusal is the one-file reader's,
+    word for word, and the others are still read right."""
     runs = varied[0].parent
+    src = runs / "run0.parquet"  # a run of the main schema: these go through DuckDB's metadata
     (runs / "csv.parquet").write_text("iter,loss\n0,3.0\n")
     pq.write_table(pa.table({"x": [1, 2]}), runs / "foreign.parquet")
-    future = pq.read_table(varied[0])
-    meta = future.schema.metadata[b"nanobench"].replace(
-        b'"schema_version": 1', b'"schema_version": 99'
+    pq.write_table(pa.table({"x": [1, 2]}), runs / "bare.parquet", store_schema=False)  # no kv
+    _edit_meta(
+        src,
+        runs / "future.parquet",
+        lambda m: m.replace(b'"schema_version": 1', b'"schema_version": 99'),
     )
-    assert meta != future.schema.metadata[b"nanobench"]
-    pq.write_table(future.replace_schema_metadata({b"nanobench": meta}), runs / "future.parquet")
-    data = varied[1].read_bytes()
+    # written as the runs are (one query with them), with metadata RunMeta cannot parse
+    handmade(runs, "malformed", env={"gpu_state_at_start": "not an object"})
+    rewrite(src, runs / "lossless.parquet", lambda t: t.drop_columns(["loss"]))
+    data = src.read_bytes()
     (runs / "truncated.parquet").write_bytes(data[: len(data) // 2])
-    footer = int.from_bytes(data[-8:-4], "little")
-    damaged = bytearray(data)
-    start = len(data) - 8 - footer
-    damaged[start : start + footer // 2] = b"\xff" * (footer // 2)  # the footer, magic intact
-    (runs / "damaged.parquet").write_bytes(bytes(damaged))
     paths = sorted(runs.glob("*.parquet"))
     got = read_in_bulk(paths)
     refused = {p.name for p, r in zip(paths, got) if isinstance(r, InputError)}
     assert refused == {
+        "bare.parquet",
         "csv.parquet",
         "foreign.parquet",
         "future.parquet",
+        "lossless.parquet",
+        "malformed.parquet",
         "truncated.parquet",
-        "damaged.parquet",
     }
     for path, run in zip(paths, got):
         assert_same(run, per_file(path))
+    assert "gpu_state_at_start" in str(got[paths.index(runs / "malformed.parquet")])
+
+
+def _damage(src, dst, start, length):
+    data = bytearray(src.read_bytes())
+    data[start : start + length] = b"\xff" * length
+    dst.write_bytes(bytes(data))
+
+
+def test_damaged_files_fail_their_query_and_are_read_alone(varied):
+    """A footer DuckDB cannot parse fails its batch's metadata query, and rows it cannot
+    decode fail their group's query: the files are then read one by one, each refused or
+    read as the one-file reader does."""
+    runs = varied[0].parent
+    src = runs / "run1.parquet"  # of the main schema: its damage fails the main query
+    footer = int.from_bytes(src.read_bytes()[-8:-4], "little")
+    size = src.stat().st_size
+    _damage(src, runs / "footer.parquet", size - 8 - footer, footer // 2)  # magic intact
+    paths = sorted(runs.glob("*.parquet"))
+    for path, run in zip(paths, read_in_bulk(paths)):
+        assert_same(run, per_file(path))
+    (runs / "footer.parquet").unlink()
+    _damage(src, runs / "rows.parquet", 4, 64)  # the first page header, footer intact
+    paths = sorted(runs.glob("*.parquet"))
+    got = read_in_bulk(paths)
+    assert isinstance(got[paths.index(runs / "rows.parquet")], InputError)
+    for path, run in zip(paths, got):
+        assert_same(run, per_file(path))
+
+
+def first_rows(runs) -> list[int]:
+    """Which runs start their query's table (a slice at offset 0): one per query."""
+    return [k for k, run in enumerate(runs) if run.rows.column("iter").chunk(0).offset == 0]
+
+
+def test_few_files_are_read_alone(tmp_path, handmade):
+    runs = tmp_path / "runs"
+    for k in range(bulk.FEW_FILES - 2):
+        handmade(runs, f"run{k}", seed=k)
+    (runs / "z-csv.parquet").write_text("iter,loss\n")
+    paths = sorted(runs.glob("*.parquet"))
+    got = read_in_bulk(paths)
+    for path, run in zip(paths, got):
+        assert_same(run, per_file(path))
+    assert first_rows(got[:-1]) == list(range(bulk.FEW_FILES - 2))  # no query: none a slice
+
+
+def test_batches_close_at_their_file_count_or_byte_size(tmp_path, handmade, monkeypatch):
+    runs = tmp_path / "runs"
+    for k in range(9):
+        handmade(runs, f"run{k}", seed=k)
+    paths = sorted(runs.glob("*.parquet"))
+    monkeypatch.setattr(bulk, "BATCH_FILES", 3)
+    got = read_in_bulk(paths)
+    assert first_rows(got) == [0, 3, 6]
+    for path, run in zip(paths, got):
+        assert_same(run, per_file(path))
+    monkeypatch.setattr(bulk, "BATCH_FILES", 1000)
+    monkeypatch.setattr(bulk, "BATCH_BYTES", sum(p.stat().st_size for p in paths[:3]))
+    assert first_rows(read_in_bulk(paths))[:2] == [0, 3]  # closed when the third reached it
 
 
 def test_a_file_replaced_while_read_is_read_again(tmp_path, handmade):
@@ -163,6 +248,7 @@ def test_a_file_replaced_while_read_is_read_again(tmp_path, handmade):
     got = dict([next(reader)])  # the batch's metadata and rows are read by now
     os.replace(tmp_path / "new" / "replacement.parquet", later)
     got.update(reader)
+    assert sorted(got) == list(range(9))  # and every other file still read
     run = got[paths.index(later)]
     assert run.run_id == "replacement"
     assert run.rows.column("step_time_s").to_pylist()[0] == pytest.approx(0.3)
@@ -201,8 +287,21 @@ def test_cuts_of_a_bulk_table(numbers, names, paths, cuts):
 def test_cuts_refuse_another_type_or_column():
     table = table_of([0, 1], ["a", None])
     assert bulk._cuts(table, ["a"], SCHEMA, ["loss"]) == [(0, 2)]
+    numbers = table.set_column(0, "file_row_number", pa.array([0, 1], pa.int32()))
+    assert bulk._cuts(numbers, ["a"], SCHEMA, ["loss"]) is None
+    numbers = table.set_column(0, "file_row_number", pa.array([0, None], pa.int64()))
+    assert bulk._cuts(numbers, ["a"], SCHEMA, ["loss"]) is None
     assert bulk._cuts(table, ["a"], pa.schema([("loss", pa.float32())]), ["loss"]) is None
     assert bulk._cuts(table, ["a"], SCHEMA, ["tokens"]) is None
+
+
+def test_cuts_of_a_table_sliced_from_a_longer_one():
+    """Row numbers read from the slice's own place in its buffer: the rows 2-6 of 0 1 | 0 1 2 |
+    0 1 2 are 0 1 2 | 0 1 (by hand)."""
+    whole = table_of([0, 1, 0, 1, 2, 0, 1, 2], ["z", None, "a", None, None, "b", None, None])
+    part = whole.slice(2, 5)
+    assert bulk._cuts(part, ["a", "b"], SCHEMA, ["loss"]) == [(0, 3), (3, 5)]
+    assert bulk._cuts(whole.slice(2, 3), ["a"], SCHEMA, ["loss"]) == [(0, 3)]  # not past its end
 
 
 def test_sliced_bitmaps_read_from_their_offset():
@@ -226,6 +325,7 @@ def test_sliced_bitmaps_read_from_their_offset():
     "path, plain",
     [
         ("runs/a.parquet", True),
+        ("runs/X-1.parquet", True),
         ("runs/it's.parquet", True),  # quoted in the SQL list, not a pattern
         ("runs/run[0].parquet", False),  # DuckDB would read runs/run0.parquet
         ("runs/*.parquet", False),
