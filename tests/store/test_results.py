@@ -91,6 +91,31 @@ def test_reader_names_the_file_and_the_problem(tmp_path, content, match):
     assert str(p) in str(err.value)
 
 
+def test_huge_metadata_and_an_unreadable_footer_are_refused_naming_file_and_cause(tmp_path):
+    """Metadata over MAX_META_BYTES is refused with its size; a footer parquet cannot parse
+    (magic bytes and length intact) with parquet's own words on why."""
+    huge = json.dumps({"schema_version": 1, "pad": "x" * results.MAX_META_BYTES})
+    pq.write_table(
+        pa.table({"iter": [0]}).replace_schema_metadata({"nanobench": huge}),
+        tmp_path / "huge.parquet",
+    )
+    with pytest.raises(InputError) as err:
+        results.read_meta(tmp_path / "huge.parquet")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'huge.parquet'}: nanobench metadata of {len(huge)} bytes"
+    )
+    pq.write_table(pa.table({"iter": [0]}), tmp_path / "ok.parquet")
+    data = bytearray((tmp_path / "ok.parquet").read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")
+    data[len(data) - 8 - footer : len(data) - 8] = b"\xff" * footer  # garbage where the footer is
+    (tmp_path / "garbled.parquet").write_bytes(bytes(data))
+    with pytest.raises(InputError) as err:
+        results.read_meta(tmp_path / "garbled.parquet")
+    text = str(err.value)
+    assert text.startswith(f"{tmp_path / 'garbled.parquet'}: unreadable parquet file (")
+    assert "not a nanobench result" in text and "(None)" not in text and len(text) > 80
+
+
 def test_foreign_parquet_is_refused(tmp_path):
     pq.write_table(pa.table({"a": [1]}), tmp_path / "other.parquet")
     with pytest.raises(InputError, match="without nanobench metadata"):
